@@ -1,0 +1,139 @@
+/* Option parsing and small shared CLI helpers. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int is_flag(const char *name, const char *const *flags) {
+    for (int i = 0; flags && flags[i]; i++)
+        if (!strcmp(name, flags[i])) return 1;
+    return 0;
+}
+
+int dc_args_parse(dc_args *a, const char *cmd, int argc, char **argv, const char *const *flags) {
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->argc = argc > 255 ? 255 : argc;
+    a->argv = argv;
+    for (int i = 1; i < a->argc; i++) {
+        const char *s = argv[i];
+        if (s[0] == '-' && s[1] == '-' && s[2]) {
+            if (!is_flag(s + 2, flags) && !strchr(s, '=')) {
+                if (i + 1 >= a->argc) {
+                    fprintf(stderr, "deconv %s: option %s needs a value\n", cmd, s);
+                    return 2;
+                }
+                i++;
+            }
+        } else {
+            if (a->n_positional >= 16) {
+                fprintf(stderr, "deconv %s: too many arguments\n", cmd);
+                return 2;
+            }
+            a->positional[a->n_positional++] = argv[i];
+            a->used[i] = 1;
+        }
+    }
+    return 0;
+}
+
+/* Returns the value of --name (or --name=value); NULL if absent. Marks it used. */
+static const char *lookup(dc_args *a, const char *name, int *present) {
+    size_t len = strlen(name);
+    const char *val = NULL;
+    *present = 0;
+    for (int i = 1; i < a->argc; i++) {
+        const char *s = a->argv[i];
+        if (a->used[i] == 1 && !(s[0] == '-' && s[1] == '-')) continue;
+        if (s[0] != '-' || s[1] != '-') continue;
+        if (!strncmp(s + 2, name, len) && s[2 + len] == '=') {
+            a->used[i] = 2;
+            *present = 1;
+            val = s + 3 + len;
+        } else if (!strcmp(s + 2, name)) {
+            a->used[i] = 2;
+            *present = 1;
+            if (i + 1 < a->argc && !(a->argv[i + 1][0] == '-' && a->argv[i + 1][1] == '-')) {
+                a->used[i + 1] = 2;
+                val = a->argv[i + 1];
+            } else if (i + 1 < a->argc) {
+                a->used[i + 1] = 2;
+                val = a->argv[i + 1];
+            }
+        }
+    }
+    return val;
+}
+
+const char *dc_args_str(dc_args *a, const char *name, const char *def) {
+    int present;
+    const char *v = lookup(a, name, &present);
+    return present && v ? v : def;
+}
+
+static void bad_number(dc_args *a, const char *name, const char *v) {
+    fprintf(stderr, "deconv %s: --%s expects a number, got '%s'\n", a->cmd, name, v);
+    exit(2);
+}
+
+long dc_args_long(dc_args *a, const char *name, long def) {
+    const char *v = dc_args_str(a, name, NULL);
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end) bad_number(a, name, v);
+    return x;
+}
+
+int dc_args_int(dc_args *a, const char *name, int def) { return (int)dc_args_long(a, name, def); }
+
+float dc_args_float(dc_args *a, const char *name, float def) {
+    const char *v = dc_args_str(a, name, NULL);
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || end == v || *end) bad_number(a, name, v);
+    return x;
+}
+
+int dc_args_flag(dc_args *a, const char *name) {
+    for (int i = 1; i < a->argc; i++)
+        if (!strcmp(a->argv[i], "--") ) break;
+        else if (a->argv[i][0] == '-' && a->argv[i][1] == '-' && !strcmp(a->argv[i] + 2, name)) {
+            a->used[i] = 2;
+            return 1;
+        }
+    return 0;
+}
+
+int dc_args_check_unused(dc_args *a) {
+    for (int i = 1; i < a->argc; i++)
+        if (!a->used[i]) {
+            fprintf(stderr, "deconv %s: unknown option '%s' (see deconv %s --help)\n", a->cmd,
+                    a->argv[i], a->cmd);
+            return 2;
+        }
+    return 0;
+}
+
+int dc_cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "deconv %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int dc_cli_backend(dc_args *a, dc_backend **out) {
+    const char *spec = dc_args_str(a, "device", "auto");
+    dc_error err = {0};
+    if (dc_backend_create_from_spec(spec, 1, out, &err) != DC_OK)
+        return dc_cli_fail(a->cmd, "--device %s: %s", spec, err.msg);
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* Internal helpers shared by host/ sources. Not installed. */
+#ifndef DECONV_INTERNAL_H
+#define DECONV_INTERNAL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deconv/backend.h"
+#include "deconv/deconv.h"
+
+#define DC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Propagate a failing status. */
+#define DC_TRY(expr)                      \
+    do {                                  \
+        dc_status dc_try_s_ = (expr);     \
+        if (dc_try_s_ != DC_OK) return dc_try_s_; \
+    } while (0)
+
+/* Call a backend primitive: be->ops->NAME(be, ...). */
+#define DC_BE(be, name, ...) ((be)->ops->name((be), __VA_ARGS__))
+
+static inline dc_ptr dc_tensor_ptr(dc_tensor t) {
+    dc_ptr p = {t.buf, t.off};
+    return p;
+}
+static inline dc_ptr dc_null_ptr(void) {
+    dc_ptr p = {NULL, 0};
+    return p;
+}
+
+/* Safe string copy that always terminates. */
+void dc_strlcpy(char *dst, const char *src, size_t cap);
+
+/* Arena accessors for the optimizer / checkpoint code. */
+dc_ptr dc_params_values_ptr(dc_params *p);
+dc_ptr dc_params_grads_ptr(dc_params *p);
+dc_ptr dc_params_moment_ptr(dc_params *p, int which); /* 0: m, 1: v; allocated lazily */
+dc_status dc_params_ensure_moments(dc_params *p);
+dc_error *dc_params_err(dc_params *p);
+
+#endif
