@@ -2,7 +2,7 @@
 # compiler's build log points at real source lines, plus a table of (name, source).
 file(GLOB files ${SRC_DIR}/*.cl)
 list(SORT files)
-set(body "/* generated from cl/*.cl by ci/embed_cl.cmake: do not edit */\n")
+set(body "/* generated from the cl directory by ci/embed_cl.cmake: do not edit */\n")
 set(table "")
 foreach(f ${files})
   get_filename_component(name ${f} NAME)

@@ -42,10 +42,19 @@ dc_status dc_wrap_error(dc_error *err, dc_status s, const char *fmt, ...) {
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = 0;
     err->status = s;
-    if (old[0])
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
-    else
-        snprintf(err->msg, sizeof err->msg, "%s", prefix);
+    /* prefix, then as much of the old message as fits */
+    size_t n = strlen(prefix);
+    if (n > sizeof err->msg - 1) n = sizeof err->msg - 1;
+    memcpy(err->msg, prefix, n);
+    if (old[0] && n + 2 < sizeof err->msg) {
+        err->msg[n++] = ':';
+        err->msg[n++] = ' ';
+        size_t m = strlen(old);
+        if (m > sizeof err->msg - 1 - n) m = sizeof err->msg - 1 - n;
+        memcpy(err->msg + n, old, m);
+        n += m;
+    }
+    err->msg[n] = 0;
     return s;
 }
 

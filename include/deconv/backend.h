@@ -73,6 +73,10 @@ typedef struct dc_backend_ops {
     dc_status (*axpy)(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alpha);
     /* y[i] = a[i] + b[i] (op 0), a[i] * b[i] (op 1); y += a*b (op 2) */
     dc_status (*binary)(dc_backend *be, int op, dc_ptr y, dc_ptr a, dc_ptr b, size_t n);
+    /* y[i] = (b[i] + eps < threshold) ? 0 : a[i] / (b[i] + eps)   (threshold <= 0: no test).
+     * Richardson-Lucy's relative blur. */
+    dc_status (*div_filtered)(dc_backend *be, dc_ptr y, dc_ptr a, dc_ptr b, size_t n, float eps,
+                              float threshold);
     /* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) is KxN. */
     dc_status (*gemm)(dc_backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
                       dc_ptr a, int lda, dc_ptr b, int ldb, float beta, dc_ptr c, int ldc);
@@ -103,7 +107,8 @@ typedef struct dc_backend_ops {
     /* Unpool: g describes the POOL that made the switches (input = unpool output).
      * y = 0; y[sw[i]] = x[i]   (y has g->h x g->w planes, x has g->oh x g->ow) */
     dc_status (*unpool_fwd)(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y);
-    /* dx[i] += dy[sw[i]] */
+    /* dx[i] += dy[sw[i]], but only for the first window (row-major) of its plane whose
+     * switch is sw[i]: overlapping windows can share a switch and the pixel is written once. */
     dc_status (*unpool_bwd)(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx);
     /* Global average pool: y[n][c] = mean_p x[n][c][p]; backward dx += dy/hw */
     dc_status (*gap_fwd)(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw);
@@ -137,6 +142,11 @@ typedef struct dc_backend_ops {
     dc_status (*randn)(dc_backend *be, dc_ptr dst, size_t n, uint64_t seed, float mean, float std);
     /* mask[i] = (dc_hash_uniform(seed,i) >= p) ? 1/(1-p) : 0 */
     dc_status (*dropout_mask)(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed, float p);
+
+    /* VAE sampling: z = mu + exp(0.5*lv) * eps;  backward: dmu += dz, dlv += dz*eps*0.5*exp(0.5*lv) */
+    dc_status (*reparam_fwd)(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps, dc_ptr z, size_t n);
+    dc_status (*reparam_bwd)(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz, dc_ptr dmu,
+                             dc_ptr dlv, size_t n);
 
     /* ---- losses: write the scalar loss to loss[0] and the gradient (scaled by
      *      `scale`, i.e. d(scale*loss)/dx) into dpred (overwrite) ---- */

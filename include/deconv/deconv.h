@@ -85,6 +85,12 @@ static inline float dc_hash_uniform(uint64_t seed, uint32_t i) {
     return (float)(dc_hash_bits(seed, i) >> 8) * (1.0f / 16777216.0f);
 }
 
+/* N(0,1) from (seed, i): Box-Muller on the uniforms at counters 2i and 2i+1. */
+static inline void dc_hash_uniform_pair(uint64_t seed, uint32_t i, float *u1, float *u2) {
+    *u1 = ((float)(dc_hash_bits(seed, 2u * i) >> 8) + 0.5f) * (1.0f / 16777216.0f);
+    *u2 = (float)(dc_hash_bits(seed, 2u * i + 1u) >> 8) * (1.0f / 16777216.0f);
+}
+
 /* ------------------------------------------------------------------ backend */
 typedef struct dc_backend dc_backend; /* see deconv/backend.h */
 
@@ -202,6 +208,9 @@ int dc_conv_transpose2d(dc_graph *g, int x, int out_ch, int k, int stride, int p
 /* Weight tying: a transposed conv that uses the weight [in=x.c, out, k, k] of an existing
  * conv node (whose weight is [out=x.c, in=out, k, k]); only the bias is new. */
 int dc_conv_transpose2d_tied(dc_graph *g, int x, int conv_node, int stride, int pad, int out_pad);
+/* The same, tied by parameter name (e.g. "enc1.weight"), for graphs without the encoder. */
+int dc_conv_transpose2d_tied_param(dc_graph *g, int x, const char *weight_name, int stride,
+                                   int pad, int out_pad);
 int dc_maxpool2d(dc_graph *g, int x, int k, int stride, int pad);
 /* Max-unpool with the switches of an earlier maxpool node. */
 int dc_maxunpool2d(dc_graph *g, int x, int pool_node);
@@ -258,7 +267,8 @@ typedef struct dc_node_info {
     int k, stride, pad, out_pad, out_ch;
     float alpha, p, eps, momentum;
     int param[4];        /* indices into dc_params, -1 if none */
-    int tied_to;         /* conv node whose weight a tied transposed conv uses; -1 */
+    int tied_to;         /* tied transposed conv: the conv node whose weight it uses, or -2
+                            when tied by parameter name; -1 when not tied */
     int pool_node;       /* unpool: the pool it reads switches from */
 } dc_node_info;
 dc_status dc_graph_node_info(const dc_graph *g, int node, dc_node_info *info);

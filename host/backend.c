@@ -1,0 +1,58 @@
+/* Backend selection and the generic accessors. */
+#include <ctype.h>
+
+#include "internal.h"
+
+void dc_backend_free(dc_backend *be) {
+    if (be) be->ops->destroy(be);
+}
+const char *dc_backend_name(const dc_backend *be) { return be ? be->ops->name : "none"; }
+const char *dc_backend_device(const dc_backend *be) { return be ? be->device_name : "none"; }
+const dc_error *dc_backend_error(const dc_backend *be) { return be ? &be->err : NULL; }
+
+#ifndef DECONV_HAVE_OPENCL
+/* Built with -DDECONV_OPENCL=OFF: the OpenCL backend is not compiled in. */
+dc_status dc_backend_create_opencl(int platform, int device, dc_backend **out, dc_error *err) {
+    (void)platform;
+    (void)device;
+    if (out) *out = NULL;
+    return dc_set_error(err, DC_ERR_UNSUPPORTED, "this deconv was built without OpenCL");
+}
+dc_status dc_opencl_list_devices(void *file, dc_error *err) {
+    (void)file;
+    return dc_set_error(err, DC_ERR_UNSUPPORTED, "this deconv was built without OpenCL");
+}
+int dc_opencl_available(void) { return 0; }
+#endif
+
+dc_status dc_backend_create_from_spec(const char *spec, int verbose, dc_backend **out,
+                                      dc_error *err) {
+    if (!out) return dc_set_error(err, DC_ERR_ARG, "backend: out is NULL");
+    *out = NULL;
+    if (!spec || !*spec) spec = "auto";
+    dc_status s;
+    if (!strcmp(spec, "cpu")) {
+        s = dc_backend_create_cpu(0, out, err);
+    } else if (!strcmp(spec, "opencl")) {
+        s = dc_backend_create_opencl(-1, -1, out, err);
+    } else if (!strncmp(spec, "opencl:", 7)) {
+        int p = -1, d = -1;
+        char tail;
+        if (sscanf(spec + 7, "%d:%d%c", &p, &d, &tail) != 2 || p < 0 || d < 0)
+            return dc_set_error(err, DC_ERR_ARG,
+                                "device '%s': expected opencl:PLATFORM:DEVICE, e.g. opencl:0:0",
+                                spec);
+        s = dc_backend_create_opencl(p, d, out, err);
+    } else if (!strcmp(spec, "auto")) {
+        dc_error ignored = {0};
+        s = dc_opencl_available() ? dc_backend_create_opencl(-1, -1, out, &ignored)
+                                  : DC_ERR_UNSUPPORTED;
+        if (s != DC_OK) s = dc_backend_create_cpu(0, out, err);
+    } else {
+        return dc_set_error(err, DC_ERR_ARG,
+                            "unknown device '%s' (use cpu, opencl, opencl:P:D or auto)", spec);
+    }
+    if (s == DC_OK && verbose)
+        fprintf(stderr, "deconv: using %s backend: %s\n", (*out)->ops->name, (*out)->device_name);
+    return s;
+}

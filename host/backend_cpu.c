@@ -1,0 +1,842 @@
+/* CPU backend: buffers are host memory, GEMM is OpenBLAS's cblas_sgemm, everything
+ * else is loops parallelised with OpenMP. It is the reference every other backend is
+ * compared with, so reductions accumulate in double and run in a fixed order (static
+ * OpenMP schedules), which makes results bit-identical run to run for one thread count. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct dc_buffer {
+    size_t bytes;
+    float *data;
+};
+
+typedef struct cpu_backend {
+    dc_backend base;
+    int threads;
+} cpu_backend;
+
+#define F(p) ((p).buf->data + (p).off)
+#undef I
+#define IP(p) ((int32_t *)((p).buf->data + (p).off))
+
+static dc_status cpu_alloc(dc_backend *be, size_t bytes, dc_buffer **out) {
+    *out = NULL;
+    dc_buffer *b = calloc(1, sizeof *b);
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    if (!b || !(b->data = aligned_alloc(64, rounded))) {
+        free(b);
+        return dc_set_error(&be->err, DC_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+    }
+    memset(b->data, 0, rounded);
+    b->bytes = bytes;
+    be->bytes_allocated += bytes;
+    if (be->bytes_allocated > be->bytes_peak) be->bytes_peak = be->bytes_allocated;
+    *out = b;
+    return DC_OK;
+}
+
+static void cpu_free(dc_backend *be, dc_buffer *b) {
+    if (!b) return;
+    be->bytes_allocated -= b->bytes;
+    free(b->data);
+    free(b);
+}
+
+static dc_status check_range(dc_backend *be, dc_ptr p, size_t bytes, const char *what) {
+    if (!p.buf) return dc_set_error(&be->err, DC_ERR_ARG, "cpu %s: NULL buffer", what);
+    if (p.off * 4 + bytes > p.buf->bytes)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "cpu %s: %zu bytes at element %zu overrun a %zu-byte buffer", what,
+                            bytes, p.off, p.buf->bytes);
+    return DC_OK;
+}
+
+static dc_status cpu_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes) {
+    DC_TRY(check_range(be, dst, bytes, "write"));
+    memcpy(F(dst), src, bytes);
+    return DC_OK;
+}
+
+static dc_status cpu_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
+    DC_TRY(check_range(be, src, bytes, "read"));
+    memcpy(dst, F(src), bytes);
+    return DC_OK;
+}
+
+static dc_status cpu_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
+    DC_TRY(check_range(be, dst, n * 4, "copy"));
+    DC_TRY(check_range(be, src, n * 4, "copy"));
+    memmove(F(dst), F(src), n * 4);
+    return DC_OK;
+}
+
+static dc_status cpu_sync(dc_backend *be) {
+    (void)be;
+    return DC_OK;
+}
+
+static dc_status cpu_fill(dc_backend *be, dc_ptr dst, size_t n, float v) {
+    (void)be;
+    float *d = F(dst);
+    if (v == 0.0f) {
+        memset(d, 0, n * 4);
+        return DC_OK;
+    }
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) d[i] = v;
+    return DC_OK;
+}
+
+static dc_status cpu_scale(dc_backend *be, dc_ptr dst, size_t n, float a) {
+    (void)be;
+    float *d = F(dst);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) d[i] *= a;
+    return DC_OK;
+}
+
+static dc_status cpu_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float a) {
+    (void)be;
+    float *py = F(y);
+    const float *px = F(x);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) py[i] += a * px[i];
+    return DC_OK;
+}
+
+static dc_status cpu_binary(dc_backend *be, int op, dc_ptr y, dc_ptr a, dc_ptr b, size_t n) {
+    float *py = F(y);
+    const float *pa = F(a), *pb = F(b);
+    switch (op) {
+    case 0:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) py[i] = pa[i] + pb[i];
+        break;
+    case 1:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) py[i] = pa[i] * pb[i];
+        break;
+    case 2:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) py[i] += pa[i] * pb[i];
+        break;
+    default: return dc_set_error(&be->err, DC_ERR_ARG, "cpu binary: unknown op %d", op);
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_div_filtered(dc_backend *be, dc_ptr y, dc_ptr a, dc_ptr b, size_t n,
+                                  float eps, float threshold) {
+    (void)be;
+    float *py = F(y);
+    const float *pa = F(a), *pb = F(b);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float d = pb[i] + eps;
+        py[i] = (threshold > 0.0f && d < threshold) ? 0.0f : pa[i] / d;
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+                          dc_ptr a, int lda, dc_ptr b, int ldb, float beta, dc_ptr c, int ldc) {
+    (void)be;
+    if (m <= 0 || n <= 0) return DC_OK;
+    if (k <= 0) {
+        /* C = beta*C: BLAS would do this too, but be explicit for k == 0. */
+        float *pc = F(c);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) pc[(size_t)i * ldc + j] *= beta;
+        return DC_OK;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                n, k, alpha, F(a), lda, F(b), ldb, beta, F(c), ldc);
+    return DC_OK;
+}
+
+static dc_status cpu_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, int squares) {
+    (void)be;
+    const float *px = F(x);
+    double s = 0;
+    if (squares) {
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n > 65536)
+        for (size_t i = 0; i < n; i++) s += (double)px[i] * px[i];
+    } else {
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n > 65536)
+        for (size_t i = 0; i < n; i++) s += px[i];
+    }
+    F(out)[0] = (float)s;
+    return DC_OK;
+}
+
+/* ---- convolution plumbing ---- */
+static dc_status cpu_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
+                            dc_ptr cols) {
+    (void)be;
+    const float *px = F(x);
+    float *pc = F(cols);
+    const int rows = g->c * g->kh * g->kw;
+    const size_t ohw = (size_t)g->oh * g->ow, ncols = (size_t)nb * ohw;
+    const size_t plane = (size_t)g->h * g->w;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int r = 0; r < rows; r++) {
+        for (int n = 0; n < nb; n++) {
+            const int ci = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
+            const float *src = px + ((size_t)(n0 + n) * g->c + ci) * plane;
+            float *dst = pc + (size_t)r * ncols + (size_t)n * ohw;
+            for (int oy = 0; oy < g->oh; oy++) {
+                const int iy = oy * g->sh - g->ph + i;
+                float *drow = dst + (size_t)oy * g->ow;
+                if (iy < 0 || iy >= g->h) {
+                    memset(drow, 0, sizeof(float) * g->ow);
+                    continue;
+                }
+                const float *srow = src + (size_t)iy * g->w;
+                if (g->sw == 1) {
+                    /* contiguous run with zero borders */
+                    int ox0 = g->pw - j, ox1 = g->w + g->pw - j; /* valid ox in [ox0, ox1) */
+                    if (ox0 < 0) ox0 = 0;
+                    if (ox1 > g->ow) ox1 = g->ow;
+                    if (ox1 < ox0) ox1 = ox0;
+                    for (int ox = 0; ox < ox0; ox++) drow[ox] = 0;
+                    if (ox1 > ox0)
+                        memcpy(drow + ox0, srow + ox0 - g->pw + j, sizeof(float) * (ox1 - ox0));
+                    for (int ox = ox1; ox < g->ow; ox++) drow[ox] = 0;
+                } else {
+                    for (int ox = 0; ox < g->ow; ox++) {
+                        const int ix = ox * g->sw - g->pw + j;
+                        drow[ox] = (ix >= 0 && ix < g->w) ? srow[ix] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
+                            dc_ptr x) {
+    (void)be;
+    float *px = F(x);
+    const float *pc = F(cols);
+    const size_t ohw = (size_t)g->oh * g->ow, ncols = (size_t)nb * ohw;
+    const size_t plane = (size_t)g->h * g->w;
+    /* Each (image, channel) plane is owned by one thread: deterministic, no atomics. */
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int n = 0; n < nb; n++) {
+        for (int ci = 0; ci < g->c; ci++) {
+            float *dst = px + ((size_t)(n0 + n) * g->c + ci) * plane;
+            for (int i = 0; i < g->kh; i++)
+                for (int j = 0; j < g->kw; j++) {
+                    const int r = (ci * g->kh + i) * g->kw + j;
+                    const float *src = pc + (size_t)r * ncols + (size_t)n * ohw;
+                    for (int oy = 0; oy < g->oh; oy++) {
+                        const int iy = oy * g->sh - g->ph + i;
+                        if (iy < 0 || iy >= g->h) continue;
+                        float *drow = dst + (size_t)iy * g->w;
+                        const float *srow = src + (size_t)oy * g->ow;
+                        for (int ox = 0; ox < g->ow; ox++) {
+                            const int ix = ox * g->sw - g->pw + j;
+                            if (ix >= 0 && ix < g->w) drow[ix] += srow[ox];
+                        }
+                    }
+                }
+        }
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0,
+                                int nb, int c, int hw, float beta) {
+    (void)be;
+    const float *ps = F(src);
+    const float *pb = bias.buf ? F(bias) : NULL;
+    float *pd = F(dst);
+    const size_t ncols = (size_t)nb * hw;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int n = 0; n < nb; n++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *s = ps + (size_t)ch * ncols + (size_t)n * hw;
+            float *d = pd + ((size_t)(n0 + n) * c + ch) * hw;
+            const float b = pb ? pb[ch] : 0.0f;
+            if (beta == 0.0f)
+                for (int p = 0; p < hw; p++) d[p] = s[p] + b;
+            else
+                for (int p = 0; p < hw; p++) d[p] = beta * d[p] + s[p] + b;
+        }
+    return DC_OK;
+}
+
+static dc_status cpu_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, int nb, int c,
+                                int hw) {
+    (void)be;
+    const float *ps = F(src);
+    float *pd = F(dst);
+    const size_t ncols = (size_t)nb * hw;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int n = 0; n < nb; n++)
+        for (int ch = 0; ch < c; ch++)
+            memcpy(pd + (size_t)ch * ncols + (size_t)n * hw, ps + ((size_t)(n0 + n) * c + ch) * hw,
+                   sizeof(float) * hw);
+    return DC_OK;
+}
+
+static dc_status cpu_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {
+    (void)be;
+    float *py = F(y);
+    const float *pb = F(bias);
+#pragma omp parallel for schedule(static) collapse(2) if ((size_t)n * c * hw > 65536)
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            float *d = py + ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) d[p] += pb[ch];
+        }
+    return DC_OK;
+}
+
+static dc_status cpu_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
+    (void)be;
+    float *pdb = F(db);
+    const float *pdy = F(dy);
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw > 65536)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *d = pdy + ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) s += d[p];
+        }
+        pdb[ch] += (float)s;
+    }
+    return DC_OK;
+}
+
+/* ---- pooling ---- */
+static dc_status cpu_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y,
+                                 dc_ptr sw) {
+    (void)be;
+    const float *px = F(x);
+    float *py = F(y);
+    int32_t *ps = IP(sw);
+    const int planes = g->n * g->c;
+    const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < planes; pl++) {
+        const float *src = px + pl * in_plane;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                float best = -INFINITY;
+                int32_t arg = -1;
+                for (int i = 0; i < g->kh; i++) {
+                    const int iy = oy * g->sh - g->ph + i;
+                    if (iy < 0 || iy >= g->h) continue;
+                    for (int j = 0; j < g->kw; j++) {
+                        const int ix = ox * g->sw - g->pw + j;
+                        if (ix < 0 || ix >= g->w) continue;
+                        const float v = src[iy * g->w + ix];
+                        if (v > best || arg < 0) {
+                            best = v;
+                            arg = iy * g->w + ix;
+                        }
+                    }
+                }
+                const size_t o = pl * out_plane + (size_t)oy * g->ow + ox;
+                py[o] = arg >= 0 ? best : 0.0f;
+                ps[o] = arg;
+            }
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
+                                 dc_ptr dx) {
+    (void)be;
+    const float *pdy = F(dy);
+    const int32_t *ps = IP(sw);
+    float *pdx = F(dx);
+    const int planes = g->n * g->c;
+    const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < planes; pl++)
+        for (size_t o = 0; o < out_plane; o++) {
+            const int32_t a = ps[pl * out_plane + o];
+            if (a >= 0) pdx[pl * in_plane + a] += pdy[pl * out_plane + o];
+        }
+    return DC_OK;
+}
+
+static dc_status cpu_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw,
+                                dc_ptr y) {
+    (void)be;
+    const float *px = F(x);
+    const int32_t *ps = IP(sw);
+    float *py = F(y);
+    const int planes = g->n * g->c;
+    const size_t big = (size_t)g->h * g->w, small = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < planes; pl++) {
+        float *d = py + pl * big;
+        memset(d, 0, big * sizeof(float));
+        /* overlapping windows can share a switch: the max is the value they share */
+        for (size_t o = 0; o < small; o++) {
+            const int32_t a = ps[pl * small + o];
+            if (a >= 0) d[a] = px[pl * small + o];
+        }
+    }
+    return DC_OK;
+}
+
+/* With overlapping windows several pooled values can share a switch; unpool writes that
+ * pixel once, so only the first window (in row-major order) that points at a pixel is its
+ * writer and receives the gradient. */
+static int first_window_with_switch(const dc_win2d *g, const int32_t *sw_plane, int oy, int ox,
+                                    int32_t a) {
+    const int iy = a / g->w, ix = a % g->w;
+    int y0 = iy + g->ph - g->kh + 1, x0 = ix + g->pw - g->kw + 1;
+    y0 = y0 <= 0 ? 0 : (y0 + g->sh - 1) / g->sh;
+    x0 = x0 <= 0 ? 0 : (x0 + g->sw - 1) / g->sw;
+    for (int y = y0; y <= oy; y++)
+        for (int x = x0; x < g->ow && (y < oy || x < ox); x++) {
+            if ((x * g->sw - g->pw) > ix) break;
+            if (sw_plane[y * g->ow + x] == a) return 0;
+        }
+    return 1;
+}
+
+static dc_status cpu_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
+                                dc_ptr dx) {
+    (void)be;
+    const float *pdy = F(dy);
+    const int32_t *ps = IP(sw);
+    float *pdx = F(dx);
+    const int planes = g->n * g->c;
+    const size_t big = (size_t)g->h * g->w, small = (size_t)g->oh * g->ow;
+    const int overlap = g->kh > g->sh || g->kw > g->sw;
+#pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                const size_t i = pl * small + (size_t)oy * g->ow + ox;
+                const int32_t a = ps[i];
+                if (a < 0) continue;
+                if (overlap && !first_window_with_switch(g, ps + pl * small, oy, ox, a)) continue;
+                pdx[i] += pdy[pl * big + a];
+            }
+    return DC_OK;
+}
+
+static dc_status cpu_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) {
+    (void)be;
+    const float *px = F(x);
+    float *py = F(y);
+#pragma omp parallel for schedule(static) if ((size_t)nc * hw > 65536)
+    for (int i = 0; i < nc; i++) {
+        double s = 0;
+        for (int p = 0; p < hw; p++) s += px[(size_t)i * hw + p];
+        py[i] = (float)(s / hw);
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw) {
+    (void)be;
+    const float *pdy = F(dy);
+    float *pdx = F(dx);
+#pragma omp parallel for schedule(static) if ((size_t)nc * hw > 65536)
+    for (int i = 0; i < nc; i++) {
+        const float g = pdy[i] / (float)hw;
+        for (int p = 0; p < hw; p++) pdx[(size_t)i * hw + p] += g;
+    }
+    return DC_OK;
+}
+
+/* ---- activations ---- */
+static dc_status cpu_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_ptr y, size_t n) {
+    const float *px = F(x);
+    float *py = F(y);
+    switch (kind) {
+    case DC_ACT_RELU:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
+        break;
+    case DC_ACT_LEAKY_RELU:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) py[i] = px[i] > 0.0f ? px[i] : alpha * px[i];
+        break;
+    case DC_ACT_TANH:
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (size_t i = 0; i < n; i++) py[i] = tanhf(px[i]);
+        break;
+    case DC_ACT_SIGMOID:
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (size_t i = 0; i < n; i++) py[i] = 1.0f / (1.0f + expf(-px[i]));
+        break;
+    default: return dc_set_error(&be->err, DC_ERR_ARG, "cpu act_fwd: unknown kind %d", kind);
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
+                             dc_ptr dy, dc_ptr dx, size_t n) {
+    const float *px = F(x), *py = F(y), *pdy = F(dy);
+    float *pdx = F(dx);
+    switch (kind) {
+    case DC_ACT_RELU:
+    case DC_ACT_LEAKY_RELU: {
+        const float neg = kind == DC_ACT_RELU ? 0.0f : alpha;
+        if (mode == DC_RELU_GUIDED) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++) pdx[i] += (px[i] > 0.0f && pdy[i] > 0.0f) ? pdy[i] : 0.0f;
+        } else if (mode == DC_RELU_DECONVNET) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++) pdx[i] += pdy[i] > 0.0f ? pdy[i] : 0.0f;
+        } else {
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++) pdx[i] += px[i] > 0.0f ? pdy[i] : neg * pdy[i];
+        }
+        break;
+    }
+    case DC_ACT_TANH:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) pdx[i] += pdy[i] * (1.0f - py[i] * py[i]);
+        break;
+    case DC_ACT_SIGMOID:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) pdx[i] += pdy[i] * py[i] * (1.0f - py[i]);
+        break;
+    default: return dc_set_error(&be->err, DC_ERR_ARG, "cpu act_bwd: unknown kind %d", kind);
+    }
+    return DC_OK;
+}
+
+/* ---- batch norm ---- */
+static dc_status cpu_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c,
+                              int hw) {
+    (void)be;
+    const float *px = F(x);
+    float *pm = F(mean), *pv = F(var);
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < n; i++) {
+            const float *d = px + ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) s += d[p];
+        }
+        const double m = s / ((double)n * hw);
+        for (int i = 0; i < n; i++) {
+            const float *d = px + ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) s2 += (d[p] - m) * (d[p] - m);
+        }
+        pm[ch] = (float)m;
+        pv[ch] = (float)(s2 / ((double)n * hw));
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                              dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+    (void)be;
+    const float *px = F(x), *pm = F(mean), *pv = F(var), *pg = F(gamma), *pb = F(beta);
+    float *py = F(y);
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            const float a = pg[ch] / sqrtf(pv[ch] + eps), b = pb[ch] - a * pm[ch];
+            const float *s = px + ((size_t)i * c + ch) * hw;
+            float *d = py + ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) d[p] = a * s[p] + b;
+        }
+    return DC_OK;
+}
+
+static dc_status cpu_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                            dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
+                            float eps) {
+    (void)be;
+    const float *px = F(x), *pm = F(mean), *pv = F(var), *pg = F(gamma), *pdy = F(dy);
+    float *pdx = F(dx), *pdg = F(dgamma), *pdb = F(dbeta);
+    const double M = (double)n * hw;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const double rstd = 1.0 / sqrt((double)pv[ch] + eps), m = pm[ch];
+        double sdy = 0, sdyx = 0;
+        for (int i = 0; i < n; i++) {
+            const size_t o = ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) {
+                sdy += pdy[o + p];
+                sdyx += pdy[o + p] * (px[o + p] - m) * rstd;
+            }
+        }
+        pdg[ch] += (float)sdyx;
+        pdb[ch] += (float)sdy;
+        const double k = pg[ch] * rstd / M;
+        for (int i = 0; i < n; i++) {
+            const size_t o = ((size_t)i * c + ch) * hw;
+            for (int p = 0; p < hw; p++) {
+                const double xh = (px[o + p] - m) * rstd;
+                pdx[o + p] += (float)(k * (M * pdy[o + p] - sdy - xh * sdyx));
+            }
+        }
+    }
+    return DC_OK;
+}
+
+/* ---- randomness ---- */
+static dc_status cpu_randn(dc_backend *be, dc_ptr dst, size_t n, uint64_t seed, float mean,
+                           float std) {
+    (void)be;
+    float *d = F(dst);
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float u1, u2;
+        dc_hash_uniform_pair(seed, (uint32_t)i, &u1, &u2);
+        d[i] = mean + std * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_dropout_mask(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed, float p) {
+    (void)be;
+    float *d = F(mask);
+    const float keep = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) d[i] = dc_hash_uniform(seed, (uint32_t)i) >= p ? keep : 0.0f;
+    return DC_OK;
+}
+
+static dc_status cpu_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps, dc_ptr z,
+                                 size_t n) {
+    (void)be;
+    const float *pm = F(mu), *pl = F(lv), *pe = F(eps);
+    float *pz = F(z);
+    for (size_t i = 0; i < n; i++) pz[i] = pm[i] + expf(0.5f * pl[i]) * pe[i];
+    return DC_OK;
+}
+
+static dc_status cpu_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz, dc_ptr dmu,
+                                 dc_ptr dlv, size_t n) {
+    (void)be;
+    const float *pl = F(lv), *pe = F(eps), *pdz = F(dz);
+    float *pdm = F(dmu), *pdl = F(dlv);
+    for (size_t i = 0; i < n; i++) {
+        pdm[i] += pdz[i];
+        pdl[i] += pdz[i] * pe[i] * 0.5f * expf(0.5f * pl[i]);
+    }
+    return DC_OK;
+}
+
+/* ---- losses ---- */
+static dc_status cpu_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weight, size_t n,
+                         dc_ptr loss, dc_ptr dpred, float scale) {
+    (void)be;
+    const float *pp = F(pred), *pt = F(target), *pw = weight.buf ? F(weight) : NULL;
+    float *pd = F(dpred);
+    double s = 0;
+    const float k = 2.0f * scale / (float)n;
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float w = pw ? pw[i] : 1.0f, d = pp[i] - pt[i];
+        s += (double)w * d * d;
+        pd[i] = k * w * d;
+    }
+    F(loss)[0] = (float)(s / (double)n);
+    return DC_OK;
+}
+
+static dc_status cpu_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int rows, int k) {
+    (void)be;
+    const float *pl = F(logits);
+    float *pp = F(probs);
+#pragma omp parallel for schedule(static) if ((size_t)rows * k > 65536)
+    for (int r = 0; r < rows; r++) {
+        const float *l = pl + (size_t)r * k;
+        float *p = pp + (size_t)r * k;
+        float mx = l[0];
+        for (int j = 1; j < k; j++) mx = l[j] > mx ? l[j] : mx;
+        double s = 0;
+        for (int j = 0; j < k; j++) s += (p[j] = expf(l[j] - mx));
+        const float inv = (float)(1.0 / s);
+        for (int j = 0; j < k; j++) p[j] *= inv;
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, int rows, int k,
+                                  dc_ptr probs, dc_ptr loss, dc_ptr dlogits, float scale) {
+    const int32_t *lab = IP(labels);
+    for (int r = 0; r < rows; r++)
+        if (lab[r] < 0 || lab[r] >= k)
+            return dc_set_error(&be->err, DC_ERR_ARG,
+                                "softmax_xent: label %d of row %d is outside [0, %d)", lab[r], r, k);
+    cpu_softmax(be, logits, probs, rows, k);
+    const float *pp = F(probs);
+    float *pd = F(dlogits);
+    double s = 0;
+    const float g = scale / (float)rows;
+    for (int r = 0; r < rows; r++) {
+        const float *p = pp + (size_t)r * k;
+        float *d = pd + (size_t)r * k;
+        const float pl = p[lab[r]];
+        s -= log(pl > 1e-30f ? pl : 1e-30f);
+        for (int j = 0; j < k; j++) d[j] = g * (p[j] - (j == lab[r] ? 1.0f : 0.0f));
+    }
+    F(loss)[0] = (float)(s / rows);
+    return DC_OK;
+}
+
+static dc_status cpu_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows, int dim,
+                              dc_ptr loss, dc_ptr dmu, dc_ptr dlogvar, float scale) {
+    (void)be;
+    const float *pm = F(mu), *pl = F(logvar);
+    float *dm = F(dmu), *dl = F(dlogvar);
+    const size_t n = (size_t)rows * dim;
+    double s = 0;
+    const float g = scale / (float)rows;
+    for (size_t i = 0; i < n; i++) {
+        const float e = expf(pl[i]);
+        s += 1.0 + pl[i] - (double)pm[i] * pm[i] - e;
+        dm[i] = g * pm[i];
+        dl[i] = g * 0.5f * (e - 1.0f);
+    }
+    F(loss)[0] = (float)(-0.5 * s / rows);
+    return DC_OK;
+}
+
+static dc_status cpu_gather_rows(dc_backend *be, dc_ptr table, dc_ptr idx, dc_ptr y, int rows,
+                                 int dim) {
+    (void)be;
+    const float *pt = F(table);
+    const int32_t *pi = IP(idx);
+    float *py = F(y);
+    for (int r = 0; r < rows; r++)
+        memcpy(py + (size_t)r * dim, pt + (size_t)pi[r] * dim, sizeof(float) * dim);
+    return DC_OK;
+}
+
+static dc_status cpu_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, dc_ptr dy,
+                                      int rows, int dim, int table_rows) {
+    const int32_t *pi = IP(idx);
+    float *pt = F(dtable);
+    const float *pdy = F(dy);
+    for (int r = 0; r < rows; r++) {
+        if (pi[r] < 0 || pi[r] >= table_rows)
+            return dc_set_error(&be->err, DC_ERR_ARG, "embedding: index %d outside [0, %d)", pi[r],
+                                table_rows);
+        for (int j = 0; j < dim; j++) pt[(size_t)pi[r] * dim + j] += pdy[(size_t)r * dim + j];
+    }
+    return DC_OK;
+}
+
+/* ---- optimizers ---- */
+static dc_status cpu_sgd_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, size_t n,
+                                dc_ptr gscale, float lr, float momentum, float wd, int nesterov) {
+    (void)be;
+    float *pp = F(p), *pv = F(v);
+    const float *pg = F(g), gs = F(gscale)[0];
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float gi = gs * pg[i] + wd * pp[i];
+        pv[i] = momentum * pv[i] + gi;
+        pp[i] -= lr * (nesterov ? gi + momentum * pv[i] : pv[i]);
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
+                                 dc_ptr gscale, float lr, float b1, float b2, float eps, float wd,
+                                 int decoupled, float bc1, float bc2) {
+    (void)be;
+    float *pp = F(p), *pm = F(m), *pv = F(v);
+    const float *pg = F(g), gs = F(gscale)[0];
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float gi = gs * pg[i];
+        if (decoupled)
+            pp[i] -= lr * wd * pp[i];
+        else
+            gi += wd * pp[i];
+        pm[i] = b1 * pm[i] + (1.0f - b1) * gi;
+        pv[i] = b2 * pv[i] + (1.0f - b2) * gi * gi;
+        pp[i] -= lr * (pm[i] / bc1) / (sqrtf(pv[i] / bc2) + eps);
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm) {
+    (void)be;
+    const float norm = sqrtf(F(sumsq)[0] + 1e-12f);
+    F(gscale)[0] = norm > max_norm ? max_norm / norm : 1.0f;
+    return DC_OK;
+}
+
+static void cpu_destroy(dc_backend *be) { free(be); }
+
+static const dc_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .write = cpu_write,
+    .read = cpu_read,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .fill = cpu_fill,
+    .scale = cpu_scale,
+    .axpy = cpu_axpy,
+    .binary = cpu_binary,
+    .div_filtered = cpu_div_filtered,
+    .gemm = cpu_gemm,
+    .reduce_sum = cpu_reduce_sum,
+    .im2col = cpu_im2col,
+    .col2im = cpu_col2im,
+    .cm_to_nchw = cpu_cm_to_nchw,
+    .nchw_to_cm = cpu_nchw_to_cm,
+    .bias_add = cpu_bias_add,
+    .bias_grad = cpu_bias_grad,
+    .maxpool_fwd = cpu_maxpool_fwd,
+    .maxpool_bwd = cpu_maxpool_bwd,
+    .unpool_fwd = cpu_unpool_fwd,
+    .unpool_bwd = cpu_unpool_bwd,
+    .gap_fwd = cpu_gap_fwd,
+    .gap_bwd = cpu_gap_bwd,
+    .act_fwd = cpu_act_fwd,
+    .act_bwd = cpu_act_bwd,
+    .bn_stats = cpu_bn_stats,
+    .bn_apply = cpu_bn_apply,
+    .bn_bwd = cpu_bn_bwd,
+    .randn = cpu_randn,
+    .dropout_mask = cpu_dropout_mask,
+    .reparam_fwd = cpu_reparam_fwd,
+    .reparam_bwd = cpu_reparam_bwd,
+    .mse = cpu_mse,
+    .softmax_xent = cpu_softmax_xent,
+    .gauss_kl = cpu_gauss_kl,
+    .softmax = cpu_softmax,
+    .gather_rows = cpu_gather_rows,
+    .scatter_add_rows = cpu_scatter_add_rows,
+    .sgd_update = cpu_sgd_update,
+    .adam_update = cpu_adam_update,
+    .clip_scale = cpu_clip_scale,
+    .destroy = cpu_destroy,
+};
+
+dc_status dc_backend_create_cpu(int threads, dc_backend **out, dc_error *err) {
+    if (!out) return dc_set_error(err, DC_ERR_ARG, "dc_backend_create_cpu: out is NULL");
+    *out = NULL;
+    cpu_backend *b = calloc(1, sizeof *b);
+    if (!b) return dc_set_error(err, DC_ERR_OOM, "cpu backend: out of memory");
+    b->base.ops = &cpu_ops;
+    b->threads = threads > 0 ? threads : omp_get_max_threads();
+    if (threads > 0) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+    snprintf(b->base.device_name, sizeof b->base.device_name, "CPU (%d threads, OpenBLAS)",
+             b->threads);
+    *out = &b->base;
+    return DC_OK;
+}

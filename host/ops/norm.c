@@ -1,0 +1,117 @@
+/* batchnorm2d (batch statistics in training, running statistics in eval) and dropout. */
+#include "graph_internal.h"
+
+int dc_batchnorm2d(dc_graph *g, int x, float momentum, float eps) {
+    if (dc_graph_check_input(g, "batchnorm2d", x)) return -1;
+    dc_node *in = &g->nodes[x];
+    if (in->ndim != 4)
+        return dc_graph_fail(g, DC_ERR_SHAPE, "batchnorm2d: input '%s' must be [N, C, H, W]", in->name);
+    if (!(eps > 0.0f) || momentum < 0.0f || momentum > 1.0f)
+        return dc_graph_fail(g, DC_ERR_ARG, "batchnorm2d: eps %g must be > 0, momentum %g in [0,1]",
+                             (double)eps, (double)momentum);
+    int id = dc_graph_add_node(g, DC_OP_BATCHNORM2D, &x, 1, 4, in->shape);
+    if (id < 0) return -1;
+    /* the fused backward writes dx and the parameter gradients together */
+    g->nodes[x].wants_grad = 1;
+    dc_node *n = &g->nodes[id];
+    const int C = NC(in);
+    n->eps = eps;
+    n->momentum = momentum;
+    int cs[1] = {C};
+    if (dc_graph_param(g, n, 0, "weight", 1, cs, DC_INIT_ONE, 0, 0, 1, 0) < 0 ||
+        dc_graph_param(g, n, 1, "bias", 1, cs, DC_INIT_ZERO, 0, 0, 1, 0) < 0 ||
+        dc_graph_param(g, n, 2, "running_mean", 1, cs, DC_INIT_ZERO, 0, 0, 0, 0) < 0 ||
+        dc_graph_param(g, n, 3, "running_var", 1, cs, DC_INIT_ONE, 0, 0, 0, 0) < 0)
+        return -1;
+    n->saved_numel[0] = (size_t)C; /* batch mean */
+    n->saved_numel[1] = (size_t)C; /* batch variance */
+    n->saved_numel[2] = (size_t)C;                 /* zeros, for the eval-mode backward */
+    n->saved_numel[3] = in->numel + (size_t)C;     /* eval backward: x-hat * dy, then ones */
+    return id;
+}
+
+static dc_status bn_forward(dc_graph *g, dc_node *n) {
+    dc_backend *be = g->be;
+    const int N = g->batch, C = NC(n), hw = NH(n) * NW(n);
+    dc_ptr x = dc_node_out(g, n->in[0]), y = dc_tensor_ptr(n->out);
+    dc_ptr gamma = dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value);
+    dc_ptr beta = dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value);
+    dc_ptr rm = dc_tensor_ptr(dc_graph_param_at(g, n, 2)->value);
+    dc_ptr rv = dc_tensor_ptr(dc_graph_param_at(g, n, 3)->value);
+    if (!g->train) return DC_BE(be, bn_apply, x, rm, rv, gamma, beta, y, N, C, hw, n->eps);
+    dc_ptr mean = dc_tensor_ptr(n->saved[0]), var = dc_tensor_ptr(n->saved[1]);
+    DC_TRY(DC_BE(be, bn_stats, x, mean, var, N, C, hw));
+    DC_TRY(DC_BE(be, bn_apply, x, mean, var, gamma, beta, y, N, C, hw, n->eps));
+    /* running = (1-m) running + m batch; the variance is unbiased, as in PyTorch */
+    const double M = (double)N * hw;
+    DC_TRY(DC_BE(be, scale, rm, (size_t)C, 1.0f - n->momentum));
+    DC_TRY(DC_BE(be, axpy, rm, mean, (size_t)C, n->momentum));
+    DC_TRY(DC_BE(be, scale, rv, (size_t)C, 1.0f - n->momentum));
+    DC_TRY(DC_BE(be, axpy, rv, var, (size_t)C, (float)(n->momentum * (M > 1 ? M / (M - 1) : 1.0))));
+    return DC_OK;
+}
+
+static dc_status bn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
+    (void)mode;
+    dc_backend *be = g->be;
+    const int N = g->batch, C = NC(n), hw = NH(n) * NW(n);
+    dc_param *pg = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
+    dc_ptr x = dc_node_out(g, n->in[0]), dy = dc_tensor_ptr(n->grad);
+    dc_ptr dx = dc_node_grad(g, n->in[0]);
+    if (g->train) {
+        if (!dx.buf) /* cannot happen: the builder makes the input keep a gradient */
+            return dc_set_error(&g->err, DC_ERR_STATE,
+                                "batchnorm2d '%s': input has no gradient buffer", n->name);
+        return DC_BE(be, bn_bwd, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
+                     dc_tensor_ptr(pg->value), dy, dx, dc_tensor_ptr(pg->grad),
+                     dc_tensor_ptr(pb->grad), N, C, hw, n->eps);
+    }
+    /* Eval mode (explanations on a trained network): y = a*x + b with fixed
+     * a = gamma/sqrt(rv+eps). dgamma += sum dy*xhat, dbeta += sum dy, dx += a*dy. */
+    dc_ptr zeros = dc_tensor_ptr(n->saved[2]), tmp = dc_tensor_ptr(n->saved[3]);
+    dc_ptr ones = dc_ptr_at(tmp, n->numel);
+    dc_ptr rm = dc_tensor_ptr(dc_graph_param_at(g, n, 2)->value);
+    dc_ptr rv = dc_tensor_ptr(dc_graph_param_at(g, n, 3)->value);
+    DC_TRY(DC_BE(be, fill, zeros, (size_t)C, 0.0f));
+    DC_TRY(DC_BE(be, fill, ones, (size_t)C, 1.0f));
+    DC_TRY(DC_BE(be, bn_apply, x, rm, rv, ones, zeros, tmp, N, C, hw, n->eps)); /* xhat */
+    DC_TRY(DC_BE(be, binary, 1, tmp, tmp, dy, n->numel));
+    DC_TRY(DC_BE(be, bias_grad, dc_tensor_ptr(pg->grad), tmp, N, C, hw));
+    DC_TRY(DC_BE(be, bias_grad, dc_tensor_ptr(pb->grad), dy, N, C, hw));
+    if (!dx.buf) return DC_OK;
+    DC_TRY(DC_BE(be, bn_apply, dy, zeros, rv, dc_tensor_ptr(pg->value), zeros, tmp, N, C, hw, n->eps));
+    return DC_BE(be, axpy, dx, tmp, n->numel, 1.0f);
+}
+
+int dc_dropout(dc_graph *g, int x, float p) {
+    if (dc_graph_check_input(g, "dropout", x)) return -1;
+    dc_node *in = &g->nodes[x];
+    if (!(p >= 0.0f && p < 1.0f))
+        return dc_graph_fail(g, DC_ERR_ARG, "dropout: probability %g must be in [0, 1)", (double)p);
+    int id = dc_graph_add_node(g, DC_OP_DROPOUT, &x, 1, in->ndim, in->shape);
+    if (id < 0) return -1;
+    g->nodes[id].p = p;
+    g->nodes[id].saved_numel[0] = in->numel;
+    return id;
+}
+
+static dc_status dropout_forward(dc_graph *g, dc_node *n) {
+    dc_backend *be = g->be;
+    dc_ptr x = dc_node_out(g, n->in[0]), y = dc_tensor_ptr(n->out), mask = dc_tensor_ptr(n->saved[0]);
+    if (!g->train || n->p == 0.0f) {
+        DC_TRY(DC_BE(be, fill, mask, n->numel, 1.0f));
+        return DC_BE(be, copy, y, x, n->numel);
+    }
+    DC_TRY(DC_BE(be, dropout_mask, mask, n->numel, dc_graph_node_seed(g, n), n->p));
+    return DC_BE(be, binary, 1, y, x, mask, n->numel);
+}
+
+static dc_status dropout_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
+    (void)mode;
+    if (!dc_node_has_grad(g, n->in[0])) return DC_OK;
+    return DC_BE(g->be, binary, 2, dc_node_grad(g, n->in[0]), dc_tensor_ptr(n->grad),
+                 dc_tensor_ptr(n->saved[0]), n->numel);
+}
+
+const dc_op_impl dc_op_batchnorm2d = {bn_forward, bn_backward, NULL, NULL};
+const dc_op_impl dc_op_dropout = {dropout_forward, dropout_backward, NULL, NULL};

@@ -1,0 +1,148 @@
+/* deconv — datasets in host memory: image folders, IDX files (MNIST / Fashion-MNIST),
+ * train/validation splits, batches and seeded augmentation.
+ *
+ * A dataset is N images in one contiguous float array, NCHW, with pixel values scaled to
+ * [-1, 1] (value = pixel / 127.5 - 1, so black = -1 and white = +1), plus optional int32
+ * labels and class names. Loading never prints except one warning line on stderr per
+ * image file that is skipped (unreadable or corrupt), naming the file and the reason.
+ *
+ * Ownership: every dc_dataset **out pairs with a NULL-safe dc_dataset_free().
+ * Randomness: splits, epoch orders and augmentation take an explicit seed or dc_rng;
+ * the same seed gives the same result on every machine.
+ */
+#ifndef DECONV_DATA_H
+#define DECONV_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deconv/deconv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Plain data: read the fields directly. Images of item i start at
+ * images + i * c * h * w. */
+typedef struct dc_dataset {
+    int n, c, h, w;
+    float *images;      /* n*c*h*w floats in [-1, 1]; NULL when n == 0 */
+    int32_t *labels;    /* n labels in [0, n_classes), or NULL when unlabelled */
+    int n_classes;      /* 0 when unlabelled */
+    char **class_names; /* n_classes strings, or NULL when the source names none */
+    char **names;       /* per-item source name ("ak47.png", "coat/12.png"), or NULL */
+    char source[512];   /* where it came from, for messages */
+} dc_dataset;
+
+/* Fashion-MNIST as installed by Debian's dataset-fashion-mnist package. */
+#define DC_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* ------------------------------------------------------------------ creation */
+/* Empty dataset of n zero images [c, h, w]; labels (zeroed) when with_labels. n may be 0. */
+dc_status dc_dataset_create(int n, int c, int h, int w, int with_labels, dc_dataset **out,
+                            dc_error *err);
+void dc_dataset_free(dc_dataset *ds);
+/* Copy class names into the dataset (replacing any) and set n_classes = count. */
+dc_status dc_dataset_set_class_names(dc_dataset *ds, int count, const char *const *names,
+                                     dc_error *err);
+/* Pointer to item i's first value. */
+static inline float *dc_dataset_image(const dc_dataset *ds, int i) {
+    return ds->images + (size_t)i * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+}
+static inline size_t dc_dataset_image_numel(const dc_dataset *ds) {
+    return (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+}
+
+/* ------------------------------------------------------------------- loading
+ * size: every image becomes size x size; size <= 0 keeps the native size (IDX: 28; a
+ * folder: the larger side of its first readable image).
+ * channels: 1 (gray; RGB becomes luminance 0.299 R + 0.587 G + 0.114 B) or 3 (RGB; gray
+ * is copied into three equal planes).
+ *
+ * Resizing preserves the aspect ratio: the larger side is scaled to `size` (linear-light
+ * filtering with stb_image_resize, clamped to [-1, 1]) and the image is centred on a
+ * size x size canvas padded with the mean colour of the image's outermost pixel ring, so a
+ * silhouette on white is padded white and a digit on black is padded black. Transparent
+ * pixels are composited over white. */
+
+/* Decode one image file (PNG, JPEG, BMP, GIF first frame, TGA, PNM) into dst, which holds
+ * channels * size * size floats. size must be > 0. Errors name the file and stb's reason. */
+dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc_error *err);
+
+/* Every image file (by extension: png jpg jpeg bmp gif tga pgm ppm pnm, any case) in dir,
+ * in byte-wise sorted file-name order. If dir has sub-folders that hold images, it is a
+ * labelled dataset instead: one class per such sub-folder (label = index in sorted order,
+ * class name = folder name) and loose files at the top level are ignored with a warning.
+ * Hidden entries (".name") are ignored. Errors: a missing folder, or one with no readable
+ * image, is DC_ERR_NOT_FOUND naming the folder. */
+dc_status dc_dataset_load_folder(const char *dir, int size, int channels, dc_dataset **out,
+                                 dc_error *err);
+
+/* IDX files (images: magic 0x00000803, [n, rows, cols] u8; labels: 0x00000801, [n] u8),
+ * gzipped or plain. labels_path may be NULL. Errors name the file: a wrong magic or
+ * dimension is DC_ERR_FORMAT, a file shorter than its header promises (truncated .gz
+ * included) is DC_ERR_FORMAT, a label count that differs from the image count is
+ * DC_ERR_SHAPE. n_classes is the largest label + 1. */
+dc_status dc_dataset_load_idx(const char *images_path, const char *labels_path, int size,
+                              int channels, dc_dataset **out, dc_error *err);
+
+/* One entry point for the CLI. spec is one of:
+ *   "fashion-mnist", "fashion-mnist:train", "fashion-mnist:test"  (from DC_FASHION_MNIST_DIR,
+ *       with the ten class names)
+ *   a path to "...-images-idx3-ubyte" or "...-images-idx3-ubyte.gz" (the labels file
+ *       "...-labels-idx1-ubyte[.gz]" next to it is used when present)
+ *   a folder (dc_dataset_load_folder). */
+dc_status dc_dataset_load_path(const char *spec, int size, int channels, dc_dataset **out,
+                               dc_error *err);
+
+/* The ten Fashion-MNIST class names, "T-shirt/top" ... "Ankle boot". */
+const char *const *dc_fashion_mnist_class_names(void);
+
+/* ------------------------------------------------------- subsets and batches */
+/* New dataset of the listed items, in the given order (labels, names, classes copied). */
+dc_status dc_dataset_subset(const dc_dataset *ds, const int32_t *indices, int count,
+                            dc_dataset **out, dc_error *err);
+/* Reproducible split: a seeded shuffle picks round(n * val_fraction) items for validation
+ * (at least 1 when val_fraction > 0 and n >= 2, and never all of them); both parts keep
+ * the original order. val_fraction in [0, 1). *val may hold 0 items. */
+dc_status dc_dataset_split(const dc_dataset *ds, float val_fraction, uint64_t seed,
+                           dc_dataset **train, dc_dataset **val, dc_error *err);
+/* Fisher-Yates shuffle of idx[0..n) with rng. */
+void dc_shuffle_indices(int32_t *idx, int n, dc_rng *rng);
+/* perm = a permutation of 0..n-1 that depends only on (seed, epoch). */
+void dc_epoch_permutation(int32_t *perm, int n, uint64_t seed, long epoch);
+/* Gather items indices[0..count) into dst_images (count * c*h*w floats) and, when
+ * dst_labels is not NULL, their labels (the dataset must then have labels). */
+dc_status dc_dataset_batch(const dc_dataset *ds, const int32_t *indices, int count,
+                           float *dst_images, int32_t *dst_labels, dc_error *err);
+
+/* -------------------------------------------------------------- augmentation
+ * A random similarity transform per image: optional horizontal flip, rotation by
+ * U(-max_rotate_deg, max_rotate_deg) and scaling by U(scale_min, scale_max) about the image
+ * centre, then translation by U(-max_translate, max_translate) pixels on each axis
+ * (sub-pixel). Each output pixel is inverse-mapped into the source and sampled bilinearly;
+ * positions outside the source read `fill`. Every call draws the same number of values
+ * from rng whatever the config, so streams stay aligned when a config changes. */
+typedef struct dc_augment_config {
+    float hflip_prob;     /* probability of a horizontal flip, [0, 1] */
+    float max_translate;  /* pixels */
+    float scale_min, scale_max;
+    float max_rotate_deg;
+    float fill;           /* value outside the source: +1 = white (guns), -1 = black */
+} dc_augment_config;
+
+/* Identity transform (no flip, no move, scale 1), fill = +1 (white). */
+void dc_augment_config_identity(dc_augment_config *cfg);
+/* DC_ERR_ARG naming the field when a value is out of range. */
+dc_status dc_augment_config_check(const dc_augment_config *cfg, dc_error *err);
+/* dst must not overlap src. An identity draw copies src exactly. */
+void dc_augment_image(const float *src, float *dst, int c, int h, int w,
+                      const dc_augment_config *cfg, dc_rng *rng);
+/* n images [c, h, w], one draw each, in order. */
+void dc_augment_batch(const float *src, float *dst, int n, int c, int h, int w,
+                      const dc_augment_config *cfg, dc_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

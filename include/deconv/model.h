@@ -1,0 +1,98 @@
+/* deconv — model presets: the generative encoder-decoders (complete, vae, glo) and the
+ * classifier, each built on the graph API from a spec of plain options. */
+#ifndef DECONV_MODEL_H
+#define DECONV_MODEL_H
+
+#include "deconv/deconv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dc_mask_kind {
+    DC_MASK_NONE = 0,
+    DC_MASK_BOTTOM,
+    DC_MASK_TOP,
+    DC_MASK_LEFT,
+    DC_MASK_RIGHT,
+    DC_MASK_BOX,    /* centred square, half the side */
+    DC_MASK_RANDOM, /* random box, 1/4 to 1/2 of each side, random place */
+} dc_mask_kind;
+
+typedef struct dc_model_spec {
+    char kind[16];       /* "complete", "vae", "glo", "classifier" */
+    int channels, size;  /* input images: channels x size x size */
+    int base;            /* channels of the first conv block (doubles per block) */
+    int blocks;          /* encoder conv-relu-maxpool blocks */
+    int kernel;          /* conv kernel size (odd) */
+    int latent;          /* latent dimension */
+    int tied;            /* decoder reuses the encoder's kernels */
+    float noise;         /* complete: std of the random code added to the latent */
+    dc_mask_kind mask;   /* which region is hidden from the encoder */
+    float visible_weight;/* loss weight of the visible region (hidden region: 1) */
+    int loss_full;       /* plain full-image MSE */
+    float beta;          /* vae: weight of the KL term */
+    int glo_count;       /* glo: number of learned latents (training images) */
+    int classes;         /* classifier */
+    int batchnorm;       /* classifier: batch norm after each conv */
+    float dropout;       /* classifier: dropout before the last dense layer */
+} dc_model_spec;
+
+/* Defaults for a kind ("complete" if NULL) at the given image size and channels. */
+dc_status dc_model_spec_default(dc_model_spec *s, const char *kind, int channels, int size,
+                                dc_error *err);
+/* Checks sizes (e.g. size divisible by 2^blocks) and names the option at fault. */
+dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err);
+const char *dc_mask_name(dc_mask_kind m);
+dc_status dc_mask_parse(const char *name, dc_mask_kind *out, dc_error *err);
+/* Spec <-> JSON object text (for checkpoints' metadata). Caller frees the string. */
+char *dc_model_spec_to_json(const dc_model_spec *s);
+dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *err);
+
+typedef struct dc_model {
+    dc_model_spec spec;
+    dc_backend *be;
+    dc_params *params;
+    int owns_params;
+    dc_graph *g;
+    int batch;
+    /* named nodes (-1 when the kind has none) */
+    int x;        /* image input (masked for complete) */
+    int target;   /* full image target */
+    int weight;   /* per-pixel loss weight */
+    int labels;   /* classifier labels */
+    int index;    /* glo: training-image index */
+    int latent;   /* the code the decoder starts from (after noise / sampling) */
+    int code;     /* complete: encoder code before noise; vae: mu */
+    int logvar;   /* vae */
+    int noise;    /* complete: the gaussian_noise node */
+    int z_in;     /* decoder-only graphs: latent input */
+    int out;      /* image output (tanh) or logits */
+    int loss;     /* total loss */
+    int recon;    /* reconstruction loss */
+    int kl;       /* vae KL */
+    int last_conv;/* classifier: last conv (for CAM / Grad-CAM) */
+    int decoder_only;
+} dc_model;
+
+/* Build the training graph of a spec with fresh parameters. */
+dc_status dc_model_create(dc_backend *be, const dc_model_spec *spec, int batch, dc_model **out,
+                          dc_error *err);
+/* Same layers and parameters as `src`, another batch size. decoder_only: only the
+ * latent -> image decoder with a latent input (generation, dreams). */
+dc_status dc_model_create_shared(dc_model *src, int batch, int decoder_only, dc_model **out,
+                                 dc_error *err);
+void dc_model_free(dc_model *m);
+static inline dc_graph *dc_model_graph(dc_model *m) { return m ? m->g : NULL; }
+
+/* Fill mask (1 = hidden) for one image. */
+void dc_mask_make(dc_mask_kind kind, int h, int w, dc_rng *rng, float *mask);
+/* Prepare the complete-model inputs for one image: masked input (hidden pixels set to
+ * `fill`), loss weight (hidden 1, visible vw). */
+void dc_mask_apply(const float *img, const float *mask, int c, int h, int w, float fill, float vw,
+                   int loss_full, float *masked, float *weight);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

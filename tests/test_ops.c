@@ -1,0 +1,702 @@
+/* Every op: forward against a naive direct-loop reference written here, backward against
+ * central finite differences evaluated in double precision on the float32 forward.
+ *
+ * Bounds: forward max relative error 1e-4 (float32 GEMM vs naive loops, relative to the
+ * largest reference magnitude). Gradients: max relative error 2e-2 relative to the largest
+ * gradient magnitude, with step 1e-2 on inputs chosen away from ReLU/max-pool kinks. The
+ * loss is 0.5*mean((y - t)^2)-like MSE, smooth in y. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "internal.h"
+
+#define FWD_TOL 1e-4
+#define GRAD_TOL 2e-2
+#define FD_STEP 1e-2
+#define FD_SAMPLES 24
+
+typedef struct op_case {
+    const char *name;
+    int n_inputs;
+    int in_shape[3][4]; /* [N, C, H, W]; C == 0 for an int input */
+    /* builds the op from input node ids; returns the output node */
+    int (*build)(dc_graph *g, const int *in, const struct op_case *c);
+    /* naive reference: inputs and params on the host -> output */
+    void (*ref)(const struct op_case *c, float **in, dc_params *p, float *out);
+    int k, stride, pad, out_pad, out_ch;
+    float alpha;
+    int distinct; /* inputs are distinct values spaced apart (for max-pool) */
+    int away_from_zero;
+    int train;
+    int int_rows; /* int input range */
+} op_case;
+
+static dc_backend *cpu(void) {
+    dc_backend *be = NULL;
+    dc_error err = {0};
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    return be;
+}
+
+static void fill_input(const op_case *c, int i, float *x, size_t n, dc_rng *rng) {
+    if (c->distinct) {
+        /* a random permutation of evenly spaced values: distinct maxima whose gaps (2/n)
+         * exceed 2*FD_STEP for the small sizes used here */
+        for (size_t j = 0; j < n; j++) x[j] = -1.0f + 2.0f * (float)j / (float)n;
+        for (size_t j = n - 1; j > 0; j--) {
+            size_t k = dc_rng_below(rng, (uint32_t)(j + 1));
+            float t = x[j];
+            x[j] = x[k];
+            x[k] = t;
+        }
+        return;
+    }
+    tu_fill_uniform(x, n, rng, -1.0f, 1.0f);
+    if (c->away_from_zero)
+        for (size_t j = 0; j < n; j++)
+            if (fabsf(x[j]) < 0.1f) x[j] = x[j] < 0 ? x[j] - 0.1f : x[j] + 0.1f;
+    (void)i;
+}
+
+static double loss_at(dc_graph *g, int loss) {
+    float l;
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    assert_int_equal(dc_graph_read(g, loss, &l), DC_OK);
+    return (double)l;
+}
+
+static void run_case(const op_case *c) {
+    dc_backend *be = cpu();
+    dc_params *p = NULL;
+    dc_graph *g = NULL;
+    dc_rng rng;
+    dc_rng_seed(&rng, 1234);
+    const int N = c->in_shape[0][0];
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, N, &g), DC_OK);
+    int in[3];
+    float *host[3] = {0};
+    size_t numel[3];
+    for (int i = 0; i < c->n_inputs; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "in%d", i);
+        if (c->in_shape[i][1] == 0) {
+            in[i] = dc_input_int(g, nm);
+            numel[i] = (size_t)N;
+        } else {
+            in[i] = dc_input(g, nm, c->in_shape[i][1], c->in_shape[i][2], c->in_shape[i][3]);
+            numel[i] = dc_shape_numel(4, c->in_shape[i]);
+            assert_int_equal(dc_graph_require_grad(g, in[i]), DC_OK);
+        }
+        host[i] = malloc(sizeof(float) * numel[i]);
+    }
+    int out = c->build(g, in, c);
+    if (out < 0) fail_msg("%s: build failed: %s", c->name, dc_graph_error(g)->msg);
+    int shape[4];
+    int nd = dc_graph_node_shape(g, out, shape);
+    size_t on = dc_shape_numel(nd, shape);
+    int t = dc_input(g, "target", (int)(on / N), 1, 1);
+    int flat = dc_reshape(g, out, (int)(on / N), 1, 1);
+    int loss = dc_mse_loss(g, flat, t, -1);
+    if (dc_graph_finalize(g) != DC_OK) fail_msg("%s: %s", c->name, dc_graph_error(g)->msg);
+    dc_graph_set_train(g, c->train);
+    dc_graph_set_seed(g, 99);
+    assert_int_equal(dc_params_init(p, &rng), DC_OK);
+    /* randomise every parameter (biases and norms start at 0/1 otherwise) */
+    for (int i = 0; i < dc_params_count(p); i++) {
+        dc_param *q = dc_params_get(p, i);
+        float *w = malloc(sizeof(float) * q->numel);
+        tu_fill_uniform(w, q->numel, &rng, -0.5f, 0.5f);
+        if (strstr(q->name, "running_var"))
+            for (size_t j = 0; j < q->numel; j++) w[j] = 0.5f + fabsf(w[j]);
+        dc_params_write(p, i, w);
+        free(w);
+    }
+    for (int i = 0; i < c->n_inputs; i++) {
+        if (c->in_shape[i][1] == 0) {
+            int32_t *idx = malloc(sizeof(int32_t) * N);
+            for (int j = 0; j < N; j++) idx[j] = (int32_t)dc_rng_below(&rng, (uint32_t)c->int_rows);
+            idx[N - 1] = idx[0]; /* repeated index: gradients must accumulate */
+            for (int j = 0; j < N; j++) host[i][j] = (float)idx[j];
+            assert_int_equal(dc_graph_set_input_int(g, in[i], idx), DC_OK);
+            free(idx);
+        } else {
+            fill_input(c, i, host[i], numel[i], &rng);
+            assert_int_equal(dc_graph_set_input(g, in[i], host[i]), DC_OK);
+        }
+    }
+    float *tgt = malloc(sizeof(float) * on);
+    tu_fill_uniform(tgt, on, &rng, -1.0f, 1.0f);
+    assert_int_equal(dc_graph_set_input(g, t, tgt), DC_OK);
+
+    /* forward vs naive reference */
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    float *y = malloc(sizeof(float) * on), *yref = calloc(on, sizeof(float));
+    assert_int_equal(dc_graph_read(g, out, y), DC_OK);
+    if (c->ref) {
+        c->ref(c, host, p, yref);
+        double e = tu_max_rel_err(y, yref, on);
+        print_message("  %-28s forward  max rel err %.2e\n", c->name, e);
+        if (!(e <= FWD_TOL)) fail_msg("%s forward: max rel err %g > %g", c->name, e, FWD_TOL);
+    }
+
+    /* backward vs central differences */
+    assert_int_equal(dc_params_zero_grad(p), DC_OK);
+    if (dc_graph_backward(g, loss, DC_RELU_NORMAL) != DC_OK)
+        fail_msg("%s backward: %s", c->name, dc_graph_error(g)->msg);
+    double worst = 0;
+    for (int i = 0; i < c->n_inputs; i++) {
+        if (c->in_shape[i][1] == 0) continue;
+        float *grad = malloc(sizeof(float) * numel[i]);
+        assert_int_equal(dc_graph_read_grad(g, in[i], grad), DC_OK);
+        double gmax = 1e-3;
+        for (size_t j = 0; j < numel[i]; j++) gmax = fmax(gmax, fabs(grad[j]));
+        for (int s = 0; s < FD_SAMPLES; s++) {
+            size_t j = dc_rng_below(&rng, (uint32_t)numel[i]);
+            float keep = host[i][j];
+            host[i][j] = keep + (float)FD_STEP;
+            dc_graph_set_input(g, in[i], host[i]);
+            double lp = loss_at(g, loss);
+            host[i][j] = keep - (float)FD_STEP;
+            dc_graph_set_input(g, in[i], host[i]);
+            double lm = loss_at(g, loss);
+            host[i][j] = keep;
+            dc_graph_set_input(g, in[i], host[i]);
+            double fd = (lp - lm) / (2 * FD_STEP);
+            double e = fabs(fd - grad[j]) / gmax;
+            if (e > worst) worst = e;
+            if (e > GRAD_TOL)
+                fail_msg("%s: d loss / d input%d[%zu]: analytic %g, finite difference %g", c->name, i,
+                         j, (double)grad[j], fd);
+        }
+        free(grad);
+    }
+    for (int pi = 0; pi < dc_params_count(p); pi++) {
+        dc_param *q = dc_params_get(p, pi);
+        if (!q->trainable) continue;
+        float *w = malloc(sizeof(float) * q->numel), *gw = malloc(sizeof(float) * q->numel);
+        dc_params_read(p, pi, w);
+        be->ops->read(be, dc_tensor_ptr(q->grad), gw, q->numel * 4);
+        double gmax = 1e-3;
+        for (size_t j = 0; j < q->numel; j++) gmax = fmax(gmax, fabs(gw[j]));
+        for (int s = 0; s < FD_SAMPLES; s++) {
+            size_t j = dc_rng_below(&rng, (uint32_t)q->numel);
+            float keep = w[j];
+            w[j] = keep + (float)FD_STEP;
+            dc_params_write(p, pi, w);
+            double lp = loss_at(g, loss);
+            w[j] = keep - (float)FD_STEP;
+            dc_params_write(p, pi, w);
+            double lm = loss_at(g, loss);
+            w[j] = keep;
+            dc_params_write(p, pi, w);
+            double fd = (lp - lm) / (2 * FD_STEP);
+            double e = fabs(fd - gw[j]) / gmax;
+            if (e > worst) worst = e;
+            if (e > GRAD_TOL)
+                fail_msg("%s: d loss / d %s[%zu]: analytic %g, finite difference %g", c->name, q->name,
+                         j, (double)gw[j], fd);
+        }
+        free(w);
+        free(gw);
+    }
+    print_message("  %-28s gradient max rel err %.2e\n", c->name, worst);
+    for (int i = 0; i < c->n_inputs; i++) free(host[i]);
+    free(tgt);
+    free(y);
+    free(yref);
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+/* ---- host helpers ---- */
+static float *param_host(dc_params *p, const char *name) {
+    int i = dc_params_find(p, name);
+    if (i < 0) fail_msg("no parameter %s", name);
+    dc_param *q = dc_params_get(p, i);
+    float *w = malloc(sizeof(float) * q->numel);
+    dc_params_read(p, i, w);
+    return w;
+}
+
+/* ---- conv2d ---- */
+static int b_conv(dc_graph *g, const int *in, const op_case *c) {
+    dc_name(g, "c");
+    return dc_conv2d(g, in[0], c->out_ch, c->k, c->stride, c->pad);
+}
+static void r_conv(const op_case *c, float **in, dc_params *p, float *out) {
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1], H = c->in_shape[0][2], W = c->in_shape[0][3];
+    const int K = c->k, S = c->stride, P = c->pad, OC = c->out_ch;
+    const int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    float *w = param_host(p, "c.weight"), *b = param_host(p, "c.bias");
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    double s = b[o];
+                    for (int ci = 0; ci < C; ci++)
+                        for (int i = 0; i < K; i++)
+                            for (int j = 0; j < K; j++) {
+                                int iy = oy * S - P + i, ix = ox * S - P + j;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                s += (double)w[((o * C + ci) * K + i) * K + j] *
+                                     in[0][((n * C + ci) * H + iy) * W + ix];
+                            }
+                    out[((n * OC + o) * OH + oy) * OW + ox] = (float)s;
+                }
+    free(w);
+    free(b);
+}
+
+/* ---- conv_transpose2d: the scatter definition ---- */
+static int b_convt(dc_graph *g, const int *in, const op_case *c) {
+    dc_name(g, "t");
+    return dc_conv_transpose2d(g, in[0], c->out_ch, c->k, c->stride, c->pad, c->out_pad);
+}
+static void r_convt(const op_case *c, float **in, dc_params *p, float *out) {
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1], H = c->in_shape[0][2], W = c->in_shape[0][3];
+    const int K = c->k, S = c->stride, P = c->pad, OC = c->out_ch;
+    const int OH = (H - 1) * S - 2 * P + K + c->out_pad, OW = (W - 1) * S - 2 * P + K + c->out_pad;
+    float *w = param_host(p, "t.weight"), *b = param_host(p, "t.bias");
+    double *acc = calloc((size_t)N * OC * OH * OW, sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int ci = 0; ci < C; ci++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    for (int o = 0; o < OC; o++)
+                        for (int i = 0; i < K; i++)
+                            for (int j = 0; j < K; j++) {
+                                int oy = y * S - P + i, ox = x * S - P + j;
+                                if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
+                                acc[((n * OC + o) * OH + oy) * OW + ox] +=
+                                    (double)in[0][((n * C + ci) * H + y) * W + x] *
+                                    w[((ci * OC + o) * K + i) * K + j];
+                            }
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int q = 0; q < OH * OW; q++)
+                out[(n * OC + o) * OH * OW + q] = (float)(acc[(n * OC + o) * OH * OW + q] + b[o]);
+    free(acc);
+    free(w);
+    free(b);
+}
+
+/* ---- maxpool2d ---- */
+static int b_pool(dc_graph *g, const int *in, const op_case *c) {
+    return dc_maxpool2d(g, in[0], c->k, c->stride, c->pad);
+}
+static void r_pool(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1], H = c->in_shape[0][2], W = c->in_shape[0][3];
+    const int K = c->k, S = c->stride, P = c->pad;
+    const int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    for (int n = 0; n < N * C; n++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float m = -INFINITY;
+                for (int i = 0; i < K; i++)
+                    for (int j = 0; j < K; j++) {
+                        int iy = oy * S - P + i, ix = ox * S - P + j;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W && in[0][(n * H + iy) * W + ix] > m)
+                            m = in[0][(n * H + iy) * W + ix];
+                    }
+                out[(n * OH + oy) * OW + ox] = m;
+            }
+}
+
+/* ---- maxunpool(maxpool(x)) keeps each window's max where it was ---- */
+static int b_unpool(dc_graph *g, const int *in, const op_case *c) {
+    int pl = dc_maxpool2d(g, in[0], c->k, c->stride, c->pad);
+    return dc_maxunpool2d(g, pl, pl);
+}
+static void r_unpool(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1], H = c->in_shape[0][2], W = c->in_shape[0][3];
+    const int K = c->k, S = c->stride, P = c->pad;
+    const int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    memset(out, 0, sizeof(float) * N * C * H * W);
+    for (int n = 0; n < N * C; n++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float m = -INFINITY;
+                int at = -1;
+                for (int i = 0; i < K; i++)
+                    for (int j = 0; j < K; j++) {
+                        int iy = oy * S - P + i, ix = ox * S - P + j;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W && in[0][(n * H + iy) * W + ix] > m) {
+                            m = in[0][(n * H + iy) * W + ix];
+                            at = iy * W + ix;
+                        }
+                    }
+                out[n * H * W + at] = m;
+            }
+}
+
+/* ---- activations ---- */
+static float act_ref(int which, float x, float a) {
+    switch (which) {
+    case 0: return x > 0 ? x : 0;
+    case 1: return x > 0 ? x : a * x;
+    case 2: return tanhf(x);
+    default: return 1.0f / (1.0f + expf(-x));
+    }
+}
+static int b_act(dc_graph *g, const int *in, const op_case *c) {
+    switch (c->k) {
+    case 0: return dc_relu(g, in[0]);
+    case 1: return dc_leaky_relu(g, in[0], c->alpha);
+    case 2: return dc_tanh(g, in[0]);
+    default: return dc_sigmoid(g, in[0]);
+    }
+}
+static void r_act(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    size_t n = dc_shape_numel(4, c->in_shape[0]);
+    for (size_t i = 0; i < n; i++) out[i] = act_ref(c->k, in[0][i], c->alpha);
+}
+
+/* ---- dense ---- */
+static int b_dense(dc_graph *g, const int *in, const op_case *c) {
+    dc_name(g, "fc");
+    return dc_dense(g, in[0], c->out_ch);
+}
+static void r_dense(const op_case *c, float **in, dc_params *p, float *out) {
+    const int N = c->in_shape[0][0], F = (int)(dc_shape_numel(4, c->in_shape[0]) / N), O = c->out_ch;
+    float *w = param_host(p, "fc.weight"), *b = param_host(p, "fc.bias");
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            double s = b[o];
+            for (int f = 0; f < F; f++) s += (double)w[o * F + f] * in[0][n * F + f];
+            out[n * O + o] = (float)s;
+        }
+    free(w);
+    free(b);
+}
+
+/* ---- add, mul, gap ---- */
+static int b_add(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_add(g, in[0], in[1]);
+}
+static void r_add(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    size_t n = dc_shape_numel(4, c->in_shape[0]);
+    for (size_t i = 0; i < n; i++) out[i] = in[0][i] + in[1][i];
+}
+static int b_mul(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_mul(g, in[0], in[1]);
+}
+static void r_mul(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    size_t n = dc_shape_numel(4, c->in_shape[0]);
+    for (size_t i = 0; i < n; i++) out[i] = in[0][i] * in[1][i];
+}
+static int b_gap(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_global_avgpool(g, in[0]);
+}
+static void r_gap(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int NC_ = c->in_shape[0][0] * c->in_shape[0][1], HW = c->in_shape[0][2] * c->in_shape[0][3];
+    for (int i = 0; i < NC_; i++) {
+        double s = 0;
+        for (int q = 0; q < HW; q++) s += in[0][i * HW + q];
+        out[i] = (float)(s / HW);
+    }
+}
+
+/* ---- batchnorm (training: batch statistics; eval: running statistics) ---- */
+static int b_bn(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    dc_name(g, "bn");
+    return dc_batchnorm2d(g, in[0], 0.1f, 1e-5f);
+}
+static void r_bn(const op_case *c, float **in, dc_params *p, float *out) {
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1], HW = c->in_shape[0][2] * c->in_shape[0][3];
+    float *gm = param_host(p, "bn.weight"), *bt = param_host(p, "bn.bias");
+    float *rm = param_host(p, "bn.running_mean"), *rv = param_host(p, "bn.running_var");
+    for (int ch = 0; ch < C; ch++) {
+        double m = 0, v = 0;
+        if (c->train) {
+            for (int n = 0; n < N; n++)
+                for (int q = 0; q < HW; q++) m += in[0][(n * C + ch) * HW + q];
+            m /= (double)N * HW;
+            for (int n = 0; n < N; n++)
+                for (int q = 0; q < HW; q++) {
+                    double d = in[0][(n * C + ch) * HW + q] - m;
+                    v += d * d;
+                }
+            v /= (double)N * HW;
+        } else {
+            /* running stats were read after the forward: eval mode leaves them unchanged */
+            m = rm[ch];
+            v = rv[ch];
+        }
+        for (int n = 0; n < N; n++)
+            for (int q = 0; q < HW; q++) {
+                size_t i = (size_t)(n * C + ch) * HW + q;
+                out[i] = (float)(gm[ch] * (in[0][i] - m) / sqrt(v + 1e-5) + bt[ch]);
+            }
+    }
+    free(gm);
+    free(bt);
+    free(rm);
+    free(rv);
+}
+
+/* ---- dropout / noise / reparameterize: deterministic given the graph seed ---- */
+static int b_dropout(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_dropout(g, in[0], 0.3f);
+}
+static int b_noise(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_gaussian_noise(g, in[0], 0.5f, 0);
+}
+static int b_reparam(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_reparameterize(g, in[0], in[1], 0);
+}
+static int b_embed(dc_graph *g, const int *in, const op_case *c) {
+    dc_name(g, "emb");
+    return dc_embedding(g, in[0], c->int_rows, c->out_ch, 0.5f);
+}
+static void r_embed(const op_case *c, float **in, dc_params *p, float *out) {
+    float *t = param_host(p, "emb.weight");
+    const int N = c->in_shape[0][0], D = c->out_ch;
+    for (int n = 0; n < N; n++)
+        for (int d = 0; d < D; d++) out[n * D + d] = t[(int)in[0][n] * D + d];
+    free(t);
+}
+
+/* ---- a tied conv -> transposed conv pair: gradients from both uses accumulate ---- */
+static int b_tied(dc_graph *g, const int *in, const op_case *c) {
+    dc_name(g, "e");
+    int h = dc_conv2d(g, in[0], c->out_ch, c->k, 1, c->k / 2);
+    h = dc_tanh(g, h);
+    return dc_conv_transpose2d_tied(g, h, 1, 1, c->k / 2, 0); /* node 1 is the conv */
+}
+
+#define S4(n, c, h, w) {n, c, h, w}
+static const op_case cases[] = {
+    {"conv2d 3x3 s1 p1", 1, {S4(2, 3, 7, 6)}, b_conv, r_conv, 3, 1, 1, 0, 4, 0, 0, 0, 1, 0},
+    {"conv2d 3x3 s2 p0 odd", 1, {S4(2, 2, 9, 7)}, b_conv, r_conv, 3, 2, 0, 0, 3, 0, 0, 0, 1, 0},
+    {"conv2d 5x5 s2 p2", 1, {S4(3, 2, 8, 8)}, b_conv, r_conv, 5, 2, 2, 0, 2, 0, 0, 0, 1, 0},
+    {"conv2d 1x1", 1, {S4(2, 5, 4, 3)}, b_conv, r_conv, 1, 1, 0, 0, 3, 0, 0, 0, 1, 0},
+    {"conv_t2d 3x3 s2 p1 op1", 1, {S4(2, 3, 4, 5)}, b_convt, r_convt, 3, 2, 1, 1, 2, 0, 0, 0, 1, 0},
+    {"conv_t2d 4x4 s2 p1", 1, {S4(2, 2, 3, 3)}, b_convt, r_convt, 4, 2, 1, 0, 3, 0, 0, 0, 1, 0},
+    {"conv_t2d 3x3 s1 p0", 1, {S4(1, 2, 5, 4)}, b_convt, r_convt, 3, 1, 0, 0, 2, 0, 0, 0, 1, 0},
+    {"conv_t2d 5x5 s3 p2 op2", 1, {S4(2, 1, 3, 4)}, b_convt, r_convt, 5, 3, 2, 2, 2, 0, 0, 0, 1, 0},
+    {"maxpool 2x2 s2", 1, {S4(2, 3, 6, 8)}, b_pool, r_pool, 2, 2, 0, 0, 0, 0, 1, 0, 1, 0},
+    {"maxpool 3x3 s2 p1 odd", 1, {S4(2, 2, 7, 5)}, b_pool, r_pool, 3, 2, 1, 0, 0, 0, 1, 0, 1, 0},
+    {"maxpool 3x3 s1 overlap", 1, {S4(1, 2, 5, 6)}, b_pool, r_pool, 3, 1, 0, 0, 0, 0, 1, 0, 1, 0},
+    {"maxunpool 2x2 s2", 1, {S4(2, 2, 6, 4)}, b_unpool, r_unpool, 2, 2, 0, 0, 0, 0, 1, 0, 1, 0},
+    {"maxunpool 3x3 s2 p1", 1, {S4(1, 3, 5, 7)}, b_unpool, r_unpool, 3, 2, 1, 0, 0, 0, 1, 0, 1, 0},
+    {"relu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0},
+    {"leaky_relu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 1, 0, 0, 0, 0, 0.2f, 0, 1, 1, 0},
+    {"tanh", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"sigmoid", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"dense", 1, {S4(3, 2, 3, 2)}, b_dense, r_dense, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0},
+    {"add", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_add, r_add, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"mul", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_mul, r_mul, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"global_avgpool", 1, {S4(2, 3, 5, 3)}, b_gap, r_gap, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"batchnorm2d train", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"batchnorm2d eval", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"dropout", 1, {S4(2, 3, 4, 4)}, b_dropout, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"gaussian_noise", 1, {S4(2, 3, 4, 4)}, b_noise, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"reparameterize", 2, {S4(3, 4, 1, 1), S4(3, 4, 1, 1)}, b_reparam, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"embedding", 1, {S4(5, 0, 1, 1)}, b_embed, r_embed, 0, 0, 0, 0, 3, 0, 0, 0, 1, 4},
+    {"tied conv/conv_t2d", 1, {S4(2, 2, 6, 6)}, b_tied, NULL, 3, 0, 0, 0, 3, 0, 0, 0, 1, 0},
+};
+
+static void test_all_ops(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+}
+
+/* ReLU backward modes, checked element by element against the rules. */
+static void test_relu_modes(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    dc_graph *g;
+    dc_rng rng;
+    dc_rng_seed(&rng, 5);
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    int x = dc_input(g, "x", 3, 4, 5);
+    dc_graph_require_grad(g, x);
+    int r = dc_relu(g, x);
+    int l = dc_leaky_relu(g, x, 0.1f);
+    int sum = dc_add(g, r, r); /* two paths into r's gradient */
+    assert_true(sum >= 0);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    const size_t n = 2 * 3 * 4 * 5;
+    float xs[120], seed[120], dx[120];
+    tu_fill_uniform(xs, n, &rng, -1, 1);
+    tu_fill_uniform(seed, n, &rng, -1, 1);
+    dc_graph_set_input(g, x, xs);
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    const int nodes[2] = {r, l};
+    for (int which = 0; which < 2; which++)
+        for (int mode = 0; mode < 3; mode++) {
+            assert_int_equal(dc_graph_backward_from(g, nodes[which], seed, (dc_relu_mode)mode), DC_OK);
+            assert_int_equal(dc_graph_read_grad(g, x, dx), DC_OK);
+            size_t differ = 0;
+            for (size_t i = 0; i < n; i++) {
+                float want;
+                if (mode == DC_RELU_NORMAL)
+                    want = xs[i] > 0 ? seed[i] : (which ? 0.1f * seed[i] : 0.0f);
+                else if (mode == DC_RELU_GUIDED)
+                    want = (xs[i] > 0 && seed[i] > 0) ? seed[i] : 0.0f;
+                else
+                    want = seed[i] > 0 ? seed[i] : 0.0f;
+                assert_float_equal(dx[i], want, 0.0f);
+                float plain = xs[i] > 0 ? seed[i] : (which ? 0.1f * seed[i] : 0.0f);
+                differ += dx[i] != plain;
+            }
+            /* guided and deconvnet differ from the gradient exactly where their rule bites */
+            if (mode != DC_RELU_NORMAL) assert_true(differ > 0);
+        }
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+/* Losses: values against naive formulas, gradients against finite differences. */
+static void test_losses(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    dc_graph *g;
+    dc_rng rng;
+    dc_rng_seed(&rng, 11);
+    const int N = 4, K = 5;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, N, &g), DC_OK);
+    int pr = dc_input(g, "pred", 2, 3, 1), tg = dc_input(g, "tgt", 2, 3, 1), wt = dc_input(g, "w", 2, 3, 1);
+    int lg = dc_input(g, "logits", K, 1, 1), lb = dc_input_int(g, "labels");
+    int mu = dc_input(g, "mu", 3, 1, 1), lv = dc_input(g, "lv", 3, 1, 1);
+    dc_graph_require_grad(g, pr);
+    dc_graph_require_grad(g, lg);
+    dc_graph_require_grad(g, mu);
+    dc_graph_require_grad(g, lv);
+    int mse = dc_mse_loss(g, pr, tg, wt), xe = dc_softmax_xent_loss(g, lg, lb), kl = dc_gaussian_kl_loss(g, mu, lv);
+    int s1 = dc_loss_sum(g, mse, 0.7f, xe, 1.3f), total = dc_loss_sum(g, s1, 1.0f, kl, 0.5f);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    float P[24], T[24], W[24], L[20], M[12], V[12];
+    int32_t Y[4] = {0, 4, 2, 4};
+    tu_fill_uniform(P, 24, &rng, -1, 1);
+    tu_fill_uniform(T, 24, &rng, -1, 1);
+    tu_fill_uniform(W, 24, &rng, 0, 1);
+    tu_fill_uniform(L, 20, &rng, -2, 2);
+    tu_fill_uniform(M, 12, &rng, -1, 1);
+    tu_fill_uniform(V, 12, &rng, -1, 1);
+    dc_graph_set_input(g, pr, P);
+    dc_graph_set_input(g, tg, T);
+    dc_graph_set_input(g, wt, W);
+    dc_graph_set_input(g, lg, L);
+    dc_graph_set_input_int(g, lb, Y);
+    dc_graph_set_input(g, mu, M);
+    dc_graph_set_input(g, lv, V);
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    double rm = 0, rx = 0, rk = 0;
+    for (int i = 0; i < 24; i++) rm += W[i] * (P[i] - T[i]) * (P[i] - T[i]);
+    rm /= 24;
+    for (int r = 0; r < N; r++) {
+        double mx = -1e30, s = 0;
+        for (int j = 0; j < K; j++) mx = fmax(mx, L[r * K + j]);
+        for (int j = 0; j < K; j++) s += exp(L[r * K + j] - mx);
+        rx += -(L[r * K + Y[r]] - mx - log(s));
+    }
+    rx /= N;
+    for (int i = 0; i < 12; i++) rk += -0.5 * (1 + V[i] - M[i] * M[i] - exp(V[i]));
+    rk /= N;
+    float got[4];
+    dc_graph_read(g, mse, &got[0]);
+    dc_graph_read(g, xe, &got[1]);
+    dc_graph_read(g, kl, &got[2]);
+    dc_graph_read(g, total, &got[3]);
+    assert_true(fabs(got[0] - rm) < 1e-5 * fmax(1, rm));
+    assert_true(fabs(got[1] - rx) < 1e-5 * fmax(1, rx));
+    assert_true(fabs(got[2] - rk) < 1e-5 * fmax(1, rk));
+    assert_true(fabs(got[3] - (0.7 * rm + 1.3 * rx + 0.5 * rk)) < 1e-5 * fmax(1, got[3]));
+    assert_int_equal(dc_graph_backward(g, total, DC_RELU_NORMAL), DC_OK);
+    struct { int node; float *host; int n; } ins[4] = {{pr, P, 24}, {lg, L, 20}, {mu, M, 12}, {lv, V, 12}};
+    for (int k = 0; k < 4; k++) {
+        float grad[24];
+        dc_graph_read_grad(g, ins[k].node, grad);
+        for (int i = 0; i < ins[k].n; i++) {
+            float keep = ins[k].host[i];
+            ins[k].host[i] = keep + 1e-2f;
+            dc_graph_set_input(g, ins[k].node, ins[k].host);
+            double lp = loss_at(g, total);
+            ins[k].host[i] = keep - 1e-2f;
+            dc_graph_set_input(g, ins[k].node, ins[k].host);
+            double lm = loss_at(g, total);
+            ins[k].host[i] = keep;
+            dc_graph_set_input(g, ins[k].node, ins[k].host);
+            double fd = (lp - lm) / 2e-2;
+            if (fabs(fd - grad[i]) > 2e-3 + 2e-2 * fabs(fd))
+                fail_msg("loss input %d[%d]: analytic %g, finite difference %g", k, i, (double)grad[i], fd);
+        }
+    }
+    /* an out-of-range label is rejected before any kernel sees it */
+    int32_t bad[4] = {0, 5, 1, 1};
+    assert_int_equal(dc_graph_set_input_int(g, lb, bad), DC_ERR_ARG);
+    assert_non_null(strstr(dc_graph_error(g)->msg, "labels"));
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+/* Dropout keeps about 1-p of the values, scaled by 1/(1-p); eval mode is the identity. */
+static void test_dropout_stats(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    dc_graph *g;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, 8, &g), DC_OK);
+    int x = dc_input(g, "x", 16, 16, 16);
+    int d = dc_dropout(g, x, 0.25f);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    const size_t n = 8 * 16 * 16 * 16;
+    float *ones = malloc(n * 4), *y = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
+    dc_graph_set_input(g, x, ones);
+    dc_graph_set_seed(g, 42);
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    dc_graph_read(g, d, y);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (y[i] == 0.0f) zeros++;
+        else assert_float_equal(y[i], 1.0f / 0.75f, 1e-6);
+    }
+    double frac = (double)zeros / n; /* binomial sd ~ 0.0024 at this n */
+    assert_true(fabs(frac - 0.25) < 0.015);
+    dc_graph_set_train(g, 0);
+    dc_graph_forward(g, -1);
+    dc_graph_read(g, d, y);
+    for (size_t i = 0; i < n; i++) assert_float_equal(y[i], 1.0f, 0.0f);
+    free(ones);
+    free(y);
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_ops),
+        cmocka_unit_test(test_relu_modes),
+        cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_dropout_stats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
