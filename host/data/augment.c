@@ -1,0 +1,114 @@
+/* Seeded geometric augmentation: flip, rotation, scale and translation about the image
+ * centre, applied by inverse mapping with bilinear sampling. */
+#include <math.h>
+
+#include "data/data_internal.h"
+
+typedef struct similarity {
+    int flip;
+    float tx, ty;  /* pixels */
+    float scale;
+    float angle;   /* radians */
+} similarity;
+
+void dc_augment_config_identity(dc_augment_config *cfg) {
+    cfg->hflip_prob = 0.0f;
+    cfg->max_translate = 0.0f;
+    cfg->scale_min = cfg->scale_max = 1.0f;
+    cfg->max_rotate_deg = 0.0f;
+    cfg->fill = 1.0f;
+}
+
+dc_status dc_augment_config_check(const dc_augment_config *cfg, dc_error *err) {
+    if (!cfg) return dc_set_error(err, DC_ERR_ARG, "augment config: NULL");
+    if (!(cfg->hflip_prob >= 0.0f && cfg->hflip_prob <= 1.0f))
+        return dc_set_error(err, DC_ERR_ARG, "augment config: hflip_prob %g is outside [0, 1]",
+                            (double)cfg->hflip_prob);
+    if (!(cfg->max_translate >= 0.0f && isfinite(cfg->max_translate)))
+        return dc_set_error(err, DC_ERR_ARG, "augment config: max_translate %g must be >= 0",
+                            (double)cfg->max_translate);
+    if (!(cfg->scale_min > 0.0f && cfg->scale_max >= cfg->scale_min && isfinite(cfg->scale_max)))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "augment config: scale range [%g, %g] must satisfy 0 < min <= max",
+                            (double)cfg->scale_min, (double)cfg->scale_max);
+    if (!(cfg->max_rotate_deg >= 0.0f && cfg->max_rotate_deg <= 180.0f))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "augment config: max_rotate_deg %g is outside [0, 180]",
+                            (double)cfg->max_rotate_deg);
+    if (!isfinite(cfg->fill))
+        return dc_set_error(err, DC_ERR_ARG, "augment config: fill must be finite");
+    return DC_OK;
+}
+
+/* Always five draws, in this order, whatever the config. */
+static similarity draw_similarity(const dc_augment_config *cfg, dc_rng *rng) {
+    float u_flip = dc_rng_uniform(rng), u_tx = dc_rng_uniform(rng), u_ty = dc_rng_uniform(rng);
+    float u_scale = dc_rng_uniform(rng), u_angle = dc_rng_uniform(rng);
+    similarity t;
+    t.flip = u_flip < cfg->hflip_prob;
+    t.tx = (2.0f * u_tx - 1.0f) * cfg->max_translate;
+    t.ty = (2.0f * u_ty - 1.0f) * cfg->max_translate;
+    t.scale = cfg->scale_min + u_scale * (cfg->scale_max - cfg->scale_min);
+    t.angle = (2.0f * u_angle - 1.0f) * cfg->max_rotate_deg * (3.14159265358979f / 180.0f);
+    return t;
+}
+
+static int is_identity(const similarity *t) {
+    return !t->flip && t->tx == 0.0f && t->ty == 0.0f && t->scale == 1.0f && t->angle == 0.0f;
+}
+
+static float pixel_or_fill(const float *plane, int h, int w, int x, int y, float fill) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return fill;
+    return plane[(size_t)y * (size_t)w + (size_t)x];
+}
+
+static float sample_bilinear(const float *plane, int h, int w, float sx, float sy, float fill) {
+    float fx0 = floorf(sx), fy0 = floorf(sy);
+    if (!(fabsf(fx0) < 1e6f && fabsf(fy0) < 1e6f)) return fill; /* far away, or NaN */
+    int x0 = (int)fx0, y0 = (int)fy0;
+    float fx = sx - fx0, fy = sy - fy0;
+    float a = pixel_or_fill(plane, h, w, x0, y0, fill);
+    if (fx == 0.0f && fy == 0.0f) return a; /* exact on the grid */
+    float b = pixel_or_fill(plane, h, w, x0 + 1, y0, fill);
+    float c = pixel_or_fill(plane, h, w, x0, y0 + 1, fill);
+    float d = pixel_or_fill(plane, h, w, x0 + 1, y0 + 1, fill);
+    return (1.0f - fy) * ((1.0f - fx) * a + fx * b) + fy * ((1.0f - fx) * c + fx * d);
+}
+
+/* dst(q) = src(p) where q = R(angle) * scale * flip(p) + t, about the centre: so
+ * p = flip(R(-angle) * (q - t) / scale). */
+static void apply_similarity(const float *src, float *dst, int c, int h, int w,
+                             const similarity *t, float fill) {
+    float cx = 0.5f * (float)(w - 1), cy = 0.5f * (float)(h - 1);
+    float cs = cosf(t->angle) / t->scale, sn = sinf(t->angle) / t->scale;
+    float flip = t->flip ? -1.0f : 1.0f;
+    size_t plane = (size_t)h * (size_t)w;
+    for (int y = 0; y < h; y++) {
+        float v = (float)y - cy - t->ty;
+        for (int x = 0; x < w; x++) {
+            float u = (float)x - cx - t->tx;
+            float sx = flip * (cs * u + sn * v) + cx;
+            float sy = (-sn * u + cs * v) + cy;
+            for (int ch = 0; ch < c; ch++)
+                dst[(size_t)ch * plane + (size_t)y * (size_t)w + (size_t)x] =
+                    sample_bilinear(src + (size_t)ch * plane, h, w, sx, sy, fill);
+        }
+    }
+}
+
+void dc_augment_image(const float *src, float *dst, int c, int h, int w,
+                      const dc_augment_config *cfg, dc_rng *rng) {
+    similarity t = draw_similarity(cfg, rng);
+    if (is_identity(&t)) {
+        memcpy(dst, src, (size_t)c * (size_t)h * (size_t)w * sizeof(float));
+        return;
+    }
+    apply_similarity(src, dst, c, h, w, &t, cfg->fill);
+}
+
+void dc_augment_batch(const float *src, float *dst, int n, int c, int h, int w,
+                      const dc_augment_config *cfg, dc_rng *rng) {
+    size_t per = (size_t)c * (size_t)h * (size_t)w;
+    for (int i = 0; i < n; i++)
+        dc_augment_image(src + (size_t)i * per, dst + (size_t)i * per, c, h, w, cfg, rng);
+}

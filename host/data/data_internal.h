@@ -1,0 +1,25 @@
+/* Helpers shared by host/data/ sources. Not installed. */
+#ifndef DECONV_DATA_INTERNAL_H
+#define DECONV_DATA_INTERNAL_H
+
+#include "deconv/data.h"
+#include "internal.h"
+
+/* Decode an image file to float CHW [channels, *h, *w] in [-1, 1] at its native size.
+ * *out is malloc'ed. Errors name the file and the decoder's reason. */
+dc_status dc_image_decode_file(const char *path, int channels, float **out, int *h, int *w,
+                               dc_error *err);
+
+/* Fit src [c, h, w] into dst [c, size, size]: the larger side becomes size, the aspect
+ * ratio is kept and the rest is padded with the mean of src's outermost pixel ring per
+ * channel. Copies when h == w == size. DC_ERR_OOM only. */
+dc_status dc_image_fit(const float *src, int c, int h, int w, float *dst, int size,
+                       dc_error *err);
+
+/* Record where a dataset came from (truncated to fit ds->source). */
+void dc_dataset_set_source(dc_dataset *ds, const char *source);
+
+/* Copy a string with malloc; NULL on OOM. */
+char *dc_data_strdup(const char *s);
+
+#endif

@@ -1,0 +1,232 @@
+/* One image file to float planes: decode (stb_image), composite alpha over white, convert
+ * gray <-> RGB, scale to [-1, 1], and fit into a square (stb_image_resize). */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+
+#include "data/data_internal.h"
+
+/* stb's implementations are compiled here as static functions so that no other file of
+ * the library or of a program linking it can clash with them. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_HDR /* 8-bit files only: HDR/PSD/PIC are not training images */
+#define STBI_NO_PSD
+#define STBI_NO_PIC
+#include <stb_image.h>
+#define STB_IMAGE_RESIZE_STATIC
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#include <stb_image_resize.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+/* Declared-but-undefined static stb functions are reported at the end of the file. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
+char *dc_data_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static dc_status read_whole_file(const char *path, unsigned char **out, size_t *len,
+                                 dc_error *err) {
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dc_set_error(err, DC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return dc_set_error(err, DC_ERR_IO, "cannot read %s: not a seekable file", path);
+    }
+    if (size == 0) {
+        fclose(f);
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: empty file", path);
+    }
+    if (size > INT_MAX) { /* stb_image takes an int length */
+        fclose(f);
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: file of %ld bytes is too large", path,
+                            size);
+    }
+    unsigned char *buf = malloc((size_t)size);
+    if (!buf) {
+        fclose(f);
+        return dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate %ld bytes", path, size);
+    }
+    size_t got = fread(buf, 1, (size_t)size, f);
+    int read_failed = ferror(f);
+    fclose(f);
+    if (got != (size_t)size || read_failed) {
+        free(buf);
+        return dc_set_error(err, DC_ERR_IO, "cannot read %s: got %zu of %ld bytes", path,
+                            got, size);
+    }
+    *out = buf;
+    *len = (size_t)size;
+    return DC_OK;
+}
+
+/* Interleaved u8 pixels with `comp` components (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) to
+ * `channels` float planes in [-1, 1]. Transparency is composited over white because the
+ * library's images are dark shapes on a light background. */
+static void pixels_to_planes(const unsigned char *px, int comp, int h, int w, int channels,
+                             float *out) {
+    size_t plane = (size_t)h * (size_t)w;
+    for (size_t i = 0; i < plane; i++) {
+        const unsigned char *p = px + i * (size_t)comp;
+        float rgb[3], alpha = 1.0f;
+        if (comp <= 2) {
+            rgb[0] = rgb[1] = rgb[2] = (float)p[0];
+        } else {
+            rgb[0] = (float)p[0];
+            rgb[1] = (float)p[1];
+            rgb[2] = (float)p[2];
+        }
+        if (comp == 2 || comp == 4) alpha = (float)p[comp - 1] * (1.0f / 255.0f);
+        if (alpha < 1.0f)
+            for (int k = 0; k < 3; k++) rgb[k] = rgb[k] * alpha + 255.0f * (1.0f - alpha);
+        if (channels == 1) {
+            /* Equal components stay exact instead of going through the weighted sum. */
+            float v = (rgb[0] == rgb[1] && rgb[1] == rgb[2])
+                          ? rgb[0]
+                          : 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+            out[i] = v / 127.5f - 1.0f;
+        } else {
+            for (int k = 0; k < 3; k++) out[(size_t)k * plane + i] = rgb[k] / 127.5f - 1.0f;
+        }
+    }
+}
+
+dc_status dc_image_decode_file(const char *path, int channels, float **out, int *h, int *w,
+                               dc_error *err) {
+    *out = NULL;
+    *h = *w = 0;
+    if (channels != 1 && channels != 3)
+        return dc_set_error(err, DC_ERR_ARG, "%s: channels must be 1 or 3, got %d", path,
+                            channels);
+    unsigned char *file = NULL;
+    size_t len = 0;
+    DC_TRY(read_whole_file(path, &file, &len, err));
+    int iw = 0, ih = 0, comp = 0;
+    unsigned char *px = stbi_load_from_memory(file, (int)len, &iw, &ih, &comp, 0);
+    free(file);
+    if (!px)
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: cannot decode image: %s", path,
+                            stbi_failure_reason());
+    float *planes = malloc((size_t)channels * (size_t)ih * (size_t)iw * sizeof(float));
+    if (!planes) {
+        stbi_image_free(px);
+        return dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate a %dx%d image", path, iw,
+                            ih);
+    }
+    pixels_to_planes(px, comp, ih, iw, channels, planes);
+    stbi_image_free(px);
+    *out = planes;
+    *h = ih;
+    *w = iw;
+    return DC_OK;
+}
+
+/* Mean of the outermost pixel ring of one plane: the best guess of the background. */
+static float border_mean(const float *plane, int h, int w) {
+    double sum = 0;
+    long count = 0;
+    for (int x = 0; x < w; x++) {
+        sum += plane[x];
+        count++;
+        if (h > 1) {
+            sum += plane[(size_t)(h - 1) * (size_t)w + (size_t)x];
+            count++;
+        }
+    }
+    for (int y = 1; y < h - 1; y++) {
+        sum += plane[(size_t)y * (size_t)w];
+        count++;
+        if (w > 1) {
+            sum += plane[(size_t)y * (size_t)w + (size_t)(w - 1)];
+            count++;
+        }
+    }
+    return (float)(sum / (double)count);
+}
+
+/* Resize each plane of src [c, h, w] to [c, nh, nw]; filtered values are clamped because
+ * the default cubic filters overshoot at hard edges. */
+static dc_status resize_planes(const float *src, int c, int h, int w, float *dst, int nh,
+                               int nw, dc_error *err) {
+    for (int ch = 0; ch < c; ch++) {
+        const float *in = src + (size_t)ch * (size_t)h * (size_t)w;
+        float *o = dst + (size_t)ch * (size_t)nh * (size_t)nw;
+        if (!stbir_resize_float_generic(in, w, h, 0, o, nw, nh, 0, 1, STBIR_ALPHA_CHANNEL_NONE,
+                                        0, STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT,
+                                        STBIR_COLORSPACE_LINEAR, NULL))
+            return dc_set_error(err, DC_ERR_OOM, "cannot resize a %dx%d image to %dx%d", w, h,
+                                nw, nh);
+        for (size_t i = 0; i < (size_t)nh * (size_t)nw; i++)
+            o[i] = o[i] < -1.0f ? -1.0f : (o[i] > 1.0f ? 1.0f : o[i]);
+    }
+    return DC_OK;
+}
+
+dc_status dc_image_fit(const float *src, int c, int h, int w, float *dst, int size,
+                       dc_error *err) {
+    size_t out_plane = (size_t)size * (size_t)size;
+    if (h == size && w == size) {
+        memcpy(dst, src, (size_t)c * out_plane * sizeof(float));
+        return DC_OK;
+    }
+    int nh = size, nw = size;
+    if (h > w) nw = (int)lround((double)w * size / h);
+    if (w > h) nh = (int)lround((double)h * size / w);
+    if (nw < 1) nw = 1;
+    if (nh < 1) nh = 1;
+
+    const float *fitted = src;
+    float *resized = NULL;
+    if (nh != h || nw != w) {
+        resized = malloc((size_t)c * (size_t)nh * (size_t)nw * sizeof(float));
+        if (!resized)
+            return dc_set_error(err, DC_ERR_OOM, "cannot allocate a %dx%d image", nw, nh);
+        dc_status s = resize_planes(src, c, h, w, resized, nh, nw, err);
+        if (s != DC_OK) {
+            free(resized);
+            return s;
+        }
+        fitted = resized;
+    }
+    int top = (size - nh) / 2, left = (size - nw) / 2;
+    for (int ch = 0; ch < c; ch++) {
+        float *o = dst + (size_t)ch * out_plane;
+        float pad = border_mean(src + (size_t)ch * (size_t)h * (size_t)w, h, w);
+        for (size_t i = 0; i < out_plane; i++) o[i] = pad;
+        const float *in = fitted + (size_t)ch * (size_t)nh * (size_t)nw;
+        for (int y = 0; y < nh; y++)
+            memcpy(o + (size_t)(y + top) * (size_t)size + (size_t)left,
+                   in + (size_t)y * (size_t)nw, (size_t)nw * sizeof(float));
+    }
+    free(resized);
+    return DC_OK;
+}
+
+dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc_error *err) {
+    if (!path || !dst) return dc_set_error(err, DC_ERR_ARG, "dc_image_read: NULL argument");
+    if (size <= 0)
+        return dc_set_error(err, DC_ERR_ARG, "%s: size must be > 0, got %d", path, size);
+    float *planes = NULL;
+    int h = 0, w = 0;
+    DC_TRY(dc_image_decode_file(path, channels, &planes, &h, &w, err));
+    dc_status s = dc_image_fit(planes, channels, h, w, dst, size, err);
+    free(planes);
+    if (s != DC_OK) return dc_wrap_error(err, s, "%s", path);
+    return DC_OK;
+}
