@@ -44,3 +44,19 @@ int dc_cli_fail(const char *cmd, const char *fmt, ...)
 int dc_cli_backend(dc_args *a, dc_backend **out);
 
 #endif
+
+#include "deconv/io.h"
+#include "deconv/model.h"
+
+/* The latest checkpoint of a run folder: RUN/model.safetensors. */
+#define DC_RUN_CHECKPOINT "model.safetensors"
+/* Open a run folder or a .safetensors file: rebuild its model (spec from the metadata key
+ * "model") with the given batch size on `be` and load the weights. meta may be NULL.
+ * Prints the error and returns 1 on failure, 0 on success. */
+int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch, dc_model **out,
+                    dc_meta *meta);
+/* Resolve RUN to its checkpoint path into buf. */
+void dc_cli_checkpoint_path(const char *run, char *buf, size_t cap);
+/* Parse model options (--model --size --channels --base --blocks --kernel --latent --tied
+ * --noise --mask --visible-weight --loss --beta --classes --batchnorm --dropout) into spec. */
+int dc_cli_model_spec(dc_args *a, dc_model_spec *spec);

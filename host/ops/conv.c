@@ -56,6 +56,15 @@ int dc_conv2d(dc_graph *g, int x, int out_ch, int k, int stride, int pad) {
                              "conv2d '%s': kernel %d is larger than the padded input %dx%d of '%s'",
                              g->next_name[0] ? g->next_name : "conv2d", k, H + 2 * pad, W + 2 * pad,
                              in->name);
+    if (g->next_name[0]) {
+        /* parameters shared with another graph: name the mismatch in conv terms */
+        char wname[96];
+        snprintf(wname, sizeof wname, "%s.weight", g->next_name);
+        const dc_param *q = dc_params_get(g->params, dc_params_find(g->params, wname));
+        if (q && q->ndim == 4 && q->shape[1] != C)
+            return dc_graph_fail(g, DC_ERR_SHAPE, "conv2d '%s': input has %d channels, weights expect %d",
+                                 g->next_name, C, q->shape[1]);
+    }
     int shape[4] = {g->batch, out_ch, oh, ow};
     int id = dc_graph_add_node(g, DC_OP_CONV2D, &x, 1, 4, shape);
     if (id < 0) return -1;

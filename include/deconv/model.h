@@ -92,6 +92,32 @@ void dc_mask_make(dc_mask_kind kind, int h, int w, dc_rng *rng, float *mask);
 void dc_mask_apply(const float *img, const float *mask, int c, int h, int w, float fill, float vw,
                    int loss_full, float *masked, float *weight);
 
+/* ---- batches: host-side preparation of a model's inputs from a dataset ---- */
+struct dc_dataset;
+struct dc_augment_config;
+typedef struct dc_batch {
+    int n;             /* the model's batch size */
+    size_t image_numel;
+    float *x;          /* encoder input (masked image for complete) */
+    float *target;     /* full image */
+    float *weight;     /* per-pixel loss weight */
+    float *mask;       /* 1 = hidden, one plane per image */
+    int32_t *labels;   /* classifier */
+    int32_t *index;    /* glo: dataset index of each item */
+} dc_batch;
+
+dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err);
+void dc_batch_free(dc_batch *b);
+/* Fill the batch from items idx[0..count) of ds (count <= batch; the remaining slots repeat
+ * the items cyclically so every batch is full). With aug != NULL each image is augmented
+ * by a dc_rng seeded from (seed, slot); masks (random kind) likewise, so a batch depends
+ * only on (seed, idx). */
+dc_status dc_model_fill_batch(const dc_model *m, const struct dc_dataset *ds, const int32_t *idx,
+                              int count, const struct dc_augment_config *aug, uint64_t seed,
+                              dc_batch *b, dc_error *err);
+/* Upload a prepared batch into the model's graph inputs. */
+dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,89 @@
+/* Run folders and model options shared by the subcommands. */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+
+void dc_cli_checkpoint_path(const char *run, char *buf, size_t cap) {
+    struct stat st;
+    if (stat(run, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(buf, cap, "%s/%s", run, DC_RUN_CHECKPOINT);
+    else
+        snprintf(buf, cap, "%s", run);
+}
+
+int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch, dc_model **out,
+                    dc_meta *meta) {
+    char path[4096];
+    dc_error err = {0};
+    dc_meta local = {0};
+    dc_meta *m = meta ? meta : &local;
+    *out = NULL;
+    if (!run) return dc_cli_fail(cmd, "no run given (a run folder or a .safetensors file)");
+    dc_cli_checkpoint_path(run, path, sizeof path);
+    if (dc_checkpoint_read_meta(path, m, &err) != DC_OK) {
+        dc_meta_clear(&local);
+        return dc_cli_fail(cmd, "%s", err.msg);
+    }
+    dc_model_spec spec;
+    const char *js = dc_meta_get(m, "model");
+    if (!js || dc_model_spec_from_json(js, &spec, &err) != DC_OK) {
+        dc_meta_clear(&local);
+        return dc_cli_fail(cmd, "%s: no usable model description in the checkpoint metadata (%s)",
+                           path, js ? err.msg : "key 'model' missing");
+    }
+    dc_model *model = NULL;
+    if (dc_model_create(be, &spec, batch, &model, &err) != DC_OK ||
+        dc_checkpoint_load(path, model->params, NULL, NULL, &err) != DC_OK) {
+        dc_model_free(model);
+        dc_meta_clear(&local);
+        return dc_cli_fail(cmd, "%s", err.msg);
+    }
+    dc_meta_clear(&local);
+    *out = model;
+    return 0;
+}
+
+int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
+    dc_error err = {0};
+    const char *kind = dc_args_str(a, "model", "complete");
+    int size = dc_args_int(a, "size", !strcmp(kind, "classifier") ? 28 : 64);
+    int channels = dc_args_int(a, "channels", 1);
+    if (dc_model_spec_default(spec, kind, channels, size, &err) != DC_OK) {
+        fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
+        return 2;
+    }
+    spec->base = dc_args_int(a, "base", spec->base);
+    spec->blocks = dc_args_int(a, "blocks", spec->blocks);
+    spec->kernel = dc_args_int(a, "kernel", spec->kernel);
+    spec->latent = dc_args_int(a, "latent", spec->latent);
+    spec->tied = dc_args_flag(a, "tied");
+    spec->noise = dc_args_float(a, "noise", spec->noise);
+    const char *mask = dc_args_str(a, "mask", NULL);
+    if (mask && dc_mask_parse(mask, &spec->mask, &err) != DC_OK) {
+        fprintf(stderr, "deconv %s: --mask: %s\n", a->cmd, err.msg);
+        return 2;
+    }
+    spec->visible_weight = dc_args_float(a, "visible-weight", spec->visible_weight);
+    const char *loss = dc_args_str(a, "loss", NULL);
+    if (loss) {
+        if (!strcmp(loss, "full"))
+            spec->loss_full = 1;
+        else if (!strcmp(loss, "masked"))
+            spec->loss_full = 0;
+        else {
+            fprintf(stderr, "deconv %s: --loss %s: use masked or full\n", a->cmd, loss);
+            return 2;
+        }
+    }
+    spec->beta = dc_args_float(a, "beta", spec->beta);
+    spec->classes = dc_args_int(a, "classes", spec->classes);
+    if (dc_args_flag(a, "no-batchnorm")) spec->batchnorm = 0;
+    spec->dropout = dc_args_float(a, "dropout", spec->dropout);
+    spec->glo_count = dc_args_int(a, "glo-count", spec->glo_count > 0 ? spec->glo_count : 1);
+    if (dc_model_spec_check(spec, &err) != DC_OK) {
+        fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
+        return 2;
+    }
+    return 0;
+}

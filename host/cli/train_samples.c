@@ -1,0 +1,222 @@
+/* Validation and fixed sample grids for deconv train. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/train_common.h"
+#include "deconv/image.h"
+#include "internal.h"
+
+void dc_cli_default_data(char *buf, size_t cap) {
+    const char *env = getenv("DECONV_DATA");
+    if (env && *env) {
+        snprintf(buf, cap, "%s", env);
+        return;
+    }
+#ifdef DECONV_ASSETS_DIR
+    char p[1024];
+    snprintf(p, sizeof p, "%s/guns", DECONV_ASSETS_DIR);
+    if (access(p, R_OK) == 0) {
+        snprintf(buf, cap, "%s", p);
+        return;
+    }
+#endif
+    snprintf(buf, cap, "assets/guns");
+}
+
+static int is(const dc_model *m, const char *k) { return !strcmp(m->spec.kind, k); }
+
+dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *train,
+                             const dc_dataset *val, const char *run_dir, uint64_t seed,
+                             dc_error *err) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->train = train;
+    s->val = val;
+    s->seed = seed;
+    snprintf(s->dir, sizeof s->dir, "%s/samples", run_dir);
+    if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
+        return dc_set_error(err, DC_ERR_IO, "cannot create '%s': %s", s->dir, strerror(errno));
+    /* glo has latents only for training images, so it shows those */
+    s->src = (val->n > 0 && !is(m, "glo")) ? val : train;
+    s->n = s->src->n < TRAIN_SAMPLES_MAX ? s->src->n : TRAIN_SAMPLES_MAX;
+    if (s->n > m->batch) s->n = m->batch;
+    for (int i = 0; i < s->n; i++) s->idx[i] = i;
+    DC_TRY(dc_batch_alloc(m, &s->batch, err));
+    if (!is(m, "classifier")) {
+        DC_TRY(dc_model_create_shared(m, 2 * s->n, 1, &s->dec, err));
+        s->z = malloc(sizeof(float) * 2 * s->n * m->spec.latent);
+        if (!s->z) return dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
+        dc_rng rng;
+        dc_rng_seed(&rng, dc_seed_mix(seed, 0x5a3d1e));
+        for (int i = 0; i < 2 * s->n * m->spec.latent; i++) s->z[i] = dc_rng_normal(&rng);
+    }
+    return DC_OK;
+}
+
+void train_samples_free(train_samples *s) {
+    dc_model_free(s->dec);
+    free(s->z);
+    dc_batch_free(&s->batch);
+    memset(s, 0, sizeof *s);
+}
+
+/* Forward the training graph in eval mode on items idx[0..count) of ds. For the
+ * completion model the random code is off (std 0) unless `noise_seed` is nonzero. */
+static dc_status eval_forward(train_samples *s, const dc_dataset *ds, const int32_t *idx, int count,
+                              uint64_t noise_seed, dc_error *err) {
+    dc_model *m = s->m;
+    DC_TRY(dc_model_fill_batch(m, ds, idx, count, NULL, dc_seed_mix(s->seed, 77), &s->batch, err));
+    DC_TRY(dc_model_set_batch(m, &s->batch, err));
+    dc_graph_set_train(m->g, 0);
+    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, noise_seed ? m->spec.noise : 0.0f);
+    dc_graph_set_seed(m->g, noise_seed);
+    int last = is(m, "classifier") ? m->out : m->out;
+    dc_status st = dc_graph_forward(m->g, last);
+    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, m->spec.noise);
+    dc_graph_set_train(m->g, 1);
+    if (st != DC_OK) return dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
+    return DC_OK;
+}
+
+dc_status train_samples_validate(train_samples *s, double *loss, double *accuracy, dc_error *err) {
+    *loss = NAN;
+    *accuracy = NAN;
+    dc_model *m = s->m;
+    const dc_dataset *ds = s->val;
+    if (ds->n == 0 || is(m, "glo")) return DC_OK;
+    const int B = m->batch, is_cls = is(m, "classifier");
+    const size_t per = is_cls ? (size_t)m->spec.classes : s->batch.image_numel;
+    float *out = malloc(sizeof(float) * (size_t)B * per);
+    int32_t *idx = malloc(sizeof(int32_t) * B);
+    if (!out || !idx) {
+        free(out);
+        free(idx);
+        return dc_set_error(err, DC_ERR_OOM, "validation: out of memory");
+    }
+    double total = 0;
+    long correct = 0, items = 0;
+    dc_status st = DC_OK;
+    for (int first = 0; first < ds->n; first += B) {
+        int count = ds->n - first < B ? ds->n - first : B;
+        for (int i = 0; i < count; i++) idx[i] = first + i;
+        if ((st = eval_forward(s, ds, idx, count, 0, err))) break;
+        if ((st = dc_graph_read(m->g, m->out, out))) {
+            dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
+            break;
+        }
+        for (int i = 0; i < count; i++) {
+            const float *o = out + (size_t)i * per;
+            if (is_cls) {
+                int y = s->batch.labels[i], best = 0;
+                double mx = o[0], sum = 0;
+                for (int k = 1; k < m->spec.classes; k++)
+                    if (o[k] > mx) mx = o[k], best = k;
+                for (int k = 0; k < m->spec.classes; k++) sum += exp(o[k] - mx);
+                total += -(o[y] - mx - log(sum));
+                correct += best == y;
+            } else {
+                const float *t = s->batch.target + (size_t)i * per, *w = s->batch.weight + (size_t)i * per;
+                double e = 0;
+                for (size_t p = 0; p < per; p++) e += (double)w[p] * (o[p] - t[p]) * (o[p] - t[p]);
+                total += e / (double)per;
+            }
+            items++;
+        }
+    }
+    free(out);
+    free(idx);
+    if (st != DC_OK) return st;
+    *loss = total / (double)items;
+    if (is_cls) *accuracy = (double)correct / (double)items;
+    return DC_OK;
+}
+
+static dc_status decode(train_samples *s, const float *z, float *dst, dc_error *err) {
+    dc_graph *g = s->dec->g;
+    dc_graph_set_train(g, 0);
+    dc_status st;
+    if ((st = dc_graph_set_input(g, s->dec->z_in, z)) || (st = dc_graph_forward(g, -1)) ||
+        (st = dc_graph_read(g, s->dec->out, dst)))
+        return dc_set_error(err, st, "%s", dc_graph_error(g)->msg);
+    return DC_OK;
+}
+
+dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
+    dc_model *m = s->m;
+    if (is(m, "classifier") || s->n == 0) return DC_OK;
+    const int n = s->n, C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
+    const size_t img = (size_t)C * S * S;
+    const int rows = 5;
+    float *grid = calloc((size_t)rows * n * img, sizeof(float));
+    float *out = malloc(sizeof(float) * (size_t)m->batch * img);
+    float *dec = malloc(sizeof(float) * 2 * (size_t)n * img);
+    if (!grid || !out || !dec) {
+        free(grid);
+        free(out);
+        free(dec);
+        return dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
+    }
+    dc_status st = DC_OK;
+#define ROW(r) (grid + (size_t)(r) * n * img)
+    if (is(m, "complete")) {
+        /* masked input | completion without code | two fixed random codes | original */
+        if ((st = eval_forward(s, s->src, s->idx, n, 0, err))) goto out;
+        memcpy(ROW(0), s->batch.x, sizeof(float) * n * img);
+        memcpy(ROW(4), s->batch.target, sizeof(float) * n * img);
+        dc_graph_read(m->g, m->out, out);
+        memcpy(ROW(1), out, sizeof(float) * n * img);
+        for (int r = 0; r < 2; r++) {
+            if ((st = eval_forward(s, s->src, s->idx, n, dc_seed_mix(s->seed, 1000 + r), err))) goto out;
+            dc_graph_read(m->g, m->out, out);
+            memcpy(ROW(2 + r), out, sizeof(float) * n * img);
+        }
+    } else {
+        /* originals | reconstructions | two rows decoded from fixed latents */
+        if ((st = eval_forward(s, s->src, s->idx, n, 0, err))) goto out;
+        memcpy(ROW(0), s->batch.target, sizeof(float) * n * img);
+        dc_graph_read(m->g, m->out, out);
+        memcpy(ROW(1), out, sizeof(float) * n * img);
+        float *z = malloc(sizeof(float) * 2 * n * L);
+        if (!z) {
+            st = dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
+            goto out;
+        }
+        memcpy(z, s->z, sizeof(float) * 2 * n * L);
+        if (is(m, "glo")) {
+            /* new samples from a Gaussian fitted (per dimension) to the learned latents */
+            int pi = dc_params_find(m->params, "latents.weight");
+            dc_param *q = dc_params_get(m->params, pi);
+            float *tab = malloc(sizeof(float) * q->numel);
+            if (tab && dc_params_read(m->params, pi, tab) == DC_OK) {
+                const int rowsn = q->shape[0];
+                for (int d = 0; d < L; d++) {
+                    double mu = 0, var = 0;
+                    for (int r = 0; r < rowsn; r++) mu += tab[r * L + d];
+                    mu /= rowsn;
+                    for (int r = 0; r < rowsn; r++) var += (tab[r * L + d] - mu) * (tab[r * L + d] - mu);
+                    double sd = sqrt(var / (rowsn > 1 ? rowsn - 1 : 1));
+                    for (int i = 0; i < 2 * n; i++) z[i * L + d] = (float)(mu + sd * z[i * L + d]);
+                }
+            }
+            free(tab);
+        }
+        st = decode(s, z, dec, err);
+        free(z);
+        if (st) goto out;
+        memcpy(ROW(2), dec, sizeof(float) * 2 * n * img);
+    }
+#undef ROW
+    snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
+    st = dc_image_write_grid(s->latest, grid, (is(m, "complete") ? 5 : 4) * n, C, S, S,
+                             is(m, "complete") ? 5 : 4, n, DC_RANGE_PM1, err);
+out:
+    free(grid);
+    free(out);
+    free(dec);
+    return st;
+}

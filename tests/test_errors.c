@@ -1,0 +1,205 @@
+/* Bad input gets a clear status and a message naming the op, node, shape or option; never
+ * a crash (this file also runs under AddressSanitizer in ci/test). */
+#include <string.h>
+
+#include "deconv/model.h"
+#include "internal.h"
+#include "testutil.h"
+
+#define ASSERT_MSG(err_msg, needle)                                                        \
+    do {                                                                                   \
+        if (!strstr((err_msg), (needle)))                                                  \
+            fail_msg("message '%s' does not mention '%s'", (err_msg), (needle));           \
+    } while (0)
+
+typedef struct fixture {
+    dc_backend *be;
+    dc_params *p;
+    dc_graph *g;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    dc_error err = {0};
+    if (dc_backend_create_cpu(1, &f->be, &err) || dc_params_create(f->be, &f->p) ||
+        dc_graph_create(f->p, 2, &f->g))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    dc_graph_free(f->g);
+    dc_params_free(f->p);
+    dc_backend_free(f->be);
+    free(f);
+    return 0;
+}
+
+static void test_nulls(void **state) {
+    (void)state;
+    dc_error err = {0};
+    assert_int_equal(dc_backend_create_cpu(1, NULL, &err), DC_ERR_ARG);
+    assert_int_equal(dc_params_create(NULL, NULL), DC_ERR_ARG);
+    assert_int_equal(dc_graph_create(NULL, 4, NULL), DC_ERR_ARG);
+    assert_int_equal(dc_conv2d(NULL, 0, 4, 3, 1, 1), -1);
+    assert_int_equal(dc_relu(NULL, 0), -1);
+    assert_int_equal(dc_graph_forward(NULL, -1), DC_ERR_ARG);
+    assert_int_equal(dc_graph_finalize(NULL), DC_ERR_ARG);
+    dc_graph_free(NULL);
+    dc_params_free(NULL);
+    dc_backend_free(NULL);
+    dc_optim_free(NULL);
+    dc_model_free(NULL);
+    assert_int_equal(dc_model_create(NULL, NULL, 1, NULL, &err), DC_ERR_ARG);
+    dc_model_spec s;
+    assert_int_equal(dc_model_spec_default(&s, "gan", 1, 64, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "gan");
+    assert_int_equal(dc_backend_create_from_spec("tpu", 0, (dc_backend **)&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "tpu");
+    assert_int_equal(dc_backend_create_from_spec("opencl:x", 0, (dc_backend **)&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "opencl:PLATFORM:DEVICE");
+}
+
+static void test_shape_mismatches(void **state) {
+    fixture *f = *state;
+    dc_graph *g = f->g;
+    int a = dc_input(g, "a", 3, 8, 8), b = dc_input(g, "b", 4, 8, 8);
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(dc_add(g, a, b), -1);
+    ASSERT_MSG(dc_graph_error(g)->msg, "[2, 3, 8, 8]");
+    ASSERT_MSG(dc_graph_error(g)->msg, "[2, 4, 8, 8]");
+    /* errors are sticky: later calls fail and the first message stays */
+    assert_int_equal(dc_relu(g, a), -1);
+    assert_int_equal(dc_graph_finalize(g), DC_ERR_SHAPE);
+    ASSERT_MSG(dc_graph_error(g)->msg, "add");
+}
+
+static void test_zero_and_oversized(void **state) {
+    fixture *f = *state;
+    assert_int_equal(dc_input(f->g, "x", 0, 8, 8), -1);
+    ASSERT_MSG(dc_graph_error(f->g)->msg, "zero");
+    dc_graph *g2;
+    assert_int_equal(dc_graph_create(f->p, 1, &g2), DC_OK);
+    int x = dc_input(g2, "x", 1, 4, 4);
+    dc_name(g2, "big");
+    assert_int_equal(dc_conv2d(g2, x, 2, 7, 1, 0), -1);
+    ASSERT_MSG(dc_graph_error(g2)->msg, "big");
+    ASSERT_MSG(dc_graph_error(g2)->msg, "larger");
+    dc_graph_free(g2);
+    assert_int_equal(dc_graph_create(f->p, 1, &g2), DC_OK);
+    x = dc_input(g2, "x", 1, 4, 4);
+    assert_int_equal(dc_reshape(g2, x, 3, 2, 2), -1);
+    ASSERT_MSG(dc_graph_error(g2)->msg, "16 elements");
+    dc_graph_free(g2);
+    assert_int_equal(dc_graph_create(f->p, 1, &g2), DC_OK);
+    x = dc_input(g2, "x", 1, 4, 4);
+    assert_int_equal(dc_maxpool2d(g2, x, 2, 0, 0), -1);
+    assert_int_equal(dc_graph_error(g2)->status, DC_ERR_ARG);
+    dc_graph_free(g2);
+    dc_error err = {0};
+    assert_int_equal(dc_graph_create(f->p, 0, &g2), DC_ERR_SHAPE);
+    (void)err;
+}
+
+static void test_bad_node_ids_and_order(void **state) {
+    fixture *f = *state;
+    dc_graph *g = f->g;
+    assert_int_equal(dc_graph_forward(g, -1), DC_ERR_STATE);
+    ASSERT_MSG(dc_graph_error(g)->msg, "finalize");
+    assert_int_equal(dc_conv2d(g, 7, 4, 3, 1, 1), -1);
+    ASSERT_MSG(dc_graph_error(g)->msg, "does not exist");
+}
+
+static void test_runtime_misuse(void **state) {
+    fixture *f = *state;
+    dc_graph *g = f->g;
+    int x = dc_input(g, "x", 1, 4, 4), lab = dc_input_int(g, "labels");
+    int h = dc_dense(g, x, 3);
+    int loss = dc_softmax_xent_loss(g, h, lab);
+    assert_true(loss >= 0);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    float data[32] = {0};
+    assert_int_equal(dc_graph_set_input(g, lab, data), DC_ERR_ARG);
+    ASSERT_MSG(dc_graph_error(g)->msg, "labels");
+    assert_int_equal(dc_graph_set_input(g, x, NULL), DC_ERR_ARG);
+    int32_t bad[2] = {1, 3};
+    assert_int_equal(dc_graph_set_input_int(g, lab, bad), DC_ERR_ARG);
+    ASSERT_MSG(dc_graph_error(g)->msg, "outside [0, 3)");
+    assert_int_equal(dc_graph_backward(g, h, DC_RELU_NORMAL), DC_ERR_ARG);
+    ASSERT_MSG(dc_graph_error(g)->msg, "not a loss");
+    float seed[32] = {0};
+    assert_int_equal(dc_graph_backward_from(g, x, seed, DC_RELU_NORMAL), DC_ERR_ARG);
+    ASSERT_MSG(dc_graph_error(g)->msg, "require_grad");
+    assert_int_equal(dc_graph_read_grad(g, x, seed), DC_ERR_ARG);
+    assert_int_equal(dc_graph_require_grad(g, x), DC_ERR_STATE);
+}
+
+/* Parameters shared between graphs must keep their shapes. */
+static void test_shared_params_mismatch(void **state) {
+    fixture *f = *state;
+    dc_graph *g = f->g;
+    int x = dc_input(g, "x", 32, 4, 4);
+    dc_name(g, "enc2");
+    assert_true(dc_conv2d(g, x, 8, 3, 1, 1) >= 0);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    dc_graph *g2;
+    assert_int_equal(dc_graph_create(f->p, 1, &g2), DC_OK);
+    int y = dc_input(g2, "x", 16, 4, 4);
+    dc_name(g2, "enc2");
+    assert_int_equal(dc_conv2d(g2, y, 8, 3, 1, 1), -1);
+    ASSERT_MSG(dc_graph_error(g2)->msg, "conv2d 'enc2': input has 16 channels, weights expect 32");
+    dc_graph_free(g2);
+    /* a layer the allocated parameters do not have */
+    assert_int_equal(dc_graph_create(f->p, 1, &g2), DC_OK);
+    y = dc_input(g2, "x", 32, 4, 4);
+    dc_name(g2, "enc9");
+    assert_int_equal(dc_conv2d(g2, y, 8, 3, 1, 1), -1);
+    ASSERT_MSG(dc_graph_error(g2)->msg, "enc9.weight");
+    dc_graph_free(g2);
+}
+
+static void test_model_spec_errors(void **state) {
+    (void)state;
+    dc_model_spec s;
+    dc_error err = {0};
+    assert_int_equal(dc_model_spec_default(&s, "complete", 1, 60, &err), DC_OK);
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_SHAPE);
+    ASSERT_MSG(err.msg, "--size 60");
+    dc_model_spec_default(&s, "complete", 2, 64, &err);
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--channels");
+    dc_model_spec_default(&s, "vae", 1, 64, &err);
+    s.kernel = 4;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--kernel");
+    dc_mask_kind m;
+    assert_int_equal(dc_mask_parse("diagonal", &m, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "diagonal");
+    assert_int_equal(dc_model_spec_from_json("{\"size\":64}", &s, &err), DC_ERR_FORMAT);
+    assert_int_equal(dc_model_spec_from_json("{\"kind\":\"vae\",\"size\":\"x\"}", &s, &err), DC_ERR_FORMAT);
+    /* round trip */
+    dc_model_spec a, b;
+    dc_model_spec_default(&a, "complete", 3, 32, &err);
+    a.tied = 1;
+    a.mask = DC_MASK_RANDOM;
+    a.noise = 0.25f;
+    char *js = dc_model_spec_to_json(&a);
+    assert_int_equal(dc_model_spec_from_json(js, &b, &err), DC_OK);
+    free(js);
+    assert_memory_equal(&a, &b, sizeof a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nulls),
+        cmocka_unit_test_setup_teardown(test_shape_mismatches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_and_oversized, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_node_ids_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_misuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_params_mismatch, setup, teardown),
+        cmocka_unit_test(test_model_spec_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
