@@ -155,8 +155,41 @@ static dc_status cpu_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, f
             for (int j = 0; j < n; j++) pc[(size_t)i * ldc + j] *= beta;
         return DC_OK;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, alpha, F(a), lda, F(b), ldb, beta, F(c), ldc);
+    /* One threading runtime: OpenBLAS runs single-threaded and OpenMP splits the product
+     * into column (or row) panels, one per thread. Two runtimes on the same cores make
+     * each spin while the other computes (measured: 44% of a training step in libgomp's
+     * spin loop with OpenBLAS's own threads). */
+    const float *pa = F(a), *pb = F(b);
+    float *pc = F(c);
+    const enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    const int threads = omp_get_max_threads();
+    const double work = 2.0 * m * n * k;
+    if (threads <= 1 || work < 4e6) {
+        cblas_sgemm(CblasRowMajor, TA, TB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+        return DC_OK;
+    }
+    if (n >= m) {
+        /* split the columns of C (and of op(B)) into panels, multiples of 16 */
+        const int panel = ((n + threads - 1) / threads + 15) & ~15;
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < threads; t++) {
+            const int n0 = t * panel, n1 = n0 + panel < n ? n0 + panel : n;
+            if (n0 >= n) continue;
+            const float *bp = tb ? pb + (size_t)n0 * ldb : pb + n0;
+            cblas_sgemm(CblasRowMajor, TA, TB, m, n1 - n0, k, alpha, pa, lda, bp, ldb, beta,
+                        pc + n0, ldc);
+        }
+    } else {
+        const int panel = ((m + threads - 1) / threads + 15) & ~15;
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < threads; t++) {
+            const int m0 = t * panel, m1 = m0 + panel < m ? m0 + panel : m;
+            if (m0 >= m) continue;
+            const float *ap = ta ? pa + m0 : pa + (size_t)m0 * lda;
+            cblas_sgemm(CblasRowMajor, TA, TB, m1 - m0, n, k, alpha, ap, lda, pb, ldb, beta,
+                        pc + (size_t)m0 * ldc, ldc);
+        }
+    }
     return DC_OK;
 }
 
@@ -831,10 +864,8 @@ dc_status dc_backend_create_cpu(int threads, dc_backend **out, dc_error *err) {
     if (!b) return dc_set_error(err, DC_ERR_OOM, "cpu backend: out of memory");
     b->base.ops = &cpu_ops;
     b->threads = threads > 0 ? threads : omp_get_max_threads();
-    if (threads > 0) {
-        omp_set_num_threads(threads);
-        openblas_set_num_threads(threads);
-    }
+    if (threads > 0) omp_set_num_threads(threads);
+    openblas_set_num_threads(1); /* see cpu_gemm: OpenMP owns the threads */
     snprintf(b->base.device_name, sizeof b->base.device_name, "CPU (%d threads, OpenBLAS)",
              b->threads);
     *out = &b->base;

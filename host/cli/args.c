@@ -1,10 +1,19 @@
-/* Option parsing and small shared CLI helpers. */
+/* Option parsing and small shared CLI helpers. Options are "--name value", "--name=value",
+ * "--flag", or the one-letter "-o value"; everything else is positional. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+
+/* The option name of argv entry s, or NULL when s is not an option. */
+static const char *opt_name(const char *s) {
+    if (s[0] == '-' && s[1] == '-' && s[2]) return s + 2;
+    if (s[0] == '-' && isalpha((unsigned char)s[1]) && s[2] == 0) return s + 1;
+    return NULL;
+}
 
 static int is_flag(const char *name, const char *const *flags) {
     for (int i = 0; flags && flags[i]; i++)
@@ -15,14 +24,18 @@ static int is_flag(const char *name, const char *const *flags) {
 int dc_args_parse(dc_args *a, const char *cmd, int argc, char **argv, const char *const *flags) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
-    a->argc = argc > 255 ? 255 : argc;
+    if (argc > 255) {
+        fprintf(stderr, "deconv %s: too many arguments\n", cmd);
+        return 2;
+    }
+    a->argc = argc;
     a->argv = argv;
     for (int i = 1; i < a->argc; i++) {
-        const char *s = argv[i];
-        if (s[0] == '-' && s[1] == '-' && s[2]) {
-            if (!is_flag(s + 2, flags) && !strchr(s, '=')) {
+        const char *name = opt_name(argv[i]);
+        if (name) {
+            if (!is_flag(name, flags) && !strchr(name, '=')) {
                 if (i + 1 >= a->argc) {
-                    fprintf(stderr, "deconv %s: option %s needs a value\n", cmd, s);
+                    fprintf(stderr, "deconv %s: option %s needs a value\n", cmd, argv[i]);
                     return 2;
                 }
                 i++;
@@ -39,29 +52,23 @@ int dc_args_parse(dc_args *a, const char *cmd, int argc, char **argv, const char
     return 0;
 }
 
-/* Returns the value of --name (or --name=value); NULL if absent. Marks it used. */
+/* Value of option `name` (last occurrence wins); marks it used. */
 static const char *lookup(dc_args *a, const char *name, int *present) {
     size_t len = strlen(name);
     const char *val = NULL;
     *present = 0;
     for (int i = 1; i < a->argc; i++) {
-        const char *s = a->argv[i];
-        if (a->used[i] == 1 && !(s[0] == '-' && s[1] == '-')) continue;
-        if (s[0] != '-' || s[1] != '-') continue;
-        if (!strncmp(s + 2, name, len) && s[2 + len] == '=') {
+        if (a->used[i] == 1) continue; /* positional */
+        const char *o = opt_name(a->argv[i]);
+        if (!o) continue;
+        if (!strncmp(o, name, len) && o[len] == '=') {
             a->used[i] = 2;
             *present = 1;
-            val = s + 3 + len;
-        } else if (!strcmp(s + 2, name)) {
-            a->used[i] = 2;
+            val = o + len + 1;
+        } else if (!strcmp(o, name) && i + 1 < a->argc) {
+            a->used[i] = a->used[i + 1] = 2;
             *present = 1;
-            if (i + 1 < a->argc && !(a->argv[i + 1][0] == '-' && a->argv[i + 1][1] == '-')) {
-                a->used[i + 1] = 2;
-                val = a->argv[i + 1];
-            } else if (i + 1 < a->argc) {
-                a->used[i + 1] = 2;
-                val = a->argv[i + 1];
-            }
+            val = a->argv[++i];
         }
     }
     return val;
@@ -88,7 +95,11 @@ long dc_args_long(dc_args *a, const char *name, long def) {
     return x;
 }
 
-int dc_args_int(dc_args *a, const char *name, int def) { return (int)dc_args_long(a, name, def); }
+int dc_args_int(dc_args *a, const char *name, int def) {
+    long x = dc_args_long(a, name, def);
+    if (x > 2147483647L || x < -2147483647L) bad_number(a, name, dc_args_str(a, name, "?"));
+    return (int)x;
+}
 
 float dc_args_float(dc_args *a, const char *name, float def) {
     const char *v = dc_args_str(a, name, NULL);
@@ -101,13 +112,16 @@ float dc_args_float(dc_args *a, const char *name, float def) {
 }
 
 int dc_args_flag(dc_args *a, const char *name) {
-    for (int i = 1; i < a->argc; i++)
-        if (!strcmp(a->argv[i], "--") ) break;
-        else if (a->argv[i][0] == '-' && a->argv[i][1] == '-' && !strcmp(a->argv[i] + 2, name)) {
+    int found = 0;
+    for (int i = 1; i < a->argc; i++) {
+        if (a->used[i] == 1) continue;
+        const char *o = opt_name(a->argv[i]);
+        if (o && !strcmp(o, name)) {
             a->used[i] = 2;
-            return 1;
+            found = 1;
         }
-    return 0;
+    }
+    return found;
 }
 
 int dc_args_check_unused(dc_args *a) {

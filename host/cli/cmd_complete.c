@@ -1,0 +1,90 @@
+/* deconv complete: fill the hidden part of given images; --passes k feeds the output back
+ * k times (the owner's iterative refinement: the known pixels are restored each pass,
+ * the model's guess stays in the hidden region). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/gen_common.h"
+
+int dc_cmd_complete(int argc, char **argv) {
+    static const char *const flags[] = {"help", NULL};
+    dc_args a;
+    if (dc_args_parse(&a, "complete", argc, argv, flags)) return 2;
+    if (dc_args_flag(&a, "help") || a.n_positional < 2) {
+        printf("usage: deconv complete RUN IMAGE... [--mask KIND] [--passes K] [--noise STD]\n"
+               "                       [--seed S] [-o GRID.png] [--device ...]\n"
+               "Rows of the grid: the masked input, then one row per pass, then the original.\n"
+               "--noise: std of the random code (default 0: the deterministic completion).\n");
+        return dc_args_flag(&a, "help") ? 0 : 2;
+    }
+    const char *run = a.positional[0];
+    const int n = a.n_positional - 1;
+    int passes = dc_args_int(&a, "passes", 1);
+    float noise = dc_args_float(&a, "noise", 0.0f);
+    uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
+    const char *mask_name = dc_args_str(&a, "mask", NULL);
+    char def_out[1100];
+    snprintf(def_out, sizeof def_out, "%s/completed.png", run);
+    const char *out = dc_args_str(&a, "o", def_out);
+    if (passes < 1 || passes > 64) return dc_cli_fail("complete", "--passes %d: use 1 to 64", passes);
+    dc_error err = {0};
+    dc_backend *be = NULL;
+    if (dc_cli_backend(&a, &be)) return 1;
+    if (dc_args_check_unused(&a)) {
+        dc_backend_free(be);
+        return 2;
+    }
+    int rc = 1;
+    dc_model *m = NULL;
+    float *orig = NULL, *x = NULL, *y = NULL, *grid = NULL, *mask = NULL;
+    if (dc_cli_open_run("complete", run, be, n, &m, NULL)) goto done;
+    if (m->x < 0 || !strcmp(m->spec.kind, "classifier")) {
+        dc_cli_fail("complete", "a '%s' model has no image input to complete (use complete or vae)",
+                    m->spec.kind);
+        goto done;
+    }
+    dc_mask_kind mk = gen_mask_kind(m);
+    if (mask_name && dc_mask_parse(mask_name, &mk, &err) != DC_OK) {
+        dc_cli_fail("complete", "--mask: %s", err.msg);
+        goto done;
+    }
+    if (mk == DC_MASK_NONE) mk = DC_MASK_BOTTOM;
+    const int C = m->spec.channels, S = m->spec.size;
+    const size_t isz = (size_t)C * S * S;
+    if (gen_load_images("complete", m, a.positional + 1, n, &orig)) goto done;
+    x = malloc(sizeof(float) * n * isz);
+    y = malloc(sizeof(float) * n * isz);
+    mask = malloc(sizeof(float) * S * S);
+    grid = malloc(sizeof(float) * (size_t)(passes + 2) * n * isz);
+    if (!x || !y || !mask || !grid) goto done;
+    dc_rng rng;
+    dc_rng_seed(&rng, seed);
+    dc_mask_make(mk, S, S, &rng, mask);
+    for (int i = 0; i < n; i++) dc_mask_apply(orig + i * isz, mask, C, S, S, 0.0f, 1.0f, 1, x + i * isz, NULL);
+    memcpy(grid, x, sizeof(float) * n * isz);
+    for (int p = 0; p < passes; p++) {
+        if (gen_forward_complete("complete", m, x, noise, dc_seed_mix(seed, (uint64_t)p + 1), y)) goto done;
+        /* keep the known pixels, take the model's guess where hidden */
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < C; c++)
+                for (int q = 0; q < S * S; q++) {
+                    size_t k = i * isz + (size_t)c * S * S + q;
+                    y[k] = mask[q] > 0.5f ? y[k] : orig[k];
+                }
+        memcpy(grid + (size_t)(p + 1) * n * isz, y, sizeof(float) * n * isz);
+        memcpy(x, y, sizeof(float) * n * isz);
+    }
+    memcpy(grid + (size_t)(passes + 1) * n * isz, orig, sizeof(float) * n * isz);
+    if (dc_image_write_grid(out, grid, (passes + 2) * n, C, S, S, passes + 2, n, DC_RANGE_PM1, &err)) {
+        dc_cli_fail("complete", "%s", err.msg);
+        goto done;
+    }
+    printf("wrote %s (%d images, mask %s, %d pass%s)\n", out, n, dc_mask_name(mk), passes,
+           passes > 1 ? "es" : "");
+    rc = 0;
+done:
+    free(orig), free(x), free(y), free(grid), free(mask);
+    dc_model_free(m);
+    dc_backend_free(be);
+    return rc;
+}

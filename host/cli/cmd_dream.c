@@ -1,0 +1,115 @@
+/* deconv dream: the owner's "blank canvas" experiments through a trained decoder.
+ *   dream_canvas.png  — blank (gray), white and black canvases with random codes
+ *                       (complete/vae: through the whole encoder-decoder)
+ *   dream_onehot.png  — one-hot latents e_i * scale through the decoder, one per latent
+ *   dream_zero.png    — the zero latent and its neighbours +-scale along the first axes */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/gen_common.h"
+
+int dc_cmd_dream(int argc, char **argv) {
+    static const char *const flags[] = {"help", NULL};
+    dc_args a;
+    if (dc_args_parse(&a, "dream", argc, argv, flags)) return 2;
+    if (dc_args_flag(&a, "help") || a.n_positional < 1) {
+        printf("usage: deconv dream RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device ...]\n"
+               "Writes DIR/dream_canvas.png (blank/white/black inputs with random codes),\n"
+               "DIR/dream_onehot.png (one-hot latents * S through the decoder, first N latents)\n"
+               "and DIR/dream_zero.png. DIR defaults to RUN.\n");
+        return dc_args_flag(&a, "help") ? 0 : 2;
+    }
+    const char *run = a.positional[0];
+    const char *dir = dc_args_str(&a, "out", run);
+    float scale = dc_args_float(&a, "scale", 3.0f);
+    int count = dc_args_int(&a, "count", 32);
+    uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
+    dc_backend *be = NULL;
+    if (dc_cli_backend(&a, &be)) return 1;
+    if (dc_args_check_unused(&a)) {
+        dc_backend_free(be);
+        return 2;
+    }
+    int rc = 1;
+    dc_error err = {0};
+    dc_model *m = NULL, *dec = NULL;
+    float *x = NULL, *y = NULL, *z = NULL;
+    const int per = 8;
+    if (dc_cli_open_run("dream", run, be, per, &m, NULL)) goto done;
+    if (!strcmp(m->spec.kind, "classifier")) {
+        dc_cli_fail("dream", "a classifier has no decoder (try deconv visualize ascent)");
+        goto done;
+    }
+    const int C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
+    const size_t isz = (size_t)C * S * S;
+    if (count > L) count = L;
+    if (count < 1) count = 1;
+    x = malloc(sizeof(float) * 3 * per * isz);
+    y = malloc(sizeof(float) * 3 * per * isz);
+    z = calloc((size_t)(count > per ? count : per) * L, sizeof(float));
+    if (!x || !y || !z) goto done;
+    char path[1200];
+    if (m->x >= 0) {
+        /* canvases: gray (the hidden-pixel fill), white, black; random codes / samples */
+        const float fills[3] = {0.0f, 1.0f, -1.0f};
+        for (int r = 0; r < 3; r++) {
+            for (size_t k = 0; k < per * isz; k++) x[k] = fills[r];
+            float std = m->spec.noise > 0 ? m->spec.noise : 1.0f;
+            if (!strcmp(m->spec.kind, "vae")) {
+                /* vae: sample z ~ q(z | canvas) by running the graph in training mode */
+                dc_graph_set_train(m->g, 1);
+                dc_graph_set_seed(m->g, dc_seed_mix(seed, (uint64_t)r));
+                if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->out) ||
+                    dc_graph_read(m->g, m->out, y + (size_t)r * per * isz)) {
+                    dc_cli_fail("dream", "%s", dc_graph_error(m->g)->msg);
+                    goto done;
+                }
+            } else if (gen_forward_complete("dream", m, x, std, dc_seed_mix(seed, (uint64_t)r),
+                                            y + (size_t)r * per * isz)) {
+                goto done;
+            }
+        }
+        snprintf(path, sizeof path, "%s/dream_canvas.png", dir);
+        if (dc_image_write_grid(path, y, 3 * per, C, S, S, 3, per, DC_RANGE_PM1, &err)) {
+            dc_cli_fail("dream", "%s", err.msg);
+            goto done;
+        }
+        printf("wrote %s (rows: gray, white, black canvas; columns: random codes)\n", path);
+    }
+    /* one-hot latents through the decoder */
+    if (dc_model_create_shared(m, count, 1, &dec, &err) != DC_OK) {
+        dc_cli_fail("dream", "%s", err.msg);
+        goto done;
+    }
+    float *imgs = malloc(sizeof(float) * count * isz);
+    if (!imgs) goto done;
+    memset(z, 0, sizeof(float) * count * L);
+    for (int i = 0; i < count; i++) z[(size_t)i * L + i] = scale;
+    if (gen_decode("dream", dec, z, imgs)) {
+        free(imgs);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/dream_onehot.png", dir);
+    if (dc_image_write_grid(path, imgs, count, C, S, S, 0, 0, DC_RANGE_PM1, &err)) {
+        free(imgs);
+        dc_cli_fail("dream", "%s", err.msg);
+        goto done;
+    }
+    printf("wrote %s (latent i set to %g, the rest 0, for i < %d)\n", path, (double)scale, count);
+    /* zero latent and +-scale along the first axes */
+    memset(z, 0, sizeof(float) * count * L);
+    for (int i = 1; i < count; i++) z[(size_t)i * L + (i - 1) / 2] = (i % 2 ? 1 : -1) * scale;
+    if (gen_decode("dream", dec, z, imgs) == 0) {
+        snprintf(path, sizeof path, "%s/dream_zero.png", dir);
+        if (dc_image_write_grid(path, imgs, count, C, S, S, 0, 0, DC_RANGE_PM1, &err) == DC_OK)
+            printf("wrote %s (z = 0, then +-%g along latent 0, 1, ...)\n", path, (double)scale);
+    }
+    free(imgs);
+    rc = 0;
+done:
+    free(x), free(y), free(z);
+    dc_model_free(dec);
+    dc_model_free(m);
+    dc_backend_free(be);
+    return rc;
+}

@@ -1,0 +1,172 @@
+/* Encode, decode and sample for the generative commands. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/gen_common.h"
+
+dc_mask_kind gen_mask_kind(const dc_model *m) {
+    return m->spec.mask == DC_MASK_RANDOM ? DC_MASK_BOX : m->spec.mask;
+}
+
+int gen_load_images(const char *cmd, const dc_model *m, char **paths, int n, float **out) {
+    const int C = m->spec.channels, S = m->spec.size;
+    float *buf = malloc(sizeof(float) * (size_t)n * C * S * S);
+    if (!buf) return dc_cli_fail(cmd, "out of memory");
+    for (int i = 0; i < n; i++) {
+        dc_error err = {0};
+        if (dc_image_read(paths[i], S, C, buf + (size_t)i * C * S * S, &err) != DC_OK) {
+            free(buf);
+            return dc_cli_fail(cmd, "%s", err.msg);
+        }
+    }
+    *out = buf;
+    return 0;
+}
+
+static int graph_fail(const char *cmd, dc_graph *g) { return dc_cli_fail(cmd, "%s", dc_graph_error(g)->msg); }
+
+int gen_encode(const char *cmd, dc_model *m, const float *images, int count, float *codes) {
+    const int C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
+    const size_t img = (size_t)C * S * S;
+    if (m->code < 0 || m->x < 0) return dc_cli_fail(cmd, "a '%s' model has no encoder", m->spec.kind);
+    float *x = calloc((size_t)m->batch * img, sizeof(float)), *mask = malloc(sizeof(float) * S * S);
+    float *all = malloc(sizeof(float) * (size_t)m->batch * L);
+    if (!x || !mask || !all) {
+        free(x), free(mask), free(all);
+        return dc_cli_fail(cmd, "out of memory");
+    }
+    dc_mask_make(gen_mask_kind(m), S, S, NULL, mask);
+    for (int i = 0; i < m->batch; i++)
+        dc_mask_apply(images + (size_t)(i % count) * img, mask, C, S, S, 0.0f, 1.0f, 1,
+                      x + (size_t)i * img, NULL);
+    dc_graph_set_train(m->g, 0);
+    int rc = 0;
+    if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->code) ||
+        dc_graph_read(m->g, m->code, all))
+        rc = graph_fail(cmd, m->g);
+    else
+        memcpy(codes, all, sizeof(float) * count * L);
+    free(x), free(mask), free(all);
+    return rc;
+}
+
+int gen_decode(const char *cmd, dc_model *dec, const float *z, float *images) {
+    dc_graph_set_train(dec->g, 0);
+    if (dc_graph_set_input(dec->g, dec->z_in, z) || dc_graph_forward(dec->g, -1) ||
+        dc_graph_read(dec->g, dec->out, images))
+        return graph_fail(cmd, dec->g);
+    return 0;
+}
+
+/* Cholesky of a symmetric positive definite matrix (in place, lower), with a small ridge. */
+static int cholesky(double *a, int n) {
+    for (int j = 0; j < n; j++) {
+        double d = a[j * n + j];
+        for (int k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
+        if (d <= 0) return -1;
+        d = sqrt(d);
+        a[j * n + j] = d;
+        for (int i = j + 1; i < n; i++) {
+            double s = a[i * n + j];
+            for (int k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
+            a[i * n + j] = s / d;
+        }
+        for (int k = j + 1; k < n; k++) a[j * n + k] = 0;
+    }
+    return 0;
+}
+
+int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t seed, float *z) {
+    const int L = m->spec.latent;
+    dc_rng rng;
+    dc_rng_seed(&rng, seed);
+    for (int i = 0; i < n * L; i++) z[i] = t * dc_rng_normal(&rng);
+    if (strcmp(m->spec.kind, "glo") != 0) return 0;
+    int pi = dc_params_find(m->params, "latents.weight");
+    if (pi < 0) return dc_cli_fail(cmd, "glo model without 'latents.weight'");
+    dc_param *q = dc_params_get(m->params, pi);
+    const int R = q->shape[0];
+    float *tab = malloc(sizeof(float) * q->numel);
+    double *mean = calloc((size_t)L, sizeof(double)), *cov = calloc((size_t)L * L, sizeof(double));
+    if (!tab || !mean || !cov || dc_params_read(m->params, pi, tab) != DC_OK) {
+        free(tab), free(mean), free(cov);
+        return dc_cli_fail(cmd, "cannot read the learned latents");
+    }
+    for (int r = 0; r < R; r++)
+        for (int d = 0; d < L; d++) mean[d] += tab[r * L + d] / (double)R;
+    for (int r = 0; r < R; r++)
+        for (int a = 0; a < L; a++)
+            for (int b = 0; b <= a; b++)
+                cov[a * L + b] += (tab[r * L + a] - mean[a]) * (tab[r * L + b] - mean[b]) / (R > 1 ? R - 1 : 1);
+    /* fewer images than dimensions make the covariance singular: a ridge keeps it usable */
+    double tr = 0;
+    for (int d = 0; d < L; d++) tr += cov[d * L + d];
+    for (int d = 0; d < L; d++) cov[d * L + d] += 1e-3 * (tr / L) + 1e-8;
+    for (int a = 0; a < L; a++)
+        for (int b = a + 1; b < L; b++) cov[a * L + b] = cov[b * L + a];
+    if (cholesky(cov, L) != 0) {
+        free(tab), free(mean), free(cov);
+        return dc_cli_fail(cmd, "the learned latents' covariance is not positive definite");
+    }
+    for (int i = 0; i < n; i++) {
+        float *zi = z + (size_t)i * L;
+        double *e = malloc(sizeof(double) * L);
+        for (int d = 0; d < L; d++) e[d] = zi[d];
+        for (int a = 0; a < L; a++) {
+            double s = mean[a];
+            for (int b = 0; b <= a; b++) s += cov[a * L + b] * e[b];
+            zi[a] = (float)s;
+        }
+        free(e);
+    }
+    free(tab), free(mean), free(cov);
+    return 0;
+}
+
+int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,
+                         uint64_t seed, float *out) {
+    dc_graph_set_train(m->g, 0);
+    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, noise_std);
+    dc_graph_set_seed(m->g, seed);
+    int rc = 0;
+    if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->out) ||
+        dc_graph_read(m->g, m->out, out))
+        rc = graph_fail(cmd, m->g);
+    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, m->spec.noise);
+    return rc;
+}
+
+static const char *jget(const char *json, const char *key, char *buf, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p) return NULL;
+    p += strlen(pat);
+    size_t n = 0;
+    if (*p == '"') {
+        p++;
+        while (*p && *p != '"' && n + 1 < cap) buf[n++] = *p++;
+    } else {
+        while (*p && *p != ',' && *p != '}' && n + 1 < cap) buf[n++] = *p++;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
+                  dc_dataset **val) {
+    const char *tj = dc_meta_get(meta, "train");
+    char data[1024], valf[64], seed[64];
+    if (!jget(tj, "data", data, sizeof data) || !jget(tj, "val", valf, sizeof valf) ||
+        !jget(tj, "seed", seed, sizeof seed))
+        return dc_cli_fail(cmd, "the checkpoint does not record its training data (key 'train')");
+    dc_dataset *all = NULL;
+    dc_error err = {0};
+    if (dc_dataset_load_path(data, m->spec.size, m->spec.channels, &all, &err) != DC_OK)
+        return dc_cli_fail(cmd, "training data %s: %s", data, err.msg);
+    dc_status s = dc_dataset_split(all, (float)atof(valf), strtoull(seed, NULL, 10), train, val, &err);
+    dc_dataset_free(all);
+    if (s != DC_OK) return dc_cli_fail(cmd, "%s", err.msg);
+    return 0;
+}

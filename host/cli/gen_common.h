@@ -1,0 +1,29 @@
+/* Shared pieces of the generative commands (generate, complete, dream, interpolate, eval). */
+#ifndef DECONV_CLI_GEN_COMMON_H
+#define DECONV_CLI_GEN_COMMON_H
+
+#include "cli/cli.h"
+#include "deconv/data.h"
+#include "deconv/image.h"
+
+/* Load images given on the command line (each resized to the model's size/channels). */
+int gen_load_images(const char *cmd, const dc_model *m, char **paths, int n, float **out);
+/* Run the encoder part of the training graph on `count` images (masked with the model's
+ * mask; random -> box) and read the codes [count, latent] (complete: before the noise;
+ * vae: mu). The model's batch must be >= count. */
+int gen_encode(const char *cmd, dc_model *m, const float *images, int count, float *codes);
+/* Decode latents [count, latent] through a decoder-only model (batch == count). */
+int gen_decode(const char *cmd, dc_model *dec, const float *z, float *images);
+/* Draw n latents: vae N(0, t^2); glo: full-covariance Gaussian fitted to the learned
+ * latents, scaled by t; complete: N(0, (t*noise)^2) added to the blank-canvas code. */
+int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t seed, float *z);
+/* Complete-model forward on prepared inputs (x, mask applied) with a noise std and seed. */
+int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,
+                         uint64_t seed, float *out);
+/* Re-create the run's training and validation split from its checkpoint metadata. */
+int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
+                  dc_dataset **val);
+/* The mask a command applies for this model (random -> box so results repeat). */
+dc_mask_kind gen_mask_kind(const dc_model *m);
+
+#endif
