@@ -263,22 +263,31 @@ static dc_status build(dc_model *m, dc_error *err) {
     } else if (!strcmp(s->kind, "classifier")) {
         m->x = dc_input(g, "x", C, S, S);
         m->labels = dc_input_int(g, "labels");
+        /* the explanation methods read d(score)/d(pixel); for a 1- or 3-channel input this
+         * costs one small GEMM per step */
+        dc_graph_require_grad(g, m->x);
         int h = m->x, ch = s->base;
         char name[32];
         for (int b = 0; b < s->blocks; b++) {
             for (int j = 0; j < 2; j++) {
                 snprintf(name, sizeof name, "conv%d_%d", b + 1, j + 1);
                 dc_name(g, name);
-                h = dc_conv2d(g, h, ch, s->kernel, 1, s->kernel / 2);
+                h = dc_conv2d_ex(g, h, ch, s->kernel, 1, s->kernel / 2, !s->batchnorm);
                 if (s->batchnorm) {
                     snprintf(name, sizeof name, "bn%d_%d", b + 1, j + 1);
                     dc_name(g, name);
                     h = dc_batchnorm2d(g, h, 0.1f, 1e-5f);
                 }
+                snprintf(name, sizeof name, "relu%d_%d", b + 1, j + 1);
+                dc_name(g, name);
                 h = dc_relu(g, h);
             }
             m->last_conv = h;
-            if (b + 1 < s->blocks) h = dc_maxpool2d(g, h, 2, 2, 0);
+            if (b + 1 < s->blocks) {
+                snprintf(name, sizeof name, "pool%d", b + 1);
+                dc_name(g, name);
+                h = dc_maxpool2d(g, h, 2, 2, 0);
+            }
             ch *= 2;
         }
         dc_name(g, "gap");

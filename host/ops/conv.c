@@ -46,6 +46,10 @@ static int conv_common(dc_graph *g, int x, int k, int stride, int pad, const cha
 }
 
 int dc_conv2d(dc_graph *g, int x, int out_ch, int k, int stride, int pad) {
+    return dc_conv2d_ex(g, x, out_ch, k, stride, pad, 1);
+}
+
+int dc_conv2d_ex(dc_graph *g, int x, int out_ch, int k, int stride, int pad, int bias) {
     if (conv_common(g, x, k, stride, pad, "conv2d")) return -1;
     dc_node *in = &g->nodes[x];
     if (out_ch <= 0) return dc_graph_fail(g, DC_ERR_ARG, "conv2d: out_ch %d must be > 0", out_ch);
@@ -76,7 +80,7 @@ int dc_conv2d(dc_graph *g, int x, int out_ch, int k, int stride, int pad) {
     n->win = (dc_win2d){g->batch, C, H, W, k, k, stride, stride, pad, pad, oh, ow};
     int ws[4] = {out_ch, C, k, k}, bs[1] = {out_ch};
     if (dc_graph_param(g, n, 0, "weight", 4, ws, DC_INIT_HE, C * k * k, out_ch * k * k, 1, 1) < 0 ||
-        dc_graph_param(g, n, 1, "bias", 1, bs, DC_INIT_ZERO, 0, 0, 1, 0) < 0)
+        (bias && dc_graph_param(g, n, 1, "bias", 1, bs, DC_INIT_ZERO, 0, 0, 1, 0) < 0))
         return -1;
     return id;
 }
@@ -166,7 +170,7 @@ static dc_status conv_forward(dc_graph *g, dc_node *n) {
     const int OC = n->out_ch, K = w->c * w->kh * w->kw, ohw = w->oh * w->ow;
     const int nb = conv_chunk(g, n, conv_per_image(n));
     dc_ptr W = dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value);
-    dc_ptr B = dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value);
+    dc_ptr B = n->param[1] >= 0 ? dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value) : dc_null_ptr();
     dc_ptr x = dc_node_out(g, n->in[0]), y = dc_tensor_ptr(n->out);
     for (int n0 = 0; n0 < g->batch; n0 += nb) {
         const int cnt = n0 + nb <= g->batch ? nb : g->batch - n0;
@@ -189,7 +193,7 @@ static dc_status conv_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     dc_ptr W = dc_tensor_ptr(pw->value), dW = dc_tensor_ptr(pw->grad);
     dc_ptr x = dc_node_out(g, n->in[0]), dy = dc_tensor_ptr(n->grad);
     const int want_dx = dc_node_has_grad(g, n->in[0]);
-    DC_TRY(DC_BE(be, bias_grad, dc_tensor_ptr(pb->grad), dy, g->batch, OC, ohw));
+    if (pb) DC_TRY(DC_BE(be, bias_grad, dc_tensor_ptr(pb->grad), dy, g->batch, OC, ohw));
     for (int n0 = 0; n0 < g->batch; n0 += nb) {
         const int cnt = n0 + nb <= g->batch ? nb : g->batch - n0;
         const int cols_n = cnt * ohw;

@@ -203,6 +203,8 @@ int dc_input(dc_graph *g, const char *name, int c, int h, int w);
 int dc_input_int(dc_graph *g, const char *name);
 
 int dc_conv2d(dc_graph *g, int x, int out_ch, int k, int stride, int pad);
+/* bias = 0: no bias (a conv followed by batch norm, whose mean subtraction cancels it). */
+int dc_conv2d_ex(dc_graph *g, int x, int out_ch, int k, int stride, int pad, int bias);
 /* PyTorch ConvTranspose2d semantics: out = (in-1)*stride - 2*pad + k + out_pad. */
 int dc_conv_transpose2d(dc_graph *g, int x, int out_ch, int k, int stride, int pad, int out_pad);
 /* Weight tying: a transposed conv that uses the weight [in=x.c, out, k, k] of an existing
