@@ -1,6 +1,8 @@
 /* Backend selection and the generic accessors. */
 #include <ctype.h>
+#include <omp.h>
 
+#include "backend_cl.h"
 #include "internal.h"
 
 void dc_backend_free(dc_backend *be) {
@@ -44,10 +46,26 @@ dc_status dc_backend_create_from_spec(const char *spec, int verbose, dc_backend 
                                 spec);
         s = dc_backend_create_opencl(p, d, out, err);
     } else if (!strcmp(spec, "auto")) {
-        dc_error ignored = {0};
-        s = dc_opencl_available() ? dc_backend_create_opencl(-1, -1, out, &ignored)
-                                  : DC_ERR_UNSUPPORTED;
-        if (s != DC_OK) s = dc_backend_create_cpu(0, out, err);
+        /* The first OpenCL GPU or accelerator. OpenCL CPU devices (PoCL) are skipped: on the
+         * same cores the native CPU backend (OpenBLAS + OpenMP) is much faster. */
+        int p = -1, d = -1;
+        char why[512];
+        dc_error cl_err = {0};
+        if (dc_opencl_auto_pick(&p, &d, why, sizeof why)) {
+            s = dc_backend_create_opencl(p, d, out, &cl_err);
+            if (s == DC_OK) {
+                if (verbose)
+                    fprintf(stderr, "deconv: --device auto: using opencl:%d:%d, the %s\n", p, d,
+                            why);
+                return DC_OK;
+            }
+            snprintf(why, sizeof why, "opencl:%d:%d failed: %.400s", p, d, cl_err.msg);
+        }
+        s = dc_backend_create_cpu(0, out, err);
+        if (s == DC_OK && verbose)
+            fprintf(stderr, "deconv: --device auto: using the cpu backend (%s) because %s\n",
+                    (*out)->device_name, why);
+        return s;
     } else {
         return dc_set_error(err, DC_ERR_ARG,
                             "unknown device '%s' (use cpu, opencl, opencl:P:D or auto)", spec);
@@ -55,4 +73,14 @@ dc_status dc_backend_create_from_spec(const char *spec, int verbose, dc_backend 
     if (s == DC_OK && verbose)
         fprintf(stderr, "deconv: using %s backend: %s\n", (*out)->ops->name, (*out)->device_name);
     return s;
+}
+
+dc_status dc_backend_set_threads(dc_backend *be, int threads) {
+    if (!be || threads < 1) return DC_ERR_ARG;
+    /* only the CPU backend computes on host threads */
+    if (!strcmp(be->ops->name, "cpu")) {
+        omp_set_num_threads(threads);
+        snprintf(be->device_name, sizeof be->device_name, "CPU (%d threads, OpenBLAS)", threads);
+    }
+    return DC_OK;
 }

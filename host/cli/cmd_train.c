@@ -352,6 +352,7 @@ int dc_cmd_train(int argc, char **argv) {
         dc_cli_fail("train", "--device %s: %s", devspec, err.msg);
         goto fail_data;
     }
+    if (o.threads > 0) dc_backend_set_threads(be, o.threads);
     int rc = 1;
     dc_model *m = NULL;
     dc_optim *opt = NULL;

@@ -102,6 +102,8 @@ dc_status dc_backend_create_opencl(int platform, int device, dc_backend **out, d
 dc_status dc_backend_create_from_spec(const char *spec, int verbose, dc_backend **out,
                                       dc_error *err);
 void dc_backend_free(dc_backend *be);
+/* CPU backend: compute with this many threads (other backends ignore it). */
+dc_status dc_backend_set_threads(dc_backend *be, int threads);
 const char *dc_backend_name(const dc_backend *be);
 const char *dc_backend_device(const dc_backend *be);
 const dc_error *dc_backend_error(const dc_backend *be);

@@ -1,0 +1,206 @@
+/* The CLI end to end on a tiny dataset: train every model kind, then generate, complete,
+ * dream, interpolate, eval; resume after Ctrl-C is bit-identical to an uninterrupted run
+ * on the CPU backend; bad input gives a clear message and a non-zero exit status. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deconv/image.h"
+#include "deconv/io.h"
+#include "internal.h"
+#include "testutil.h"
+
+static char *g_dir;
+
+static int exists(const char *dir, const char *name) {
+    char p[2048];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0 && st.st_size > 0;
+}
+
+/* 12 tiny 16x16 "guns": dark bars on white at different places. */
+static int setup(void **state) {
+    (void)state;
+    g_dir = tu_tmpdir("cli");
+    if (!g_dir) return -1;
+    char data[1024];
+    snprintf(data, sizeof data, "%s/data", g_dir);
+    mkdir(data, 0755);
+    dc_error err = {0};
+    for (int i = 0; i < 12; i++) {
+        float img[256];
+        for (int p = 0; p < 256; p++) img[p] = 1.0f;
+        for (int y = 4 + i % 4; y < 8 + i % 4; y++)
+            for (int x = 2; x < 10 + i % 5; x++) img[y * 16 + x] = -1.0f;
+        for (int y = 8; y < 14; y++) img[y * 16 + 3 + i % 3] = -1.0f;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/g%02d.png", data, i);
+        if (dc_image_write_png(p, img, 1, 16, 16, DC_RANGE_PM1, &err) != DC_OK) return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_system("rm -rf '%s'", g_dir);
+    free(g_dir);
+    return 0;
+}
+
+#define SMALL "--size 16 --base 4 --blocks 2 --latent 8 --batch 4 --device cpu --quiet --threads 1"
+
+static void test_train_and_generate_each_kind(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    const char *kinds[] = {"complete", "vae", "glo"};
+    for (int k = 0; k < 3; k++) {
+        char run[1200];
+        snprintf(run, sizeof run, "%s/run_%s", g_dir, kinds[k]);
+        assert_int_equal(tu_system("%s train --model %s --data %s/data --epochs 3 --out %s " SMALL
+                                   " --sample-every 2 %s",
+                                   bin, kinds[k], g_dir, run, k == 0 ? "--tied --mask random" : ""),
+                         0);
+        assert_true(exists(run, "model.safetensors"));
+        assert_true(exists(run, "loss.csv"));
+        assert_true(exists(run, "loss.png"));
+        assert_true(exists(run, "report.html"));
+        assert_true(exists(run, "samples/epoch_0002.png"));
+        assert_true(exists(run, "samples/epoch_0003.png"));
+        assert_int_equal(tu_system("%s generate %s -n 5 --dir %s/gen --device cpu >/dev/null", bin, run, run), 0);
+        assert_true(exists(run, "generated.png"));
+        assert_true(exists(run, "gen/sample_0004.png"));
+        assert_int_equal(tu_system("%s dream %s --device cpu >/dev/null", bin, run), 0);
+        assert_true(exists(run, "dream_onehot.png"));
+        assert_int_equal(tu_system("%s eval %s --device cpu --samples 8 --draws 4 > %s/eval.txt", bin, run, run), 0);
+        if (k < 2) {
+            assert_int_equal(tu_system("%s complete %s %s/data/g01.png %s/data/g05.png --passes 3 "
+                                       "--device cpu >/dev/null", bin, run, g_dir, g_dir), 0);
+            assert_true(exists(run, "completed.png"));
+            assert_int_equal(tu_system("%s interpolate %s %s/data/g01.png %s/data/g05.png --steps 5 "
+                                       "--device cpu >/dev/null", bin, run, g_dir, g_dir), 0);
+            assert_int_equal(tu_system("grep -q 'nearest visible part' %s/eval.txt", run), 0);
+        } else {
+            assert_int_equal(tu_system("%s interpolate %s a b --index-a 0 --index-b 3 --device cpu "
+                                       ">/dev/null", bin, run), 0);
+            /* glo has no encoder: completion is refused with a reason */
+            assert_int_equal(tu_system("%s complete %s %s/data/g01.png --device cpu 2>%s/err.txt", bin,
+                                       run, g_dir, run), 1);
+            assert_int_equal(tu_system("grep -q 'no image input' %s/err.txt", run), 0);
+        }
+        assert_true(exists(run, "interpolation.png"));
+        assert_int_equal(tu_system("grep -q 'nearest training image' %s/eval.txt", run), 0);
+    }
+}
+
+/* Weights of a run's checkpoint, read back through the library. */
+static float *run_weights(const char *run, size_t *n) {
+    char path[1300];
+    snprintf(path, sizeof path, "%s/model.safetensors", run);
+    dc_meta meta = {0};
+    dc_error err = {0};
+    if (dc_checkpoint_read_meta(path, &meta, &err) != DC_OK) fail_msg("%s", err.msg);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_from_json(dc_meta_get(&meta, "model"), &spec, &err), DC_OK);
+    dc_backend *be;
+    dc_backend_create_cpu(1, &be, &err);
+    dc_model *m;
+    assert_int_equal(dc_model_create(be, &spec, 1, &m, &err), DC_OK);
+    if (dc_checkpoint_load(path, m->params, NULL, NULL, &err) != DC_OK) fail_msg("%s", err.msg);
+    *n = dc_params_total(m->params);
+    float *w = malloc(*n * 4);
+    be->ops->read(be, dc_params_values_ptr(m->params), w, *n * 4);
+    dc_model_free(m);
+    dc_backend_free(be);
+    dc_meta_clear(&meta);
+    return w;
+}
+
+static void test_resume_is_bit_identical(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    char a[1200], b[1200];
+    snprintf(a, sizeof a, "%s/resume_a", g_dir);
+    snprintf(b, sizeof b, "%s/resume_b", g_dir);
+    /* batch 2 over 12 images: 6 steps per epoch, so an interrupt lands mid-epoch */
+#define RUNOPTS "--data %s/data --epochs 6 --batch 2 --augment --mask random --size 16 --base 4 " \
+                "--blocks 2 --latent 8 --device cpu --quiet --threads 1 --sample-every 100"
+    assert_int_equal(tu_system("%s train --out %s " RUNOPTS, bin, a, g_dir), 0);
+    /* the same run, interrupted with SIGINT while it trains, then resumed */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "exec %s train --out %s " RUNOPTS, bin, b, g_dir);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* wait until the run folder exists and training is under way */
+    char ck[1300];
+    snprintf(ck, sizeof ck, "%s/loss.csv", b);
+    for (int i = 0; i < 600 && access(ck, F_OK) != 0; i++) {
+        struct timespec t = {0, 20 * 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 130) {
+        assert_true(exists(b, "model.safetensors"));
+        assert_int_equal(tu_system("%s train --resume %s --quiet --device cpu --threads 1", bin, b), 0);
+    } else {
+        /* the run finished before the signal arrived: still a valid comparison */
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    size_t na, nb;
+    float *wa = run_weights(a, &na), *wb = run_weights(b, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(wa, wb, na * 4);
+    free(wa);
+    free(wb);
+    /* and a resume from an epoch boundary, with more epochs */
+    char c[1200];
+    snprintf(c, sizeof c, "%s/resume_c", g_dir);
+    assert_int_equal(tu_system("%s train --out %s " RUNOPTS " --epochs 3", bin, c, g_dir), 0);
+    assert_int_equal(tu_system("%s train --resume %s --epochs 6 --quiet --device cpu --threads 1", bin, c), 0);
+    size_t nc;
+    float *wa2 = run_weights(a, &na), *wc = run_weights(c, &nc);
+    assert_memory_equal(wa2, wc, na * 4);
+    free(wa2);
+    free(wc);
+#undef RUNOPTS
+}
+
+static void test_bad_cli_input(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    char err[1300];
+    snprintf(err, sizeof err, "%s/err.txt", g_dir);
+    assert_int_equal(tu_system("%s train --data %s/nope --quiet --device cpu 2>%s", bin, g_dir, err), 1);
+    assert_int_equal(tu_system("grep -q nope %s", err), 0);
+    assert_int_equal(tu_system("%s train --model gan --data %s/data 2>%s", bin, g_dir, err), 2);
+    assert_int_equal(tu_system("grep -q \"unknown model 'gan'\" %s", err), 0);
+    assert_int_equal(tu_system("%s train --data %s/data --size 20 2>%s", bin, g_dir, err), 2);
+    assert_int_equal(tu_system("grep -q 'size 20' %s", err), 0);
+    assert_int_equal(tu_system("%s train --data %s/data --epochs x 2>%s", bin, g_dir, err), 2);
+    assert_int_equal(tu_system("%s train --bogus 1 2>%s", bin, err), 2);
+    assert_int_equal(tu_system("grep -q bogus %s", err), 0);
+    assert_int_equal(tu_system("%s generate %s/missing 2>%s", bin, g_dir, err), 1);
+    assert_int_equal(tu_system("%s train --device tpu --data %s/data 2>%s", bin, g_dir, err), 1);
+    assert_int_equal(tu_system("grep -q tpu %s", err), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_and_generate_each_kind),
+        cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_bad_cli_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
