@@ -1,0 +1,575 @@
+/* ONNX export: the inference graph of a model, encoded by hand (io/protobuf.h) as an
+ * onnx.ModelProto (IR version 7, default opset 13).
+ *
+ * The exporter walks the deconv graph's nodes in order (they are topological) and maps
+ * each node needed for the outputs to ONNX operators. Parameters become FLOAT
+ * initializers named as in dc_params, with the same (PyTorch) layouts, so a tied
+ * transposed conv simply names its encoder conv's weight again. Eval-mode semantics:
+ * batch norm uses running statistics, dropout is Identity, the VAE sample is its mean.
+ * Tensors carry a symbolic batch dimension "N". Dense layers produce [N, features] (the
+ * deconv shape is [N, features, 1, 1]); a 4-D view is made with Reshape where a later op
+ * needs one.
+ *
+ * Field numbers are onnx.proto's (onnx/onnx.proto3 in the ONNX repository). */
+#include <stdarg.h>
+
+#include "deconv/io.h"
+#include "graph_internal.h"
+#include "io/io_internal.h"
+#include "io/protobuf.h"
+
+/* onnx.proto field numbers and enum values used here */
+enum {
+    MODEL_IR_VERSION = 1, MODEL_PRODUCER_NAME = 2, MODEL_PRODUCER_VERSION = 3, MODEL_DOC = 6,
+    MODEL_GRAPH = 7, MODEL_OPSET = 8, MODEL_METADATA = 14,
+    OPSET_DOMAIN = 1, OPSET_VERSION = 2,
+    ENTRY_KEY = 1, ENTRY_VALUE = 2,
+    GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_DOC = 10, GRAPH_INPUT = 11,
+    GRAPH_OUTPUT = 12,
+    NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4, NODE_ATTRIBUTE = 5,
+    ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20,
+    ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_INTS = 7,
+    TENSOR_DIMS = 1, TENSOR_DATA_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW_DATA = 9,
+    DTYPE_FLOAT = 1, DTYPE_INT64 = 7,
+    VALUE_NAME = 1, VALUE_TYPE = 2,
+    TYPE_TENSOR = 1, TTENSOR_ELEM_TYPE = 1, TTENSOR_SHAPE = 2,
+    SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2,
+};
+
+#define ONNX_IR_VERSION 7
+#define ONNX_OPSET 13
+#define NAME_CAP 112
+#define MAX_IO 8
+
+typedef struct ox_io {
+    int node;
+    char name[NAME_CAP];
+    int rank; /* inputs: declared rank */
+} ox_io;
+
+typedef struct ox {
+    const char *path;
+    dc_graph *g;
+    dc_params *params;
+    dc_error *err;
+    dc_status st;
+    pb_buf nodes, inits;
+    char (*vname)[NAME_CAP];  /* value name of each deconv node's output */
+    char (*vname4)[NAME_CAP]; /* its 4-D view, once made */
+    int *rank;
+    unsigned char *need, *param_used;
+    ox_io in[MAX_IO], out[MAX_IO];
+    int n_in, n_out;
+} ox;
+
+static dc_status ox_fail(ox *x, dc_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static dc_status ox_fail(ox *x, dc_status s, const char *fmt, ...) {
+    if (x->st == DC_OK) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        x->st = dc_set_error(x->err, s, "ONNX export to '%s': %s", x->path, msg);
+    }
+    return x->st;
+}
+
+/* ---- small encoders ---- */
+static void attr_int(pb_buf *b, const char *name, int64_t v) {
+    size_t s = pb_begin(b, NODE_ATTRIBUTE);
+    pb_string(b, ATTR_NAME, name);
+    pb_int(b, ATTR_I, v);
+    pb_int(b, ATTR_TYPE, ATTR_TYPE_INT);
+    pb_end(b, s);
+}
+
+static void attr_float(pb_buf *b, const char *name, float v) {
+    size_t s = pb_begin(b, NODE_ATTRIBUTE);
+    pb_string(b, ATTR_NAME, name);
+    pb_float(b, ATTR_F, v);
+    pb_int(b, ATTR_TYPE, ATTR_TYPE_FLOAT);
+    pb_end(b, s);
+}
+
+static void attr_ints(pb_buf *b, const char *name, const int64_t *v, int n) {
+    size_t s = pb_begin(b, NODE_ATTRIBUTE);
+    pb_string(b, ATTR_NAME, name);
+    for (int i = 0; i < n; i++) pb_int(b, ATTR_INTS, v[i]);
+    pb_int(b, ATTR_TYPE, ATTR_TYPE_INTS);
+    pb_end(b, s);
+}
+
+static void attr_pair(pb_buf *b, const char *name, int v) {
+    int64_t a[2] = {v, v};
+    attr_ints(b, name, a, 2);
+}
+
+static void attr_pads(pb_buf *b, int p) {
+    int64_t a[4] = {p, p, p, p};
+    attr_ints(b, "pads", a, 4);
+}
+
+/* Opens a NodeProto; attributes may follow; close with pb_end(&x->nodes, returned). */
+static size_t node_open(ox *x, const char *op, const char *name, const char *const *ins, int nin,
+                        const char *out) {
+    pb_buf *b = &x->nodes;
+    size_t s = pb_begin(b, GRAPH_NODE);
+    for (int i = 0; i < nin; i++) pb_string(b, NODE_INPUT, ins[i]);
+    pb_string(b, NODE_OUTPUT, out);
+    pb_string(b, NODE_NAME, name);
+    pb_string(b, NODE_OP_TYPE, op);
+    return s;
+}
+
+static void node_simple(ox *x, const char *op, const char *name, const char *const *ins, int nin,
+                        const char *out) {
+    pb_end(&x->nodes, node_open(x, op, name, ins, nin, out));
+}
+
+static void init_int64(ox *x, const char *name, const int64_t *v, int n) {
+    pb_buf *b = &x->inits;
+    size_t s = pb_begin(b, GRAPH_INITIALIZER);
+    pb_int(b, TENSOR_DIMS, n);
+    pb_int(b, TENSOR_DATA_TYPE, DTYPE_INT64);
+    pb_string(b, TENSOR_NAME, name);
+    uint8_t raw[8 * 4];
+    for (int i = 0; i < n && i < 4; i++) dc_put_le64(raw + 8 * i, (uint64_t)v[i]);
+    pb_bytes(b, TENSOR_RAW_DATA, raw, (size_t)(8 * (n < 4 ? n : 4)));
+    pb_end(b, s);
+}
+
+static void value_info(pb_buf *b, int field, const char *name, int elem, int rank, const int *shape) {
+    size_t s = pb_begin(b, field);
+    pb_string(b, VALUE_NAME, name);
+    size_t t = pb_begin(b, VALUE_TYPE);
+    size_t tt = pb_begin(b, TYPE_TENSOR);
+    pb_int(b, TTENSOR_ELEM_TYPE, elem);
+    size_t sh = pb_begin(b, TTENSOR_SHAPE);
+    for (int d = 0; d < rank; d++) {
+        size_t dm = pb_begin(b, SHAPE_DIM);
+        if (d == 0)
+            pb_string(b, DIM_PARAM, "N");
+        else
+            pb_int(b, DIM_VALUE, shape[d]);
+        pb_end(b, dm);
+    }
+    pb_end(b, sh);
+    pb_end(b, tt);
+    pb_end(b, t);
+    pb_end(b, s);
+}
+
+/* ---- graph walk ---- */
+static const char *param_name(ox *x, const dc_node *n, int slot) {
+    const dc_param *q = n->param[slot] >= 0 ? dc_params_get(x->params, n->param[slot]) : NULL;
+    if (!q) {
+        ox_fail(x, DC_ERR_STATE, "node '%s' lacks its parameter %s", n->name, slot ? "bias" : "weight");
+        return "";
+    }
+    x->param_used[n->param[slot]] = 1;
+    return q->name;
+}
+
+/* The node's value as [N, C, H, W]: itself, or a Reshape of its [N, C] form. */
+static const char *as4d(ox *x, int i) {
+    if (x->rank[i] == 4) return x->vname[i];
+    if (!x->vname4[i][0]) {
+        const dc_node *n = &x->g->nodes[i];
+        char shape_name[NAME_CAP + 16];
+        snprintf(x->vname4[i], NAME_CAP, "%.90s/4d", x->vname[i]);
+        snprintf(shape_name, sizeof shape_name, "%.90s/4d_shape", x->vname[i]);
+        int64_t sh[4] = {-1, n->shape[1], n->ndim > 2 ? n->shape[2] : 1, n->ndim > 3 ? n->shape[3] : 1};
+        init_int64(x, shape_name, sh, 4);
+        const char *ins[2] = {x->vname[i], shape_name};
+        node_simple(x, "Reshape", x->vname4[i], ins, 2, x->vname4[i]);
+    }
+    return x->vname4[i];
+}
+
+static void emit_softmax(ox *x, const char *in, int in_rank, const dc_node *shape_of, const char *base,
+                         const char *out) {
+    if (in_rank == 2) {
+        size_t s = node_open(x, "Softmax", base, &in, 1, out);
+        attr_int(&x->nodes, "axis", 1);
+        pb_end(&x->nodes, s);
+        return;
+    }
+    /* deconv's softmax runs over all of C*H*W: flatten, softmax, restore the shape */
+    char flat[NAME_CAP + 16], soft[NAME_CAP + 16], shape_name[NAME_CAP + 16];
+    snprintf(flat, sizeof flat, "%.90s/flat", base);
+    snprintf(soft, sizeof soft, "%.90s/softmax", base);
+    snprintf(shape_name, sizeof shape_name, "%.90s/shape", base);
+    size_t s = node_open(x, "Flatten", flat, &in, 1, flat);
+    attr_int(&x->nodes, "axis", 1);
+    pb_end(&x->nodes, s);
+    const char *fin = flat;
+    s = node_open(x, "Softmax", soft, &fin, 1, soft);
+    attr_int(&x->nodes, "axis", 1);
+    pb_end(&x->nodes, s);
+    int64_t sh[4] = {-1, shape_of->shape[1], shape_of->shape[2], shape_of->shape[3]};
+    init_int64(x, shape_name, sh, 4);
+    const char *ins[2] = {soft, shape_name};
+    node_simple(x, "Reshape", base, ins, 2, out);
+}
+
+static void emit_node(ox *x, int i) {
+    const dc_node *n = &x->g->nodes[i];
+    const char *out = x->vname[i], *name = n->name;
+    const int a = n->n_in > 0 ? n->in[0] : -1;
+    pb_buf *b = &x->nodes;
+    size_t s;
+    switch (n->op) {
+    case DC_OP_INPUT:
+        return; /* a graph input */
+    case DC_OP_CONV2D: {
+        /* a conv followed by batch norm may have no bias: ONNX's bias input is optional */
+        const int has_bias = n->param[1] >= 0;
+        const char *ins[3] = {as4d(x, a), param_name(x, n, 0), has_bias ? param_name(x, n, 1) : ""};
+        s = node_open(x, "Conv", name, ins, has_bias ? 3 : 2, out);
+        attr_pair(b, "kernel_shape", n->k);
+        attr_pair(b, "strides", n->stride);
+        attr_pads(b, n->pad);
+        attr_pair(b, "dilations", 1);
+        attr_int(b, "group", 1);
+        pb_end(b, s);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_CONV_T2D: {
+        const char *ins[3] = {as4d(x, a), param_name(x, n, 0), param_name(x, n, 1)};
+        const dc_param *w = dc_params_get(x->params, n->param[0]);
+        s = node_open(x, "ConvTranspose", name, ins, 3, out);
+        attr_pair(b, "kernel_shape", w && w->ndim == 4 ? w->shape[2] : n->k);
+        attr_pair(b, "strides", n->stride);
+        attr_pads(b, n->pad);
+        attr_pair(b, "output_padding", n->out_pad);
+        attr_pair(b, "dilations", 1);
+        attr_int(b, "group", 1);
+        pb_end(b, s);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_MAXPOOL2D: {
+        const char *in = as4d(x, a);
+        s = node_open(x, "MaxPool", name, &in, 1, out);
+        attr_pair(b, "kernel_shape", n->k);
+        attr_pair(b, "strides", n->stride);
+        attr_pads(b, n->pad);
+        pb_end(b, s);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_RELU:
+    case DC_OP_TANH:
+    case DC_OP_SIGMOID:
+    case DC_OP_DROPOUT: /* eval mode: the identity */
+    case DC_OP_REPARAM: /* eval mode: z = mu */ {
+        const char *op = n->op == DC_OP_RELU ? "Relu" : n->op == DC_OP_TANH ? "Tanh"
+                       : n->op == DC_OP_SIGMOID ? "Sigmoid" : "Identity";
+        const char *in = x->vname[a];
+        node_simple(x, op, name, &in, 1, out);
+        x->rank[i] = x->rank[a];
+        return;
+    }
+    case DC_OP_LEAKY_RELU: {
+        const char *in = x->vname[a];
+        s = node_open(x, "LeakyRelu", name, &in, 1, out);
+        attr_float(b, "alpha", n->alpha);
+        pb_end(b, s);
+        x->rank[i] = x->rank[a];
+        return;
+    }
+    case DC_OP_DENSE: {
+        const char *in = x->vname[a];
+        char flat[NAME_CAP + 16];
+        if (x->rank[a] != 2) {
+            snprintf(flat, sizeof flat, "%.90s/flatten", name);
+            s = node_open(x, "Flatten", flat, &in, 1, flat);
+            attr_int(b, "axis", 1);
+            pb_end(b, s);
+            in = flat;
+        }
+        const char *ins[3] = {in, param_name(x, n, 0), param_name(x, n, 1)};
+        s = node_open(x, "Gemm", name, ins, 3, out);
+        attr_int(b, "transB", 1);
+        pb_end(b, s);
+        x->rank[i] = 2;
+        return;
+    }
+    case DC_OP_RESHAPE: {
+        char shape_name[NAME_CAP + 16];
+        snprintf(shape_name, sizeof shape_name, "%.90s/shape", name);
+        int64_t sh[4] = {-1, n->shape[1], n->shape[2], n->shape[3]};
+        init_int64(x, shape_name, sh, 4);
+        const char *ins[2] = {x->vname[a], shape_name};
+        node_simple(x, "Reshape", name, ins, 2, out);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_ADD:
+    case DC_OP_MUL: {
+        const int c = n->in[1];
+        const char *ins[2] = {x->vname[a], x->vname[c]};
+        x->rank[i] = x->rank[a];
+        if (x->rank[a] != x->rank[c]) {
+            ins[0] = as4d(x, a);
+            ins[1] = as4d(x, c);
+            x->rank[i] = 4;
+        }
+        node_simple(x, n->op == DC_OP_ADD ? "Add" : "Mul", name, ins, 2, out);
+        return;
+    }
+    case DC_OP_GAP: {
+        const char *in = as4d(x, a);
+        node_simple(x, "GlobalAveragePool", name, &in, 1, out);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_BATCHNORM2D: {
+        const char *ins[5] = {as4d(x, a), param_name(x, n, 0), param_name(x, n, 1), param_name(x, n, 2),
+                              param_name(x, n, 3)};
+        s = node_open(x, "BatchNormalization", name, ins, 5, out);
+        attr_float(b, "epsilon", n->eps);
+        pb_end(b, s);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_GAUSSIAN_NOISE: {
+        /* The random draw becomes an input: the caller feeds std * N(0,1) (or zeros). */
+        const char *noise = NULL;
+        for (int k = 0; k < x->n_in; k++)
+            if (x->in[k].node == i) noise = x->in[k].name;
+        if (!noise) {
+            ox_fail(x, DC_ERR_STATE, "noise node '%s' has no input", name);
+            return;
+        }
+        const char *ins[2] = {x->vname[a], noise};
+        node_simple(x, "Add", name, ins, 2, out);
+        x->rank[i] = x->rank[a];
+        return;
+    }
+    case DC_OP_SOFTMAX:
+        emit_softmax(x, x->vname[a], x->rank[a], n, name, out);
+        x->rank[i] = x->rank[a] == 2 ? 2 : 4;
+        return;
+    default:
+        ox_fail(x, DC_ERR_UNSUPPORTED, "node '%s' (%s) has no ONNX mapping in deconv's exporter", name,
+                dc_op_names[n->op]);
+        return;
+    }
+}
+
+static int reserved_name(const ox *x, const char *s) {
+    for (int k = 0; k < x->n_in; k++)
+        if (!strcmp(x->in[k].name, s)) return 1;
+    for (int k = 0; k < x->n_out; k++)
+        if (!strcmp(x->out[k].name, s)) return 1;
+    return !strcmp(s, "probabilities") || !strcmp(s, "logits") || !strcmp(s, "output");
+}
+
+static dc_status write_params(ox *x) {
+    const int np = dc_params_count(x->params);
+    size_t maxn = 1;
+    for (int i = 0; i < np; i++)
+        if (x->param_used[i] && dc_params_get(x->params, i)->numel > maxn) maxn = dc_params_get(x->params, i)->numel;
+    float *buf = malloc(maxn * sizeof(float));
+    if (!buf) return ox_fail(x, DC_ERR_OOM, "out of memory");
+    for (int i = 0; i < np && x->st == DC_OK; i++) {
+        if (!x->param_used[i]) continue;
+        const dc_param *q = dc_params_get(x->params, i);
+        if (dc_params_read(x->params, i, buf) != DC_OK) {
+            ox_fail(x, dc_params_error(x->params)->status, "reading '%s': %s", q->name,
+                    dc_params_error(x->params)->msg);
+            break;
+        }
+        dc_f32_to_le(buf, q->numel);
+        pb_buf *b = &x->inits;
+        size_t s = pb_begin(b, GRAPH_INITIALIZER);
+        for (int d = 0; d < q->ndim; d++) pb_int(b, TENSOR_DIMS, q->shape[d]);
+        pb_int(b, TENSOR_DATA_TYPE, DTYPE_FLOAT);
+        pb_string(b, TENSOR_NAME, q->name);
+        pb_bytes(b, TENSOR_RAW_DATA, buf, q->numel * sizeof(float));
+        pb_end(b, s);
+    }
+    free(buf);
+    return x->st;
+}
+
+static const char *graph_doc(const dc_model *m) {
+    if (!strcmp(m->spec.kind, "classifier"))
+        return "deconv classifier: image [N, C, S, S] -> probabilities (softmax) and logits [N, classes]";
+    if (!strcmp(m->spec.kind, "complete") && !m->decoder_only)
+        return "deconv completion model: image = the image with its hidden region filled as in "
+               "training, noise = the random code added to the encoder's code (std * N(0,1), or "
+               "zeros for the mean completion) -> output in [-1, 1]";
+    return "deconv decoder (generator): z = latent code -> output image in [-1, 1]";
+}
+
+static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
+    dc_graph *g = x->g;
+    const int nn = g->n;
+    x->vname = calloc((size_t)nn, sizeof *x->vname);
+    x->vname4 = calloc((size_t)nn, sizeof *x->vname4);
+    x->rank = calloc((size_t)nn, sizeof *x->rank);
+    x->need = calloc((size_t)nn, 1);
+    x->param_used = calloc((size_t)dc_params_count(x->params) + 1, 1);
+    if (!x->vname || !x->vname4 || !x->rank || !x->need || !x->param_used)
+        return ox_fail(x, DC_ERR_OOM, "out of memory");
+    /* which nodes the outputs depend on */
+    for (int k = 0; k < x->n_out; k++) x->need[x->out[k].node] = 1;
+    for (int i = nn - 1; i >= 0; i--)
+        if (x->need[i])
+            for (int j = 0; j < g->nodes[i].n_in; j++) x->need[g->nodes[i].in[j]] = 1;
+    /* graph inputs: the named float inputs, and one per noise draw */
+    int n_noise = 0;
+    for (int i = 0; i < nn; i++)
+        if (x->need[i] && g->nodes[i].op == DC_OP_GAUSSIAN_NOISE) n_noise++;
+    for (int i = 0; i < nn; i++) {
+        const dc_node *n = &g->nodes[i];
+        if (!x->need[i] || (n->op != DC_OP_INPUT && n->op != DC_OP_GAUSSIAN_NOISE)) continue;
+        if (x->n_in == MAX_IO) return ox_fail(x, DC_ERR_UNSUPPORTED, "more than %d inputs", MAX_IO);
+        ox_io *io = &x->in[x->n_in++];
+        io->node = i;
+        if (n->op == DC_OP_GAUSSIAN_NOISE) {
+            if (n_noise == 1)
+                snprintf(io->name, NAME_CAP, "noise");
+            else
+                snprintf(io->name, NAME_CAP, "noise_%.90s", n->name);
+            io->rank = 0; /* set from its input's rank during the walk */
+            continue;
+        }
+        if (i == m->x)
+            snprintf(io->name, NAME_CAP, "image");
+        else if (i == m->z_in)
+            snprintf(io->name, NAME_CAP, "z");
+        else
+            snprintf(io->name, NAME_CAP, "%.100s", n->name);
+        io->rank = n->ndim == 4 && n->shape[2] == 1 && n->shape[3] == 1 ? 2 : n->ndim;
+        x->rank[i] = io->rank;
+        dc_strlcpy(x->vname[i], io->name, NAME_CAP);
+    }
+    for (int i = 0; i < nn; i++) {
+        if (x->vname[i][0]) continue;
+        const char *nm = g->nodes[i].name;
+        if (reserved_name(x, nm))
+            snprintf(x->vname[i], NAME_CAP, "node/%.100s", nm);
+        else
+            dc_strlcpy(x->vname[i], nm, NAME_CAP);
+    }
+    for (int k = 0; k < x->n_out; k++) dc_strlcpy(x->vname[x->out[k].node], x->out[k].name, NAME_CAP);
+    for (int i = 0; i < nn && x->st == DC_OK; i++) {
+        if (!x->need[i]) continue;
+        if (g->nodes[i].op == DC_OP_INPUT_INT)
+            return ox_fail(x, DC_ERR_UNSUPPORTED, "integer input '%s' (%s) cannot be exported", g->nodes[i].name,
+                           "labels or indices");
+        emit_node(x, i);
+        if (g->nodes[i].op == DC_OP_GAUSSIAN_NOISE)
+            for (int k = 0; k < x->n_in; k++)
+                if (x->in[k].node == i) x->in[k].rank = x->rank[g->nodes[i].in[0]];
+    }
+    /* classifier: probabilities from the logits */
+    if (!strcmp(m->spec.kind, "classifier") && x->n_out == 1 && x->st == DC_OK) {
+        const int lg = x->out[0].node;
+        emit_softmax(x, x->vname[lg], x->rank[lg], &g->nodes[lg], "probabilities", "probabilities");
+    }
+    if (x->st != DC_OK) return x->st;
+    if (write_params(x) != DC_OK) return x->st;
+
+    pb_buf gb = {0};
+    pb_append(&gb, &x->nodes);
+    char gname[64];
+    snprintf(gname, sizeof gname, "deconv_%s%s", m->spec.kind, m->decoder_only ? "_decoder" : "");
+    pb_string(&gb, GRAPH_NAME, gname);
+    pb_append(&gb, &x->inits);
+    pb_string(&gb, GRAPH_DOC, graph_doc(m));
+    for (int k = 0; k < x->n_in; k++) {
+        const dc_node *n = &g->nodes[x->in[k].node];
+        int shape[4] = {0, n->shape[1], n->ndim > 2 ? n->shape[2] : 1, n->ndim > 3 ? n->shape[3] : 1};
+        value_info(&gb, GRAPH_INPUT, x->in[k].name, DTYPE_FLOAT, x->in[k].rank, shape);
+    }
+    if (!strcmp(m->spec.kind, "classifier")) {
+        const dc_node *n = &g->nodes[x->out[0].node];
+        int shape[4] = {0, n->shape[1], n->shape[2], n->shape[3]};
+        value_info(&gb, GRAPH_OUTPUT, "probabilities", DTYPE_FLOAT, x->rank[x->out[0].node], shape);
+    }
+    for (int k = 0; k < x->n_out; k++) {
+        const dc_node *n = &g->nodes[x->out[k].node];
+        int shape[4] = {0, n->shape[1], n->shape[2], n->shape[3]};
+        value_info(&gb, GRAPH_OUTPUT, x->out[k].name, DTYPE_FLOAT, x->rank[x->out[k].node], shape);
+    }
+    size_t s = pb_begin(model, MODEL_GRAPH);
+    pb_append(model, &gb);
+    pb_end(model, s);
+    pb_free(&gb);
+    return DC_OK;
+}
+
+dc_status dc_export_onnx(const char *path, dc_model *model, dc_error *err) {
+    if (!path || !model || !model->g) return dc_set_error(err, DC_ERR_ARG, "dc_export_onnx: NULL argument");
+    const char *kind = model->spec.kind;
+    dc_model *dec = NULL;
+    dc_model *m = model;
+    if (!model->decoder_only && (!strcmp(kind, "vae") || !strcmp(kind, "glo"))) {
+        /* the generator: a decoder-only graph on the same parameters */
+        dc_status s = dc_model_create_shared(model, 1, 1, &dec, err);
+        if (s != DC_OK) return dc_wrap_error(err, s, "ONNX export to '%s': building the decoder", path);
+        m = dec;
+    }
+    ox x;
+    memset(&x, 0, sizeof x);
+    x.path = path;
+    x.g = m->g;
+    x.params = m->params;
+    x.err = err;
+    if (!strcmp(kind, "classifier")) {
+        x.out[x.n_out].node = m->out;
+        snprintf(x.out[x.n_out++].name, NAME_CAP, "logits");
+    } else {
+        x.out[x.n_out].node = m->out;
+        snprintf(x.out[x.n_out++].name, NAME_CAP, "output");
+    }
+    if (m->out < 0 || m->out >= m->g->n) ox_fail(&x, DC_ERR_STATE, "model has no output node");
+    pb_buf model_buf = {0};
+    dc_atomic_file af = {0};
+    char *spec_json = NULL;
+    if (x.st == DC_OK) {
+        pb_int(&model_buf, MODEL_IR_VERSION, ONNX_IR_VERSION);
+        size_t s = pb_begin(&model_buf, MODEL_OPSET);
+        pb_string(&model_buf, OPSET_DOMAIN, "");
+        pb_int(&model_buf, OPSET_VERSION, ONNX_OPSET);
+        pb_end(&model_buf, s);
+        pb_string(&model_buf, MODEL_PRODUCER_NAME, "deconv");
+        pb_string(&model_buf, MODEL_PRODUCER_VERSION, DECONV_VERSION);
+        pb_string(&model_buf, MODEL_DOC, graph_doc(m));
+        export_graph(&x, m, &model_buf);
+        spec_json = dc_model_spec_to_json(&model->spec);
+        if (spec_json) {
+            s = pb_begin(&model_buf, MODEL_METADATA);
+            pb_string(&model_buf, ENTRY_KEY, "deconv.model");
+            pb_string(&model_buf, ENTRY_VALUE, spec_json);
+            pb_end(&model_buf, s);
+        }
+    }
+    if (x.st == DC_OK && (model_buf.oom || x.nodes.oom || x.inits.oom))
+        ox_fail(&x, DC_ERR_OOM, "out of memory");
+    if (x.st == DC_OK && (x.st = dc_atomic_open(&af, path, err)) == DC_OK &&
+        (x.st = dc_atomic_write(&af, model_buf.data, model_buf.len, err)) == DC_OK)
+        x.st = dc_atomic_commit(&af, err);
+    dc_atomic_abort(&af);
+    free(spec_json);
+    pb_free(&model_buf);
+    pb_free(&x.nodes);
+    pb_free(&x.inits);
+    free(x.vname);
+    free(x.vname4);
+    free(x.rank);
+    free(x.need);
+    free(x.param_used);
+    dc_model_free(dec);
+    return x.st;
+}
