@@ -15,7 +15,7 @@ typedef struct train_samples {
     char latest[1200];
     int n;                      /* fixed items shown */
     int32_t idx[TRAIN_SAMPLES_MAX];
-    const dc_dataset *src;      /* where the fixed items come from */
+    dc_dataset *src;            /* the fixed items: validation images first, then training */
     float *z;                   /* fixed latent draws for the decoder, [2n, latent] */
     uint64_t seed;
     dc_batch batch;

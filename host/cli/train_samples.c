@@ -41,11 +41,18 @@ dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *tr
     snprintf(s->dir, sizeof s->dir, "%s/samples", run_dir);
     if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
         return dc_set_error(err, DC_ERR_IO, "cannot create '%s': %s", s->dir, strerror(errno));
-    /* glo has latents only for training images, so it shows those */
-    s->src = (val->n > 0 && !is(m, "glo")) ? val : train;
-    s->n = s->src->n < TRAIN_SAMPLES_MAX ? s->src->n : TRAIN_SAMPLES_MAX;
+    /* validation images first (unseen: generalisation), then training images (what was
+     * learned); glo has latents only for training images, so it shows those */
+    const int nval = is(m, "glo") ? 0 : val->n;
+    s->n = nval + train->n < TRAIN_SAMPLES_MAX ? nval + train->n : TRAIN_SAMPLES_MAX;
     if (s->n > m->batch) s->n = m->batch;
-    for (int i = 0; i < s->n; i++) s->idx[i] = i;
+    DC_TRY(dc_dataset_create(s->n, train->c, train->h, train->w, 0, &s->src, err));
+    for (int i = 0; i < s->n; i++) {
+        const float *from = i < nval ? dc_dataset_image(val, i) : dc_dataset_image(train, i - nval);
+        memcpy(dc_dataset_image(s->src, i), from, sizeof(float) * dc_dataset_image_numel(train));
+        s->idx[i] = i;
+    }
+    snprintf(s->src->source, sizeof s->src->source, "samples of %.400s", train->source);
     DC_TRY(dc_batch_alloc(m, &s->batch, err));
     if (!is(m, "classifier")) {
         DC_TRY(dc_model_create_shared(m, 2 * s->n, 1, &s->dec, err));
@@ -59,6 +66,7 @@ dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *tr
 }
 
 void train_samples_free(train_samples *s) {
+    dc_dataset_free(s->src);
     dc_model_free(s->dec);
     free(s->z);
     dc_batch_free(&s->batch);
@@ -146,6 +154,17 @@ static dc_status decode(train_samples *s, const float *z, float *dst, dc_error *
     return DC_OK;
 }
 
+/* The completed image: the known pixels, and the model's output where they were hidden. */
+static void composite(const train_samples *s, const float *out, int n, float *dst) {
+    const int C = s->m->spec.channels, HW = s->m->spec.size * s->m->spec.size;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+            for (int q = 0; q < HW; q++) {
+                const size_t k = ((size_t)i * C + c) * HW + q;
+                dst[k] = s->batch.mask[(size_t)i * HW + q] > 0.5f ? out[k] : s->batch.target[k];
+            }
+}
+
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     dc_model *m = s->m;
     if (is(m, "classifier") || s->n == 0) return DC_OK;
@@ -164,16 +183,17 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     dc_status st = DC_OK;
 #define ROW(r) (grid + (size_t)(r) * n * img)
     if (is(m, "complete")) {
-        /* masked input | completion without code | two fixed random codes | original */
+        /* masked input | completion without code | two fixed random codes | original;
+         * completions show the known pixels with the model's guess in the hidden region */
         if ((st = eval_forward(s, s->src, s->idx, n, 0, err))) goto out;
         memcpy(ROW(0), s->batch.x, sizeof(float) * n * img);
         memcpy(ROW(4), s->batch.target, sizeof(float) * n * img);
         dc_graph_read(m->g, m->out, out);
-        memcpy(ROW(1), out, sizeof(float) * n * img);
+        composite(s, out, n, ROW(1));
         for (int r = 0; r < 2; r++) {
             if ((st = eval_forward(s, s->src, s->idx, n, dc_seed_mix(s->seed, 1000 + r), err))) goto out;
             dc_graph_read(m->g, m->out, out);
-            memcpy(ROW(2 + r), out, sizeof(float) * n * img);
+            composite(s, out, n, ROW(2 + r));
         }
     } else {
         /* originals | reconstructions | two rows decoded from fixed latents */
