@@ -415,8 +415,9 @@ static dc_status cpu_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_
     for (int pl = 0; pl < planes; pl++) {
         float *d = py + pl * big;
         memset(d, 0, big * sizeof(float));
-        /* overlapping windows can share a switch: the max is the value they share */
-        for (size_t o = 0; o < small; o++) {
+        /* overlapping windows can share a switch: the first window (row-major) writes the
+         * pixel, so walk backwards and let it write last; the backward matches this */
+        for (size_t o = small; o-- > 0;) {
             const int32_t a = ps[pl * small + o];
             if (a >= 0) d[a] = px[pl * small + o];
         }

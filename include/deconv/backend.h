@@ -105,7 +105,8 @@ typedef struct dc_backend_ops {
     /* dx += route dy through switches */
     dc_status (*maxpool_bwd)(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx);
     /* Unpool: g describes the POOL that made the switches (input = unpool output).
-     * y = 0; y[sw[i]] = x[i]   (y has g->h x g->w planes, x has g->oh x g->ow) */
+     * y = 0; y[sw[i]] = x[i]   (y has g->h x g->w planes, x has g->oh x g->ow); where
+     * overlapping windows share a switch, the first window (row-major) writes. */
     dc_status (*unpool_fwd)(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y);
     /* dx[i] += dy[sw[i]], but only for the first window (row-major) of its plane whose
      * switch is sw[i]: overlapping windows can share a switch and the pixel is written once. */

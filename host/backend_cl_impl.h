@@ -1,0 +1,83 @@
+/* Private to the OpenCL backend's sources (backend_cl.c: device, program, memory;
+ * backend_cl_kernels.c: the primitives). */
+#ifndef DECONV_BACKEND_CL_IMPL_H
+#define DECONV_BACKEND_CL_IMPL_H
+
+#include <CL/cl.h>
+
+#include "internal.h"
+
+/* Every kernel in the cl/ folder, by name without the "dc_" prefix. */
+#define DC_CL_KERNELS(X)                                                                           \
+    X(fill)                                                                                        \
+    X(scale) X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta)      \
+        X(im2col) X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(bias_grad) X(maxpool_fwd)    \
+            X(maxpool_bwd) X(unpool_fwd) X(unpool_bwd) X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) \
+                X(bn_stats) X(bn_apply) X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd)          \
+                    X(reparam_bwd) X(mse_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
+                        X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)            \
+                            X(clip_scale)
+
+enum {
+#define X(k) DC_K_##k,
+    DC_CL_KERNELS(X)
+#undef X
+        DC_K_COUNT
+};
+
+/* Upper bound on the work-groups of a two-stage reduction (size of the partials buffer). */
+#define DC_CL_MAX_GROUPS 1024
+/* Work-group size we aim for; the device and each kernel may cap it lower. */
+#define DC_CL_LOCAL_TARGET 256
+
+struct dc_buffer {
+    cl_mem mem;
+    size_t bytes; /* as requested (the allocation is rounded up) */
+};
+
+typedef struct cl_backend {
+    dc_backend base;
+    int platform_index, device_index;
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context ctx;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel kernels[DC_K_COUNT];
+    size_t local[DC_K_COUNT]; /* power-of-two work-group size per kernel */
+    cl_ulong max_alloc;       /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    cl_mem partial;           /* DC_CL_MAX_GROUPS floats for two-stage reductions */
+    int from_cache;
+    double build_seconds;
+    char cache_file[1024];
+    int used_clblast; /* CLBlast holds programs for our context in its process cache */
+} cl_backend;
+
+/* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown OpenCL error". */
+const char *dc_cl_error_name(cl_int e);
+/* "dc_im2col" for DC_K_im2col. */
+const char *dc_cl_kernel_name(int k);
+/* Record a failed OpenCL call in err: "OpenCL CALL failed on DEVICE: NAME (code)". */
+dc_status dc_cl_fail(dc_error *err, const char *device, cl_int e, const char *call);
+
+/* The one checking macro for OpenCL calls returning cl_int: on failure records the
+ * error name and the call (its function name) in be->err and returns DC_ERR_CL. */
+#define DC_CL_CHECK(b, call)                                                                       \
+    do {                                                                                           \
+        cl_int dc_cl_e_ = (call);                                                                  \
+        if (dc_cl_e_ != CL_SUCCESS)                                                                \
+            return dc_cl_fail(&(b)->base.err, (b)->base.device_name, dc_cl_e_, #call);             \
+    } while (0)
+
+/* Memory and lifetime (backend_cl.c); the ops table is in backend_cl_kernels.c. */
+dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
+void dc_cl_free(dc_backend *be, dc_buffer *buf);
+dc_status dc_cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes);
+dc_status dc_cl_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes);
+dc_status dc_cl_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n);
+dc_status dc_cl_sync(dc_backend *be);
+void dc_cl_destroy(dc_backend *be);
+
+extern const dc_backend_ops dc_cl_ops;
+
+#endif

@@ -1,0 +1,904 @@
+/* OpenCL backend primitives: argument checks, kernel launches, and GEMM through CLBlast.
+ * Semantics follow backend_cpu.c exactly (see backend.h); where a kernel differs (e.g. a
+ * bad class label gives a NaN loss instead of an error, since reporting it would need a
+ * host round trip), the kernel's comment says so. Nothing here blocks. */
+#include <clblast_c.h>
+#include <limits.h>
+
+#include "backend_cl_impl.h"
+
+#define B(be) ((cl_backend *)(be))
+
+/* ---------------------------------------------------------- argument checks */
+/* The element range [p.off, p.off + elems) must lie inside p's buffer: an out-of-range
+ * write on a device corrupts memory silently, so every primitive checks first. */
+static dc_status need(dc_backend *be, const char *op, const char *what, dc_ptr p, size_t elems) {
+    if (!p.buf) return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL %s: %s is NULL", op, what);
+    if (elems && (p.off + elems) * 4 > p.buf->bytes)
+        return dc_set_error(
+            &be->err, DC_ERR_ARG,
+            "OpenCL %s: %s needs %zu elements at element %zu of a %zu-element buffer", op, what,
+            elems, p.off, p.buf->bytes / 4);
+    return DC_OK;
+}
+
+/* Kernels index with 32-bit unsigned ints. */
+static dc_status fits32(dc_backend *be, const char *op, size_t n) {
+    if (n > (size_t)UINT_MAX)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: %zu elements exceed the kernels' 32-bit index range", op,
+                            n);
+    return DC_OK;
+}
+
+/* ------------------------------------------------------------------ launches */
+/* Arguments are set in order; the first failure is kept and reported by ka_run with
+ * the kernel name and argument index. */
+typedef struct kargs {
+    cl_backend *b;
+    int k;
+    cl_uint next;
+    cl_int e;
+    cl_uint bad;
+} kargs;
+
+static kargs ka(dc_backend *be, int k) {
+    kargs a = {B(be), k, 0, CL_SUCCESS, 0};
+    return a;
+}
+
+static void ka_set(kargs *a, size_t size, const void *value) {
+    if (a->e == CL_SUCCESS) {
+        a->e = clSetKernelArg(a->b->kernels[a->k], a->next, size, value);
+        a->bad = a->next;
+    }
+    a->next++;
+}
+static void ka_ptr(kargs *a, dc_ptr p) {
+    cl_mem m = p.buf->mem;
+    cl_ulong off = p.off;
+    ka_set(a, sizeof m, &m);
+    ka_set(a, sizeof off, &off);
+}
+static void ka_int(kargs *a, int v) {
+    cl_int x = v;
+    ka_set(a, sizeof x, &x);
+}
+static void ka_uint(kargs *a, size_t v) {
+    cl_uint x = (cl_uint)v;
+    ka_set(a, sizeof x, &x);
+}
+static void ka_float(kargs *a, float v) {
+    cl_float x = v;
+    ka_set(a, sizeof x, &x);
+}
+static void ka_mem(kargs *a, cl_mem m) {
+    ka_set(a, sizeof m, &m);
+}
+/* The reduction scratch: one float per work-item. */
+static void ka_scratch(kargs *a) {
+    ka_set(a, a->b->local[a->k] * sizeof(float), NULL);
+}
+static void ka_geom(kargs *a, const dc_win2d *g, int n0, int nb) {
+    cl_int16 v;
+    memset(&v, 0, sizeof v);
+    const int f[14] = {g->n,  g->c,  g->h,  g->w,  g->kh, g->kw, g->sh,
+                       g->sw, g->ph, g->pw, g->oh, g->ow, n0,    nb};
+    for (int i = 0; i < 14; i++)
+        v.s[i] = f[i];
+    ka_set(a, sizeof v, &v);
+}
+
+/* Enqueue with `groups` work-groups of the kernel's size, or (groups == 0) enough groups
+ * to cover `items` work-items: the range is padded and the kernels bounds-check. */
+static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
+    cl_backend *b = a->b;
+    if (a->e != CL_SUCCESS)
+        return dc_set_error(&b->base.err, DC_ERR_CL,
+                            "OpenCL clSetKernelArg failed on %s: %s (%d) for argument %u of %s",
+                            b->base.device_name, dc_cl_error_name(a->e), (int)a->e, a->bad,
+                            dc_cl_kernel_name(a->k));
+    const size_t local = b->local[a->k];
+    size_t global = groups ? groups * local : (items + local - 1) / local * local;
+    if (global == 0) return DC_OK;
+    cl_int e =
+        clEnqueueNDRangeKernel(b->queue, b->kernels[a->k], 1, NULL, &global, &local, 0, NULL, NULL);
+    if (e != CL_SUCCESS)
+        return dc_set_error(&b->base.err, DC_ERR_CL,
+                            "OpenCL clEnqueueNDRangeKernel failed on %s: %s (%d) for %s (global "
+                            "%zu, local %zu)",
+                            b->base.device_name, dc_cl_error_name(e), (int)e,
+                            dc_cl_kernel_name(a->k), global, local);
+    return DC_OK;
+}
+static dc_status ka_run(kargs *a, size_t items) {
+    return ka_launch(a, items, 0);
+}
+static dc_status ka_run_groups(kargs *a, size_t groups) {
+    return ka_launch(a, 0, groups);
+}
+
+/* Work-groups of a two-stage reduction over n elements with kernel k. */
+static size_t reduce_groups(dc_backend *be, int k, size_t n) {
+    size_t g = (n + B(be)->local[k] - 1) / B(be)->local[k];
+    if (g > DC_CL_MAX_GROUPS) g = DC_CL_MAX_GROUPS;
+    return g ? g : 1;
+}
+
+/* Stage 2: out[0] = (mul * sum of the first `count` partials) / div. */
+static dc_status reduce_final(dc_backend *be, size_t count, dc_ptr out, float mul, float div) {
+    kargs a = ka(be, DC_K_reduce_final);
+    ka_mem(&a, B(be)->partial);
+    ka_uint(&a, count);
+    ka_ptr(&a, out);
+    ka_float(&a, mul);
+    ka_float(&a, div);
+    ka_scratch(&a);
+    return ka_run_groups(&a, 1);
+}
+
+/* ------------------------------------------------------------- BLAS-like */
+static dc_status cl_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
+    DC_TRY(need(be, "fill", "dst", dst, n));
+    DC_TRY(fits32(be, "fill", n));
+    kargs a = ka(be, DC_K_fill);
+    ka_ptr(&a, dst);
+    ka_uint(&a, n);
+    ka_float(&a, value);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
+    DC_TRY(need(be, "scale", "dst", dst, n));
+    DC_TRY(fits32(be, "scale", n));
+    kargs a = ka(be, DC_K_scale);
+    ka_ptr(&a, dst);
+    ka_uint(&a, n);
+    ka_float(&a, alpha);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alpha) {
+    DC_TRY(need(be, "axpy", "y", y, n));
+    DC_TRY(need(be, "axpy", "x", x, n));
+    DC_TRY(fits32(be, "axpy", n));
+    kargs a = ka(be, DC_K_axpy);
+    ka_ptr(&a, y);
+    ka_ptr(&a, x);
+    ka_uint(&a, n);
+    ka_float(&a, alpha);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n) {
+    if (op < 0 || op > 2)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL binary: unknown op %d", op);
+    DC_TRY(need(be, "binary", "y", y, n));
+    DC_TRY(need(be, "binary", "a", x1, n));
+    DC_TRY(need(be, "binary", "b", x2, n));
+    DC_TRY(fits32(be, "binary", n));
+    kargs a = ka(be, DC_K_binary);
+    ka_int(&a, op);
+    ka_ptr(&a, y);
+    ka_ptr(&a, x1);
+    ka_ptr(&a, x2);
+    ka_uint(&a, n);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n,
+                                 float eps, float threshold) {
+    DC_TRY(need(be, "div_filtered", "y", y, n));
+    DC_TRY(need(be, "div_filtered", "a", x1, n));
+    DC_TRY(need(be, "div_filtered", "b", x2, n));
+    DC_TRY(fits32(be, "div_filtered", n));
+    kargs a = ka(be, DC_K_div_filtered);
+    ka_ptr(&a, y);
+    ka_ptr(&a, x1);
+    ka_ptr(&a, x2);
+    ka_uint(&a, n);
+    ka_float(&a, eps);
+    ka_float(&a, threshold);
+    return ka_run(&a, n);
+}
+
+/* CLBlast's own status codes; the others are OpenCL error codes. */
+static const struct {
+    CLBlastStatusCode code;
+    const char *name;
+} clblast_errors[] = {
+    /* clang-format off */
+    {CLBlastNotImplemented, "CLBlastNotImplemented"},
+    {CLBlastInvalidMatrixA, "CLBlastInvalidMatrixA"},
+    {CLBlastInvalidMatrixB, "CLBlastInvalidMatrixB"},
+    {CLBlastInvalidMatrixC, "CLBlastInvalidMatrixC"},
+    {CLBlastInvalidDimension, "CLBlastInvalidDimension"},
+    {CLBlastInvalidLeadDimA, "CLBlastInvalidLeadDimA"},
+    {CLBlastInvalidLeadDimB, "CLBlastInvalidLeadDimB"},
+    {CLBlastInvalidLeadDimC, "CLBlastInvalidLeadDimC"},
+    {CLBlastInsufficientMemoryA, "CLBlastInsufficientMemoryA"},
+    {CLBlastInsufficientMemoryB, "CLBlastInsufficientMemoryB"},
+    {CLBlastInsufficientMemoryC, "CLBlastInsufficientMemoryC"},
+    {CLBlastInsufficientMemoryTemp, "CLBlastInsufficientMemoryTemp"},
+    {CLBlastInvalidLocalMemUsage, "CLBlastInvalidLocalMemUsage"},
+    {CLBlastDatabaseError, "CLBlastDatabaseError"},
+    {CLBlastUnknownError, "CLBlastUnknownError"},
+    {CLBlastUnexpectedError, "CLBlastUnexpectedError"},
+    /* clang-format on */
+};
+
+static const char *clblast_status_name(CLBlastStatusCode s) {
+    for (size_t i = 0; i < DC_ARRAY_LEN(clblast_errors); i++)
+        if (clblast_errors[i].code == s) return clblast_errors[i].name;
+    return dc_cl_error_name((cl_int)s);
+}
+
+static dc_status cl_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+                         dc_ptr pa, int lda, dc_ptr pb, int ldb, float beta, dc_ptr pc, int ldc) {
+    if (m <= 0 || n <= 0) return DC_OK;
+    DC_TRY(need(be, "gemm", "C", pc, (size_t)(m - 1) * ldc + n));
+    if (k <= 0) {
+        /* C = beta*C, as the CPU backend does explicitly */
+        DC_TRY(fits32(be, "gemm", (size_t)m * n));
+        kargs a = ka(be, DC_K_gemm_beta);
+        ka_ptr(&a, pc);
+        ka_uint(&a, m);
+        ka_uint(&a, n);
+        ka_uint(&a, ldc);
+        ka_float(&a, beta);
+        return ka_run(&a, (size_t)m * n);
+    }
+    DC_TRY(need(be, "gemm", "A", pa, ta ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
+    DC_TRY(need(be, "gemm", "B", pb, tb ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n));
+    cl_backend *b = B(be);
+    b->used_clblast = 1;
+    CLBlastStatusCode s =
+        CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)m, (size_t)n, (size_t)k,
+                     alpha, pa.buf->mem, pa.off, (size_t)lda, pb.buf->mem, pb.off, (size_t)ldb,
+                     beta, pc.buf->mem, pc.off, (size_t)ldc, &b->queue, NULL);
+    if (s != CLBlastSuccess)
+        return dc_set_error(&be->err, DC_ERR_CL,
+                            "OpenCL CLBlastSgemm failed on %s: %s (%d) for %s%s m=%d n=%d k=%d "
+                            "lda=%d ldb=%d ldc=%d",
+                            be->device_name, clblast_status_name(s), (int)s, ta ? "A^T" : "A",
+                            tb ? "B^T" : "B", m, n, k, lda, ldb, ldc);
+    return DC_OK;
+}
+
+static dc_status cl_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, int squares) {
+    DC_TRY(need(be, "reduce_sum", "out", out, 1));
+    DC_TRY(need(be, "reduce_sum", "x", x, n));
+    DC_TRY(fits32(be, "reduce_sum", n));
+    const size_t groups = reduce_groups(be, DC_K_reduce_partial, n);
+    kargs a = ka(be, DC_K_reduce_partial);
+    ka_ptr(&a, x);
+    ka_uint(&a, n);
+    ka_int(&a, squares);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups));
+    return reduce_final(be, groups, out, 1.0f, 1.0f);
+}
+
+/* ------------------------------------------------------- convolution plumbing */
+static dc_status check_win(dc_backend *be, const char *op, const dc_win2d *g) {
+    if (!g || g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 ||
+        g->sh <= 0 || g->sw <= 0 || g->ph < 0 || g->pw < 0 || g->oh < 0 || g->ow < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL %s: invalid window geometry", op);
+    return DC_OK;
+}
+
+static dc_status check_chunk(dc_backend *be, const char *op, const dc_win2d *g, int n0, int nb) {
+    if (n0 < 0 || nb < 0 || n0 + nb > g->n)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: images [%d, %d) outside a batch of %d", op, n0, n0 + nb,
+                            g->n);
+    return DC_OK;
+}
+
+static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
+                           dc_ptr cols) {
+    DC_TRY(check_win(be, "im2col", g));
+    DC_TRY(check_chunk(be, "im2col", g, n0, nb));
+    const size_t total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
+    DC_TRY(need(be, "im2col", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
+    DC_TRY(need(be, "im2col", "cols", cols, total));
+    DC_TRY(fits32(be, "im2col", total));
+    kargs a = ka(be, DC_K_im2col);
+    ka_geom(&a, g, n0, nb);
+    ka_ptr(&a, x);
+    ka_ptr(&a, cols);
+    ka_uint(&a, total);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
+                           dc_ptr x) {
+    DC_TRY(check_win(be, "col2im", g));
+    DC_TRY(check_chunk(be, "col2im", g, n0, nb));
+    const size_t total = (size_t)nb * g->c * g->h * g->w;
+    DC_TRY(need(be, "col2im", "cols", cols, (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
+    DC_TRY(need(be, "col2im", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
+    DC_TRY(fits32(be, "col2im", (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
+    kargs a = ka(be, DC_K_col2im);
+    ka_geom(&a, g, n0, nb);
+    ka_ptr(&a, cols);
+    ka_ptr(&a, x);
+    ka_uint(&a, total);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
+                               int c, int hw, float beta) {
+    const size_t total = (size_t)nb * c * hw;
+    if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL cm_to_nchw: negative size");
+    DC_TRY(need(be, "cm_to_nchw", "src", src, total));
+    DC_TRY(need(be, "cm_to_nchw", "dst", dst, (size_t)(n0 + nb) * c * hw));
+    if (bias.buf) DC_TRY(need(be, "cm_to_nchw", "bias", bias, (size_t)c));
+    DC_TRY(fits32(be, "cm_to_nchw", total));
+    kargs a = ka(be, DC_K_cm_to_nchw);
+    ka_ptr(&a, src);
+    ka_ptr(&a, bias.buf ? bias : src);
+    ka_int(&a, bias.buf != NULL);
+    ka_ptr(&a, dst);
+    ka_int(&a, n0);
+    ka_int(&a, nb);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_float(&a, beta);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, int nb, int c,
+                               int hw) {
+    const size_t total = (size_t)nb * c * hw;
+    if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL nchw_to_cm: negative size");
+    DC_TRY(need(be, "nchw_to_cm", "src", src, (size_t)(n0 + nb) * c * hw));
+    DC_TRY(need(be, "nchw_to_cm", "dst", dst, total));
+    DC_TRY(fits32(be, "nchw_to_cm", total));
+    kargs a = ka(be, DC_K_nchw_to_cm);
+    ka_ptr(&a, src);
+    ka_ptr(&a, dst);
+    ka_int(&a, n0);
+    ka_int(&a, nb);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {
+    const size_t total = (size_t)n * c * hw;
+    DC_TRY(need(be, "bias_add", "y", y, total));
+    DC_TRY(need(be, "bias_add", "bias", bias, (size_t)c));
+    DC_TRY(fits32(be, "bias_add", total));
+    kargs a = ka(be, DC_K_bias_add);
+    ka_ptr(&a, y);
+    ka_ptr(&a, bias);
+    ka_uint(&a, total);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
+    DC_TRY(need(be, "bias_grad", "db", db, (size_t)c));
+    DC_TRY(need(be, "bias_grad", "dy", dy, (size_t)n * c * hw));
+    DC_TRY(fits32(be, "bias_grad", (size_t)n * c * hw));
+    if (c <= 0) return DC_OK;
+    kargs a = ka(be, DC_K_bias_grad);
+    ka_ptr(&a, db);
+    ka_ptr(&a, dy);
+    ka_int(&a, n);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_scratch(&a);
+    return ka_run_groups(&a, (size_t)c);
+}
+
+/* ------------------------------------------------------------------ pooling */
+static dc_status pool_args(dc_backend *be, const char *op, const dc_win2d *g, size_t *big,
+                           size_t *small) {
+    DC_TRY(check_win(be, op, g));
+    *big = (size_t)g->n * g->c * g->h * g->w;
+    *small = (size_t)g->n * g->c * g->oh * g->ow;
+    DC_TRY(fits32(be, op, *big > *small ? *big : *small));
+    return DC_OK;
+}
+
+static dc_status cl_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y, dc_ptr sw) {
+    size_t big, small;
+    DC_TRY(pool_args(be, "maxpool_fwd", g, &big, &small));
+    DC_TRY(need(be, "maxpool_fwd", "x", x, big));
+    DC_TRY(need(be, "maxpool_fwd", "y", y, small));
+    DC_TRY(need(be, "maxpool_fwd", "switches", sw, small));
+    kargs a = ka(be, DC_K_maxpool_fwd);
+    ka_geom(&a, g, 0, g->n);
+    ka_ptr(&a, x);
+    ka_ptr(&a, y);
+    ka_ptr(&a, sw);
+    ka_uint(&a, small);
+    return ka_run(&a, small);
+}
+
+static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
+                                dc_ptr dx) {
+    size_t big, small;
+    DC_TRY(pool_args(be, "maxpool_bwd", g, &big, &small));
+    DC_TRY(need(be, "maxpool_bwd", "dy", dy, small));
+    DC_TRY(need(be, "maxpool_bwd", "switches", sw, small));
+    DC_TRY(need(be, "maxpool_bwd", "dx", dx, big));
+    kargs a = ka(be, DC_K_maxpool_bwd);
+    ka_geom(&a, g, 0, g->n);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, sw);
+    ka_ptr(&a, dx);
+    ka_uint(&a, big);
+    return ka_run(&a, big);
+}
+
+static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
+    size_t big, small;
+    DC_TRY(pool_args(be, "unpool_fwd", g, &big, &small));
+    DC_TRY(need(be, "unpool_fwd", "x", x, small));
+    DC_TRY(need(be, "unpool_fwd", "switches", sw, small));
+    DC_TRY(need(be, "unpool_fwd", "y", y, big));
+    kargs a = ka(be, DC_K_unpool_fwd);
+    ka_geom(&a, g, 0, g->n);
+    ka_ptr(&a, x);
+    ka_ptr(&a, sw);
+    ka_ptr(&a, y);
+    ka_uint(&a, big);
+    return ka_run(&a, big);
+}
+
+static dc_status cl_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
+    size_t big, small;
+    DC_TRY(pool_args(be, "unpool_bwd", g, &big, &small));
+    DC_TRY(need(be, "unpool_bwd", "dy", dy, big));
+    DC_TRY(need(be, "unpool_bwd", "switches", sw, small));
+    DC_TRY(need(be, "unpool_bwd", "dx", dx, small));
+    kargs a = ka(be, DC_K_unpool_bwd);
+    ka_geom(&a, g, 0, g->n);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, sw);
+    ka_ptr(&a, dx);
+    ka_uint(&a, small);
+    return ka_run(&a, small);
+}
+
+static dc_status cl_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) {
+    DC_TRY(need(be, "gap_fwd", "x", x, (size_t)nc * hw));
+    DC_TRY(need(be, "gap_fwd", "y", y, (size_t)nc));
+    DC_TRY(fits32(be, "gap_fwd", (size_t)nc * hw));
+    kargs a = ka(be, DC_K_gap_fwd);
+    ka_ptr(&a, x);
+    ka_ptr(&a, y);
+    ka_int(&a, nc);
+    ka_int(&a, hw);
+    return ka_run(&a, (size_t)nc);
+}
+
+static dc_status cl_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw) {
+    const size_t total = (size_t)nc * hw;
+    DC_TRY(need(be, "gap_bwd", "dy", dy, (size_t)nc));
+    DC_TRY(need(be, "gap_bwd", "dx", dx, total));
+    DC_TRY(fits32(be, "gap_bwd", total));
+    kargs a = ka(be, DC_K_gap_bwd);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, dx);
+    ka_uint(&a, total);
+    ka_int(&a, hw);
+    return ka_run(&a, total);
+}
+
+/* -------------------------------------------------------------- activations */
+static dc_status cl_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_ptr y, size_t n) {
+    if (kind < DC_ACT_RELU || kind > DC_ACT_SIGMOID)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL act_fwd: unknown kind %d", kind);
+    DC_TRY(need(be, "act_fwd", "x", x, n));
+    DC_TRY(need(be, "act_fwd", "y", y, n));
+    DC_TRY(fits32(be, "act_fwd", n));
+    kargs a = ka(be, DC_K_act_fwd);
+    ka_int(&a, kind);
+    ka_float(&a, alpha);
+    ka_ptr(&a, x);
+    ka_ptr(&a, y);
+    ka_uint(&a, n);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
+                            dc_ptr dy, dc_ptr dx, size_t n) {
+    if (kind < DC_ACT_RELU || kind > DC_ACT_SIGMOID)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL act_bwd: unknown kind %d", kind);
+    const int relu = kind == DC_ACT_RELU || kind == DC_ACT_LEAKY_RELU;
+    /* ReLU reads x, tanh/sigmoid read y: the other may be absent */
+    dc_ptr used = relu ? x : y;
+    DC_TRY(need(be, "act_bwd", relu ? "x" : "y", used, n));
+    DC_TRY(need(be, "act_bwd", "dy", dy, n));
+    DC_TRY(need(be, "act_bwd", "dx", dx, n));
+    DC_TRY(fits32(be, "act_bwd", n));
+    kargs a = ka(be, DC_K_act_bwd);
+    ka_int(&a, kind);
+    ka_int(&a, mode);
+    ka_float(&a, alpha);
+    ka_ptr(&a, x.buf ? x : used);
+    ka_ptr(&a, y.buf ? y : used);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, dx);
+    ka_uint(&a, n);
+    return ka_run(&a, n);
+}
+
+/* -------------------------------------------------------------- batch norm */
+static dc_status cl_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c,
+                             int hw) {
+    DC_TRY(need(be, "bn_stats", "x", x, (size_t)n * c * hw));
+    DC_TRY(need(be, "bn_stats", "mean", mean, (size_t)c));
+    DC_TRY(need(be, "bn_stats", "var", var, (size_t)c));
+    DC_TRY(fits32(be, "bn_stats", (size_t)n * c * hw));
+    if (c <= 0) return DC_OK;
+    kargs a = ka(be, DC_K_bn_stats);
+    ka_ptr(&a, x);
+    ka_ptr(&a, mean);
+    ka_ptr(&a, var);
+    ka_int(&a, n);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_scratch(&a);
+    return ka_run_groups(&a, (size_t)c);
+}
+
+static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                             dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+    const size_t total = (size_t)n * c * hw;
+    DC_TRY(need(be, "bn_apply", "x", x, total));
+    DC_TRY(need(be, "bn_apply", "y", y, total));
+    DC_TRY(need(be, "bn_apply", "mean", mean, (size_t)c));
+    DC_TRY(need(be, "bn_apply", "var", var, (size_t)c));
+    DC_TRY(need(be, "bn_apply", "gamma", gamma, (size_t)c));
+    DC_TRY(need(be, "bn_apply", "beta", beta, (size_t)c));
+    DC_TRY(fits32(be, "bn_apply", total));
+    kargs a = ka(be, DC_K_bn_apply);
+    ka_ptr(&a, x);
+    ka_ptr(&a, mean);
+    ka_ptr(&a, var);
+    ka_ptr(&a, gamma);
+    ka_ptr(&a, beta);
+    ka_ptr(&a, y);
+    ka_uint(&a, total);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_float(&a, eps);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                           dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
+                           float eps) {
+    const size_t total = (size_t)n * c * hw;
+    DC_TRY(need(be, "bn_bwd", "x", x, total));
+    DC_TRY(need(be, "bn_bwd", "dy", dy, total));
+    DC_TRY(need(be, "bn_bwd", "dx", dx, total));
+    DC_TRY(need(be, "bn_bwd", "mean", mean, (size_t)c));
+    DC_TRY(need(be, "bn_bwd", "var", var, (size_t)c));
+    DC_TRY(need(be, "bn_bwd", "gamma", gamma, (size_t)c));
+    DC_TRY(need(be, "bn_bwd", "dgamma", dgamma, (size_t)c));
+    DC_TRY(need(be, "bn_bwd", "dbeta", dbeta, (size_t)c));
+    DC_TRY(fits32(be, "bn_bwd", total));
+    if (c <= 0) return DC_OK;
+    kargs a = ka(be, DC_K_bn_bwd);
+    ka_ptr(&a, x);
+    ka_ptr(&a, mean);
+    ka_ptr(&a, var);
+    ka_ptr(&a, gamma);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, dx);
+    ka_ptr(&a, dgamma);
+    ka_ptr(&a, dbeta);
+    ka_int(&a, n);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_float(&a, eps);
+    ka_scratch(&a);
+    return ka_run_groups(&a, (size_t)c);
+}
+
+/* ---------------------------------------------------------------- randomness */
+static dc_status cl_randn(dc_backend *be, dc_ptr dst, size_t n, uint64_t seed, float mean,
+                          float std) {
+    DC_TRY(need(be, "randn", "dst", dst, n));
+    DC_TRY(fits32(be, "randn", n));
+    kargs a = ka(be, DC_K_randn);
+    ka_ptr(&a, dst);
+    ka_uint(&a, n);
+    ka_uint(&a, (uint32_t)seed);
+    ka_uint(&a, (uint32_t)(seed >> 32));
+    ka_float(&a, mean);
+    ka_float(&a, std);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_dropout_mask(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed, float p) {
+    DC_TRY(need(be, "dropout_mask", "mask", mask, n));
+    DC_TRY(fits32(be, "dropout_mask", n));
+    const float keep = 1.0f / (1.0f - p); /* the CPU's float expression, bit for bit */
+    kargs a = ka(be, DC_K_dropout_mask);
+    ka_ptr(&a, mask);
+    ka_uint(&a, n);
+    ka_uint(&a, (uint32_t)seed);
+    ka_uint(&a, (uint32_t)(seed >> 32));
+    ka_float(&a, p);
+    ka_float(&a, keep);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps, dc_ptr z,
+                                size_t n) {
+    DC_TRY(need(be, "reparam_fwd", "mu", mu, n));
+    DC_TRY(need(be, "reparam_fwd", "logvar", lv, n));
+    DC_TRY(need(be, "reparam_fwd", "eps", eps, n));
+    DC_TRY(need(be, "reparam_fwd", "z", z, n));
+    DC_TRY(fits32(be, "reparam_fwd", n));
+    kargs a = ka(be, DC_K_reparam_fwd);
+    ka_ptr(&a, mu);
+    ka_ptr(&a, lv);
+    ka_ptr(&a, eps);
+    ka_ptr(&a, z);
+    ka_uint(&a, n);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz, dc_ptr dmu,
+                                dc_ptr dlv, size_t n) {
+    DC_TRY(need(be, "reparam_bwd", "logvar", lv, n));
+    DC_TRY(need(be, "reparam_bwd", "eps", eps, n));
+    DC_TRY(need(be, "reparam_bwd", "dz", dz, n));
+    DC_TRY(need(be, "reparam_bwd", "dmu", dmu, n));
+    DC_TRY(need(be, "reparam_bwd", "dlogvar", dlv, n));
+    DC_TRY(fits32(be, "reparam_bwd", n));
+    kargs a = ka(be, DC_K_reparam_bwd);
+    ka_ptr(&a, lv);
+    ka_ptr(&a, eps);
+    ka_ptr(&a, dz);
+    ka_ptr(&a, dmu);
+    ka_ptr(&a, dlv);
+    ka_uint(&a, n);
+    return ka_run(&a, n);
+}
+
+/* ------------------------------------------------------------------ losses */
+static dc_status cl_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weight, size_t n,
+                        dc_ptr loss, dc_ptr dpred, float scale) {
+    DC_TRY(need(be, "mse", "pred", pred, n));
+    DC_TRY(need(be, "mse", "target", target, n));
+    if (weight.buf) DC_TRY(need(be, "mse", "weight", weight, n));
+    DC_TRY(need(be, "mse", "loss", loss, 1));
+    DC_TRY(need(be, "mse", "dpred", dpred, n));
+    DC_TRY(fits32(be, "mse", n));
+    const float k = 2.0f * scale / (float)n;
+    const size_t groups = reduce_groups(be, DC_K_mse_partial, n);
+    kargs a = ka(be, DC_K_mse_partial);
+    ka_ptr(&a, pred);
+    ka_ptr(&a, target);
+    ka_ptr(&a, weight.buf ? weight : pred);
+    ka_int(&a, weight.buf != NULL);
+    ka_uint(&a, n);
+    ka_ptr(&a, dpred);
+    ka_float(&a, k);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups));
+    return reduce_final(be, groups, loss, 1.0f, (float)n);
+}
+
+static dc_status cl_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int rows, int k) {
+    if (rows < 0 || k <= 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL softmax: %d rows of %d classes", rows, k);
+    DC_TRY(need(be, "softmax", "logits", logits, (size_t)rows * k));
+    DC_TRY(need(be, "softmax", "probs", probs, (size_t)rows * k));
+    kargs a = ka(be, DC_K_softmax);
+    ka_ptr(&a, logits);
+    ka_ptr(&a, probs);
+    ka_int(&a, rows);
+    ka_int(&a, k);
+    return ka_run(&a, (size_t)rows);
+}
+
+static dc_status cl_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, int rows, int k,
+                                 dc_ptr probs, dc_ptr loss, dc_ptr dlogits, float scale) {
+    if (rows <= 0 || k <= 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL softmax_xent: %d rows of %d classes",
+                            rows, k);
+    const size_t total = (size_t)rows * k;
+    DC_TRY(need(be, "softmax_xent", "logits", logits, total));
+    DC_TRY(need(be, "softmax_xent", "labels", labels, (size_t)rows));
+    DC_TRY(need(be, "softmax_xent", "probs", probs, total));
+    DC_TRY(need(be, "softmax_xent", "loss", loss, 1));
+    DC_TRY(need(be, "softmax_xent", "dlogits", dlogits, total));
+    kargs a = ka(be, DC_K_softmax_xent);
+    ka_ptr(&a, logits);
+    ka_ptr(&a, labels);
+    ka_int(&a, rows);
+    ka_int(&a, k);
+    ka_ptr(&a, probs);
+    ka_ptr(&a, loss);
+    ka_ptr(&a, dlogits);
+    ka_float(&a, scale / (float)rows);
+    ka_scratch(&a);
+    return ka_run_groups(&a, 1);
+}
+
+static dc_status cl_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows, int dim,
+                             dc_ptr loss, dc_ptr dmu, dc_ptr dlogvar, float scale) {
+    if (rows <= 0 || dim < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL gauss_kl: %d rows of %d dims", rows, dim);
+    const size_t n = (size_t)rows * dim;
+    DC_TRY(need(be, "gauss_kl", "mu", mu, n));
+    DC_TRY(need(be, "gauss_kl", "logvar", logvar, n));
+    DC_TRY(need(be, "gauss_kl", "loss", loss, 1));
+    DC_TRY(need(be, "gauss_kl", "dmu", dmu, n));
+    DC_TRY(need(be, "gauss_kl", "dlogvar", dlogvar, n));
+    DC_TRY(fits32(be, "gauss_kl", n));
+    const size_t groups = reduce_groups(be, DC_K_kl_partial, n);
+    kargs a = ka(be, DC_K_kl_partial);
+    ka_ptr(&a, mu);
+    ka_ptr(&a, logvar);
+    ka_uint(&a, n);
+    ka_ptr(&a, dmu);
+    ka_ptr(&a, dlogvar);
+    ka_float(&a, scale / (float)rows);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups));
+    return reduce_final(be, groups, loss, -0.5f, (float)rows);
+}
+
+/* ---------------------------------------------------------------- embedding */
+static dc_status cl_gather_rows(dc_backend *be, dc_ptr table, dc_ptr idx, dc_ptr y, int rows,
+                                int dim) {
+    if (rows < 0 || dim <= 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL gather_rows: %d rows of %d", rows, dim);
+    DC_TRY(need(be, "gather_rows", "table", table, (size_t)dim));
+    DC_TRY(need(be, "gather_rows", "indices", idx, (size_t)rows));
+    DC_TRY(need(be, "gather_rows", "y", y, (size_t)rows * dim));
+    DC_TRY(fits32(be, "gather_rows", (size_t)rows * dim));
+    /* rows the table's buffer holds past its offset: the kernel's bounds for indices */
+    const size_t table_rows = (table.buf->bytes / 4 - table.off) / (size_t)dim;
+    kargs a = ka(be, DC_K_gather_rows);
+    ka_ptr(&a, table);
+    ka_ptr(&a, idx);
+    ka_ptr(&a, y);
+    ka_int(&a, rows);
+    ka_int(&a, dim);
+    ka_uint(&a, table_rows > UINT_MAX ? UINT_MAX : table_rows);
+    return ka_run(&a, (size_t)rows * dim);
+}
+
+static dc_status cl_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, dc_ptr dy, int rows,
+                                     int dim, int table_rows) {
+    if (rows < 0 || dim <= 0 || table_rows < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL scatter_add_rows: %d rows of %d", rows,
+                            dim);
+    DC_TRY(need(be, "scatter_add_rows", "dtable", dtable, (size_t)table_rows * dim));
+    DC_TRY(need(be, "scatter_add_rows", "indices", idx, (size_t)rows));
+    DC_TRY(need(be, "scatter_add_rows", "dy", dy, (size_t)rows * dim));
+    DC_TRY(fits32(be, "scatter_add_rows", (size_t)rows * dim));
+    kargs a = ka(be, DC_K_scatter_add_rows);
+    ka_ptr(&a, dtable);
+    ka_ptr(&a, idx);
+    ka_ptr(&a, dy);
+    ka_int(&a, rows);
+    ka_int(&a, dim);
+    ka_int(&a, table_rows);
+    return ka_run(&a, (size_t)rows * dim);
+}
+
+/* --------------------------------------------------------------- optimizers */
+static dc_status cl_sgd_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, size_t n,
+                               dc_ptr gscale, float lr, float momentum, float wd, int nesterov) {
+    DC_TRY(need(be, "sgd_update", "params", p, n));
+    DC_TRY(need(be, "sgd_update", "grads", g, n));
+    DC_TRY(need(be, "sgd_update", "velocity", v, n));
+    DC_TRY(need(be, "sgd_update", "gscale", gscale, 1));
+    DC_TRY(fits32(be, "sgd_update", n));
+    kargs a = ka(be, DC_K_sgd_update);
+    ka_ptr(&a, p);
+    ka_ptr(&a, g);
+    ka_ptr(&a, v);
+    ka_uint(&a, n);
+    ka_ptr(&a, gscale);
+    ka_float(&a, lr);
+    ka_float(&a, momentum);
+    ka_float(&a, wd);
+    ka_int(&a, nesterov);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
+                                dc_ptr gscale, float lr, float beta1, float beta2, float eps,
+                                float wd, int decoupled, float bc1, float bc2) {
+    DC_TRY(need(be, "adam_update", "params", p, n));
+    DC_TRY(need(be, "adam_update", "grads", g, n));
+    DC_TRY(need(be, "adam_update", "m", m, n));
+    DC_TRY(need(be, "adam_update", "v", v, n));
+    DC_TRY(need(be, "adam_update", "gscale", gscale, 1));
+    DC_TRY(fits32(be, "adam_update", n));
+    kargs a = ka(be, DC_K_adam_update);
+    ka_ptr(&a, p);
+    ka_ptr(&a, g);
+    ka_ptr(&a, m);
+    ka_ptr(&a, v);
+    ka_uint(&a, n);
+    ka_ptr(&a, gscale);
+    ka_float(&a, lr);
+    ka_float(&a, beta1);
+    ka_float(&a, beta2);
+    ka_float(&a, eps);
+    ka_float(&a, wd);
+    ka_int(&a, decoupled);
+    ka_float(&a, bc1);
+    ka_float(&a, bc2);
+    return ka_run(&a, n);
+}
+
+static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm) {
+    DC_TRY(need(be, "clip_scale", "sumsq", sumsq, 1));
+    DC_TRY(need(be, "clip_scale", "gscale", gscale, 1));
+    kargs a = ka(be, DC_K_clip_scale);
+    ka_ptr(&a, sumsq);
+    ka_ptr(&a, gscale);
+    ka_float(&a, max_norm);
+    return ka_run(&a, 1);
+}
+
+const dc_backend_ops dc_cl_ops = {
+    .name = "opencl",
+    .alloc = dc_cl_alloc,
+    .free = dc_cl_free,
+    .write = dc_cl_write,
+    .read = dc_cl_read,
+    .copy = dc_cl_copy,
+    .sync = dc_cl_sync,
+    .fill = cl_fill,
+    .scale = cl_scale,
+    .axpy = cl_axpy,
+    .binary = cl_binary,
+    .div_filtered = cl_div_filtered,
+    .gemm = cl_gemm,
+    .reduce_sum = cl_reduce_sum,
+    .im2col = cl_im2col,
+    .col2im = cl_col2im,
+    .cm_to_nchw = cl_cm_to_nchw,
+    .nchw_to_cm = cl_nchw_to_cm,
+    .bias_add = cl_bias_add,
+    .bias_grad = cl_bias_grad,
+    .maxpool_fwd = cl_maxpool_fwd,
+    .maxpool_bwd = cl_maxpool_bwd,
+    .unpool_fwd = cl_unpool_fwd,
+    .unpool_bwd = cl_unpool_bwd,
+    .gap_fwd = cl_gap_fwd,
+    .gap_bwd = cl_gap_bwd,
+    .act_fwd = cl_act_fwd,
+    .act_bwd = cl_act_bwd,
+    .bn_stats = cl_bn_stats,
+    .bn_apply = cl_bn_apply,
+    .bn_bwd = cl_bn_bwd,
+    .randn = cl_randn,
+    .dropout_mask = cl_dropout_mask,
+    .reparam_fwd = cl_reparam_fwd,
+    .reparam_bwd = cl_reparam_bwd,
+    .mse = cl_mse,
+    .softmax_xent = cl_softmax_xent,
+    .gauss_kl = cl_gauss_kl,
+    .softmax = cl_softmax,
+    .gather_rows = cl_gather_rows,
+    .scatter_add_rows = cl_scatter_add_rows,
+    .sgd_update = cl_sgd_update,
+    .adam_update = cl_adam_update,
+    .clip_scale = cl_clip_scale,
+    .destroy = dc_cl_destroy,
+};
