@@ -1,8 +1,10 @@
+#define _POSIX_C_SOURCE 200809L
 /* deconv command-line entry point: dispatches to one file per subcommand. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -29,6 +31,15 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenMP threads that spin at barriers waste the cores whenever anything else runs
+     * (measured: 40 vs 100 images/s training the default model on a 2-core machine with
+     * one other busy process). libgomp reads its wait policy once, before main, so set it
+     * and start again; an explicit OMP_WAIT_POLICY from the user is respected. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+        /* exec failed (no /proc): carry on with the default policy */
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         usage(stdout);
