@@ -358,6 +358,30 @@ static dc_status cpu_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc
     int32_t *ps = IP(sw);
     const int planes = g->n * g->c;
     const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) {
+        /* the common 2x2/2 pool: no bounds tests, window order (0,0) (0,1) (1,0) (1,1) and
+         * first-maximum ties as in the general loop (measured 9% of a training step before) */
+#pragma omp parallel for schedule(static)
+        for (int pl = 0; pl < planes; pl++) {
+            const float *src = px + pl * in_plane;
+            float *dst = py + pl * out_plane;
+            int32_t *sws = ps + pl * out_plane;
+            for (int oy = 0; oy < g->oh; oy++) {
+                const float *r0 = src + (size_t)(2 * oy) * g->w, *r1 = r0 + g->w;
+                for (int ox = 0; ox < g->ow; ox++) {
+                    const int ix = 2 * ox;
+                    float best = r0[ix];
+                    int32_t arg = 2 * oy * g->w + ix;
+                    if (r0[ix + 1] > best) best = r0[ix + 1], arg = 2 * oy * g->w + ix + 1;
+                    if (r1[ix] > best) best = r1[ix], arg = (2 * oy + 1) * g->w + ix;
+                    if (r1[ix + 1] > best) best = r1[ix + 1], arg = (2 * oy + 1) * g->w + ix + 1;
+                    dst[oy * g->ow + ox] = best;
+                    sws[oy * g->ow + ox] = arg;
+                }
+            }
+        }
+        return DC_OK;
+    }
 #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const float *src = px + pl * in_plane;
