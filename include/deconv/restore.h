@@ -55,7 +55,8 @@ static inline float *dc_fimage_plane(const dc_fimage *im, int ch) {
  * gray and gray+alpha give 1 channel, RGB and RGBA give 3 (alpha is dropped). 16-bit
  * PNGs keep their precision. */
 dc_status dc_fimage_load(const char *path, dc_fimage **out, dc_error *err);
-/* Write an 8-bit PNG (1 or 3 channels); values are clipped to [0, 1] and rounded. */
+/* Write an 8-bit PNG (1 or 3 channels) through dc_image_write_png (deconv/image.h): values
+ * are clipped to [0, 1] and rounded; the file appears complete or not at all. */
 dc_status dc_fimage_save_png(const dc_fimage *im, const char *path, dc_error *err);
 /* DC_ERR_NUMERIC naming `what` and the first offending pixel if any value is NaN/Inf. */
 dc_status dc_fimage_check_finite(const dc_fimage *im, const char *what, dc_error *err);
@@ -100,8 +101,9 @@ dc_status dc_psf_check(const dc_fimage *psf, const dc_fimage *image, dc_error *e
 dc_status dc_convolve_same(const dc_fimage *image, const dc_fimage *psf, dc_fimage **out,
                            dc_error *err);
 /* The same convolution on a backend through im2col + gemm (the route Richardson-Lucy
- * uses). max_cols_bytes bounds the im2col column matrix (0: 64 MiB); larger images are
- * processed in row strips. */
+ * uses). max_cols_bytes bounds the im2col column matrix, which the image is cut into row
+ * strips to respect (0: 4 MiB on the CPU backend, where cache-sized strips are fastest,
+ * 32 MiB on others). */
 dc_status dc_convolve_same_backend(dc_backend *be, const dc_fimage *image, const dc_fimage *psf,
                                    size_t max_cols_bytes, dc_fimage **out, dc_error *err);
 
@@ -126,14 +128,18 @@ typedef enum dc_wiener_reg {
 } dc_wiener_reg;
 
 typedef struct dc_wiener_options {
-    float balance;          /* >= 0; scikit-image has no default, ours is 0.05 */
+    /* >= 0. scikit-image has no default; ours, 0.05, was at or near the best whole-image
+     * PSNR for the camera image blurred by a sigma 1.5 Gaussian with noise std 0 to 0.01.
+     * Smaller values sharpen more and amplify more noise. */
+    float balance;
     dc_wiener_reg reg;
     int clip;               /* 1: clip the result to [-1, 1] as scikit-image does */
 } dc_wiener_options;
 
 void dc_wiener_options_default(dc_wiener_options *o);
-/* Host-side (FFTW). DC_ERR_NUMERIC when the filter divides by zero (balance 0 and a PSF
- * whose transfer function vanishes somewhere). */
+/* Host-side (FFTW). The Fourier model treats the image as periodic, so a blur with zero
+ * boundaries leaves ringing along the edges (as in scikit-image). DC_ERR_NUMERIC when the
+ * filter divides by zero (balance 0 and a PSF whose transfer function vanishes somewhere). */
 dc_status dc_wiener(const dc_fimage *image, const dc_fimage *psf, const dc_wiener_options *o,
                     dc_fimage **out, dc_error *err);
 
@@ -142,7 +148,7 @@ typedef struct dc_rl_options {
     int iterations;         /* >= 0; default 50 as in scikit-image */
     float filter_epsilon;   /* > 0: ratios with a blurred estimate below it become 0 */
     int clip;               /* 1: clip the result to [-1, 1] */
-    size_t max_cols_bytes;  /* im2col budget per convolution (0: 64 MiB) */
+    size_t max_cols_bytes;  /* im2col budget per strip (0: 4 MiB on CPU, 32 MiB elsewhere) */
 } dc_rl_options;
 
 void dc_rl_options_default(dc_rl_options *o);
