@@ -81,7 +81,7 @@ static void run_case(const op_case *c) {
     float *host[3] = {0};
     size_t numel[3];
     for (int i = 0; i < c->n_inputs; i++) {
-        char nm[8];
+        char nm[16];
         snprintf(nm, sizeof nm, "in%d", i);
         if (c->in_shape[i][1] == 0) {
             in[i] = dc_input_int(g, nm);
