@@ -113,7 +113,7 @@ static void usage(void) {
         "           --mask bottom|top|left|right|box|random|none  --visible-weight W (0.1)\n"
         "           --loss masked|full  --beta B (vae, 1.0)  --classes N  --no-batchnorm\n"
         "           --dropout P\n"
-        "training:  --epochs N  --batch N (64)  --optim adam|adamw|sgd  --lr LR\n"
+        "training:  --epochs N (guns 400, else 20; classifier 10)  --batch N (guns 16, else 64)  --optim adam|adamw|sgd  --lr LR\n"
         "           --schedule constant|cosine|step  --weight-decay W  --clip NORM\n"
         "           --seed N (1)  --device cpu|opencl|opencl:P:D|auto  --threads N\n"
         "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
@@ -295,8 +295,15 @@ int dc_cmd_train(int argc, char **argv) {
         if (dc_cli_model_spec(&a, &spec)) return 2;
         int is_guns = !dc_args_str(&a, "data", NULL);
         /* defaults tuned so the default run gives recognisable completions in minutes */
-        o.epochs = !strcmp(spec.kind, "classifier") ? 10 : (is_guns ? 300 : 20);
+        o.epochs = !strcmp(spec.kind, "classifier") ? 10 : (is_guns ? 400 : 20);
         if (!strcmp(spec.kind, "classifier")) o.batch = 128;
+        /* 26 images: small batches give more updates in the same time (measured: the same
+         * images/s at batch 16 and 64); 400 epochs of 2 steps take about 3 minutes on two
+         * cores and give recognisable completions of the training guns */
+        if (is_guns && strcmp(spec.kind, "classifier") != 0) {
+            o.batch = 16;
+            o.save_every = o.sample_every = 50;
+        }
         if (read_opts(&a, &o, 0)) return 2;
         if (o.augment < 0) o.augment = is_guns && strcmp(spec.kind, "glo") != 0;
         if (o.log_every <= 0) o.log_every = 0;
