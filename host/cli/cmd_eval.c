@@ -1,0 +1,154 @@
+/* deconv eval RUN: test accuracy and confusion matrix of a classifier run; other runs
+ * (complete, vae, glo) are handed to dc_cli_eval_generative. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "deconv/data.h"
+#include "deconv/viz.h"
+
+/* Evaluation of the generative runs (complete / vae / glo), in host/cli/eval_generative.c.
+ * `a` is parsed (RUN is a->positional[0]) and --device has been read; it reads its own
+ * options, calls dc_args_check_unused and returns the exit status. */
+int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
+
+static void eval_usage(FILE *f) {
+    fprintf(
+        f, "usage: deconv eval RUN [--data fashion-mnist:test | FOLDER | IDX] [--batch N]\n"
+           "                       [--limit N] [--device cpu|opencl|opencl:P:D|auto]\n\n"
+           "Classifier runs: accuracy on --data (default fashion-mnist:test) and the confusion\n"
+           "matrix (rows: true class, columns: predicted class) with the class names.\n"
+           "Other runs (complete, vae, glo): their reconstruction metrics (see the run's kind).\n");
+}
+
+static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
+    const char *spec = dc_args_str(a, "data", "fashion-mnist:test");
+    const int batch = dc_args_int(a, "batch", 250);
+    const int limit = dc_args_int(a, "limit", 0);
+    if (dc_args_check_unused(a)) return 2;
+    if (batch < 1) return dc_cli_fail("eval", "--batch %d must be >= 1", batch);
+    dc_model *m = NULL;
+    if (dc_cli_open_run("eval", run, be, batch, &m, NULL)) return 1;
+    dc_error err = {0};
+    dc_dataset *ds = NULL;
+    int rc = 1;
+    int C, H, W, K;
+    long *conf = NULL;
+    float *scores = NULL, *pad = NULL;
+    if (dc_viz_model_geometry(m, &C, &H, &W, &K, &err) != DC_OK) {
+        rc = dc_cli_fail("eval", "%s", err.msg);
+        goto done;
+    }
+    if (dc_dataset_load_path(spec, H, C, &ds, &err) != DC_OK) {
+        rc = dc_cli_fail("eval", "--data %s: %s", spec, err.msg);
+        goto done;
+    }
+    if (!ds->labels) {
+        rc = dc_cli_fail("eval",
+                         "--data %s has no labels (a folder needs one sub-folder per class)", spec);
+        goto done;
+    }
+    if (ds->n_classes > K) {
+        rc = dc_cli_fail("eval", "--data %s has %d classes, the model predicts %d", spec,
+                         ds->n_classes, K);
+        goto done;
+    }
+    const int n = limit > 0 && limit < ds->n ? limit : ds->n;
+    const size_t chw = (size_t)C * H * W;
+    conf = calloc((size_t)K * K, sizeof(long));
+    scores = malloc(sizeof(float) * (size_t)batch * K);
+    pad = calloc((size_t)batch * chw, sizeof(float));
+    if (!conf || !scores || !pad) {
+        rc = dc_cli_fail("eval", "out of memory");
+        goto done;
+    }
+    dc_graph *g = dc_model_graph(m);
+    dc_graph_set_train(g, 0);
+    long correct = 0;
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        const int cnt = n - i0 < batch ? n - i0 : batch;
+        const float *src = dc_dataset_image(ds, i0);
+        if (cnt < batch) {
+            memcpy(pad, src, sizeof(float) * chw * (size_t)cnt);
+            src = pad;
+        }
+        if (dc_graph_set_input(g, m->x, src) != DC_OK || dc_graph_forward(g, m->out) != DC_OK ||
+            dc_graph_read(g, m->out, scores) != DC_OK) {
+            rc = dc_cli_fail("eval", "%s", dc_graph_error(g)->msg);
+            goto done;
+        }
+        for (int i = 0; i < cnt; i++) {
+            const float *s = scores + (size_t)i * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (s[k] > s[best]) best = k;
+            const int truth = ds->labels[i0 + i];
+            conf[(size_t)truth * K + best]++;
+            correct += best == truth;
+        }
+    }
+    const char *const *names = (const char *const *)ds->class_names;
+    printf("run %s on %s (%s)\n", run, ds->source, dc_backend_device(be));
+    printf("accuracy %.4f (%ld / %d)\n\n", (double)correct / n, correct, n);
+    printf("confusion matrix (rows: true class, columns: predicted class)\n");
+    printf("%-4s %-16s", "", "");
+    for (int k = 0; k < K; k++)
+        printf(" %5d", k);
+    printf("  recall\n");
+    for (int t = 0; t < K; t++) {
+        long row = 0;
+        for (int k = 0; k < K; k++)
+            row += conf[(size_t)t * K + k];
+        const char *nm = names && t < ds->n_classes ? names[t] : "";
+        printf("%-4d %-16.16s", t, nm);
+        for (int k = 0; k < K; k++)
+            printf(" %5ld", conf[(size_t)t * K + k]);
+        if (row)
+            printf("  %.3f\n", (double)conf[(size_t)t * K + t] / row);
+        else
+            printf("  -\n");
+    }
+    rc = 0;
+done:
+    free(conf);
+    free(scores);
+    free(pad);
+    dc_dataset_free(ds);
+    dc_model_free(m);
+    return rc;
+}
+
+int dc_cmd_eval(int argc, char **argv) {
+    static const char *const flags[] = {"help", NULL};
+    dc_args a;
+    if (dc_args_parse(&a, "eval", argc, argv, flags)) return 2;
+    if (dc_args_flag(&a, "help")) {
+        eval_usage(stdout);
+        return 0;
+    }
+    if (a.n_positional != 1) {
+        eval_usage(stderr);
+        return 2;
+    }
+    const char *run = a.positional[0];
+    char path[4096];
+    dc_cli_checkpoint_path(run, path, sizeof path);
+    dc_meta meta = {0};
+    dc_error err = {0};
+    if (dc_checkpoint_read_meta(path, &meta, &err) != DC_OK)
+        return dc_cli_fail("eval", "%s", err.msg);
+    dc_model_spec spec;
+    const char *js = dc_meta_get(&meta, "model");
+    if (!js || dc_model_spec_from_json(js, &spec, &err) != DC_OK) {
+        dc_meta_clear(&meta);
+        return dc_cli_fail("eval", "%s: no usable model description in the metadata (%s)", path,
+                           js ? err.msg : "key 'model' missing");
+    }
+    dc_meta_clear(&meta);
+    dc_backend *be = NULL;
+    if (dc_cli_backend(&a, &be)) return 1;
+    int rc = !strcmp(spec.kind, "classifier") ? eval_classifier(&a, run, be)
+                                              : dc_cli_eval_generative(&a, run, be);
+    dc_backend_free(be);
+    return rc;
+}

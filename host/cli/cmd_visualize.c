@@ -1,0 +1,590 @@
+/* deconv visualize METHOD RUN: what a trained classifier looks at, as a PNG.
+ *
+ * Heatmap methods write three cells: the input, the map alone (colour map) and the map
+ * over the input. DeconvNet and guided backprop add the signed pattern they project to
+ * pixel space. --sanity runs the same method on a copy of the model with re-initialised
+ * weights and writes that next to the output, with the rank correlation of the two maps
+ * (Adebayo et al. 2018: a map that does not change is not explaining the model). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli/cli.h"
+#include "deconv/data.h"
+#include "deconv/image.h"
+#include "deconv/viz.h"
+
+/* Exit status when a map comes out constant (nothing to see). */
+#define VIZ_EXIT_FLAT 3
+
+static const char *const methods[] = {"deconvnet", "guided",  "saliency", "occlusion", "ascent",
+                                      "cam",       "gradcam", "maxact",   "filters",   NULL};
+
+static void viz_usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: deconv visualize METHOD RUN [--image FILE | --index I [--data SPEC]]\n"
+        "                        [--class K] [--layer NODE] [--channel C] [-o OUT.png]\n"
+        "                        [--sanity] [--device cpu|opencl|opencl:P:D|auto]\n\n"
+        "METHOD (RUN: a classifier run folder or its .safetensors file):\n"
+        "  deconvnet  Zeiler & Fergus: one activation of --layer (default: the last conv)\n"
+        "             projected back to pixels through unpooling switches, rectification and\n"
+        "             transposed filters. --channel C (default: the strongest channel) at its\n"
+        "             maximum, or --whole-map for all of the channel's map\n"
+        "  guided     guided backpropagation from the class score\n"
+        "  saliency   |d score / d pixel|; SmoothGrad with --samples N [--noise SIGMA] [--seed S]\n"
+        "  occlusion  drop in the class probability when a square is hidden:\n"
+        "             --patch P (6) --stride S (2) --fill V (0 = mid gray) --batch B (64)\n"
+        "  ascent     class model by gradient ascent from seeded noise (all classes unless\n"
+        "             --class): --steps (200) --lr (0.05) --l2 (0.01) --blur-every (4)\n"
+        "             --blur-sigma (0.5) --jitter (1) --seed (1)\n"
+        "  cam        class activation map from the dense weights over the last conv maps\n"
+        "  gradcam    Grad-CAM at --layer (default: the last conv)\n"
+        "  maxact     the --top K (9) images of --data that activate --channel C of --layer\n"
+        "             most, each with the crop of its receptive field; --limit N: first N only\n"
+        "  filters    the first conv layer's kernels, each normalised to its own range\n\n"
+        "  --image FILE     an image file (resized to the model's input)\n"
+        "  --index I        item I of --data (default data: fashion-mnist:test, index 0)\n"
+        "  --class K        class to explain: number or name (default: the predicted class)\n"
+        "  -o, --output F   PNG to write (default: METHOD.png)\n"
+        "  --scale S        pixel size of the cells (default: cells of about 224 pixels)\n"
+        "  --alpha A        heatmap opacity over the image (default 0.5)\n"
+        "  --sanity         also run on randomly re-initialised weights (--sanity-seed, 7) and\n"
+        "                   write OUT_sanity.png with the rank correlation of the two maps\n"
+        "Exit status 3: a map came out constant (reported on stderr; the PNG is still written).\n");
+}
+
+static char **alias_short_output(int argc, char **argv) {
+    char **v = malloc(sizeof(char *) * (size_t)(argc + 1));
+    if (!v) return NULL;
+    for (int i = 0; i < argc; i++)
+        v[i] = !strcmp(argv[i], "-o") ? "--output" : argv[i];
+    v[argc] = NULL;
+    return v;
+}
+
+typedef struct viz_cli {
+    const char *method;
+    dc_viz_opts o;
+    int scale;
+    float alpha;
+    int C, H, W, K;
+    float *image;             /* the input image [C, H, W] (not for ascent / filters / maxact) */
+    dc_dataset *ds;           /* --data, when loaded */
+    dc_dataset view;          /* ds limited to --limit items (a shallow copy) */
+    const char *const *names; /* class names or NULL */
+    int n_names;
+} viz_cli;
+
+/* One method's output: RGB cells in [0, 1] (before upscaling) and the raw map. */
+typedef struct viz_out {
+    float *cells;
+    int n, ch, cw, rows, cols;
+    float *map;
+    size_t map_n;
+    int flat; /* some map came out constant */
+    char flat_what[256];
+    dc_viz_info info;
+    dc_viz_hit *hits; /* maxact */
+    int n_hits;
+} viz_out;
+
+static void viz_out_free(viz_out *r) {
+    free(r->cells);
+    free(r->map);
+    free(r->hits);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *class_name(const viz_cli *v, int k, char *buf, size_t cap) {
+    if (k >= 0 && v->names && k < v->n_names)
+        snprintf(buf, cap, "%d (%s)", k, v->names[k]);
+    else
+        snprintf(buf, cap, "%d", k);
+    return buf;
+}
+
+static void gray_to_rgb(const float *chw, int c, int h, int w, dc_image_range range, float *rgb) {
+    const size_t hw = (size_t)h * w;
+    for (int k = 0; k < 3; k++)
+        for (size_t p = 0; p < hw; p++) {
+            float x = chw[(size_t)(c == 3 ? k : 0) * hw + p];
+            if (range == DC_RANGE_PM1) x = 0.5f * (x + 1.0f);
+            rgb[(size_t)k * hw + p] = x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x;
+        }
+}
+
+/* Signed map to gray around 0.5: v / (2 max|v|) + 0.5. */
+static void signed_to_rgb(const float *chw, int c, int h, int w, float *rgb) {
+    const size_t n = (size_t)c * h * w;
+    float mx = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(chw[i]) > mx) mx = fabsf(chw[i]);
+    float *t = malloc(sizeof(float) * n);
+    if (!t) return;
+    for (size_t i = 0; i < n; i++)
+        t[i] = mx > 0.0f ? 0.5f + 0.5f * chw[i] / mx : 0.5f;
+    gray_to_rgb(t, c, h, w, DC_RANGE_01, rgb);
+    free(t);
+}
+
+static int alloc_cells(viz_out *r, int n, int h, int w, int rows, int cols) {
+    r->cells = calloc((size_t)n * 3 * h * w, sizeof(float));
+    r->n = n, r->ch = h, r->cw = w, r->rows = rows, r->cols = cols;
+    return r->cells ? 0 : -1;
+}
+
+static float *cell(viz_out *r, int i) {
+    return r->cells + (size_t)i * 3 * r->ch * r->cw;
+}
+
+/* input | [signed pattern] | map alone | map over the input */
+static int heat_cells(const viz_cli *v, viz_out *r, const float *pattern_chw, const float *heat) {
+    const int n = pattern_chw ? 4 : 3;
+    if (alloc_cells(r, n, v->H, v->W, 1, n)) return -1;
+    dc_error err = {0};
+    int i = 0;
+    gray_to_rgb(v->image, v->C, v->H, v->W, DC_RANGE_PM1, cell(r, i++));
+    if (pattern_chw) signed_to_rgb(pattern_chw, v->C, v->H, v->W, cell(r, i++));
+    if (dc_heatmap_overlay(NULL, v->C, v->H, v->W, DC_RANGE_PM1, heat, 1.0f, cell(r, i++), &err) ||
+        dc_heatmap_overlay(v->image, v->C, v->H, v->W, DC_RANGE_PM1, heat, v->alpha, cell(r, i++),
+                           &err))
+        return dc_cli_fail("visualize", "%s", err.msg);
+    return 0;
+}
+
+static void note_flat(viz_out *r, const char *what, const dc_viz_info *info) {
+    char d[64];
+    if (!info->constant) return;
+    r->flat = 1;
+    size_t len = strlen(r->flat_what);
+    snprintf(r->flat_what + len, sizeof r->flat_what - len, "%s%s map is %s%s", len ? "; " : "",
+             what, dc_viz_describe_flat(info, d, sizeof d),
+             !strcmp(what, "gradcam") && info->max == 0.0f
+                 ? " (no feature map adds positive evidence for this class at this layer)"
+                 : "");
+}
+
+/* Red outline of [y0, y1) x [x0, x1) on an RGB image. */
+static void draw_box(float *rgb, int h, int w, int y0, int x0, int y1, int x1) {
+    const size_t hw = (size_t)h * w;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            if (y != y0 && y != y1 - 1 && x != x0 && x != x1 - 1) continue;
+            rgb[(size_t)y * w + x] = 1.0f;
+            rgb[hw + (size_t)y * w + x] = 0.1f;
+            rgb[2 * hw + (size_t)y * w + x] = 0.1f;
+        }
+}
+
+/* Nearest-neighbour resize of an RGB image. */
+static void resize_nearest(const float *src, int sh, int sw, float *dst, int dh, int dw) {
+    for (int k = 0; k < 3; k++)
+        for (int y = 0; y < dh; y++)
+            for (int x = 0; x < dw; x++)
+                dst[((size_t)k * dh + y) * dw + x] =
+                    src[((size_t)k * sh + (size_t)y * sh / dh) * sw + (size_t)x * sw / dw];
+}
+
+/* Nearest-neighbour resize keeping the aspect ratio, centred on mid gray. */
+static void fit_nearest(const float *src, int sh, int sw, float *dst, int dh, int dw) {
+    const double f = (double)dh / sh < (double)dw / sw ? (double)dh / sh : (double)dw / sw;
+    int h = (int)(sh * f + 0.5), w = (int)(sw * f + 0.5);
+    h = h < 1 ? 1 : h > dh ? dh : h;
+    w = w < 1 ? 1 : w > dw ? dw : w;
+    const int y0 = (dh - h) / 2, x0 = (dw - w) / 2;
+    for (size_t i = 0; i < (size_t)3 * dh * dw; i++)
+        dst[i] = 0.5f;
+    for (int k = 0; k < 3; k++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                dst[((size_t)k * dh + y0 + y) * dw + x0 + x] =
+                    src[((size_t)k * sh + (size_t)y * sh / h) * sw + (size_t)x * sw / w];
+}
+
+static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
+    dc_error err = {0};
+    const char *meth = v->method;
+    const size_t hw = (size_t)v->H * v->W, chw = (size_t)v->C * hw;
+    memset(r, 0, sizeof *r);
+    dc_status s = DC_OK;
+    if (!strcmp(meth, "deconvnet") || !strcmp(meth, "guided")) {
+        float *pat = malloc(sizeof(float) * chw), *heat = malloc(sizeof(float) * hw);
+        if (!pat || !heat) {
+            free(pat);
+            free(heat);
+            return dc_cli_fail("visualize", "out of memory");
+        }
+        s = meth[0] == 'd' ? dc_viz_deconvnet(m, v->image, &v->o, pat, &r->info, &err)
+                           : dc_viz_guided(m, v->image, &v->o, pat, &r->info, &err);
+        int rc = 0;
+        if (s == DC_OK) {
+            note_flat(r, meth, &r->info);
+            dc_viz_abs_max_channels(pat, v->C, v->H, v->W, heat);
+            rc = heat_cells(v, r, pat, heat);
+        }
+        free(pat);
+        r->map = heat;
+        r->map_n = hw;
+        if (rc) return rc;
+    } else if (!strcmp(meth, "saliency") || !strcmp(meth, "occlusion") || !strcmp(meth, "cam") ||
+               !strcmp(meth, "gradcam")) {
+        float *heat = malloc(sizeof(float) * hw);
+        if (!heat) return dc_cli_fail("visualize", "out of memory");
+        r->map = heat;
+        r->map_n = hw;
+        if (meth[0] == 's')
+            s = dc_viz_saliency(m, v->image, &v->o, heat, &r->info, &err);
+        else if (meth[0] == 'o')
+            s = dc_viz_occlusion(m, v->image, &v->o, heat, &r->info, &err);
+        else if (meth[0] == 'c')
+            s = dc_viz_cam(m, v->image, &v->o, heat, &r->info, &err);
+        else
+            s = dc_viz_gradcam(m, v->image, &v->o, heat, &r->info, &err);
+        if (s == DC_OK) {
+            note_flat(r, v->o.samples > 0 && meth[0] == 's' ? "smoothgrad" : meth, &r->info);
+            if (heat_cells(v, r, NULL, heat)) return 1;
+        }
+    } else if (!strcmp(meth, "ascent")) {
+        const int first = v->o.target >= 0 ? v->o.target : 0;
+        const int last = v->o.target >= 0 ? v->o.target : v->K - 1;
+        const int n = last - first + 1;
+        float *img = malloc(sizeof(float) * chw);
+        r->map = malloc(sizeof(float) * chw * n);
+        if (!img || !r->map || alloc_cells(r, n, v->H, v->W, 0, 0)) {
+            free(img);
+            return dc_cli_fail("visualize", "out of memory");
+        }
+        r->map_n = chw * n;
+        dc_viz_opts o = v->o;
+        for (int k = first; k <= last && s == DC_OK; k++) {
+            o.target = k;
+            dc_viz_info info;
+            s = dc_viz_ascent(m, &o, img, &info, &err);
+            if (s != DC_OK) break;
+            char b[96];
+            printf("ascent: class %s: score %.3f -> %.3f, p = %.4f\n",
+                   class_name(v, k, b, sizeof b), (double)info.score_start, (double)info.score,
+                   (double)info.prob);
+            if (info.constant) {
+                snprintf(b, sizeof b, "ascent class %d", k);
+                note_flat(r, b, &info);
+            }
+            memcpy(r->map + chw * (k - first), img, sizeof(float) * chw);
+            /* show each image stretched to its own range */
+            float lo = info.min, hi = info.max;
+            for (size_t i = 0; i < chw; i++)
+                img[i] = hi > lo ? (img[i] - lo) / (hi - lo) : 0.5f;
+            gray_to_rgb(img, v->C, v->H, v->W, DC_RANGE_01, cell(r, k - first));
+            r->info = info;
+        }
+        free(img);
+    } else if (!strcmp(meth, "maxact")) {
+        const int top = v->o.top;
+        r->hits = calloc((size_t)top, sizeof *r->hits);
+        if (!r->hits) return dc_cli_fail("visualize", "out of memory");
+        s = dc_viz_maxact(m, &v->view, &v->o, r->hits, &r->n_hits, &err);
+        if (s == DC_OK) {
+            const int n = r->n_hits, S = v->scale;
+            /* row 1: the images with the receptive field outlined; row 2: the crops */
+            if (alloc_cells(r, 2 * n, v->H * S, v->W * S, 2, n))
+                return dc_cli_fail("visualize", "out of memory");
+            float *rgb = malloc(sizeof(float) * 3 * hw);
+            r->map = malloc(sizeof(float) * (size_t)n);
+            if (!rgb || !r->map) {
+                free(rgb);
+                return dc_cli_fail("visualize", "out of memory");
+            }
+            r->map_n = (size_t)n;
+            for (int i = 0; i < n; i++) {
+                const dc_viz_hit *h = &r->hits[i];
+                r->map[i] = h->value;
+                gray_to_rgb(dc_dataset_image(v->ds, h->index), v->C, v->H, v->W, DC_RANGE_PM1, rgb);
+                resize_nearest(rgb, v->H, v->W, cell(r, i), v->H * S, v->W * S);
+                draw_box(cell(r, i), v->H * S, v->W * S, h->y0 * S, h->x0 * S, h->y1 * S,
+                         h->x1 * S);
+                const int ch = h->y1 - h->y0, cw = h->x1 - h->x0;
+                float *crop = malloc(sizeof(float) * 3 * (size_t)ch * cw);
+                if (!crop) {
+                    free(rgb);
+                    return dc_cli_fail("visualize", "out of memory");
+                }
+                for (int k = 0; k < 3; k++)
+                    for (int y = 0; y < ch; y++)
+                        for (int x = 0; x < cw; x++)
+                            crop[((size_t)k * ch + y) * cw + x] =
+                                rgb[(size_t)k * hw + (size_t)(h->y0 + y) * v->W + h->x0 + x];
+                fit_nearest(crop, ch, cw, cell(r, n + i), v->H * S, v->W * S);
+                free(crop);
+                char b[96] = "";
+                if (v->ds->labels) class_name(v, v->ds->labels[h->index], b, sizeof b);
+                printf("maxact: #%d item %d%s%s activation %.4f at (%d, %d), receptive field "
+                       "rows %d-%d, columns %d-%d\n",
+                       i + 1, h->index, b[0] ? " label " : "", b, (double)h->value, h->y, h->x,
+                       h->y0, h->y1 - 1, h->x0, h->x1 - 1);
+            }
+            free(rgb);
+            dc_viz_info st;
+            if (dc_viz_map_check(r->map, r->map_n, "maxact", &st, &err) == DC_OK && st.constant &&
+                n > 1)
+                note_flat(r, "maxact activation", &st);
+        }
+    } else if (!strcmp(meth, "filters")) {
+        int n, c, k;
+        s = dc_viz_filters(m, NULL, &n, &c, &k, &err);
+        if (s == DC_OK) {
+            r->map = malloc(sizeof(float) * (size_t)n * c * k * k);
+            if (!r->map) return dc_cli_fail("visualize", "out of memory");
+            r->map_n = (size_t)n * c * k * k;
+            s = dc_viz_filters(m, r->map, &n, &c, &k, &err);
+        }
+        if (s == DC_OK) {
+            const int side = k * (v->scale > 1 ? v->scale : 1) * 2;
+            if (alloc_cells(r, n, side, side, 0, 0))
+                return dc_cli_fail("visualize", "out of memory");
+            float *rgb = malloc(sizeof(float) * 3 * k * k);
+            if (!rgb) return dc_cli_fail("visualize", "out of memory");
+            for (int i = 0; i < n; i++) {
+                gray_to_rgb(r->map + (size_t)i * c * k * k, c, k, k, DC_RANGE_01, rgb);
+                resize_nearest(rgb, k, k, cell(r, i), side, side);
+            }
+            free(rgb);
+            dc_viz_info st;
+            if (dc_viz_map_check(r->map, r->map_n, "filters", &st, &err) == DC_OK)
+                note_flat(r, "filters", &st);
+            printf("filters: %d kernels of %d x %d x %d\n", n, c, k, k);
+        }
+    }
+    if (s != DC_OK) return dc_cli_fail("visualize", "%s", err.msg);
+    return 0;
+}
+
+/* Write the cells, upscaled by v->scale unless they were made at full size. */
+static int write_out(viz_cli *v, viz_out *r, const char *path) {
+    dc_error err = {0};
+    const int up = (!strcmp(v->method, "maxact") || !strcmp(v->method, "filters")) ? 1 : v->scale;
+    const int h = r->ch * up, w = r->cw * up;
+    float *big = malloc(sizeof(float) * (size_t)r->n * 3 * h * w);
+    if (!big) return dc_cli_fail("visualize", "out of memory");
+    for (int i = 0; i < r->n; i++)
+        resize_nearest(cell(r, i), r->ch, r->cw, big + (size_t)i * 3 * h * w, h, w);
+    dc_status s =
+        dc_image_write_grid(path, big, r->n, 3, h, w, r->rows, r->cols, DC_RANGE_01, &err);
+    free(big);
+    if (s != DC_OK) return dc_cli_fail("visualize", "%s", err.msg);
+    return 0;
+}
+
+static void sanity_path(const char *out, char *buf, size_t cap) {
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    if (dot && (!slash || dot > slash))
+        snprintf(buf, cap, "%.*s_sanity%s", (int)(dot - out), out, dot);
+    else
+        snprintf(buf, cap, "%s_sanity.png", out);
+}
+
+static int parse_class(viz_cli *v, const char *s, int *out) {
+    char *end;
+    long k = strtol(s, &end, 10);
+    if (end != s && !*end) {
+        *out = (int)k;
+        if (k < 0 || k >= v->K)
+            return dc_cli_fail("visualize", "--class %s: the model has classes 0 to %d", s,
+                               v->K - 1);
+        return 0;
+    }
+    for (int i = 0; v->names && i < v->n_names; i++)
+        if (!strcasecmp(s, v->names[i])) {
+            *out = i;
+            return 0;
+        }
+    return dc_cli_fail("visualize", "--class %s: not a class number%s", s,
+                       v->names ? " or name of the data's classes" : " (no class names known)");
+}
+
+static void print_info(const viz_cli *v, const viz_out *r, dc_model *m, const char *label) {
+    const dc_viz_info *i = &r->info;
+    char a[96], b[96];
+    if (!strcmp(v->method, "ascent") || !strcmp(v->method, "maxact") ||
+        !strcmp(v->method, "filters"))
+        return;
+    printf("%s%s: ", v->method, label);
+    if (i->target >= 0)
+        printf("class %s, p = %.4f, score %.4f; ", class_name(v, i->target, a, sizeof a),
+               (double)i->prob, (double)i->score);
+    if (i->predicted >= 0) printf("predicted %s; ", class_name(v, i->predicted, b, sizeof b));
+    if (i->node >= 0) printf("layer %s; ", dc_graph_node_name(m->g, i->node));
+    if (i->channel >= 0)
+        printf("channel %d, activation %.4f at (%d, %d); ", i->channel, (double)i->activation,
+               i->pos_y, i->pos_x);
+    printf("map range [%.4g, %.4g]\n", (double)i->min, (double)i->max);
+}
+
+int dc_cmd_visualize(int argc, char **argv) {
+    static const char *const flags[] = {"help", "sanity", "whole-map", NULL};
+    char **av = alias_short_output(argc, argv);
+    if (!av) return dc_cli_fail("visualize", "out of memory");
+    dc_args a;
+    int rc = 2;
+    dc_backend *be = NULL;
+    dc_model *m = NULL, *rnd = NULL;
+    viz_cli v;
+    viz_out real = {0}, sane = {0};
+    memset(&v, 0, sizeof v);
+    if (dc_args_parse(&a, "visualize", argc, av, flags)) goto out;
+    if (dc_args_flag(&a, "help")) {
+        viz_usage(stdout);
+        rc = 0;
+        goto out;
+    }
+    if (a.n_positional != 2) {
+        viz_usage(stderr);
+        goto out;
+    }
+    v.method = a.positional[0];
+    const char *run = a.positional[1];
+    int known = 0;
+    for (int i = 0; methods[i]; i++)
+        known |= !strcmp(v.method, methods[i]);
+    if (!known) {
+        fprintf(stderr,
+                "deconv visualize: unknown method '%s' (use deconvnet, guided, saliency, "
+                "occlusion, ascent, cam, gradcam, maxact or filters)\n",
+                v.method);
+        goto out;
+    }
+    dc_viz_opts_default(&v.o);
+    const char *image_path = dc_args_str(&a, "image", NULL);
+    const char *data = dc_args_str(&a, "data", NULL);
+    const int index = dc_args_int(&a, "index", 0);
+    const char *cls = dc_args_str(&a, "class", NULL);
+    v.o.layer = dc_args_str(&a, "layer", NULL);
+    v.o.channel = dc_args_int(&a, "channel", -1);
+    v.o.whole_map = dc_args_flag(&a, "whole-map");
+    v.o.batch = dc_args_int(&a, "batch", v.o.batch);
+    v.o.samples = dc_args_int(&a, "samples", 0);
+    v.o.noise = dc_args_float(&a, "noise", v.o.noise);
+    v.o.seed = (uint64_t)dc_args_long(&a, "seed", (long)v.o.seed);
+    v.o.patch = dc_args_int(&a, "patch", v.o.patch);
+    v.o.stride = dc_args_int(&a, "stride", v.o.stride);
+    v.o.fill = dc_args_float(&a, "fill", v.o.fill);
+    v.o.steps = dc_args_int(&a, "steps", v.o.steps);
+    v.o.lr = dc_args_float(&a, "lr", v.o.lr);
+    v.o.l2 = dc_args_float(&a, "l2", v.o.l2);
+    v.o.blur_every = dc_args_int(&a, "blur-every", v.o.blur_every);
+    v.o.blur_sigma = dc_args_float(&a, "blur-sigma", v.o.blur_sigma);
+    v.o.jitter = dc_args_int(&a, "jitter", v.o.jitter);
+    v.o.top = dc_args_int(&a, "top", v.o.top);
+    const int limit = dc_args_int(&a, "limit", 0);
+    const int sanity = dc_args_flag(&a, "sanity");
+    const long sanity_seed = dc_args_long(&a, "sanity-seed", 7);
+    char def_out[64];
+    snprintf(def_out, sizeof def_out, "%s.png", v.method);
+    const char *out_path = dc_args_str(&a, "output", def_out);
+    const int scale_opt = dc_args_int(&a, "scale", 0);
+    v.alpha = dc_args_float(&a, "alpha", 0.5f);
+    if (dc_cli_backend(&a, &be)) {
+        rc = 1;
+        goto out;
+    }
+    if (dc_args_check_unused(&a)) goto out;
+    rc = 1;
+    if (dc_cli_open_run("visualize", run, be, 1, &m, NULL)) goto out;
+    if (strcmp(m->spec.kind, "classifier")) {
+        dc_cli_fail("visualize", "%s is a %s model; the explanation methods need a classifier", run,
+                    m->spec.kind);
+        goto out;
+    }
+    dc_error err = {0};
+    if (dc_viz_model_geometry(m, &v.C, &v.H, &v.W, &v.K, &err) != DC_OK) {
+        dc_cli_fail("visualize", "%s", err.msg);
+        goto out;
+    }
+    v.scale = scale_opt > 0 ? scale_opt : (224 + v.H - 1) / (v.H > v.W ? v.H : v.W);
+    if (v.scale < 1) v.scale = 1;
+    const int per_image =
+        strcmp(v.method, "ascent") && strcmp(v.method, "filters") && strcmp(v.method, "maxact");
+    /* the dataset: for maxact, for --index, or for class names next to --image */
+    if (!strcmp(v.method, "maxact") || (per_image && !image_path) || data) {
+        const char *spec = data ? data : "fashion-mnist:test";
+        if (dc_dataset_load_path(spec, v.H, v.C, &v.ds, &err) != DC_OK) {
+            dc_cli_fail("visualize", "--data %s: %s", spec, err.msg);
+            goto out;
+        }
+        v.view = *v.ds;
+        if (limit > 0 && limit < v.view.n) v.view.n = limit;
+        if (v.ds->class_names && v.ds->n_classes == v.K) {
+            v.names = (const char *const *)v.ds->class_names;
+            v.n_names = v.ds->n_classes;
+        }
+    }
+    if (cls && parse_class(&v, cls, &v.o.target)) goto out;
+    char label[800] = "";
+    if (per_image) {
+        v.image = malloc(sizeof(float) * (size_t)v.C * v.H * v.W);
+        if (!v.image) {
+            dc_cli_fail("visualize", "out of memory");
+            goto out;
+        }
+        if (image_path) {
+            if (dc_image_read(image_path, v.H, v.C, v.image, &err) != DC_OK) {
+                dc_cli_fail("visualize", "%s", err.msg);
+                goto out;
+            }
+            snprintf(label, sizeof label, "%s", image_path);
+        } else {
+            if (index < 0 || index >= v.ds->n) {
+                dc_cli_fail("visualize", "--index %d: %s has items 0 to %d", index, v.ds->source,
+                            v.ds->n - 1);
+                goto out;
+            }
+            memcpy(v.image, dc_dataset_image(v.ds, index), sizeof(float) * (size_t)v.C * v.H * v.W);
+            char b[96] = "";
+            if (v.ds->labels) class_name(&v, v.ds->labels[index], b, sizeof b);
+            snprintf(label, sizeof label, "%s item %d%s%s", v.ds->source, index,
+                     b[0] ? ", label " : "", b);
+        }
+        printf("input: %s\n", label);
+    }
+    if (!strcmp(v.method, "maxact") && v.o.channel < 0) {
+        dc_cli_fail("visualize", "maxact needs --channel C (a channel of --layer)");
+        goto out;
+    }
+    if (run_method(&v, m, &real) || write_out(&v, &real, out_path)) goto out;
+    print_info(&v, &real, m, "");
+    printf("wrote %s\n", out_path);
+    int flat = real.flat;
+    if (real.flat) fprintf(stderr, "deconv visualize: %s: nothing to show\n", real.flat_what);
+    if (sanity) {
+        char path[4096];
+        sanity_path(out_path, path, sizeof path);
+        if (dc_viz_randomized_model(m, (uint64_t)sanity_seed, &rnd, &err) != DC_OK) {
+            dc_cli_fail("visualize", "%s", err.msg);
+            goto out;
+        }
+        if (run_method(&v, rnd, &sane) || write_out(&v, &sane, path)) goto out;
+        print_info(&v, &sane, rnd, " (random weights)");
+        if (real.map && sane.map && real.map_n == sane.map_n && real.map_n > 1)
+            printf("sanity: rank correlation of the maps, trained vs random weights: %.3f "
+                   "(near 1: the map does not depend on what the model learned)\n",
+                   dc_viz_rank_correlation(real.map, sane.map, real.map_n));
+        printf("wrote %s\n", path);
+        if (sane.flat) {
+            fprintf(stderr, "deconv visualize: random weights: %s: nothing to show\n",
+                    sane.flat_what);
+            flat = 1;
+        }
+    }
+    rc = flat ? VIZ_EXIT_FLAT : 0;
+out:
+    viz_out_free(&real);
+    viz_out_free(&sane);
+    free(v.image);
+    dc_dataset_free(v.ds);
+    dc_model_free(rnd);
+    dc_model_free(m);
+    dc_backend_free(be);
+    free(av);
+    return rc;
+}
