@@ -225,7 +225,8 @@ static int read_opts(dc_args *a, train_opts *o, int resumed) {
     if (!resumed) {
         snprintf(o->data, sizeof o->data, "%s", dc_args_str(a, "data", def_data));
         snprintf(o->optim, sizeof o->optim, "%s", dc_args_str(a, "optim", "adam"));
-        snprintf(o->schedule, sizeof o->schedule, "%s", dc_args_str(a, "schedule", o->schedule));
+        const char *sched = dc_args_str(a, "schedule", NULL);
+        if (sched) snprintf(o->schedule, sizeof o->schedule, "%s", sched);
         o->batch = dc_args_int(a, "batch", o->batch);
         o->lr = dc_args_float(a, "lr", o->lr);
         o->val = dc_args_float(a, "val", o->val);
