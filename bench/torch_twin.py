@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""PyTorch twin of deconv's model presets, for `bench/run.sh`.
+
+The same four networks layer for layer (host/models/models.c), the same batch sizes, the
+same losses and Adam, on the CPU with the same thread count. A timed training step is what
+`deconv bench` times: forward, zero_grad, backward, optimizer step, the inputs taken from a
+fixed random batch; inference is an eval-mode forward under no_grad. Figures: images/s,
+median of repeated timed runs after warm-up.
+
+Run with the Debian python that has torch:  /usr/bin/python3 bench/torch_twin.py --help
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# The presets' defaults (host/models/models.c: dc_model_spec_default), at the benchmark's
+# sizes (host/cli/cmd_bench.c: bench_preset).
+PRESETS = {
+    "complete": dict(size=64, batch=64),
+    "vae": dict(size=64, batch=64),
+    "glo": dict(size=64, batch=64, glo_count=1024),
+    "classifier": dict(size=28, batch=128),
+}
+CHANNELS, BASE, BLOCKS, KERNEL = 1, 32, 3, 3
+LATENT = {"complete": 128, "vae": 128, "glo": 32}
+NOISE_STD = 1.0      # complete: std of the code noise, added in eval mode too
+VISIBLE_WEIGHT = 0.1  # complete: loss weight of the visible (top) half
+BETA = 1.0           # vae
+CLASSES = 10
+
+
+class Encoder(nn.Module):
+    """blocks x [conv k/1/k//2 -> relu -> maxpool 2], channels base, 2*base, ..."""
+
+    def __init__(self):
+        super().__init__()
+        layers, c, ch = [], CHANNELS, BASE
+        for _ in range(BLOCKS):
+            layers += [nn.Conv2d(c, ch, KERNEL, 1, KERNEL // 2), nn.ReLU(), nn.MaxPool2d(2, 2)]
+            c, ch = ch, ch * 2
+        self.net = nn.Sequential(*layers)
+        self.out_features = c * (64 >> BLOCKS) ** 2
+
+    def forward(self, x):
+        return torch.flatten(self.net(x), 1)
+
+
+class Decoder(nn.Module):
+    """dense -> relu -> reshape -> blocks x ConvTranspose2d(k, 2, k//2, output_padding 1)
+    with relu between -> tanh."""
+
+    def __init__(self, latent, size=64):
+        super().__init__()
+        self.top, self.side = BASE << (BLOCKS - 1), size >> BLOCKS
+        self.fc = nn.Linear(latent, self.top * self.side * self.side)
+        layers = []
+        for b in range(BLOCKS - 1, -1, -1):
+            cin = BASE << b
+            cout = CHANNELS if b == 0 else BASE << (b - 1)
+            layers.append(nn.ConvTranspose2d(cin, cout, KERNEL, 2, KERNEL // 2, output_padding=1))
+            if b > 0:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        h = F.relu(self.fc(z)).view(-1, self.top, self.side, self.side)
+        return torch.tanh(self.net(h))
+
+
+class Complete(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = Encoder()
+        self.enc_fc = nn.Linear(self.enc.out_features, LATENT["complete"])
+        self.dec = Decoder(LATENT["complete"])
+
+    def forward(self, x):
+        code = self.enc_fc(self.enc(x))
+        return self.dec(code + NOISE_STD * torch.randn_like(code))  # noise always on
+
+    def loss(self, batch):
+        out = self(batch["x"])
+        return (batch["weight"] * (out - batch["target"]) ** 2).mean()
+
+    def infer(self, batch):
+        return self(batch["x"])
+
+
+class VAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = Encoder()
+        self.enc_mu = nn.Linear(self.enc.out_features, LATENT["vae"])
+        self.enc_logvar = nn.Linear(self.enc.out_features, LATENT["vae"])
+        self.dec = Decoder(LATENT["vae"])
+
+    def loss(self, batch):
+        h = self.enc(batch["x"])
+        mu, logvar = self.enc_mu(h), self.enc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        out = self.dec(z)
+        recon = (batch["weight"] * (out - batch["target"]) ** 2).mean()
+        kl = -0.5 * torch.sum(1 + logvar - mu * mu - torch.exp(logvar)) / mu.shape[0]
+        # KL summed over latent dims, MSE a per-pixel mean (models.c: beta / (C*S*S))
+        return recon + BETA / (CHANNELS * 64 * 64) * kl
+
+    def infer(self, batch):
+        return self.dec(self.enc_mu(self.enc(batch["x"])))  # eval: z = mu
+
+
+class GLO(nn.Module):
+    def __init__(self, count):
+        super().__init__()
+        self.latents = nn.Embedding(count, LATENT["glo"])
+        nn.init.normal_(self.latents.weight, std=0.1)
+        self.dec = Decoder(LATENT["glo"])
+
+    def loss(self, batch):
+        return F.mse_loss(self.dec(self.latents(batch["index"])), batch["target"])
+
+    def infer(self, batch):
+        return self.dec(self.latents(batch["index"]))
+
+
+class Classifier(nn.Module):
+    """blocks x [2 x (conv no-bias -> BN -> relu)] with maxpool between blocks, GAP, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        layers, c, ch = [], CHANNELS, BASE
+        for b in range(BLOCKS):
+            for _ in range(2):
+                layers += [nn.Conv2d(c, ch, KERNEL, 1, KERNEL // 2, bias=False),
+                           nn.BatchNorm2d(ch, eps=1e-5, momentum=0.1), nn.ReLU()]
+                c = ch
+            if b + 1 < BLOCKS:
+                layers.append(nn.MaxPool2d(2, 2))
+            ch *= 2
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, CLASSES)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+    def loss(self, batch):
+        return F.cross_entropy(self(batch["x"]), batch["labels"])
+
+    def infer(self, batch):
+        return self(batch["x"])
+
+
+def build(kind):
+    if kind == "complete":
+        return Complete()
+    if kind == "vae":
+        return VAE()
+    if kind == "glo":
+        return GLO(PRESETS["glo"]["glo_count"])
+    return Classifier()
+
+
+def random_batch(kind, batch, size, input_grad, gen):
+    """Images in [-1, 1]; complete hides the bottom half (weight 1 there, 0.1 visible)."""
+    target = torch.rand(batch, CHANNELS, size, size, generator=gen) * 2 - 1
+    x = target.clone()
+    weight = torch.ones_like(target)
+    if kind == "complete":
+        x[:, :, size // 2:, :] = 0.0
+        weight[:, :, : size // 2, :] = VISIBLE_WEIGHT
+    b = {
+        "x": x,
+        "target": target,
+        "weight": weight,
+        "labels": torch.randint(0, CLASSES, (batch,), generator=gen),
+        "index": torch.randint(0, PRESETS["glo"]["glo_count"], (batch,), generator=gen),
+    }
+    if kind == "classifier" and input_grad:
+        # deconv's classifier keeps d(loss)/d(pixels) for the explanation methods
+        b["x"] = b["x"].requires_grad_(True)
+    return b
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def deconv_params(binary, kind):
+    """'total trainable parameters' of `deconv info --model KIND --batch 1` at the bench sizes."""
+    args = [binary, "info", "--model", kind, "--batch", "1", "--size", str(PRESETS[kind]["size"])]
+    if kind == "glo":
+        args += ["--glo-count", str(PRESETS["glo"]["glo_count"])]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    m = re.search(r"total trainable parameters: (\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def bench(kind, args):
+    load_start = os.getloadavg()[0]
+    torch.manual_seed(1)
+    gen = torch.Generator().manual_seed(1234)
+    p = PRESETS[kind]
+    batch = args.batch or p["batch"]
+    model = build(kind)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    data = random_batch(kind, batch, p["size"], not args.no_input_grad, gen)
+
+    def train_step():
+        loss = model.loss(data)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    def timed(fn):
+        runs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                fn()
+            runs.append(args.steps * batch / (time.perf_counter() - t0))
+        return statistics.median(runs), runs
+
+    model.train()
+    for _ in range(args.warmup):
+        loss = train_step()
+    train_ips, train_runs = timed(train_step)
+    loss = float(train_step())
+
+    model.eval()
+    with torch.no_grad():
+        for _ in range(args.warmup):
+            model.infer(data)
+        infer_ips, infer_runs = timed(lambda: model.infer(data))
+
+    r = dict(model=kind, batch=batch, size=p["size"], params=count_params(model),
+             train_ips=train_ips, train_ips_runs=train_runs,
+             infer_ips=infer_ips, infer_ips_runs=infer_runs, loss=loss,
+             loadavg_1min=[load_start, os.getloadavg()[0]])
+    if args.deconv:
+        r["deconv_params"] = deconv_params(args.deconv, kind)
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="complete,vae,glo,classifier")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=0, help="override the presets' batch sizes")
+    ap.add_argument("--deconv", help="deconv binary: compare parameter counts with `deconv info`")
+    ap.add_argument("--no-input-grad", action="store_true",
+                    help="classifier: skip d(loss)/d(input), which deconv computes")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    info = dict(torch=torch.__version__, threads=torch.get_num_threads(),
+                mkldnn=torch.backends.mkldnn.is_available(), python=platform.python_version(),
+                warmup=args.warmup, repeats=args.repeats, steps=args.steps, results=[])
+    print(f"PyTorch {torch.__version__}, {info['threads']} threads, mkldnn {info['mkldnn']}")
+    print(f"{'model':<11} {'batch':>5} {'train img/s':>11} {'infer img/s':>11} {'params':>9} {'deconv':>9}")
+    mismatch = False
+    for kind in args.models.split(","):
+        if kind not in PRESETS:
+            sys.exit(f"torch_twin: unknown model '{kind}' (use {', '.join(PRESETS)})")
+        r = bench(kind, args)
+        info["results"].append(r)
+        dp = r.get("deconv_params")
+        flag = "" if dp is None or dp == r["params"] else "  MISMATCH"
+        mismatch |= bool(flag)
+        print(f"{kind:<11} {r['batch']:>5} {r['train_ips']:>11.1f} {r['infer_ips']:>11.1f} "
+              f"{r['params']:>9} {dp if dp is not None else '-':>9}{flag}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(info, f, indent=1)
+    if mismatch:
+        sys.exit("torch_twin: parameter counts differ from deconv's: the twin is not the same network")
+
+
+if __name__ == "__main__":
+    main()
