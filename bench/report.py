@@ -23,8 +23,10 @@ batch, forward, zero_grad, backward, Adam; inference = eval-mode forward). step 
 conv/dense products with the conv op's chunking; "step/SGEMM" is how close the whole step
 is to running only its GEMMs at that rate. RSS = peak resident memory of the benchmark
 process for that model (getrusage); device = peak bytes allocated through the backend.
-load = the 1-minute load average when each benchmark started and ended (2 cores: above
-~1.5 other work shared the machine and the figure is low).
+load = the 1-minute load average when each benchmark started and ended. A benchmark running
+2 threads pulls it toward 2 by itself, so the start value is the one to read: on this 2-core
+machine a start above ~1.5, or an end well above 2, means other work shared the cores and
+the figures are low (PyTorch suffers most: its classifier drops ~10x under load).
 On the OpenCL rows the PyTorch figure is still PyTorch on the CPU.
 """
 

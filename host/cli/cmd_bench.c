@@ -43,7 +43,7 @@ extern char **environ;
 typedef struct bench_opts {
     char devices[256];
     char models[256];
-    int warmup, repeats, steps, threads, batch, gemm, infer, profile;
+    int warmup, repeats, steps, threads, batch, gemm, infer, profile, trace;
     double gemm_seconds; /* minimum measuring time per distinct GEMM shape */
     char json[1024];
     char startup_model[16];
@@ -355,32 +355,36 @@ static const char *const pr_names[PR_COUNT] = {
 static struct {
     const dc_backend_ops *orig;
     dc_backend_ops ops;
-    int sync;
+    int sync, trace; /* trace: print every call (name, size, ms) to stderr */
     double t[PR_COUNT], flops[PR_COUNT];
     long calls[PR_COUNT];
 } g_prof;
 
-#define PR_CALL(id, name, ...)                                        \
-    do {                                                              \
-        const double t0_ = now_s();                                   \
-        dc_status s_ = g_prof.orig->name(be, __VA_ARGS__);            \
-        if (g_prof.sync) g_prof.orig->sync(be);                       \
-        g_prof.t[id] += now_s() - t0_;                                \
-        g_prof.calls[id]++;                                           \
-        return s_;                                                    \
+#define PR_CALL_N(id, size, name, ...)                                                  \
+    do {                                                                                \
+        const double t0_ = now_s();                                                     \
+        dc_status s_ = g_prof.orig->name(be, __VA_ARGS__);                              \
+        if (g_prof.sync) g_prof.orig->sync(be);                                         \
+        const double dt_ = now_s() - t0_;                                               \
+        g_prof.t[id] += dt_;                                                            \
+        g_prof.calls[id]++;                                                             \
+        if (g_prof.trace)                                                               \
+            fprintf(stderr, "    %-14s %12.0f %9.3f ms\n", pr_names[id], (double)(size), dt_ * 1e3); \
+        return s_;                                                                      \
     } while (0)
+#define PR_CALL(id, name, ...) PR_CALL_N(id, 0, name, __VA_ARGS__)
 
 static dc_status pr_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, float alpha, dc_ptr a,
                          int lda, dc_ptr b, int ldb, float beta, dc_ptr c, int ldc) {
     const int id = PR_GEMM_NN + 2 * (ta != 0) + (tb != 0);
     g_prof.flops[id] += 2.0 * m * (double)n * k;
-    PR_CALL(id, gemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    PR_CALL_N(id, 2.0 * m * (double)n * k, gemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 static dc_status pr_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x, dc_ptr c) {
-    PR_CALL(PR_IM2COL, im2col, g, n0, nb, x, c);
+    PR_CALL_N(PR_IM2COL, (double)g->c * g->kh * g->kw * nb * g->oh * g->ow, im2col, g, n0, nb, x, c);
 }
 static dc_status pr_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr c, dc_ptr x) {
-    PR_CALL(PR_COL2IM, col2im, g, n0, nb, c, x);
+    PR_CALL_N(PR_COL2IM, (double)g->c * g->kh * g->kw * nb * g->oh * g->ow, col2im, g, n0, nb, c, x);
 }
 static dc_status pr_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
                                int c, int hw, float beta) {
@@ -393,20 +397,20 @@ static dc_status pr_bias_add(dc_backend *be, dc_ptr y, dc_ptr b, int n, int c, i
     PR_CALL(PR_BIAS_ADD, bias_add, y, b, n, c, hw);
 }
 static dc_status pr_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
-    PR_CALL(PR_BIAS_GRAD, bias_grad, db, dy, n, c, hw);
+    PR_CALL_N(PR_BIAS_GRAD, (double)n * c * hw, bias_grad, db, dy, n, c, hw);
 }
 static dc_status pr_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y, dc_ptr sw) {
-    PR_CALL(PR_MAXPOOL_FWD, maxpool_fwd, g, x, y, sw);
+    PR_CALL_N(PR_MAXPOOL_FWD, (double)g->n * g->c * g->h * g->w, maxpool_fwd, g, x, y, sw);
 }
 static dc_status pr_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
     PR_CALL(PR_MAXPOOL_BWD, maxpool_bwd, g, dy, sw, dx);
 }
 static dc_status pr_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_ptr y, size_t n) {
-    PR_CALL(PR_ACT_FWD, act_fwd, kind, alpha, x, y, n);
+    PR_CALL_N(PR_ACT_FWD, n, act_fwd, kind, alpha, x, y, n);
 }
 static dc_status pr_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
                             dc_ptr dy, dc_ptr dx, size_t n) {
-    PR_CALL(PR_ACT_BWD, act_bwd, kind, mode, alpha, x, y, dy, dx, n);
+    PR_CALL_N(PR_ACT_BWD, n, act_bwd, kind, mode, alpha, x, y, dy, dx, n);
 }
 static dc_status pr_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c, int hw) {
     PR_CALL(PR_BN_STATS, bn_stats, x, mean, var, n, c, hw);
@@ -419,7 +423,7 @@ static dc_status pr_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
                            dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw, float eps) {
     PR_CALL(PR_BN_BWD, bn_bwd, x, mean, var, gamma, dy, dx, dgamma, dbeta, n, c, hw, eps);
 }
-static dc_status pr_fill(dc_backend *be, dc_ptr dst, size_t n, float v) { PR_CALL(PR_FILL, fill, dst, n, v); }
+static dc_status pr_fill(dc_backend *be, dc_ptr dst, size_t n, float v) { PR_CALL_N(PR_FILL, n, fill, dst, n, v); }
 static dc_status pr_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) { PR_CALL(PR_COPY, copy, dst, src, n); }
 static dc_status pr_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes) {
     PR_CALL(PR_WRITE, write, dst, src, bytes);
@@ -447,7 +451,7 @@ static dc_status pr_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr lv, int rows, int
 static dc_status pr_adam(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
                          dc_ptr gs, float lr, float b1, float b2, float eps, float wd, int dec,
                          float bc1, float bc2) {
-    PR_CALL(PR_ADAM, adam_update, p, g, m, v, n, gs, lr, b1, b2, eps, wd, dec, bc1, bc2);
+    PR_CALL_N(PR_ADAM, n, adam_update, p, g, m, v, n, gs, lr, b1, b2, eps, wd, dec, bc1, bc2);
 }
 static dc_status pr_sgd(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, size_t n, dc_ptr gs, float lr,
                         float mom, float wd, int nest) {
@@ -504,10 +508,19 @@ static void profile_remove(dc_backend *be) {
 }
 
 /* Profile `steps` training steps; returns a JSON object and prints a table to stderr. */
-static cJSON *profile_steps(dc_model *m, dc_optim *opt, const dc_batch *b, int steps,
+static cJSON *profile_steps(dc_model *m, dc_optim *opt, const dc_batch *b, int steps, int trace,
                             const char *label, char *msg, size_t cap) {
     dc_backend *be = m->be;
     float loss;
+    if (trace) {
+        /* one traced step first (its times are not counted) */
+        profile_install(be);
+        g_prof.trace = 1;
+        fprintf(stderr, "trace of one training step of %s (primitive, size: FLOPs or elements, time):\n", label);
+        dc_status s = train_step(m, opt, b, dc_seed_mix(13, 1), msg, cap);
+        profile_remove(be);
+        if (s) return NULL;
+    }
     profile_install(be);
     const double t0 = now_s();
     for (int i = 0; i < steps; i++)
@@ -643,7 +656,7 @@ static int run_single(const bench_opts *o, const char *device, const char *model
         dc_graph_set_train(g, 1);
         char label[600];
         snprintf(label, sizeof label, "%s on %s", model, device);
-        if (!(prof = profile_steps(m, opt, &b, o->profile, label, msg, sizeof msg))) goto step_fail;
+        if (!(prof = profile_steps(m, opt, &b, o->profile, o->trace, label, msg, sizeof msg))) goto step_fail;
     }
     const double train_ips = median(tt, o->repeats), infer_ips = o->infer ? median(ti, o->repeats) : NAN;
     const double step_s = batch / train_ips, step_gflops = step_flops / step_s / 1e9;
@@ -906,7 +919,7 @@ static cJSON *startup_bench(const bench_opts *o, const char *device) {
         cJSON *r = spawn_child(args, env, &t0);
         if (!r) {
             fprintf(stderr, "deconv bench: the start-up probe on %s failed\n", device);
-            continue;
+            break;
         }
         cJSON *s = cJSON_CreateObject();
         cJSON_AddNumberToObject(s, "to_main_s", jnum(r, "t_enter") - t0);
@@ -968,6 +981,10 @@ static void print_table(const cJSON *results, const cJSON *startups) {
            "dev MB = peak bytes allocated through the backend.\n");
     cJSON_ArrayForEach(r, startups) {
         const cJSON *dev = cJSON_GetObjectItemCaseSensitive(r, "device");
+        if (!cJSON_GetObjectItemCaseSensitive(r, "first_start")) {
+            printf("\nstart-up on %s: the probe failed\n", dev->valuestring);
+            continue;
+        }
         printf("\nstart-up on %s (%s model, from spawn):\n", dev->valuestring,
                cJSON_GetObjectItemCaseSensitive(r, "model")->valuestring);
         const char *names[2] = {"first_start", "second_start"};
@@ -1001,6 +1018,7 @@ static void usage(void) {
            "  --gemm-seconds S  measuring time per distinct GEMM shape (0.2)\n"
            "  --no-gemm         skip the GEMM measurement\n"
            "  --profile N       also time every backend primitive over N more training steps\n"
+           "  --trace           with --profile: print every primitive call of one step first\n"
            "  --no-infer        skip the inference timing (e.g. to profile training alone)\n"
            "  --startup         measure the start-up time on every device (default: OpenCL ones)\n"
            "  --no-startup      never measure it\n"
@@ -1013,7 +1031,7 @@ static void usage(void) {
 
 int dc_cmd_bench(int argc, char **argv) {
     static const char *const flags[] = {"help", "no-gemm", "no-infer", "startup", "no-startup",
-                                        "single", "startup-probe", NULL};
+                                        "single", "startup-probe", "trace", NULL};
     dc_args a;
     if (dc_args_parse(&a, "bench", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {
@@ -1033,6 +1051,7 @@ int dc_cmd_bench(int argc, char **argv) {
     o.gemm = !dc_args_flag(&a, "no-gemm");
     o.infer = !dc_args_flag(&a, "no-infer");
     o.profile = dc_args_int(&a, "profile", 0);
+    o.trace = dc_args_flag(&a, "trace");
     o.startup = dc_args_flag(&a, "no-startup") ? 0 : dc_args_flag(&a, "startup") ? 1 : -1;
     snprintf(o.startup_model, sizeof o.startup_model, "%s", dc_args_str(&a, "startup-model", "complete"));
     snprintf(o.json, sizeof o.json, "%s", dc_args_str(&a, "json", ""));
@@ -1051,6 +1070,19 @@ int dc_cmd_bench(int argc, char **argv) {
     }
 
     /* ---- the parent: one child per (device, model) ---- */
+    {
+        char mods[256];
+        snprintf(mods, sizeof mods, "%s", o.models);
+        for (char *save = NULL, *mod = strtok_r(mods, ",", &save); mod; mod = strtok_r(NULL, ",", &save)) {
+            dc_model_spec spec;
+            int batch;
+            dc_error err = {0};
+            if (bench_preset(mod, o.batch, &spec, &batch, &err)) {
+                fprintf(stderr, "deconv bench: --models: %s\n", err.msg);
+                return 2;
+            }
+        }
+    }
     char threads[16], warmup[16], repeats[16], steps[16], batch[16], gsec[32];
     snprintf(threads, sizeof threads, "%d", o.threads);
     snprintf(warmup, sizeof warmup, "%d", o.warmup);
@@ -1094,6 +1126,7 @@ int dc_cmd_bench(int argc, char **argv) {
             char prof_steps[16];
             snprintf(prof_steps, sizeof prof_steps, "%d", o.profile);
             if (o.profile > 0) args[n++] = (char *)"--profile", args[n++] = prof_steps;
+            if (o.trace) args[n++] = (char *)"--trace";
             args[n] = NULL;
             cJSON *r = spawn_child(args, NULL, NULL);
             if (!r) {
