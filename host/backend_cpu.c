@@ -18,6 +18,10 @@ struct dc_buffer {
 typedef struct cpu_backend {
     dc_backend base;
     int threads;
+    /* fused convolution scratch: per thread one image's columns and a weight-gradient
+     * accumulator; grown on demand, kept for the backend's life (no per-step allocation) */
+    float *scratch;
+    size_t scratch_elems;
 } cpu_backend;
 
 #define F(p) ((p).buf->data + (p).off)
@@ -209,6 +213,51 @@ static dc_status cpu_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, 
 }
 
 /* ---- convolution plumbing ---- */
+/* One image, one thread: columns [c*kh*kw, oh*ow]. */
+static void im2col_plain(const dc_win2d *g, const float *src0, float *dst0) {
+    const int ohw = g->oh * g->ow;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                const float *src = src0 + (size_t)ci * g->h * g->w;
+                float *dst = dst0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw;
+                for (int oy = 0; oy < g->oh; oy++) {
+                    const int iy = oy * g->sh - g->ph + i;
+                    float *drow = dst + (size_t)oy * g->ow;
+                    if (iy < 0 || iy >= g->h) {
+                        memset(drow, 0, sizeof(float) * g->ow);
+                        continue;
+                    }
+                    const float *srow = src + (size_t)iy * g->w;
+                    for (int ox = 0; ox < g->ow; ox++) {
+                        const int ix = ox * g->sw - g->pw + j;
+                        drow[ox] = (ix >= 0 && ix < g->w) ? srow[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* One image, one thread: x += fold(columns). */
+static void col2im_plain(const dc_win2d *g, const float *src0, float *dst0) {
+    const int ohw = g->oh * g->ow;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                float *dst = dst0 + (size_t)ci * g->h * g->w;
+                const float *src = src0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw;
+                for (int oy = 0; oy < g->oh; oy++) {
+                    const int iy = oy * g->sh - g->ph + i;
+                    if (iy < 0 || iy >= g->h) continue;
+                    float *drow = dst + (size_t)iy * g->w;
+                    const float *srow = src + (size_t)oy * g->ow;
+                    for (int ox = 0; ox < g->ow; ox++) {
+                        const int ix = ox * g->sw - g->pw + j;
+                        if (ix >= 0 && ix < g->w) drow[ix] += srow[ox];
+                    }
+                }
+            }
+}
+
 static dc_status cpu_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
                             dc_ptr cols) {
     (void)be;
@@ -832,7 +881,94 @@ static dc_status cpu_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, flo
     return DC_OK;
 }
 
-static void cpu_destroy(dc_backend *be) { free(be); }
+/* ---- fused convolution, parallel over images ----
+ * Each thread takes whole images: im2col of one image into its own cache-sized buffer,
+ * then single-threaded GEMMs straight on the NCHW slices (no layout copies). Weight
+ * gradients go to per-thread accumulators summed in thread order, so results are
+ * deterministic for a given thread count. */
+static float *conv_scratch(cpu_backend *b, size_t per_thread, int threads) {
+    size_t need = per_thread * (size_t)threads;
+    if (need > b->scratch_elems) {
+        float *p = realloc(b->scratch, need * sizeof(float));
+        if (!p) return NULL;
+        b->scratch = p;
+        b->scratch_elems = need;
+    }
+    return b->scratch;
+}
+
+static dc_status cpu_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                                dc_ptr bias, dc_ptr y) {
+    cpu_backend *cb = (cpu_backend *)be;
+    const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow, T = omp_get_max_threads();
+    float *scr = conv_scratch(cb, (size_t)K * ohw, T);
+    if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv2d: out of memory");
+    const float *pw = F(w), *pb = bias.buf ? F(bias) : NULL;
+    float *py = F(y);
+    const size_t in_img = (size_t)g->c * g->h * g->w, out_img = (size_t)oc * ohw;
+#pragma omp parallel num_threads(T)
+    {
+        float *cols = scr + (size_t)omp_get_thread_num() * K * ohw;
+#pragma omp for schedule(static)
+        for (int n = 0; n < g->n; n++) {
+            dc_win2d one = *g;
+            one.n = 1;
+            dc_ptr xn = {x.buf, x.off + (size_t)n * in_img};
+            im2col_plain(&one, F(xn), cols);
+            float *yn = py + (size_t)n * out_img;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, ohw, K, 1.0f, pw, K, cols,
+                        ohw, 0.0f, yn, ohw);
+            if (pb)
+                for (int o = 0; o < oc; o++)
+                    for (int p = 0; p < ohw; p++) yn[(size_t)o * ohw + p] += pb[o];
+        }
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                                dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db) {
+    cpu_backend *cb = (cpu_backend *)be;
+    const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow, T = omp_get_max_threads();
+    const size_t per = (size_t)K * ohw + (size_t)oc * K;
+    float *scr = conv_scratch(cb, per, T);
+    if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv2d: out of memory");
+    const float *pw = F(w), *pdy = F(dy);
+    float *pdw = F(dw);
+    const size_t in_img = (size_t)g->c * g->h * g->w, out_img = (size_t)oc * ohw;
+    if (db.buf) cpu_bias_grad(be, db, dy, g->n, oc, ohw);
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+        float *cols = scr + (size_t)t * per, *acc = cols + (size_t)K * ohw;
+        memset(acc, 0, sizeof(float) * oc * K);
+#pragma omp for schedule(static)
+        for (int n = 0; n < g->n; n++) {
+            dc_win2d one = *g;
+            one.n = 1;
+            const float *dyn = pdy + (size_t)n * out_img;
+            im2col_plain(&one, F(x) + (size_t)n * in_img, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, ohw, 1.0f, dyn, ohw, cols,
+                        ohw, 1.0f, acc, K);
+            if (dx.buf) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, oc, 1.0f, pw, K, dyn,
+                            ohw, 0.0f, cols, ohw);
+                col2im_plain(&one, cols, F(dx) + (size_t)n * in_img);
+            }
+        }
+    }
+    /* fixed-order reduction of the per-thread weight gradients */
+    for (int t = 0; t < T; t++) {
+        const float *acc = scr + (size_t)t * per + (size_t)K * ohw;
+        for (size_t i = 0; i < (size_t)oc * K; i++) pdw[i] += acc[i];
+    }
+    return DC_OK;
+}
+
+static void cpu_destroy(dc_backend *be) {
+    free(((cpu_backend *)be)->scratch);
+    free(be);
+}
 
 static const dc_backend_ops cpu_ops = {
     .name = "cpu",
@@ -879,6 +1015,8 @@ static const dc_backend_ops cpu_ops = {
     .sgd_update = cpu_sgd_update,
     .adam_update = cpu_adam_update,
     .clip_scale = cpu_clip_scale,
+    .conv2d_fwd = cpu_conv2d_fwd,
+    .conv2d_bwd = cpu_conv2d_bwd,
     .destroy = cpu_destroy,
 };
 

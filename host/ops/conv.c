@@ -166,6 +166,12 @@ int dc_conv_transpose2d_tied(dc_graph *g, int x, int conv_node, int stride, int 
 /* ---- conv2d ---- */
 static dc_status conv_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
+    if (be->ops->conv2d_fwd) {
+        dc_ptr B = n->param[1] >= 0 ? dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value) : dc_null_ptr();
+        return be->ops->conv2d_fwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
+                                   dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value), B,
+                                   dc_tensor_ptr(n->out));
+    }
     const dc_win2d *w = &n->win;
     const int OC = n->out_ch, K = w->c * w->kh * w->kw, ohw = w->oh * w->ow;
     const int nb = conv_chunk(g, n, conv_per_image(n));
@@ -186,6 +192,13 @@ static dc_status conv_forward(dc_graph *g, dc_node *n) {
 static dc_status conv_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     (void)mode;
     dc_backend *be = g->be;
+    if (be->ops->conv2d_bwd) {
+        dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
+        return be->ops->conv2d_bwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
+                                   dc_tensor_ptr(pw->value), dc_tensor_ptr(n->grad),
+                                   dc_node_has_grad(g, n->in[0]) ? dc_node_grad(g, n->in[0]) : dc_null_ptr(),
+                                   dc_tensor_ptr(pw->grad), pb ? dc_tensor_ptr(pb->grad) : dc_null_ptr());
+    }
     const dc_win2d *w = &n->win;
     const int OC = n->out_ch, K = w->c * w->kh * w->kw, ohw = w->oh * w->ow;
     const int nb = conv_chunk(g, n, conv_per_image(n));

@@ -183,6 +183,15 @@ typedef struct dc_backend_ops {
     /* gscale[0] = min(1, max_norm / sqrt(sumsq[0] + 1e-12)) */
     dc_status (*clip_scale)(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm);
 
+    /* ---- optional fused convolution (NULL: the conv op composes im2col + gemm) ----
+     * conv2d with geometry g (input [g->n, g->c, g->h, g->w], output [g->n, oc, g->oh, g->ow]),
+     * weight [oc, c, kh, kw], bias [oc] or NULL.
+     * fwd: y = conv(x) + b.  bwd: dw += ..., db += ... (when db.buf), dx += ... (when dx.buf). */
+    dc_status (*conv2d_fwd)(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                            dc_ptr b, dc_ptr y);
+    dc_status (*conv2d_bwd)(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                            dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db);
+
     void (*destroy)(dc_backend *be);
 } dc_backend_ops;
 
