@@ -229,6 +229,18 @@ static void im2col_plain(const dc_win2d *g, const float *src0, float *dst0) {
                         continue;
                     }
                     const float *srow = src + (size_t)iy * g->w;
+                    if (g->sw == 1) {
+                        /* a contiguous run between zero borders */
+                        int ox0 = g->pw - j, ox1 = g->w + g->pw - j;
+                        if (ox0 < 0) ox0 = 0;
+                        if (ox1 > g->ow) ox1 = g->ow;
+                        if (ox1 < ox0) ox1 = ox0;
+                        for (int ox = 0; ox < ox0; ox++) drow[ox] = 0.0f;
+                        if (ox1 > ox0)
+                            memcpy(drow + ox0, srow + ox0 - g->pw + j, sizeof(float) * (ox1 - ox0));
+                        for (int ox = ox1; ox < g->ow; ox++) drow[ox] = 0.0f;
+                        continue;
+                    }
                     for (int ox = 0; ox < g->ow; ox++) {
                         const int ix = ox * g->sw - g->pw + j;
                         drow[ox] = (ix >= 0 && ix < g->w) ? srow[ix] : 0.0f;
