@@ -977,6 +977,73 @@ static dc_status cpu_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_pt
     return DC_OK;
 }
 
+static dc_status cpu_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                  dc_ptr w, dc_ptr bias, dc_ptr y) {
+    cpu_backend *cb = (cpu_backend *)be;
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, T = omp_get_max_threads();
+    float *scr = conv_scratch(cb, (size_t)R * hw, T);
+    if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv_transpose2d: out of memory");
+    const float *pw = F(w), *px = F(x), *pb = bias.buf ? F(bias) : NULL;
+    float *py = F(y);
+    const size_t in_img = (size_t)cin * hw, big = (size_t)g->h * g->w, out_img = (size_t)g->c * big;
+    dc_win2d one = *g;
+    one.n = 1;
+#pragma omp parallel num_threads(T)
+    {
+        float *cols = scr + (size_t)omp_get_thread_num() * R * hw;
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            /* cols [R, hw] = W[cin, R]^T x_i[cin, hw], folded into the zeroed output */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, hw, cin, 1.0f, pw, R,
+                        px + (size_t)i * in_img, hw, 0.0f, cols, hw);
+            float *yi = py + (size_t)i * out_img;
+            memset(yi, 0, sizeof(float) * out_img);
+            col2im_plain(&one, cols, yi);
+            if (pb)
+                for (int o = 0; o < g->c; o++)
+                    for (size_t p = 0; p < big; p++) yi[(size_t)o * big + p] += pb[o];
+        }
+    }
+    return DC_OK;
+}
+
+static dc_status cpu_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                  dc_ptr w, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db) {
+    cpu_backend *cb = (cpu_backend *)be;
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, T = omp_get_max_threads();
+    const size_t per = (size_t)R * hw + (size_t)cin * R;
+    float *scr = conv_scratch(cb, per, T);
+    if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv_transpose2d: out of memory");
+    const float *pw = F(w), *px = F(x), *pdy = F(dy);
+    float *pdw = F(dw);
+    const size_t in_img = (size_t)cin * hw, big = (size_t)g->h * g->w, out_img = (size_t)g->c * big;
+    if (db.buf) cpu_bias_grad(be, db, dy, n, g->c, (int)big);
+    dc_win2d one = *g;
+    one.n = 1;
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+        float *cols = scr + (size_t)t * per, *acc = cols + (size_t)R * hw;
+        memset(acc, 0, sizeof(float) * cin * R);
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            im2col_plain(&one, pdy + (size_t)i * out_img, cols);
+            const float *xi = px + (size_t)i * in_img;
+            /* dW[cin, R] += x_i [cin, hw] cols^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cin, R, hw, 1.0f, xi, hw, cols, hw,
+                        1.0f, acc, R);
+            if (dx.buf) /* dx_i [cin, hw] += W [cin, R] cols [R, hw] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin, hw, R, 1.0f, pw, R, cols,
+                            hw, 1.0f, F(dx) + (size_t)i * in_img, hw);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        const float *acc = scr + (size_t)t * per + (size_t)R * hw;
+        for (size_t i = 0; i < (size_t)cin * R; i++) pdw[i] += acc[i];
+    }
+    return DC_OK;
+}
+
 static void cpu_destroy(dc_backend *be) {
     free(((cpu_backend *)be)->scratch);
     free(be);
@@ -1029,6 +1096,8 @@ static const dc_backend_ops cpu_ops = {
     .clip_scale = cpu_clip_scale,
     .conv2d_fwd = cpu_conv2d_fwd,
     .conv2d_bwd = cpu_conv2d_bwd,
+    .conv_t2d_fwd = cpu_conv_t2d_fwd,
+    .conv_t2d_bwd = cpu_conv_t2d_bwd,
     .destroy = cpu_destroy,
 };
 

@@ -234,6 +234,11 @@ static double conv_flops(const dc_graph *g, const dc_node *n) {
 /* ---- conv_transpose2d ---- */
 static dc_status convt_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
+    if (be->ops->conv_t2d_fwd)
+        return be->ops->conv_t2d_fwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
+                                     dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value),
+                                     dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value),
+                                     dc_tensor_ptr(n->out));
     const dc_win2d *w = &n->win; /* conv geometry: big [OC, oh', ow'] -> small [C, H, W] */
     const int C = w->n, R = w->c * w->kh * w->kw, hw = w->oh * w->ow;
     const int nb = conv_chunk(g, n, conv_per_image(n));
@@ -258,6 +263,14 @@ static dc_status convt_forward(dc_graph *g, dc_node *n) {
 static dc_status convt_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     (void)mode;
     dc_backend *be = g->be;
+    if (be->ops->conv_t2d_bwd) {
+        dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
+        return be->ops->conv_t2d_bwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
+                                     dc_tensor_ptr(pw->value), dc_tensor_ptr(n->grad),
+                                     dc_node_has_grad(g, n->in[0]) ? dc_node_grad(g, n->in[0])
+                                                                   : dc_null_ptr(),
+                                     dc_tensor_ptr(pw->grad), dc_tensor_ptr(pb->grad));
+    }
     const dc_win2d *w = &n->win;
     const int C = w->n, R = w->c * w->kh * w->kw, hw = w->oh * w->ow;
     const int nb = conv_chunk(g, n, conv_per_image(n));

@@ -192,6 +192,13 @@ typedef struct dc_backend_ops {
     dc_status (*conv2d_bwd)(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                             dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db);
 
+    /* transposed conv2d: g is the conv from the output [g->c, g->h, g->w] back to the input
+     * [cin, g->oh, g->ow] (as the conv op stores it), batch `n`; weight [cin, g->c, kh, kw]. */
+    dc_status (*conv_t2d_fwd)(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                              dc_ptr w, dc_ptr b, dc_ptr y);
+    dc_status (*conv_t2d_bwd)(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                              dc_ptr w, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db);
+
     void (*destroy)(dc_backend *be);
 } dc_backend_ops;
 
