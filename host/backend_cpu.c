@@ -213,61 +213,67 @@ static dc_status cpu_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, 
 }
 
 /* ---- convolution plumbing ---- */
+/* One row of the column matrix: kernel offset (i, j) of one channel plane, oh*ow values,
+ * zero where the window reads padding. Shared by the batched im2col and the fused conv. */
+static void im2col_row(const dc_win2d *g, const float *plane, int i, int j, float *dst) {
+    for (int oy = 0; oy < g->oh; oy++) {
+        const int iy = oy * g->sh - g->ph + i;
+        float *drow = dst + (size_t)oy * g->ow;
+        if (iy < 0 || iy >= g->h) {
+            memset(drow, 0, sizeof(float) * g->ow);
+            continue;
+        }
+        const float *srow = plane + (size_t)iy * g->w;
+        if (g->sw == 1) {
+            /* a contiguous run between zero borders: valid ox in [ox0, ox1) */
+            int ox0 = g->pw - j, ox1 = g->w + g->pw - j;
+            if (ox0 < 0) ox0 = 0;
+            if (ox1 > g->ow) ox1 = g->ow;
+            if (ox1 < ox0) ox1 = ox0;
+            for (int ox = 0; ox < ox0; ox++) drow[ox] = 0.0f;
+            if (ox1 > ox0) memcpy(drow + ox0, srow + ox0 - g->pw + j, sizeof(float) * (ox1 - ox0));
+            for (int ox = ox1; ox < g->ow; ox++) drow[ox] = 0.0f;
+        } else {
+            for (int ox = 0; ox < g->ow; ox++) {
+                const int ix = ox * g->sw - g->pw + j;
+                drow[ox] = (ix >= 0 && ix < g->w) ? srow[ix] : 0.0f;
+            }
+        }
+    }
+}
+
+/* The inverse of one row: plane += fold(row). */
+static void col2im_row(const dc_win2d *g, const float *src, int i, int j, float *plane) {
+    for (int oy = 0; oy < g->oh; oy++) {
+        const int iy = oy * g->sh - g->ph + i;
+        if (iy < 0 || iy >= g->h) continue;
+        float *drow = plane + (size_t)iy * g->w;
+        const float *srow = src + (size_t)oy * g->ow;
+        for (int ox = 0; ox < g->ow; ox++) {
+            const int ix = ox * g->sw - g->pw + j;
+            if (ix >= 0 && ix < g->w) drow[ix] += srow[ox];
+        }
+    }
+}
+
 /* One image, one thread: columns [c*kh*kw, oh*ow]. */
 static void im2col_plain(const dc_win2d *g, const float *src0, float *dst0) {
-    const int ohw = g->oh * g->ow;
+    const size_t ohw = (size_t)g->oh * g->ow, plane = (size_t)g->h * g->w;
     for (int ci = 0; ci < g->c; ci++)
         for (int i = 0; i < g->kh; i++)
-            for (int j = 0; j < g->kw; j++) {
-                const float *src = src0 + (size_t)ci * g->h * g->w;
-                float *dst = dst0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw;
-                for (int oy = 0; oy < g->oh; oy++) {
-                    const int iy = oy * g->sh - g->ph + i;
-                    float *drow = dst + (size_t)oy * g->ow;
-                    if (iy < 0 || iy >= g->h) {
-                        memset(drow, 0, sizeof(float) * g->ow);
-                        continue;
-                    }
-                    const float *srow = src + (size_t)iy * g->w;
-                    if (g->sw == 1) {
-                        /* a contiguous run between zero borders */
-                        int ox0 = g->pw - j, ox1 = g->w + g->pw - j;
-                        if (ox0 < 0) ox0 = 0;
-                        if (ox1 > g->ow) ox1 = g->ow;
-                        if (ox1 < ox0) ox1 = ox0;
-                        for (int ox = 0; ox < ox0; ox++) drow[ox] = 0.0f;
-                        if (ox1 > ox0)
-                            memcpy(drow + ox0, srow + ox0 - g->pw + j, sizeof(float) * (ox1 - ox0));
-                        for (int ox = ox1; ox < g->ow; ox++) drow[ox] = 0.0f;
-                        continue;
-                    }
-                    for (int ox = 0; ox < g->ow; ox++) {
-                        const int ix = ox * g->sw - g->pw + j;
-                        drow[ox] = (ix >= 0 && ix < g->w) ? srow[ix] : 0.0f;
-                    }
-                }
-            }
+            for (int j = 0; j < g->kw; j++)
+                im2col_row(g, src0 + ci * plane, i, j,
+                           dst0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw);
 }
 
 /* One image, one thread: x += fold(columns). */
 static void col2im_plain(const dc_win2d *g, const float *src0, float *dst0) {
-    const int ohw = g->oh * g->ow;
+    const size_t ohw = (size_t)g->oh * g->ow, plane = (size_t)g->h * g->w;
     for (int ci = 0; ci < g->c; ci++)
         for (int i = 0; i < g->kh; i++)
-            for (int j = 0; j < g->kw; j++) {
-                float *dst = dst0 + (size_t)ci * g->h * g->w;
-                const float *src = src0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw;
-                for (int oy = 0; oy < g->oh; oy++) {
-                    const int iy = oy * g->sh - g->ph + i;
-                    if (iy < 0 || iy >= g->h) continue;
-                    float *drow = dst + (size_t)iy * g->w;
-                    const float *srow = src + (size_t)oy * g->ow;
-                    for (int ox = 0; ox < g->ow; ox++) {
-                        const int ix = ox * g->sw - g->pw + j;
-                        if (ix >= 0 && ix < g->w) drow[ix] += srow[ox];
-                    }
-                }
-            }
+            for (int j = 0; j < g->kw; j++)
+                col2im_row(g, src0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw, i, j,
+                           dst0 + ci * plane);
 }
 
 static dc_status cpu_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
@@ -279,38 +285,12 @@ static dc_status cpu_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     const size_t ohw = (size_t)g->oh * g->ow, ncols = (size_t)nb * ohw;
     const size_t plane = (size_t)g->h * g->w;
 #pragma omp parallel for schedule(static) collapse(2)
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows; r++)
         for (int n = 0; n < nb; n++) {
             const int ci = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
-            const float *src = px + ((size_t)(n0 + n) * g->c + ci) * plane;
-            float *dst = pc + (size_t)r * ncols + (size_t)n * ohw;
-            for (int oy = 0; oy < g->oh; oy++) {
-                const int iy = oy * g->sh - g->ph + i;
-                float *drow = dst + (size_t)oy * g->ow;
-                if (iy < 0 || iy >= g->h) {
-                    memset(drow, 0, sizeof(float) * g->ow);
-                    continue;
-                }
-                const float *srow = src + (size_t)iy * g->w;
-                if (g->sw == 1) {
-                    /* contiguous run with zero borders */
-                    int ox0 = g->pw - j, ox1 = g->w + g->pw - j; /* valid ox in [ox0, ox1) */
-                    if (ox0 < 0) ox0 = 0;
-                    if (ox1 > g->ow) ox1 = g->ow;
-                    if (ox1 < ox0) ox1 = ox0;
-                    for (int ox = 0; ox < ox0; ox++) drow[ox] = 0;
-                    if (ox1 > ox0)
-                        memcpy(drow + ox0, srow + ox0 - g->pw + j, sizeof(float) * (ox1 - ox0));
-                    for (int ox = ox1; ox < g->ow; ox++) drow[ox] = 0;
-                } else {
-                    for (int ox = 0; ox < g->ow; ox++) {
-                        const int ix = ox * g->sw - g->pw + j;
-                        drow[ox] = (ix >= 0 && ix < g->w) ? srow[ix] : 0.0f;
-                    }
-                }
-            }
+            im2col_row(g, px + ((size_t)(n0 + n) * g->c + ci) * plane, i, j,
+                       pc + (size_t)r * ncols + (size_t)n * ohw);
         }
-    }
     return DC_OK;
 }
 
@@ -323,26 +303,14 @@ static dc_status cpu_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     const size_t plane = (size_t)g->h * g->w;
     /* Each (image, channel) plane is owned by one thread: deterministic, no atomics. */
 #pragma omp parallel for schedule(static) collapse(2)
-    for (int n = 0; n < nb; n++) {
-        for (int ci = 0; ci < g->c; ci++) {
-            float *dst = px + ((size_t)(n0 + n) * g->c + ci) * plane;
+    for (int n = 0; n < nb; n++)
+        for (int ci = 0; ci < g->c; ci++)
             for (int i = 0; i < g->kh; i++)
                 for (int j = 0; j < g->kw; j++) {
                     const int r = (ci * g->kh + i) * g->kw + j;
-                    const float *src = pc + (size_t)r * ncols + (size_t)n * ohw;
-                    for (int oy = 0; oy < g->oh; oy++) {
-                        const int iy = oy * g->sh - g->ph + i;
-                        if (iy < 0 || iy >= g->h) continue;
-                        float *drow = dst + (size_t)iy * g->w;
-                        const float *srow = src + (size_t)oy * g->ow;
-                        for (int ox = 0; ox < g->ow; ox++) {
-                            const int ix = ox * g->sw - g->pw + j;
-                            if (ix >= 0 && ix < g->w) drow[ix] += srow[ox];
-                        }
-                    }
+                    col2im_row(g, pc + (size_t)r * ncols + (size_t)n * ohw, i, j,
+                               px + ((size_t)(n0 + n) * g->c + ci) * plane);
                 }
-        }
-    }
     return DC_OK;
 }
 

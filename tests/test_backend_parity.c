@@ -925,17 +925,6 @@ static void test_kernel_sources(void **state) {
         fail_msg("build failure message lacks the device or the log: %s", err.msg);
 }
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kib = atol(line + 6);
-    fclose(f);
-    return kib;
-}
-
 /* One create/use/free cycle: a buffer, a kernel, a GEMM (CLBlast caches per context). */
 static void cycle(int gemm) {
     dc_error err = {0};
@@ -961,10 +950,10 @@ static void test_create_free_100(void **state) {
     REQUIRE_CL();
     for (int i = 0; i < 3; i++)
         cycle(i == 0);
-    const long before = rss_kib();
+    const long before = tu_rss_kib();
     for (int i = 0; i < 100; i++)
         cycle(i % 25 == 0);
-    const long after = rss_kib();
+    const long after = tu_rss_kib();
     fprintf(stderr, "100 create/free cycles: VmRSS %ld -> %ld KiB\n", before, after);
 #if defined(__SANITIZE_ADDRESS__)
 #define DC_ASAN 1

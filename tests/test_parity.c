@@ -259,17 +259,6 @@ static void train_preset(const char *kind, int tied) {
     dc_backend_free(bo);
 }
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kib = atol(line + 6);
-    fclose(f);
-    return kib;
-}
-
 /* Backend + model + one training step, created and freed 100 times: the model returns
  * every device byte, and the process does not grow (bound: 16 MiB over 100 cycles). */
 static void model_cycle(int opencl) {
@@ -302,9 +291,9 @@ static void model_cycle(int opencl) {
 
 static void create_free_100(int opencl) {
     for (int i = 0; i < 3; i++) model_cycle(opencl);
-    const long before = rss_kib();
+    const long before = tu_rss_kib();
     for (int i = 0; i < 100; i++) model_cycle(opencl);
-    const long after = rss_kib();
+    const long after = tu_rss_kib();
     print_message("  %s: 100 backend+model cycles: VmRSS %ld -> %ld KiB\n", opencl ? "opencl" : "cpu",
                   before, after);
 #if defined(__SANITIZE_ADDRESS__)

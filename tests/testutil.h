@@ -31,6 +31,8 @@ int tu_in_ci(void);
         print_message("\n");                                              \
         skip();                                                           \
     } while (0)
+/* Resident set size of this process in KiB (VmRSS), or -1. */
+long tu_rss_kib(void);
 /* Make a fresh temporary directory (mkdtemp); returns a static-lifetime copy. */
 char *tu_tmpdir(const char *tag);
 /* Run a shell command, return its exit status (or -1). */

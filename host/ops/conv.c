@@ -29,6 +29,10 @@ static size_t conv_per_image(const dc_node *n) {
 }
 
 static size_t conv_workspace(const dc_graph *g, const dc_node *n) {
+    /* a backend with fused convolutions keeps its own per-thread scratch */
+    const dc_backend_ops *o = g->be->ops;
+    if (n->op == DC_OP_CONV2D ? (o->conv2d_fwd && o->conv2d_bwd) : (o->conv_t2d_fwd && o->conv_t2d_bwd))
+        return 0;
     size_t per = conv_per_image(n);
     return per * (size_t)conv_chunk(g, n, per);
 }
@@ -166,7 +170,7 @@ int dc_conv_transpose2d_tied(dc_graph *g, int x, int conv_node, int stride, int 
 /* ---- conv2d ---- */
 static dc_status conv_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
-    if (be->ops->conv2d_fwd) {
+    if (be->ops->conv2d_fwd && be->ops->conv2d_bwd) {
         dc_ptr B = n->param[1] >= 0 ? dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value) : dc_null_ptr();
         return be->ops->conv2d_fwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
                                    dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value), B,
@@ -192,7 +196,7 @@ static dc_status conv_forward(dc_graph *g, dc_node *n) {
 static dc_status conv_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     (void)mode;
     dc_backend *be = g->be;
-    if (be->ops->conv2d_bwd) {
+    if (be->ops->conv2d_fwd && be->ops->conv2d_bwd) {
         dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
         return be->ops->conv2d_bwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
                                    dc_tensor_ptr(pw->value), dc_tensor_ptr(n->grad),
@@ -234,7 +238,7 @@ static double conv_flops(const dc_graph *g, const dc_node *n) {
 /* ---- conv_transpose2d ---- */
 static dc_status convt_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
-    if (be->ops->conv_t2d_fwd)
+    if (be->ops->conv_t2d_fwd && be->ops->conv_t2d_bwd)
         return be->ops->conv_t2d_fwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
                                      dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value),
                                      dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value),
@@ -263,7 +267,7 @@ static dc_status convt_forward(dc_graph *g, dc_node *n) {
 static dc_status convt_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     (void)mode;
     dc_backend *be = g->be;
-    if (be->ops->conv_t2d_bwd) {
+    if (be->ops->conv_t2d_fwd && be->ops->conv_t2d_bwd) {
         dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
         return be->ops->conv_t2d_bwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
                                      dc_tensor_ptr(pw->value), dc_tensor_ptr(n->grad),

@@ -183,7 +183,8 @@ typedef struct dc_backend_ops {
     /* gscale[0] = min(1, max_norm / sqrt(sumsq[0] + 1e-12)) */
     dc_status (*clip_scale)(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm);
 
-    /* ---- optional fused convolution (NULL: the conv op composes im2col + gemm) ----
+    /* ---- optional fused convolution, in fwd/bwd pairs (either NULL: the conv op composes
+     *      im2col + gemm through the workspace) ----
      * conv2d with geometry g (input [g->n, g->c, g->h, g->w], output [g->n, oc, g->oh, g->ow]),
      * weight [oc, c, kh, kw], bias [oc] or NULL.
      * fwd: y = conv(x) + b.  bwd: dw += ..., db += ... (when db.buf), dx += ... (when dx.buf). */
