@@ -342,7 +342,7 @@ enum {
     PR_ACT_BWD, PR_BN_STATS, PR_BN_APPLY, PR_BN_BWD, PR_FILL, PR_COPY, PR_WRITE, PR_READ,
     PR_AXPY, PR_SCALE, PR_BINARY, PR_MSE, PR_SOFTMAX_XENT, PR_GAUSS_KL, PR_ADAM, PR_SGD,
     PR_RANDN, PR_REPARAM_FWD, PR_REPARAM_BWD, PR_GATHER, PR_SCATTER, PR_GAP_FWD, PR_GAP_BWD,
-    PR_REDUCE, PR_DROPOUT, PR_COUNT
+    PR_REDUCE, PR_DROPOUT, PR_CONV_FWD, PR_CONV_BWD, PR_CONVT_FWD, PR_CONVT_BWD, PR_COUNT
 };
 static const char *const pr_names[PR_COUNT] = {
     "gemm NN", "gemm NT", "gemm TN", "gemm TT", "im2col", "col2im", "cm_to_nchw", "nchw_to_cm",
@@ -350,7 +350,7 @@ static const char *const pr_names[PR_COUNT] = {
     "bn_apply", "bn_bwd", "fill", "copy", "write", "read", "axpy", "scale", "binary", "mse",
     "softmax_xent", "gauss_kl", "adam_update", "sgd_update", "randn", "reparam_fwd",
     "reparam_bwd", "gather_rows", "scatter_add_rows", "gap_fwd", "gap_bwd", "reduce_sum",
-    "dropout_mask"};
+    "dropout_mask", "conv2d_fwd", "conv2d_bwd", "conv_t2d_fwd", "conv_t2d_bwd"};
 
 static struct {
     const dc_backend_ops *orig;
@@ -483,6 +483,35 @@ static dc_status pr_dropout(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed
     PR_CALL(PR_DROPOUT, dropout_mask, mask, n, seed, p);
 }
 
+/* fused convolutions (backends that provide them): FLOPs as the GEMMs they replace */
+static double conv_flops(const dc_win2d *g, int n, int oc) {
+    return 2.0 * n * oc * (double)g->c * g->kh * g->kw * g->oh * g->ow;
+}
+static dc_status pr_conv_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr b,
+                             dc_ptr y) {
+    const double f = conv_flops(g, g->n, oc);
+    g_prof.flops[PR_CONV_FWD] += f;
+    PR_CALL_N(PR_CONV_FWD, f, conv2d_fwd, g, oc, x, w, b, y);
+}
+static dc_status pr_conv_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr dy,
+                             dc_ptr dx, dc_ptr dw, dc_ptr db) {
+    const double f = conv_flops(g, g->n, oc) * (dx.buf ? 2 : 1);
+    g_prof.flops[PR_CONV_BWD] += f;
+    PR_CALL_N(PR_CONV_BWD, f, conv2d_bwd, g, oc, x, w, dy, dx, dw, db);
+}
+static dc_status pr_convt_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x, dc_ptr w,
+                              dc_ptr b, dc_ptr y) {
+    const double f = conv_flops(g, n, cin);
+    g_prof.flops[PR_CONVT_FWD] += f;
+    PR_CALL_N(PR_CONVT_FWD, f, conv_t2d_fwd, g, n, cin, x, w, b, y);
+}
+static dc_status pr_convt_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x, dc_ptr w,
+                              dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db) {
+    const double f = conv_flops(g, n, cin) * (dx.buf ? 2 : 1);
+    g_prof.flops[PR_CONVT_BWD] += f;
+    PR_CALL_N(PR_CONVT_BWD, f, conv_t2d_bwd, g, n, cin, x, w, dy, dx, dw, db);
+}
+
 static void profile_install(dc_backend *be) {
     memset(&g_prof, 0, sizeof g_prof);
     g_prof.orig = be->ops;
@@ -499,6 +528,8 @@ static void profile_install(dc_backend *be) {
     o->reparam_fwd = pr_reparam_fwd, o->reparam_bwd = pr_reparam_bwd, o->gather_rows = pr_gather;
     o->scatter_add_rows = pr_scatter, o->gap_fwd = pr_gap_fwd, o->gap_bwd = pr_gap_bwd;
     o->reduce_sum = pr_reduce, o->dropout_mask = pr_dropout;
+    if (o->conv2d_fwd) o->conv2d_fwd = pr_conv_fwd, o->conv2d_bwd = pr_conv_bwd;
+    if (o->conv_t2d_fwd) o->conv_t2d_fwd = pr_convt_fwd, o->conv_t2d_bwd = pr_convt_bwd;
     be->ops = &g_prof.ops;
 }
 
