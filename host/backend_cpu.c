@@ -232,13 +232,14 @@ static void valid_cols(const dc_win2d *g, int j, int *ox0, int *ox1) {
  * zero where the window reads padding. Shared by the batched im2col and the fused conv.
  * The valid range is computed once per row and the copies are plain loops the compiler
  * vectorizes (rows are 7-64 floats: a memcpy call per row cost more than the copy). */
-static void im2col_row(const dc_win2d *g, const float *plane, int i, int j, float *dst) {
+static void im2col_row(const dc_win2d *g, const float *plane, int i, int j, int oy0, int oy1,
+                       float *dst) {
     int ox0, ox1;
     valid_cols(g, j, &ox0, &ox1);
     const int sw = g->sw, off = j - g->pw;
-    for (int oy = 0; oy < g->oh; oy++) {
+    for (int oy = oy0; oy < oy1; oy++) {
         const int iy = oy * g->sh - g->ph + i;
-        float *restrict drow = dst + (size_t)oy * g->ow;
+        float *restrict drow = dst + (size_t)(oy - oy0) * g->ow;
         if (iy < 0 || iy >= g->h) {
             for (int ox = 0; ox < g->ow; ox++) drow[ox] = 0.0f;
             continue;
@@ -255,16 +256,17 @@ static void im2col_row(const dc_win2d *g, const float *plane, int i, int j, floa
     }
 }
 
-/* The inverse of one row: plane += fold(row). */
-static void col2im_row(const dc_win2d *g, const float *src, int i, int j, float *plane) {
+/* The inverse of one row (output rows [oy0, oy1)): plane += fold(row). */
+static void col2im_row(const dc_win2d *g, const float *src, int i, int j, int oy0, int oy1,
+                       float *plane) {
     int ox0, ox1;
     valid_cols(g, j, &ox0, &ox1);
     const int sw = g->sw, off = j - g->pw;
-    for (int oy = 0; oy < g->oh; oy++) {
+    for (int oy = oy0; oy < oy1; oy++) {
         const int iy = oy * g->sh - g->ph + i;
         if (iy < 0 || iy >= g->h) continue;
         float *restrict drow = plane + (size_t)iy * g->w + off;
-        const float *restrict srow = src + (size_t)oy * g->ow;
+        const float *restrict srow = src + (size_t)(oy - oy0) * g->ow;
         if (sw == 1) {
 #pragma omp simd
             for (int ox = ox0; ox < ox1; ox++) drow[ox] += srow[ox];
@@ -274,23 +276,23 @@ static void col2im_row(const dc_win2d *g, const float *src, int i, int j, float 
     }
 }
 
-/* One image, one thread: columns [c*kh*kw, oh*ow]. */
-static void im2col_plain(const dc_win2d *g, const float *src0, float *dst0) {
-    const size_t ohw = (size_t)g->oh * g->ow, plane = (size_t)g->h * g->w;
+/* One image, one thread, output rows [oy0, oy1): columns [c*kh*kw, (oy1-oy0)*ow]. */
+static void im2col_block(const dc_win2d *g, const float *src0, int oy0, int oy1, float *dst0) {
+    const size_t bp = (size_t)(oy1 - oy0) * g->ow, plane = (size_t)g->h * g->w;
     for (int ci = 0; ci < g->c; ci++)
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++)
-                im2col_row(g, src0 + ci * plane, i, j,
-                           dst0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw);
+                im2col_row(g, src0 + ci * plane, i, j, oy0, oy1,
+                           dst0 + ((size_t)(ci * g->kh + i) * g->kw + j) * bp);
 }
 
-/* One image, one thread: x += fold(columns). */
-static void col2im_plain(const dc_win2d *g, const float *src0, float *dst0) {
-    const size_t ohw = (size_t)g->oh * g->ow, plane = (size_t)g->h * g->w;
+/* One image, one thread: x += fold(columns of output rows [oy0, oy1)). */
+static void col2im_block(const dc_win2d *g, const float *src0, int oy0, int oy1, float *dst0) {
+    const size_t bp = (size_t)(oy1 - oy0) * g->ow, plane = (size_t)g->h * g->w;
     for (int ci = 0; ci < g->c; ci++)
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++)
-                col2im_row(g, src0 + ((size_t)(ci * g->kh + i) * g->kw + j) * ohw, i, j,
+                col2im_row(g, src0 + ((size_t)(ci * g->kh + i) * g->kw + j) * bp, i, j, oy0, oy1,
                            dst0 + ci * plane);
 }
 
@@ -306,7 +308,7 @@ static dc_status cpu_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     for (int r = 0; r < rows; r++)
         for (int n = 0; n < nb; n++) {
             const int ci = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
-            im2col_row(g, px + ((size_t)(n0 + n) * g->c + ci) * plane, i, j,
+            im2col_row(g, px + ((size_t)(n0 + n) * g->c + ci) * plane, i, j, 0, g->oh,
                        pc + (size_t)r * ncols + (size_t)n * ohw);
         }
     return DC_OK;
@@ -326,7 +328,7 @@ static dc_status cpu_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, d
             for (int i = 0; i < g->kh; i++)
                 for (int j = 0; j < g->kw; j++) {
                     const int r = (ci * g->kh + i) * g->kw + j;
-                    col2im_row(g, pc + (size_t)r * ncols + (size_t)n * ohw, i, j,
+                    col2im_row(g, pc + (size_t)r * ncols + (size_t)n * ohw, i, j, 0, g->oh,
                                px + ((size_t)(n0 + n) * g->c + ci) * plane);
                 }
     return DC_OK;
@@ -990,79 +992,158 @@ static float *conv_scratch(cpu_backend *b, size_t per_thread, int threads) {
     return b->scratch;
 }
 
+/* ---- activations fused into the convolutions (dc_graph_set_fusion) ----
+ * The same expressions as cpu_act_fwd / cpu_act_bwd, applied to one image while it is in
+ * cache; for ReLU and leaky ReLU with alpha >= 0 the activated output is positive exactly
+ * where its input is, so the backward reads y instead of the pre-activation. */
+static void bias_act_rows(float *restrict y, const float *b, int c, size_t hw,
+                          const dc_fused_act *a) {
+    for (int o = 0; o < c; o++) {
+        float *restrict r = y + (size_t)o * hw;
+        if (b) {
+            const float bo = b[o];
+#pragma omp simd
+            for (size_t p = 0; p < hw; p++) r[p] += bo;
+        }
+        if (!a) continue;
+        if (a->kind == DC_ACT_RELU) {
+#pragma omp simd
+            for (size_t p = 0; p < hw; p++) r[p] = r[p] > 0.0f ? r[p] : 0.0f;
+        } else {
+            const float al = a->alpha;
+#pragma omp simd
+            for (size_t p = 0; p < hw; p++) r[p] = r[p] > 0.0f ? r[p] : al * r[p];
+        }
+    }
+}
+
+/* d[i] = gradient before the activation, from its output y and output gradient dy */
+static void act_grad(const dc_fused_act *a, const float *restrict y, const float *restrict dy,
+                     float *restrict d, size_t n) {
+    const float neg = a->kind == DC_ACT_RELU ? 0.0f : a->alpha;
+    if (a->mode == DC_RELU_GUIDED) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] = ((y[i] > 0.0f) & (dy[i] > 0.0f)) ? dy[i] : 0.0f;
+    } else if (a->mode == DC_RELU_DECONVNET) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] = dy[i] > 0.0f ? dy[i] : 0.0f;
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] = dy[i] * (y[i] > 0.0f ? 1.0f : neg);
+    }
+}
+
+/* Output rows per block so that one block's columns (K x rows*ow floats) stay in the
+ * per-core L2 cache (1 MB here): a whole image's columns (1.2 MB for a 32x32 layer with
+ * K = 288) spill to L3 between im2col and the GEMM that reads them. Smaller blocks lose
+ * more in GEMM efficiency (N shrinks) than they gain: 256 KB was 2% slower than 640 KB.
+ * Blocks are made equal. */
+#define CONV_COLS_BYTES (640 * 1024)
+static int block_rows(int K, int oh, int ow) {
+    int rows = (int)(CONV_COLS_BYTES / sizeof(float) / ((size_t)K * ow));
+    if (rows < 1) rows = 1;
+    if (rows >= oh) return oh;
+    const int nb = (oh + rows - 1) / rows;
+    return (oh + nb - 1) / nb;
+}
+
 static dc_status cpu_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
-                                dc_ptr bias, dc_ptr y) {
+                                dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow, T = omp_get_max_threads();
-    float *scr = conv_scratch(cb, (size_t)K * ohw, T);
+    const int br = block_rows(K, g->oh, g->ow);
+    float *scr = conv_scratch(cb, (size_t)K * br * g->ow, T);
     if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv2d: out of memory");
-    const float *pw = F(w), *pb = bias.buf ? F(bias) : NULL;
+    const float *pw = F(w), *pb = bias.buf ? F(bias) : NULL, *px = F(x);
     float *py = F(y);
     const size_t in_img = (size_t)g->c * g->h * g->w, out_img = (size_t)oc * ohw;
+    dc_win2d one = *g;
+    one.n = 1;
 #pragma omp parallel num_threads(T)
     {
-        float *cols = scr + (size_t)omp_get_thread_num() * K * ohw;
+        float *cols = scr + (size_t)omp_get_thread_num() * K * br * g->ow;
 #pragma omp for schedule(static)
         for (int n = 0; n < g->n; n++) {
-            dc_win2d one = *g;
-            one.n = 1;
-            dc_ptr xn = {x.buf, x.off + (size_t)n * in_img};
-            im2col_plain(&one, F(xn), cols);
             float *yn = py + (size_t)n * out_img;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, ohw, K, 1.0f, pw, K, cols,
-                        ohw, 0.0f, yn, ohw);
-            if (pb)
-                for (int o = 0; o < oc; o++)
-                    for (int p = 0; p < ohw; p++) yn[(size_t)o * ohw + p] += pb[o];
+            for (int oy0 = 0; oy0 < g->oh; oy0 += br) {
+                const int oy1 = oy0 + br < g->oh ? oy0 + br : g->oh, bp = (oy1 - oy0) * g->ow;
+                /* y_n[:, block] = W [oc, K] cols [K, block] */
+                im2col_block(&one, px + (size_t)n * in_img, oy0, oy1, cols);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, bp, K, 1.0f, pw, K, cols,
+                            bp, 0.0f, yn + (size_t)oy0 * g->ow, ohw);
+            }
+            bias_act_rows(yn, pb, oc, (size_t)ohw, act);
         }
     }
     return DC_OK;
 }
 
 static dc_status cpu_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
-                                dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db) {
+                                dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                                const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow, T = omp_get_max_threads();
-    const size_t per = (size_t)K * ohw + (size_t)oc * K;
+    const int br = block_rows(K, g->oh, g->ow);
+    const size_t out_img = (size_t)oc * ohw, in_img = (size_t)g->c * g->h * g->w;
+    /* per thread: one block's columns, the weight-gradient accumulator, and with a fused
+     * activation the image's pre-activation gradient */
+    const size_t ncols = (size_t)K * br * g->ow, per = ncols + (size_t)oc * K + (act ? out_img : 0);
     float *scr = conv_scratch(cb, per, T);
     if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv2d: out of memory");
-    const float *pw = F(w), *pdy = F(dy);
+    const float *pw = F(w), *pdy = F(dy), *px = F(x), *py = act ? F(y) : NULL;
     float *pdw = F(dw);
-    const size_t in_img = (size_t)g->c * g->h * g->w, out_img = (size_t)oc * ohw;
-    if (db.buf) cpu_bias_grad(be, db, dy, g->n, oc, ohw);
+    double *part = NULL;
+    if (db.buf && act && !(part = red_buffer(cb, (size_t)g->n * oc)))
+        return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv2d: out of memory");
+    if (db.buf && !act) cpu_bias_grad(be, db, dy, g->n, oc, ohw);
+    dc_win2d one = *g;
+    one.n = 1;
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num();
-        float *cols = scr + (size_t)t * per, *acc = cols + (size_t)K * ohw;
+        float *cols = scr + (size_t)t * per, *acc = cols + ncols, *dpre = acc + (size_t)oc * K;
         memset(acc, 0, sizeof(float) * oc * K);
 #pragma omp for schedule(static)
         for (int n = 0; n < g->n; n++) {
-            dc_win2d one = *g;
-            one.n = 1;
             const float *dyn = pdy + (size_t)n * out_img;
-            im2col_plain(&one, F(x) + (size_t)n * in_img, cols);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, ohw, 1.0f, dyn, ohw, cols,
-                        ohw, 1.0f, acc, K);
-            if (dx.buf) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, oc, 1.0f, pw, K, dyn,
-                            ohw, 0.0f, cols, ohw);
-                col2im_plain(&one, cols, F(dx) + (size_t)n * in_img);
+            if (act) {
+                act_grad(act, py + (size_t)n * out_img, dyn, dpre, out_img);
+                dyn = dpre;
+                if (part)
+                    for (int o = 0; o < oc; o++)
+                        part[(size_t)n * oc + o] = plane_sum(dpre + (size_t)o * ohw, (size_t)ohw);
+            }
+            for (int oy0 = 0; oy0 < g->oh; oy0 += br) {
+                const int oy1 = oy0 + br < g->oh ? oy0 + br : g->oh, bp = (oy1 - oy0) * g->ow;
+                const float *dyb = dyn + (size_t)oy0 * g->ow;
+                /* dW += dy_n[:, block] cols^T; dcols = W^T dy_n[:, block], folded into dx_n */
+                im2col_block(&one, px + (size_t)n * in_img, oy0, oy1, cols);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, bp, 1.0f, dyb, ohw,
+                            cols, bp, 1.0f, acc, K);
+                if (dx.buf) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, bp, oc, 1.0f, pw, K, dyb,
+                                ohw, 0.0f, cols, bp);
+                    col2im_block(&one, cols, oy0, oy1, F(dx) + (size_t)n * in_img);
+                }
             }
         }
     }
-    /* fixed-order reduction of the per-thread weight gradients */
+    /* fixed-order reductions: per-thread weight gradients, per-image bias sums */
     for (int t = 0; t < T; t++) {
-        const float *acc = scr + (size_t)t * per + (size_t)K * ohw;
+        const float *acc = scr + (size_t)t * per + ncols;
         for (size_t i = 0; i < (size_t)oc * K; i++) pdw[i] += acc[i];
     }
+    if (part)
+        for (int o = 0; o < oc; o++) F(db)[o] += (float)channel_total(part, g->n, oc, o);
     return DC_OK;
 }
 
 static dc_status cpu_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
-                                  dc_ptr w, dc_ptr bias, dc_ptr y) {
+                                  dc_ptr w, dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
     const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, T = omp_get_max_threads();
-    float *scr = conv_scratch(cb, (size_t)R * hw, T);
+    const int br = block_rows(R, g->oh, g->ow);
+    float *scr = conv_scratch(cb, (size_t)R * br * g->ow, T);
     if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv_transpose2d: out of memory");
     const float *pw = F(w), *px = F(x), *pb = bias.buf ? F(bias) : NULL;
     float *py = F(y);
@@ -1071,57 +1152,76 @@ static dc_status cpu_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int 
     one.n = 1;
 #pragma omp parallel num_threads(T)
     {
-        float *cols = scr + (size_t)omp_get_thread_num() * R * hw;
+        float *cols = scr + (size_t)omp_get_thread_num() * R * br * g->ow;
 #pragma omp for schedule(static)
         for (int i = 0; i < n; i++) {
-            /* cols [R, hw] = W[cin, R]^T x_i[cin, hw], folded into the zeroed output */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, hw, cin, 1.0f, pw, R,
-                        px + (size_t)i * in_img, hw, 0.0f, cols, hw);
             float *yi = py + (size_t)i * out_img;
             memset(yi, 0, sizeof(float) * out_img);
-            col2im_plain(&one, cols, yi);
-            if (pb)
-                for (int o = 0; o < g->c; o++)
-                    for (size_t p = 0; p < big; p++) yi[(size_t)o * big + p] += pb[o];
+            for (int oy0 = 0; oy0 < g->oh; oy0 += br) {
+                const int oy1 = oy0 + br < g->oh ? oy0 + br : g->oh, bp = (oy1 - oy0) * g->ow;
+                /* cols [R, block] = W[cin, R]^T x_i[:, block], folded into the output */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, bp, cin, 1.0f, pw, R,
+                            px + (size_t)i * in_img + (size_t)oy0 * g->ow, hw, 0.0f, cols, bp);
+                col2im_block(&one, cols, oy0, oy1, yi);
+            }
+            bias_act_rows(yi, pb, g->c, big, act);
         }
     }
     return DC_OK;
 }
 
 static dc_status cpu_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
-                                  dc_ptr w, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db) {
+                                  dc_ptr w, dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                                  const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
     const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, T = omp_get_max_threads();
-    const size_t per = (size_t)R * hw + (size_t)cin * R;
+    const int br = block_rows(R, g->oh, g->ow);
+    const size_t in_img = (size_t)cin * hw, big = (size_t)g->h * g->w, out_img = (size_t)g->c * big;
+    const size_t ncols = (size_t)R * br * g->ow, per = ncols + (size_t)cin * R + (act ? out_img : 0);
     float *scr = conv_scratch(cb, per, T);
     if (!scr) return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv_transpose2d: out of memory");
-    const float *pw = F(w), *px = F(x), *pdy = F(dy);
+    const float *pw = F(w), *px = F(x), *pdy = F(dy), *py = act ? F(y) : NULL;
     float *pdw = F(dw);
-    const size_t in_img = (size_t)cin * hw, big = (size_t)g->h * g->w, out_img = (size_t)g->c * big;
-    if (db.buf) cpu_bias_grad(be, db, dy, n, g->c, (int)big);
+    double *part = NULL;
+    if (db.buf && act && !(part = red_buffer(cb, (size_t)n * g->c)))
+        return dc_set_error(&be->err, DC_ERR_OOM, "cpu conv_transpose2d: out of memory");
+    if (db.buf && !act) cpu_bias_grad(be, db, dy, n, g->c, (int)big);
     dc_win2d one = *g;
     one.n = 1;
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num();
-        float *cols = scr + (size_t)t * per, *acc = cols + (size_t)R * hw;
+        float *cols = scr + (size_t)t * per, *acc = cols + ncols, *dpre = acc + (size_t)cin * R;
         memset(acc, 0, sizeof(float) * cin * R);
 #pragma omp for schedule(static)
         for (int i = 0; i < n; i++) {
-            im2col_plain(&one, pdy + (size_t)i * out_img, cols);
-            const float *xi = px + (size_t)i * in_img;
-            /* dW[cin, R] += x_i [cin, hw] cols^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cin, R, hw, 1.0f, xi, hw, cols, hw,
-                        1.0f, acc, R);
-            if (dx.buf) /* dx_i [cin, hw] += W [cin, R] cols [R, hw] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin, hw, R, 1.0f, pw, R, cols,
-                            hw, 1.0f, F(dx) + (size_t)i * in_img, hw);
+            const float *dyi = pdy + (size_t)i * out_img;
+            if (act) {
+                act_grad(act, py + (size_t)i * out_img, dyi, dpre, out_img);
+                dyi = dpre;
+                if (part)
+                    for (int o = 0; o < g->c; o++)
+                        part[(size_t)i * g->c + o] = plane_sum(dpre + (size_t)o * big, big);
+            }
+            for (int oy0 = 0; oy0 < g->oh; oy0 += br) {
+                const int oy1 = oy0 + br < g->oh ? oy0 + br : g->oh, bp = (oy1 - oy0) * g->ow;
+                const size_t boff = (size_t)i * in_img + (size_t)oy0 * g->ow;
+                im2col_block(&one, dyi, oy0, oy1, cols);
+                /* dW[cin, R] += x_i[:, block] cols^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cin, R, bp, 1.0f, px + boff, hw,
+                            cols, bp, 1.0f, acc, R);
+                if (dx.buf) /* dx_i[:, block] += W [cin, R] cols [R, block] */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin, bp, R, 1.0f, pw, R,
+                                cols, bp, 1.0f, F(dx) + boff, hw);
+            }
         }
     }
     for (int t = 0; t < T; t++) {
-        const float *acc = scr + (size_t)t * per + (size_t)R * hw;
+        const float *acc = scr + (size_t)t * per + ncols;
         for (size_t i = 0; i < (size_t)cin * R; i++) pdw[i] += acc[i];
     }
+    if (part)
+        for (int o = 0; o < g->c; o++) F(db)[o] += (float)channel_total(part, n, g->c, o);
     return DC_OK;
 }
 

@@ -180,6 +180,44 @@ static int is_scalar_loss(dc_op op) {
            op == DC_OP_LOSS_SUM;
 }
 
+dc_status dc_graph_set_fusion(dc_graph *g, int on) {
+    if (!g) return DC_ERR_ARG;
+    if (g->finalized)
+        return dc_set_error(&g->err, DC_ERR_STATE, "set_fusion: call it before dc_graph_finalize");
+    g->fuse = on != 0;
+    return DC_OK;
+}
+
+/* Fold each ReLU / leaky ReLU (slope >= 0) that is the only consumer of a convolution into
+ * it, where the backend has the fused primitives. The activation node becomes an alias of
+ * the conv output (which now holds the activated values) and its gradient the conv's. */
+static dc_status fuse_activations(dc_graph *g) {
+    const dc_backend_ops *o = g->be->ops;
+    if (g->n <= 0) return DC_OK;
+    int *uses = calloc((size_t)g->n, sizeof *uses);
+    if (!uses) return dc_set_error(&g->err, DC_ERR_OOM, "graph: out of memory");
+    for (int i = 0; i < g->n; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) uses[g->nodes[i].in[j]]++;
+    for (int i = 0; i < g->n; i++) {
+        dc_node *r = &g->nodes[i];
+        if ((r->op != DC_OP_RELU && r->op != DC_OP_LEAKY_RELU) || !(r->alpha >= 0.0f)) continue;
+        dc_node *c = &g->nodes[r->in[0]];
+        const int can = (c->op == DC_OP_CONV2D && o->conv2d_fwd && o->conv2d_bwd) ||
+                        (c->op == DC_OP_CONV_T2D && o->conv_t2d_fwd && o->conv_t2d_bwd);
+        if (!can || uses[r->in[0]] != 1 || c->wants_grad || c->has_fact ||
+            c->requires_grad != r->requires_grad)
+            continue;
+        c->has_fact = 1;
+        c->fact.kind = r->op == DC_OP_RELU ? DC_ACT_RELU : DC_ACT_LEAKY_RELU;
+        c->fact.alpha = r->op == DC_OP_RELU ? 0.0f : r->alpha;
+        c->fact.mode = DC_RELU_NORMAL;
+        r->fused = 1;
+        r->alias = 1;
+    }
+    free(uses);
+    return DC_OK;
+}
+
 dc_status dc_graph_finalize(dc_graph *g) {
     if (!g) return DC_ERR_ARG;
     if (g->failed) return g->err.status;
@@ -205,6 +243,7 @@ dc_status dc_graph_finalize(dc_graph *g) {
         if (n->op == DC_OP_INPUT_INT) r = 0;
         n->requires_grad = r;
     }
+    if (g->fuse) DC_TRY(fuse_activations(g));
     /* Sizes: outputs (aliases take no space), saved tensors, gradients, workspace. */
     size_t act = 0, grad = 0, work = 0;
 #define ALIGN16(x) (((x) + 15) & ~(size_t)15)
@@ -335,7 +374,7 @@ dc_status dc_graph_forward(dc_graph *g, int last) {
     if (last < 0 || last >= g->n) last = g->n - 1;
     for (int i = 0; i <= last; i++) {
         dc_node *n = &g->nodes[i];
-        if (!dc_op_impls[n->op]->forward) continue;
+        if (!dc_op_impls[n->op]->forward || n->fused) continue;
         if (dc_op_impls[n->op]->forward(g, n) != DC_OK) {
             if (g->err.status == DC_OK || g->err.msg[0] == 0) return be_fail(g, n, "forward");
             return g->err.status;
@@ -362,7 +401,7 @@ static dc_status run_backward(dc_graph *g, int root) {
 static dc_status walk_backward(dc_graph *g, int root, dc_relu_mode mode) {
     for (int i = root; i >= 0; i--) {
         dc_node *n = &g->nodes[i];
-        if (!g->reach[i] || !n->requires_grad || !dc_op_impls[n->op]->backward) continue;
+        if (!g->reach[i] || !n->requires_grad || !dc_op_impls[n->op]->backward || n->fused) continue;
         g->err.status = DC_OK;
         g->err.msg[0] = 0;
         if (dc_op_impls[n->op]->backward(g, n, mode) != DC_OK) {

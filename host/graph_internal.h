@@ -32,6 +32,10 @@ typedef struct dc_node {
     dc_win2d win;                  /* conv/pool geometry (see each op) */
     /* analysis */
     int requires_grad, wants_grad, alias; /* alias: output is a view of input 0 */
+    /* activation fusion (dc_graph_set_fusion): a conv with has_fact applies fact itself;
+     * the activation node it absorbed is `fused` (an alias, skipped forward and backward) */
+    int has_fact, fused;
+    dc_fused_act fact;
     float seed_scale;              /* scalar nodes: d(root)/d(node), host-side */
 } dc_node;
 
@@ -47,7 +51,7 @@ struct dc_graph {
     int counters[DC_OP_COUNT];
     dc_buffer *act_arena, *grad_arena, *work;
     size_t act_elems, grad_elems, work_elems;
-    int train;
+    int train, fuse;
     uint64_t seed;
     int finalized;
     int *reach; /* scratch for backward */

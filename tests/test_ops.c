@@ -568,6 +568,125 @@ static void test_relu_modes(void **state) {
     dc_backend_free(be);
 }
 
+/* Activation fusion (dc_graph_set_fusion): a graph with fusion must give the same loss,
+ * outputs and gradients as the same graph without it, in every ReLU mode; the oracle is the
+ * unfused graph, whose ops are checked above against naive loops and finite differences.
+ * Fusion must happen where allowed (the conv node then reads activated values) and not
+ * where it is not (two consumers, negative slope). */
+typedef struct fuse_net {
+    dc_graph *g;
+    int x, t, c1, r1, c2, r2, ct, rt, c3, r3, sum, c4, r4, out, loss;
+} fuse_net;
+
+static void fuse_build(dc_params *p, int fuse, fuse_net *f) {
+    assert_int_equal(dc_graph_create(p, 3, &f->g), DC_OK);
+    dc_graph *g = f->g;
+    if (fuse) assert_int_equal(dc_graph_set_fusion(g, 1), DC_OK);
+    f->x = dc_input(g, "x", 2, 9, 9);
+    dc_graph_require_grad(g, f->x);
+    dc_name(g, "c1");
+    f->c1 = dc_conv2d(g, f->x, 4, 3, 1, 1);
+    f->r1 = dc_relu(g, f->c1);                     /* fusable */
+    dc_name(g, "c2");
+    f->c2 = dc_conv2d(g, f->r1, 6, 3, 2, 1);
+    f->r2 = dc_leaky_relu(g, f->c2, 0.2f);         /* fusable, slope 0.2 */
+    dc_name(g, "ct");
+    f->ct = dc_conv_transpose2d(g, f->r2, 3, 3, 2, 1, 0);
+    f->rt = dc_relu(g, f->ct);                     /* fusable transposed conv */
+    dc_name(g, "c3");
+    f->c3 = dc_conv2d(g, f->rt, 3, 3, 1, 1);
+    f->r3 = dc_relu(g, f->c3);                     /* c3 has two consumers: not fused */
+    f->sum = dc_add(g, f->r3, f->c3);
+    dc_name(g, "c4");
+    f->c4 = dc_conv2d(g, f->sum, 2, 3, 1, 1);
+    f->r4 = dc_leaky_relu(g, f->c4, -0.5f);        /* negative slope: not fused */
+    f->out = f->r4;
+    f->t = dc_input(g, "t", 2, 9, 9);
+    f->loss = dc_mse_loss(g, f->out, f->t, -1);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+}
+
+static void read_all_grads(dc_params *p, float *dst) {
+    dc_backend *be = dc_params_backend(p);
+    for (int i = 0; i < dc_params_count(p); i++) {
+        dc_param *q = dc_params_get(p, i);
+        assert_int_equal(be->ops->read(be, dc_tensor_ptr(q->grad), dst, q->numel * 4), DC_OK);
+        dst += q->numel;
+    }
+}
+
+static void test_fused_activations(void **state) {
+    (void)state;
+    dc_backend *be = NULL;
+    dc_error err = {0};
+    assert_int_equal(dc_backend_create_cpu(2, &be, &err), DC_OK);
+    dc_params *p;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    fuse_net a, b;
+    fuse_build(p, 0, &a);
+    fuse_build(p, 1, &b);
+    dc_rng rng;
+    dc_rng_seed(&rng, 11);
+    assert_int_equal(dc_params_init(p, &rng), DC_OK);
+    const size_t nx = 3 * 2 * 9 * 9, np = dc_params_total(p);
+    float *x = malloc(nx * 4), *t = malloc(nx * 4), *ya = malloc(nx * 4), *yb = malloc(nx * 4);
+    float *ga = malloc(np * 4), *gb = malloc(np * 4), *dxa = malloc(nx * 4), *dxb = malloc(nx * 4);
+    tu_fill_uniform(x, nx, &rng, -1, 1);
+    tu_fill_uniform(t, nx, &rng, -1, 1);
+    for (int mode = 0; mode < 3; mode++) {
+        float la, lb;
+        fuse_net *nets[2] = {&a, &b};
+        float *ys[2] = {ya, yb}, *gs[2] = {ga, gb}, *dxs[2] = {dxa, dxb}, *ls[2] = {&la, &lb};
+        for (int k = 0; k < 2; k++) {
+            dc_graph *g = nets[k]->g;
+            dc_graph_set_input(g, nets[k]->x, x);
+            dc_graph_set_input(g, nets[k]->t, t);
+            assert_int_equal(dc_params_zero_grad(p), DC_OK);
+            assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+            assert_int_equal(dc_graph_backward(g, nets[k]->loss, (dc_relu_mode)mode), DC_OK);
+            assert_int_equal(dc_graph_read(g, nets[k]->loss, ls[k]), DC_OK);
+            assert_int_equal(dc_graph_read(g, nets[k]->out, ys[k]), DC_OK);
+            assert_int_equal(dc_graph_read_grad(g, nets[k]->x, dxs[k]), DC_OK);
+            read_all_grads(p, gs[k]);
+        }
+        assert_float_equal(la, lb, 0.0f);
+        assert_true(tu_max_abs_err(yb, ya, nx) == 0.0);
+        /* same operations in the same order: equal up to the sign of zero */
+        assert_true(tu_max_abs_err(dxb, dxa, nx) == 0.0);
+        assert_true(tu_max_abs_err(gb, ga, np) == 0.0);
+        double gmax = 0;
+        for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(ga[i]));
+        assert_true(gmax > 0);
+    }
+    /* where fusion happened the conv node holds the activated values */
+    float *v = malloc(3 * 6 * 5 * 5 * 4);
+    const struct { int node, fused; size_t n; } chk[] = {
+        {b.c1, 1, 3 * 4 * 81}, {b.ct, 1, 3 * 3 * 81}, {b.c3, 0, 3 * 3 * 81}, {b.c4, 0, 3 * 2 * 81}};
+    float *big = malloc(3 * 4 * 81 * 4);
+    for (size_t k = 0; k < sizeof chk / sizeof chk[0]; k++) {
+        assert_int_equal(dc_graph_read(b.g, chk[k].node, big), DC_OK);
+        size_t negative = 0;
+        for (size_t i = 0; i < chk[k].n; i++) negative += big[i] < 0;
+        if (chk[k].fused)
+            assert_int_equal(negative, 0);
+        else
+            assert_true(negative > 0);
+    }
+    /* the fused leaky ReLU: conv node c2 holds what the unfused graph's activation holds */
+    float *w = malloc(3 * 6 * 5 * 5 * 4);
+    assert_int_equal(dc_graph_read(b.g, b.c2, v), DC_OK);
+    assert_int_equal(dc_graph_read(a.g, a.r2, w), DC_OK);
+    assert_true(tu_max_abs_err(v, w, 3 * 6 * 5 * 5) == 0.0);
+    free(v);
+    free(w);
+    free(big);
+    free(x), free(t), free(ya), free(yb), free(ga), free(gb), free(dxa), free(dxb);
+    dc_graph_free(a.g);
+    dc_graph_free(b.g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
 /* Losses: values against naive formulas, gradients against finite differences. */
 static void test_losses(void **state) {
     (void)state;
@@ -695,6 +814,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_ops),
         cmocka_unit_test(test_relu_modes),
+        cmocka_unit_test(test_fused_activations),
         cmocka_unit_test(test_losses),
         cmocka_unit_test(test_dropout_stats),
     };

@@ -488,28 +488,29 @@ static double conv_flops(const dc_win2d *g, int n, int oc) {
     return 2.0 * n * oc * (double)g->c * g->kh * g->kw * g->oh * g->ow;
 }
 static dc_status pr_conv_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr b,
-                             dc_ptr y) {
+                             dc_ptr y, const dc_fused_act *a) {
     const double f = conv_flops(g, g->n, oc);
     g_prof.flops[PR_CONV_FWD] += f;
-    PR_CALL_N(PR_CONV_FWD, f, conv2d_fwd, g, oc, x, w, b, y);
+    PR_CALL_N(PR_CONV_FWD, f, conv2d_fwd, g, oc, x, w, b, y, a);
 }
-static dc_status pr_conv_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr dy,
-                             dc_ptr dx, dc_ptr dw, dc_ptr db) {
+static dc_status pr_conv_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr y,
+                             dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db, const dc_fused_act *a) {
     const double f = conv_flops(g, g->n, oc) * (dx.buf ? 2 : 1);
     g_prof.flops[PR_CONV_BWD] += f;
-    PR_CALL_N(PR_CONV_BWD, f, conv2d_bwd, g, oc, x, w, dy, dx, dw, db);
+    PR_CALL_N(PR_CONV_BWD, f, conv2d_bwd, g, oc, x, w, y, dy, dx, dw, db, a);
 }
 static dc_status pr_convt_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x, dc_ptr w,
-                              dc_ptr b, dc_ptr y) {
+                              dc_ptr b, dc_ptr y, const dc_fused_act *a) {
     const double f = conv_flops(g, n, cin);
     g_prof.flops[PR_CONVT_FWD] += f;
-    PR_CALL_N(PR_CONVT_FWD, f, conv_t2d_fwd, g, n, cin, x, w, b, y);
+    PR_CALL_N(PR_CONVT_FWD, f, conv_t2d_fwd, g, n, cin, x, w, b, y, a);
 }
 static dc_status pr_convt_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x, dc_ptr w,
-                              dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db) {
+                              dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                              const dc_fused_act *a) {
     const double f = conv_flops(g, n, cin) * (dx.buf ? 2 : 1);
     g_prof.flops[PR_CONVT_BWD] += f;
-    PR_CALL_N(PR_CONVT_BWD, f, conv_t2d_bwd, g, n, cin, x, w, dy, dx, dw, db);
+    PR_CALL_N(PR_CONVT_BWD, f, conv_t2d_bwd, g, n, cin, x, w, y, dy, dx, dw, db, a);
 }
 
 static void profile_install(dc_backend *be) {
@@ -621,7 +622,7 @@ static int run_single(const bench_opts *o, const char *device, const char *model
         dc_cli_fail("bench", "out of memory");
         goto done;
     }
-    if (dc_model_create(be, &spec, batch, &m, &err) != DC_OK) {
+    if (dc_model_create_training(be, &spec, batch, &m, &err) != DC_OK) {
         dc_cli_fail("bench", "%s: %s", model, err.msg);
         goto done;
     }
@@ -792,7 +793,7 @@ static int run_startup_probe(const bench_opts *o, const char *device, const char
     dc_rng_seed(&rng, 1);
     dc_optim_config oc;
     dc_optim_config_default(&oc, DC_OPTIM_ADAM);
-    if (dc_model_create(be, &spec, batch, &m, &err) != DC_OK || dc_params_init(m->params, &rng) != DC_OK ||
+    if (dc_model_create_training(be, &spec, batch, &m, &err) != DC_OK || dc_params_init(m->params, &rng) != DC_OK ||
         dc_optim_create(m->params, &oc, &opt) != DC_OK || dc_batch_alloc(m, &b, &err) != DC_OK) {
         dc_cli_fail("bench", "start-up probe: %s", err.msg[0] ? err.msg : be->err.msg);
         goto done;

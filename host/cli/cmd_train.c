@@ -377,7 +377,7 @@ int dc_cmd_train(int argc, char **argv) {
     double *hist_lr = NULL, *hist_ips = NULL;
     long *hist_steps = NULL;
     train_samples smp = {0};
-    if (dc_model_create(be, &spec, o.batch, &m, &err) != DC_OK) {
+    if (dc_model_create_training(be, &spec, o.batch, &m, &err) != DC_OK) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }

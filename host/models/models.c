@@ -305,7 +305,7 @@ static dc_status build(dc_model *m, dc_error *err) {
 }
 
 static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch, dc_params *shared,
-                           int decoder_only, dc_model **out, dc_error *err) {
+                           int decoder_only, int fuse, dc_model **out, dc_error *err) {
     *out = NULL;
     DC_TRY(dc_model_spec_check(spec, err));
     if (decoder_only && !strcmp(spec->kind, "classifier"))
@@ -332,6 +332,7 @@ static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch,
         dc_set_error(err, s, "model: %s", dc_params_error(m->params)->msg);
         goto fail;
     }
+    if (fuse) dc_graph_set_fusion(m->g, 1);
     if ((s = build(m, err)) != DC_OK) goto fail;
     *out = m;
     return DC_OK;
@@ -343,13 +344,20 @@ fail:
 dc_status dc_model_create(dc_backend *be, const dc_model_spec *spec, int batch, dc_model **out,
                           dc_error *err) {
     if (!be || !spec || !out) return dc_set_error(err, DC_ERR_ARG, "dc_model_create: NULL argument");
-    return model_new(be, spec, batch, NULL, 0, out, err);
+    return model_new(be, spec, batch, NULL, 0, 0, out, err);
+}
+
+dc_status dc_model_create_training(dc_backend *be, const dc_model_spec *spec, int batch,
+                                   dc_model **out, dc_error *err) {
+    if (!be || !spec || !out)
+        return dc_set_error(err, DC_ERR_ARG, "dc_model_create_training: NULL argument");
+    return model_new(be, spec, batch, NULL, 0, 1, out, err);
 }
 
 dc_status dc_model_create_shared(dc_model *src, int batch, int decoder_only, dc_model **out,
                                  dc_error *err) {
     if (!src || !out) return dc_set_error(err, DC_ERR_ARG, "dc_model_create_shared: NULL argument");
-    return model_new(src->be, &src->spec, batch, src->params, decoder_only, out, err);
+    return model_new(src->be, &src->spec, batch, src->params, decoder_only, 0, out, err);
 }
 
 void dc_model_free(dc_model *m) {

@@ -44,6 +44,15 @@ typedef enum {
     DC_ACT_SIGMOID,
 } dc_act_kind;
 
+/* An activation fused into a convolution (optional fused primitives below): ReLU or
+ * leaky ReLU with alpha >= 0, so that the output is positive exactly where the input is
+ * and the backward rule can be read from the activated output. mode: dc_relu_mode. */
+typedef struct dc_fused_act {
+    int kind; /* DC_ACT_RELU or DC_ACT_LEAKY_RELU */
+    float alpha;
+    int mode; /* set for the backward call */
+} dc_fused_act;
+
 /* Geometry of a 2-D sliding window (conv, transposed conv, pooling). */
 typedef struct dc_win2d {
     int n, c, h, w;     /* input batch, channels, height, width */
@@ -187,18 +196,22 @@ typedef struct dc_backend_ops {
      *      im2col + gemm through the workspace) ----
      * conv2d with geometry g (input [g->n, g->c, g->h, g->w], output [g->n, oc, g->oh, g->ow]),
      * weight [oc, c, kh, kw], bias [oc] or NULL.
-     * fwd: y = conv(x) + b.  bwd: dw += ..., db += ... (when db.buf), dx += ... (when dx.buf). */
+     * fwd: y = act(conv(x) + b).  bwd: dw += ..., db += ... (when db.buf), dx += ... (when
+     * dx.buf).  act NULL: no activation. With act, y is the activated output and dy its
+     * gradient; the backward applies the activation's rule (act->mode) first. */
     dc_status (*conv2d_fwd)(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
-                            dc_ptr b, dc_ptr y);
+                            dc_ptr b, dc_ptr y, const dc_fused_act *act);
     dc_status (*conv2d_bwd)(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
-                            dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db);
+                            dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                            const dc_fused_act *act);
 
     /* transposed conv2d: g is the conv from the output [g->c, g->h, g->w] back to the input
      * [cin, g->oh, g->ow] (as the conv op stores it), batch `n`; weight [cin, g->c, kh, kw]. */
     dc_status (*conv_t2d_fwd)(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
-                              dc_ptr w, dc_ptr b, dc_ptr y);
+                              dc_ptr w, dc_ptr b, dc_ptr y, const dc_fused_act *act);
     dc_status (*conv_t2d_bwd)(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
-                              dc_ptr w, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db);
+                              dc_ptr w, dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                              const dc_fused_act *act);
 
     void (*destroy)(dc_backend *be);
 } dc_backend_ops;

@@ -78,6 +78,10 @@ typedef struct dc_model {
 /* Build the training graph of a spec with fresh parameters. */
 dc_status dc_model_create(dc_backend *be, const dc_model_spec *spec, int batch, dc_model **out,
                           dc_error *err);
+/* The same for training: activations fused into the convolutions where the backend can
+ * (dc_graph_set_fusion); the named nodes above read the same, the conv nodes do not. */
+dc_status dc_model_create_training(dc_backend *be, const dc_model_spec *spec, int batch,
+                                   dc_model **out, dc_error *err);
 /* Same layers and parameters as `src`, another batch size. decoder_only: only the
  * latent -> image decoder with a latent input (generation, dreams). */
 dc_status dc_model_create_shared(dc_model *src, int batch, int decoder_only, dc_model **out,
