@@ -455,6 +455,22 @@ static dc_status cpu_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int 
     cpu_backend *cb = (cpu_backend *)be;
     float *pdb = F(db);
     const float *pdy = F(dy);
+    if (hw == 1) {
+        /* a dense layer's bias: rows of c values, summed down the rows in double, in row
+         * order, vectorized across the columns (one tiny plane per value was 1.9 ms) */
+#pragma omp parallel for schedule(static) if ((size_t)n * c > 65536)
+        for (int c0 = 0; c0 < c; c0 += 256) {
+            const int c1 = c0 + 256 < c ? c0 + 256 : c;
+            double acc[256] = {0};
+            for (int i = 0; i < n; i++) {
+                const float *restrict row = pdy + (size_t)i * c;
+#pragma omp simd
+                for (int ch = c0; ch < c1; ch++) acc[ch - c0] += row[ch];
+            }
+            for (int ch = c0; ch < c1; ch++) pdb[ch] += (float)acc[ch - c0];
+        }
+        return DC_OK;
+    }
     const int planes = n * c;
     double *part = red_buffer(cb, (size_t)planes);
     if (!part) return dc_set_error(&be->err, DC_ERR_OOM, "cpu bias_grad: out of memory");
