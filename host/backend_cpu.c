@@ -25,6 +25,7 @@ typedef struct cpu_backend {
     /* per-plane partial sums of the channel reductions (bias gradient, batch norm) */
     double *red;
     size_t red_elems;
+    int winograd; /* 3x3 stride-1 convolutions through Winograd F(2x2, 3x3) */
 } cpu_backend;
 
 #define F(p) ((p).buf->data + (p).off)
@@ -1063,9 +1064,367 @@ static int block_rows(int K, int oh, int ow) {
     return (oh + nb - 1) / nb;
 }
 
+/* ---- Winograd F(2x2, 3x3): 3x3 stride-1 pad-1 convolutions ----
+ * Each 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for its 4x4 input tile d (Lavin &
+ * Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): 16 multiplications per
+ * tile and channel pair instead of 36. With the 16 transform positions xi as separate
+ * matrices, the channel sums are 16 GEMMs per group of images:
+ *   forward   M_xi [oc, T] = U_xi [oc, c] V_xi [c, T]           (U = G g G^T, V = B^T d B)
+ *   backward  dM = A dY A^T per tile;  dU_xi += dM_xi V_xi^T;  dV_xi = U_xi^T dM_xi;
+ *             dx += B dV B^T per tile (the adjoint of the input transform), dw = G^T dU G.
+ * T is the number of tiles of the group (several images for small planes, so that the
+ * GEMMs stay large). The transforms only add and halve: the results differ from the
+ * direct sum by rounding (relative 1e-6 on the networks here). */
+#define WINO_MIN_TILES 256
+
+static int wino_ok(const cpu_backend *cb, const dc_win2d *g, int oc) {
+    return cb->winograd && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->ph == 1 &&
+           g->pw == 1 && g->oh == g->h && g->ow == g->w && g->c >= 8 && oc >= 8;
+}
+
+typedef struct wino_geom {
+    int c, oc, h, w, th, tw, tiles, ib; /* tiles per image, images per group */
+    int ph, pw;                         /* padded plane: 2 * th + 2 rows, 2 * tw + 2 columns */
+} wino_geom;
+
+static wino_geom wino_geometry(const dc_win2d *g, int oc, int per_thread_images) {
+    wino_geom q;
+    q.c = g->c, q.oc = oc, q.h = g->h, q.w = g->w;
+    q.th = (g->h + 1) / 2, q.tw = (g->w + 1) / 2, q.tiles = q.th * q.tw;
+    q.ib = (WINO_MIN_TILES + q.tiles - 1) / q.tiles;
+    if (q.ib > per_thread_images) q.ib = per_thread_images;
+    if (q.ib < 1) q.ib = 1;
+    q.ph = 2 * q.th + 2, q.pw = 2 * q.tw + 2;
+    return q;
+}
+
+/* Leading dimension of the [16][rows][T] tile matrices: a multiple of 16 floats that is
+ * not a multiple of 128, so that the 16 planes written by one tile transform do not fall
+ * into the same cache sets (T = 256 made enc2 of `complete` 1.5x slower than im2col). */
+static size_t wino_ld(int tiles) {
+    size_t ld = ((size_t)tiles + 15) & ~(size_t)15;
+    if (ld % 128 == 0) ld += 16;
+    return ld;
+}
+
+/* U [16][oc][c] from w [oc][c][3][3] */
+static void wino_weights(const float *w, int oc, int c, float *U) {
+#pragma omp parallel for schedule(static)
+    for (int oi = 0; oi < oc * c; oi++) {
+        const float *k = w + (size_t)oi * 9;
+        float t[4][3], u[4][4];
+        for (int j = 0; j < 3; j++) {
+            t[0][j] = k[j];
+            t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
+            t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+            t[3][j] = k[6 + j];
+        }
+        for (int i = 0; i < 4; i++) {
+            u[i][0] = t[i][0];
+            u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+            u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+            u[i][3] = t[i][2];
+        }
+        for (int xi = 0; xi < 16; xi++) U[(size_t)xi * oc * c + oi] = u[xi / 4][xi % 4];
+    }
+}
+
+/* dw [oc][c][3][3] += G^T dU G, dU [16][oc][c] */
+static void wino_weights_adjoint(const float *dU, int oc, int c, float *dw) {
+#pragma omp parallel for schedule(static)
+    for (int oi = 0; oi < oc * c; oi++) {
+        float u[4][4], p[3][4];
+        for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[(size_t)xi * oc * c + oi];
+        for (int j = 0; j < 4; j++) {
+            p[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+            p[1][j] = 0.5f * (u[1][j] - u[2][j]);
+            p[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+        }
+        float *k = dw + (size_t)oi * 9;
+        for (int i = 0; i < 3; i++) {
+            k[3 * i + 0] += p[i][0] + 0.5f * (p[i][1] + p[i][2]);
+            k[3 * i + 1] += 0.5f * (p[i][1] - p[i][2]);
+            k[3 * i + 2] += 0.5f * (p[i][1] + p[i][2]) + p[i][3];
+        }
+    }
+}
+
+/* The transforms below run along a row of tiles at a time: the row pass over contiguous
+ * plane rows, the column pass over consecutive tiles (stride-2 reads, contiguous writes),
+ * so both vectorize. `rb` is a per-thread row buffer of WINO_RB(q) floats. */
+#define WINO_RB(q) (16 * ((size_t)(q)->pw + 16))
+
+/* V [16][c][ld] (columns of images 0..nimg-1) from x [nimg][c][h][w]; pad: scratch plane */
+static void wino_input(const wino_geom *q, const float *x, int nimg, size_t ld, float *V,
+                       float *pad, float *rb) {
+    const size_t plane = (size_t)q->h * q->w, cT = (size_t)q->c * ld;
+    const int pw = q->pw, tw = q->tw;
+    /* only the interior is written below: the zero border stays zero */
+    memset(pad, 0, sizeof(float) * q->ph * q->pw);
+    for (int im = 0; im < nimg; im++)
+        for (int ci = 0; ci < q->c; ci++) {
+            const float *src = x + ((size_t)im * q->c + ci) * plane;
+            for (int y = 0; y < q->h; y++)
+                memcpy(pad + (size_t)(y + 1) * pw + 1, src + (size_t)y * q->w, sizeof(float) * q->w);
+            float *v = V + (size_t)ci * ld + (size_t)im * q->tiles;
+            for (int ty = 0; ty < q->th; ty++) {
+                const float *restrict r0 = pad + (size_t)(2 * ty) * pw, *restrict r1 = r0 + pw,
+                                      *restrict r2 = r1 + pw, *restrict r3 = r2 + pw;
+                float *restrict R0 = rb, *restrict R1 = rb + pw, *restrict R2 = rb + 2 * pw,
+                                *restrict R3 = rb + 3 * pw;
+#pragma omp simd
+                for (int xx = 0; xx < pw; xx++) { /* B^T d: rows */
+                    R0[xx] = r0[xx] - r2[xx];
+                    R1[xx] = r1[xx] + r2[xx];
+                    R2[xx] = r2[xx] - r1[xx];
+                    R3[xx] = r1[xx] - r3[xx];
+                }
+                for (int i = 0; i < 4; i++) { /* (B^T d) B: columns, one tile per lane */
+                    const float *restrict Ri = rb + (size_t)i * pw;
+                    float *restrict o0 = v + (size_t)(4 * i) * cT + (size_t)ty * tw,
+                                    *restrict o1 = o0 + cT, *restrict o2 = o1 + cT, *restrict o3 = o2 + cT;
+#pragma omp simd
+                    for (int tx = 0; tx < tw; tx++) {
+                        const float a = Ri[2 * tx], b = Ri[2 * tx + 1], c = Ri[2 * tx + 2],
+                                    d = Ri[2 * tx + 3];
+                        o0[tx] = a - c;
+                        o1[tx] = b + c;
+                        o2[tx] = c - b;
+                        o3[tx] = b - d;
+                    }
+                }
+            }
+        }
+}
+
+/* y [nimg][oc][h][w] = A^T M A per tile, M [16][oc][ld] */
+static void wino_output(const wino_geom *q, const float *M, int nimg, size_t ld, float *y,
+                        float *rb) {
+    const size_t plane = (size_t)q->h * q->w, oT = (size_t)q->oc * ld;
+    const int tw = q->tw;
+    float *S = rb, *row = rb + 8 * (size_t)(tw + 4); /* S[i][j][tx], then one output row */
+    for (int im = 0; im < nimg; im++)
+        for (int o = 0; o < q->oc; o++) {
+            float *dst = y + ((size_t)im * q->oc + o) * plane;
+            const float *m = M + (size_t)o * ld + (size_t)im * q->tiles;
+            for (int ty = 0; ty < q->th; ty++) {
+                for (int j = 0; j < 4; j++) { /* A^T M: rows */
+                    const float *restrict m0 = m + (size_t)j * oT + (size_t)ty * tw,
+                                          *restrict m1 = m0 + 4 * oT, *restrict m2 = m1 + 4 * oT,
+                                          *restrict m3 = m2 + 4 * oT;
+                    float *restrict s0 = S + (size_t)j * (tw + 4), *restrict s1 = s0 + 4 * (size_t)(tw + 4);
+#pragma omp simd
+                    for (int tx = 0; tx < tw; tx++) {
+                        s0[tx] = m0[tx] + m1[tx] + m2[tx];
+                        s1[tx] = m1[tx] - m2[tx] - m3[tx];
+                    }
+                }
+                for (int i = 0; i < 2 && 2 * ty + i < q->h; i++) { /* (A^T M) A: columns */
+                    const float *restrict a = S + (size_t)(4 * i) * (tw + 4), *restrict b = a + (tw + 4),
+                                          *restrict c = b + (tw + 4), *restrict d = c + (tw + 4);
+                    float *restrict rw = row;
+#pragma omp simd
+                    for (int tx = 0; tx < tw; tx++) {
+                        rw[2 * tx] = a[tx] + b[tx] + c[tx];
+                        rw[2 * tx + 1] = b[tx] - c[tx] - d[tx];
+                    }
+                    memcpy(dst + (size_t)(2 * ty + i) * q->w, row, sizeof(float) * q->w);
+                }
+            }
+        }
+}
+
+/* dM [16][oc][ld] (columns of image im) = A dY A^T per tile of one image's dY [oc][h][w] */
+static void wino_grad_output(const wino_geom *q, const float *dy, int im, size_t ld, float *dM,
+                             float *rb) {
+    const size_t oT = (size_t)q->oc * ld;
+    const int tw = q->tw;
+    float *g0 = rb, *g1 = rb + 2 * (size_t)tw + 16;
+    for (int o = 0; o < q->oc; o++) {
+        const float *src = dy + (size_t)o * q->h * q->w;
+        float *m = dM + (size_t)o * ld + (size_t)im * q->tiles;
+        for (int ty = 0; ty < q->th; ty++) {
+            /* the tile row's two gradient rows, zero beyond the plane */
+            memset(g0, 0, sizeof(float) * 2 * tw);
+            memset(g1, 0, sizeof(float) * 2 * tw);
+            memcpy(g0, src + (size_t)(2 * ty) * q->w, sizeof(float) * q->w);
+            if (2 * ty + 1 < q->h) memcpy(g1, src + (size_t)(2 * ty + 1) * q->w, sizeof(float) * q->w);
+            float *restrict o[16];
+            for (int xi = 0; xi < 16; xi++) o[xi] = m + (size_t)xi * oT + (size_t)ty * tw;
+            const float *restrict G0 = g0, *restrict G1 = g1;
+#pragma omp simd
+            for (int tx = 0; tx < tw; tx++) {
+                const float a0 = G0[2 * tx], b0 = G0[2 * tx + 1], a1 = G1[2 * tx], b1 = G1[2 * tx + 1];
+                const float p[4] = {a0, a0 + a1, a0 - a1, -a1}, r[4] = {b0, b0 + b1, b0 - b1, -b1};
+                for (int i = 0; i < 4; i++) { /* (A g) A^T, row i = (p, r) */
+                    o[4 * i + 0][tx] = p[i];
+                    o[4 * i + 1][tx] = p[i] + r[i];
+                    o[4 * i + 2][tx] = p[i] - r[i];
+                    o[4 * i + 3][tx] = -r[i];
+                }
+            }
+        }
+    }
+}
+
+/* dx [nimg][c][h][w] += B dV B^T per tile, dV [16][c][ld]; pad: scratch plane */
+static void wino_input_adjoint(const wino_geom *q, const float *dV, int nimg, size_t ld, float *dx,
+                               float *pad, float *rb) {
+    const size_t plane = (size_t)q->h * q->w, cT = (size_t)q->c * ld;
+    const int tw = q->tw, pw = q->pw;
+    const size_t L = (size_t)tw + 4;
+    for (int im = 0; im < nimg; im++)
+        for (int ci = 0; ci < q->c; ci++) {
+            memset(pad, 0, sizeof(float) * q->ph * pw);
+            const float *v = dV + (size_t)ci * ld + (size_t)im * q->tiles;
+            for (int ty = 0; ty < q->th; ty++) {
+                const float *u[16];
+                for (int xi = 0; xi < 16; xi++) u[xi] = v + (size_t)xi * cT + (size_t)ty * tw;
+                for (int i = 0; i < 4; i++) {
+                    /* row i of B u, then its column contributions c0..c3 per tile;
+                     * C arrays start one slot in so that C[-1] = 0 */
+                    float *restrict C0 = rb + 1, *restrict C1 = C0 + L, *restrict C2 = C1 + L,
+                                    *restrict C3 = C2 + L;
+                    C2[-1] = C3[-1] = 0.0f;
+#pragma omp simd
+                    for (int tx = 0; tx < tw; tx++) {
+                        float r[4];
+                        for (int j = 0; j < 4; j++) {
+                            const float u0 = u[j][tx], u1 = u[4 + j][tx], u2 = u[8 + j][tx],
+                                        u3 = u[12 + j][tx];
+                            r[j] = i == 0 ? u0 : i == 1 ? u1 - u2 + u3 : i == 2 ? -u0 + u1 + u2 : -u3;
+                        }
+                        C0[tx] = r[0];
+                        C1[tx] = r[1] - r[2] + r[3];
+                        C2[tx] = -r[0] + r[1] + r[2];
+                        C3[tx] = -r[3];
+                    }
+                    float *restrict rowp = pad + (size_t)(2 * ty + i) * pw;
+                    /* tile tx covers columns 2tx..2tx+3: neighbours overlap by two */
+#pragma omp simd
+                    for (int tx = 0; tx < tw; tx++) {
+                        rowp[2 * tx] += C0[tx] + C2[tx - 1];
+                        rowp[2 * tx + 1] += C1[tx] + C3[tx - 1];
+                    }
+                    rowp[2 * tw] += C2[tw - 1];
+                    rowp[2 * tw + 1] += C3[tw - 1];
+                }
+            }
+            float *dst = dx + ((size_t)im * q->c + ci) * plane;
+            for (int y = 0; y < q->h; y++) {
+                const float *restrict src = pad + (size_t)(y + 1) * pw + 1;
+                float *restrict drow = dst + (size_t)y * q->w;
+#pragma omp simd
+                for (int xx = 0; xx < q->w; xx++) drow[xx] += src[xx];
+            }
+        }
+}
+
+static dc_status wino_fwd(cpu_backend *cb, const dc_win2d *g, int oc, const float *px,
+                          const float *pw, const float *pb, float *py, const dc_fused_act *act) {
+    const int T = omp_get_max_threads();
+    const wino_geom q = wino_geometry(g, oc, (g->n + T - 1) / T);
+    const size_t TT = wino_ld(q.ib * q.tiles), nU = (size_t)16 * oc * q.c;
+    const size_t per = (size_t)16 * q.c * TT + (size_t)16 * oc * TT + (size_t)q.ph * q.pw + WINO_RB(&q);
+    float *scr = conv_scratch(cb, per, T + (int)((nU + per - 1) / per));
+    if (!scr) return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d (winograd): out of memory");
+    float *U = scr + (size_t)T * per;
+    wino_weights(pw, oc, q.c, U);
+    const size_t in_img = (size_t)q.c * q.h * q.w, out_img = (size_t)oc * q.h * q.w;
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+        float *V = scr + (size_t)t * per, *M = V + (size_t)16 * q.c * TT, *pad = M + (size_t)16 * oc * TT;
+        float *rb = pad + (size_t)q.ph * q.pw;
+        /* the same static split of the images as the GEMM path */
+        const int chunk = (g->n + T - 1) / T, n0 = t * chunk, n1 = n0 + chunk < g->n ? n0 + chunk : g->n;
+        for (int i0 = n0; i0 < n1; i0 += q.ib) {
+            const int nimg = i0 + q.ib < n1 ? q.ib : n1 - i0;
+            const size_t Tn = (size_t)nimg * q.tiles;
+            wino_input(&q, px + (size_t)i0 * in_img, nimg, TT, V, pad, rb);
+            for (int xi = 0; xi < 16; xi++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)Tn, q.c, 1.0f,
+                            U + (size_t)xi * oc * q.c, q.c, V + (size_t)xi * q.c * TT, (int)TT, 0.0f,
+                            M + (size_t)xi * oc * TT, (int)TT);
+            wino_output(&q, M, nimg, TT, py + (size_t)i0 * out_img, rb);
+            for (int im = 0; im < nimg; im++)
+                bias_act_rows(py + (size_t)(i0 + im) * out_img, pb, oc, (size_t)q.h * q.w, act);
+        }
+    }
+    return DC_OK;
+}
+
+static dc_status wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const float *px,
+                          const float *pw, const float *py, const float *pdy, float *pdx,
+                          float *pdw, float *pdb, const dc_fused_act *act) {
+    const int T = omp_get_max_threads();
+    const wino_geom q = wino_geometry(g, oc, (g->n + T - 1) / T);
+    const size_t TT = wino_ld(q.ib * q.tiles), nU = (size_t)16 * oc * q.c;
+    const size_t out_img = (size_t)oc * q.h * q.w, in_img = (size_t)q.c * q.h * q.w;
+    const size_t per = (size_t)16 * q.c * TT + (size_t)16 * oc * TT + (size_t)q.ph * q.pw + nU +
+                       WINO_RB(&q) + (act ? out_img : 0);
+    float *scr = conv_scratch(cb, per, T + (int)((nU + per - 1) / per));
+    if (!scr) return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d (winograd): out of memory");
+    float *U = scr + (size_t)T * per;
+    wino_weights(pw, oc, q.c, U);
+    double *part = NULL;
+    if (pdb && act && !(part = red_buffer(cb, (size_t)g->n * oc)))
+        return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d: out of memory");
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+        float *V = scr + (size_t)t * per, *dM = V + (size_t)16 * q.c * TT;
+        float *pad = dM + (size_t)16 * oc * TT, *dU = pad + (size_t)q.ph * q.pw, *rb = dU + nU;
+        float *dpre = rb + WINO_RB(&q);
+        memset(dU, 0, sizeof(float) * nU);
+        const int chunk = (g->n + T - 1) / T, n0 = t * chunk, n1 = n0 + chunk < g->n ? n0 + chunk : g->n;
+        for (int i0 = n0; i0 < n1; i0 += q.ib) {
+            const int nimg = i0 + q.ib < n1 ? q.ib : n1 - i0;
+            const size_t Tn = (size_t)nimg * q.tiles;
+            for (int im = 0; im < nimg; im++) {
+                const int n = i0 + im;
+                const float *dyn = pdy + (size_t)n * out_img;
+                if (act) {
+                    act_grad(act, py + (size_t)n * out_img, dyn, dpre, out_img);
+                    dyn = dpre;
+                    if (part)
+                        for (int o = 0; o < oc; o++)
+                            part[(size_t)n * oc + o] =
+                                plane_sum(dpre + (size_t)o * q.h * q.w, (size_t)q.h * q.w);
+                }
+                wino_grad_output(&q, dyn, im, TT, dM, rb);
+            }
+            wino_input(&q, px + (size_t)i0 * in_img, nimg, TT, V, pad, rb);
+            for (int xi = 0; xi < 16; xi++) {
+                float *Vx = V + (size_t)xi * q.c * TT, *dMx = dM + (size_t)xi * oc * TT;
+                /* dU_xi [oc, c] += dM_xi [oc, T] V_xi^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, q.c, (int)Tn, 1.0f, dMx,
+                            (int)TT, Vx, (int)TT, 1.0f, dU + (size_t)xi * oc * q.c, q.c);
+                /* dV_xi [c, T] = U_xi^T dM_xi, written over V_xi (no longer needed) */
+                if (pdx)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q.c, (int)Tn, oc, 1.0f,
+                                U + (size_t)xi * oc * q.c, q.c, dMx, (int)TT, 0.0f, Vx, (int)TT);
+            }
+            if (pdx) wino_input_adjoint(&q, V, nimg, TT, pdx + (size_t)i0 * in_img, pad, rb);
+        }
+    }
+    /* fixed-order reductions: per-thread dU, then the weight transform's adjoint */
+    float *dU0 = scr + (size_t)16 * q.c * TT + (size_t)16 * oc * TT + (size_t)q.ph * q.pw;
+    for (int t = 1; t < T; t++) {
+        const float *dUt = dU0 + (size_t)t * per;
+        for (size_t i = 0; i < nU; i++) dU0[i] += dUt[i];
+    }
+    wino_weights_adjoint(dU0, oc, q.c, pdw);
+    if (part)
+        for (int o = 0; o < oc; o++) pdb[o] += (float)channel_total(part, g->n, oc, o);
+    return DC_OK;
+}
+
 static dc_status cpu_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                 dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
+    if (wino_ok(cb, g, oc))
+        return wino_fwd(cb, g, oc, F(x), F(w), bias.buf ? F(bias) : NULL, F(y), act);
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow, T = omp_get_max_threads();
     const int br = block_rows(K, g->oh, g->ow);
     float *scr = conv_scratch(cb, (size_t)K * br * g->ow, T);
@@ -1099,6 +1458,11 @@ static dc_status cpu_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_pt
                                 const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow, T = omp_get_max_threads();
+    if (wino_ok(cb, g, oc)) {
+        if (db.buf && !act) cpu_bias_grad(be, db, dy, g->n, oc, ohw);
+        return wino_bwd(cb, g, oc, F(x), F(w), act ? F(y) : NULL, F(dy), dx.buf ? F(dx) : NULL,
+                        F(dw), db.buf ? F(db) : NULL, act);
+    }
     const int br = block_rows(K, g->oh, g->ow);
     const size_t out_img = (size_t)oc * ohw, in_img = (size_t)g->c * g->h * g->w;
     /* per thread: one block's columns, the weight-gradient accumulator, and with a fused
@@ -1305,6 +1669,9 @@ dc_status dc_backend_create_cpu(int threads, dc_backend **out, dc_error *err) {
     cpu_backend *b = calloc(1, sizeof *b);
     if (!b) return dc_set_error(err, DC_ERR_OOM, "cpu backend: out of memory");
     b->base.ops = &cpu_ops;
+    /* DECONV_CONV=gemm: every convolution through im2col + GEMM (for comparisons) */
+    const char *algo = getenv("DECONV_CONV");
+    b->winograd = !(algo && !strcmp(algo, "gemm"));
     b->threads = threads > 0 ? threads : omp_get_max_threads();
     if (threads > 0) omp_set_num_threads(threads);
     openblas_set_num_threads(1); /* see cpu_gemm: OpenMP owns the threads */

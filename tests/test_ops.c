@@ -5,6 +5,7 @@
  * largest reference magnitude). Gradients: max relative error 2e-2 relative to the largest
  * gradient magnitude, with step 1e-2 on inputs chosen away from ReLU/max-pool kinks. The
  * loss is 0.5*mean((y - t)^2)-like MSE, smooth in y. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,6 +489,9 @@ static const op_case cases[] = {
     {"conv2d 3x3 s2 p0 odd", 1, {S4(2, 2, 9, 7)}, b_conv, r_conv, 3, 2, 0, 0, 3, 0, 0, 0, 1, 0},
     {"conv2d 5x5 s2 p2", 1, {S4(3, 2, 8, 8)}, b_conv, r_conv, 5, 2, 2, 0, 2, 0, 0, 0, 1, 0},
     {"conv2d 1x1", 1, {S4(2, 5, 4, 3)}, b_conv, r_conv, 1, 1, 0, 0, 3, 0, 0, 0, 1, 0},
+    /* >= 8 channels in and out: the CPU backend's Winograd F(2x2, 3x3) path */
+    {"conv2d 3x3 s1 p1 winograd", 1, {S4(3, 8, 6, 8)}, b_conv, r_conv, 3, 1, 1, 0, 12, 0, 0, 0, 1, 0},
+    {"conv2d 3x3 s1 p1 winograd odd", 1, {S4(2, 9, 7, 5)}, b_conv, r_conv, 3, 1, 1, 0, 8, 0, 0, 0, 1, 0},
     {"conv_t2d 3x3 s2 p1 op1", 1, {S4(2, 3, 4, 5)}, b_convt, r_convt, 3, 2, 1, 1, 2, 0, 0, 0, 1, 0},
     {"conv_t2d 4x4 s2 p1", 1, {S4(2, 2, 3, 3)}, b_convt, r_convt, 4, 2, 1, 0, 3, 0, 0, 0, 1, 0},
     {"conv_t2d 3x3 s1 p0", 1, {S4(1, 2, 5, 4)}, b_convt, r_convt, 3, 1, 0, 0, 2, 0, 0, 0, 1, 0},
@@ -606,13 +610,16 @@ static void fuse_build(dc_params *p, int fuse, fuse_net *f) {
     assert_int_equal(dc_graph_finalize(g), DC_OK);
 }
 
-static void read_all_grads(dc_params *p, float *dst) {
+/* all parameter gradients, concatenated; returns the number of values */
+static size_t read_all_grads(dc_params *p, float *dst) {
     dc_backend *be = dc_params_backend(p);
+    size_t n = 0;
     for (int i = 0; i < dc_params_count(p); i++) {
         dc_param *q = dc_params_get(p, i);
-        assert_int_equal(be->ops->read(be, dc_tensor_ptr(q->grad), dst, q->numel * 4), DC_OK);
-        dst += q->numel;
+        assert_int_equal(be->ops->read(be, dc_tensor_ptr(q->grad), dst + n, q->numel * 4), DC_OK);
+        n += q->numel;
     }
+    return n;
 }
 
 static void test_fused_activations(void **state) {
@@ -635,6 +642,7 @@ static void test_fused_activations(void **state) {
     tu_fill_uniform(t, nx, &rng, -1, 1);
     for (int mode = 0; mode < 3; mode++) {
         float la, lb;
+        size_t ng[2];
         fuse_net *nets[2] = {&a, &b};
         float *ys[2] = {ya, yb}, *gs[2] = {ga, gb}, *dxs[2] = {dxa, dxb}, *ls[2] = {&la, &lb};
         for (int k = 0; k < 2; k++) {
@@ -647,15 +655,16 @@ static void test_fused_activations(void **state) {
             assert_int_equal(dc_graph_read(g, nets[k]->loss, ls[k]), DC_OK);
             assert_int_equal(dc_graph_read(g, nets[k]->out, ys[k]), DC_OK);
             assert_int_equal(dc_graph_read_grad(g, nets[k]->x, dxs[k]), DC_OK);
-            read_all_grads(p, gs[k]);
+            ng[k] = read_all_grads(p, gs[k]);
         }
         assert_float_equal(la, lb, 0.0f);
         assert_true(tu_max_abs_err(yb, ya, nx) == 0.0);
         /* same operations in the same order: equal up to the sign of zero */
         assert_true(tu_max_abs_err(dxb, dxa, nx) == 0.0);
-        assert_true(tu_max_abs_err(gb, ga, np) == 0.0);
+        assert_int_equal(ng[0], ng[1]);
+        assert_true(tu_max_abs_err(gb, ga, ng[0]) == 0.0);
         double gmax = 0;
-        for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(ga[i]));
+        for (size_t i = 0; i < ng[0]; i++) gmax = fmax(gmax, fabs(ga[i]));
         assert_true(gmax > 0);
     }
     /* where fusion happened the conv node holds the activated values */
@@ -685,6 +694,84 @@ static void test_fused_activations(void **state) {
     dc_graph_free(b.g);
     dc_params_free(p);
     dc_backend_free(be);
+}
+
+/* The Winograd convolution against the im2col + GEMM one (DECONV_CONV=gemm), whole
+ * tensors: outputs, input gradients and weight gradients of 3x3 stride-1 convs with and
+ * without a fused ReLU, even and odd planes, images split over two threads. Bound: 1e-5
+ * relative to the largest value (float rounding of the transforms). */
+static void wino_run(int gemm, const float *x, const float *seed, float *y, float *dx, float *dw,
+                     size_t nx, size_t ny, size_t *nw_out) {
+    if (gemm)
+        setenv("DECONV_CONV", "gemm", 1);
+    else
+        unsetenv("DECONV_CONV");
+    dc_backend *be = NULL;
+    dc_error err = {0};
+    assert_int_equal(dc_backend_create_cpu(2, &be, &err), DC_OK);
+    unsetenv("DECONV_CONV");
+    dc_params *p;
+    dc_graph *g;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, 5, &g), DC_OK);
+    assert_int_equal(dc_graph_set_fusion(g, 1), DC_OK);
+    int in = dc_input(g, "x", 12, 9, 10);
+    dc_graph_require_grad(g, in);
+    int c1 = dc_conv2d(g, in, 16, 3, 1, 1);
+    int r1 = dc_relu(g, c1); /* fused */
+    int c2 = dc_conv2d(g, r1, 10, 3, 1, 1);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    dc_rng rng;
+    dc_rng_seed(&rng, 3);
+    assert_int_equal(dc_params_init(p, &rng), DC_OK);
+    dc_graph_set_input(g, in, x);
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    assert_int_equal(dc_params_zero_grad(p), DC_OK);
+    assert_int_equal(dc_graph_backward_from(g, c2, seed, DC_RELU_NORMAL), DC_OK);
+    assert_int_equal(dc_graph_read(g, c2, y), DC_OK);
+    assert_int_equal(dc_graph_read_grad(g, in, dx), DC_OK);
+    *nw_out = read_all_grads(p, dw);
+    (void)nx, (void)ny;
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+static double rel_to_max(const float *a, const float *ref, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(ref[i]));
+    return tu_max_abs_err(a, ref, n) / (m > 0 ? m : 1);
+}
+
+static void test_winograd_matches_gemm(void **state) {
+    (void)state;
+    const size_t nx = 5 * 12 * 9 * 10, ny = 5 * 10 * 9 * 10;
+    const size_t nwmax = 2 * (16 * 12 * 9 + 16 + 10 * 16 * 9 + 10); /* with alignment room */
+    float *x = malloc(nx * 4), *seed = malloc(ny * 4);
+    float *y[2], *dx[2], *dw[2];
+    size_t nw[2];
+    dc_rng rng;
+    dc_rng_seed(&rng, 8);
+    tu_fill_uniform(x, nx, &rng, -1, 1);
+    tu_fill_uniform(seed, ny, &rng, -1, 1);
+    for (int k = 0; k < 2; k++) {
+        y[k] = malloc(ny * 4), dx[k] = malloc(nx * 4), dw[k] = malloc(nwmax * 4);
+        wino_run(k, x, seed, y[k], dx[k], dw[k], nx, ny, &nw[k]);
+    }
+    assert_int_equal(nw[0], nw[1]);
+    assert_true(nw[0] <= nwmax);
+    const double ey = rel_to_max(y[0], y[1], ny), edx = rel_to_max(dx[0], dx[1], nx),
+                 edw = rel_to_max(dw[0], dw[1], nw[0]);
+    print_message("  winograd vs gemm: output %.2g, dx %.2g, dw %.2g (max err / max value)\n", ey,
+                  edx, edw);
+    assert_true(ey < 1e-5);
+    assert_true(edx < 1e-5);
+    assert_true(edw < 1e-5);
+    /* the two paths really differ (rounding): the comparison is not of one code with itself */
+    assert_true(tu_max_abs_err(y[0], y[1], ny) > 0);
+    for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]);
+    free(x);
+    free(seed);
 }
 
 /* Losses: values against naive formulas, gradients against finite differences. */
@@ -815,6 +902,7 @@ int main(void) {
         cmocka_unit_test(test_all_ops),
         cmocka_unit_test(test_relu_modes),
         cmocka_unit_test(test_fused_activations),
+        cmocka_unit_test(test_winograd_matches_gemm),
         cmocka_unit_test(test_losses),
         cmocka_unit_test(test_dropout_stats),
     };
