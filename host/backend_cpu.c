@@ -1050,6 +1050,18 @@ static void act_grad(const dc_fused_act *a, const float *restrict y, const float
     }
 }
 
+/* One image's output gradient as the convolution sees it: dy itself, or with a fused
+ * activation its pre-activation gradient (into dpre) and, when part is set, that image's
+ * per-channel sums for the bias gradient. */
+static const float *image_grad(const dc_fused_act *act, const float *y, const float *dy,
+                               float *dpre, int c, size_t hw, double *part) {
+    if (!act) return dy;
+    act_grad(act, y, dy, dpre, (size_t)c * hw);
+    if (part)
+        for (int o = 0; o < c; o++) part[o] = plane_sum(dpre + (size_t)o * hw, hw);
+    return dpre;
+}
+
 /* Output rows per block so that one block's columns (K x rows*ow floats) stay in the
  * per-core L2 cache (1 MB here): a whole image's columns (1.2 MB for a 32x32 layer with
  * K = 288) spill to L3 between im2col and the GEMM that reads them. Smaller blocks lose
@@ -1383,15 +1395,9 @@ static dc_status wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
             const size_t Tn = (size_t)nimg * q.tiles;
             for (int im = 0; im < nimg; im++) {
                 const int n = i0 + im;
-                const float *dyn = pdy + (size_t)n * out_img;
-                if (act) {
-                    act_grad(act, py + (size_t)n * out_img, dyn, dpre, out_img);
-                    dyn = dpre;
-                    if (part)
-                        for (int o = 0; o < oc; o++)
-                            part[(size_t)n * oc + o] =
-                                plane_sum(dpre + (size_t)o * q.h * q.w, (size_t)q.h * q.w);
-                }
+                const float *dyn = image_grad(act, act ? py + (size_t)n * out_img : NULL,
+                                              pdy + (size_t)n * out_img, dpre, oc,
+                                              (size_t)q.h * q.w, part ? part + (size_t)n * oc : NULL);
                 wino_grad_output(&q, dyn, im, TT, dM, rb);
             }
             wino_input(&q, px + (size_t)i0 * in_img, nimg, TT, V, pad, rb);
@@ -1485,14 +1491,9 @@ static dc_status cpu_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_pt
         memset(acc, 0, sizeof(float) * oc * K);
 #pragma omp for schedule(static)
         for (int n = 0; n < g->n; n++) {
-            const float *dyn = pdy + (size_t)n * out_img;
-            if (act) {
-                act_grad(act, py + (size_t)n * out_img, dyn, dpre, out_img);
-                dyn = dpre;
-                if (part)
-                    for (int o = 0; o < oc; o++)
-                        part[(size_t)n * oc + o] = plane_sum(dpre + (size_t)o * ohw, (size_t)ohw);
-            }
+            const float *dyn = image_grad(act, act ? py + (size_t)n * out_img : NULL,
+                                          pdy + (size_t)n * out_img, dpre, oc, (size_t)ohw,
+                                          part ? part + (size_t)n * oc : NULL);
             for (int oy0 = 0; oy0 < g->oh; oy0 += br) {
                 const int oy1 = oy0 + br < g->oh ? oy0 + br : g->oh, bp = (oy1 - oy0) * g->ow;
                 const float *dyb = dyn + (size_t)oy0 * g->ow;
@@ -1575,14 +1576,9 @@ static dc_status cpu_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int 
         memset(acc, 0, sizeof(float) * cin * R);
 #pragma omp for schedule(static)
         for (int i = 0; i < n; i++) {
-            const float *dyi = pdy + (size_t)i * out_img;
-            if (act) {
-                act_grad(act, py + (size_t)i * out_img, dyi, dpre, out_img);
-                dyi = dpre;
-                if (part)
-                    for (int o = 0; o < g->c; o++)
-                        part[(size_t)i * g->c + o] = plane_sum(dpre + (size_t)o * big, big);
-            }
+            const float *dyi = image_grad(act, act ? py + (size_t)i * out_img : NULL,
+                                          pdy + (size_t)i * out_img, dpre, g->c, big,
+                                          part ? part + (size_t)i * g->c : NULL);
             for (int oy0 = 0; oy0 < g->oh; oy0 += br) {
                 const int oy1 = oy0 + br < g->oh ? oy0 + br : g->oh, bp = (oy1 - oy0) * g->ow;
                 const size_t boff = (size_t)i * in_img + (size_t)oy0 * g->ow;
