@@ -1256,14 +1256,19 @@ static void wino_grad_output(const wino_geom *q, const float *dy, int im, size_t
         const float *src = dy + (size_t)o * q->h * q->w;
         float *m = dM + (size_t)o * ld + (size_t)im * q->tiles;
         for (int ty = 0; ty < q->th; ty++) {
-            /* the tile row's two gradient rows, zero beyond the plane */
-            memset(g0, 0, sizeof(float) * 2 * tw);
-            memset(g1, 0, sizeof(float) * 2 * tw);
-            memcpy(g0, src + (size_t)(2 * ty) * q->w, sizeof(float) * q->w);
-            if (2 * ty + 1 < q->h) memcpy(g1, src + (size_t)(2 * ty + 1) * q->w, sizeof(float) * q->w);
+            /* the tile row's two gradient rows, zero beyond the plane: read in place when
+             * both rows exist and the width is even (copying first stalled the loads on
+             * store forwarding) */
+            const float *G0 = src + (size_t)(2 * ty) * q->w, *G1 = G0 + q->w;
+            if ((q->w & 1) || 2 * ty + 1 >= q->h) {
+                memset(g0, 0, sizeof(float) * 2 * tw);
+                memset(g1, 0, sizeof(float) * 2 * tw);
+                memcpy(g0, G0, sizeof(float) * q->w);
+                if (2 * ty + 1 < q->h) memcpy(g1, G1, sizeof(float) * q->w);
+                G0 = g0, G1 = g1;
+            }
             float *restrict o[16];
             for (int xi = 0; xi < 16; xi++) o[xi] = m + (size_t)xi * oT + (size_t)ty * tw;
-            const float *restrict G0 = g0, *restrict G1 = g1;
 #pragma omp simd
             for (int tx = 0; tx < tw; tx++) {
                 const float a0 = G0[2 * tx], b0 = G0[2 * tx + 1], a1 = G1[2 * tx], b1 = G1[2 * tx + 1];
