@@ -1110,15 +1110,6 @@ static wino_geom wino_geometry(const dc_win2d *g, int oc, int per_thread_images)
     return q;
 }
 
-/* Leading dimension of the [16][rows][T] tile matrices: a multiple of 16 floats that is
- * not a multiple of 128, so that the 16 planes written by one tile transform do not fall
- * into the same cache sets (T = 256 made enc2 of `complete` 1.5x slower than im2col). */
-static size_t wino_ld(int tiles) {
-    size_t ld = ((size_t)tiles + 15) & ~(size_t)15;
-    if (ld % 128 == 0) ld += 16;
-    return ld;
-}
-
 /* U [16][oc][c] from w [oc][c][3][3] */
 static void wino_weights(const float *w, int oc, int c, float *U) {
 #pragma omp parallel for schedule(static)
@@ -1161,188 +1152,157 @@ static void wino_weights_adjoint(const float *dU, int oc, int c, float *dw) {
     }
 }
 
-/* The transforms below run along a row of tiles at a time: the row pass over contiguous
- * plane rows, the column pass over consecutive tiles (stride-2 reads, contiguous writes),
- * so both vectorize. `rb` is a per-thread row buffer of WINO_RB(q) floats. */
-#define WINO_RB(q) (16 * ((size_t)(q)->pw + 16))
+/* Stride between the 16 transform planes: a multiple of 16 floats that is not a multiple
+ * of 256, so that the 16 planes one tile transform writes do not share cache sets (a
+ * 256-tile stride made enc2 of `complete` 1.5x slower than im2col). */
+static size_t wino_stride(size_t n) {
+    size_t s = (n + 15) & ~(size_t)15;
+    if (s % 256 == 0) s += 16;
+    return s;
+}
 
-/* V [16][c][ld] (columns of images 0..nimg-1) from x [nimg][c][h][w]; pad: scratch plane */
-static void wino_input(const wino_geom *q, const float *x, int nimg, size_t ld, float *V,
-                       float *pad, float *rb) {
-    const size_t plane = (size_t)q->h * q->w, cT = (size_t)q->c * ld;
-    const int pw = q->pw, tw = q->tw;
-    /* only the interior is written below: the zero border stays zero */
-    memset(pad, 0, sizeof(float) * q->ph * q->pw);
-    for (int im = 0; im < nimg; im++)
-        for (int ci = 0; ci < q->c; ci++) {
-            const float *src = x + ((size_t)im * q->c + ci) * plane;
-            for (int y = 0; y < q->h; y++)
-                memcpy(pad + (size_t)(y + 1) * pw + 1, src + (size_t)y * q->w, sizeof(float) * q->w);
-            float *v = V + (size_t)ci * ld + (size_t)im * q->tiles;
-            for (int ty = 0; ty < q->th; ty++) {
-                const float *restrict r0 = pad + (size_t)(2 * ty) * pw, *restrict r1 = r0 + pw,
-                                      *restrict r2 = r1 + pw, *restrict r3 = r2 + pw;
-                float *restrict R0 = rb, *restrict R1 = rb + pw, *restrict R2 = rb + 2 * pw,
-                                *restrict R3 = rb + 3 * pw;
+/* The transforms work on channel-last copies of the planes (one image at a time, moved by
+ * OpenBLAS's transposing copy), so that every tile's arithmetic runs over a contiguous
+ * run of channels: the loops vectorize whatever the plane size (rows of a 7x7 plane have
+ * only 4 tiles). The tile matrices are V_xi [T][c], M_xi [T][oc]. */
+
+/* padded channel-last image: P[(y + 1) * pw + x + 1][c] = x[c][y][x], zero border */
+static void wino_to_padded(const wino_geom *q, const float *x, float *P) {
+    memset(P, 0, sizeof(float) * q->ph * q->pw * q->c);
+    for (int y = 0; y < q->h; y++)
+        cblas_somatcopy(CblasRowMajor, CblasTrans, q->c, q->w, 1.0f, x + (size_t)y * q->w,
+                        q->h * q->w, P + ((size_t)(y + 1) * q->pw + 1) * q->c, q->c);
+}
+
+/* V rows of image im's tiles from its padded copy P */
+static void wino_input(const wino_geom *q, const float *P, int im, size_t sv, float *V) {
+    const int c = q->c;
+    const size_t rs = (size_t)q->pw * c; /* one padded row */
+    for (int ty = 0; ty < q->th; ty++)
+        for (int tx = 0; tx < q->tw; tx++) {
+            const float *restrict d = P + (size_t)(2 * ty) * rs + (size_t)(2 * tx) * c;
+            float *restrict v = V + ((size_t)im * q->tiles + (size_t)ty * q->tw + tx) * c;
 #pragma omp simd
-                for (int xx = 0; xx < pw; xx++) { /* B^T d: rows */
-                    R0[xx] = r0[xx] - r2[xx];
-                    R1[xx] = r1[xx] + r2[xx];
-                    R2[xx] = r2[xx] - r1[xx];
-                    R3[xx] = r1[xx] - r3[xx];
+            for (int k = 0; k < c; k++) {
+                float r[4][4];
+                for (int s = 0; s < 4; s++) { /* B^T d: rows */
+                    const float d0 = d[s * c + k], d1 = d[rs + s * c + k], d2 = d[2 * rs + s * c + k],
+                                d3 = d[3 * rs + s * c + k];
+                    r[0][s] = d0 - d2, r[1][s] = d1 + d2, r[2][s] = d2 - d1, r[3][s] = d1 - d3;
                 }
-                for (int i = 0; i < 4; i++) { /* (B^T d) B: columns, one tile per lane */
-                    const float *restrict Ri = rb + (size_t)i * pw;
-                    float *restrict o0 = v + (size_t)(4 * i) * cT + (size_t)ty * tw,
-                                    *restrict o1 = o0 + cT, *restrict o2 = o1 + cT, *restrict o3 = o2 + cT;
-#pragma omp simd
-                    for (int tx = 0; tx < tw; tx++) {
-                        const float a = Ri[2 * tx], b = Ri[2 * tx + 1], c = Ri[2 * tx + 2],
-                                    d = Ri[2 * tx + 3];
-                        o0[tx] = a - c;
-                        o1[tx] = b + c;
-                        o2[tx] = c - b;
-                        o3[tx] = b - d;
-                    }
+                for (int i = 0; i < 4; i++) { /* (B^T d) B: columns */
+                    v[(4 * i + 0) * sv + k] = r[i][0] - r[i][2];
+                    v[(4 * i + 1) * sv + k] = r[i][1] + r[i][2];
+                    v[(4 * i + 2) * sv + k] = r[i][2] - r[i][1];
+                    v[(4 * i + 3) * sv + k] = r[i][1] - r[i][3];
                 }
             }
         }
 }
 
-/* y [nimg][oc][h][w] = A^T M A per tile, M [16][oc][ld] */
-static void wino_output(const wino_geom *q, const float *M, int nimg, size_t ld, float *y,
-                        float *rb) {
-    const size_t plane = (size_t)q->h * q->w, oT = (size_t)q->oc * ld;
-    const int tw = q->tw;
-    float *S = rb, *row = rb + 8 * (size_t)(tw + 4); /* S[i][j][tx], then one output row */
-    for (int im = 0; im < nimg; im++)
-        for (int o = 0; o < q->oc; o++) {
-            float *dst = y + ((size_t)im * q->oc + o) * plane;
-            const float *m = M + (size_t)o * ld + (size_t)im * q->tiles;
-            for (int ty = 0; ty < q->th; ty++) {
+/* image im's output y [oc][h][w] from M: A^T M A per tile into the channel-last staging
+ * Y [2th][2tw][oc], then transposed */
+static void wino_output(const wino_geom *q, const float *M, int im, size_t sm, float *Y,
+                        float *y) {
+    const int oc = q->oc, W2 = 2 * q->tw;
+    for (int ty = 0; ty < q->th; ty++)
+        for (int tx = 0; tx < q->tw; tx++) {
+            const float *restrict m = M + ((size_t)im * q->tiles + (size_t)ty * q->tw + tx) * oc;
+            float *restrict o0 = Y + ((size_t)(2 * ty) * W2 + 2 * tx) * oc, *restrict o1 = o0 + (size_t)W2 * oc;
+#pragma omp simd
+            for (int k = 0; k < oc; k++) {
+                float s[2][4];
                 for (int j = 0; j < 4; j++) { /* A^T M: rows */
-                    const float *restrict m0 = m + (size_t)j * oT + (size_t)ty * tw,
-                                          *restrict m1 = m0 + 4 * oT, *restrict m2 = m1 + 4 * oT,
-                                          *restrict m3 = m2 + 4 * oT;
-                    float *restrict s0 = S + (size_t)j * (tw + 4), *restrict s1 = s0 + 4 * (size_t)(tw + 4);
-#pragma omp simd
-                    for (int tx = 0; tx < tw; tx++) {
-                        s0[tx] = m0[tx] + m1[tx] + m2[tx];
-                        s1[tx] = m1[tx] - m2[tx] - m3[tx];
-                    }
+                    const float m0 = m[j * sm + k], m1 = m[(4 + j) * sm + k], m2 = m[(8 + j) * sm + k],
+                                m3 = m[(12 + j) * sm + k];
+                    s[0][j] = m0 + m1 + m2;
+                    s[1][j] = m1 - m2 - m3;
                 }
-                for (int i = 0; i < 2 && 2 * ty + i < q->h; i++) { /* (A^T M) A: columns */
-                    const float *restrict a = S + (size_t)(4 * i) * (tw + 4), *restrict b = a + (tw + 4),
-                                          *restrict c = b + (tw + 4), *restrict d = c + (tw + 4);
-                    float *restrict rw = row;
-#pragma omp simd
-                    for (int tx = 0; tx < tw; tx++) {
-                        rw[2 * tx] = a[tx] + b[tx] + c[tx];
-                        rw[2 * tx + 1] = b[tx] - c[tx] - d[tx];
-                    }
-                    memcpy(dst + (size_t)(2 * ty + i) * q->w, row, sizeof(float) * q->w);
-                }
+                o0[k] = s[0][0] + s[0][1] + s[0][2];
+                o0[oc + k] = s[0][1] - s[0][2] - s[0][3];
+                o1[k] = s[1][0] + s[1][1] + s[1][2];
+                o1[oc + k] = s[1][1] - s[1][2] - s[1][3];
             }
         }
+    for (int r = 0; r < q->h; r++)
+        cblas_somatcopy(CblasRowMajor, CblasTrans, q->w, oc, 1.0f, Y + (size_t)r * W2 * oc, oc,
+                        y + (size_t)r * q->w, q->h * q->w);
 }
 
-/* dM [16][oc][ld] (columns of image im) = A dY A^T per tile of one image's dY [oc][h][w] */
-static void wino_grad_output(const wino_geom *q, const float *dy, int im, size_t ld, float *dM,
-                             float *rb) {
-    const size_t oT = (size_t)q->oc * ld;
-    const int tw = q->tw;
-    float *g0 = rb, *g1 = rb + 2 * (size_t)tw + 16;
-    for (int o = 0; o < q->oc; o++) {
-        const float *src = dy + (size_t)o * q->h * q->w;
-        float *m = dM + (size_t)o * ld + (size_t)im * q->tiles;
-        for (int ty = 0; ty < q->th; ty++) {
-            /* the tile row's two gradient rows, zero beyond the plane: read in place when
-             * both rows exist and the width is even (copying first stalled the loads on
-             * store forwarding) */
-            const float *G0 = src + (size_t)(2 * ty) * q->w, *G1 = G0 + q->w;
-            if ((q->w & 1) || 2 * ty + 1 >= q->h) {
-                memset(g0, 0, sizeof(float) * 2 * tw);
-                memset(g1, 0, sizeof(float) * 2 * tw);
-                memcpy(g0, G0, sizeof(float) * q->w);
-                if (2 * ty + 1 < q->h) memcpy(g1, G1, sizeof(float) * q->w);
-                G0 = g0, G1 = g1;
-            }
-            float *restrict o[16];
-            for (int xi = 0; xi < 16; xi++) o[xi] = m + (size_t)xi * oT + (size_t)ty * tw;
+/* dM rows of image im's tiles = A dY A^T from dy [oc][h][w] (G: staging [2th][2tw][oc]) */
+static void wino_grad_output(const wino_geom *q, const float *dy, int im, size_t sm, float *G,
+                             float *dM) {
+    const int oc = q->oc, W2 = 2 * q->tw;
+    if ((q->h & 1) || (q->w & 1)) memset(G, 0, sizeof(float) * 2 * q->th * W2 * oc);
+    for (int r = 0; r < q->h; r++)
+        cblas_somatcopy(CblasRowMajor, CblasTrans, oc, q->w, 1.0f, dy + (size_t)r * q->w,
+                        q->h * q->w, G + (size_t)r * W2 * oc, oc);
+    for (int ty = 0; ty < q->th; ty++)
+        for (int tx = 0; tx < q->tw; tx++) {
+            const float *restrict g0 = G + ((size_t)(2 * ty) * W2 + 2 * tx) * oc,
+                                  *restrict g1 = g0 + (size_t)W2 * oc;
+            float *restrict m = dM + ((size_t)im * q->tiles + (size_t)ty * q->tw + tx) * oc;
 #pragma omp simd
-            for (int tx = 0; tx < tw; tx++) {
-                const float a0 = G0[2 * tx], b0 = G0[2 * tx + 1], a1 = G1[2 * tx], b1 = G1[2 * tx + 1];
+            for (int k = 0; k < oc; k++) {
+                const float a0 = g0[k], b0 = g0[oc + k], a1 = g1[k], b1 = g1[oc + k];
                 const float p[4] = {a0, a0 + a1, a0 - a1, -a1}, r[4] = {b0, b0 + b1, b0 - b1, -b1};
                 for (int i = 0; i < 4; i++) { /* (A g) A^T, row i = (p, r) */
-                    o[4 * i + 0][tx] = p[i];
-                    o[4 * i + 1][tx] = p[i] + r[i];
-                    o[4 * i + 2][tx] = p[i] - r[i];
-                    o[4 * i + 3][tx] = -r[i];
+                    m[(4 * i + 0) * sm + k] = p[i];
+                    m[(4 * i + 1) * sm + k] = p[i] + r[i];
+                    m[(4 * i + 2) * sm + k] = p[i] - r[i];
+                    m[(4 * i + 3) * sm + k] = -r[i];
                 }
             }
         }
-    }
 }
 
-/* dx [nimg][c][h][w] += B dV B^T per tile, dV [16][c][ld]; pad: scratch plane */
-static void wino_input_adjoint(const wino_geom *q, const float *dV, int nimg, size_t ld, float *dx,
-                               float *pad, float *rb) {
-    const size_t plane = (size_t)q->h * q->w, cT = (size_t)q->c * ld;
-    const int tw = q->tw, pw = q->pw;
-    const size_t L = (size_t)tw + 4;
-    for (int im = 0; im < nimg; im++)
-        for (int ci = 0; ci < q->c; ci++) {
-            memset(pad, 0, sizeof(float) * q->ph * pw);
-            const float *v = dV + (size_t)ci * ld + (size_t)im * q->tiles;
-            for (int ty = 0; ty < q->th; ty++) {
-                const float *u[16];
-                for (int xi = 0; xi < 16; xi++) u[xi] = v + (size_t)xi * cT + (size_t)ty * tw;
-                for (int i = 0; i < 4; i++) {
-                    /* row i of B u, then its column contributions c0..c3 per tile;
-                     * C arrays start one slot in so that C[-1] = 0 */
-                    float *restrict C0 = rb + 1, *restrict C1 = C0 + L, *restrict C2 = C1 + L,
-                                    *restrict C3 = C2 + L;
-                    C2[-1] = C3[-1] = 0.0f;
+/* dx [c][h][w] of image im += B dV B^T per tile, accumulated in the padded channel-last P,
+ * then transposed into tmp [c][h*w] and added */
+static void wino_input_adjoint(const wino_geom *q, const float *dV, int im, size_t sv, float *P,
+                               float *tmp, float *dx) {
+    const int c = q->c;
+    const size_t rs = (size_t)q->pw * c, hw = (size_t)q->h * q->w;
+    memset(P, 0, sizeof(float) * q->ph * rs);
+    for (int ty = 0; ty < q->th; ty++)
+        for (int tx = 0; tx < q->tw; tx++) {
+            const float *restrict u = dV + ((size_t)im * q->tiles + (size_t)ty * q->tw + tx) * c;
+            float *restrict d = P + (size_t)(2 * ty) * rs + (size_t)(2 * tx) * c;
 #pragma omp simd
-                    for (int tx = 0; tx < tw; tx++) {
-                        float r[4];
-                        for (int j = 0; j < 4; j++) {
-                            const float u0 = u[j][tx], u1 = u[4 + j][tx], u2 = u[8 + j][tx],
-                                        u3 = u[12 + j][tx];
-                            r[j] = i == 0 ? u0 : i == 1 ? u1 - u2 + u3 : i == 2 ? -u0 + u1 + u2 : -u3;
-                        }
-                        C0[tx] = r[0];
-                        C1[tx] = r[1] - r[2] + r[3];
-                        C2[tx] = -r[0] + r[1] + r[2];
-                        C3[tx] = -r[3];
-                    }
-                    float *restrict rowp = pad + (size_t)(2 * ty + i) * pw;
-                    /* tile tx covers columns 2tx..2tx+3: neighbours overlap by two */
-#pragma omp simd
-                    for (int tx = 0; tx < tw; tx++) {
-                        rowp[2 * tx] += C0[tx] + C2[tx - 1];
-                        rowp[2 * tx + 1] += C1[tx] + C3[tx - 1];
-                    }
-                    rowp[2 * tw] += C2[tw - 1];
-                    rowp[2 * tw + 1] += C3[tw - 1];
+            for (int k = 0; k < c; k++) {
+                float r[4][4];
+                for (int s = 0; s < 4; s++) { /* B u: rows */
+                    const float u0 = u[s * sv + k], u1 = u[(4 + s) * sv + k], u2 = u[(8 + s) * sv + k],
+                                u3 = u[(12 + s) * sv + k];
+                    r[0][s] = u0;
+                    r[1][s] = u1 - u2 + u3;
+                    r[2][s] = -u0 + u1 + u2;
+                    r[3][s] = -u3;
+                }
+                for (int i = 0; i < 4; i++) { /* (B u) B^T: columns */
+                    float *row = d + (size_t)i * rs;
+                    row[k] += r[i][0];
+                    row[c + k] += r[i][1] - r[i][2] + r[i][3];
+                    row[2 * c + k] += -r[i][0] + r[i][1] + r[i][2];
+                    row[3 * c + k] += -r[i][3];
                 }
             }
-            float *dst = dx + ((size_t)im * q->c + ci) * plane;
-            for (int y = 0; y < q->h; y++) {
-                const float *restrict src = pad + (size_t)(y + 1) * pw + 1;
-                float *restrict drow = dst + (size_t)y * q->w;
-#pragma omp simd
-                for (int xx = 0; xx < q->w; xx++) drow[xx] += src[xx];
-            }
         }
+    for (int y = 0; y < q->h; y++)
+        cblas_somatcopy(CblasRowMajor, CblasTrans, q->w, c, 1.0f,
+                        P + (size_t)(y + 1) * rs + c, c, tmp + (size_t)y * q->w, (int)hw);
+    const size_t n = (size_t)c * hw;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) dx[i] += tmp[i];
 }
 
 static dc_status wino_fwd(cpu_backend *cb, const dc_win2d *g, int oc, const float *px,
                           const float *pw, const float *pb, float *py, const dc_fused_act *act) {
     const int T = omp_get_max_threads();
     const wino_geom q = wino_geometry(g, oc, (g->n + T - 1) / T);
-    const size_t TT = wino_ld(q.ib * q.tiles), nU = (size_t)16 * oc * q.c;
-    const size_t per = (size_t)16 * q.c * TT + (size_t)16 * oc * TT + (size_t)q.ph * q.pw + WINO_RB(&q);
+    const size_t TT = (size_t)q.ib * q.tiles, nU = (size_t)16 * oc * q.c;
+    const size_t sv = wino_stride(TT * q.c), sm = wino_stride(TT * oc);
+    const size_t nP = (size_t)q.ph * q.pw * q.c, nY = (size_t)4 * q.th * q.tw * oc;
+    const size_t per = 16 * sv + 16 * sm + nP + nY;
     float *scr = conv_scratch(cb, per, T + (int)((nU + per - 1) / per));
     if (!scr) return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d (winograd): out of memory");
     float *U = scr + (size_t)T * per;
@@ -1351,21 +1311,25 @@ static dc_status wino_fwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num();
-        float *V = scr + (size_t)t * per, *M = V + (size_t)16 * q.c * TT, *pad = M + (size_t)16 * oc * TT;
-        float *rb = pad + (size_t)q.ph * q.pw;
+        float *V = scr + (size_t)t * per, *M = V + 16 * sv, *P = M + 16 * sm, *Y = P + nP;
         /* the same static split of the images as the GEMM path */
         const int chunk = (g->n + T - 1) / T, n0 = t * chunk, n1 = n0 + chunk < g->n ? n0 + chunk : g->n;
         for (int i0 = n0; i0 < n1; i0 += q.ib) {
             const int nimg = i0 + q.ib < n1 ? q.ib : n1 - i0;
-            const size_t Tn = (size_t)nimg * q.tiles;
-            wino_input(&q, px + (size_t)i0 * in_img, nimg, TT, V, pad, rb);
+            const int Tn = nimg * q.tiles;
+            for (int im = 0; im < nimg; im++) {
+                wino_to_padded(&q, px + (size_t)(i0 + im) * in_img, P);
+                wino_input(&q, P, im, sv, V);
+            }
+            /* M_xi [T, oc] = V_xi [T, c] U_xi^T */
             for (int xi = 0; xi < 16; xi++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)Tn, q.c, 1.0f,
-                            U + (size_t)xi * oc * q.c, q.c, V + (size_t)xi * q.c * TT, (int)TT, 0.0f,
-                            M + (size_t)xi * oc * TT, (int)TT);
-            wino_output(&q, M, nimg, TT, py + (size_t)i0 * out_img, rb);
-            for (int im = 0; im < nimg; im++)
-                bias_act_rows(py + (size_t)(i0 + im) * out_img, pb, oc, (size_t)q.h * q.w, act);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tn, oc, q.c, 1.0f, V + xi * sv,
+                            q.c, U + (size_t)xi * oc * q.c, q.c, 0.0f, M + xi * sm, oc);
+            for (int im = 0; im < nimg; im++) {
+                float *yn = py + (size_t)(i0 + im) * out_img;
+                wino_output(&q, M, im, sm, Y, yn);
+                bias_act_rows(yn, pb, oc, (size_t)q.h * q.w, act);
+            }
         }
     }
     return DC_OK;
@@ -1376,10 +1340,12 @@ static dc_status wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
                           float *pdw, float *pdb, const dc_fused_act *act) {
     const int T = omp_get_max_threads();
     const wino_geom q = wino_geometry(g, oc, (g->n + T - 1) / T);
-    const size_t TT = wino_ld(q.ib * q.tiles), nU = (size_t)16 * oc * q.c;
+    const size_t TT = (size_t)q.ib * q.tiles, nU = (size_t)16 * oc * q.c;
+    const size_t sv = wino_stride(TT * q.c), sm = wino_stride(TT * oc);
     const size_t out_img = (size_t)oc * q.h * q.w, in_img = (size_t)q.c * q.h * q.w;
-    const size_t per = (size_t)16 * q.c * TT + (size_t)16 * oc * TT + (size_t)q.ph * q.pw + nU +
-                       WINO_RB(&q) + (act ? out_img : 0);
+    const size_t nP = (size_t)q.ph * q.pw * q.c, nG = (size_t)4 * q.th * q.tw * oc;
+    const size_t nS = nG > in_img ? nG : in_img; /* staging: dY tiles, then dx rows */
+    const size_t per = 16 * sv + 16 * sm + nP + nS + nU + (act ? out_img : 0);
     float *scr = conv_scratch(cb, per, T + (int)((nU + per - 1) / per));
     if (!scr) return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d (winograd): out of memory");
     float *U = scr + (size_t)T * per;
@@ -1387,40 +1353,43 @@ static dc_status wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
     double *part = NULL;
     if (pdb && act && !(part = red_buffer(cb, (size_t)g->n * oc)))
         return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d: out of memory");
+    const size_t dU_off = 16 * sv + 16 * sm + nP + nS;
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num();
-        float *V = scr + (size_t)t * per, *dM = V + (size_t)16 * q.c * TT;
-        float *pad = dM + (size_t)16 * oc * TT, *dU = pad + (size_t)q.ph * q.pw, *rb = dU + nU;
-        float *dpre = rb + WINO_RB(&q);
+        float *V = scr + (size_t)t * per, *dM = V + 16 * sv, *P = dM + 16 * sm, *S = P + nP;
+        float *dU = V + dU_off, *dpre = dU + nU;
         memset(dU, 0, sizeof(float) * nU);
         const int chunk = (g->n + T - 1) / T, n0 = t * chunk, n1 = n0 + chunk < g->n ? n0 + chunk : g->n;
         for (int i0 = n0; i0 < n1; i0 += q.ib) {
             const int nimg = i0 + q.ib < n1 ? q.ib : n1 - i0;
-            const size_t Tn = (size_t)nimg * q.tiles;
+            const int Tn = nimg * q.tiles;
             for (int im = 0; im < nimg; im++) {
                 const int n = i0 + im;
                 const float *dyn = image_grad(act, act ? py + (size_t)n * out_img : NULL,
                                               pdy + (size_t)n * out_img, dpre, oc,
                                               (size_t)q.h * q.w, part ? part + (size_t)n * oc : NULL);
-                wino_grad_output(&q, dyn, im, TT, dM, rb);
+                wino_grad_output(&q, dyn, im, sm, S, dM);
+                wino_to_padded(&q, px + (size_t)n * in_img, P);
+                wino_input(&q, P, im, sv, V);
             }
-            wino_input(&q, px + (size_t)i0 * in_img, nimg, TT, V, pad, rb);
             for (int xi = 0; xi < 16; xi++) {
-                float *Vx = V + (size_t)xi * q.c * TT, *dMx = dM + (size_t)xi * oc * TT;
-                /* dU_xi [oc, c] += dM_xi [oc, T] V_xi^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, q.c, (int)Tn, 1.0f, dMx,
-                            (int)TT, Vx, (int)TT, 1.0f, dU + (size_t)xi * oc * q.c, q.c);
-                /* dV_xi [c, T] = U_xi^T dM_xi, written over V_xi (no longer needed) */
+                float *Vx = V + xi * sv, *dMx = dM + xi * sm;
+                /* dU_xi [oc, c] += dM_xi^T V_xi */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, oc, q.c, Tn, 1.0f, dMx, oc, Vx,
+                            q.c, 1.0f, dU + (size_t)xi * oc * q.c, q.c);
+                /* dV_xi [T, c] = dM_xi U_xi, written over V_xi (no longer needed) */
                 if (pdx)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q.c, (int)Tn, oc, 1.0f,
-                                U + (size_t)xi * oc * q.c, q.c, dMx, (int)TT, 0.0f, Vx, (int)TT);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tn, q.c, oc, 1.0f, dMx, oc,
+                                U + (size_t)xi * oc * q.c, q.c, 0.0f, Vx, q.c);
             }
-            if (pdx) wino_input_adjoint(&q, V, nimg, TT, pdx + (size_t)i0 * in_img, pad, rb);
+            if (pdx)
+                for (int im = 0; im < nimg; im++)
+                    wino_input_adjoint(&q, V, im, sv, P, S, pdx + (size_t)(i0 + im) * in_img);
         }
     }
     /* fixed-order reductions: per-thread dU, then the weight transform's adjoint */
-    float *dU0 = scr + (size_t)16 * q.c * TT + (size_t)16 * oc * TT + (size_t)q.ph * q.pw;
+    float *dU0 = scr + dU_off;
     for (int t = 1; t < T; t++) {
         const float *dUt = dU0 + (size_t)t * per;
         for (size_t i = 0; i < nU; i++) dU0[i] += dUt[i];
