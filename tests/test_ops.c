@@ -696,20 +696,29 @@ static void test_fused_activations(void **state) {
     dc_backend_free(be);
 }
 
-/* The Winograd convolution against the im2col + GEMM one (DECONV_CONV=gemm), whole
- * tensors: outputs, input gradients and weight gradients of 3x3 stride-1 convs with and
- * without a fused ReLU, even and odd planes, images split over two threads. Bound: 1e-5
- * relative to the largest value (float rounding of the transforms). */
-static void wino_run(int gemm, const float *x, const float *seed, float *y, float *dx, float *dw,
-                     size_t nx, size_t ny, size_t *nw_out) {
-    if (gemm)
-        setenv("DECONV_CONV", "gemm", 1);
+/* The Winograd convolutions, F(4x4, 3x3) (the default) and F(2x2, 3x3), against the
+ * im2col + GEMM one (DECONV_CONV=gemm), whole tensors: outputs, input gradients and weight
+ * gradients of 3x3 stride-1 convs with and without a fused ReLU, on 9x10 planes (partial
+ * tiles in both directions), images split over two threads. Bound: 1e-5 relative to the
+ * largest value (rounding of the transforms: F(4x4) multiplies by up to 8 and divides by
+ * 24, about ten times F(2x2)'s error). */
+static void wino_run(const char *algo, const float *x, const float *seed, float *y, float *dx,
+                     float *dw, size_t nx, size_t ny, size_t *nw_out) {
+    /* the backend reads DECONV_CONV when it is created; the caller's value is restored */
+    char saved[32] = "";
+    const char *was = getenv("DECONV_CONV");
+    if (was) snprintf(saved, sizeof saved, "%s", was);
+    if (algo)
+        setenv("DECONV_CONV", algo, 1);
     else
         unsetenv("DECONV_CONV");
     dc_backend *be = NULL;
     dc_error err = {0};
     assert_int_equal(dc_backend_create_cpu(2, &be, &err), DC_OK);
-    unsetenv("DECONV_CONV");
+    if (was)
+        setenv("DECONV_CONV", saved, 1);
+    else
+        unsetenv("DECONV_CONV");
     dc_params *p;
     dc_graph *g;
     assert_int_equal(dc_params_create(be, &p), DC_OK);
@@ -748,28 +757,32 @@ static void test_winograd_matches_gemm(void **state) {
     const size_t nx = 5 * 12 * 9 * 10, ny = 5 * 10 * 9 * 10;
     const size_t nwmax = 2 * (16 * 12 * 9 + 16 + 10 * 16 * 9 + 10); /* with alignment room */
     float *x = malloc(nx * 4), *seed = malloc(ny * 4);
-    float *y[2], *dx[2], *dw[2];
-    size_t nw[2];
+    float *y[3], *dx[3], *dw[3];
+    size_t nw[3];
+    const char *algos[3] = {"gemm", "winograd2", NULL /* default: F(4x4, 3x3) */};
     dc_rng rng;
     dc_rng_seed(&rng, 8);
     tu_fill_uniform(x, nx, &rng, -1, 1);
     tu_fill_uniform(seed, ny, &rng, -1, 1);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         y[k] = malloc(ny * 4), dx[k] = malloc(nx * 4), dw[k] = malloc(nwmax * 4);
-        wino_run(k, x, seed, y[k], dx[k], dw[k], nx, ny, &nw[k]);
+        wino_run(algos[k], x, seed, y[k], dx[k], dw[k], nx, ny, &nw[k]);
+        assert_true(nw[k] <= nwmax);
+        assert_int_equal(nw[k], nw[0]);
     }
-    assert_int_equal(nw[0], nw[1]);
-    assert_true(nw[0] <= nwmax);
-    const double ey = rel_to_max(y[0], y[1], ny), edx = rel_to_max(dx[0], dx[1], nx),
-                 edw = rel_to_max(dw[0], dw[1], nw[0]);
-    print_message("  winograd vs gemm: output %.2g, dx %.2g, dw %.2g (max err / max value)\n", ey,
-                  edx, edw);
-    assert_true(ey < 1e-5);
-    assert_true(edx < 1e-5);
-    assert_true(edw < 1e-5);
-    /* the two paths really differ (rounding): the comparison is not of one code with itself */
-    assert_true(tu_max_abs_err(y[0], y[1], ny) > 0);
-    for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]);
+    for (int k = 1; k < 3; k++) {
+        const double ey = rel_to_max(y[k], y[0], ny), edx = rel_to_max(dx[k], dx[0], nx),
+                     edw = rel_to_max(dw[k], dw[0], nw[0]);
+        print_message("  %s vs gemm: output %.2g, dx %.2g, dw %.2g (max err / max value)\n",
+                      algos[k] ? algos[k] : "winograd4", ey, edx, edw);
+        assert_true(ey < 1e-5);
+        assert_true(edx < 1e-5);
+        assert_true(edw < 1e-5);
+        /* the paths really differ (rounding): the comparison is not of one code with itself */
+        assert_true(tu_max_abs_err(y[k], y[0], ny) > 0);
+    }
+    assert_true(tu_max_abs_err(y[1], y[2], ny) > 0);
+    for (int k = 0; k < 3; k++) free(y[k]), free(dx[k]), free(dw[k]);
     free(x);
     free(seed);
 }
