@@ -1134,12 +1134,51 @@ static wino_geom wino_geometry(const dc_win2d *g, int oc, int per_thread_images,
     return q;
 }
 
+/* G x (3 -> 6) and G^T x (6 -> 3) of F(4x4, 3x3), from the G above */
+#define F4_G(o0, o1, o2, o3, o4, o5, x0, x1, x2)                                              \
+    o0 = 0.25f * (x0);                                                                        \
+    o1 = (-1.0f / 6) * ((x0) + (x1) + (x2));                                                  \
+    o2 = (-1.0f / 6) * ((x0) - (x1) + (x2));                                                  \
+    o3 = (1.0f / 24) * (x0) + (1.0f / 12) * (x1) + (1.0f / 6) * (x2);                         \
+    o4 = (1.0f / 24) * (x0) - (1.0f / 12) * (x1) + (1.0f / 6) * (x2);                         \
+    o5 = (x2)
+#define F4_GT(o0, o1, o2, x0, x1, x2, x3, x4, x5)                                             \
+    o0 = 0.25f * (x0) - (1.0f / 6) * ((x1) + (x2)) + (1.0f / 24) * ((x3) + (x4));            \
+    o1 = (1.0f / 6) * ((x2) - (x1)) + (1.0f / 12) * ((x3) - (x4));                           \
+    o2 = (1.0f / 6) * ((x3) + (x4) - (x1) - (x2)) + (x5)
+
 /* U [a*a][oc][c] = G g G^T from w [oc][c][3][3] */
 static void wino_weights(const wino_geom *q, const float *w, float *U) {
-    const int a = q->a, oc = q->oc, c = q->c;
+    const int a = q->a, oc = q->oc, c = q->c, n = oc * c;
     const wino_mats *K = q->k;
+    if (q->m == 4) {
+        /* straight-line, vectorized across the (oc, c) pairs */
+        float *restrict u = U;
+#pragma omp parallel for simd schedule(static)
+        for (int oi = 0; oi < n; oi++) {
+            const float *g = w + (size_t)oi * 9;
+#define COL(j)                                                                                \
+    float t0##j, t1##j, t2##j, t3##j, t4##j, t5##j;                                           \
+    F4_G(t0##j, t1##j, t2##j, t3##j, t4##j, t5##j, g[j], g[3 + j], g[6 + j])
+            COL(0);
+            COL(1);
+            COL(2);
+#define ROW(i)                                                                                \
+    {                                                                                         \
+        float o0, o1, o2, o3, o4, o5;                                                         \
+        F4_G(o0, o1, o2, o3, o4, o5, t##i##0, t##i##1, t##i##2);                              \
+        u[(size_t)(6 * i + 0) * n + oi] = o0, u[(size_t)(6 * i + 1) * n + oi] = o1;           \
+        u[(size_t)(6 * i + 2) * n + oi] = o2, u[(size_t)(6 * i + 3) * n + oi] = o3;           \
+        u[(size_t)(6 * i + 4) * n + oi] = o4, u[(size_t)(6 * i + 5) * n + oi] = o5;           \
+    }
+            ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+#undef ROW
+#undef COL
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static)
-    for (int oi = 0; oi < oc * c; oi++) {
+    for (int oi = 0; oi < n; oi++) {
         const float *g = w + (size_t)oi * 9;
         float t[6][3];
         for (int i = 0; i < a; i++)
@@ -1147,22 +1186,50 @@ static void wino_weights(const wino_geom *q, const float *w, float *U) {
                 t[i][j] = K->G[i][0] * g[j] + K->G[i][1] * g[3 + j] + K->G[i][2] * g[6 + j];
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++)
-                U[(size_t)(i * a + j) * oc * c + oi] =
+                U[(size_t)(i * a + j) * n + oi] =
                     t[i][0] * K->G[j][0] + t[i][1] * K->G[j][1] + t[i][2] * K->G[j][2];
     }
 }
 
 /* dw [oc][c][3][3] += G^T dU G, dU [a*a][oc][c] */
 static void wino_weights_adjoint(const wino_geom *q, const float *dU, float *dw) {
-    const int a = q->a, oc = q->oc, c = q->c;
+    const int a = q->a, oc = q->oc, c = q->c, n = oc * c;
     const wino_mats *K = q->k;
+    if (q->m == 4) {
+        const float *restrict u = dU;
+#pragma omp parallel for simd schedule(static)
+        for (int oi = 0; oi < n; oi++) {
+            float *g = dw + (size_t)oi * 9;
+#define LD(i, j) u[(size_t)(6 * (i) + (j)) * n + oi]
+#define COL(j)                                                                                \
+    float p0##j, p1##j, p2##j;                                                                \
+    F4_GT(p0##j, p1##j, p2##j, LD(0, j), LD(1, j), LD(2, j), LD(3, j), LD(4, j), LD(5, j))
+            COL(0);
+            COL(1);
+            COL(2);
+            COL(3);
+            COL(4);
+            COL(5);
+#define ROW(r)                                                                                \
+    {                                                                                         \
+        float o0, o1, o2;                                                                     \
+        F4_GT(o0, o1, o2, p##r##0, p##r##1, p##r##2, p##r##3, p##r##4, p##r##5);              \
+        g[3 * r + 0] += o0, g[3 * r + 1] += o1, g[3 * r + 2] += o2;                           \
+    }
+            ROW(0) ROW(1) ROW(2)
+#undef ROW
+#undef COL
+#undef LD
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static)
-    for (int oi = 0; oi < oc * c; oi++) {
+    for (int oi = 0; oi < n; oi++) {
         float p[3][6];
         for (int r = 0; r < 3; r++)
             for (int j = 0; j < a; j++) {
                 float v = 0;
-                for (int i = 0; i < a; i++) v += K->G[i][r] * dU[(size_t)(i * a + j) * oc * c + oi];
+                for (int i = 0; i < a; i++) v += K->G[i][r] * dU[(size_t)(i * a + j) * n + oi];
                 p[r][j] = v;
             }
         float *g = dw + (size_t)oi * 9;
@@ -1174,6 +1241,8 @@ static void wino_weights_adjoint(const wino_geom *q, const float *dU, float *dw)
             }
     }
 }
+#undef F4_G
+#undef F4_GT
 
 /* Stride between the 16 transform planes: a multiple of 16 floats that is not a multiple
  * of 256, so that the 16 planes one tile transform writes do not share cache sets (a
@@ -1191,7 +1260,14 @@ static size_t wino_stride(size_t n) {
 
 /* padded channel-last image: P[(y + 1) * pw + x + 1][c] = x[c][y][x], zero border */
 static void wino_to_padded(const wino_geom *q, const float *x, float *P) {
-    memset(P, 0, sizeof(float) * q->ph * q->pw * q->c);
+    /* zero only the border: the interior is overwritten below */
+    const size_t c = (size_t)q->c, rs = (size_t)q->pw * c;
+    memset(P, 0, sizeof(float) * rs);
+    for (int y = 1; y <= q->h; y++) {
+        memset(P + (size_t)y * rs, 0, sizeof(float) * c);
+        memset(P + (size_t)y * rs + (size_t)(q->w + 1) * c, 0, sizeof(float) * (q->pw - q->w - 1) * c);
+    }
+    memset(P + (size_t)(q->h + 1) * rs, 0, sizeof(float) * (q->ph - q->h - 1) * rs);
     for (int y = 0; y < q->h; y++)
         cblas_somatcopy(CblasRowMajor, CblasTrans, q->c, q->w, 1.0f, x + (size_t)y * q->w,
                         q->h * q->w, P + ((size_t)(y + 1) * q->pw + 1) * q->c, q->c);
