@@ -748,8 +748,15 @@ static dc_status cpu_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
     return DC_OK;
 }
 
-static dc_status cpu_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                              dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+/* defined with the convolutions below */
+static float *conv_scratch(cpu_backend *b, size_t per_thread, int threads);
+static void bias_act_rows(float *restrict y, const float *b, int c, size_t hw, const dc_fused_act *a);
+static void act_grad(const dc_fused_act *a, const float *restrict y, const float *restrict dy,
+                     float *restrict d, size_t n);
+
+static dc_status cpu_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
+                                  dc_ptr gamma, dc_ptr beta, dc_ptr y, int n, int c, int hw,
+                                  float eps, const dc_fused_act *act) {
     (void)be;
     const float *px = F(x), *pm = F(mean), *pv = F(var), *pg = F(gamma), *pb = F(beta);
     float *py = F(y);
@@ -760,25 +767,39 @@ static dc_status cpu_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
             const float *s = px + ((size_t)i * c + ch) * hw;
             float *d = py + ((size_t)i * c + ch) * hw;
             for (int p = 0; p < hw; p++) d[p] = a * s[p] + b;
+            if (act) bias_act_rows(d, NULL, 1, (size_t)hw, act); /* the plane is in cache */
         }
     return DC_OK;
 }
 
-static dc_status cpu_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                            dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
-                            float eps) {
+static dc_status cpu_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                              dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+    return cpu_bn_apply_act(be, x, mean, var, gamma, beta, y, n, c, hw, eps, NULL);
+}
+
+static dc_status cpu_bn_bwd_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                                dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n,
+                                int c, int hw, float eps, const dc_fused_act *act) {
     cpu_backend *cb = (cpu_backend *)be;
     const float *px = F(x), *pm = F(mean), *pv = F(var), *pg = F(gamma), *pdy = F(dy);
+    const float *py = act ? F(y) : NULL;
     float *pdx = F(dx), *pdg = F(dgamma), *pdb = F(dbeta);
     const int planes = n * c;
     const double M = (double)n * hw;
     double *part = red_buffer(cb, (size_t)planes * 2 + (size_t)c * 3);
-    if (!part) return dc_set_error(&be->err, DC_ERR_OOM, "cpu bn_bwd: out of memory");
+    /* with an activation, each thread rebuilds one plane's pre-activation gradient */
+    float *scr = act ? conv_scratch(cb, (size_t)hw, omp_get_max_threads()) : NULL;
+    if (!part || (act && !scr)) return dc_set_error(&be->err, DC_ERR_OOM, "cpu bn_bwd: out of memory");
     double *part_dyx = part + planes, *coef = part + 2 * (size_t)planes;
+#define PLANE_GRAD(pl)                                                                        \
+    (act ? (act_grad(act, py + (size_t)(pl) * hw, pdy + (size_t)(pl) * hw,                    \
+                     scr + (size_t)omp_get_thread_num() * hw, (size_t)hw),                    \
+            (const float *)(scr + (size_t)omp_get_thread_num() * hw))                         \
+         : pdy + (size_t)(pl) * hw)
 #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < planes; pl++)
-        plane_dy_dyx(pdy + (size_t)pl * hw, px + (size_t)pl * hw, (size_t)hw, pm[pl % c],
-                     &part[pl], &part_dyx[pl]);
+        plane_dy_dyx(PLANE_GRAD(pl), px + (size_t)pl * hw, (size_t)hw, pm[pl % c], &part[pl],
+                     &part_dyx[pl]);
     /* dx = k (M dy - sum dy - xhat sum dy xhat), k = gamma rstd / M, written as
      * A dy + B (x - m) + C per channel */
     for (int ch = 0; ch < c; ch++) {
@@ -797,12 +818,20 @@ static dc_status cpu_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, d
         const int ch = pl % c;
         const float A = (float)coef[3 * ch], B = (float)coef[3 * ch + 1],
                     C = (float)coef[3 * ch + 2], m = pm[ch];
-        const float *restrict d = pdy + (size_t)pl * hw, *restrict xs = px + (size_t)pl * hw;
+        const float *restrict d = PLANE_GRAD(pl), *restrict xs = px + (size_t)pl * hw;
         float *restrict o = pdx + (size_t)pl * hw;
 #pragma omp simd
         for (int p = 0; p < hw; p++) o[p] += A * d[p] + B * (xs[p] - m) + C;
     }
+#undef PLANE_GRAD
     return DC_OK;
+}
+
+static dc_status cpu_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                            dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
+                            float eps) {
+    return cpu_bn_bwd_act(be, x, mean, var, gamma, dc_null_ptr(), dy, dx, dgamma, dbeta, n, c, hw,
+                          eps, NULL);
 }
 
 /* ---- randomness ---- */
@@ -1929,6 +1958,8 @@ static const dc_backend_ops cpu_ops = {
     .bn_stats = cpu_bn_stats,
     .bn_apply = cpu_bn_apply,
     .bn_bwd = cpu_bn_bwd,
+    .bn_apply_act = cpu_bn_apply_act,
+    .bn_bwd_act = cpu_bn_bwd_act,
     .randn = cpu_randn,
     .dropout_mask = cpu_dropout_mask,
     .reparam_fwd = cpu_reparam_fwd,

@@ -188,8 +188,8 @@ dc_status dc_graph_set_fusion(dc_graph *g, int on) {
     return DC_OK;
 }
 
-/* Fold each ReLU / leaky ReLU (slope >= 0) that is the only consumer of a convolution into
- * it, where the backend has the fused primitives. The activation node becomes an alias of
+/* Fold each ReLU / leaky ReLU (slope >= 0) that is the only consumer of a convolution or a
+ * batch norm into it, where the backend has the fused primitives. The activation node becomes an alias of
  * the conv output (which now holds the activated values) and its gradient the conv's. */
 static dc_status fuse_activations(dc_graph *g) {
     const dc_backend_ops *o = g->be->ops;
@@ -203,7 +203,8 @@ static dc_status fuse_activations(dc_graph *g) {
         if ((r->op != DC_OP_RELU && r->op != DC_OP_LEAKY_RELU) || !(r->alpha >= 0.0f)) continue;
         dc_node *c = &g->nodes[r->in[0]];
         const int can = (c->op == DC_OP_CONV2D && o->conv2d_fwd && o->conv2d_bwd) ||
-                        (c->op == DC_OP_CONV_T2D && o->conv_t2d_fwd && o->conv_t2d_bwd);
+                        (c->op == DC_OP_CONV_T2D && o->conv_t2d_fwd && o->conv_t2d_bwd) ||
+                        (c->op == DC_OP_BATCHNORM2D && o->bn_apply_act && o->bn_bwd_act);
         if (!can || uses[r->in[0]] != 1 || c->wants_grad || c->has_fact ||
             c->requires_grad != r->requires_grad)
             continue;

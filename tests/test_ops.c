@@ -575,11 +575,12 @@ static void test_relu_modes(void **state) {
 /* Activation fusion (dc_graph_set_fusion): a graph with fusion must give the same loss,
  * outputs and gradients as the same graph without it, in every ReLU mode; the oracle is the
  * unfused graph, whose ops are checked above against naive loops and finite differences.
- * Fusion must happen where allowed (the conv node then reads activated values) and not
- * where it is not (two consumers, negative slope). */
+ * Fusion must happen where allowed (conv, transposed conv, batch norm: the node then reads
+ * activated values) and not where it is not (two consumers, negative slope); a fused
+ * graph refuses an eval-mode backward through a fused batch norm, with a message. */
 typedef struct fuse_net {
     dc_graph *g;
-    int x, t, c1, r1, c2, r2, ct, rt, c3, r3, sum, c4, r4, out, loss;
+    int x, t, c1, r1, c2, r2, ct, rt, c3, r3, sum, c4, bn, rb, r4, out, loss;
 } fuse_net;
 
 static void fuse_build(dc_params *p, int fuse, fuse_net *f) {
@@ -602,9 +603,12 @@ static void fuse_build(dc_params *p, int fuse, fuse_net *f) {
     f->r3 = dc_relu(g, f->c3);                     /* c3 has two consumers: not fused */
     f->sum = dc_add(g, f->r3, f->c3);
     dc_name(g, "c4");
-    f->c4 = dc_conv2d(g, f->sum, 2, 3, 1, 1);
+    f->c4 = dc_conv2d(g, f->sum, 4, 3, 1, 1);
     f->r4 = dc_leaky_relu(g, f->c4, -0.5f);        /* negative slope: not fused */
-    f->out = f->r4;
+    f->bn = dc_batchnorm2d(g, f->r4, 0.1f, 1e-5f);
+    f->rb = dc_relu(g, f->bn);                     /* fusable into the batch norm */
+    dc_name(g, "c5");
+    f->out = dc_conv2d(g, f->rb, 2, 3, 1, 1);
     f->t = dc_input(g, "t", 2, 9, 9);
     f->loss = dc_mse_loss(g, f->out, f->t, -1);
     assert_int_equal(dc_graph_finalize(g), DC_OK);
@@ -669,8 +673,9 @@ static void test_fused_activations(void **state) {
     }
     /* where fusion happened the conv node holds the activated values */
     float *v = malloc(3 * 6 * 5 * 5 * 4);
-    const struct { int node, fused; size_t n; } chk[] = {
-        {b.c1, 1, 3 * 4 * 81}, {b.ct, 1, 3 * 3 * 81}, {b.c3, 0, 3 * 3 * 81}, {b.c4, 0, 3 * 2 * 81}};
+    const struct { int node, fused; size_t n; } chk[] = {{b.c1, 1, 3 * 4 * 81}, {b.ct, 1, 3 * 3 * 81},
+                                                         {b.c3, 0, 3 * 3 * 81}, {b.c4, 0, 3 * 4 * 81},
+                                                         {b.bn, 1, 3 * 4 * 81}};
     float *big = malloc(3 * 4 * 81 * 4);
     for (size_t k = 0; k < sizeof chk / sizeof chk[0]; k++) {
         assert_int_equal(dc_graph_read(b.g, chk[k].node, big), DC_OK);
@@ -689,6 +694,10 @@ static void test_fused_activations(void **state) {
     free(v);
     free(w);
     free(big);
+    dc_graph_set_train(b.g, 0);
+    assert_int_equal(dc_graph_forward(b.g, -1), DC_OK);
+    assert_int_equal(dc_graph_backward(b.g, b.loss, DC_RELU_NORMAL), DC_ERR_STATE);
+    assert_non_null(strstr(dc_graph_error(b.g)->msg, "eval mode"));
     free(x), free(t), free(ya), free(yb), free(ga), free(gb), free(dxa), free(dxb);
     dc_graph_free(a.g);
     dc_graph_free(b.g);

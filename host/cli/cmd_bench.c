@@ -513,6 +513,17 @@ static dc_status pr_convt_bwd(dc_backend *be, const dc_win2d *g, int n, int cin,
     PR_CALL_N(PR_CONVT_BWD, f, conv_t2d_bwd, g, n, cin, x, w, y, dy, dx, dw, db, a);
 }
 
+static dc_status pr_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                                 dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps,
+                                 const dc_fused_act *a) {
+    PR_CALL(PR_BN_APPLY, bn_apply_act, x, mean, var, gamma, beta, y, n, c, hw, eps, a);
+}
+static dc_status pr_bn_bwd_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                               dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n,
+                               int c, int hw, float eps, const dc_fused_act *a) {
+    PR_CALL(PR_BN_BWD, bn_bwd_act, x, mean, var, gamma, y, dy, dx, dgamma, dbeta, n, c, hw, eps, a);
+}
+
 static void profile_install(dc_backend *be) {
     memset(&g_prof, 0, sizeof g_prof);
     g_prof.orig = be->ops;
@@ -531,6 +542,7 @@ static void profile_install(dc_backend *be) {
     o->reduce_sum = pr_reduce, o->dropout_mask = pr_dropout;
     if (o->conv2d_fwd) o->conv2d_fwd = pr_conv_fwd, o->conv2d_bwd = pr_conv_bwd;
     if (o->conv_t2d_fwd) o->conv_t2d_fwd = pr_convt_fwd, o->conv_t2d_bwd = pr_convt_bwd;
+    if (o->bn_apply_act) o->bn_apply_act = pr_bn_apply_act, o->bn_bwd_act = pr_bn_bwd_act;
     be->ops = &g_prof.ops;
 }
 

@@ -38,10 +38,15 @@ static dc_status bn_forward(dc_graph *g, dc_node *n) {
     dc_ptr beta = dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value);
     dc_ptr rm = dc_tensor_ptr(dc_graph_param_at(g, n, 2)->value);
     dc_ptr rv = dc_tensor_ptr(dc_graph_param_at(g, n, 3)->value);
-    if (!g->train) return DC_BE(be, bn_apply, x, rm, rv, gamma, beta, y, N, C, hw, n->eps);
+    /* a fused activation (dc_graph_set_fusion) is applied in the same pass */
+    const dc_fused_act *act = n->has_fact ? &n->fact : NULL;
+    if (!g->train)
+        return act ? DC_BE(be, bn_apply_act, x, rm, rv, gamma, beta, y, N, C, hw, n->eps, act)
+                   : DC_BE(be, bn_apply, x, rm, rv, gamma, beta, y, N, C, hw, n->eps);
     dc_ptr mean = dc_tensor_ptr(n->saved[0]), var = dc_tensor_ptr(n->saved[1]);
     DC_TRY(DC_BE(be, bn_stats, x, mean, var, N, C, hw));
-    DC_TRY(DC_BE(be, bn_apply, x, mean, var, gamma, beta, y, N, C, hw, n->eps));
+    DC_TRY(act ? DC_BE(be, bn_apply_act, x, mean, var, gamma, beta, y, N, C, hw, n->eps, act)
+               : DC_BE(be, bn_apply, x, mean, var, gamma, beta, y, N, C, hw, n->eps));
     /* running = (1-m) running + m batch; the variance is unbiased, as in PyTorch */
     const double M = (double)N * hw;
     DC_TRY(DC_BE(be, scale, rm, (size_t)C, 1.0f - n->momentum));
@@ -52,7 +57,6 @@ static dc_status bn_forward(dc_graph *g, dc_node *n) {
 }
 
 static dc_status bn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
-    (void)mode;
     dc_backend *be = g->be;
     const int N = g->batch, C = NC(n), hw = NH(n) * NW(n);
     dc_param *pg = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
@@ -62,10 +66,22 @@ static dc_status bn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
         if (!dx.buf) /* cannot happen: the builder makes the input keep a gradient */
             return dc_set_error(&g->err, DC_ERR_STATE,
                                 "batchnorm2d '%s': input has no gradient buffer", n->name);
+        if (n->has_fact) {
+            dc_fused_act act = n->fact;
+            act.mode = (int)mode;
+            return DC_BE(be, bn_bwd_act, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
+                         dc_tensor_ptr(pg->value), dc_tensor_ptr(n->out), dy, dx,
+                         dc_tensor_ptr(pg->grad), dc_tensor_ptr(pb->grad), N, C, hw, n->eps, &act);
+        }
         return DC_BE(be, bn_bwd, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
                      dc_tensor_ptr(pg->value), dy, dx, dc_tensor_ptr(pg->grad),
                      dc_tensor_ptr(pb->grad), N, C, hw, n->eps);
     }
+    if (n->has_fact)
+        return dc_set_error(&g->err, DC_ERR_STATE,
+                            "batchnorm2d '%s': backward in eval mode of a graph with fused "
+                            "activations (dc_graph_set_fusion is for training graphs)",
+                            n->name);
     /* Eval mode (explanations on a trained network): y = a*x + b with fixed
      * a = gamma/sqrt(rv+eps). dgamma += sum dy*xhat, dbeta += sum dy, dx += a*dy. */
     dc_ptr zeros = dc_tensor_ptr(n->saved[2]), tmp = dc_tensor_ptr(n->saved[3]);

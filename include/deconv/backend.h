@@ -146,6 +146,15 @@ typedef struct dc_backend_ops {
     dc_status (*bn_bwd)(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
                         dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
                         float eps);
+    /* Optional (NULL: no fusion of batch norm and activation): the same with an activation
+     * after the normalization (see dc_fused_act): y = act(bn(x)); the backward takes the
+     * activated output y and its gradient dy and applies act->mode's rule first. */
+    dc_status (*bn_apply_act)(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                              dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps,
+                              const dc_fused_act *act);
+    dc_status (*bn_bwd_act)(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                            dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n,
+                            int c, int hw, float eps, const dc_fused_act *act);
 
     /* ---- randomness (counter-based, identical on every backend) ---- */
     /* dst[i] = mean + std * N(0,1) drawn from dc_hash_normal(seed, i) */
