@@ -248,11 +248,12 @@ int dc_loss_sum(dc_graph *g, int a, float ca, int b, float cb);
 /* Allocate activations and gradients; params are allocated if not yet. */
 dc_status dc_graph_finalize(dc_graph *g);
 /* Before dc_graph_finalize: let a ReLU / leaky ReLU (slope >= 0) that is the only consumer
- * of a conv2d / conv_transpose2d run inside that convolution, on backends with fused
- * convolutions (the CPU backend; elsewhere nothing changes). Values and gradients of every
- * other node are unchanged, but the conv node's own output and gradient then hold the
- * activated values and their gradient: turn it on for training graphs, not for graphs
- * whose conv outputs are read or explained. Off by default. */
+ * of a conv2d, conv_transpose2d or batchnorm2d run inside that node, on backends with the
+ * fused primitives (the CPU backend; elsewhere nothing changes). Values and gradients of
+ * every other node are unchanged, but the fused node's own output and gradient then hold
+ * the activated values and their gradient, and a fused batch norm has no eval-mode
+ * backward: turn it on for training graphs, not for graphs whose conv outputs are read or
+ * explained. Off by default. */
 dc_status dc_graph_set_fusion(dc_graph *g, int on);
 /* One line per node: "  3 conv2d      enc1   [64, 32, 64, 64]  params 320" to file. */
 void dc_graph_print_summary(const dc_graph *g, void *file);

@@ -79,7 +79,8 @@ typedef struct dc_model {
 dc_status dc_model_create(dc_backend *be, const dc_model_spec *spec, int batch, dc_model **out,
                           dc_error *err);
 /* The same for training: activations fused into the convolutions where the backend can
- * (dc_graph_set_fusion); the named nodes above read the same, the conv nodes do not. */
+ * (dc_graph_set_fusion); the named nodes above read the same, conv and batch-norm nodes
+ * followed by a ReLU hold the activated values. */
 dc_status dc_model_create_training(dc_backend *be, const dc_model_spec *spec, int batch,
                                    dc_model **out, dc_error *err);
 /* Same layers and parameters as `src`, another batch size. decoder_only: only the
