@@ -4,25 +4,28 @@
  * Window geometry arrives as one int16 (G_ macros in common.cl). */
 
 /* cols[r][col], r = (ci*kh + i)*kw + j, col = (n - n0)*oh*ow + oy*ow + ox.
- * One work-item per column-matrix element. */
+ * One work-item per column-matrix element, the work-groups filling one row each. */
 __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global float *cols,
-                        ulong cols_off, uint total) {
-    const uint idx = get_global_id(0);
-    if (idx >= total) return;
+                        ulong cols_off, uint groups_per_row) {
+    /* each work-group fills part of one row r of the column matrix, so the row's (channel,
+     * kernel tap) decomposition is uniform over the group and each work-item divides only
+     * for its (image, pixel); the writes of a group are contiguous */
+    const uint grp = get_group_id(0), r = grp / groups_per_row;
     const uint ohw = (uint)(G_OH(g) * G_OW(g)), ncols = (uint)G_NB(g) * ohw;
-    const uint r = idx / ncols, col = idx - r * ncols;
-    const uint n = col / ohw, p = col - n * ohw;
-    const int oy = (int)(p / (uint)G_OW(g)), ox = (int)(p - (uint)oy * (uint)G_OW(g));
+    const uint col = (grp - r * groups_per_row) * (uint)get_local_size(0) + (uint)get_local_id(0);
+    if (col >= ncols) return;
     const int khw = G_KH(g) * G_KW(g);
     const int ci = (int)r / khw, rem = (int)r - ci * khw;
     const int i = rem / G_KW(g), j = rem - i * G_KW(g);
+    const uint n = col / ohw, p = col - n * ohw;
+    const int oy = (int)(p / (uint)G_OW(g)), ox = (int)(p - (uint)oy * (uint)G_OW(g));
     const int iy = oy * G_SH(g) - G_PH(g) + i, ix = ox * G_SW(g) - G_PW(g) + j;
     float v = 0.0f;
     if (iy >= 0 && iy < G_H(g) && ix >= 0 && ix < G_W(g)) {
         const ulong plane = ((ulong)(G_N0(g) + (int)n) * G_C(g) + ci) * (ulong)(G_H(g) * G_W(g));
         v = x[x_off + plane + (ulong)(iy * G_W(g) + ix)];
     }
-    cols[cols_off + idx] = v;
+    cols[cols_off + (ulong)r * ncols + col] = v;
 }
 
 /* x += fold(cols), gathered: one work-item per image pixel visits every (i, j) window

@@ -305,12 +305,16 @@ static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
     DC_TRY(need(be, "im2col", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(need(be, "im2col", "cols", cols, total));
     DC_TRY(fits32(be, "im2col", total));
+    /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
+    const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
+    const size_t local = B(be)->local[DC_K_im2col], gpr = (ncols + local - 1) / local;
+    DC_TRY(fits32(be, "im2col", rows * gpr));
     kargs a = ka(be, DC_K_im2col);
     ka_geom(&a, g, n0, nb);
     ka_ptr(&a, x);
     ka_ptr(&a, cols);
-    ka_uint(&a, total);
-    return ka_run(&a, total);
+    ka_uint(&a, gpr);
+    return ka_run_groups(&a, rows * gpr);
 }
 
 static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
