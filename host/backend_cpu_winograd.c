@@ -217,6 +217,11 @@ static void wino_to_padded(const wino_geom *q, const float *x, float *P) {
 /* Staging shared by the tile sizes. Channel-last tile staging [m*th][m*tw][oc] -> y. */
 static void wino_unstage(const wino_geom *q, const float *Y, float *y) {
     const int Wm = q->m * q->tw;
+    if (Wm == q->w) { /* whole tiles across: the staging rows are contiguous, one transpose */
+        cblas_somatcopy(CblasRowMajor, CblasTrans, q->h * q->w, q->oc, 1.0f, Y, q->oc, y,
+                        q->h * q->w);
+        return;
+    }
     for (int r = 0; r < q->h; r++)
         cblas_somatcopy(CblasRowMajor, CblasTrans, q->w, q->oc, 1.0f, Y + (size_t)r * Wm * q->oc,
                         q->oc, y + (size_t)r * q->w, q->h * q->w);
@@ -226,6 +231,11 @@ static void wino_unstage(const wino_geom *q, const float *Y, float *y) {
 static void wino_stage_grad(const wino_geom *q, const float *dy, float *G) {
     const int Wm = q->m * q->tw;
     if (q->h % q->m || q->w % q->m) memset(G, 0, sizeof(float) * q->m * q->th * Wm * q->oc);
+    if (Wm == q->w) { /* contiguous staging rows: one transpose */
+        cblas_somatcopy(CblasRowMajor, CblasTrans, q->oc, q->h * q->w, 1.0f, dy, q->h * q->w, G,
+                        q->oc);
+        return;
+    }
     for (int r = 0; r < q->h; r++)
         cblas_somatcopy(CblasRowMajor, CblasTrans, q->oc, q->w, 1.0f, dy + (size_t)r * q->w,
                         q->h * q->w, G + (size_t)r * Wm * q->oc, q->oc);
