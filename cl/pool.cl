@@ -67,6 +67,20 @@ __kernel void dc_maxpool_bwd(int16 g, __global const float *dy, ulong dy_off,
     dx[dx_off + idx] = acc;
 }
 
+/* The same for windows that do not overlap (kernel <= stride, every preset's pool): each
+ * input pixel is the switch of at most one output, so one work-item per output adds its
+ * gradient at its switch without a race; the single add per pixel matches the gather. */
+__kernel void dc_maxpool_bwd_scatter(int16 g, __global const float *dy, ulong dy_off,
+                                     __global const int *sw, ulong sw_off, __global float *dx,
+                                     ulong dx_off, uint total) {
+    const uint o = get_global_id(0);
+    if (o >= total) return;
+    const int a = sw[sw_off + o];
+    if (a < 0) return;
+    const uint plane = o / (uint)(G_OH(g) * G_OW(g));
+    dx[dx_off + (ulong)plane * (ulong)(G_H(g) * G_W(g)) + (ulong)a] += dy[dy_off + o];
+}
+
 /* y = 0 except y[sw[o]] = x[o]; g is the pool that made the switches, so y has its
  * input planes (h x w). Gathered like the backward; when windows overlap and share a
  * switch the last one in output order wins, as in the CPU's scatter loop. */

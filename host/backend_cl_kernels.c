@@ -434,13 +434,16 @@ static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc
     DC_TRY(need(be, "maxpool_bwd", "dy", dy, small));
     DC_TRY(need(be, "maxpool_bwd", "switches", sw, small));
     DC_TRY(need(be, "maxpool_bwd", "dx", dx, big));
-    kargs a = ka(be, DC_K_maxpool_bwd);
+    /* non-overlapping windows: scatter from the outputs (a quarter of the work-items for
+     * 2x2 pools, no window search); otherwise gather per input pixel */
+    const int scatter = g->kh <= g->sh && g->kw <= g->sw;
+    kargs a = ka(be, scatter ? DC_K_maxpool_bwd_scatter : DC_K_maxpool_bwd);
     ka_geom(&a, g, 0, g->n);
     ka_ptr(&a, dy);
     ka_ptr(&a, sw);
     ka_ptr(&a, dx);
-    ka_uint(&a, big);
-    return ka_run(&a, big);
+    ka_uint(&a, scatter ? small : big);
+    return ka_run(&a, scatter ? small : big);
 }
 
 static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
