@@ -89,18 +89,23 @@ static wino_geom wino_geometry(const dc_win2d *g, int oc, int per_thread_images,
     o2 = (1.0f / 6) * ((x3) + (x4) - (x1) - (x2)) + (x5)
 
 /* U [a*a][oc][c] = G g G^T from w [oc][c][3][3] */
-static void wino_weights(const wino_geom *q, const float *w, float *U) {
+static void wino_weights(const wino_geom *q, const float *w, float *U, float *wt) {
     const int a = q->a, oc = q->oc, c = q->c, n = oc * c;
     const wino_mats *K = q->k;
     if (q->m == 4) {
-        /* straight-line, vectorized across the (oc, c) pairs */
+        /* straight-line, vectorized across the (oc, c) pairs: the 3x3 kernels are first
+         * transposed into wt [9][n] so that the loads are contiguous too */
+#pragma omp parallel for schedule(static)
+        for (int oi = 0; oi < n; oi++)
+            for (int k = 0; k < 9; k++) wt[(size_t)k * n + oi] = w[(size_t)oi * 9 + k];
         float *restrict u = U;
+        const float *restrict gt = wt;
 #pragma omp parallel for simd schedule(static)
         for (int oi = 0; oi < n; oi++) {
-            const float *g = w + (size_t)oi * 9;
+#define G9(k) gt[(size_t)(k) * n + oi]
 #define COL(j)                                                                                \
     float t0##j, t1##j, t2##j, t3##j, t4##j, t5##j;                                           \
-    F4_G(t0##j, t1##j, t2##j, t3##j, t4##j, t5##j, g[j], g[3 + j], g[6 + j])
+    F4_G(t0##j, t1##j, t2##j, t3##j, t4##j, t5##j, G9(j), G9(3 + j), G9(6 + j))
             COL(0);
             COL(1);
             COL(2);
@@ -115,6 +120,7 @@ static void wino_weights(const wino_geom *q, const float *w, float *U) {
             ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
 #undef ROW
 #undef COL
+#undef G9
         }
         return;
     }
@@ -133,14 +139,15 @@ static void wino_weights(const wino_geom *q, const float *w, float *U) {
 }
 
 /* dw [oc][c][3][3] += G^T dU G, dU [a*a][oc][c] */
-static void wino_weights_adjoint(const wino_geom *q, const float *dU, float *dw) {
+static void wino_weights_adjoint(const wino_geom *q, const float *dU, float *dw, float *gt) {
     const int a = q->a, oc = q->oc, c = q->c, n = oc * c;
     const wino_mats *K = q->k;
     if (q->m == 4) {
+        /* into gt [9][n] with contiguous stores, then added to dw [n][9] */
         const float *restrict u = dU;
+        float *restrict o9 = gt;
 #pragma omp parallel for simd schedule(static)
         for (int oi = 0; oi < n; oi++) {
-            float *g = dw + (size_t)oi * 9;
 #define LD(i, j) u[(size_t)(6 * (i) + (j)) * n + oi]
 #define COL(j)                                                                                \
     float p0##j, p1##j, p2##j;                                                                \
@@ -153,15 +160,19 @@ static void wino_weights_adjoint(const wino_geom *q, const float *dU, float *dw)
             COL(5);
 #define ROW(r)                                                                                \
     {                                                                                         \
-        float o0, o1, o2;                                                                     \
-        F4_GT(o0, o1, o2, p##r##0, p##r##1, p##r##2, p##r##3, p##r##4, p##r##5);              \
-        g[3 * r + 0] += o0, g[3 * r + 1] += o1, g[3 * r + 2] += o2;                           \
+        float e0, e1, e2;                                                                     \
+        F4_GT(e0, e1, e2, p##r##0, p##r##1, p##r##2, p##r##3, p##r##4, p##r##5);              \
+        o9[(size_t)(3 * r + 0) * n + oi] = e0, o9[(size_t)(3 * r + 1) * n + oi] = e1;         \
+        o9[(size_t)(3 * r + 2) * n + oi] = e2;                                                \
     }
             ROW(0) ROW(1) ROW(2)
 #undef ROW
 #undef COL
 #undef LD
         }
+#pragma omp parallel for schedule(static)
+        for (int oi = 0; oi < n; oi++)
+            for (int k = 0; k < 9; k++) dw[(size_t)oi * 9 + k] += gt[(size_t)k * n + oi];
         return;
     }
 #pragma omp parallel for schedule(static)
@@ -570,10 +581,10 @@ dc_status dc_cpu_wino_fwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
     const size_t sv = wino_stride(TT * q.c), sm = wino_stride(TT * oc);
     const size_t nP = (size_t)q.ph * q.pw * q.c, nY = (size_t)q.m * q.th * q.m * q.tw * oc;
     const size_t per = q.na * sv + q.na * sm + nP + nY;
-    float *scr = dc_cpu_scratch(cb, per, T + (int)((nU + per - 1) / per));
+    float *scr = dc_cpu_scratch(cb, per, T + (int)((nU + 9 * (size_t)oc * q.c + per - 1) / per));
     if (!scr) return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d (winograd): out of memory");
     float *U = scr + (size_t)T * per;
-    wino_weights(&q, pw, U);
+    wino_weights(&q, pw, U, U + nU);
     const size_t in_img = (size_t)q.c * q.h * q.w, out_img = (size_t)oc * q.h * q.w;
 #pragma omp parallel num_threads(T)
     {
@@ -613,10 +624,10 @@ dc_status dc_cpu_wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
     const size_t nP = (size_t)q.ph * q.pw * q.c, nG = (size_t)q.m * q.th * q.m * q.tw * oc;
     const size_t nS = nG > in_img ? nG : in_img; /* staging: dY tiles, then dx rows */
     const size_t per = q.na * sv + q.na * sm + nP + nS + nU + (act ? out_img : 0);
-    float *scr = dc_cpu_scratch(cb, per, T + (int)((nU + per - 1) / per));
+    float *scr = dc_cpu_scratch(cb, per, T + (int)((nU + 9 * (size_t)oc * q.c + per - 1) / per));
     if (!scr) return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d (winograd): out of memory");
     float *U = scr + (size_t)T * per;
-    wino_weights(&q, pw, U);
+    wino_weights(&q, pw, U, U + nU);
     double *part = NULL;
     if (pdb && act && !(part = dc_cpu_red_buffer(cb, (size_t)g->n * oc)))
         return dc_set_error(&cb->base.err, DC_ERR_OOM, "cpu conv2d: out of memory");
@@ -661,7 +672,7 @@ dc_status dc_cpu_wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
         const float *dUt = dU0 + (size_t)t * per;
         for (size_t i = 0; i < nU; i++) dU0[i] += dUt[i];
     }
-    wino_weights_adjoint(&q, dU0, pdw);
+    wino_weights_adjoint(&q, dU0, pdw, U + nU);
     if (part)
         for (int o = 0; o < oc; o++) pdb[o] += (float)dc_cpu_channel_total(part, g->n, oc, o);
     return DC_OK;
