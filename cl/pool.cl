@@ -11,6 +11,19 @@ void dc_covering(int iy, int k, int s, int p, int out, int *lo, int *hi) {
     *hi = b < out - 1 ? b : out - 1;
 }
 
+/* Input pixel idx of the pool's planes (h x w each): returns its plane, sets *me to its
+ * index in the plane and [*oy0, *oy1] x [*ox0, *ox1] to the output windows covering it. */
+uint dc_pixel_windows(int16 g, uint idx, int *me, int *oy0, int *oy1, int *ox0, int *ox1) {
+    const int w = G_W(g), h = G_H(g);
+    const int ix = (int)(idx % (uint)w);
+    const uint t = idx / (uint)w;
+    const int iy = (int)(t % (uint)h);
+    *me = iy * w + ix;
+    dc_covering(iy, G_KH(g), G_SH(g), G_PH(g), G_OH(g), oy0, oy1);
+    dc_covering(ix, G_KW(g), G_SW(g), G_PW(g), G_OW(g), ox0, ox1);
+    return t / (uint)h;
+}
+
 /* One work-item per output element; ties keep the first maximum in window order. */
 __kernel void dc_maxpool_fwd(int16 g, __global const float *x, ulong x_off, __global float *y,
                              ulong y_off, __global int *sw, ulong sw_off, uint total) {
@@ -48,15 +61,8 @@ __kernel void dc_maxpool_bwd(int16 g, __global const float *dy, ulong dy_off,
                              uint total) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
-    const int w = G_W(g), h = G_H(g);
-    const int ix = (int)(idx % (uint)w);
-    const uint t = idx / (uint)w;
-    const int iy = (int)(t % (uint)h);
-    const uint plane = t / (uint)h;
-    const int me = iy * w + ix;
-    int oy0, oy1, ox0, ox1;
-    dc_covering(iy, G_KH(g), G_SH(g), G_PH(g), G_OH(g), &oy0, &oy1);
-    dc_covering(ix, G_KW(g), G_SW(g), G_PW(g), G_OW(g), &ox0, &ox1);
+    int me, oy0, oy1, ox0, ox1;
+    const uint plane = dc_pixel_windows(g, idx, &me, &oy0, &oy1, &ox0, &ox1);
     const ulong out_base = (ulong)plane * (ulong)(G_OH(g) * G_OW(g));
     float acc = dx[dx_off + idx];
     for (int oy = oy0; oy <= oy1; oy++)
@@ -88,15 +94,8 @@ __kernel void dc_unpool_fwd(int16 g, __global const float *x, ulong x_off, __glo
                             ulong sw_off, __global float *y, ulong y_off, uint total) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
-    const int w = G_W(g), h = G_H(g);
-    const int ix = (int)(idx % (uint)w);
-    const uint t = idx / (uint)w;
-    const int iy = (int)(t % (uint)h);
-    const uint plane = t / (uint)h;
-    const int me = iy * w + ix;
-    int oy0, oy1, ox0, ox1;
-    dc_covering(iy, G_KH(g), G_SH(g), G_PH(g), G_OH(g), &oy0, &oy1);
-    dc_covering(ix, G_KW(g), G_SW(g), G_PW(g), G_OW(g), &ox0, &ox1);
+    int me, oy0, oy1, ox0, ox1;
+    const uint plane = dc_pixel_windows(g, idx, &me, &oy0, &oy1, &ox0, &ox1);
     const ulong small_base = (ulong)plane * (ulong)(G_OH(g) * G_OW(g));
     /* the first window (row-major) pointing here writes the pixel, as on the CPU */
     float v = 0.0f;

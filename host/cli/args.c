@@ -151,3 +151,10 @@ int dc_cli_backend(dc_args *a, dc_backend **out) {
         return dc_cli_fail(a->cmd, "--device %s: %s", spec, err.msg);
     return 0;
 }
+
+int dc_cli_backend_last(dc_args *a, dc_backend **out) {
+    *out = NULL;
+    (void)dc_args_str(a, "device", "auto"); /* --device counts as used */
+    if (dc_args_check_unused(a)) return 2;
+    return dc_cli_backend(a, out) ? 1 : 0;
+}

@@ -42,6 +42,10 @@ int dc_cli_fail(const char *cmd, const char *fmt, ...)
     ;
 /* Create the backend named by --device (default "auto"). Prints the choice. */
 int dc_cli_backend(dc_args *a, dc_backend **out);
+/* The end of a command's option parsing: every option other than --device must have been
+ * read by now (dc_args_check_unused), then the backend is created. Returns 0, or the exit
+ * status (2: unknown option, 1: no backend) after printing why. */
+int dc_cli_backend_last(dc_args *a, dc_backend **out);
 
 #endif
 

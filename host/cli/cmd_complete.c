@@ -29,11 +29,8 @@ int dc_cmd_complete(int argc, char **argv) {
     if (passes < 1 || passes > 64) return dc_cli_fail("complete", "--passes %d: use 1 to 64", passes);
     dc_error err = {0};
     dc_backend *be = NULL;
-    if (dc_cli_backend(&a, &be)) return 1;
-    if (dc_args_check_unused(&a)) {
-        dc_backend_free(be);
-        return 2;
-    }
+    const int st = dc_cli_backend_last(&a, &be);
+    if (st) return st;
     int rc = 1;
     dc_model *m = NULL;
     float *orig = NULL, *x = NULL, *y = NULL, *grid = NULL, *mask = NULL;

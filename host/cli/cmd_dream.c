@@ -25,11 +25,8 @@ int dc_cmd_dream(int argc, char **argv) {
     int count = dc_args_int(&a, "count", 32);
     uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
     dc_backend *be = NULL;
-    if (dc_cli_backend(&a, &be)) return 1;
-    if (dc_args_check_unused(&a)) {
-        dc_backend_free(be);
-        return 2;
-    }
+    const int st = dc_cli_backend_last(&a, &be);
+    if (st) return st;
     int rc = 1;
     dc_error err = {0};
     dc_model *m = NULL, *dec = NULL;

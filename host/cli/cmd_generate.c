@@ -31,11 +31,8 @@ int dc_cmd_generate(int argc, char **argv) {
     const char *dir = dc_args_str(&a, "dir", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
     dc_backend *be = NULL;
-    if (dc_cli_backend(&a, &be)) return 1;
-    if (dc_args_check_unused(&a)) {
-        dc_backend_free(be);
-        return 2;
-    }
+    const int st = dc_cli_backend_last(&a, &be);
+    if (st) return st;
     int rc = 1;
     dc_model *m = NULL, *dec = NULL;
     float *img = NULL, *z = NULL;

@@ -23,11 +23,8 @@ int dc_cmd_interpolate(int argc, char **argv) {
     const char *out = dc_args_str(&a, "o", def_out);
     if (steps < 2 || steps > 256) return dc_cli_fail("interpolate", "--steps %d: use 2 to 256", steps);
     dc_backend *be = NULL;
-    if (dc_cli_backend(&a, &be)) return 1;
-    if (dc_args_check_unused(&a)) {
-        dc_backend_free(be);
-        return 2;
-    }
+    const int st = dc_cli_backend_last(&a, &be);
+    if (st) return st;
     int rc = 1;
     dc_error err = {0};
     dc_model *m = NULL, *dec = NULL;

@@ -484,11 +484,7 @@ int dc_cmd_visualize(int argc, char **argv) {
     const char *out_path = dc_args_str(&a, "output", def_out);
     const int scale_opt = dc_args_int(&a, "scale", 0);
     v.alpha = dc_args_float(&a, "alpha", 0.5f);
-    if (dc_cli_backend(&a, &be)) {
-        rc = 1;
-        goto out;
-    }
-    if (dc_args_check_unused(&a)) goto out;
+    if ((rc = dc_cli_backend_last(&a, &be))) goto out;
     rc = 1;
     if (dc_cli_open_run("visualize", run, be, 1, &m, NULL)) goto out;
     if (strcmp(m->spec.kind, "classifier")) {

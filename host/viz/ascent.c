@@ -65,10 +65,8 @@ static dc_status score_of(viz_ctx *v, const float *img, int target, float *score
 dc_status dc_viz_ascent(dc_model *m, const dc_viz_opts *o, float *image_out, dc_viz_info *info,
                         dc_error *err) {
     dc_viz_opts def;
-    if (!o) dc_viz_opts_default(&def), o = &def;
     dc_viz_info local;
-    if (!info) info = &local;
-    viz_info_reset(info);
+    viz_defaults(&o, &def, &info, &local);
     if (!image_out) return dc_set_error(err, DC_ERR_ARG, "ascent: NULL output image");
     if (o->steps < 0 || !(o->lr >= 0.0f) || !(o->l2 >= 0.0f && o->l2 < 1.0f) || o->blur_every < 0 ||
         !(o->blur_sigma >= 0.0f) || o->jitter < 0)

@@ -33,6 +33,16 @@ void viz_info_reset(dc_viz_info *info) {
     info->pos_y = info->pos_x = -1;
 }
 
+void viz_defaults(const dc_viz_opts **o, dc_viz_opts *def, dc_viz_info **info,
+                  dc_viz_info *local) {
+    if (!*o) {
+        dc_viz_opts_default(def);
+        *o = def;
+    }
+    if (!*info) *info = local;
+    viz_info_reset(*info);
+}
+
 /* ------------------------------------------------------------------ stats */
 dc_status dc_viz_map_check(const float *map, size_t n, const char *what, dc_viz_info *info,
                            dc_error *err) {

@@ -10,10 +10,8 @@
 dc_status dc_viz_deconvnet(dc_model *m, const float *image, const dc_viz_opts *o, float *map_chw,
                            dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
-    if (!o) dc_viz_opts_default(&def), o = &def;
     dc_viz_info local;
-    if (!info) info = &local;
-    viz_info_reset(info);
+    viz_defaults(&o, &def, &info, &local);
     if (!image || !map_chw) return dc_set_error(err, DC_ERR_ARG, "deconvnet: NULL image or map");
     viz_ctx v;
     DC_TRY(viz_open(m, 0, "deconvnet", &v, err));

@@ -19,10 +19,8 @@ static int positions(int size, int patch, int stride, int *pos) {
 dc_status dc_viz_occlusion(dc_model *m, const float *image, const dc_viz_opts *o, float *map_hw,
                            dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
-    if (!o) dc_viz_opts_default(&def), o = &def;
     dc_viz_info local;
-    if (!info) info = &local;
-    viz_info_reset(info);
+    viz_defaults(&o, &def, &info, &local);
     if (!image || !map_hw) return dc_set_error(err, DC_ERR_ARG, "occlusion: NULL image or map");
     if (o->patch < 1 || o->stride < 1)
         return dc_set_error(err, DC_ERR_ARG, "occlusion: --patch %d and --stride %d must be >= 1",

@@ -7,10 +7,8 @@
 dc_status dc_viz_saliency(dc_model *m, const float *image, const dc_viz_opts *o, float *map_hw,
                           dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
-    if (!o) dc_viz_opts_default(&def), o = &def;
     dc_viz_info local;
-    if (!info) info = &local;
-    viz_info_reset(info);
+    viz_defaults(&o, &def, &info, &local);
     if (!image || !map_hw) return dc_set_error(err, DC_ERR_ARG, "saliency: NULL image or map");
     if (o->samples < 0 || (o->samples > 0 && !(o->noise >= 0.0f)))
         return dc_set_error(err, DC_ERR_ARG, "saliency: --samples %d and --noise %g must be >= 0",

@@ -44,5 +44,9 @@ int viz_argmax(const float *v, int n);
 dc_status viz_classify(viz_ctx *v, const float *image, int want_target, int *target,
                        dc_viz_info *info, dc_error *err);
 void viz_info_reset(dc_viz_info *info);
+/* The start of every method: *o -> def filled with the defaults when NULL, *info -> local
+ * when NULL, and the info reset. */
+void viz_defaults(const dc_viz_opts **o, dc_viz_opts *def, dc_viz_info **info,
+                  dc_viz_info *local);
 
 #endif
