@@ -611,15 +611,24 @@ static cJSON *profile_steps(dc_model *m, dc_optim *opt, const dc_batch *b, int s
 }
 
 /* ------------------------------------------------------------ one benchmark */
+/* A preset's spec and batch, and the backend named by `device`; 0 or the exit status. */
+static int bench_open(const bench_opts *o, const char *device, const char *model,
+                      dc_model_spec *spec, int *batch, dc_backend **be) {
+    dc_error err = {0};
+    *be = NULL;
+    if (bench_preset(model, o->batch, spec, batch, &err)) return dc_cli_fail("bench", "%s", err.msg);
+    if (dc_backend_create_from_spec(device, 0, be, &err) != DC_OK)
+        return dc_cli_fail("bench", "--device %s: %s", device, err.msg);
+    return 0;
+}
+
 static int run_single(const bench_opts *o, const char *device, const char *model) {
     const double load_start = loadavg1();
     dc_error err = {0};
     dc_model_spec spec;
     int batch;
-    if (bench_preset(model, o->batch, &spec, &batch, &err)) return dc_cli_fail("bench", "%s", err.msg);
-    dc_backend *be = NULL;
-    if (dc_backend_create_from_spec(device, 0, &be, &err) != DC_OK)
-        return dc_cli_fail("bench", "--device %s: %s", device, err.msg);
+    dc_backend *be;
+    if (bench_open(o, device, model, &spec, &batch, &be)) return 1;
     if (o->threads > 0) dc_backend_set_threads(be, o->threads);
     const int is_cpu = !strcmp(dc_backend_name(be), "cpu");
     int rc = 1;
@@ -791,10 +800,8 @@ static int run_startup_probe(const bench_opts *o, const char *device, const char
     dc_error err = {0};
     dc_model_spec spec;
     int batch;
-    if (bench_preset(model, o->batch, &spec, &batch, &err)) return dc_cli_fail("bench", "%s", err.msg);
-    dc_backend *be = NULL;
-    if (dc_backend_create_from_spec(device, 0, &be, &err) != DC_OK)
-        return dc_cli_fail("bench", "--device %s: %s", device, err.msg);
+    dc_backend *be;
+    if (bench_open(o, device, model, &spec, &batch, &be)) return 1;
     const double t_backend = now_s();
     dc_model *m = NULL;
     dc_optim *opt = NULL;
