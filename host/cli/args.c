@@ -1,5 +1,6 @@
 /* Option parsing and small shared CLI helpers. Options are "--name value", "--name=value",
- * "--flag", or the one-letter "-o value"; everything else is positional. */
+ * "--flag", or a one-letter "-x value" ("-o" is the short form of "--output"); everything
+ * else is positional. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 /* The option name of argv entry s, or NULL when s is not an option. */
 static const char *opt_name(const char *s) {
     if (s[0] == '-' && s[1] == '-' && s[2]) return s + 2;
+    if (!strcmp(s, "-o")) return "output";
     if (s[0] == '-' && isalpha((unsigned char)s[1]) && s[2] == 0) return s + 1;
     return NULL;
 }

@@ -23,15 +23,6 @@ static void blur_usage(FILE *f) {
             "  --save-psf FILE     also write the PSF used as a text matrix\n");
 }
 
-/* Accept "-o X" as "--output X". */
-static char **alias_short_output(int argc, char **argv) {
-    char **v = malloc(sizeof(char *) * (size_t)(argc + 1));
-    if (!v) return NULL;
-    for (int i = 0; i < argc; i++) v[i] = !strcmp(argv[i], "-o") ? "--output" : argv[i];
-    v[argc] = NULL;
-    return v;
-}
-
 /* Exactly one of --psf, --gaussian, --motion. */
 static int blur_psf(dc_args *a, dc_fimage **psf) {
     static const char *const names[] = {"psf", "gaussian", "motion"};
@@ -51,12 +42,10 @@ static int blur_psf(dc_args *a, dc_fimage **psf) {
 
 int dc_cmd_blur(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
-    char **args_v = alias_short_output(argc, argv);
-    if (!args_v) return dc_cli_fail("blur", "out of memory");
     dc_fimage *psf = NULL, *image = NULL, *blurred = NULL;
     dc_error err = {0};
     dc_args a;
-    int rc = dc_args_parse(&a, "blur", argc, args_v, flags);
+    int rc = dc_args_parse(&a, "blur", argc, argv, flags);
     if (rc) goto out;
     if (dc_args_flag(&a, "help")) {
         blur_usage(stdout);
@@ -107,6 +96,5 @@ out:
     dc_fimage_free(psf);
     dc_fimage_free(image);
     dc_fimage_free(blurred);
-    free(args_v);
     return rc;
 }

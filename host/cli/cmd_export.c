@@ -36,29 +36,15 @@ static void default_output(const char *run, const char *ext, char *buf, size_t c
 
 int dc_cmd_export(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
-    /* "-o OUT" is the one short option: take it out before the long-option parser runs */
-    char *args[256];
-    const char *out = NULL;
-    int n = 0;
-    for (int i = 0; i < argc && n < 255; i++) {
-        if (i > 0 && !strcmp(argv[i], "-o")) {
-            if (i + 1 >= argc) return dc_cli_fail("export", "-o needs a path"), 2;
-            out = argv[++i];
-            continue;
-        }
-        args[n++] = argv[i];
-    }
-    args[n] = NULL;
     dc_args a;
-    if (dc_args_parse(&a, "export", n, args, flags)) return 2;
+    if (dc_args_parse(&a, "export", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {
         usage(stdout);
         return 0;
     }
     const char *format = dc_args_str(&a, "format", NULL);
-    const char *out_long = dc_args_str(&a, "output", NULL);
+    const char *out = dc_args_str(&a, "output", NULL);
     if (dc_args_check_unused(&a)) return 2;
-    if (out_long) out = out_long;
     if (a.n_positional != 1) {
         usage(stderr);
         return 2;

@@ -27,7 +27,7 @@ int dc_cmd_generate(int argc, char **argv) {
     float noise = dc_args_float(&a, "noise", -1.0f);
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "%s/generated.png", run);
-    const char *out = dc_args_str(&a, "o", def_out);
+    const char *out = dc_args_str(&a, "output", def_out);
     const char *dir = dc_args_str(&a, "dir", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
     dc_backend *be = NULL;

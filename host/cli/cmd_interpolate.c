@@ -20,7 +20,7 @@ int dc_cmd_interpolate(int argc, char **argv) {
     int ia = dc_args_int(&a, "index-a", -1), ib = dc_args_int(&a, "index-b", -1);
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "%s/interpolation.png", run);
-    const char *out = dc_args_str(&a, "o", def_out);
+    const char *out = dc_args_str(&a, "output", def_out);
     if (steps < 2 || steps > 256) return dc_cli_fail("interpolate", "--steps %d: use 2 to 256", steps);
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);

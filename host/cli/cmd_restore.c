@@ -31,14 +31,6 @@ static void restore_usage(FILE *f) {
             "                      the whole image and over the interior (a PSF-wide border left out)\n");
 }
 
-static char **alias_short_output(int argc, char **argv) {
-    char **v = malloc(sizeof(char *) * (size_t)(argc + 1));
-    if (!v) return NULL;
-    for (int i = 0; i < argc; i++) v[i] = !strcmp(argv[i], "-o") ? "--output" : argv[i];
-    v[argc] = NULL;
-    return v;
-}
-
 static int restore_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
     static const char *const names[] = {"psf", "gaussian", "motion"};
     const char *name = NULL, *value = NULL;
@@ -69,15 +61,13 @@ static double now_seconds(void) {
 
 int dc_cmd_restore(int argc, char **argv) {
     static const char *const flags[] = {"help", "clip", "no-clip", NULL};
-    char **args_v = alias_short_output(argc, argv);
-    if (!args_v) return dc_cli_fail("restore", "out of memory");
     dc_fimage *psf = NULL, *image = NULL, *result = NULL, *reference = NULL;
     dc_backend *be = NULL;
     char *default_out = NULL;
     dc_error err = {0};
     char psf_desc[600];
     dc_args a;
-    int rc = dc_args_parse(&a, "restore", argc, args_v, flags);
+    int rc = dc_args_parse(&a, "restore", argc, argv, flags);
     if (rc) goto out;
     if (dc_args_flag(&a, "help")) {
         restore_usage(stdout);
@@ -207,6 +197,5 @@ out:
     dc_fimage_free(result);
     dc_fimage_free(reference);
     free(default_out);
-    free(args_v);
     return rc;
 }

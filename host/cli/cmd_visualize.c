@@ -55,15 +55,6 @@ static void viz_usage(FILE *f) {
         "Exit status 3: a map came out constant (reported on stderr; the PNG is still written).\n");
 }
 
-static char **alias_short_output(int argc, char **argv) {
-    char **v = malloc(sizeof(char *) * (size_t)(argc + 1));
-    if (!v) return NULL;
-    for (int i = 0; i < argc; i++)
-        v[i] = !strcmp(argv[i], "-o") ? "--output" : argv[i];
-    v[argc] = NULL;
-    return v;
-}
-
 typedef struct viz_cli {
     const char *method;
     dc_viz_opts o;
@@ -423,8 +414,6 @@ static void print_info(const viz_cli *v, const viz_out *r, dc_model *m, const ch
 
 int dc_cmd_visualize(int argc, char **argv) {
     static const char *const flags[] = {"help", "sanity", "whole-map", NULL};
-    char **av = alias_short_output(argc, argv);
-    if (!av) return dc_cli_fail("visualize", "out of memory");
     dc_args a;
     int rc = 2;
     dc_backend *be = NULL;
@@ -432,7 +421,7 @@ int dc_cmd_visualize(int argc, char **argv) {
     viz_cli v;
     viz_out real = {0}, sane = {0};
     memset(&v, 0, sizeof v);
-    if (dc_args_parse(&a, "visualize", argc, av, flags)) goto out;
+    if (dc_args_parse(&a, "visualize", argc, argv, flags)) goto out;
     if (dc_args_flag(&a, "help")) {
         viz_usage(stdout);
         rc = 0;
@@ -581,6 +570,5 @@ out:
     dc_model_free(rnd);
     dc_model_free(m);
     dc_backend_free(be);
-    free(av);
     return rc;
 }
