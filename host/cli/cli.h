@@ -46,6 +46,10 @@ int dc_cli_backend(dc_args *a, dc_backend **out);
  * read by now (dc_args_check_unused), then the backend is created. Returns 0, or the exit
  * status (2: unknown option, 1: no backend) after printing why. */
 int dc_cli_backend_last(dc_args *a, dc_backend **out);
+/* The PSF given by exactly one of --psf FILE, --gaussian SIGMA, --motion LEN,ANGLE (blur,
+ * restore); desc (may be NULL) gets a one-line description. 0, or the exit status. */
+struct dc_fimage;
+int dc_cli_psf(dc_args *a, struct dc_fimage **psf, char *desc, size_t cap);
 
 #endif
 

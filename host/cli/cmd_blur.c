@@ -23,23 +23,6 @@ static void blur_usage(FILE *f) {
             "  --save-psf FILE     also write the PSF used as a text matrix\n");
 }
 
-/* Exactly one of --psf, --gaussian, --motion. */
-static int blur_psf(dc_args *a, dc_fimage **psf) {
-    static const char *const names[] = {"psf", "gaussian", "motion"};
-    const char *name = NULL, *value = NULL;
-    for (int i = 0; i < 3; i++) {
-        const char *v = dc_args_str(a, names[i], NULL);
-        if (!v) continue;
-        if (name) return dc_cli_fail(a->cmd, "give one of --psf, --gaussian, --motion, not --%s and --%s", name, names[i]);
-        name = names[i];
-        value = v;
-    }
-    if (!name) return dc_cli_fail(a->cmd, "no PSF: give --psf FILE, --gaussian SIGMA or --motion LEN,ANGLE");
-    dc_error err = {0};
-    if (dc_psf_from_option(name, value, psf, &err) != DC_OK) return dc_cli_fail(a->cmd, "%s", err.msg);
-    return 0;
-}
-
 int dc_cmd_blur(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
     dc_fimage *psf = NULL, *image = NULL, *blurred = NULL;
@@ -57,7 +40,7 @@ int dc_cmd_blur(int argc, char **argv) {
     const float noise_std = dc_args_float(&a, "noise-std", 0.01f);
     const long seed = dc_args_long(&a, "seed", 1);
     const char *save_psf = dc_args_str(&a, "save-psf", NULL);
-    if ((rc = blur_psf(&a, &psf))) goto out;
+    if ((rc = dc_cli_psf(&a, &psf, NULL, 0))) goto out;
     if ((rc = dc_args_check_unused(&a))) goto out;
     if (a.n_positional != 1) {
         blur_usage(stderr);

@@ -31,7 +31,7 @@ static void restore_usage(FILE *f) {
             "                      the whole image and over the interior (a PSF-wide border left out)\n");
 }
 
-static int restore_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
+int dc_cli_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
     static const char *const names[] = {"psf", "gaussian", "motion"};
     const char *name = NULL, *value = NULL;
     for (int i = 0; i < 3; i++) {
@@ -49,7 +49,7 @@ static int restore_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
     dc_error err = {0};
     if (dc_psf_from_option(name, value, psf, &err) != DC_OK)
         return dc_cli_fail(a->cmd, "%s", err.msg);
-    snprintf(desc, cap, "%s %s (%d x %d)", name, value, (*psf)->h, (*psf)->w);
+    if (desc) snprintf(desc, cap, "%s %s (%d x %d)", name, value, (*psf)->h, (*psf)->w);
     return 0;
 }
 
@@ -89,7 +89,7 @@ int dc_cmd_restore(int argc, char **argv) {
     ro.iterations = dc_args_int(&a, "iterations", ro.iterations);
     ro.filter_epsilon = dc_args_float(&a, "filter-epsilon", ro.filter_epsilon);
     const int clip = dc_args_flag(&a, "clip"), no_clip = dc_args_flag(&a, "no-clip");
-    if ((rc = restore_psf(&a, &psf, psf_desc, sizeof psf_desc))) goto out;
+    if ((rc = dc_cli_psf(&a, &psf, psf_desc, sizeof psf_desc))) goto out;
     const int is_rl = !strcmp(method, "rl") || !strcmp(method, "richardson-lucy");
     if ((rc = dc_args_check_unused(&a))) goto out;
     if (a.n_positional != 1) {
