@@ -40,4 +40,12 @@ dc_ptr dc_params_moment_ptr(dc_params *p, int which); /* 0: m, 1: v; allocated l
 dc_status dc_params_ensure_moments(dc_params *p);
 dc_error *dc_params_err(dc_params *p);
 
+/* Decode an image file (stb_image, compiled once in host/data/image_file.c): interleaved
+ * samples at the file's size with its *comp components (1 gray, 2 gray+alpha, 3 RGB,
+ * 4 RGBA), 16-bit (*wide = 1) when allow16 and the file has 16-bit samples, else 8-bit.
+ * Free *pix with dc_image_raw_free. Errors name the file and the decoder's reason. */
+dc_status dc_image_decode_raw(const char *path, int allow16, void **pix, int *h, int *w,
+                              int *comp, int *wide, dc_error *err);
+void dc_image_raw_free(void *pix);
+
 #endif

@@ -6,8 +6,9 @@
 
 #include "data/data_internal.h"
 
-/* stb's implementations are compiled here as static functions so that no other file of
- * the library or of a program linking it can clash with them. */
+/* stb's implementations are compiled here, once for the library (dc_image_decode_raw
+ * serves the restoration images too), as static functions so that no other file of the
+ * library or of a program linking it can clash with them. */
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -17,9 +18,6 @@
 #endif
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_HDR /* 8-bit files only: HDR/PSD/PIC are not training images */
-#define STBI_NO_PSD
-#define STBI_NO_PIC
 #include <stb_image.h>
 #define STB_IMAGE_RESIZE_STATIC
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
@@ -107,6 +105,27 @@ static void pixels_to_planes(const unsigned char *px, int comp, int h, int w, in
     }
 }
 
+dc_status dc_image_decode_raw(const char *path, int allow16, void **pix, int *h, int *w,
+                              int *comp, int *wide, dc_error *err) {
+    *pix = NULL;
+    *h = *w = *comp = *wide = 0;
+    unsigned char *file = NULL;
+    size_t len = 0;
+    DC_TRY(read_whole_file(path, &file, &len, err));
+    const int is16 = allow16 && stbi_is_16_bit_from_memory(file, (int)len);
+    void *px = is16 ? (void *)stbi_load_16_from_memory(file, (int)len, w, h, comp, 0)
+                    : (void *)stbi_load_from_memory(file, (int)len, w, h, comp, 0);
+    free(file);
+    if (!px)
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: cannot decode image: %s", path,
+                            stbi_failure_reason());
+    *pix = px;
+    *wide = is16;
+    return DC_OK;
+}
+
+void dc_image_raw_free(void *pix) { stbi_image_free(pix); }
+
 dc_status dc_image_decode_file(const char *path, int channels, float **out, int *h, int *w,
                                dc_error *err) {
     *out = NULL;
@@ -114,23 +133,17 @@ dc_status dc_image_decode_file(const char *path, int channels, float **out, int 
     if (channels != 1 && channels != 3)
         return dc_set_error(err, DC_ERR_ARG, "%s: channels must be 1 or 3, got %d", path,
                             channels);
-    unsigned char *file = NULL;
-    size_t len = 0;
-    DC_TRY(read_whole_file(path, &file, &len, err));
-    int iw = 0, ih = 0, comp = 0;
-    unsigned char *px = stbi_load_from_memory(file, (int)len, &iw, &ih, &comp, 0);
-    free(file);
-    if (!px)
-        return dc_set_error(err, DC_ERR_FORMAT, "%s: cannot decode image: %s", path,
-                            stbi_failure_reason());
+    void *px = NULL;
+    int iw = 0, ih = 0, comp = 0, wide = 0;
+    DC_TRY(dc_image_decode_raw(path, 0, &px, &ih, &iw, &comp, &wide, err));
     float *planes = malloc((size_t)channels * (size_t)ih * (size_t)iw * sizeof(float));
     if (!planes) {
-        stbi_image_free(px);
+        dc_image_raw_free(px);
         return dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate a %dx%d image", path, iw,
                             ih);
     }
     pixels_to_planes(px, comp, ih, iw, channels, planes);
-    stbi_image_free(px);
+    dc_image_raw_free(px);
     *out = planes;
     *h = ih;
     *w = iw;

@@ -1,7 +1,6 @@
-/* Float images for restoration: create/free, load through stb_image (keeping the size and
- * 16-bit precision, unlike the dataset loader, which resizes), 8-bit PNG output through
- * the shared writer, finiteness check and PSNR. stb_image is compiled here with static
- * linkage so it cannot clash with another translation unit that also embeds it. */
+/* Float images for restoration: create/free, load through the library's decoder (keeping
+ * the size and 16-bit precision, unlike the dataset loader, which resizes), 8-bit PNG
+ * output through the shared writer, finiteness check and PSNR. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -9,25 +8,6 @@
 #include "internal.h"
 #include "deconv/image.h"
 #include "deconv/restore.h"
-
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wtype-limits"
-#endif
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-/* stb declares a few static functions it only defines with thread-local support; GCC
- * reports them at the end of the file, so this one stays off for the whole file. */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
 
 dc_status dc_fimage_create(int h, int w, int c, dc_fimage **out, dc_error *err) {
     if (!out) return dc_set_error(err, DC_ERR_ARG, "dc_fimage_create: out is NULL");
@@ -65,24 +45,15 @@ dc_status dc_fimage_clone(const dc_fimage *src, dc_fimage **out, dc_error *err) 
 dc_status dc_fimage_load(const char *path, dc_fimage **out, dc_error *err) {
     if (!path || !out) return dc_set_error(err, DC_ERR_ARG, "dc_fimage_load: NULL argument");
     *out = NULL;
-    int w, h, file_ch;
-    if (!stbi_info(path, &w, &h, &file_ch)) {
-        FILE *f = fopen(path, "rb");
-        if (!f) return dc_set_error(err, DC_ERR_IO, "cannot open image '%s': %s", path, strerror(errno));
-        fclose(f);
-        return dc_set_error(err, DC_ERR_IO, "cannot read image '%s': %s", path,
-                            stbi_failure_reason());
-    }
-    const int ch = file_ch <= 2 ? 1 : 3;
-    const int wide = stbi_is_16_bit(path);
-    void *pix = wide ? (void *)stbi_load_16(path, &w, &h, &file_ch, ch)
-                     : (void *)stbi_load(path, &w, &h, &file_ch, ch);
-    if (!pix)
-        return dc_set_error(err, DC_ERR_IO, "cannot decode image '%s': %s", path,
-                            stbi_failure_reason());
+    int w, h, comp, wide;
+    void *pix = NULL;
+    dc_status d = dc_image_decode_raw(path, 1, &pix, &h, &w, &comp, &wide, err);
+    /* this API reports any file it cannot turn into an image as DC_ERR_IO (restore.h) */
+    if (d != DC_OK) return dc_wrap_error(err, d == DC_ERR_FORMAT ? DC_ERR_IO : d, "cannot read image");
+    const int ch = comp <= 2 ? 1 : 3; /* alpha is dropped */
     dc_status s = dc_fimage_create(h, w, ch, out, err);
     if (s != DC_OK) {
-        stbi_image_free(pix);
+        dc_image_raw_free(pix);
         return dc_wrap_error(err, s, "image '%s'", path);
     }
     const size_t hw = (size_t)h * w;
@@ -90,10 +61,10 @@ dc_status dc_fimage_load(const char *path, dc_fimage **out, dc_error *err) {
     for (int c = 0; c < ch; c++) {
         float *dst = dc_fimage_plane(*out, c);
         for (size_t p = 0; p < hw; p++)
-            dst[p] = scale * (wide ? (float)((const uint16_t *)pix)[p * ch + c]
-                                   : (float)((const unsigned char *)pix)[p * ch + c]);
+            dst[p] = scale * (wide ? (float)((const uint16_t *)pix)[p * comp + c]
+                                   : (float)((const unsigned char *)pix)[p * comp + c]);
     }
-    stbi_image_free(pix);
+    dc_image_raw_free(pix);
     return DC_OK;
 }
 

@@ -53,7 +53,7 @@ static inline float *dc_fimage_plane(const dc_fimage *im, int ch) {
 }
 /* Read an image file (PNG, JPEG, BMP, PGM/PPM, ... through stb_image) scaled to [0, 1]:
  * gray and gray+alpha give 1 channel, RGB and RGBA give 3 (alpha is dropped). 16-bit
- * PNGs keep their precision. */
+ * PNGs keep their precision. A file that cannot be opened or decoded is DC_ERR_IO. */
 dc_status dc_fimage_load(const char *path, dc_fimage **out, dc_error *err);
 /* Write an 8-bit PNG (1 or 3 channels) through dc_image_write_png (deconv/image.h): values
  * are clipped to [0, 1] and rounded; the file appears complete or not at all. */
