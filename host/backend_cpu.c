@@ -637,17 +637,58 @@ static dc_status cpu_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h
 }
 
 /* ---- activations ---- */
+/* ReLU (y = x > 0 ? x : 0) or leaky ReLU (alpha x below 0) over n values; y may be x. */
+static void relu_apply(int kind, float alpha, const float *x, float *y, size_t n) {
+    if (kind == DC_ACT_RELU) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+    }
+}
+
+/* The ReLU / leaky ReLU backward rule of `mode` (dc_relu_mode) over n values: d = rule, or
+ * d += rule when acc. s is positive exactly where the activation's input is: the input
+ * itself, or the activated output when alpha >= 0 (fused activations). Written as selects
+ * of loaded values and a multiply so that the loops vectorize (`x > 0 ? dy : neg * dy`
+ * stays a branch per element, mispredicted on every sign change); dy * 1 == dy, so the
+ * values are those of the branchy form. */
+static void relu_grad(int kind, float alpha, int mode, const float *restrict s,
+                      const float *restrict dy, float *restrict d, size_t n, int acc) {
+    const float neg = kind == DC_ACT_RELU ? 0.0f : alpha;
+    if (mode == DC_RELU_GUIDED) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            const float g = ((s[i] > 0.0f) & (dy[i] > 0.0f)) ? dy[i] : 0.0f;
+            d[i] = acc ? d[i] + g : g;
+        }
+    } else if (mode == DC_RELU_DECONVNET) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            const float g = dy[i] > 0.0f ? dy[i] : 0.0f;
+            d[i] = acc ? d[i] + g : g;
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            const float g = dy[i] * (s[i] > 0.0f ? 1.0f : neg);
+            d[i] = acc ? d[i] + g : g;
+        }
+    }
+}
+
+/* elementwise passes over large tensors run in chunks of this many values per task */
+#define ACT_CHUNK ((size_t)16384)
 static dc_status cpu_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_ptr y, size_t n) {
     const float *px = F(x);
     float *py = F(y);
     switch (kind) {
     case DC_ACT_RELU:
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
-        break;
     case DC_ACT_LEAKY_RELU:
 #pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) py[i] = px[i] > 0.0f ? px[i] : alpha * px[i];
+        for (size_t c0 = 0; c0 < n; c0 += ACT_CHUNK)
+            relu_apply(kind, alpha, px + c0, py + c0, n - c0 < ACT_CHUNK ? n - c0 : ACT_CHUNK);
         break;
     case DC_ACT_TANH:
 #pragma omp parallel for schedule(static) if (n > 16384)
@@ -668,32 +709,12 @@ static dc_status cpu_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc
     float *pdx = F(dx);
     switch (kind) {
     case DC_ACT_RELU:
-    case DC_ACT_LEAKY_RELU: {
-        const float neg = kind == DC_ACT_RELU ? 0.0f : alpha;
-        /* Written as selects of loaded values and a multiply so that the loops vectorize:
-         * `x > 0 ? dy : neg * dy` stays a branch per element (mispredicted on every sign
-         * change; 12% of a training step). dy * 1 == dy, so the results are unchanged. */
-        if (mode == DC_RELU_GUIDED) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-            for (size_t i = 0; i < n; i++) {
-                const float d = pdy[i];
-                pdx[i] += ((px[i] > 0.0f) & (d > 0.0f)) ? d : 0.0f;
-            }
-        } else if (mode == DC_RELU_DECONVNET) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-            for (size_t i = 0; i < n; i++) {
-                const float d = pdy[i];
-                pdx[i] += d > 0.0f ? d : 0.0f;
-            }
-        } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-            for (size_t i = 0; i < n; i++) {
-                const float s = px[i] > 0.0f ? 1.0f : neg;
-                pdx[i] += pdy[i] * s;
-            }
-        }
+    case DC_ACT_LEAKY_RELU:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t c0 = 0; c0 < n; c0 += ACT_CHUNK)
+            relu_grad(kind, alpha, mode, px + c0, pdy + c0, pdx + c0,
+                      n - c0 < ACT_CHUNK ? n - c0 : ACT_CHUNK, 1);
         break;
-    }
     case DC_ACT_TANH:
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) pdx[i] += pdy[i] * (1.0f - py[i] * py[i]);
@@ -727,10 +748,6 @@ static dc_status cpu_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
     for (int ch = 0; ch < c; ch++) pv[ch] = (float)(dc_cpu_channel_total(part, n, c, ch) / cnt);
     return DC_OK;
 }
-
-/* defined with the convolutions below */
-static void act_grad(const dc_fused_act *a, const float *restrict y, const float *restrict dy,
-                     float *restrict d, size_t n);
 
 static dc_status cpu_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
                                   dc_ptr gamma, dc_ptr beta, dc_ptr y, int n, int c, int hw,
@@ -770,8 +787,9 @@ static dc_status cpu_bn_bwd_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr va
     if (!part || (act && !scr)) return dc_set_error(&be->err, DC_ERR_OOM, "cpu bn_bwd: out of memory");
     double *part_dyx = part + planes, *coef = part + 2 * (size_t)planes;
 #define PLANE_GRAD(pl)                                                                        \
-    (act ? (act_grad(act, py + (size_t)(pl) * hw, pdy + (size_t)(pl) * hw,                    \
-                     scr + (size_t)omp_get_thread_num() * hw, (size_t)hw),                    \
+    (act ? (relu_grad(act->kind, act->alpha, act->mode, py + (size_t)(pl) * hw,              \
+                      pdy + (size_t)(pl) * hw, scr + (size_t)omp_get_thread_num() * hw,       \
+                      (size_t)hw, 0),                                                         \
             (const float *)(scr + (size_t)omp_get_thread_num() * hw))                         \
          : pdy + (size_t)(pl) * hw)
 #pragma omp parallel for schedule(static)
@@ -1017,7 +1035,7 @@ float *dc_cpu_scratch(cpu_backend *b, size_t per_thread, int threads) {
 }
 
 /* ---- activations fused into the convolutions (dc_graph_set_fusion) ----
- * The same expressions as cpu_act_fwd / cpu_act_bwd, applied to one image while it is in
+ * relu_apply / relu_grad (as in cpu_act_fwd / cpu_act_bwd) on one image while it is in
  * cache; for ReLU and leaky ReLU with alpha >= 0 the activated output is positive exactly
  * where its input is, so the backward reads y instead of the pre-activation. */
 void dc_cpu_bias_act_rows(float *restrict y, const float *b, int c, size_t hw,
@@ -1029,31 +1047,7 @@ void dc_cpu_bias_act_rows(float *restrict y, const float *b, int c, size_t hw,
 #pragma omp simd
             for (size_t p = 0; p < hw; p++) r[p] += bo;
         }
-        if (!a) continue;
-        if (a->kind == DC_ACT_RELU) {
-#pragma omp simd
-            for (size_t p = 0; p < hw; p++) r[p] = r[p] > 0.0f ? r[p] : 0.0f;
-        } else {
-            const float al = a->alpha;
-#pragma omp simd
-            for (size_t p = 0; p < hw; p++) r[p] = r[p] > 0.0f ? r[p] : al * r[p];
-        }
-    }
-}
-
-/* d[i] = gradient before the activation, from its output y and output gradient dy */
-static void act_grad(const dc_fused_act *a, const float *restrict y, const float *restrict dy,
-                     float *restrict d, size_t n) {
-    const float neg = a->kind == DC_ACT_RELU ? 0.0f : a->alpha;
-    if (a->mode == DC_RELU_GUIDED) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) d[i] = ((y[i] > 0.0f) & (dy[i] > 0.0f)) ? dy[i] : 0.0f;
-    } else if (a->mode == DC_RELU_DECONVNET) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) d[i] = dy[i] > 0.0f ? dy[i] : 0.0f;
-    } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) d[i] = dy[i] * (y[i] > 0.0f ? 1.0f : neg);
+        if (a) relu_apply(a->kind, a->alpha, r, r, hw);
     }
 }
 
@@ -1063,7 +1057,7 @@ static void act_grad(const dc_fused_act *a, const float *restrict y, const float
 const float *dc_cpu_image_grad(const dc_fused_act *act, const float *y, const float *dy,
                                float *dpre, int c, size_t hw, double *part) {
     if (!act) return dy;
-    act_grad(act, y, dy, dpre, (size_t)c * hw);
+    relu_grad(act->kind, act->alpha, act->mode, y, dy, dpre, (size_t)c * hw, 0);
     if (part)
         for (int o = 0; o < c; o++) part[o] = dc_cpu_plane_sum(dpre + (size_t)o * hw, hw);
     return dpre;
