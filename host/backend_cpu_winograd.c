@@ -23,19 +23,6 @@
  * test networks: 4e-6 (m = 4), 4e-7 (m = 2). */
 #define WINO_MIN_TILES 256
 
-/* Largest per-thread tile scratch (V and M of one image) taken before falling back to
- * im2col + GEMM, whose memory is bounded by its row blocks: 64 MB is a 256x256 plane with
- * 64 + 64 channels. */
-#define WINO_MAX_SCRATCH (64u << 20)
-
-int dc_cpu_wino_ok(const cpu_backend *cb, const dc_win2d *g, int oc) {
-    if (!(cb->winograd && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->ph == 1 &&
-          g->pw == 1 && g->oh == g->h && g->ow == g->w && g->c >= 8 && oc >= 8))
-        return 0;
-    const int m = cb->winograd == 2 ? 2 : 4, a = m + 2;
-    const double tiles = (double)((g->h + m - 1) / m) * ((g->w + m - 1) / m);
-    return tiles * a * a * ((double)g->c + oc) * sizeof(float) <= WINO_MAX_SCRATCH;
-}
 
 /* Transform matrices of F(m x m, 3x3), alpha = m + 2 (Lavin & Gray, section 4); the
  * F(4x4) transforms below are these matrices written out. */
@@ -73,6 +60,19 @@ static wino_geom wino_geometry(const dc_win2d *g, int oc, int per_thread_images,
     if (q.ib < 1) q.ib = 1;
     q.ph = q.m * q.th + 2, q.pw = q.m * q.tw + 2;
     return q;
+}
+
+/* Largest per-thread tile scratch (V and M of one image) taken before falling back to
+ * im2col + GEMM, whose memory is bounded by its row blocks: 64 MB holds a 224x224 plane
+ * with 64 + 64 channels under F(4x4) (58 MB). */
+#define WINO_MAX_SCRATCH (64u << 20)
+
+int dc_cpu_wino_ok(const cpu_backend *cb, const dc_win2d *g, int oc) {
+    if (!(cb->winograd && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->ph == 1 &&
+          g->pw == 1 && g->oh == g->h && g->ow == g->w && g->c >= 8 && oc >= 8))
+        return 0;
+    const wino_geom q = wino_geometry(g, oc, 1, cb->winograd);
+    return (double)q.tiles * q.na * ((double)g->c + oc) * sizeof(float) <= WINO_MAX_SCRATCH;
 }
 
 /* G x (3 -> 6) and G^T x (6 -> 3) of F(4x4, 3x3), from the G above */

@@ -92,6 +92,15 @@ static inline dc_ptr dc_work(dc_graph *g, size_t off) {
     dc_ptr p = {g->work, off};
     return p;
 }
+/* The activation fused into node n (dc_graph_set_fusion) for a call in ReLU mode `mode`,
+ * written to *tmp; NULL when none. */
+static inline const dc_fused_act *dc_node_act(const dc_node *n, dc_relu_mode mode,
+                                              dc_fused_act *tmp) {
+    if (!n->has_fact) return NULL;
+    *tmp = n->fact;
+    tmp->mode = (int)mode;
+    return tmp;
+}
 /* Seed for node n's randomness this step. */
 uint64_t dc_graph_node_seed(const dc_graph *g, const dc_node *n);
 

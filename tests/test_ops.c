@@ -712,7 +712,7 @@ static void test_fused_activations(void **state) {
  * largest value (rounding of the transforms: F(4x4) multiplies by up to 8 and divides by
  * 24, about ten times F(2x2)'s error). */
 static void wino_run(const char *algo, const float *x, const float *seed, float *y, float *dx,
-                     float *dw, size_t nx, size_t ny, size_t *nw_out) {
+                     float *dw, size_t *nw_out) {
     /* the backend reads DECONV_CONV when it is created; the caller's value is restored */
     char saved[32] = "";
     const char *was = getenv("DECONV_CONV");
@@ -749,7 +749,6 @@ static void wino_run(const char *algo, const float *x, const float *seed, float 
     assert_int_equal(dc_graph_read(g, c2, y), DC_OK);
     assert_int_equal(dc_graph_read_grad(g, in, dx), DC_OK);
     *nw_out = read_all_grads(p, dw);
-    (void)nx, (void)ny;
     dc_graph_free(g);
     dc_params_free(p);
     dc_backend_free(be);
@@ -775,7 +774,7 @@ static void test_winograd_matches_gemm(void **state) {
     tu_fill_uniform(seed, ny, &rng, -1, 1);
     for (int k = 0; k < 3; k++) {
         y[k] = malloc(ny * 4), dx[k] = malloc(nx * 4), dw[k] = malloc(nwmax * 4);
-        wino_run(algos[k], x, seed, y[k], dx[k], dw[k], nx, ny, &nw[k]);
+        wino_run(algos[k], x, seed, y[k], dx[k], dw[k], &nw[k]);
         assert_true(nw[k] <= nwmax);
         assert_int_equal(nw[k], nw[0]);
     }

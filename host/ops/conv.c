@@ -197,13 +197,12 @@ static dc_status conv_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     dc_backend *be = g->be;
     if (be->ops->conv2d_fwd && be->ops->conv2d_bwd) {
         dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
-        dc_fused_act act = n->fact;
-        act.mode = (int)mode;
+        dc_fused_act fa;
         return be->ops->conv2d_bwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
                                    dc_tensor_ptr(pw->value), dc_tensor_ptr(n->out), dc_tensor_ptr(n->grad),
                                    dc_node_has_grad(g, n->in[0]) ? dc_node_grad(g, n->in[0]) : dc_null_ptr(),
                                    dc_tensor_ptr(pw->grad), pb ? dc_tensor_ptr(pb->grad) : dc_null_ptr(),
-                                   n->has_fact ? &act : NULL);
+                                   dc_node_act(n, mode, &fa));
     }
     const dc_win2d *w = &n->win;
     const int OC = n->out_ch, K = w->c * w->kh * w->kw, ohw = w->oh * w->ow;
@@ -270,14 +269,13 @@ static dc_status convt_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     dc_backend *be = g->be;
     if (be->ops->conv_t2d_fwd && be->ops->conv_t2d_bwd) {
         dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
-        dc_fused_act act = n->fact;
-        act.mode = (int)mode;
+        dc_fused_act fa;
         return be->ops->conv_t2d_bwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
                                      dc_tensor_ptr(pw->value), dc_tensor_ptr(n->out), dc_tensor_ptr(n->grad),
                                      dc_node_has_grad(g, n->in[0]) ? dc_node_grad(g, n->in[0])
                                                                    : dc_null_ptr(),
                                      dc_tensor_ptr(pw->grad), dc_tensor_ptr(pb->grad),
-                                     n->has_fact ? &act : NULL);
+                                     dc_node_act(n, mode, &fa));
     }
     const dc_win2d *w = &n->win;
     const int C = w->n, R = w->c * w->kh * w->kw, hw = w->oh * w->ow;

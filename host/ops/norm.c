@@ -39,7 +39,8 @@ static dc_status bn_forward(dc_graph *g, dc_node *n) {
     dc_ptr rm = dc_tensor_ptr(dc_graph_param_at(g, n, 2)->value);
     dc_ptr rv = dc_tensor_ptr(dc_graph_param_at(g, n, 3)->value);
     /* a fused activation (dc_graph_set_fusion) is applied in the same pass */
-    const dc_fused_act *act = n->has_fact ? &n->fact : NULL;
+    dc_fused_act fa;
+    const dc_fused_act *act = dc_node_act(n, DC_RELU_NORMAL, &fa);
     if (!g->train)
         return act ? DC_BE(be, bn_apply_act, x, rm, rv, gamma, beta, y, N, C, hw, n->eps, act)
                    : DC_BE(be, bn_apply, x, rm, rv, gamma, beta, y, N, C, hw, n->eps);
@@ -66,13 +67,12 @@ static dc_status bn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
         if (!dx.buf) /* cannot happen: the builder makes the input keep a gradient */
             return dc_set_error(&g->err, DC_ERR_STATE,
                                 "batchnorm2d '%s': input has no gradient buffer", n->name);
-        if (n->has_fact) {
-            dc_fused_act act = n->fact;
-            act.mode = (int)mode;
+        dc_fused_act fa;
+        const dc_fused_act *act = dc_node_act(n, mode, &fa);
+        if (act)
             return DC_BE(be, bn_bwd_act, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
                          dc_tensor_ptr(pg->value), dc_tensor_ptr(n->out), dy, dx,
-                         dc_tensor_ptr(pg->grad), dc_tensor_ptr(pb->grad), N, C, hw, n->eps, &act);
-        }
+                         dc_tensor_ptr(pg->grad), dc_tensor_ptr(pb->grad), N, C, hw, n->eps, act);
         return DC_BE(be, bn_bwd, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
                      dc_tensor_ptr(pg->value), dy, dx, dc_tensor_ptr(pg->grad),
                      dc_tensor_ptr(pb->grad), N, C, hw, n->eps);
