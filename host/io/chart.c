@@ -42,12 +42,18 @@ static void line(canvas *c, int x0, int y0, int x1, int y1, const unsigned char 
 }
 
 static void text(canvas *c, int x, int y, const char *s, const unsigned char col[3]) {
-    static char buf[60000];
-    int quads = stb_easy_font_print(0, 0, (char *)s, NULL, buf, sizeof buf);
+    /* stb_easy_font emits at most a dozen quads of 64 bytes per glyph; 16 leaves room, and
+     * it stops (never overflows) when the buffer is full. Per call, so charts drawn from two
+     * threads do not share it. */
+    const size_t cap = (strlen(s) + 1) * 16 * 64;
+    char *buf = malloc(cap);
+    if (!buf) return;
+    int quads = stb_easy_font_print(0, 0, (char *)s, NULL, buf, (int)cap);
     for (int q = 0; q < quads; q++) {
-        const float *v = (const float *)(buf + q * 64); /* 4 vertices x (x,y,z,color) */
+        const float *v = (const float *)(buf + (size_t)q * 64); /* 4 vertices x (x,y,z,color) */
         rect(c, x + (int)v[0], y + (int)v[1], x + (int)v[8], y + (int)v[9], col);
     }
+    free(buf);
 }
 
 static int text_width(const char *s) { return stb_easy_font_width((char *)s); }
