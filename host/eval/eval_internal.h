@@ -12,7 +12,7 @@
  * which is overwritten, by cyclic Jacobi rotations in double. When vectors is not NULL it
  * receives the eigenvectors as rows: vectors[i*n + j] is component j of the eigenvector of
  * values[i]. *sweeps (may be NULL) receives the number of sweeps. DC_ERR_NUMERIC if it has
- * not converged after 100 sweeps. */
+ * not converged after 100 sweeps, DC_ERR_OOM without memory for its n / 2 rotations. */
 dc_status dc_eval_sym_eigen(int n, double *a, double *values, double *vectors, int *sweeps,
                             dc_error *err);
 
