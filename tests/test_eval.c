@@ -61,13 +61,16 @@ static float *gaussian_features(dc_rng *rng, uint64_t mix_seed, int n, int dim, 
     float *l = new_floats((size_t)dim * dim), *x = new_floats((size_t)n * dim);
     dc_rng mix;
     dc_rng_seed(&mix, mix_seed);
-    for (int i = 0; i < dim * dim; i++) l[i] = dc_rng_normal(&mix) * scale / sqrtf((float)dim);
+    for (int i = 0; i < dim * dim; i++)
+        l[i] = dc_rng_normal(&mix) * scale / sqrtf((float)dim);
     float *z = new_floats((size_t)dim);
     for (int i = 0; i < n; i++) {
-        for (int j = 0; j < dim; j++) z[j] = dc_rng_normal(rng);
+        for (int j = 0; j < dim; j++)
+            z[j] = dc_rng_normal(rng);
         for (int j = 0; j < dim; j++) {
             double s = offset * (1.0 + 0.1 * j);
-            for (int t = 0; t < dim; t++) s += (double)z[t] * l[t * dim + j];
+            for (int t = 0; t < dim; t++)
+                s += (double)z[t] * l[t * dim + j];
             x[(size_t)i * dim + j] = (float)s;
         }
     }
@@ -125,7 +128,8 @@ static int group_setup(void **state) {
     assert_non_null(f->labels);
     for (int i = 0; i < N_LABELS; i++) {
         int r = (int)dc_rng_below(&rng, 55), c = 0;
-        while (r >= c + 1) r -= c + 1, c++;
+        while (r >= c + 1)
+            r -= c + 1, c++;
         f->labels[i] = c;
     }
     /* memorisation: uniform training images; samples are 10 near-copies, 10 blends of two
@@ -148,9 +152,9 @@ static int group_setup(void **state) {
             for (int y = 0; y < SIL_H; y++)
                 for (int x = 0; x < SIL_W; x++) {
                     const float r = sqrtf((float)((y - 9) * (y - 9) + (x - 11 - c) * (x - 11 - c)));
-                    float v = n == 0 ? (r < 6.5f ? 1.0f : -1.0f)
-                            : n == 1 ? tanhf(6.5f - r)
-                                     : 2.4f * dc_rng_uniform(&rng) - 1.2f;
+                    float v = n == 0   ? (r < 6.5f ? 1.0f : -1.0f)
+                              : n == 1 ? tanhf(6.5f - r)
+                                       : 2.4f * dc_rng_uniform(&rng) - 1.2f;
                     f->sil[(((size_t)n * SIL_C + c) * SIL_H + y) * SIL_W + x] = v;
                 }
     write_input(f, "fd_a", f->fd_a, FD_NA, FD_DIM, "f4");
@@ -209,7 +213,8 @@ static void test_eigen_decomposition(void **state) {
     double *vec = malloc(sizeof(double) * N * N), val[N];
     assert_true(a && work && vec);
     for (int i = 0; i < N; i++)
-        for (int j = 0; j <= i; j++) a[i * N + j] = a[j * N + i] = dc_rng_normal(&rng);
+        for (int j = 0; j <= i; j++)
+            a[i * N + j] = a[j * N + i] = dc_rng_normal(&rng);
     a[5 * N + 5] = a[6 * N + 6] = 3.0; /* a near-degenerate pair */
     memcpy(work, a, sizeof(double) * N * N);
     dc_error err = {0};
@@ -217,19 +222,22 @@ static void test_eigen_decomposition(void **state) {
     assert_int_equal(dc_eval_sym_eigen(N, work, val, vec, &sweeps, &err), DC_OK);
     assert_true(sweeps > 0 && sweeps < 20);
     double norm = 0;
-    for (int i = 0; i < N * N; i++) norm += a[i] * a[i];
+    for (int i = 0; i < N * N; i++)
+        norm += a[i] * a[i];
     norm = sqrt(norm);
     /* A v = l v, and the vectors orthonormal */
     for (int e = 0; e < N; e++) {
         const double *v = vec + e * N;
         for (int i = 0; i < N; i++) {
             double av = 0;
-            for (int j = 0; j < N; j++) av += a[i * N + j] * v[j];
+            for (int j = 0; j < N; j++)
+                av += a[i * N + j] * v[j];
             assert_close(av, val[e] * v[i], 1e-13 * norm, "A v - l v");
         }
         for (int f = 0; f < N; f++) {
             double dot = 0;
-            for (int j = 0; j < N; j++) dot += v[j] * vec[f * N + j];
+            for (int j = 0; j < N; j++)
+                dot += v[j] * vec[f * N + j];
             assert_close(dot, e == f ? 1.0 : 0.0, 1e-13, "V V^T - I");
         }
     }
@@ -249,9 +257,12 @@ static void check_frechet_case(const fixture *f, const char *name, const float *
     dc_error err = {0};
     assert_int_equal(dc_feature_stats(a, na, dim, mean, cov, &err), DC_OK);
     double scale = 0;
-    for (int i = 0; i < dim * dim; i++) scale = fmax(scale, fabs(ref_cov[i]));
-    for (int i = 0; i < dim; i++) assert_close(mean[i], ref_mean[i], 1e-13, "mean vs numpy");
-    for (int i = 0; i < dim * dim; i++) assert_close(cov[i], ref_cov[i], 1e-13 * scale, "numpy.cov");
+    for (int i = 0; i < dim * dim; i++)
+        scale = fmax(scale, fabs(ref_cov[i]));
+    for (int i = 0; i < dim; i++)
+        assert_close(mean[i], ref_mean[i], 1e-13, "mean vs numpy");
+    for (int i = 0; i < dim * dim; i++)
+        assert_close(cov[i], ref_cov[i], 1e-13 * scale, "numpy.cov");
     dc_frechet_result r;
     assert_int_equal(dc_frechet_distance(a, na, b, nb, dim, &r, &err), DC_OK);
     print_message("%s: FD %.12g (scipy sqrtm %.12g, eigvals %.12g), %d sweeps, %d clamped, "
@@ -314,14 +325,16 @@ static void test_frechet_known_answers(void **state) {
     double mean[D], *cov = malloc(sizeof(double) * D * D);
     assert_non_null(cov);
     assert_int_equal(dc_feature_stats(a, N, D, mean, cov, &err), DC_OK);
-    for (int j = 0; j < D; j++) trace += cov[j * D + j];
+    for (int j = 0; j < D; j++)
+        trace += cov[j * D + j];
     assert_close(r.distance, 0.0, 1e-12 * trace, "FD(A, A)");
     assert_close(r.mean_term, 0.0, 0.0, "mean term of FD(A, A)");
     assert_int_equal(dc_frechet_distance(a, N, b, N, D, &r, &err), DC_OK);
     assert_close(r.mean_term, want, 1e-12 * want, "|d mu|^2");
     assert_close(r.distance, want, 1e-10 * trace, "FD(A, A + d) = |d|^2");
     /* a covariance with a clearly negative eigenvalue is refused */
-    for (int i = 0; i < D; i++) cov[i * D + i] = i == 3 ? -1.0 : cov[i * D + i];
+    for (int i = 0; i < D; i++)
+        cov[i * D + i] = i == 3 ? -1.0 : cov[i * D + i];
     dc_status s = dc_frechet_distance_stats(D, mean, cov, mean, cov, &r, &err);
     assert_int_equal(s, DC_ERR_NUMERIC);
     assert_non_null(strstr(err.msg, "covariance 1 is not positive semi-definite"));
@@ -360,8 +373,8 @@ static void test_precision_recall_matches_numpy(void **state) {
     double *large = oracle(f, "prl_k3", 2);
     dc_error err = {0};
     dc_precision_recall pr;
-    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, f->pr_fake, PR_NFAKE,
-                                                 PR_DIM, 0, &pr, &err),
+    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, f->pr_fake, PR_NFAKE, PR_DIM,
+                                                 0, &pr, &err),
                      DC_OK);
     assert_int_equal(pr.k, DC_PRECISION_RECALL_K);
     print_message("k=3: precision %.4f recall %.4f (numpy %.4f %.4f)\n", pr.precision, pr.recall,
@@ -369,8 +382,8 @@ static void test_precision_recall_matches_numpy(void **state) {
     assert_true(k3[0] > 0.2 && k3[0] < 0.98 && k3[1] > 0.2 && k3[1] < 0.98); /* not trivial */
     assert_close(pr.precision, k3[0], 1e-12, "precision k=3");
     assert_close(pr.recall, k3[1], 1e-12, "recall k=3");
-    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, f->pr_fake, PR_NFAKE,
-                                                 PR_DIM, 5, &pr, &err),
+    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, f->pr_fake, PR_NFAKE, PR_DIM,
+                                                 5, &pr, &err),
                      DC_OK);
     assert_close(pr.precision, k5[0], 1e-12, "precision k=5");
     assert_close(pr.recall, k5[1], 1e-12, "recall k=5");
@@ -378,8 +391,8 @@ static void test_precision_recall_matches_numpy(void **state) {
     const int blas_threads = openblas_get_num_threads();
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) openblas_set_num_threads(1);
-        assert_int_equal(dc_precision_recall_compute(f->prl_real, PRL_NREAL, f->prl_fake,
-                                                     PRL_NFAKE, PRL_DIM, 3, &pr, &err),
+        assert_int_equal(dc_precision_recall_compute(f->prl_real, PRL_NREAL, f->prl_fake, PRL_NFAKE,
+                                                     PRL_DIM, 3, &pr, &err),
                          DC_OK);
         assert_close(pr.precision, large[0], 1e-12, "precision, 2500 x 2300");
         assert_close(pr.recall, large[1], 1e-12, "recall, 2500 x 2300");
@@ -392,26 +405,27 @@ static void test_precision_recall_known_answers(void **state) {
     const fixture *f = *state;
     dc_error err = {0};
     dc_precision_recall pr;
-    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, f->pr_real, PR_NREAL,
-                                                 PR_DIM, 3, &pr, &err),
+    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, f->pr_real, PR_NREAL, PR_DIM,
+                                                 3, &pr, &err),
                      DC_OK);
     assert_true(pr.precision == 1.0 && pr.recall == 1.0);
     /* a far-away copy: nothing inside the other manifold */
     float *far = new_floats((size_t)PR_NREAL * PR_DIM);
-    for (int i = 0; i < PR_NREAL * PR_DIM; i++) far[i] = f->pr_real[i] + 100.0f;
-    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, far, PR_NREAL, PR_DIM, 3,
-                                                 &pr, &err),
-                     DC_OK);
+    for (int i = 0; i < PR_NREAL * PR_DIM; i++)
+        far[i] = f->pr_real[i] + 100.0f;
+    assert_int_equal(
+        dc_precision_recall_compute(f->pr_real, PR_NREAL, far, PR_NREAL, PR_DIM, 3, &pr, &err),
+        DC_OK);
     assert_true(pr.precision == 0.0 && pr.recall == 0.0);
     /* errors name what is wrong */
-    assert_int_equal(dc_precision_recall_compute(f->pr_real, 3, far, PR_NREAL, PR_DIM, 3, &pr,
-                                                 &err),
-                     DC_ERR_ARG);
+    assert_int_equal(
+        dc_precision_recall_compute(f->pr_real, 3, far, PR_NREAL, PR_DIM, 3, &pr, &err),
+        DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "real 3"));
     far[5 * PR_DIM + 2] = NAN;
-    assert_int_equal(dc_precision_recall_compute(f->pr_real, PR_NREAL, far, PR_NREAL, PR_DIM, 3,
-                                                 &pr, &err),
-                     DC_ERR_NUMERIC);
+    assert_int_equal(
+        dc_precision_recall_compute(f->pr_real, PR_NREAL, far, PR_NREAL, PR_DIM, 3, &pr, &err),
+        DC_ERR_NUMERIC);
     assert_non_null(strstr(err.msg, "generated features: row 5, column 2"));
     free(far);
 }
@@ -426,7 +440,8 @@ static void test_class_histogram(void **state) {
     dc_error err = {0};
     assert_int_equal(dc_class_histogram_compute(f->labels, N_LABELS, N_CLASSES, counts, &h, &err),
                      DC_OK);
-    for (int c = 0; c < N_CLASSES; c++) assert_int_equal(counts[c], (int64_t)ref_counts[c]);
+    for (int c = 0; c < N_CLASSES; c++)
+        assert_int_equal(counts[c], (int64_t)ref_counts[c]);
     assert_close(h.entropy_bits, ref[0], 1e-12, "entropy (bits)");
     assert_close(h.top_share, ref[1], 1e-15, "top share");
     assert_int_equal(h.top_class, (int)ref[2]);
@@ -458,30 +473,35 @@ static void test_memorisation_matches_numpy(void **state) {
     int index[MEM_NSAMPLES];
     dc_memorisation m;
     dc_error err = {0};
-    assert_int_equal(dc_memorisation_compute(f->mem_samples, MEM_NSAMPLES, f->mem_train,
-                                             MEM_NTRAIN, MEM_NUMEL, nearest, second, index, &m,
-                                             &err),
+    assert_int_equal(dc_memorisation_compute(f->mem_samples, MEM_NSAMPLES, f->mem_train, MEM_NTRAIN,
+                                             MEM_NUMEL, nearest, second, index, &m, &err),
                      DC_OK);
     const double got[6] = {m.threshold,    m.share_memorised, m.mean_ratio,
                            m.mean_nearest, m.min_nearest,     m.rms_nearest};
-    const char *names[6] = {"threshold", "share memorised", "mean ratio", "mean nearest",
-                            "min nearest", "RMS nearest"};
-    for (int i = 0; i < 6; i++) assert_close(got[i], ref[i], 1e-13, names[i]);
+    const char *names[6] = {"threshold",    "share memorised", "mean ratio",
+                            "mean nearest", "min nearest",     "RMS nearest"};
+    for (int i = 0; i < 6; i++)
+        assert_close(got[i], ref[i], 1e-13, names[i]);
     /* near-copies and blends of two training images are both closer to a training image
      * than any two training images are to each other; a copy has one nearest, a blend two */
-    for (int i = 0; i < 20; i++) assert_true(nearest[i] < m.threshold);
-    for (int i = 0; i < 10; i++) assert_true(nearest[i] < 0.05 * second[i]);
-    for (int i = 10; i < 20; i++) assert_true(nearest[i] > 0.95 * second[i]);
+    for (int i = 0; i < 20; i++)
+        assert_true(nearest[i] < m.threshold);
+    for (int i = 0; i < 10; i++)
+        assert_true(nearest[i] < 0.05 * second[i]);
+    for (int i = 10; i < 20; i++)
+        assert_true(nearest[i] > 0.95 * second[i]);
     for (int i = 0; i < MEM_NSAMPLES; i++) {
         assert_close(nearest[i], ref_nearest[i], 1e-13, "nearest distance");
         assert_close(second[i], ref_second[i], 1e-13, "2nd nearest distance");
         assert_int_equal(index[i], (int)ref_index[i]);
     }
-    for (int i = 0; i < 10; i++) assert_int_equal(index[i], 3 * i % MEM_NTRAIN);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(index[i], 3 * i % MEM_NTRAIN);
     assert_int_equal(dc_memorisation_train(f->mem_train, MEM_NTRAIN, MEM_NUMEL, &m, &err), DC_OK);
     const double got_train[6] = {m.threshold,    m.share_memorised, m.mean_ratio,
                                  m.mean_nearest, m.min_nearest,     m.rms_nearest};
-    for (int i = 0; i < 6; i++) assert_close(got_train[i], ref_train[i], 1e-13, names[i]);
+    for (int i = 0; i < 6; i++)
+        assert_close(got_train[i], ref_train[i], 1e-13, names[i]);
     assert_close(m.share_memorised, 0.0, 0.0, "the training set's own share");
     free(ref), free(ref_train), free(ref_nearest), free(ref_second), free(ref_index);
 }
@@ -526,7 +546,8 @@ static void test_silhouette_known_answers(void **state) {
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             /* a gun-like shape: a barrel and a grip */
-            const int in = (y >= 8 && y < 14 && x >= 3 && x < 29) || (y >= 14 && y < 26 && x >= 18 && x < 24);
+            const int in =
+                (y >= 8 && y < 14 && x >= 3 && x < 29) || (y >= 14 && y < 26 && x >= 18 && x < 24);
             sharp[y * W + x] = in ? 1.0f : -1.0f;
             grey[y * W + x] = 0.0f;
         }
@@ -552,7 +573,8 @@ static void test_silhouette_known_answers(void **state) {
     assert_close(s_grey.edge_sharpness, 0.0, 0.0, "all-grey sharpness (no edge)");
     assert_close(s_grey.edge_pairs, 0.0, 0.0, "all-grey edges");
     grey[40] = INFINITY;
-    assert_int_equal(dc_silhouette_figures_compute(grey, 1, 1, H, W, &s_grey, &err), DC_ERR_NUMERIC);
+    assert_int_equal(dc_silhouette_figures_compute(grey, 1, 1, H, W, &s_grey, &err),
+                     DC_ERR_NUMERIC);
     assert_non_null(strstr(err.msg, "image 0 has inf at value 40"));
 }
 

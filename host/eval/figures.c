@@ -14,8 +14,7 @@ dc_status dc_argmax_rows(const float *scores, int n, int n_classes, int *labels,
     if ((!scores || !labels) && n > 0)
         return dc_set_error(err, DC_ERR_ARG, "dc_argmax_rows: scores or labels is NULL");
     if (n < 0 || n_classes < 1)
-        return dc_set_error(err, DC_ERR_ARG, "dc_argmax_rows: %d rows of %d classes", n,
-                            n_classes);
+        return dc_set_error(err, DC_ERR_ARG, "dc_argmax_rows: %d rows of %d classes", n, n_classes);
     for (int i = 0; i < n; i++) {
         const float *row = scores + (size_t)i * n_classes;
         int best = 0;
@@ -66,8 +65,10 @@ static dc_status check_images(const float *x, int n, size_t numel, int min_n, co
                               const char *what, dc_error *err) {
     if (!x) return dc_set_error(err, DC_ERR_ARG, "%s: %s is NULL", fn, what);
     if (n < min_n || numel < 1 || numel > (size_t)1 << 30)
-        return dc_set_error(err, DC_ERR_ARG, "%s: %s has %d images of %zu values (needs %d or "
-                            "more)", fn, what, n, numel, min_n);
+        return dc_set_error(err, DC_ERR_ARG,
+                            "%s: %s has %d images of %zu values (needs %d or "
+                            "more)",
+                            fn, what, n, numel, min_n);
     return DC_OK;
 }
 
@@ -80,7 +81,8 @@ static void memorisation_figures(const double *sq2, int n, size_t numel, double 
     double sum_sq = 0;
     int64_t memorised = 0;
     for (int i = 0; i < n; i++) {
-        const double d1 = sqrt(sq2[2 * i] / (double)numel), d2 = sqrt(sq2[2 * i + 1] / (double)numel);
+        const double d1 = sqrt(sq2[2 * i] / (double)numel),
+                     d2 = sqrt(sq2[2 * i + 1] / (double)numel);
         if (nearest) nearest[i] = d1;
         if (second) second[i] = d2;
         memorised += d1 < threshold;
@@ -96,9 +98,8 @@ static void memorisation_figures(const double *sq2, int n, size_t numel, double 
 
 /* Squared nearest and 2nd-nearest training distances of q (rows of 2), and the training
  * set's smallest nearest-other distance (RMS) in *threshold. */
-static dc_status nearest_two(const float *q, int nq, const float *train, int n_train,
-                             size_t numel, int same, double *sq2, int *index2, double *threshold,
-                             dc_error *err) {
+static dc_status nearest_two(const float *q, int nq, const float *train, int n_train, size_t numel,
+                             int same, double *sq2, int *index2, double *threshold, dc_error *err) {
     const int dim = (int)numel;
     double *centre = malloc(sizeof(double) * numel);
     double *sq1 = same ? NULL : malloc(sizeof(double) * (size_t)n_train);
@@ -141,21 +142,22 @@ dc_status dc_memorisation_compute(const float *samples, int n_samples, const flo
         return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for %d samples", fn, n_samples);
     }
     double threshold = 0;
-    dc_status s = nearest_two(samples, n_samples, train, n_train, numel, 0, sq2, idx2,
-                              &threshold, err);
+    dc_status s =
+        nearest_two(samples, n_samples, train, n_train, numel, 0, sq2, idx2, &threshold, err);
     if (s == DC_OK) {
         out->n_samples = n_samples;
         out->n_train = n_train;
         memorisation_figures(sq2, n_samples, numel, threshold, nearest, second, out);
         if (nearest_index)
-            for (int i = 0; i < n_samples; i++) nearest_index[i] = idx2[2 * i];
+            for (int i = 0; i < n_samples; i++)
+                nearest_index[i] = idx2[2 * i];
     }
     free(sq2), free(idx2);
     return s;
 }
 
-dc_status dc_memorisation_train(const float *train, int n_train, size_t numel,
-                                dc_memorisation *out, dc_error *err) {
+dc_status dc_memorisation_train(const float *train, int n_train, size_t numel, dc_memorisation *out,
+                                dc_error *err) {
     const char *fn = "dc_memorisation_train";
     if (!out) return dc_set_error(err, DC_ERR_ARG, "%s: out is NULL", fn);
     memset(out, 0, sizeof *out);
@@ -174,7 +176,9 @@ dc_status dc_memorisation_train(const float *train, int n_train, size_t numel,
 
 /* ------------------------------------------------------------ silhouette figures */
 
-static inline double clip_unit(float v) { return v < -1.0f ? -1.0 : v > 1.0f ? 1.0 : (double)v; }
+static inline double clip_unit(float v) {
+    return v < -1.0f ? -1.0 : v > 1.0f ? 1.0 : (double)v;
+}
 
 /* Accumulates the contrast of a pair if it crosses the mid level. */
 static inline void edge_pair(float a, float b, double *sum, int64_t *count) {
@@ -196,13 +200,15 @@ dc_status dc_silhouette_figures_compute(const float *images, int n, int c, int h
     for (size_t i = 0; i < total; i++)
         if (!isfinite(images[i]))
             return dc_set_error(err, DC_ERR_NUMERIC, "%s: image %zu has %g at value %zu", fn,
-                                i / ((size_t)c * plane), (double)images[i], i % ((size_t)c * plane));
+                                i / ((size_t)c * plane), (double)images[i],
+                                i % ((size_t)c * plane));
     int64_t grey = 0, edges = 0;
     double contrast = 0;
 #pragma omp parallel for schedule(static) reduction(+ : grey, edges, contrast)
     for (int64_t p = 0; p < (int64_t)n * c; p++) {
         const float *x = images + (size_t)p * plane;
-        for (size_t i = 0; i < plane; i++) grey += fabsf(x[i]) < 0.5f;
+        for (size_t i = 0; i < plane; i++)
+            grey += fabsf(x[i]) < 0.5f;
         for (int y = 0; y < h; y++)
             for (int xx = 0; xx < w; xx++) {
                 const float v = x[(size_t)y * w + xx];

@@ -18,8 +18,8 @@ dc_status dc_feature_stats(const float *features, int n, int dim, double *mean, 
         return dc_set_error(err, DC_ERR_ARG, "%s: features, mean or cov is NULL", fn);
     if (n < 2 || dim < 1)
         return dc_set_error(err, DC_ERR_ARG,
-                            "%s: %d rows of %d features (a covariance needs 2 rows or more)", fn,
-                            n, dim);
+                            "%s: %d rows of %d features (a covariance needs 2 rows or more)", fn, n,
+                            dim);
     for (size_t i = 0; i < (size_t)n * dim; i++)
         if (!isfinite(features[i]))
             return dc_set_error(err, DC_ERR_NUMERIC, "%s: row %zu, feature %zu is %g", fn,
@@ -36,7 +36,8 @@ dc_status dc_feature_stats(const float *features, int n, int dim, double *mean, 
         const int rows = n - i0 < rows_per_block ? n - i0 : rows_per_block;
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < dim; j++)
-                centred[(size_t)i * dim + j] = (double)features[(size_t)(i0 + i) * dim + j] - mean[j];
+                centred[(size_t)i * dim + j] =
+                    (double)features[(size_t)(i0 + i) * dim + j] - mean[j];
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, rows, 1.0, centred, dim, 1.0, cov,
                     dim);
     }
@@ -50,8 +51,8 @@ dc_status dc_feature_stats(const float *features, int n, int dim, double *mean, 
 }
 
 /* Clamp the tiny negative eigenvalues of a PSD matrix named `what`; fail on a real one. */
-static dc_status clamp_eigenvalues(double *values, int n, const char *what,
-                                   dc_frechet_result *out, dc_error *err) {
+static dc_status clamp_eigenvalues(double *values, int n, const char *what, dc_frechet_result *out,
+                                   dc_error *err) {
     double largest = 0;
     for (int i = 0; i < n; i++)
         if (fabs(values[i]) > largest) largest = fabs(values[i]);
@@ -70,8 +71,8 @@ static dc_status clamp_eigenvalues(double *values, int n, const char *what,
 }
 
 dc_status dc_frechet_distance_stats(int dim, const double *mean1, const double *cov1,
-                                    const double *mean2, const double *cov2,
-                                    dc_frechet_result *out, dc_error *err) {
+                                    const double *mean2, const double *cov2, dc_frechet_result *out,
+                                    dc_error *err) {
     const char *fn = "dc_frechet_distance_stats";
     if (!out) return dc_set_error(err, DC_ERR_ARG, "%s: out is NULL", fn);
     memset(out, 0, sizeof *out);
@@ -85,8 +86,8 @@ dc_status dc_frechet_distance_stats(int dim, const double *mean1, const double *
         const size_t len = a % 2 ? dd : (size_t)dim;
         for (size_t i = 0; i < len; i++)
             if (!isfinite(arrays[a][i]))
-                return dc_set_error(err, DC_ERR_NUMERIC, "%s: %s has %g at index %zu", fn,
-                                    names[a], arrays[a][i], i);
+                return dc_set_error(err, DC_ERR_NUMERIC, "%s: %s has %g at index %zu", fn, names[a],
+                                    arrays[a][i], i);
     }
     double *s1 = malloc(sizeof(double) * dd), *s2 = malloc(sizeof(double) * dd);
     double *vec = malloc(sizeof(double) * dd), *tmp = malloc(sizeof(double) * dd);
@@ -118,7 +119,8 @@ dc_status dc_frechet_distance_stats(int dim, const double *mean1, const double *
     if (s != DC_OK) goto done;
     for (int i = 0; i < dim; i++) {
         const double r = sqrt(val[i]);
-        for (int j = 0; j < dim; j++) vec[(size_t)i * dim + j] *= r;
+        for (int j = 0; j < dim; j++)
+            vec[(size_t)i * dim + j] *= r;
     }
     /* tmp = (D V) S2, then s1 = tmp (D V)^T */
     cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, dim, dim, 1.0, s2, dim, vec, dim, 0.0, tmp,
@@ -136,7 +138,8 @@ dc_status dc_frechet_distance_stats(int dim, const double *mean1, const double *
     s = clamp_eigenvalues(val, dim, "S1^1/2 S2 S1^1/2 (covariance 2)", out, err);
     if (s != DC_OK) goto done;
     double trace_sqrt = 0;
-    for (int i = 0; i < dim; i++) trace_sqrt += sqrt(val[i]);
+    for (int i = 0; i < dim; i++)
+        trace_sqrt += sqrt(val[i]);
     out->trace_term = trace1 + trace2 - 2.0 * trace_sqrt;
     out->distance = out->mean_term + out->trace_term;
     /* rounding can leave a tiny negative trace term for identical covariances */

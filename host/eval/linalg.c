@@ -16,7 +16,7 @@
 /* One rotation of a round: the pair (p, q) and the rotation that zeroes a_pq. */
 typedef struct jacobi_pair {
     int p, q;
-    double c, s;         /* cos and sin; c = 1, s = 0: no rotation */
+    double c, s; /* cos and sin; c = 1, s = 0: no rotation */
     double new_pp, new_qq;
 } jacobi_pair;
 
@@ -45,27 +45,34 @@ dc_status dc_eval_sym_eigen(int n, double *a, double *values, double *vectors, i
                             dc_error *err) {
     if (sweeps) *sweeps = 0;
     if (n <= 0 || !a || !values)
-        return dc_set_error(err, DC_ERR_ARG, "symmetric eigen-decomposition: bad arguments (n %d)", n);
+        return dc_set_error(err, DC_ERR_ARG, "symmetric eigen-decomposition: bad arguments (n %d)",
+                            n);
     if (vectors) {
         memset(vectors, 0, sizeof(double) * (size_t)n * n);
-        for (int i = 0; i < n; i++) vectors[(size_t)i * n + i] = 1.0;
+        for (int i = 0; i < n; i++)
+            vectors[(size_t)i * n + i] = 1.0;
     }
     const int m = n + (n & 1); /* with an odd n, a dummy player n sits out each round */
     jacobi_pair *pairs = malloc(sizeof(jacobi_pair) * (size_t)(m / 2));
     if (!pairs)
-        return dc_set_error(err, DC_ERR_OOM, "symmetric eigen-decomposition of %d x %d: out of "
-                            "memory", n, n);
+        return dc_set_error(err, DC_ERR_OOM,
+                            "symmetric eigen-decomposition of %d x %d: out of "
+                            "memory",
+                            n, n);
     double norm2 = 0;
-    for (size_t i = 0; i < (size_t)n * n; i++) norm2 += a[i] * a[i];
+    for (size_t i = 0; i < (size_t)n * n; i++)
+        norm2 += a[i] * a[i];
     /* Off-diagonal mass below half a unit of rounding of the whole matrix moves no
      * eigenvalue by more than rounding does (Weyl): stop there. */
     const double stop2 = norm2 * (0.25 * DBL_EPSILON * DBL_EPSILON);
     for (int sweep = 0; sweep < JACOBI_MAX_SWEEPS; sweep++) {
         double off = 0;
         for (int p = 0; p < n; p++)
-            for (int q = p + 1; q < n; q++) off += a[(size_t)p * n + q] * a[(size_t)p * n + q];
+            for (int q = p + 1; q < n; q++)
+                off += a[(size_t)p * n + q] * a[(size_t)p * n + q];
         if (off == 0 || off <= stop2) {
-            for (int i = 0; i < n; i++) values[i] = a[(size_t)i * n + i];
+            for (int i = 0; i < n; i++)
+                values[i] = a[(size_t)i * n + i];
             if (sweeps) *sweeps = sweep;
             free(pairs);
             return DC_OK;
@@ -148,8 +155,7 @@ dc_status dc_eval_sym_eigen(int n, double *a, double *values, double *vectors, i
 void dc_eval_sgemm_nt(int m, int n, int k, const float *a, const float *b, float *c) {
     const int threads = omp_get_max_threads();
     if (openblas_get_num_threads() > 1 || threads <= 1 || 2.0 * m * n * k < 4e6 || m < 32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c,
-                    n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
         return;
     }
     /* OpenBLAS runs single-threaded (a CPU backend sets it so that one threading runtime

@@ -18,12 +18,15 @@
 #define BLOCK_FLOATS ((size_t)16 << 20)
 
 void dc_eval_column_means(const float *rows, int n, int dim, double *mean) {
-    for (int j = 0; j < dim; j++) mean[j] = 0;
+    for (int j = 0; j < dim; j++)
+        mean[j] = 0;
     for (int i = 0; i < n; i++) {
         const float *x = rows + (size_t)i * dim;
-        for (int j = 0; j < dim; j++) mean[j] += x[j];
+        for (int j = 0; j < dim; j++)
+            mean[j] += x[j];
     }
-    for (int j = 0; j < dim; j++) mean[j] /= n > 0 ? n : 1;
+    for (int j = 0; j < dim; j++)
+        mean[j] /= n > 0 ? n : 1;
 }
 
 double dc_eval_exact_sq(const float *a, const float *b, int dim) {
@@ -112,8 +115,8 @@ dc_status dc_eval_knn(const dc_eval_points *q, const dc_eval_points *r, int k, i
     const int available = nr - (exclude_self ? 1 : 0);
     if (k < 1 || k > available)
         return dc_set_error(err, DC_ERR_ARG,
-                            "nearest neighbours: k = %d but the reference set offers %d rows%s",
-                            k, available, exclude_self ? " besides the query itself" : "");
+                            "nearest neighbours: k = %d but the reference set offers %d rows%s", k,
+                            available, exclude_self ? " besides the query itself" : "");
     double rmax = 0;
     for (int j = 0; j < nr; j++)
         if (r->norm[j] > rmax) rmax = r->norm[j];
@@ -123,8 +126,10 @@ dc_status dc_eval_knn(const dc_eval_points *q, const dc_eval_points *r, int k, i
     int *idx_top = malloc(sizeof(int) * (size_t)bs * k);
     if (!block || !approx_top || !idx_top) {
         free(block), free(approx_top), free(idx_top);
-        return dc_set_error(err, DC_ERR_OOM, "nearest neighbours: out of memory for a %d x %d "
-                            "distance block", bs, nr);
+        return dc_set_error(err, DC_ERR_OOM,
+                            "nearest neighbours: out of memory for a %d x %d "
+                            "distance block",
+                            bs, nr);
     }
     for (int i0 = 0; i0 < q->n; i0 += bs) {
         const int rows = q->n - i0 < bs ? q->n - i0 : bs;
@@ -152,8 +157,8 @@ dc_status dc_eval_knn(const dc_eval_points *q, const dc_eval_points *r, int k, i
                 if (exclude_self && j == i) continue;
                 const double d = na * na + r->norm[j] * r->norm[j] - 2.0 * (double)dot[j];
                 if (d - gemm_tolerance(dim, na, r->norm[j]) > limit) continue;
-                const double e = dc_eval_exact_sq(q->rows + (size_t)i * dim,
-                                                  r->rows + (size_t)j * dim, dim);
+                const double e =
+                    dc_eval_exact_sq(q->rows + (size_t)i * dim, r->rows + (size_t)j * dim, dim);
                 top_insert(etop, itop, &filled, k, e, j);
             }
         }
@@ -168,8 +173,10 @@ dc_status dc_eval_coverage(const dc_eval_points *q, const dc_eval_points *r,
     const int bs = block_rows(nr);
     float *block = malloc(sizeof(float) * (size_t)bs * nr);
     if (!block)
-        return dc_set_error(err, DC_ERR_OOM, "manifold coverage: out of memory for a %d x %d "
-                            "distance block", bs, nr);
+        return dc_set_error(err, DC_ERR_OOM,
+                            "manifold coverage: out of memory for a %d x %d "
+                            "distance block",
+                            bs, nr);
     int64_t count = 0;
     for (int i0 = 0; i0 < q->n; i0 += bs) {
         const int rows = q->n - i0 < bs ? q->n - i0 : bs;
@@ -187,8 +194,8 @@ dc_status dc_eval_coverage(const dc_eval_points *q, const dc_eval_points *r,
                 if (d + tol <= sq_radius[j])
                     inside = 1;
                 else
-                    inside = dc_eval_exact_sq(q->rows + (size_t)i * dim,
-                                              r->rows + (size_t)j * dim, dim) <= sq_radius[j];
+                    inside = dc_eval_exact_sq(q->rows + (size_t)i * dim, r->rows + (size_t)j * dim,
+                                              dim) <= sq_radius[j];
             }
             count += inside;
         }
@@ -204,14 +211,12 @@ static dc_status check_set(const float *x, int n, int dim, const char *fn, const
                            dc_error *err) {
     if (!x && n > 0) return dc_set_error(err, DC_ERR_ARG, "%s: %s is NULL", fn, what);
     if (n < 0 || dim < 1)
-        return dc_set_error(err, DC_ERR_ARG, "%s: %s has %d rows of %d features", fn, what, n,
-                            dim);
+        return dc_set_error(err, DC_ERR_ARG, "%s: %s has %d rows of %d features", fn, what, n, dim);
     return DC_OK;
 }
 
-dc_status dc_knn_distances(const float *query, int n_query, const float *ref, int n_ref,
-                           int dim, int k, int exclude_self, double *dist, int *index,
-                           dc_error *err) {
+dc_status dc_knn_distances(const float *query, int n_query, const float *ref, int n_ref, int dim,
+                           int k, int exclude_self, double *dist, int *index, dc_error *err) {
     const char *fn = "dc_knn_distances";
     DC_TRY(check_set(query, n_query, dim, fn, "query", err));
     DC_TRY(check_set(ref, n_ref, dim, fn, "reference", err));
@@ -229,16 +234,16 @@ dc_status dc_knn_distances(const float *query, int n_query, const float *ref, in
     if (s == DC_OK) s = dc_eval_points_prepare(ref, n_ref, dim, centre, "reference", &r, err);
     if (s == DC_OK) s = dc_eval_knn(&q, &r, k, exclude_self, dist, index, err);
     if (s == DC_OK)
-        for (size_t i = 0; i < (size_t)n_query * k; i++) dist[i] = sqrt(dist[i]);
+        for (size_t i = 0; i < (size_t)n_query * k; i++)
+            dist[i] = sqrt(dist[i]);
     dc_eval_points_clear(&q);
     dc_eval_points_clear(&r);
     free(centre);
     return s;
 }
 
-dc_status dc_precision_recall_compute(const float *real, int n_real, const float *fake,
-                                      int n_fake, int dim, int k, dc_precision_recall *out,
-                                      dc_error *err) {
+dc_status dc_precision_recall_compute(const float *real, int n_real, const float *fake, int n_fake,
+                                      int dim, int k, dc_precision_recall *out, dc_error *err) {
     const char *fn = "dc_precision_recall_compute";
     if (!out) return dc_set_error(err, DC_ERR_ARG, "%s: out is NULL", fn);
     memset(out, 0, sizeof *out);
@@ -265,12 +270,15 @@ dc_status dc_precision_recall_compute(const float *real, int n_real, const float
     /* one centre for both sets: the cross distances need the same shift on each side */
     dc_eval_column_means(real, n_real, dim, centre);
     s = dc_eval_points_prepare(real, n_real, dim, centre, "real features", &pr, err);
-    if (s == DC_OK) s = dc_eval_points_prepare(fake, n_fake, dim, centre, "generated features", &pf, err);
+    if (s == DC_OK)
+        s = dc_eval_points_prepare(fake, n_fake, dim, centre, "generated features", &pf, err);
     if (s == DC_OK) s = dc_eval_knn(&pr, &pr, k, 1, kth_real, NULL, err);
     if (s == DC_OK) s = dc_eval_knn(&pf, &pf, k, 1, kth_fake, NULL, err);
     if (s != DC_OK) goto done;
-    for (int i = 0; i < n_real; i++) rad_real[i] = kth_real[(size_t)i * k + k - 1];
-    for (int i = 0; i < n_fake; i++) rad_fake[i] = kth_fake[(size_t)i * k + k - 1];
+    for (int i = 0; i < n_real; i++)
+        rad_real[i] = kth_real[(size_t)i * k + k - 1];
+    for (int i = 0; i < n_fake; i++)
+        rad_fake[i] = kth_fake[(size_t)i * k + k - 1];
     int64_t fake_inside = 0, real_inside = 0;
     s = dc_eval_coverage(&pf, &pr, rad_real, &fake_inside, err);
     if (s == DC_OK) s = dc_eval_coverage(&pr, &pf, rad_fake, &real_inside, err);

@@ -41,12 +41,12 @@ extern "C" {
  * in `clamped`; a larger negative eigenvalue means a covariance that is not positive
  * semi-definite and is DC_ERR_NUMERIC. */
 typedef struct dc_frechet_result {
-    double distance;       /* mean_term + trace_term, clamped at 0 */
-    double mean_term;      /* |mu1 - mu2|^2 */
-    double trace_term;     /* Tr(S1) + Tr(S2) - 2 Tr (S1 S2)^{1/2} */
-    int clamped;           /* negative eigenvalues set to 0 (both decompositions) */
-    double most_negative;  /* the most negative eigenvalue seen (0 when none) */
-    int sweeps;            /* Jacobi sweeps used (both decompositions) */
+    double distance;      /* mean_term + trace_term, clamped at 0 */
+    double mean_term;     /* |mu1 - mu2|^2 */
+    double trace_term;    /* Tr(S1) + Tr(S2) - 2 Tr (S1 S2)^{1/2} */
+    int clamped;          /* negative eigenvalues set to 0 (both decompositions) */
+    double most_negative; /* the most negative eigenvalue seen (0 when none) */
+    int sweeps;           /* Jacobi sweeps used (both decompositions) */
 } dc_frechet_result;
 
 /* Mean (dim doubles) and unbiased covariance (dim x dim doubles, row-major, divided by
@@ -56,8 +56,8 @@ dc_status dc_feature_stats(const float *features, int n, int dim, double *mean, 
 /* FD between two Gaussians given as (mean, covariance); covariances are symmetrised
  * ((S + S^T) / 2) before use. */
 dc_status dc_frechet_distance_stats(int dim, const double *mean1, const double *cov1,
-                                    const double *mean2, const double *cov2,
-                                    dc_frechet_result *out, dc_error *err);
+                                    const double *mean2, const double *cov2, dc_frechet_result *out,
+                                    dc_error *err);
 /* FD between two feature sets (n1, n2 >= 2 rows of dim features). */
 dc_status dc_frechet_distance(const float *features1, int n1, const float *features2, int n2,
                               int dim, dc_frechet_result *out, dc_error *err);
@@ -73,9 +73,8 @@ dc_status dc_frechet_distance(const float *features1, int n1, const float *featu
  * and, when index is not NULL, their row numbers index[i*k + j]. exclude_self: the query
  * and reference sets are the same rows (query == ref, n_query == n_ref) and row i is not
  * its own neighbour. Needs k <= n_ref (k < n_ref with exclude_self). */
-dc_status dc_knn_distances(const float *query, int n_query, const float *ref, int n_ref,
-                           int dim, int k, int exclude_self, double *dist, int *index,
-                           dc_error *err);
+dc_status dc_knn_distances(const float *query, int n_query, const float *ref, int n_ref, int dim,
+                           int k, int exclude_self, double *dist, int *index, dc_error *err);
 
 /* Improved precision and recall (Kynkaenniemi et al. 2019). The manifold of a set is the
  * union of balls centred on its samples, each with the radius of the distance to that
@@ -90,13 +89,12 @@ typedef struct dc_precision_recall {
 } dc_precision_recall;
 
 /* k <= 0 means DC_PRECISION_RECALL_K; needs k < n_real and k < n_fake. */
-dc_status dc_precision_recall_compute(const float *real, int n_real, const float *fake,
-                                      int n_fake, int dim, int k, dc_precision_recall *out,
-                                      dc_error *err);
+dc_status dc_precision_recall_compute(const float *real, int n_real, const float *fake, int n_fake,
+                                      int dim, int k, dc_precision_recall *out, dc_error *err);
 
 /* -------------------------------------------------------------- class histogram */
 typedef struct dc_class_histogram {
-    int n;               /* labels counted */
+    int n; /* labels counted */
     int n_classes;
     int top_class;       /* the most frequent class (lowest index on ties) */
     double top_share;    /* its count / n */
@@ -143,8 +141,8 @@ dc_status dc_memorisation_compute(const float *samples, int n_samples, const flo
                                   int *nearest_index, dc_memorisation *out, dc_error *err);
 /* The same figures for the training images themselves, each against the others
  * (n_train >= 3). */
-dc_status dc_memorisation_train(const float *train, int n_train, size_t numel,
-                                dc_memorisation *out, dc_error *err);
+dc_status dc_memorisation_train(const float *train, int n_train, size_t numel, dc_memorisation *out,
+                                dc_error *err);
 
 /* Realism proxies for black-and-white silhouettes:
  *   mid_grey_share = share of values with |v| < 0.5: neither black nor white (MSE's grey
