@@ -364,6 +364,10 @@ static void test_knn_matches_scipy(void **state) {
                      DC_OK);
     for (int i = 0; i < PR_NREAL * 3; i++)
         assert_close(dist[i], ref_self[i], 1e-13 * ref_self[i], "k-NN within a set vs cdist");
+    /* within one set a row is not its own neighbour: at most n - 1 of them */
+    assert_int_equal(dc_knn_distances(f->pr_real, 4, f->pr_real, 4, PR_DIM, 4, 1, dist, NULL, &err),
+                     DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "k = 4 but the reference set offers 3 rows besides the query"));
     free(ref_d), free(ref_i), free(ref_self), free(dist), free(index);
 }
 

@@ -55,7 +55,7 @@ dc_status dc_eval_points_prepare(const float *rows, int n, int dim, const double
     p->rows = rows;
     p->n = n;
     p->dim = dim;
-    p->centred = malloc(sizeof(float) * (size_t)n * dim);
+    p->centred = malloc(sizeof(float) * (n > 0 ? (size_t)n * dim : 1)); /* never malloc(0) */
     p->norm = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
     if (!p->centred || !p->norm) {
         dc_eval_points_clear(p);
