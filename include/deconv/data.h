@@ -94,7 +94,8 @@ dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc
 dc_status dc_image_read_opts(const char *path, int size, int channels,
                              const dc_load_options *opts, float *dst, dc_error *err);
 
-/* Every image file (by extension: png jpg jpeg bmp gif tga pgm ppm pnm, any case) in dir,
+/* Every image file (by extension: png jpg jpeg bmp gif tga pgm ppm pnm, any case; a GIF is
+ * listed only to be skipped with its warning) in dir,
  * in byte-wise sorted file-name order. If dir has sub-folders that hold images, it is a
  * labelled dataset instead: one class per such sub-folder (label = index in sorted order,
  * class name = folder name) and loose files at the top level are ignored with a warning.
