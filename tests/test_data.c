@@ -595,7 +595,10 @@ static void test_truncated_images_refused(void **state) {
     assert_true(stbi_write_tga(path_in(whole, "c.tga"), w, h, 1, gray));
     stbi_write_tga_with_rle = 1;
     assert_true(stbi_write_tga(path_in(whole, "d_rle.tga"), w, h, 1, gray));
-    assert_true(stbi_write_jpg(path_in(whole, "e.jpg"), w, h, 1, gray, 95));
+    /* stb_image_write's JPEG encoder shifts a negative int (UBSan): the fuzz seed instead */
+    char seed[1024];
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus_image/gray.jpg", tu_source_dir());
+    write_cut(seed, path_in(whole, "e.jpg"), file_size(seed));
     char head[32];
     int hn = snprintf(head, sizeof head, "P5\n%d %d\n255\n", w, h);
     unsigned char pgm[64];
