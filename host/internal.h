@@ -46,6 +46,12 @@ dc_error *dc_params_err(dc_params *p);
  * Free *pix with dc_image_raw_free. Errors name the file and the decoder's reason. */
 dc_status dc_image_decode_raw(const char *path, int allow16, void **pix, int *h, int *w,
                               int *comp, int *wide, dc_error *err);
+/* The same for bytes in memory (name for messages), with a pixel cap (<= 0: the default
+ * DC_IMAGE_MAX_PIXELS_DEFAULT of deconv/data.h). Both check the file's structure first and
+ * refuse formats the loader cannot check (deconv/data.h). */
+dc_status dc_image_decode_memory(const char *name, const unsigned char *bytes, size_t len,
+                                 int allow16, int64_t max_pixels, void **pix, int *h, int *w,
+                                 int *comp, int *wide, dc_error *err);
 void dc_image_raw_free(void *pix);
 
 #endif

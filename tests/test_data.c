@@ -473,6 +473,293 @@ static dc_dataset *numbered_dataset(int n) {
     return ds;
 }
 
+/* ------------------------------------------------ hostile image files */
+
+static size_t file_size(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (size_t)st.st_size;
+}
+
+/* dc_image_read of path must fail with DC_ERR_FORMAT, naming the file and `why`. */
+static void expect_refused(const char *path, const char *why) {
+    float dst[3 * 8 * 8];
+    dc_error err = {0};
+    assert_int_equal(dc_image_read(path, 8, 3, dst, &err), DC_ERR_FORMAT);
+    if (!strstr(err.msg, path) || !strstr(err.msg, why))
+        fail_msg("expected '%s' and '%s' in: %s", path, why, err.msg);
+}
+
+static void write_pgm(const char *path, int w, int h, size_t pixel_bytes) {
+    char head[64];
+    int n = snprintf(head, sizeof head, "P5\n%d %d\n255\n", w, h);
+    unsigned char *buf = calloc(1, (size_t)n + pixel_bytes + 1);
+    memcpy(buf, head, (size_t)n);
+    for (size_t i = 0; i < pixel_bytes; i++) buf[n + i] = (unsigned char)gray_pattern((int)i, 0);
+    write_bytes(path, buf, (size_t)n + pixel_bytes);
+    free(buf);
+}
+
+/* Issue 14.1: a 32x0 PGM read the resize's source out of bounds; a zero side is refused,
+ * alone and in a folder (one warning naming the file). */
+static void test_image_zero_dimension_refused(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-zero");
+    char *zero = path_in(dir, "flat.pgm");
+    write_pgm(zero, 32, 0, 0);
+    expect_refused(zero, "zero dimension (32x0)");
+    write_pgm(path_in(dir, "good.pgm"), 4, 4, 16);
+    dc_error err = {0};
+    dc_dataset *ds = NULL;
+    stderr_capture cap;
+    capture_begin(&cap, dir);
+    dc_status s = dc_dataset_load_folder(dir, 4, 1, &ds, &err);
+    char *warnings = capture_end(&cap);
+    assert_int_equal(s, DC_OK);
+    assert_int_equal(ds->n, 1);
+    assert_string_equal(ds->names[0], "good.pgm");
+    for (int i = 0; i < 16; i++) assert_float_equal(ds->images[i], pm1(gray_pattern(i, 0)), 0);
+    assert_non_null(strstr(warnings, "flat.pgm"));
+    assert_non_null(strstr(warnings, "zero dimension"));
+    assert_null(strchr(strchr(warnings, '\n') + 1, '\n')); /* one line */
+    dc_dataset_free(ds);
+    remove_tmpdir(dir);
+}
+
+/* A JPEG whose DHT segment declares `codes` Huffman codes (16 code counts of codes / 16,
+ * the rest on the last length) between SOI and EOI. */
+static size_t crafted_jpeg_dht(unsigned char *buf, int codes) {
+    size_t n = 0;
+    buf[n++] = 0xFF, buf[n++] = 0xD8;
+    buf[n++] = 0xFF, buf[n++] = 0xC4;
+    size_t len = 2 + 17 + (size_t)codes;
+    buf[n++] = (unsigned char)(len >> 8), buf[n++] = (unsigned char)len;
+    buf[n++] = 0x00; /* DC table 0 */
+    for (int i = 0; i < 16; i++) buf[n++] = (unsigned char)(codes / 16 + (i == 15 ? codes % 16 : 0));
+    for (int i = 0; i < codes; i++) buf[n++] = (unsigned char)i;
+    buf[n++] = 0xFF, buf[n++] = 0xD9;
+    return n;
+}
+
+/* Issue 14.2: stb_image 2.27 writes past its 257-entry code-size table
+ * (stbi__build_huffman) for a table of more than 256 codes; such a table is refused
+ * before stb sees it. A table of 256 codes passes the check (stb then reports the missing
+ * frame header, as a header stb_image does not take). */
+static void test_jpeg_huffman_table_overflow_refused(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-dht");
+    unsigned char buf[1024];
+    char *bad = path_in(dir, "dht272.jpg");
+    write_bytes(bad, buf, crafted_jpeg_dht(buf, 272));
+    expect_refused(bad, "declares 272 codes (at most 256)");
+    char *ok = path_in(dir, "dht256.jpg");
+    write_bytes(ok, buf, crafted_jpeg_dht(buf, 256));
+    expect_refused(ok, "corrupt or unsupported header");
+
+    /* A segment length that runs past the end of the file. */
+    size_t n = crafted_jpeg_dht(buf, 16);
+    buf[4] = 0x40;
+    char *longseg = path_in(dir, "longseg.jpg");
+    write_bytes(longseg, buf, n);
+    expect_refused(longseg, "truncated JPEG");
+    buf[4] = 0, buf[5] = 1; /* length 1: shorter than its own length field */
+    write_bytes(longseg, buf, n);
+    expect_refused(longseg, "has length 1 (at least 2)");
+    remove_tmpdir(dir);
+}
+
+static void write_cut(const char *src, const char *dst, size_t keep) {
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    unsigned char *buf = malloc(keep);
+    assert_int_equal(fread(buf, 1, keep, f), keep);
+    fclose(f);
+    write_bytes(dst, buf, keep);
+    free(buf);
+}
+
+/* Issue 14.3: truncated files loaded silently with zero-filled pixels. Each accepted
+ * format is written whole (it loads pixel-exact) and cut (it is refused as truncated);
+ * in a folder each cut file costs one warning and the whole files load. */
+static void test_truncated_images_refused(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-cut");
+    char *whole = data_tmpdir("data-whole");
+    const int w = 7, h = 5;
+    unsigned char gray[7 * 5];
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) gray[y * w + x] = (unsigned char)gray_pattern(x, y);
+    assert_true(stbi_write_png(path_in(whole, "a.png"), w, h, 1, gray, w));
+    assert_true(stbi_write_bmp(path_in(whole, "b.bmp"), w, h, 1, gray));
+    stbi_write_tga_with_rle = 0;
+    assert_true(stbi_write_tga(path_in(whole, "c.tga"), w, h, 1, gray));
+    stbi_write_tga_with_rle = 1;
+    assert_true(stbi_write_tga(path_in(whole, "d_rle.tga"), w, h, 1, gray));
+    /* stb_image_write's JPEG encoder shifts a negative int (UBSan): the fuzz seed instead */
+    char seed[1024];
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus_image/gray.jpg", tu_source_dir());
+    write_cut(seed, path_in(whole, "e.jpg"), file_size(seed));
+    char head[32];
+    int hn = snprintf(head, sizeof head, "P5\n%d %d\n255\n", w, h);
+    unsigned char pgm[64];
+    memcpy(pgm, head, (size_t)hn);
+    memcpy(pgm + hn, gray, sizeof gray);
+    write_bytes(path_in(whole, "f.pgm"), pgm, (size_t)hn + sizeof gray);
+
+    static const char *const names[] = {"a.png", "b.bmp", "c.tga", "d_rle.tga", "e.jpg", "f.pgm"};
+    static const char *const formats[] = {"PNG", "BMP", "TGA", "TGA", "JPEG", "PGM"};
+    for (size_t i = 0; i < (sizeof names / sizeof names[0]); i++) {
+        float img[7 * 7];
+        dc_error err = {0};
+        assert_int_equal(dc_image_read(path_in(whole, names[i]), 7, 1, img, &err), DC_OK);
+        if (strcmp(names[i], "e.jpg") != 0) /* lossless formats: exact pixels (row 1 of 7) */
+            for (int x = 0; x < w; x++) assert_float_equal(img[1 * 7 + x], pm1(gray_pattern(x, 0)), 0);
+        size_t size = file_size(path_in(whole, names[i]));
+        write_cut(path_in(whole, names[i]), path_in(dir, names[i]), size - 4); /* BMP rows end in 3 padding bytes */
+        char why[64];
+        snprintf(why, sizeof why, "truncated %s", formats[i]);
+        expect_refused(path_in(dir, names[i]), why);
+    }
+    /* The 93-byte TGA of the issue: a header promising 65280x224 RGB pixels. */
+    unsigned char tga[93] = {0, 0, 2};
+    tga[12] = 0x00, tga[13] = 0xFF, tga[14] = 224, tga[16] = 24;
+    write_bytes(path_in(dir, "g.tga"), tga, sizeof tga);
+    expect_refused(path_in(dir, "g.tga"), "truncated TGA file: its header needs at least 43868178 bytes but the file has 93");
+
+    write_cut(path_in(whole, "a.png"), path_in(dir, "whole.png"), file_size(path_in(whole, "a.png")));
+    dc_error err = {0};
+    dc_dataset *ds = NULL;
+    stderr_capture cap;
+    capture_begin(&cap, whole);
+    dc_status s = dc_dataset_load_folder(dir, 7, 1, &ds, &err);
+    char *warnings = capture_end(&cap);
+    assert_int_equal(s, DC_OK);
+    assert_int_equal(ds->n, 1);
+    assert_string_equal(ds->names[0], "whole.png");
+    int lines = 0;
+    for (const char *c = warnings; *c; c++) lines += *c == '\n';
+    assert_int_equal(lines, (int)(sizeof names / sizeof names[0]) + 1);
+    for (size_t i = 0; i < (sizeof names / sizeof names[0]); i++) assert_non_null(strstr(warnings, names[i]));
+    dc_dataset_free(ds);
+
+    /* Formats that cannot be checked are refused with the list of accepted ones. */
+    write_bytes(path_in(dir, "h.gif"), "GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14);
+    expect_refused(path_in(dir, "h.gif"), "GIF images are not accepted (accepted: PNG, JPEG");
+    unsigned char rle_bmp[64] = {'B', 'M'};
+    rle_bmp[10] = 54, rle_bmp[14] = 40, rle_bmp[18] = 2, rle_bmp[22] = 2, rle_bmp[26] = 1;
+    rle_bmp[28] = 8, rle_bmp[30] = 1;
+    write_bytes(path_in(dir, "i.bmp"), rle_bmp, sizeof rle_bmp);
+    expect_refused(path_in(dir, "i.bmp"), "run-length compressed");
+    remove_tmpdir(whole);
+    remove_tmpdir(dir);
+}
+
+/* A PNG of just IHDR and IEND claiming w x h gray pixels (CRCs are not read). */
+static void write_png_header_only(const char *path, uint32_t w, uint32_t h) {
+    unsigned char png[8 + 25 + 12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    write_be32(png + 8, 13);
+    memcpy(png + 12, "IHDR", 4);
+    write_be32(png + 16, w);
+    write_be32(png + 20, h);
+    png[24] = 8; /* bit depth; colour type 0 (gray) */
+    memcpy(png + 33 + 4, "IEND", 4);
+    write_bytes(path, png, sizeof png);
+}
+
+/* Issue 14.4: no cap on the decoded size. The header's size is checked against the cap
+ * before decoding: the default refuses a 32000x32000 PNG header at once, a set cap
+ * refuses a real image one pixel over it and accepts it at the cap. */
+static void test_image_pixel_cap(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-cap");
+    char *huge = path_in(dir, "huge.png");
+    write_png_header_only(huge, 32000, 32000);
+    expect_refused(huge, "32000x32000 = 1024000000 pixels, over the limit of 67108864");
+
+    char *p = path_in(dir, "img.png");
+    write_gray_png(p, 30, 20);
+    float dst[8 * 8];
+    dc_error err = {0};
+    dc_load_options opts = {.max_image_pixels = 599};
+    assert_int_equal(dc_image_read_opts(p, 8, 1, &opts, dst, &err), DC_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, p));
+    assert_non_null(strstr(err.msg, "30x20 = 600 pixels, over the limit of 599"));
+    opts.max_image_pixels = 600;
+    assert_int_equal(dc_image_read_opts(p, 8, 1, &opts, dst, &err), DC_OK);
+
+    /* In a folder through the path entry point: skipped with a warning, the rest loads. */
+    write_gray_png(path_in(dir, "small.png"), 10, 10);
+    remove(huge);
+    opts.max_image_pixels = 100;
+    dc_dataset *ds = NULL;
+    stderr_capture cap;
+    capture_begin(&cap, dir);
+    dc_status s = dc_dataset_load_path_opts(dir, 8, 1, &opts, &ds, &err);
+    char *warnings = capture_end(&cap);
+    assert_int_equal(s, DC_OK);
+    assert_int_equal(ds->n, 1);
+    assert_string_equal(ds->names[0], "small.png");
+    assert_non_null(strstr(warnings, "img.png"));
+    assert_non_null(strstr(warnings, "over the limit of 100"));
+    dc_dataset_free(ds);
+    remove_tmpdir(dir);
+}
+
+/* Issue 14 (smaller): stb's failure codes reach the user in plain words. */
+static void test_decoder_reasons_in_plain_words(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-why");
+    char *p = path_in(dir, "zlib.png");
+    write_gray_png(p, 8, 8);
+    size_t n = file_size(p);
+    unsigned char *buf = malloc(n);
+    FILE *f = fopen(p, "rb");
+    assert_int_equal(fread(buf, 1, n, f), n);
+    fclose(f);
+    /* the IDAT's zlib header (after signature, IHDR chunk and the IDAT's length + type) */
+    size_t idat = 8 + 25;
+    assert_memory_equal(buf + idat + 4, "IDAT", 4);
+    buf[idat + 8] = 0x0F, buf[idat + 9] = 0x0F;
+    write_bytes(p, buf, n);
+    free(buf);
+    expect_refused(p, "cannot decode the PNG image: the compressed image data is corrupt");
+    float dst[3 * 8 * 8];
+    dc_error err = {0};
+    assert_int_equal(dc_image_read(p, 8, 3, dst, &err), DC_ERR_FORMAT);
+    assert_null(strstr(err.msg, "zlib header"));
+
+    /* a header-only PNG: stb's "no IDAT" is reported as missing data */
+    char *q = path_in(dir, "noidat.png");
+    write_png_header_only(q, 4, 4);
+    expect_refused(q, "no image data");
+    remove_tmpdir(dir);
+}
+
+/* Issue 14 (smaller): a .gz with a bad CRC read as "truncated ... holds only 0". */
+static void test_idx_corrupt_gz_crc(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-crc");
+    char *p = path_in(dir, "bad-images-idx3-ubyte.gz");
+    write_idx_images(p, 0x00000803, 5, 4, 4, 1);
+    size_t n = file_size(p);
+    unsigned char *buf = malloc(n);
+    FILE *f = fopen(p, "rb");
+    assert_int_equal(fread(buf, 1, n, f), n);
+    fclose(f);
+    buf[n - 8] ^= 0x55; /* the gzip trailer: CRC-32, then the length */
+    write_bytes(p, buf, n);
+    free(buf);
+    dc_error err = {0};
+    dc_dataset *ds = NULL;
+    assert_int_equal(dc_dataset_load_idx(p, NULL, 4, 1, &ds, &err), DC_ERR_FORMAT);
+    assert_null(ds);
+    assert_non_null(strstr(err.msg, p));
+    assert_non_null(strstr(err.msg, "corrupt gzip data"));
+    assert_non_null(strstr(err.msg, "incorrect data check"));
+    assert_null(strstr(err.msg, "truncated"));
+    remove_tmpdir(dir);
+}
+
 static void test_split_reproducible(void **state) {
     (void)state;
     dc_dataset *ds = numbered_dataset(50);
@@ -760,6 +1047,12 @@ int main(void) {
         cmocka_unit_test(test_idx_bad_magic),
         cmocka_unit_test(test_idx_truncated_gz),
         cmocka_unit_test(test_idx_label_count_mismatch),
+        cmocka_unit_test(test_image_zero_dimension_refused),
+        cmocka_unit_test(test_jpeg_huffman_table_overflow_refused),
+        cmocka_unit_test(test_truncated_images_refused),
+        cmocka_unit_test(test_image_pixel_cap),
+        cmocka_unit_test(test_decoder_reasons_in_plain_words),
+        cmocka_unit_test(test_idx_corrupt_gz_crc),
         cmocka_unit_test(test_split_reproducible),
         cmocka_unit_test(test_epoch_permutation_and_batch),
         cmocka_unit_test(test_augment_identity_and_seeded),

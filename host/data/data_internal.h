@@ -5,10 +5,21 @@
 #include "deconv/data.h"
 #include "internal.h"
 
-/* Decode an image file to float CHW [channels, *h, *w] in [-1, 1] at its native size.
- * *out is malloc'ed. Errors name the file and the decoder's reason. */
-dc_status dc_image_decode_file(const char *path, int channels, float **out, int *h, int *w,
-                               dc_error *err);
+/* Decode an image file to float CHW [channels, *h, *w] in [-1, 1] at its native size,
+ * refusing images of more than max_pixels (<= 0: DC_IMAGE_MAX_PIXELS_DEFAULT). *out is
+ * malloc'ed. Errors name the file and the reason. */
+dc_status dc_image_decode_file(const char *path, int channels, int64_t max_pixels, float **out,
+                               int *h, int *w, dc_error *err);
+/* The same for the file's bytes in memory; name is used in messages. */
+dc_status dc_image_decode_planes(const char *name, const unsigned char *bytes, size_t len,
+                                 int channels, int64_t max_pixels, float **out, int *h, int *w,
+                                 dc_error *err);
+
+/* The structure checks (image_check.c) run before stb_image sees the bytes: identifies the
+ * format (*format: "PNG", "JPEG", "BMP", "PGM", "PPM" or "TGA") and refuses other formats,
+ * truncated files and malformed JPEG segments with DC_ERR_FORMAT naming `name`. */
+dc_status dc_image_check_encoded(const char *name, const unsigned char *bytes, size_t len,
+                                 const char **format, dc_error *err);
 
 /* Fit src [c, h, w] into dst [c, size, size]: the larger side becomes size, the aspect
  * ratio is kept and the rest is padded with the mean of src's outermost pixel ring per

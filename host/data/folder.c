@@ -163,13 +163,13 @@ typedef struct loaded {
 } loaded;
 
 static dc_status load_one(const char *dir, const char *rel, int32_t label, int channels,
-                          int planned, loaded *L, dc_error *err) {
+                          int64_t max_pixels, int planned, loaded *L, dc_error *err) {
     char *path = join_path(dir, rel);
     if (!path) return dc_set_error(err, DC_ERR_OOM, "out of memory");
     float *planes = NULL;
     int h = 0, w = 0;
     dc_error why = {DC_OK, ""};
-    dc_status s = dc_image_decode_file(path, channels, &planes, &h, &w, &why);
+    dc_status s = dc_image_decode_file(path, channels, max_pixels, &planes, &h, &w, &why);
     free(path);
     if (s == DC_ERR_FORMAT || s == DC_ERR_IO) {
         /* A bad file costs one warning, not the whole dataset. */
@@ -233,17 +233,25 @@ static dc_status build_dataset(const char *dir, int channels, load_plan *plan, l
 
 dc_status dc_dataset_load_folder(const char *dir, int size, int channels, dc_dataset **out,
                                  dc_error *err) {
+    return dc_dataset_load_folder_opts(dir, size, channels, NULL, out, err);
+}
+
+dc_status dc_dataset_load_folder_opts(const char *dir, int size, int channels,
+                                      const dc_load_options *opts, dc_dataset **out,
+                                      dc_error *err) {
     if (!dir || !out) return dc_set_error(err, DC_ERR_ARG, "dc_dataset_load_folder: NULL argument");
     *out = NULL;
     if (channels != 1 && channels != 3)
         return dc_set_error(err, DC_ERR_ARG, "loading %s: channels must be 1 or 3, got %d", dir,
                             channels);
+    const int64_t max_pixels = opts ? opts->max_image_pixels : 0;
     load_plan plan = {0};
     dc_status s = make_plan(dir, &plan, err);
     loaded L = {0};
     L.size = size;
     for (int i = 0; s == DC_OK && i < plan.rel.count; i++)
-        s = load_one(dir, plan.rel.items[i], plan.labels[i], channels, plan.rel.count, &L, err);
+        s = load_one(dir, plan.rel.items[i], plan.labels[i], channels, max_pixels, plan.rel.count,
+                     &L, err);
     if (s == DC_OK && L.n == 0)
         s = dc_set_error(err, DC_ERR_NOT_FOUND,
                          "no readable image in folder %s (%d image file(s) found, all skipped)",

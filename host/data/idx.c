@@ -40,6 +40,12 @@ static dc_status truncated_error(gzFile f, const char *path, const char *what, s
     const char *reason = gzerror(f, &zerr);
     size_t plen = strlen(path); /* zlib prefixes its message with the path: say it once */
     if (!strncmp(reason, path, plen) && !strncmp(reason + plen, ": ", 2)) reason += plen + 2;
+    /* Z_BUF_ERROR is zlib's "unexpected end of file": a cut file. Anything else (a bad
+     * CRC or length check, invalid deflate data) is damage, whatever was read before. */
+    if (zerr != Z_OK && zerr != Z_BUF_ERROR)
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: corrupt gzip data while reading the %s (zlib: %s)", path, what,
+                            reason);
     return dc_set_error(err, DC_ERR_FORMAT,
                         "%s: truncated: expected %zu bytes of %s but the file holds only %zu%s%s",
                         path, len, what, got, zerr != Z_OK ? "; zlib: " : "",
@@ -293,11 +299,18 @@ static dc_status load_idx_file(const char *path, int size, int channels, dc_data
 
 dc_status dc_dataset_load_path(const char *spec, int size, int channels, dc_dataset **out,
                                dc_error *err) {
+    return dc_dataset_load_path_opts(spec, size, channels, NULL, out, err);
+}
+
+dc_status dc_dataset_load_path_opts(const char *spec, int size, int channels,
+                                    const dc_load_options *opts, dc_dataset **out,
+                                    dc_error *err) {
     if (!spec || !out) return dc_set_error(err, DC_ERR_ARG, "dc_dataset_load_path: NULL argument");
     *out = NULL;
     if (!strncmp(spec, "fashion-mnist", 13) && (spec[13] == 0 || spec[13] == ':'))
         return load_fashion_mnist(spec, size, channels, out, err);
-    if (path_is_dir(spec)) return dc_dataset_load_folder(spec, size, channels, out, err);
+    if (path_is_dir(spec))
+        return dc_dataset_load_folder_opts(spec, size, channels, opts, out, err);
     if (ends_with(spec, "-images-idx3-ubyte") || ends_with(spec, "-images-idx3-ubyte.gz"))
         return load_idx_file(spec, size, channels, out, err);
     if (path_is_file(spec))

@@ -105,6 +105,107 @@ static void pixels_to_planes(const unsigned char *px, int comp, int h, int w, in
     }
 }
 
+/* stb_image's short failure codes in plain words; NULL for the ones that only name a
+ * malformed field. */
+static const char *decoder_reason(const char *code) {
+    static const struct {
+        const char *code, *words;
+    } table[] = {
+        {"outofdata", "the file ends before the image data does (truncated)"},
+        {"outofmem", "out of memory while decoding"},
+        {"too large", "the image is too large to decode"},
+        {"unknown image type", "a corrupt or unsupported header"}, /* stb gave up on it */
+        {"BMP RLE", "run-length compressed BMP is not supported"},
+        {"BMP JPEG/PNG", "BMP with embedded JPEG or PNG data is not supported"},
+        {"only 8-bit", "JPEG with 12-bit samples is not supported"},
+        {"no header height", "JPEG whose height comes after the image data is not supported"},
+        {"1/2/4/8/16-bit only", "unsupported PNG bit depth"},
+        {"bad bits_per_channel", "unsupported PNG bit depth"},
+        {"not enough pixels", "the compressed data is shorter than the image (truncated)"},
+        {"zlib corrupt", "the compressed image data is corrupt"},
+        {"bad zlib header", "the compressed image data is corrupt"},
+        {"bad codelengths", "the compressed image data is corrupt"},
+        {"bad dist", "the compressed image data is corrupt"},
+        {"bad huffman code", "the compressed image data is corrupt"},
+        {"bad DC huff", "the compressed image data is corrupt"},
+        {"bad AC huff", "the compressed image data is corrupt"},
+        {"bad code lengths", "a Huffman table is corrupt"},
+        {"bad DHT header", "a Huffman table is corrupt"},
+        {"expected marker", "a marker is missing where one must be"},
+        {"unknown marker", "an unknown marker"},
+        {"no SOF", "no frame header"},
+        {"no IDAT", "no image data"},
+        {"0 width", "the image has a zero dimension"},
+        {"0-pixel image", "the image has a zero dimension"},
+        {"invalid width", "the image has a zero or invalid dimension"},
+        {"max value > 65535", "the maximum sample value is above 65535"},
+    };
+    if (!code) return "unknown decoder error";
+    for (size_t i = 0; i < DC_ARRAY_LEN(table); i++)
+        if (!strcmp(code, table[i].code)) return table[i].words;
+    /* stb's remaining codes ("bad SOF len", "bad IHDR len", "bad masks", ...) name a
+     * malformed header field or table of the format */
+    return NULL;
+}
+
+static dc_status decode_failed(dc_error *err, const char *name, const char *format,
+                               const char *what) {
+    const char *code = stbi_failure_reason();
+    const char *words = decoder_reason(code);
+    if (words)
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: cannot %s the %s image: %s", name, what,
+                            format, words);
+    return dc_set_error(err, DC_ERR_FORMAT,
+                        "%s: cannot %s the %s image: a malformed header field or table "
+                        "(decoder: %s)",
+                        name, what, format, code);
+}
+
+dc_status dc_image_decode_memory(const char *name, const unsigned char *bytes, size_t len,
+                                 int allow16, int64_t max_pixels, void **pix, int *h, int *w,
+                                 int *comp, int *wide, dc_error *err) {
+    *pix = NULL;
+    *h = *w = *comp = *wide = 0;
+    if (max_pixels <= 0) max_pixels = DC_IMAGE_MAX_PIXELS_DEFAULT;
+    if (len == 0) return dc_set_error(err, DC_ERR_FORMAT, "%s: empty file", name);
+    if (len > INT_MAX) /* stb_image takes an int length */
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: file of %zu bytes is too large", name, len);
+    const char *format = NULL;
+    DC_TRY(dc_image_check_encoded(name, bytes, len, &format, err));
+
+    /* The header's size first: nothing is allocated for an image over the cap. */
+    int info_w = 0, info_h = 0, info_comp = 0;
+    if (!stbi_info_from_memory(bytes, (int)len, &info_w, &info_h, &info_comp))
+        return decode_failed(err, name, format, "read the header of");
+    if (info_w <= 0 || info_h <= 0)
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: the %s image has a zero dimension (%dx%d)",
+                            name, format, info_w, info_h);
+    int64_t pixels = (int64_t)info_w * info_h;
+    if (pixels > max_pixels)
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: the %s image is %dx%d = %lld pixels, over the limit of %lld "
+                            "pixels per image",
+                            name, format, info_w, info_h, (long long)pixels,
+                            (long long)max_pixels);
+
+    const int is16 = allow16 && stbi_is_16_bit_from_memory(bytes, (int)len);
+    void *px = is16 ? (void *)stbi_load_16_from_memory(bytes, (int)len, w, h, comp, 0)
+                    : (void *)stbi_load_from_memory(bytes, (int)len, w, h, comp, 0);
+    if (!px) return decode_failed(err, name, format, "decode");
+    if (*w != info_w || *h != info_h || *comp < 1 || *comp > 4) {
+        stbi_image_free(px);
+        int dw = *w, dh = *h;
+        *h = *w = *comp = 0;
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: corrupt %s image: the header says %dx%d, the data decodes "
+                            "as %dx%d",
+                            name, format, info_w, info_h, dw, dh);
+    }
+    *pix = px;
+    *wide = is16;
+    return DC_OK;
+}
+
 dc_status dc_image_decode_raw(const char *path, int allow16, void **pix, int *h, int *w,
                               int *comp, int *wide, dc_error *err) {
     *pix = NULL;
@@ -112,34 +213,29 @@ dc_status dc_image_decode_raw(const char *path, int allow16, void **pix, int *h,
     unsigned char *file = NULL;
     size_t len = 0;
     DC_TRY(read_whole_file(path, &file, &len, err));
-    const int is16 = allow16 && stbi_is_16_bit_from_memory(file, (int)len);
-    void *px = is16 ? (void *)stbi_load_16_from_memory(file, (int)len, w, h, comp, 0)
-                    : (void *)stbi_load_from_memory(file, (int)len, w, h, comp, 0);
+    dc_status s = dc_image_decode_memory(path, file, len, allow16, 0, pix, h, w, comp, wide, err);
     free(file);
-    if (!px)
-        return dc_set_error(err, DC_ERR_FORMAT, "%s: cannot decode image: %s", path,
-                            stbi_failure_reason());
-    *pix = px;
-    *wide = is16;
-    return DC_OK;
+    return s;
 }
 
 void dc_image_raw_free(void *pix) { stbi_image_free(pix); }
 
-dc_status dc_image_decode_file(const char *path, int channels, float **out, int *h, int *w,
-                               dc_error *err) {
+dc_status dc_image_decode_planes(const char *name, const unsigned char *bytes, size_t len,
+                                 int channels, int64_t max_pixels, float **out, int *h, int *w,
+                                 dc_error *err) {
     *out = NULL;
     *h = *w = 0;
     if (channels != 1 && channels != 3)
-        return dc_set_error(err, DC_ERR_ARG, "%s: channels must be 1 or 3, got %d", path,
+        return dc_set_error(err, DC_ERR_ARG, "%s: channels must be 1 or 3, got %d", name,
                             channels);
     void *px = NULL;
     int iw = 0, ih = 0, comp = 0, wide = 0;
-    DC_TRY(dc_image_decode_raw(path, 0, &px, &ih, &iw, &comp, &wide, err));
+    DC_TRY(dc_image_decode_memory(name, bytes, len, 0, max_pixels, &px, &ih, &iw, &comp, &wide,
+                                  err));
     float *planes = malloc((size_t)channels * (size_t)ih * (size_t)iw * sizeof(float));
     if (!planes) {
         dc_image_raw_free(px);
-        return dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate a %dx%d image", path, iw,
+        return dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate a %dx%d image", name, iw,
                             ih);
     }
     pixels_to_planes(px, comp, ih, iw, channels, planes);
@@ -148,6 +244,18 @@ dc_status dc_image_decode_file(const char *path, int channels, float **out, int 
     *h = ih;
     *w = iw;
     return DC_OK;
+}
+
+dc_status dc_image_decode_file(const char *path, int channels, int64_t max_pixels, float **out,
+                               int *h, int *w, dc_error *err) {
+    *out = NULL;
+    *h = *w = 0;
+    unsigned char *file = NULL;
+    size_t len = 0;
+    DC_TRY(read_whole_file(path, &file, &len, err));
+    dc_status s = dc_image_decode_planes(path, file, len, channels, max_pixels, out, h, w, err);
+    free(file);
+    return s;
 }
 
 /* Mean of the outermost pixel ring of one plane: the best guess of the background. */
@@ -193,6 +301,9 @@ static dc_status resize_planes(const float *src, int c, int h, int w, float *dst
 
 dc_status dc_image_fit(const float *src, int c, int h, int w, float *dst, int size,
                        dc_error *err) {
+    if (h <= 0 || w <= 0 || size <= 0) /* the resize would read outside src */
+        return dc_set_error(err, DC_ERR_SHAPE, "cannot fit a %dx%d image into %dx%d", w, h, size,
+                            size);
     size_t out_plane = (size_t)size * (size_t)size;
     if (h == size && w == size) {
         memcpy(dst, src, (size_t)c * out_plane * sizeof(float));
@@ -232,12 +343,18 @@ dc_status dc_image_fit(const float *src, int c, int h, int w, float *dst, int si
 }
 
 dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc_error *err) {
+    return dc_image_read_opts(path, size, channels, NULL, dst, err);
+}
+
+dc_status dc_image_read_opts(const char *path, int size, int channels,
+                             const dc_load_options *opts, float *dst, dc_error *err) {
     if (!path || !dst) return dc_set_error(err, DC_ERR_ARG, "dc_image_read: NULL argument");
     if (size <= 0)
         return dc_set_error(err, DC_ERR_ARG, "%s: size must be > 0, got %d", path, size);
     float *planes = NULL;
     int h = 0, w = 0;
-    DC_TRY(dc_image_decode_file(path, channels, &planes, &h, &w, err));
+    DC_TRY(dc_image_decode_file(path, channels, opts ? opts->max_image_pixels : 0, &planes, &h,
+                                 &w, err));
     dc_status s = dc_image_fit(planes, channels, h, w, dst, size, err);
     free(planes);
     if (s != DC_OK) return dc_wrap_error(err, s, "%s", path);

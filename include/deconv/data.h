@@ -65,11 +65,37 @@ static inline size_t dc_dataset_image_numel(const dc_dataset *ds) {
  * silhouette on white is padded white and a digit on black is padded black. Transparent
  * pixels are composited over white. */
 
-/* Decode one image file (PNG, JPEG, BMP, GIF first frame, TGA, PNM) into dst, which holds
- * channels * size * size floats. size must be > 0. Errors name the file and stb's reason. */
-dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc_error *err);
+/* Image files are decoded with stb_image, but only in the formats whose structure the
+ * loader checks first, so that a cut or crafted file is refused instead of decoding into
+ * zero-filled or garbage pixels:
+ *   PNG (every chunk inside the file, up to IEND), JPEG (baseline or progressive; every
+ *   marker segment inside the file, Huffman tables of at most 256 codes, an end-of-image
+ *   marker), BMP (uncompressed or bit-field, not RLE; the pixel rows inside the file),
+ *   binary PGM/PPM (P5/P6, 8 or 16 bits; all samples inside the file) and TGA
+ *   (uncompressed or run-length; all pixels inside the file).
+ * GIF, PSD, HDR, PIC, RLE BMP and text PNM are refused. A decoded image must have both
+ * sides > 0, and width x height is capped before anything is decoded (max_image_pixels)
+ * because a small compressed file can claim gigabytes. A refused file is DC_ERR_FORMAT
+ * with a message that names it, its size and the reason in plain words. */
+#define DC_IMAGE_FORMATS_ACCEPTED                                                           \
+    "accepted: PNG, JPEG, uncompressed BMP, binary PGM/PPM, TGA"
+#define DC_IMAGE_MAX_PIXELS_DEFAULT ((int64_t)64 * 1024 * 1024) /* 64 Mpx, e.g. 8192x8192 */
 
-/* Every image file (by extension: png jpg jpeg bmp gif tga pgm ppm pnm, any case) in dir,
+/* Options of the image loaders. A zero-initialised struct (or a NULL pointer) gives the
+ * defaults. */
+typedef struct dc_load_options {
+    int64_t max_image_pixels; /* width x height cap per image file; <= 0: the default */
+} dc_load_options;
+
+/* Decode one image file into dst, which holds channels * size * size floats. size must be
+ * > 0. Errors name the file and say why it cannot be read. dc_image_read uses the default
+ * options. */
+dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc_error *err);
+dc_status dc_image_read_opts(const char *path, int size, int channels,
+                             const dc_load_options *opts, float *dst, dc_error *err);
+
+/* Every image file (by extension: png jpg jpeg bmp gif tga pgm ppm pnm, any case; a GIF is
+ * listed only to be skipped with its warning) in dir,
  * in byte-wise sorted file-name order. If dir has sub-folders that hold images, it is a
  * labelled dataset instead: one class per such sub-folder (label = index in sorted order,
  * class name = folder name) and loose files at the top level are ignored with a warning.
@@ -77,11 +103,17 @@ dc_status dc_image_read(const char *path, int size, int channels, float *dst, dc
  * image, is DC_ERR_NOT_FOUND naming the folder. */
 dc_status dc_dataset_load_folder(const char *dir, int size, int channels, dc_dataset **out,
                                  dc_error *err);
+/* The same with options (NULL: the defaults). A file that cannot be read, is refused (see
+ * above: a format that is not accepted, truncated, a zero side, over the pixel cap) or is
+ * corrupt costs one warning on stderr naming it and the reason, and is skipped. */
+dc_status dc_dataset_load_folder_opts(const char *dir, int size, int channels,
+                                      const dc_load_options *opts, dc_dataset **out,
+                                      dc_error *err);
 
 /* IDX files (images: magic 0x00000803, [n, rows, cols] u8; labels: 0x00000801, [n] u8),
  * gzipped or plain. labels_path may be NULL. Errors name the file: a wrong magic or
  * dimension is DC_ERR_FORMAT, a file shorter than its header promises (truncated .gz
- * included) is DC_ERR_FORMAT, a label count that differs from the image count is
+ * included) is DC_ERR_FORMAT, so is gzip data that fails zlib's checks (a bad CRC), a label count that differs from the image count is
  * DC_ERR_SHAPE. n_classes is the largest label + 1. */
 dc_status dc_dataset_load_idx(const char *images_path, const char *labels_path, int size,
                               int channels, dc_dataset **out, dc_error *err);
@@ -94,6 +126,10 @@ dc_status dc_dataset_load_idx(const char *images_path, const char *labels_path, 
  *   a folder (dc_dataset_load_folder). */
 dc_status dc_dataset_load_path(const char *spec, int size, int channels, dc_dataset **out,
                                dc_error *err);
+/* The same with options (NULL: the defaults; they apply to image folders). */
+dc_status dc_dataset_load_path_opts(const char *spec, int size, int channels,
+                                    const dc_load_options *opts, dc_dataset **out,
+                                    dc_error *err);
 
 /* The ten Fashion-MNIST class names, "T-shirt/top" ... "Ankle boot". */
 const char *const *dc_fashion_mnist_class_names(void);
