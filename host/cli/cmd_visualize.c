@@ -455,7 +455,8 @@ int dc_cmd_visualize(int argc, char **argv) {
         /* the full names, from the table */
         fprintf(stderr, "deconv visualize: unknown method '%s' (use ", v.method);
         for (int i = 0; i < VIZ_METHOD_COUNT; i++)
-            fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == VIZ_METHOD_COUNT ? " or " : ", ", methods[i]);
+            fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == VIZ_METHOD_COUNT ? " or " : ", ",
+                    methods[i]);
         fprintf(stderr, ")\n");
         goto out;
     }

@@ -81,10 +81,13 @@ dc_status dc_model_kind_parse(const char *name, dc_model_kind *out, dc_error *er
     char list[256] = "";
     size_t used = 0;
     for (int k = DC_MODEL_NONE + 1; k < DC_MODEL_KIND_COUNT && used < sizeof list; k++) {
-        const char *sep = k == DC_MODEL_NONE + 1 ? "" : k + 1 == DC_MODEL_KIND_COUNT ? " or " : ", ";
+        const char *sep = k == DC_MODEL_NONE + 1         ? ""
+                          : k + 1 == DC_MODEL_KIND_COUNT ? " or "
+                                                         : ", ";
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", sep, rows[k].info.name);
     }
-    return dc_set_error(err, DC_ERR_ARG, "unknown model '%s' (use %s)", name ? name : "(null)", list);
+    return dc_set_error(err, DC_ERR_ARG, "unknown model '%s' (use %s)", name ? name : "(null)",
+                        list);
 }
 
 int dc_model_kind_has(dc_model_kind kind, unsigned flags) {

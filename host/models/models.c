@@ -97,36 +97,42 @@ static int json_add_float(cJSON *o, const char *key, float v) {
 
 char *dc_model_spec_to_json(const dc_model_spec *s) {
     cJSON *o = cJSON_CreateObject();
-    int ok = o && cJSON_AddStringToObject(o, "kind", dc_model_kind_name(s->kind)) &&
-             cJSON_AddNumberToObject(o, "channels", s->channels) &&
-             cJSON_AddNumberToObject(o, "size", s->size) && cJSON_AddNumberToObject(o, "base", s->base) &&
-             cJSON_AddNumberToObject(o, "blocks", s->blocks) &&
-             cJSON_AddNumberToObject(o, "kernel", s->kernel) &&
-             cJSON_AddNumberToObject(o, "latent", s->latent) && cJSON_AddNumberToObject(o, "tied", s->tied) &&
-             json_add_float(o, "noise", s->noise) &&
-             cJSON_AddStringToObject(o, "mask", dc_mask_name(s->mask)) &&
-             json_add_float(o, "visible_weight", s->visible_weight) &&
-             cJSON_AddNumberToObject(o, "loss_full", s->loss_full) && json_add_float(o, "beta", s->beta) &&
-             cJSON_AddNumberToObject(o, "glo_count", s->glo_count) &&
-             cJSON_AddNumberToObject(o, "classes", s->classes) &&
-             cJSON_AddNumberToObject(o, "batchnorm", s->batchnorm) &&
-             json_add_float(o, "dropout", s->dropout);
+    int ok = o && cJSON_AddStringToObject(o, "kind", dc_model_kind_name(s->kind));
+    ok = ok && cJSON_AddNumberToObject(o, "channels", s->channels);
+    ok = ok && cJSON_AddNumberToObject(o, "size", s->size);
+    ok = ok && cJSON_AddNumberToObject(o, "base", s->base);
+    ok = ok && cJSON_AddNumberToObject(o, "blocks", s->blocks);
+    ok = ok && cJSON_AddNumberToObject(o, "kernel", s->kernel);
+    ok = ok && cJSON_AddNumberToObject(o, "latent", s->latent);
+    ok = ok && cJSON_AddNumberToObject(o, "tied", s->tied);
+    ok = ok && json_add_float(o, "noise", s->noise);
+    ok = ok && cJSON_AddStringToObject(o, "mask", dc_mask_name(s->mask));
+    ok = ok && json_add_float(o, "visible_weight", s->visible_weight);
+    ok = ok && cJSON_AddNumberToObject(o, "loss_full", s->loss_full);
+    ok = ok && json_add_float(o, "beta", s->beta);
+    ok = ok && cJSON_AddNumberToObject(o, "glo_count", s->glo_count);
+    ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
+    ok = ok && cJSON_AddNumberToObject(o, "batchnorm", s->batchnorm);
+    ok = ok && json_add_float(o, "dropout", s->dropout);
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
 }
 
 /* A present key must hold a number; an absent one keeps the kind's default. */
-static dc_status json_number(const cJSON *o, const char *key, double *v, int *present, dc_error *err) {
+static dc_status json_number(const cJSON *o, const char *key, double *v, int *present,
+                             dc_error *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(o, key);
     *present = item != NULL;
     if (!item) return DC_OK;
-    if (!cJSON_IsNumber(item)) return dc_set_error(err, DC_ERR_FORMAT, "model spec: bad \"%s\"", key);
+    if (!cJSON_IsNumber(item))
+        return dc_set_error(err, DC_ERR_FORMAT, "model spec: bad \"%s\"", key);
     *v = item->valuedouble;
     return DC_OK;
 }
 
-static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spec *d, dc_error *err) {
+static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spec *d,
+                                  dc_error *err) {
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
     if (!cJSON_IsString(kind) || !kind->valuestring)
         return dc_set_error(err, DC_ERR_FORMAT, "model spec: no \"kind\" in %.80s", json);
@@ -159,7 +165,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         }
     }
     const cJSON *mask = cJSON_GetObjectItemCaseSensitive(o, "mask");
-    if (cJSON_IsString(mask) && mask->valuestring) DC_TRY(dc_mask_parse(mask->valuestring, &d->mask, err));
+    if (cJSON_IsString(mask) && mask->valuestring)
+        DC_TRY(dc_mask_parse(mask->valuestring, &d->mask, err));
     return DC_OK;
 }
 

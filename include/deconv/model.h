@@ -32,7 +32,8 @@ typedef enum dc_model_kind {
 /* What the code outside a kind's own file may ask about it. */
 enum {
     DC_KIND_ENCODER = 1 << 0,     /* image -> code encoder (m->x, m->code) */
-    DC_KIND_DECODER = 1 << 1,     /* latent -> image decoder (dc_model_create_shared decoder_only) */
+    DC_KIND_DECODER = 1 << 1,     /* latent -> image decoder (dc_model_create_shared's
+                                   * decoder_only) */
     DC_KIND_CLASSIFIES = 1 << 2,  /* image -> class logits; trains on labelled data */
     DC_KIND_CODE_NOISE = 1 << 3,  /* latent = code + random noise; new images come from a blank
                                    * canvas forwarded through the training graph */
