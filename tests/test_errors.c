@@ -191,6 +191,64 @@ static void test_model_spec_errors(void **state) {
     assert_memory_equal(&a, &b, sizeof a);
 }
 
+/* The kind table: names and parsing agree, every kind's spec survives its JSON, and the
+ * JSON keeps the text older checkpoints hold (written out by hand here). */
+static void test_model_kinds(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_model_spec a, b;
+    for (int k = DC_MODEL_NONE + 1; k < DC_MODEL_KIND_COUNT; k++) {
+        const dc_model_kind_info *info = dc_model_kind_get((dc_model_kind)k);
+        assert_non_null(info);
+        assert_int_equal(info->kind, k);
+        assert_string_equal(dc_model_kind_name((dc_model_kind)k), info->name);
+        dc_model_kind parsed = DC_MODEL_NONE;
+        assert_int_equal(dc_model_kind_parse(info->name, &parsed, &err), DC_OK);
+        assert_int_equal(parsed, k);
+        assert_int_equal(dc_model_spec_defaults(&a, (dc_model_kind)k, 1, 32, &err), DC_OK);
+        a.glo_count = 7;
+        char *js = dc_model_spec_to_json(&a);
+        assert_non_null(js);
+        assert_int_equal(dc_model_spec_from_json(js, &b, &err), DC_OK);
+        free(js);
+        assert_memory_equal(&a, &b, sizeof a);
+    }
+    assert_null(dc_model_kind_get(DC_MODEL_NONE));
+    assert_null(dc_model_kind_get(DC_MODEL_KIND_COUNT));
+    assert_string_equal(dc_model_kind_name(DC_MODEL_NONE), "none");
+    assert_int_equal(dc_model_spec_defaults(&a, DC_MODEL_NONE, 1, 32, &err), DC_ERR_ARG);
+    dc_model_kind parsed;
+    assert_int_equal(dc_model_kind_parse("gan", &parsed, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "use complete, vae, glo or classifier");
+    /* the flags the commands branch on */
+    assert_true(dc_model_kind_has(DC_MODEL_COMPLETE, DC_KIND_ENCODER | DC_KIND_DECODER));
+    assert_true(dc_model_kind_has(DC_MODEL_GLO, DC_KIND_LEARNED_LATENTS));
+    assert_false(dc_model_kind_has(DC_MODEL_GLO, DC_KIND_ENCODER));
+    assert_false(dc_model_kind_has(DC_MODEL_CLASSIFIER, DC_KIND_DECODER));
+    assert_false(dc_model_kind_has(DC_MODEL_NONE, 0));
+
+    assert_int_equal(dc_model_spec_default(&a, "complete", 1, 64, &err), DC_OK);
+    char *js = dc_model_spec_to_json(&a);
+    assert_string_equal(js, "{\"kind\":\"complete\",\"channels\":1,\"size\":64,\"base\":32,"
+                            "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
+                            "\"mask\":\"bottom\",\"visible_weight\":0.100000001,\"loss_full\":0,"
+                            "\"beta\":1,\"glo_count\":0,\"classes\":10,\"batchnorm\":0,"
+                            "\"dropout\":0}");
+    free(js);
+    /* an older spec without the later keys: the kind's defaults fill them */
+    const char *older = "{\"kind\":\"glo\",\"size\":32,\"glo_count\":3}";
+    assert_int_equal(dc_model_spec_from_json(older, &b, &err), DC_OK);
+    assert_int_equal(b.kind, DC_MODEL_GLO);
+    assert_int_equal(b.latent, 32);
+    assert_int_equal(b.glo_count, 3);
+    assert_int_equal(b.size, 32);
+    /* not an object, a kind that is not a string, an escaped quote in the kind */
+    assert_int_equal(dc_model_spec_from_json("[1, 2]", &b, &err), DC_ERR_FORMAT);
+    assert_int_equal(dc_model_spec_from_json("{\"kind\":3}", &b, &err), DC_ERR_FORMAT);
+    assert_int_equal(dc_model_spec_from_json("{\"kind\":\"vae\\\"\"}", &b, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "vae\"");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nulls),
@@ -200,6 +258,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_runtime_misuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_params_mismatch, setup, teardown),
         cmocka_unit_test(test_model_spec_errors),
+        cmocka_unit_test(test_model_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -230,7 +230,7 @@ static void reference_forward(const char *dir, dc_model *m) {
     dc_graph *g = m->g;
     dc_graph_set_train(g, 0);
     dc_graph_set_seed(g, 12345);
-    if (!strcmp(s->kind, "complete")) {
+    if (s->kind == DC_MODEL_COMPLETE) {
         float *img = malloc(sizeof(float) * B * C * S * S), *code = malloc(sizeof(float) * B * L);
         float *lat = malloc(sizeof(float) * B * L), *out = malloc(sizeof(float) * B * C * S * S);
         tu_fill_uniform(img, (size_t)B * C * S * S, &rng, -1, 1);
@@ -250,7 +250,7 @@ static void reference_forward(const char *dir, dc_model *m) {
         io_tensor o[1] = {{"output", out, 4, {B, C, S, S}}};
         write_manifest(dir, m, in, 2, o, 1);
         free(img), free(code), free(lat), free(out);
-    } else if (!strcmp(s->kind, "classifier")) {
+    } else if (s->kind == DC_MODEL_CLASSIFIER) {
         const int K = s->classes;
         float *img = malloc(sizeof(float) * B * C * S * S), *logits = malloc(sizeof(float) * B * K);
         float *prob = malloc(sizeof(float) * B * K);

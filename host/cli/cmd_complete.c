@@ -35,9 +35,9 @@ int dc_cmd_complete(int argc, char **argv) {
     dc_model *m = NULL;
     float *orig = NULL, *x = NULL, *y = NULL, *grid = NULL, *mask = NULL;
     if (dc_cli_open_run("complete", run, be, n, &m, NULL)) goto done;
-    if (m->x < 0 || !strcmp(m->spec.kind, "classifier")) {
+    if (m->x < 0 || !dc_model_kind_has(m->spec.kind, DC_KIND_ENCODER | DC_KIND_DECODER)) {
         dc_cli_fail("complete", "a '%s' model has no image input to complete (use complete or vae)",
-                    m->spec.kind);
+                    dc_model_kind_name(m->spec.kind));
         goto done;
     }
     dc_mask_kind mk = gen_mask_kind(m);

@@ -33,8 +33,9 @@ int dc_cmd_dream(int argc, char **argv) {
     float *x = NULL, *y = NULL, *z = NULL;
     const int per = 8;
     if (dc_cli_open_run("dream", run, be, per, &m, NULL)) goto done;
-    if (!strcmp(m->spec.kind, "classifier")) {
-        dc_cli_fail("dream", "a classifier has no decoder (try deconv visualize ascent)");
+    if (!dc_model_kind_has(m->spec.kind, DC_KIND_DECODER)) {
+        dc_cli_fail("dream", "a %s has no decoder (try deconv visualize ascent)",
+                    dc_model_kind_name(m->spec.kind));
         goto done;
     }
     const int C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
@@ -52,7 +53,7 @@ int dc_cmd_dream(int argc, char **argv) {
         for (int r = 0; r < 3; r++) {
             for (size_t k = 0; k < per * isz; k++) x[k] = fills[r];
             float std = m->spec.noise > 0 ? m->spec.noise : 1.0f;
-            if (!strcmp(m->spec.kind, "vae")) {
+            if (dc_model_kind_has(m->spec.kind, DC_KIND_SAMPLED_CODE)) {
                 /* vae: sample z ~ q(z | canvas) by running the graph in training mode */
                 dc_graph_set_train(m->g, 1);
                 dc_graph_set_seed(m->g, dc_seed_mix(seed, (uint64_t)r));

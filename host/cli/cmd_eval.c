@@ -147,7 +147,7 @@ int dc_cmd_eval(int argc, char **argv) {
     dc_meta_clear(&meta);
     dc_backend *be = NULL;
     if (dc_cli_backend(&a, &be)) return 1;
-    int rc = !strcmp(spec.kind, "classifier") ? eval_classifier(&a, run, be)
+    int rc = dc_model_kind_has(spec.kind, DC_KIND_CLASSIFIES) ? eval_classifier(&a, run, be)
                                               : dc_cli_eval_generative(&a, run, be);
     dc_backend_free(be);
     return rc;

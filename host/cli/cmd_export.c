@@ -92,7 +92,7 @@ int dc_cmd_export(int argc, char **argv) {
     if (s != DC_OK)
         rc = dc_cli_fail("export", "%s", err.msg);
     else
-        printf("exported the %s model to %s (%s)\n", model->spec.kind, out, format);
+        printf("exported the %s model to %s (%s)\n", dc_model_kind_name(model->spec.kind), out, format);
     dc_model_free(model);
     dc_meta_clear(&meta);
     dc_backend_free(be);

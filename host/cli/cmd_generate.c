@@ -38,15 +38,16 @@ int dc_cmd_generate(int argc, char **argv) {
     float *img = NULL, *z = NULL;
     dc_error err = {0};
     if (dc_cli_open_run("generate", run, be, n, &m, NULL)) goto done;
-    if (!strcmp(m->spec.kind, "classifier")) {
-        dc_cli_fail("generate", "%s is a classifier; use deconv visualize ascent for class images", run);
+    if (!dc_model_kind_has(m->spec.kind, DC_KIND_DECODER)) {
+        dc_cli_fail("generate", "%s is a %s; use deconv visualize ascent for class images", run,
+                    dc_model_kind_name(m->spec.kind));
         goto done;
     }
     const int C = m->spec.channels, S = m->spec.size;
     const size_t isz = (size_t)C * S * S;
     img = malloc(sizeof(float) * n * isz);
     if (!img) goto done;
-    if (!strcmp(m->spec.kind, "complete")) {
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
         /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
         float *x = calloc((size_t)n * isz, sizeof(float));
         float std = noise >= 0 ? noise : (m->spec.noise > 0 ? m->spec.noise : 1.0f);

@@ -23,7 +23,7 @@ int dc_cmd_info(int argc, char **argv) {
         dc_backend_free(be);
         return dc_cli_fail("info", "%s", err.msg);
     }
-    printf("model %s\n", spec.kind);
+    printf("model %s\n", dc_model_kind_name(spec.kind));
     dc_graph_print_summary(dc_model_graph(m), stdout);
     printf("forward GFLOPs per image: %.4f\n", dc_graph_forward_flops(dc_model_graph(m)) / batch / 1e9);
     dc_model_free(m);

@@ -33,7 +33,7 @@ int dc_cmd_interpolate(int argc, char **argv) {
     const int L = m->spec.latent, C = m->spec.channels, S = m->spec.size;
     codes = malloc(sizeof(float) * 2 * L);
     if (!codes) goto done;
-    if (!strcmp(m->spec.kind, "glo")) {
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS)) {
         int pi = dc_params_find(m->params, "latents.weight");
         dc_param *q = dc_params_get(m->params, pi);
         if (ia < 0 || ib < 0 || ia >= q->shape[0] || ib >= q->shape[0]) {

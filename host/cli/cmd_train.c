@@ -298,25 +298,21 @@ int dc_cmd_train(int argc, char **argv) {
     } else {
         if (dc_cli_model_spec(&a, &spec)) return 2;
         int is_guns = !dc_args_str(&a, "data", NULL);
-        /* defaults tuned so the default run gives recognisable completions in minutes */
-        o.epochs = !strcmp(spec.kind, "classifier") ? 10 : (is_guns ? 400 : 20);
-        if (!strcmp(spec.kind, "classifier")) {
-            /* measured: cosine decay reaches 0.925 test accuracy on Fashion-MNIST in 10 epochs */
-            o.batch = 128;
-            snprintf(o.schedule, sizeof o.schedule, "cosine");
-        }
-        /* 26 images: small batches give more updates in the same time (measured: the same
-         * images/s at batch 16 and 64); 400 epochs of 2 steps take about 3 minutes on two
-         * cores and give recognisable completions of the training guns */
-        if (is_guns && strcmp(spec.kind, "classifier") != 0) {
-            o.batch = 16;
-            o.save_every = o.sample_every = 50;
+        /* the kind's defaults (host/models/kinds.c), tuned so the default run gives
+         * recognisable results in minutes */
+        const dc_model_train_defaults *td = &dc_model_kind_get(spec.kind)->train;
+        o.epochs = is_guns ? td->epochs_bundled : td->epochs;
+        if (td->batch) o.batch = td->batch;
+        if (td->schedule) snprintf(o.schedule, sizeof o.schedule, "%s", td->schedule);
+        if (is_guns && td->batch_bundled) {
+            o.batch = td->batch_bundled;
+            o.save_every = o.sample_every = td->save_every_bundled;
         }
         if (read_opts(&a, &o, 0)) return 2;
-        if (o.augment < 0) o.augment = is_guns && strcmp(spec.kind, "glo") != 0;
+        if (o.augment < 0) o.augment = is_guns && td->augment_bundled;
         if (o.log_every <= 0) o.log_every = 0;
         char def_out[1100];
-        snprintf(def_out, sizeof def_out, "runs/%s", spec.kind);
+        snprintf(def_out, sizeof def_out, "runs/%s", dc_model_kind_name(spec.kind));
         snprintf(o.out, sizeof o.out, "%s", dc_args_str(&a, "out", def_out));
     }
     const char *devspec = dc_args_str(&a, "device", "auto");
@@ -331,7 +327,7 @@ int dc_cmd_train(int argc, char **argv) {
         dc_meta_clear(&meta);
         return dc_cli_fail("train", "--data %s: %s", o.data, err.msg);
     }
-    if (!strcmp(spec.kind, "classifier") && all->n_classes > 0) {
+    if (dc_model_kind_has(spec.kind, DC_KIND_CLASSIFIES) && all->n_classes > 0) {
         if (!resume && !dc_args_str(&a, "classes", NULL)) spec.classes = all->n_classes;
         if (all->n_classes > spec.classes) {
             dc_dataset_free(all);
@@ -344,7 +340,7 @@ int dc_cmd_train(int argc, char **argv) {
         return dc_cli_fail("train", "%s", err.msg);
     }
     dc_dataset_free(all);
-    if (!strcmp(spec.kind, "glo")) {
+    if (dc_model_kind_has(spec.kind, DC_KIND_LEARNED_LATENTS)) {
         if (resume && spec.glo_count != train->n) {
             dc_cli_fail("train", "glo: the checkpoint has %d latents, the data gives %d images",
                         spec.glo_count, train->n);
@@ -464,7 +460,7 @@ int dc_cmd_train(int argc, char **argv) {
 
     if (!o.quiet) {
         fprintf(stderr, "deconv train: %s on %s (%d train / %d val images, %dx%dx%d), %d epochs x %d steps of %d, run folder %s\n",
-                spec.kind, o.data, train->n, val->n, spec.channels, spec.size, spec.size, o.epochs,
+                dc_model_kind_name(spec.kind), o.data, train->n, val->n, spec.channels, spec.size, spec.size, o.epochs,
                 steps_per_epoch, o.batch, o.out);
         if (resume)
             fprintf(stderr, "deconv train: resuming at epoch %d step %d (global step %ld)\n",
@@ -588,7 +584,7 @@ int dc_cmd_train(int argc, char **argv) {
                      "model      %s%s\ndata       %s (%d train / %d validation images)\n"
                      "device     %s\nepoch      %d of %d (global step %ld)\n"
                      "train loss %.6f\nval loss   %.6f%s\nspeed      %.1f images/s\n",
-                     spec.kind, spec.tied ? " (tied)" : "", o.data, train->n, val->n,
+                     dc_model_kind_name(spec.kind), spec.tied ? " (tied)" : "", o.data, train->n, val->n,
                      dc_backend_device(be), epoch + 1, o.epochs, global_step, train_loss, val_loss,
                      isnan(val_acc) ? "" : "", hist_ips[hi]);
             if (!isnan(val_acc)) {

@@ -18,8 +18,23 @@
 /* Exit status when a map comes out constant (nothing to see). */
 #define VIZ_EXIT_FLAT 3
 
-static const char *const methods[] = {"deconvnet", "guided",  "saliency", "occlusion", "ascent",
-                                      "cam",       "gradcam", "maxact",   "filters",   NULL};
+typedef enum viz_method {
+    VIZ_DECONVNET,
+    VIZ_GUIDED,
+    VIZ_SALIENCY,
+    VIZ_OCCLUSION,
+    VIZ_ASCENT,
+    VIZ_CAM,
+    VIZ_GRADCAM,
+    VIZ_MAXACT,
+    VIZ_FILTERS,
+    VIZ_METHOD_COUNT
+} viz_method;
+
+static const char *const methods[VIZ_METHOD_COUNT] = {
+    [VIZ_DECONVNET] = "deconvnet", [VIZ_GUIDED] = "guided", [VIZ_SALIENCY] = "saliency",
+    [VIZ_OCCLUSION] = "occlusion", [VIZ_ASCENT] = "ascent", [VIZ_CAM] = "cam",
+    [VIZ_GRADCAM] = "gradcam",     [VIZ_MAXACT] = "maxact", [VIZ_FILTERS] = "filters"};
 
 static void viz_usage(FILE *f) {
     fprintf(
@@ -56,7 +71,8 @@ static void viz_usage(FILE *f) {
 }
 
 typedef struct viz_cli {
-    const char *method;
+    const char *method; /* its name */
+    viz_method id;
     dc_viz_opts o;
     int scale;
     float alpha;
@@ -197,18 +213,19 @@ static void fit_nearest(const float *src, int sh, int sw, float *dst, int dh, in
 static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
     dc_error err = {0};
     const char *meth = v->method;
+    const viz_method id = v->id;
     const size_t hw = (size_t)v->H * v->W, chw = (size_t)v->C * hw;
     memset(r, 0, sizeof *r);
     dc_status s = DC_OK;
-    if (!strcmp(meth, "deconvnet") || !strcmp(meth, "guided")) {
+    if (id == VIZ_DECONVNET || id == VIZ_GUIDED) {
         float *pat = malloc(sizeof(float) * chw), *heat = malloc(sizeof(float) * hw);
         if (!pat || !heat) {
             free(pat);
             free(heat);
             return dc_cli_fail("visualize", "out of memory");
         }
-        s = meth[0] == 'd' ? dc_viz_deconvnet(m, v->image, &v->o, pat, &r->info, &err)
-                           : dc_viz_guided(m, v->image, &v->o, pat, &r->info, &err);
+        s = id == VIZ_DECONVNET ? dc_viz_deconvnet(m, v->image, &v->o, pat, &r->info, &err)
+                                : dc_viz_guided(m, v->image, &v->o, pat, &r->info, &err);
         int rc = 0;
         if (s == DC_OK) {
             note_flat(r, meth, &r->info);
@@ -219,25 +236,24 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
         r->map = heat;
         r->map_n = hw;
         if (rc) return rc;
-    } else if (!strcmp(meth, "saliency") || !strcmp(meth, "occlusion") || !strcmp(meth, "cam") ||
-               !strcmp(meth, "gradcam")) {
+    } else if (id == VIZ_SALIENCY || id == VIZ_OCCLUSION || id == VIZ_CAM || id == VIZ_GRADCAM) {
         float *heat = malloc(sizeof(float) * hw);
         if (!heat) return dc_cli_fail("visualize", "out of memory");
         r->map = heat;
         r->map_n = hw;
-        if (meth[0] == 's')
+        if (id == VIZ_SALIENCY)
             s = dc_viz_saliency(m, v->image, &v->o, heat, &r->info, &err);
-        else if (meth[0] == 'o')
+        else if (id == VIZ_OCCLUSION)
             s = dc_viz_occlusion(m, v->image, &v->o, heat, &r->info, &err);
-        else if (meth[0] == 'c')
+        else if (id == VIZ_CAM)
             s = dc_viz_cam(m, v->image, &v->o, heat, &r->info, &err);
         else
             s = dc_viz_gradcam(m, v->image, &v->o, heat, &r->info, &err);
         if (s == DC_OK) {
-            note_flat(r, v->o.samples > 0 && meth[0] == 's' ? "smoothgrad" : meth, &r->info);
+            note_flat(r, v->o.samples > 0 && id == VIZ_SALIENCY ? "smoothgrad" : meth, &r->info);
             if (heat_cells(v, r, NULL, heat)) return 1;
         }
-    } else if (!strcmp(meth, "ascent")) {
+    } else if (id == VIZ_ASCENT) {
         const int first = v->o.target >= 0 ? v->o.target : 0;
         const int last = v->o.target >= 0 ? v->o.target : v->K - 1;
         const int n = last - first + 1;
@@ -271,7 +287,7 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
             r->info = info;
         }
         free(img);
-    } else if (!strcmp(meth, "maxact")) {
+    } else if (id == VIZ_MAXACT) {
         const int top = v->o.top;
         r->hits = calloc((size_t)top, sizeof *r->hits);
         if (!r->hits) return dc_cli_fail("visualize", "out of memory");
@@ -321,7 +337,7 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
                 n > 1)
                 note_flat(r, "maxact activation", &st);
         }
-    } else if (!strcmp(meth, "filters")) {
+    } else if (id == VIZ_FILTERS) {
         int n, c, k;
         s = dc_viz_filters(m, NULL, &n, &c, &k, &err);
         if (s == DC_OK) {
@@ -354,7 +370,7 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
 /* Write the cells, upscaled by v->scale unless they were made at full size. */
 static int write_out(viz_cli *v, viz_out *r, const char *path) {
     dc_error err = {0};
-    const int up = (!strcmp(v->method, "maxact") || !strcmp(v->method, "filters")) ? 1 : v->scale;
+    const int up = (v->id == VIZ_MAXACT || v->id == VIZ_FILTERS) ? 1 : v->scale;
     const int h = r->ch * up, w = r->cw * up;
     float *big = malloc(sizeof(float) * (size_t)r->n * 3 * h * w);
     if (!big) return dc_cli_fail("visualize", "out of memory");
@@ -397,8 +413,7 @@ static int parse_class(viz_cli *v, const char *s, int *out) {
 static void print_info(const viz_cli *v, const viz_out *r, dc_model *m, const char *label) {
     const dc_viz_info *i = &r->info;
     char a[96], b[96];
-    if (!strcmp(v->method, "ascent") || !strcmp(v->method, "maxact") ||
-        !strcmp(v->method, "filters"))
+    if (v->id == VIZ_ASCENT || v->id == VIZ_MAXACT || v->id == VIZ_FILTERS)
         return;
     printf("%s%s: ", v->method, label);
     if (i->target >= 0)
@@ -433,14 +448,16 @@ int dc_cmd_visualize(int argc, char **argv) {
     }
     v.method = a.positional[0];
     const char *run = a.positional[1];
-    int known = 0;
-    for (int i = 0; methods[i]; i++)
-        known |= !strcmp(v.method, methods[i]);
-    if (!known) {
-        fprintf(stderr,
-                "deconv visualize: unknown method '%s' (use deconvnet, guided, saliency, "
-                "occlusion, ascent, cam, gradcam, maxact or filters)\n",
-                v.method);
+    v.id = VIZ_METHOD_COUNT;
+    for (int i = 0; i < VIZ_METHOD_COUNT; i++)
+        if (!strcmp(v.method, methods[i])) v.id = (viz_method)i;
+    if (v.id == VIZ_METHOD_COUNT) {
+        /* the full names, from the table */
+        fprintf(stderr, "deconv visualize: unknown method '%s' (use ", v.method);
+        for (int i = 0; i < VIZ_METHOD_COUNT; i++)
+            fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == VIZ_METHOD_COUNT ? " or " : ", ",
+                    methods[i]);
+        fprintf(stderr, ")\n");
         goto out;
     }
     dc_viz_opts_default(&v.o);
@@ -476,9 +493,9 @@ int dc_cmd_visualize(int argc, char **argv) {
     if ((rc = dc_cli_backend_last(&a, &be))) goto out;
     rc = 1;
     if (dc_cli_open_run("visualize", run, be, 1, &m, NULL)) goto out;
-    if (strcmp(m->spec.kind, "classifier")) {
+    if (!dc_model_kind_has(m->spec.kind, DC_KIND_CLASSIFIES)) {
         dc_cli_fail("visualize", "%s is a %s model; the explanation methods need a classifier", run,
-                    m->spec.kind);
+                    dc_model_kind_name(m->spec.kind));
         goto out;
     }
     dc_error err = {0};
@@ -488,10 +505,9 @@ int dc_cmd_visualize(int argc, char **argv) {
     }
     v.scale = scale_opt > 0 ? scale_opt : (224 + v.H - 1) / (v.H > v.W ? v.H : v.W);
     if (v.scale < 1) v.scale = 1;
-    const int per_image =
-        strcmp(v.method, "ascent") && strcmp(v.method, "filters") && strcmp(v.method, "maxact");
+    const int per_image = v.id != VIZ_ASCENT && v.id != VIZ_FILTERS && v.id != VIZ_MAXACT;
     /* the dataset: for maxact, for --index, or for class names next to --image */
-    if (!strcmp(v.method, "maxact") || (per_image && !image_path) || data) {
+    if (v.id == VIZ_MAXACT || (per_image && !image_path) || data) {
         const char *spec = data ? data : "fashion-mnist:test";
         if (dc_dataset_load_path(spec, v.H, v.C, &v.ds, &err) != DC_OK) {
             dc_cli_fail("visualize", "--data %s: %s", spec, err.msg);
@@ -532,7 +548,7 @@ int dc_cmd_visualize(int argc, char **argv) {
         }
         printf("input: %s\n", label);
     }
-    if (!strcmp(v.method, "maxact") && v.o.channel < 0) {
+    if (v.id == VIZ_MAXACT && v.o.channel < 0) {
         dc_cli_fail("visualize", "maxact needs --channel C (a channel of --layer)");
         goto out;
     }

@@ -14,7 +14,6 @@
 #include "cli/gen_common.h"
 
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
-int mask_count(const float *mask, int n);
 
 static double psnr(double mse) { return mse > 0 ? 10.0 * log10(4.0 / mse) : INFINITY; }
 
@@ -35,6 +34,13 @@ static double nearest(const float *img, const dc_dataset *ds, int skip, size_t n
     return best;
 }
 
+/* Hidden pixels of a mask plane. */
+static int mask_count(const float *mask, int n) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += mask[i] > 0.5f;
+    return c;
+}
+
 static int eval_completion(const char *cmd, dc_model *m, const dc_dataset *train,
                            const dc_dataset *eval, int draws, uint64_t seed) {
     const int C = m->spec.channels, S = m->spec.size, B = m->batch, HW = S * S;
@@ -46,6 +52,7 @@ static int eval_completion(const char *cmd, dc_model *m, const dc_dataset *train
         free(mask), free(mean), free(x), free(y), free(stack);
         return dc_cli_fail(cmd, "out of memory");
     }
+    const int sampled = dc_model_kind_has(m->spec.kind, DC_KIND_SAMPLED_CODE);
     dc_mask_kind mk = gen_mask_kind(m);
     if (mk == DC_MASK_NONE) mk = DC_MASK_BOTTOM; /* a vae trained on whole images: hide the bottom */
     dc_mask_make(mk, S, S, NULL, mask);
@@ -87,7 +94,7 @@ static int eval_completion(const char *cmd, dc_model *m, const dc_dataset *train
         if (div_items < 64) {
             for (int d = 0; d < draws; d++) {
                 float *out = stack + (size_t)d * B * isz;
-                if (!strcmp(m->spec.kind, "vae")) {
+                if (sampled) {
                     dc_graph_set_train(m->g, 1); /* sample z ~ q(z|x) */
                     dc_graph_set_seed(m->g, dc_seed_mix(seed, (uint64_t)(first * 131 + d)));
                     if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->out) ||
@@ -128,19 +135,12 @@ static int eval_completion(const char *cmd, dc_model *m, const dc_dataset *train
     printf("  %-36s %10.5f %9.2f\n", "baseline: nearest visible part", se_nn / hidden, psnr(se_nn / hidden));
     printf("diversity over %d codes per input (mean per-pixel std, [-1,1] scale):\n", draws);
     printf("  hidden region %.5f   whole image %.5f   (%s)\n", div_hidden / div_items, div_all / div_items,
-           !strcmp(m->spec.kind, "vae") ? "z ~ q(z|x)" : "code noise std = the trained --noise");
+           sampled ? "z ~ q(z|x)" : "code noise std = the trained --noise");
     free(mask), free(mean), free(x), free(y), free(stack);
     return 0;
 fail:
     free(mask), free(mean), free(x), free(y), free(stack);
     return 1;
-}
-
-int mask_count(const float *mask, int n);
-int mask_count(const float *mask, int n) {
-    int c = 0;
-    for (int i = 0; i < n; i++) c += mask[i] > 0.5f;
-    return c;
 }
 
 static int eval_generation(const char *cmd, dc_model *m, const dc_dataset *train, int n,
@@ -150,7 +150,7 @@ static int eval_generation(const char *cmd, dc_model *m, const dc_dataset *train
     float *img = malloc(sizeof(float) * n * isz);
     if (!img) return dc_cli_fail(cmd, "out of memory");
     dc_error err = {0};
-    if (!strcmp(m->spec.kind, "complete")) {
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
         dc_model *big = NULL;
         float *x = calloc((size_t)n * isz, sizeof(float));
         int r = !x || dc_model_create_shared(m, n, 0, &big, &err) != DC_OK ||
@@ -190,10 +190,7 @@ static int eval_generation(const char *cmd, dc_model *m, const dc_dataset *train
         for (int i = 0; i < n; i++) v += (img[i * isz + k] - mu) * (img[i * isz + k] - mu);
         spread += sqrt(v / n) / isz;
     }
-    printf("generation: %d samples (%s)\n", n,
-           !strcmp(m->spec.kind, "complete") ? "blank canvas + random codes"
-           : !strcmp(m->spec.kind, "vae")    ? "z ~ N(0, I)"
-                                             : "Gaussian fitted to the learned latents");
+    printf("generation: %d samples (%s)\n", n, dc_model_kind_get(m->spec.kind)->generation);
     printf("  RMS distance to the nearest training image: mean %.4f, min %.4f\n", dmean, dmin);
     printf("  reference: training image to its nearest other training image: mean %.4f%s\n", ref,
            nref < train->n ? " (first 200)" : "");
@@ -241,7 +238,7 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
         printf("evaluating the first %d of %d images (--limit)\n", limit, eval->n);
         eval = head;
     }
-    printf("run %s: %s model, %d training images\n", run, m->spec.kind, train->n);
+    printf("run %s: %s model, %d training images\n", run, dc_model_kind_name(m->spec.kind), train->n);
     if (m->x >= 0) {
         if (eval->n == 0) {
             printf("no validation images (the run used --val 0): completion measured on the training set\n");

@@ -1,5 +1,4 @@
 /* Encode, decode and sample for the generative commands. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +28,7 @@ static int graph_fail(const char *cmd, dc_graph *g) { return dc_cli_fail(cmd, "%
 int gen_encode(const char *cmd, dc_model *m, const float *images, int count, float *codes) {
     const int C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
     const size_t img = (size_t)C * S * S;
-    if (m->code < 0 || m->x < 0) return dc_cli_fail(cmd, "a '%s' model has no encoder", m->spec.kind);
+    if (m->code < 0 || m->x < 0) return dc_cli_fail(cmd, "a '%s' model has no encoder", dc_model_kind_name(m->spec.kind));
     float *x = calloc((size_t)m->batch * img, sizeof(float)), *mask = malloc(sizeof(float) * S * S);
     float *all = malloc(sizeof(float) * (size_t)m->batch * L);
     if (!x || !mask || !all) {
@@ -59,68 +58,9 @@ int gen_decode(const char *cmd, dc_model *dec, const float *z, float *images) {
     return 0;
 }
 
-/* Cholesky of a symmetric positive definite matrix (in place, lower), with a small ridge. */
-static int cholesky(double *a, int n) {
-    for (int j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (int k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
-        if (d <= 0) return -1;
-        d = sqrt(d);
-        a[j * n + j] = d;
-        for (int i = j + 1; i < n; i++) {
-            double s = a[i * n + j];
-            for (int k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = s / d;
-        }
-        for (int k = j + 1; k < n; k++) a[j * n + k] = 0;
-    }
-    return 0;
-}
-
 int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t seed, float *z) {
-    const int L = m->spec.latent;
-    dc_rng rng;
-    dc_rng_seed(&rng, seed);
-    for (int i = 0; i < n * L; i++) z[i] = t * dc_rng_normal(&rng);
-    if (strcmp(m->spec.kind, "glo") != 0) return 0;
-    int pi = dc_params_find(m->params, "latents.weight");
-    if (pi < 0) return dc_cli_fail(cmd, "glo model without 'latents.weight'");
-    dc_param *q = dc_params_get(m->params, pi);
-    const int R = q->shape[0];
-    float *tab = malloc(sizeof(float) * q->numel);
-    double *mean = calloc((size_t)L, sizeof(double)), *cov = calloc((size_t)L * L, sizeof(double));
-    if (!tab || !mean || !cov || dc_params_read(m->params, pi, tab) != DC_OK) {
-        free(tab), free(mean), free(cov);
-        return dc_cli_fail(cmd, "cannot read the learned latents");
-    }
-    for (int r = 0; r < R; r++)
-        for (int d = 0; d < L; d++) mean[d] += tab[r * L + d] / (double)R;
-    for (int r = 0; r < R; r++)
-        for (int a = 0; a < L; a++)
-            for (int b = 0; b <= a; b++)
-                cov[a * L + b] += (tab[r * L + a] - mean[a]) * (tab[r * L + b] - mean[b]) / (R > 1 ? R - 1 : 1);
-    /* fewer images than dimensions make the covariance singular: a ridge keeps it usable */
-    double tr = 0;
-    for (int d = 0; d < L; d++) tr += cov[d * L + d];
-    for (int d = 0; d < L; d++) cov[d * L + d] += 1e-3 * (tr / L) + 1e-8;
-    for (int a = 0; a < L; a++)
-        for (int b = a + 1; b < L; b++) cov[a * L + b] = cov[b * L + a];
-    if (cholesky(cov, L) != 0) {
-        free(tab), free(mean), free(cov);
-        return dc_cli_fail(cmd, "the learned latents' covariance is not positive definite");
-    }
-    for (int i = 0; i < n; i++) {
-        float *zi = z + (size_t)i * L;
-        double *e = malloc(sizeof(double) * L);
-        for (int d = 0; d < L; d++) e[d] = zi[d];
-        for (int a = 0; a < L; a++) {
-            double s = mean[a];
-            for (int b = 0; b <= a; b++) s += cov[a * L + b] * e[b];
-            zi[a] = (float)s;
-        }
-        free(e);
-    }
-    free(tab), free(mean), free(cov);
+    dc_error err = {0};
+    if (dc_model_sample_latents(m, n, t, seed, z, &err) != DC_OK) return dc_cli_fail(cmd, "%s", err.msg);
     return 0;
 }
 

@@ -14,8 +14,8 @@ int gen_load_images(const char *cmd, const dc_model *m, char **paths, int n, flo
 int gen_encode(const char *cmd, dc_model *m, const float *images, int count, float *codes);
 /* Decode latents [count, latent] through a decoder-only model (batch == count). */
 int gen_decode(const char *cmd, dc_model *dec, const float *z, float *images);
-/* Draw n latents: vae N(0, t^2); glo: full-covariance Gaussian fitted to the learned
- * latents, scaled by t; complete: N(0, (t*noise)^2) added to the blank-canvas code. */
+/* Draw n latents for the decoder (dc_model_sample_latents): N(0, t^2), or the kind's own
+ * distribution (glo: a full-covariance Gaussian fitted to the learned latents). */
 int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t seed, float *z);
 /* Complete-model forward on prepared inputs (x, mask applied) with a noise std and seed. */
 int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,

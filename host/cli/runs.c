@@ -46,10 +46,14 @@ int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch,
 
 int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
     dc_error err = {0};
-    const char *kind = dc_args_str(a, "model", "complete");
-    int size = dc_args_int(a, "size", !strcmp(kind, "classifier") ? 28 : 64);
+    dc_model_kind kind;
+    if (dc_model_kind_parse(dc_args_str(a, "model", "complete"), &kind, &err) != DC_OK) {
+        fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
+        return 2;
+    }
+    int size = dc_args_int(a, "size", dc_model_kind_get(kind)->train.size);
     int channels = dc_args_int(a, "channels", 1);
-    if (dc_model_spec_default(spec, kind, channels, size, &err) != DC_OK) {
+    if (dc_model_spec_defaults(spec, kind, channels, size, &err) != DC_OK) {
         fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
         return 2;
     }

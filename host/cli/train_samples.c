@@ -28,7 +28,7 @@ void dc_cli_default_data(char *buf, size_t cap) {
     snprintf(buf, cap, "assets/guns");
 }
 
-static int is(const dc_model *m, const char *k) { return !strcmp(m->spec.kind, k); }
+static int has(const dc_model *m, unsigned flags) { return dc_model_kind_has(m->spec.kind, flags); }
 
 dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *train,
                              const dc_dataset *val, const char *run_dir, uint64_t seed,
@@ -43,7 +43,7 @@ dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *tr
         return dc_set_error(err, DC_ERR_IO, "cannot create '%s': %s", s->dir, strerror(errno));
     /* validation images first (unseen: generalisation), then training images (what was
      * learned); glo has latents only for training images, so it shows those */
-    const int nval = is(m, "glo") ? 0 : val->n;
+    const int nval = has(m, DC_KIND_LEARNED_LATENTS) ? 0 : val->n;
     s->n = nval + train->n < TRAIN_SAMPLES_MAX ? nval + train->n : TRAIN_SAMPLES_MAX;
     if (s->n > m->batch) s->n = m->batch;
     DC_TRY(dc_dataset_create(s->n, train->c, train->h, train->w, 0, &s->src, err));
@@ -54,7 +54,7 @@ dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *tr
     }
     snprintf(s->src->source, sizeof s->src->source, "samples of %.400s", train->source);
     DC_TRY(dc_batch_alloc(m, &s->batch, err));
-    if (!is(m, "classifier")) {
+    if (has(m, DC_KIND_DECODER)) {
         DC_TRY(dc_model_create_shared(m, 2 * s->n, 1, &s->dec, err));
         s->z = malloc(sizeof(float) * 2 * s->n * m->spec.latent);
         if (!s->z) return dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
@@ -83,8 +83,7 @@ static dc_status eval_forward(train_samples *s, const dc_dataset *ds, const int3
     dc_graph_set_train(m->g, 0);
     if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, noise_seed ? m->spec.noise : 0.0f);
     dc_graph_set_seed(m->g, noise_seed);
-    int last = is(m, "classifier") ? m->out : m->out;
-    dc_status st = dc_graph_forward(m->g, last);
+    dc_status st = dc_graph_forward(m->g, m->out);
     if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, m->spec.noise);
     dc_graph_set_train(m->g, 1);
     if (st != DC_OK) return dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
@@ -96,8 +95,8 @@ dc_status train_samples_validate(train_samples *s, double *loss, double *accurac
     *accuracy = NAN;
     dc_model *m = s->m;
     const dc_dataset *ds = s->val;
-    if (ds->n == 0 || is(m, "glo")) return DC_OK;
-    const int B = m->batch, is_cls = is(m, "classifier");
+    if (ds->n == 0 || has(m, DC_KIND_LEARNED_LATENTS)) return DC_OK;
+    const int B = m->batch, is_cls = has(m, DC_KIND_CLASSIFIES);
     const size_t per = is_cls ? (size_t)m->spec.classes : s->batch.image_numel;
     float *out = malloc(sizeof(float) * (size_t)B * per);
     int32_t *idx = malloc(sizeof(int32_t) * B);
@@ -167,7 +166,7 @@ static void composite(const train_samples *s, const float *out, int n, float *ds
 
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     dc_model *m = s->m;
-    if (is(m, "classifier") || s->n == 0) return DC_OK;
+    if (!has(m, DC_KIND_DECODER) || s->n == 0) return DC_OK;
     const int n = s->n, C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
     const size_t img = (size_t)C * S * S;
     const int rows = 5;
@@ -182,7 +181,8 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     }
     dc_status st = DC_OK;
 #define ROW(r) (grid + (size_t)(r) * n * img)
-    if (is(m, "complete")) {
+    const int canvas = has(m, DC_KIND_CODE_NOISE);
+    if (canvas) {
         /* masked input | completion without code | two fixed random codes | original;
          * completions show the known pixels with the model's guess in the hidden region */
         if ((st = eval_forward(s, s->src, s->idx, n, 0, err))) goto out;
@@ -207,7 +207,7 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
             goto out;
         }
         memcpy(z, s->z, sizeof(float) * 2 * n * L);
-        if (is(m, "glo")) {
+        if (has(m, DC_KIND_LEARNED_LATENTS)) {
             /* new samples from a Gaussian fitted (per dimension) to the learned latents */
             int pi = dc_params_find(m->params, "latents.weight");
             dc_param *q = dc_params_get(m->params, pi);
@@ -232,8 +232,8 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     }
 #undef ROW
     snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
-    st = dc_image_write_grid(s->latest, grid, (is(m, "complete") ? 5 : 4) * n, C, S, S,
-                             is(m, "complete") ? 5 : 4, n, DC_RANGE_PM1, err);
+    st = dc_image_write_grid(s->latest, grid, (canvas ? 5 : 4) * n, C, S, S, canvas ? 5 : 4, n,
+                             DC_RANGE_PM1, err);
 out:
     free(grid);
     free(out);

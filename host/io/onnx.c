@@ -17,6 +17,7 @@
 #include "graph_internal.h"
 #include "io/io_internal.h"
 #include "io/protobuf.h"
+#include "models/kinds.h"
 
 /* onnx.proto field numbers and enum values used here */
 enum {
@@ -401,12 +402,8 @@ static dc_status write_params(ox *x) {
 }
 
 static const char *graph_doc(const dc_model *m) {
-    if (!strcmp(m->spec.kind, "classifier"))
-        return "deconv classifier: image [N, C, S, S] -> probabilities (softmax) and logits [N, classes]";
-    if (!strcmp(m->spec.kind, "complete") && !m->decoder_only)
-        return "deconv completion model: image = the image with its hidden region filled as in "
-               "training, noise = the random code added to the encoder's code (std * N(0,1), or "
-               "zeros for the mean completion) -> output in [-1, 1]";
+    const dc_kind_row *row = dc_kind_row_get(m->spec.kind);
+    if (row && row->onnx_doc && !m->decoder_only) return row->onnx_doc;
     return "deconv decoder (generator): z = latent code -> output image in [-1, 1]";
 }
 
@@ -473,7 +470,8 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
                 if (x->in[k].node == i) x->in[k].rank = x->rank[g->nodes[i].in[0]];
     }
     /* classifier: probabilities from the logits */
-    if (!strcmp(m->spec.kind, "classifier") && x->n_out == 1 && x->st == DC_OK) {
+    const int classifies = dc_model_kind_has(m->spec.kind, DC_KIND_CLASSIFIES);
+    if (classifies && x->n_out == 1 && x->st == DC_OK) {
         const int lg = x->out[0].node;
         emit_softmax(x, x->vname[lg], x->rank[lg], &g->nodes[lg], "probabilities", "probabilities");
     }
@@ -483,7 +481,8 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
     pb_buf gb = {0};
     pb_append(&gb, &x->nodes);
     char gname[64];
-    snprintf(gname, sizeof gname, "deconv_%s%s", m->spec.kind, m->decoder_only ? "_decoder" : "");
+    snprintf(gname, sizeof gname, "deconv_%s%s", dc_model_kind_name(m->spec.kind),
+             m->decoder_only ? "_decoder" : "");
     pb_string(&gb, GRAPH_NAME, gname);
     pb_append(&gb, &x->inits);
     pb_string(&gb, GRAPH_DOC, graph_doc(m));
@@ -492,7 +491,7 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
         int shape[4] = {0, n->shape[1], n->ndim > 2 ? n->shape[2] : 1, n->ndim > 3 ? n->shape[3] : 1};
         value_info(&gb, GRAPH_INPUT, x->in[k].name, DTYPE_FLOAT, x->in[k].rank, shape);
     }
-    if (!strcmp(m->spec.kind, "classifier")) {
+    if (classifies) {
         const dc_node *n = &g->nodes[x->out[0].node];
         int shape[4] = {0, n->shape[1], n->shape[2], n->shape[3]};
         value_info(&gb, GRAPH_OUTPUT, "probabilities", DTYPE_FLOAT, x->rank[x->out[0].node], shape);
@@ -511,10 +510,11 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
 
 dc_status dc_export_onnx(const char *path, dc_model *model, dc_error *err) {
     if (!path || !model || !model->g) return dc_set_error(err, DC_ERR_ARG, "dc_export_onnx: NULL argument");
-    const char *kind = model->spec.kind;
+    /* a graph wrapped by hand (no kind) exports as it is, its output named "output" */
+    const dc_kind_row *row = dc_kind_row_get(model->spec.kind);
     dc_model *dec = NULL;
     dc_model *m = model;
-    if (!model->decoder_only && (!strcmp(kind, "vae") || !strcmp(kind, "glo"))) {
+    if (row && !model->decoder_only && !row->onnx_doc) {
         /* the generator: a decoder-only graph on the same parameters */
         dc_status s = dc_model_create_shared(model, 1, 1, &dec, err);
         if (s != DC_OK) return dc_wrap_error(err, s, "ONNX export to '%s': building the decoder", path);
@@ -526,13 +526,8 @@ dc_status dc_export_onnx(const char *path, dc_model *model, dc_error *err) {
     x.g = m->g;
     x.params = m->params;
     x.err = err;
-    if (!strcmp(kind, "classifier")) {
-        x.out[x.n_out].node = m->out;
-        snprintf(x.out[x.n_out++].name, NAME_CAP, "logits");
-    } else {
-        x.out[x.n_out].node = m->out;
-        snprintf(x.out[x.n_out++].name, NAME_CAP, "output");
-    }
+    x.out[x.n_out].node = m->out;
+    snprintf(x.out[x.n_out++].name, NAME_CAP, "%s", row ? row->onnx_output : "output");
     if (m->out < 0 || m->out >= m->g->n) ox_fail(&x, DC_ERR_STATE, "model has no output node");
     pb_buf model_buf = {0};
     dc_atomic_file af = {0};

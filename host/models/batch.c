@@ -43,8 +43,7 @@ dc_status dc_model_fill_batch(const dc_model *m, const dc_dataset *ds, const int
         return dc_set_error(err, DC_ERR_SHAPE,
                             "dataset '%s' holds %dx%dx%d images, the model expects %dx%dx%d",
                             ds->source, ds->c, ds->h, ds->w, s->channels, s->size, s->size);
-    const int is_cls = !strcmp(s->kind, "classifier");
-    if (is_cls && !ds->labels)
+    if (dc_model_kind_has(s->kind, DC_KIND_CLASSIFIES) && !ds->labels)
         return dc_set_error(err, DC_ERR_ARG, "dataset '%s' has no labels; a classifier needs them",
                             ds->source);
     const int hw = s->size * s->size;

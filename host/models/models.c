@@ -1,15 +1,13 @@
-/* Model presets built on the graph API.
- *
- * Encoder (all encoder-decoder kinds): `blocks` x [conv k/1/k÷2 -> relu -> maxpool 2],
- * channels base, 2*base, 4*base, ... Decoder: dense -> relu -> reshape to the encoder's
- * last feature map -> `blocks` transposed convs (k, stride 2, pad k÷2, output pad 1: each
- * doubles the size) with relu between -> tanh. With `tied`, decoder block i reuses the
- * kernel of the mirrored encoder conv (PyTorch's conv and transposed-conv layouts
- * coincide for that pairing: [C_enc_out, C_enc_in, k, k]). */
+/* Model presets built on the graph API: the spec (defaults, checks, JSON), and the model
+ * (graph + parameters) each kind builds through its row of the kind table (kinds.c). */
+#include <limits.h>
 #include <math.h>
+
+#include <cjson/cJSON.h>
 
 #include "deconv/model.h"
 #include "internal.h"
+#include "models/kinds.h"
 
 static const char *const mask_names[] = {"none", "bottom", "top", "left", "right", "box", "random"};
 
@@ -28,11 +26,12 @@ dc_status dc_mask_parse(const char *name, dc_mask_kind *out, dc_error *err) {
                         name ? name : "(null)");
 }
 
-dc_status dc_model_spec_default(dc_model_spec *s, const char *kind, int channels, int size,
-                                dc_error *err) {
+dc_status dc_model_spec_defaults(dc_model_spec *s, dc_model_kind kind, int channels, int size,
+                                 dc_error *err) {
     memset(s, 0, sizeof *s);
-    if (!kind) kind = "complete";
-    dc_strlcpy(s->kind, kind, sizeof s->kind);
+    const dc_kind_row *row = dc_kind_row_get(kind);
+    if (!row) return dc_set_error(err, DC_ERR_ARG, "unknown model kind %d", (int)kind);
+    s->kind = kind;
     s->channels = channels > 0 ? channels : 1;
     s->size = size > 0 ? size : 64;
     s->kernel = 3;
@@ -45,31 +44,23 @@ dc_status dc_model_spec_default(dc_model_spec *s, const char *kind, int channels
     s->beta = 1.0f;
     s->glo_count = 0;
     s->classes = 10;
-    if (!strcmp(kind, "complete")) {
-    } else if (!strcmp(kind, "vae")) {
-        s->mask = DC_MASK_NONE;
-        s->noise = 0.0f;
-        s->loss_full = 1;
-    } else if (!strcmp(kind, "glo")) {
-        s->mask = DC_MASK_NONE;
-        s->noise = 0.0f;
-        s->loss_full = 1;
-        s->latent = 32;
-    } else if (!strcmp(kind, "classifier")) {
-        s->mask = DC_MASK_NONE;
-        s->noise = 0.0f;
-        s->base = 32;
-        s->blocks = 3;
-        s->batchnorm = 1;
-    } else {
-        return dc_set_error(err, DC_ERR_ARG,
-                            "unknown model '%s' (use complete, vae, glo or classifier)", kind);
-    }
+    if (row->defaults) row->defaults(s);
     return DC_OK;
 }
 
+dc_status dc_model_spec_default(dc_model_spec *s, const char *kind, int channels, int size,
+                                dc_error *err) {
+    dc_model_kind k;
+    memset(s, 0, sizeof *s);
+    DC_TRY(dc_model_kind_parse(kind ? kind : "complete", &k, err));
+    return dc_model_spec_defaults(s, k, channels, size, err);
+}
+
 dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
-    int gen = strcmp(s->kind, "classifier") != 0;
+    const dc_kind_row *row = dc_kind_row_get(s->kind);
+    if (!row) return dc_set_error(err, DC_ERR_ARG, "unknown model kind %d", (int)s->kind);
+    /* the decoder mirrors the encoder's pooling: the size must halve `blocks` times */
+    const int dec = (row->info.flags & DC_KIND_DECODER) != 0;
     if (s->channels != 1 && s->channels != 3)
         return dc_set_error(err, DC_ERR_ARG, "--channels %d: use 1 or 3", s->channels);
     if (s->blocks < 1 || s->blocks > 6)
@@ -78,131 +69,121 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG, "--base %d: use 1 to 1024", s->base);
     if (s->kernel < 1 || s->kernel % 2 == 0 || s->kernel > 11)
         return dc_set_error(err, DC_ERR_ARG, "--kernel %d: use an odd size from 1 to 11", s->kernel);
-    if (gen && (s->size % (1 << s->blocks) || (s->size >> s->blocks) < 1))
+    if (dec && (s->size % (1 << s->blocks) || (s->size >> s->blocks) < 1))
         return dc_set_error(err, DC_ERR_SHAPE,
                             "--size %d must be divisible by 2^blocks = %d (%d pooling blocks)", s->size,
                             1 << s->blocks, s->blocks);
-    if (!gen && (s->size >> (s->blocks - 1)) < 1)
+    if (!dec && (s->size >> (s->blocks - 1)) < 1)
         return dc_set_error(err, DC_ERR_SHAPE, "--size %d is too small for %d blocks", s->size,
                             s->blocks);
-    if (gen && (s->latent < 1 || s->latent > 65536))
+    if (dec && (s->latent < 1 || s->latent > 65536))
         return dc_set_error(err, DC_ERR_ARG, "--latent %d: use 1 to 65536", s->latent);
     if (!(s->noise >= 0) || !(s->visible_weight >= 0) || !(s->beta >= 0))
         return dc_set_error(err, DC_ERR_ARG, "--noise, --visible-weight and --beta must be >= 0");
-    if (!strcmp(s->kind, "glo") && s->glo_count < 1)
-        return dc_set_error(err, DC_ERR_ARG, "glo: the number of training images must be >= 1");
-    if (!gen && s->classes < 2)
-        return dc_set_error(err, DC_ERR_ARG, "classifier: --classes %d must be >= 2", s->classes);
+    if (row->check) DC_TRY(row->check(s, err));
     if (!(s->dropout >= 0 && s->dropout < 1))
         return dc_set_error(err, DC_ERR_ARG, "--dropout %g must be in [0, 1)", (double)s->dropout);
     return DC_OK;
 }
 
-char *dc_model_spec_to_json(const dc_model_spec *s) {
-    char *buf = malloc(1024);
-    if (!buf) return NULL;
-    snprintf(buf, 1024,
-             "{\"kind\":\"%s\",\"channels\":%d,\"size\":%d,\"base\":%d,\"blocks\":%d,\"kernel\":%d,"
-             "\"latent\":%d,\"tied\":%d,\"noise\":%.9g,\"mask\":\"%s\",\"visible_weight\":%.9g,"
-             "\"loss_full\":%d,\"beta\":%.9g,\"glo_count\":%d,\"classes\":%d,\"batchnorm\":%d,"
-             "\"dropout\":%.9g}",
-             s->kind, s->channels, s->size, s->base, s->blocks, s->kernel, s->latent, s->tied,
-             (double)s->noise, dc_mask_name(s->mask), (double)s->visible_weight, s->loss_full,
-             (double)s->beta, s->glo_count, s->classes, s->batchnorm, (double)s->dropout);
-    return buf;
+/* Floats as %.9g (the shortest text that reads back to the same float); non-finite values
+ * have no JSON number and are written as null (which the reader rejects). */
+static int json_add_float(cJSON *o, const char *key, float v) {
+    if (!isfinite(v)) return cJSON_AddNullToObject(o, key) != NULL;
+    char num[32];
+    snprintf(num, sizeof num, "%.9g", (double)v);
+    return cJSON_AddRawToObject(o, key, num) != NULL;
 }
 
-/* A tiny reader for the flat object written above (no nesting, no escapes). */
-static const char *json_find(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    return p ? p + strlen(pat) : NULL;
+char *dc_model_spec_to_json(const dc_model_spec *s) {
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddStringToObject(o, "kind", dc_model_kind_name(s->kind));
+    ok = ok && cJSON_AddNumberToObject(o, "channels", s->channels);
+    ok = ok && cJSON_AddNumberToObject(o, "size", s->size);
+    ok = ok && cJSON_AddNumberToObject(o, "base", s->base);
+    ok = ok && cJSON_AddNumberToObject(o, "blocks", s->blocks);
+    ok = ok && cJSON_AddNumberToObject(o, "kernel", s->kernel);
+    ok = ok && cJSON_AddNumberToObject(o, "latent", s->latent);
+    ok = ok && cJSON_AddNumberToObject(o, "tied", s->tied);
+    ok = ok && json_add_float(o, "noise", s->noise);
+    ok = ok && cJSON_AddStringToObject(o, "mask", dc_mask_name(s->mask));
+    ok = ok && json_add_float(o, "visible_weight", s->visible_weight);
+    ok = ok && cJSON_AddNumberToObject(o, "loss_full", s->loss_full);
+    ok = ok && json_add_float(o, "beta", s->beta);
+    ok = ok && cJSON_AddNumberToObject(o, "glo_count", s->glo_count);
+    ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
+    ok = ok && cJSON_AddNumberToObject(o, "batchnorm", s->batchnorm);
+    ok = ok && json_add_float(o, "dropout", s->dropout);
+    char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return text;
+}
+
+/* A present key must hold a number; an absent one keeps the kind's default. */
+static dc_status json_number(const cJSON *o, const char *key, double *v, int *present,
+                             dc_error *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(o, key);
+    *present = item != NULL;
+    if (!item) return DC_OK;
+    if (!cJSON_IsNumber(item))
+        return dc_set_error(err, DC_ERR_FORMAT, "model spec: bad \"%s\"", key);
+    *v = item->valuedouble;
+    return DC_OK;
+}
+
+static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spec *d,
+                                  dc_error *err) {
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    if (!cJSON_IsString(kind) || !kind->valuestring)
+        return dc_set_error(err, DC_ERR_FORMAT, "model spec: no \"kind\" in %.80s", json);
+    DC_TRY(dc_model_spec_default(d, kind->valuestring, 1, 64, err));
+    struct {
+        const char *key;
+        int *i;
+        float *f;
+    } const fields[] = {
+        {"channels", &d->channels, NULL},   {"size", &d->size, NULL},
+        {"base", &d->base, NULL},           {"blocks", &d->blocks, NULL},
+        {"kernel", &d->kernel, NULL},       {"latent", &d->latent, NULL},
+        {"tied", &d->tied, NULL},           {"noise", NULL, &d->noise},
+        {"visible_weight", NULL, &d->visible_weight},
+        {"loss_full", &d->loss_full, NULL}, {"beta", NULL, &d->beta},
+        {"glo_count", &d->glo_count, NULL}, {"classes", &d->classes, NULL},
+        {"batchnorm", &d->batchnorm, NULL}, {"dropout", NULL, &d->dropout},
+    };
+    for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
+        double v = 0;
+        int present = 0;
+        DC_TRY(json_number(o, fields[k].key, &v, &present, err));
+        if (!present) continue;
+        if (fields[k].i) {
+            if (!(v >= INT_MIN && v <= INT_MAX))
+                return dc_set_error(err, DC_ERR_FORMAT, "model spec: bad \"%s\"", fields[k].key);
+            *fields[k].i = (int)v;
+        } else {
+            *fields[k].f = (float)v;
+        }
+    }
+    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(o, "mask");
+    if (cJSON_IsString(mask) && mask->valuestring)
+        DC_TRY(dc_mask_parse(mask->valuestring, &d->mask, err));
+    return DC_OK;
 }
 
 dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *err) {
     if (!json) return dc_set_error(err, DC_ERR_FORMAT, "model spec: missing");
-    const char *k = json_find(json, "kind");
-    char kind[16] = {0};
-    if (!k || sscanf(k, " \"%15[^\"]\"", kind) != 1)
-        return dc_set_error(err, DC_ERR_FORMAT, "model spec: no \"kind\" in %.80s", json);
+    cJSON *o = cJSON_Parse(json);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return dc_set_error(err, DC_ERR_FORMAT, "model spec: not a JSON object: %.80s", json);
+    }
     dc_model_spec d;
-    DC_TRY(dc_model_spec_default(&d, kind, 1, 64, err));
-#define GETI(f)                                                       \
-    do {                                                              \
-        const char *p_ = json_find(json, #f);                         \
-        if (p_ && sscanf(p_, "%d", &d.f) != 1)                        \
-            return dc_set_error(err, DC_ERR_FORMAT, "model spec: bad \"" #f "\""); \
-    } while (0)
-#define GETF(f)                                                       \
-    do {                                                              \
-        const char *p_ = json_find(json, #f);                         \
-        if (p_ && sscanf(p_, "%f", &d.f) != 1)                        \
-            return dc_set_error(err, DC_ERR_FORMAT, "model spec: bad \"" #f "\""); \
-    } while (0)
-    GETI(channels);
-    GETI(size);
-    GETI(base);
-    GETI(blocks);
-    GETI(kernel);
-    GETI(latent);
-    GETI(tied);
-    GETF(noise);
-    GETF(visible_weight);
-    GETI(loss_full);
-    GETF(beta);
-    GETI(glo_count);
-    GETI(classes);
-    GETI(batchnorm);
-    GETF(dropout);
-#undef GETI
-#undef GETF
-    const char *m = json_find(json, "mask");
-    char mask[16] = {0};
-    if (m && sscanf(m, " \"%15[^\"]\"", mask) == 1) DC_TRY(dc_mask_parse(mask, &d.mask, err));
+    dc_status st = spec_from_object(o, json, &d, err);
+    cJSON_Delete(o);
+    DC_TRY(st);
     DC_TRY(dc_model_spec_check(&d, err));
     *s = d;
     return DC_OK;
-}
-
-/* ---- builders ---- */
-static int encoder(dc_graph *g, const dc_model_spec *s, int x, int *convs) {
-    int h = x, ch = s->base;
-    char name[32];
-    for (int b = 0; b < s->blocks; b++) {
-        snprintf(name, sizeof name, "enc%d", b + 1);
-        dc_name(g, name);
-        h = dc_conv2d(g, h, ch, s->kernel, 1, s->kernel / 2);
-        if (convs) convs[b] = h;
-        h = dc_relu(g, h);
-        h = dc_maxpool2d(g, h, 2, 2, 0);
-        ch *= 2;
-    }
-    return h;
-}
-
-static int decoder(dc_graph *g, const dc_model_spec *s, int z) {
-    const int top = s->base << (s->blocks - 1), side = s->size >> s->blocks;
-    char name[32];
-    dc_name(g, "dec_fc");
-    int h = dc_dense(g, z, top * side * side);
-    h = dc_relu(g, h);
-    h = dc_reshape(g, h, top, side, side);
-    for (int b = s->blocks - 1, i = 1; b >= 0; b--, i++) {
-        const int out = b == 0 ? s->channels : s->base << (b - 1);
-        snprintf(name, sizeof name, "dec%d", i);
-        dc_name(g, name);
-        if (s->tied) {
-            char wname[32];
-            snprintf(wname, sizeof wname, "enc%d.weight", b + 1);
-            h = dc_conv_transpose2d_tied_param(g, h, wname, 2, s->kernel / 2, 1);
-        } else {
-            h = dc_conv_transpose2d(g, h, out, s->kernel, 2, s->kernel / 2, 1);
-        }
-        if (b > 0) h = dc_relu(g, h);
-    }
-    dc_name(g, "out");
-    return dc_tanh(g, h);
 }
 
 static void model_reset_ids(dc_model *m) {
@@ -211,95 +192,17 @@ static void model_reset_ids(dc_model *m) {
 }
 
 static dc_status build(dc_model *m, dc_error *err) {
-    const dc_model_spec *s = &m->spec;
+    const dc_kind_row *row = dc_kind_row_get(m->spec.kind);
     dc_graph *g = m->g;
-    const int C = s->channels, S = s->size;
     if (m->decoder_only) {
-        m->z_in = dc_input(g, "z", s->latent, 1, 1);
+        m->z_in = dc_input(g, "z", m->spec.latent, 1, 1);
         m->latent = m->z_in;
-        m->out = decoder(g, s, m->z_in);
-    } else if (!strcmp(s->kind, "complete") || !strcmp(s->kind, "vae")) {
-        m->x = dc_input(g, "x", C, S, S);
-        m->target = dc_input(g, "target", C, S, S);
-        m->weight = dc_input(g, "weight", C, S, S);
-        int h = encoder(g, s, m->x, NULL);
-        if (!strcmp(s->kind, "complete")) {
-            dc_name(g, "enc_fc");
-            m->code = dc_dense(g, h, s->latent);
-            dc_name(g, "noise");
-            m->noise = dc_gaussian_noise(g, m->code, s->noise, 1);
-            m->latent = m->noise;
-        } else {
-            dc_name(g, "enc_mu");
-            m->code = dc_dense(g, h, s->latent);
-            dc_name(g, "enc_logvar");
-            m->logvar = dc_dense(g, h, s->latent);
-            dc_name(g, "sample");
-            m->latent = dc_reparameterize(g, m->code, m->logvar, 0);
-        }
-        m->out = decoder(g, s, m->latent);
-        dc_name(g, "recon_loss");
-        m->recon = dc_mse_loss(g, m->out, m->target, m->weight);
-        if (!strcmp(s->kind, "vae")) {
-            dc_name(g, "kl_loss");
-            m->kl = dc_gaussian_kl_loss(g, m->code, m->logvar);
-            dc_name(g, "loss");
-            /* KL is summed over latent dims; MSE is a per-pixel mean: divide so that
-             * beta = 1 weighs them as a Gaussian likelihood summed over pixels would. */
-            m->loss = dc_loss_sum(g, m->recon, 1.0f, m->kl, s->beta / (float)(C * S * S));
-        } else {
-            m->loss = m->recon;
-        }
-    } else if (!strcmp(s->kind, "glo")) {
-        m->index = dc_input_int(g, "index");
-        m->target = dc_input(g, "target", C, S, S);
-        dc_name(g, "latents");
-        m->latent = dc_embedding(g, m->index, s->glo_count, s->latent, 0.1f);
-        m->code = m->latent;
-        m->out = decoder(g, s, m->latent);
-        dc_name(g, "recon_loss");
-        m->recon = dc_mse_loss(g, m->out, m->target, -1);
-        m->loss = m->recon;
-    } else if (!strcmp(s->kind, "classifier")) {
-        m->x = dc_input(g, "x", C, S, S);
-        m->labels = dc_input_int(g, "labels");
-        /* the explanation methods read d(score)/d(pixel); for a 1- or 3-channel input this
-         * costs one small GEMM per step */
-        dc_graph_require_grad(g, m->x);
-        int h = m->x, ch = s->base;
-        char name[32];
-        for (int b = 0; b < s->blocks; b++) {
-            for (int j = 0; j < 2; j++) {
-                snprintf(name, sizeof name, "conv%d_%d", b + 1, j + 1);
-                dc_name(g, name);
-                h = dc_conv2d_ex(g, h, ch, s->kernel, 1, s->kernel / 2, !s->batchnorm);
-                if (s->batchnorm) {
-                    snprintf(name, sizeof name, "bn%d_%d", b + 1, j + 1);
-                    dc_name(g, name);
-                    h = dc_batchnorm2d(g, h, 0.1f, 1e-5f);
-                }
-                snprintf(name, sizeof name, "relu%d_%d", b + 1, j + 1);
-                dc_name(g, name);
-                h = dc_relu(g, h);
-            }
-            m->last_conv = h;
-            if (b + 1 < s->blocks) {
-                snprintf(name, sizeof name, "pool%d", b + 1);
-                dc_name(g, name);
-                h = dc_maxpool2d(g, h, 2, 2, 0);
-            }
-            ch *= 2;
-        }
-        dc_name(g, "gap");
-        h = dc_global_avgpool(g, h);
-        if (s->dropout > 0) h = dc_dropout(g, h, s->dropout);
-        dc_name(g, "fc");
-        m->out = dc_dense(g, h, s->classes);
-        dc_name(g, "loss");
-        m->loss = dc_softmax_xent_loss(g, m->out, m->labels);
+        m->out = dc_model_build_decoder(g, &m->spec, m->z_in);
+    } else {
+        row->build(m);
     }
     if (dc_graph_finalize(g) != DC_OK)
-        return dc_set_error(err, dc_graph_error(g)->status, "model %s: %s", s->kind,
+        return dc_set_error(err, dc_graph_error(g)->status, "model %s: %s", row->info.name,
                             dc_graph_error(g)->msg);
     return DC_OK;
 }
@@ -308,8 +211,8 @@ static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch,
                            int decoder_only, int fuse, dc_model **out, dc_error *err) {
     *out = NULL;
     DC_TRY(dc_model_spec_check(spec, err));
-    if (decoder_only && !strcmp(spec->kind, "classifier"))
-        return dc_set_error(err, DC_ERR_ARG, "a classifier has no decoder");
+    if (decoder_only && !dc_model_kind_has(spec->kind, DC_KIND_DECODER))
+        return dc_set_error(err, DC_ERR_ARG, "a %s has no decoder", dc_model_kind_name(spec->kind));
     dc_model *m = calloc(1, sizeof *m);
     if (!m) return dc_set_error(err, DC_ERR_OOM, "model: out of memory");
     m->spec = *spec;
@@ -365,6 +268,19 @@ void dc_model_free(dc_model *m) {
     dc_graph_free(m->g);
     if (m->owns_params) dc_params_free(m->params);
     free(m);
+}
+
+dc_status dc_model_sample_latents(const dc_model *m, int n, float t, uint64_t seed, float *z,
+                                  dc_error *err) {
+    if (!m || !z || n < 0) return dc_set_error(err, DC_ERR_ARG, "dc_model_sample_latents: bad arguments");
+    const dc_kind_row *row = dc_kind_row_get(m->spec.kind);
+    if (!row || !(row->info.flags & DC_KIND_DECODER))
+        return dc_set_error(err, DC_ERR_ARG, "a %s model has no latents to sample",
+                            dc_model_kind_name(m->spec.kind));
+    dc_rng rng;
+    dc_rng_seed(&rng, seed);
+    for (int i = 0; i < n * m->spec.latent; i++) z[i] = t * dc_rng_normal(&rng);
+    return row->shape_latents ? row->shape_latents(m, n, z, err) : DC_OK;
 }
 
 /* ---- masks ---- */

@@ -201,7 +201,7 @@ dc_status viz_open(dc_model *m, int want_batch, const char *method, viz_ctx *v, 
     memset(v, 0, sizeof *v);
     v->method = method;
     DC_TRY(model_geometry(m, method, &v->C, &v->H, &v->W, &v->K, err));
-    if (want_batch > m->batch && m->spec.kind[0]) {
+    if (want_batch > m->batch && m->spec.kind != DC_MODEL_NONE) {
         dc_error e = {0};
         if (dc_model_create_shared(m, want_batch, 0, &v->owned, &e) != DC_OK)
             return dc_set_error(err, e.status, "%s: cannot build a batch-%d model: %s", method,
@@ -377,9 +377,9 @@ dc_status dc_viz_predict(dc_model *m, const float *image, float *probs, dc_error
 dc_status dc_viz_randomized_model(dc_model *m, uint64_t seed, dc_model **out, dc_error *err) {
     if (!out) return dc_set_error(err, DC_ERR_ARG, "sanity: NULL output");
     *out = NULL;
-    if (!m || !m->spec.kind[0])
+    if (!m || m->spec.kind == DC_MODEL_NONE)
         return dc_set_error(err, DC_ERR_ARG,
-                            "sanity: a randomised copy needs a preset model (spec.kind is empty)");
+                            "sanity: a randomised copy needs a preset model (spec.kind is DC_MODEL_NONE)");
     dc_model *r = NULL;
     DC_TRY(dc_model_create(m->be, &m->spec, m->batch, &r, err));
     dc_rng rng;

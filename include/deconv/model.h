@@ -19,8 +19,60 @@ typedef enum dc_mask_kind {
     DC_MASK_RANDOM, /* random box, 1/4 to 1/2 of each side, random place */
 } dc_mask_kind;
 
+/* The model presets. A checkpoint names its kind by dc_model_kind_name ("complete", ...). */
+typedef enum dc_model_kind {
+    DC_MODEL_NONE = 0,   /* not a preset: a graph wrapped in a dc_model by hand */
+    DC_MODEL_COMPLETE,   /* completion: masked image -> code + noise -> image */
+    DC_MODEL_VAE,        /* variational autoencoder */
+    DC_MODEL_GLO,        /* generative latent optimisation: one learned latent per image */
+    DC_MODEL_CLASSIFIER, /* conv classifier */
+    DC_MODEL_KIND_COUNT
+} dc_model_kind;
+
+/* What the code outside a kind's own file may ask about it. */
+enum {
+    DC_KIND_ENCODER = 1 << 0,     /* image -> code encoder (m->x, m->code) */
+    DC_KIND_DECODER = 1 << 1,     /* latent -> image decoder (dc_model_create_shared's
+                                   * decoder_only) */
+    DC_KIND_CLASSIFIES = 1 << 2,  /* image -> class logits; trains on labelled data */
+    DC_KIND_CODE_NOISE = 1 << 3,  /* latent = code + random noise; new images come from a blank
+                                   * canvas forwarded through the training graph */
+    DC_KIND_SAMPLED_CODE = 1 << 4,/* training-mode forward samples z ~ q(z|x) */
+    DC_KIND_LEARNED_LATENTS = 1 << 5, /* one learned latent per training image
+                                       * ("latents.weight", spec.glo_count rows) */
+};
+
+/* Defaults the command line applies for a kind when no option overrides them. `bundled`:
+ * the bundled demo data set (assets/guns, a few dozen images). 0 / NULL: the command's
+ * general default. */
+typedef struct dc_model_train_defaults {
+    int size;                  /* image side */
+    int epochs, epochs_bundled;
+    int batch;                 /* any data */
+    int batch_bundled, save_every_bundled; /* the bundled data (batch_bundled 0: as `batch`) */
+    int augment_bundled;       /* augment the bundled data by default */
+    const char *schedule;      /* learning-rate schedule */
+} dc_model_train_defaults;
+
+/* One row of the kind table: its name, what it has, and its defaults. */
+typedef struct dc_model_kind_info {
+    dc_model_kind kind;
+    const char *name;
+    unsigned flags;             /* DC_KIND_* */
+    const char *generation;     /* how new images are drawn, for reports (NULL: none) */
+    dc_model_train_defaults train;
+} dc_model_kind_info;
+
+/* The row of a kind; NULL for DC_MODEL_NONE and values outside the enum. */
+const dc_model_kind_info *dc_model_kind_get(dc_model_kind kind);
+/* "complete", "vae", "glo", "classifier"; "none" / "unknown" otherwise. */
+const char *dc_model_kind_name(dc_model_kind kind);
+dc_status dc_model_kind_parse(const char *name, dc_model_kind *out, dc_error *err);
+/* Whether the kind's row has all of `flags` (0 for unknown kinds). */
+int dc_model_kind_has(dc_model_kind kind, unsigned flags);
+
 typedef struct dc_model_spec {
-    char kind[16];       /* "complete", "vae", "glo", "classifier" */
+    dc_model_kind kind;
     int channels, size;  /* input images: channels x size x size */
     int base;            /* channels of the first conv block (doubles per block) */
     int blocks;          /* encoder conv-relu-maxpool blocks */
@@ -38,14 +90,18 @@ typedef struct dc_model_spec {
     float dropout;       /* classifier: dropout before the last dense layer */
 } dc_model_spec;
 
-/* Defaults for a kind ("complete" if NULL) at the given image size and channels. */
+/* Defaults for a kind at the given image size and channels. */
+dc_status dc_model_spec_defaults(dc_model_spec *s, dc_model_kind kind, int channels, int size,
+                                 dc_error *err);
+/* The same with the kind by name ("complete" if NULL). */
 dc_status dc_model_spec_default(dc_model_spec *s, const char *kind, int channels, int size,
                                 dc_error *err);
 /* Checks sizes (e.g. size divisible by 2^blocks) and names the option at fault. */
 dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err);
 const char *dc_mask_name(dc_mask_kind m);
 dc_status dc_mask_parse(const char *name, dc_mask_kind *out, dc_error *err);
-/* Spec <-> JSON object text (for checkpoints' metadata). Caller frees the string. */
+/* Spec <-> JSON object text (for checkpoints' metadata; the kind by name). Caller frees
+ * the string; NULL when out of memory. */
 char *dc_model_spec_to_json(const dc_model_spec *s);
 dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *err);
 
@@ -88,6 +144,11 @@ dc_status dc_model_create_training(dc_backend *be, const dc_model_spec *spec, in
 dc_status dc_model_create_shared(dc_model *src, int batch, int decoder_only, dc_model **out,
                                  dc_error *err);
 void dc_model_free(dc_model *m);
+/* Draw n latents [n, latent] for the decoder at temperature t: N(0, t^2) per dimension,
+ * or the kind's own distribution (glo: a full-covariance Gaussian fitted to the learned
+ * latents, scaled by t). */
+dc_status dc_model_sample_latents(const dc_model *m, int n, float t, uint64_t seed, float *z,
+                                  dc_error *err);
 static inline dc_graph *dc_model_graph(dc_model *m) { return m ? m->g : NULL; }
 
 /* Fill mask (1 = hidden) for one image. */

@@ -18,8 +18,8 @@
  *
  * Batching: the methods that evaluate many images (SmoothGrad, occlusion, maxact) run
  * opts.batch images per pass. When that is larger than the model's batch and the model
- * is a preset (spec.kind set), a model of that batch sharing the parameters is built
- * with dc_model_create_shared; otherwise they run in chunks of the model's batch.
+ * is a preset (spec.kind not DC_MODEL_NONE), a model of that batch sharing the parameters
+ * is built with dc_model_create_shared; otherwise they run in chunks of the model's batch.
  *
  * Maps come back in caller-provided host memory. A map that holds NaN or Inf is an
  * error (DC_ERR_NUMERIC naming the method and node); a map that is constant (all zero
@@ -180,7 +180,7 @@ dc_status dc_viz_filters(dc_model *m, float *out, int *count, int *channels, int
 
 /* --sanity (Adebayo et al. 2018): a model of the same spec and batch with every parameter
  * re-initialised from `seed` (batch-norm statistics reset), to run a method on and
- * compare. Needs a preset model (spec.kind set). */
+ * compare. Needs a preset model (spec.kind not DC_MODEL_NONE). */
 dc_status dc_viz_randomized_model(dc_model *m, uint64_t seed, dc_model **out, dc_error *err);
 
 #ifdef __cplusplus

@@ -1,0 +1,48 @@
+/* Builders shared by the encoder-decoder kinds.
+ *
+ * Encoder: `blocks` x [conv k/1/k÷2 -> relu -> maxpool 2], channels base, 2*base, 4*base, ...
+ * Decoder: dense -> relu -> reshape to the encoder's last feature map -> `blocks` transposed
+ * convs (k, stride 2, pad k÷2, output pad 1: each doubles the size) with relu between ->
+ * tanh. With `tied`, decoder block i reuses the kernel of the mirrored encoder conv
+ * (PyTorch's conv and transposed-conv layouts coincide for that pairing:
+ * [C_enc_out, C_enc_in, k, k]). */
+#include "internal.h"
+#include "models/kinds.h"
+
+int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x) {
+    int h = x, ch = s->base;
+    char name[32];
+    for (int b = 0; b < s->blocks; b++) {
+        snprintf(name, sizeof name, "enc%d", b + 1);
+        dc_name(g, name);
+        h = dc_conv2d(g, h, ch, s->kernel, 1, s->kernel / 2);
+        h = dc_relu(g, h);
+        h = dc_maxpool2d(g, h, 2, 2, 0);
+        ch *= 2;
+    }
+    return h;
+}
+
+int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z) {
+    const int top = s->base << (s->blocks - 1), side = s->size >> s->blocks;
+    char name[32];
+    dc_name(g, "dec_fc");
+    int h = dc_dense(g, z, top * side * side);
+    h = dc_relu(g, h);
+    h = dc_reshape(g, h, top, side, side);
+    for (int b = s->blocks - 1, i = 1; b >= 0; b--, i++) {
+        const int out = b == 0 ? s->channels : s->base << (b - 1);
+        snprintf(name, sizeof name, "dec%d", i);
+        dc_name(g, name);
+        if (s->tied) {
+            char wname[32];
+            snprintf(wname, sizeof wname, "enc%d.weight", b + 1);
+            h = dc_conv_transpose2d_tied_param(g, h, wname, 2, s->kernel / 2, 1);
+        } else {
+            h = dc_conv_transpose2d(g, h, out, s->kernel, 2, s->kernel / 2, 1);
+        }
+        if (b > 0) h = dc_relu(g, h);
+    }
+    dc_name(g, "out");
+    return dc_tanh(g, h);
+}

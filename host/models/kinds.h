@@ -1,0 +1,51 @@
+/* The model kind table: one row per dc_model_kind (host/models/kinds.c), with the hooks each
+ * kind's own file (complete.c, vae.c, glo.c, classifier.c) defines. Adding a kind: a value in
+ * dc_model_kind, a file with its hooks, their declarations below, and a row in kinds.c.
+ * Not installed. */
+#ifndef DECONV_MODELS_KINDS_H
+#define DECONV_MODELS_KINDS_H
+
+#include "deconv/model.h"
+
+typedef struct dc_kind_row {
+    dc_model_kind_info info;
+    /* the kind's own defaults, applied over the common ones of dc_model_spec_defaults */
+    void (*defaults)(dc_model_spec *s);
+    /* the kind's own checks, after the common ones (NULL: none) */
+    dc_status (*check)(const dc_model_spec *s, dc_error *err);
+    /* the training graph and its named nodes in m (the caller finalizes the graph; the
+     * decoder-only graph of the DC_KIND_DECODER kinds is common, see models.c) */
+    void (*build)(dc_model *m);
+    /* turns n x latent draws of t * N(0, 1) into the kind's latent distribution (NULL: keep) */
+    dc_status (*shape_latents)(const dc_model *m, int n, float *z, dc_error *err);
+    /* ONNX export: the name of the graph output, and the description of the training graph
+     * (NULL: the kind exports its decoder-only graph, the generator, instead) */
+    const char *onnx_output;
+    const char *onnx_doc;
+} dc_kind_row;
+
+/* The row of a kind; NULL for DC_MODEL_NONE and values outside the enum. */
+const dc_kind_row *dc_kind_row_get(dc_model_kind kind);
+
+/* Shared builders (host/models/common.c). Encoder: `blocks` x [conv -> relu -> maxpool 2];
+ * returns the last feature map. Decoder: dense -> relu -> reshape -> `blocks` transposed
+ * convs -> tanh; returns the image output. */
+int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x);
+int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z);
+
+/* complete.c */
+void dc_kind_complete_build(dc_model *m);
+/* vae.c */
+void dc_kind_vae_defaults(dc_model_spec *s);
+void dc_kind_vae_build(dc_model *m);
+/* glo.c */
+void dc_kind_glo_defaults(dc_model_spec *s);
+dc_status dc_kind_glo_check(const dc_model_spec *s, dc_error *err);
+void dc_kind_glo_build(dc_model *m);
+dc_status dc_kind_glo_shape_latents(const dc_model *m, int n, float *z, dc_error *err);
+/* classifier.c */
+void dc_kind_classifier_defaults(dc_model_spec *s);
+dc_status dc_kind_classifier_check(const dc_model_spec *s, dc_error *err);
+void dc_kind_classifier_build(dc_model *m);
+
+#endif
