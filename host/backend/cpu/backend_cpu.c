@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-#include "backend_cpu.h"
+#include "cpu_internal.h"
 
 static dc_status cpu_alloc(dc_backend *be, size_t bytes, dc_buffer **out) {
     *out = NULL;

@@ -1,6 +1,6 @@
 /* OpenCL backend: device discovery, context and queue, the kernel program (built once
  * per context, cached on disk as a device binary), memory, and device listing. The
- * primitives themselves are in backend_cl_kernels.c, the kernels in the cl/ folder.
+ * primitives themselves are in kernels.c, the kernels in the cl/ folder.
  *
  * Memory semantics: one in-order queue per backend. read() blocks, write() blocks (the
  * host buffer may be reused as soon as it returns), everything else only enqueues. */
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "backend_cl.h"
-#include "backend_cl_impl.h"
+#include "cl_internal.h"
 #include "cl_embedded.h"
 
 /* ------------------------------------------------------------------ errors */

@@ -2,7 +2,7 @@
 #include <ctype.h>
 #include <omp.h>
 
-#include "backend_cl.h"
+#include "cl/backend_cl.h"
 #include "internal.h"
 
 void dc_backend_free(dc_backend *be) {

@@ -5,7 +5,7 @@
 #include <clblast_c.h>
 #include <limits.h>
 
-#include "backend_cl_impl.h"
+#include "cl_internal.h"
 
 #define B(be) ((cl_backend *)(be))
 
