@@ -5,7 +5,7 @@
 #include "graph_internal.h"
 
 const char *const dc_op_names[DC_OP_COUNT] = {
-#define X(e, name) name,
+#define X(e, name, impl) name,
 #include "ops.def"
 #undef X
 };

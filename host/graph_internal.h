@@ -5,7 +5,7 @@
 #include "internal.h"
 
 typedef enum dc_op {
-#define X(e, name) DC_OP_##e,
+#define X(e, name, impl) DC_OP_##e,
 #include "ops.def"
 #undef X
     DC_OP_COUNT
