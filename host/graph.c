@@ -5,7 +5,7 @@
 #include "graph_internal.h"
 
 const char *const dc_op_names[DC_OP_COUNT] = {
-#define X(e, name) name,
+#define X(e, name, impl) name,
 #include "ops.def"
 #undef X
 };
@@ -30,9 +30,9 @@ dc_status dc_graph_create(dc_params *params, int batch, dc_graph **out) {
 
 void dc_graph_free(dc_graph *g) {
     if (!g) return;
-    if (g->act_arena) g->be->ops->free(g->be, g->act_arena);
-    if (g->grad_arena) g->be->ops->free(g->be, g->grad_arena);
-    if (g->work) g->be->ops->free(g->be, g->work);
+    if (g->act_arena) DC_BE(g->be, free, g->act_arena);
+    if (g->grad_arena) DC_BE(g->be, free, g->grad_arena);
+    if (g->work) DC_BE(g->be, free, g->work);
     free(g->nodes);
     free(g->reach);
     free(g);
@@ -261,13 +261,13 @@ dc_status dc_graph_finalize(dc_graph *g) {
     g->act_elems = act;
     g->grad_elems = grad;
     g->work_elems = work;
-    if (be->ops->alloc(be, (act ? act : 1) * 4, &g->act_arena) != DC_OK)
+    if (DC_BE(be, alloc, (act ? act : 1) * 4, &g->act_arena) != DC_OK)
         return dc_set_error(&g->err, DC_ERR_OOM, "graph: cannot allocate activations (%zu MB): %s",
                             act * 4 >> 20, be->err.msg);
-    if (grad && be->ops->alloc(be, grad * 4, &g->grad_arena) != DC_OK)
+    if (grad && DC_BE(be, alloc, grad * 4, &g->grad_arena) != DC_OK)
         return dc_set_error(&g->err, DC_ERR_OOM, "graph: cannot allocate gradients (%zu MB): %s",
                             grad * 4 >> 20, be->err.msg);
-    if (work && be->ops->alloc(be, work * 4, &g->work) != DC_OK)
+    if (work && DC_BE(be, alloc, work * 4, &g->work) != DC_OK)
         return dc_set_error(&g->err, DC_ERR_OOM, "graph: cannot allocate workspace (%zu MB): %s",
                             work * 4 >> 20, be->err.msg);
     act = grad = 0;
@@ -306,7 +306,7 @@ dc_status dc_graph_finalize(dc_graph *g) {
 #undef ALIGN16
     g->reach = calloc((size_t)g->n, sizeof *g->reach);
     if (!g->reach) return dc_set_error(&g->err, DC_ERR_OOM, "graph: out of memory");
-    if (be->ops->fill(be, (dc_ptr){g->act_arena, 0}, g->act_elems, 0.0f) != DC_OK)
+    if (DC_BE(be, fill, (dc_ptr){g->act_arena, 0}, g->act_elems, 0.0f) != DC_OK)
         return dc_set_error(&g->err, be->err.status, "graph: %s", be->err.msg);
     g->finalized = 1;
     return DC_OK;
@@ -338,7 +338,7 @@ dc_status dc_graph_set_input(dc_graph *g, int node, const float *host) {
         return dc_set_error(&g->err, DC_ERR_ARG, "set_input: '%s' is a %s node, not a float input",
                             n->name, dc_op_names[n->op]);
     if (!host) return dc_set_error(&g->err, DC_ERR_ARG, "set_input '%s': data is NULL", n->name);
-    if (g->be->ops->write(g->be, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
+    if (DC_BE(g->be, write, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
         return be_fail(g, n, "upload");
     return DC_OK;
 }
@@ -365,7 +365,7 @@ dc_status dc_graph_set_input_int(dc_graph *g, int node, const int32_t *host) {
                                     "%s '%s'",
                                     n->name, host[j], j, limit, dc_op_names[c->op], c->name);
     }
-    if (g->be->ops->write(g->be, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
+    if (DC_BE(g->be, write, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
         return be_fail(g, n, "upload");
     return DC_OK;
 }
@@ -386,7 +386,7 @@ dc_status dc_graph_forward(dc_graph *g, int last) {
 
 static dc_status run_backward(dc_graph *g, int root) {
     dc_backend *be = g->be;
-    if (g->grad_arena && be->ops->fill(be, (dc_ptr){g->grad_arena, 0}, g->grad_elems, 0.0f) != DC_OK)
+    if (g->grad_arena && DC_BE(be, fill, (dc_ptr){g->grad_arena, 0}, g->grad_elems, 0.0f) != DC_OK)
         return dc_set_error(&g->err, be->err.status, "backward: %s", be->err.msg);
     memset(g->reach, 0, sizeof(int) * (size_t)g->n);
     for (int i = 0; i < g->n; i++) g->nodes[i].seed_scale = 0;
@@ -440,7 +440,7 @@ dc_status dc_graph_backward_from(dc_graph *g, int node, const float *seed, dc_re
                             "call dc_graph_require_grad on the input)",
                             n->name);
     DC_TRY(run_backward(g, node));
-    if (g->be->ops->write(g->be, dc_tensor_ptr(n->grad), seed, n->numel * 4) != DC_OK)
+    if (DC_BE(g->be, write, dc_tensor_ptr(n->grad), seed, n->numel * 4) != DC_OK)
         return be_fail(g, n, "seed");
     return walk_backward(g, node, mode);
 }
@@ -449,7 +449,7 @@ dc_status dc_graph_read(dc_graph *g, int node, float *host) {
     DC_TRY(check_node(g, node, "read"));
     if (!host) return dc_set_error(&g->err, DC_ERR_ARG, "read: host buffer is NULL");
     dc_node *n = &g->nodes[node];
-    if (g->be->ops->read(g->be, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
+    if (DC_BE(g->be, read, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
         return be_fail(g, n, "read");
     return DC_OK;
 }
@@ -462,7 +462,7 @@ dc_status dc_graph_read_grad(dc_graph *g, int node, float *host) {
                             "read_grad: node '%s' keeps no gradient (dc_graph_require_grad)",
                             n->name);
     if (!host) return dc_set_error(&g->err, DC_ERR_ARG, "read_grad: host buffer is NULL");
-    if (g->be->ops->read(g->be, dc_tensor_ptr(n->grad), host, n->numel * 4) != DC_OK)
+    if (DC_BE(g->be, read, dc_tensor_ptr(n->grad), host, n->numel * 4) != DC_OK)
         return be_fail(g, n, "read");
     return DC_OK;
 }
@@ -496,6 +496,18 @@ dc_tensor dc_graph_grad(const dc_graph *g, int node) {
     dc_tensor t = {0};
     if (g && node >= 0 && node < g->n) t = g->nodes[node].grad;
     return t;
+}
+
+dc_status dc_graph_gemm_plan(const dc_graph *g, dc_gemm_visitor fn, void *ctx) {
+    if (!g || !fn) return DC_ERR_ARG;
+    for (int i = 0; i < g->n; i++) {
+        const dc_node *n = &g->nodes[i];
+        if (n->op == DC_OP_CONV2D || n->op == DC_OP_CONV_T2D)
+            dc_conv_gemm_plan(g, n, i, fn, ctx);
+        else if (n->op == DC_OP_DENSE)
+            dc_dense_gemm_plan(g, n, i, fn, ctx);
+    }
+    return DC_OK;
 }
 
 dc_status dc_graph_node_info(const dc_graph *g, int node, dc_node_info *info) {

@@ -5,7 +5,7 @@
 #include "internal.h"
 
 typedef enum dc_op {
-#define X(e, name) DC_OP_##e,
+#define X(e, name, impl) DC_OP_##e,
 #include "ops.def"
 #undef X
     DC_OP_COUNT
@@ -101,6 +101,10 @@ static inline const dc_fused_act *dc_node_act(const dc_node *n, dc_relu_mode mod
     tmp->mode = (int)mode;
     return tmp;
 }
+/* The GEMM products of one training step of a conv / transposed-conv node (conv.c) and of a
+ * dense node (dense.c); see dc_graph_gemm_plan. */
+void dc_conv_gemm_plan(const dc_graph *g, const dc_node *n, int id, dc_gemm_visitor fn, void *ctx);
+void dc_dense_gemm_plan(const dc_graph *g, const dc_node *n, int id, dc_gemm_visitor fn, void *ctx);
 /* Seed for node n's randomness this step. */
 uint64_t dc_graph_node_seed(const dc_graph *g, const dc_node *n);
 

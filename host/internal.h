@@ -18,8 +18,12 @@
         if (dc_try_s_ != DC_OK) return dc_try_s_; \
     } while (0)
 
-/* Call a backend primitive: be->ops->NAME(be, ...). */
-#define DC_BE(be, name, ...) ((be)->ops->name((be), __VA_ARGS__))
+/* The one way to call a backend entry outside the backends: DC_BE(be, NAME, args...) is
+ * be->ops->NAME(be, args...). One macro rather than one wrapper per entry, so adding a
+ * primitive to primitives.def needs nothing here, and `be` is written once at the call.
+ * (`, ##__VA_ARGS__` drops the comma for entries without arguments, e.g. DC_BE(be, sync);
+ * GCC and Clang both accept it.) Testing an optional entry stays be->ops->NAME != NULL. */
+#define DC_BE(be, name, ...) ((be)->ops->name((be), ##__VA_ARGS__))
 
 static inline dc_ptr dc_tensor_ptr(dc_tensor t) {
     dc_ptr p = {t.buf, t.off};

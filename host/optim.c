@@ -44,7 +44,7 @@ dc_status dc_optim_create(dc_params *p, const dc_optim_config *cfg, dc_optim **o
     o->params = p;
     o->cfg = *cfg;
     dc_backend *be = dc_params_backend(p);
-    if (be->ops->alloc(be, 16 * sizeof(float), &o->scratch) != DC_OK) {
+    if (DC_BE(be, alloc, 16 * sizeof(float), &o->scratch) != DC_OK) {
         free(o);
         return dc_set_error(dc_params_err(p), DC_ERR_OOM, "optimizer: %s", be->err.msg);
     }
@@ -55,7 +55,7 @@ dc_status dc_optim_create(dc_params *p, const dc_optim_config *cfg, dc_optim **o
 void dc_optim_free(dc_optim *o) {
     if (!o) return;
     dc_backend *be = dc_params_backend(o->params);
-    if (o->scratch) be->ops->free(be, o->scratch);
+    if (o->scratch) DC_BE(be, free, o->scratch);
     free(o);
 }
 
@@ -99,13 +99,13 @@ dc_status dc_optim_step(dc_optim *o) {
         /* norm over trainable parameters only: zero the state slices' gradients first */
         for (int i = 0; i < dc_params_count(p); i++) {
             dc_param *q = dc_params_get(p, i);
-            if (!q->trainable && (s = be->ops->fill(be, dc_ptr_at(grads, q->off), q->numel, 0.0f)))
+            if (!q->trainable && (s = DC_BE(be, fill, dc_ptr_at(grads, q->off), q->numel, 0.0f)))
                 goto fail;
         }
-        if ((s = be->ops->reduce_sum(be, sumsq, grads, dc_params_total(p), 1)) ||
-            (s = be->ops->clip_scale(be, sumsq, gscale, c->clip_norm)))
+        if ((s = DC_BE(be, reduce_sum, sumsq, grads, dc_params_total(p), 1)) ||
+            (s = DC_BE(be, clip_scale, sumsq, gscale, c->clip_norm)))
             goto fail;
-    } else if ((s = be->ops->fill(be, gscale, 1, 1.0f))) {
+    } else if ((s = DC_BE(be, fill, gscale, 1, 1.0f))) {
         goto fail;
     }
     const float lr = dc_optim_lr_at(c, o->steps);
@@ -128,11 +128,11 @@ dc_status dc_optim_step(dc_optim *o) {
             size_t len = end - q->off;
             float wd = q->decay ? c->weight_decay : 0.0f;
             if (c->kind == DC_OPTIM_SGD)
-                s = be->ops->sgd_update(be, dc_ptr_at(values, q->off), dc_ptr_at(grads, q->off),
+                s = DC_BE(be, sgd_update, dc_ptr_at(values, q->off), dc_ptr_at(grads, q->off),
                                         dc_ptr_at(m, q->off), len, gscale, lr, c->momentum, wd,
                                         c->nesterov);
             else
-                s = be->ops->adam_update(be, dc_ptr_at(values, q->off), dc_ptr_at(grads, q->off),
+                s = DC_BE(be, adam_update, dc_ptr_at(values, q->off), dc_ptr_at(grads, q->off),
                                          dc_ptr_at(m, q->off), dc_ptr_at(v, q->off), len, gscale, lr,
                                          c->beta1, c->beta2, c->eps, wd,
                                          c->kind == DC_OPTIM_ADAMW, bc1, bc2);
@@ -150,14 +150,14 @@ dc_status dc_optim_read_state(dc_optim *o, float *m, float *v) {
     if (!o || !m || !v) return DC_ERR_ARG;
     dc_backend *be = dc_params_backend(o->params);
     size_t bytes = dc_params_total(o->params) * sizeof(float);
-    DC_TRY(be->ops->read(be, dc_params_moment_ptr(o->params, 0), m, bytes));
-    return be->ops->read(be, dc_params_moment_ptr(o->params, 1), v, bytes);
+    DC_TRY(DC_BE(be, read, dc_params_moment_ptr(o->params, 0), m, bytes));
+    return DC_BE(be, read, dc_params_moment_ptr(o->params, 1), v, bytes);
 }
 
 dc_status dc_optim_write_state(dc_optim *o, const float *m, const float *v) {
     if (!o || !m || !v) return DC_ERR_ARG;
     dc_backend *be = dc_params_backend(o->params);
     size_t bytes = dc_params_total(o->params) * sizeof(float);
-    DC_TRY(be->ops->write(be, dc_params_moment_ptr(o->params, 0), m, bytes));
-    return be->ops->write(be, dc_params_moment_ptr(o->params, 1), v, bytes);
+    DC_TRY(DC_BE(be, write, dc_params_moment_ptr(o->params, 0), m, bytes));
+    return DC_BE(be, write, dc_params_moment_ptr(o->params, 1), v, bytes);
 }

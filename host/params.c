@@ -26,10 +26,10 @@ dc_status dc_params_create(dc_backend *be, dc_params **out) {
 
 void dc_params_free(dc_params *p) {
     if (!p) return;
-    if (p->values) p->be->ops->free(p->be, p->values);
-    if (p->grads) p->be->ops->free(p->be, p->grads);
+    if (p->values) DC_BE(p->be, free, p->values);
+    if (p->grads) DC_BE(p->be, free, p->grads);
     for (int i = 0; i < 2; i++)
-        if (p->moments[i]) p->be->ops->free(p->be, p->moments[i]);
+        if (p->moments[i]) DC_BE(p->be, free, p->moments[i]);
     free(p->items);
     free(p);
 }
@@ -122,8 +122,8 @@ dc_status dc_params_allocate(dc_params *p) {
     if (p->total == 0) return DC_OK; /* a graph without parameters */
     dc_backend *be = p->be;
     size_t bytes = p->total * sizeof(float);
-    if (be->ops->alloc(be, bytes, &p->values) != DC_OK ||
-        be->ops->alloc(be, bytes, &p->grads) != DC_OK)
+    if (DC_BE(be, alloc, bytes, &p->values) != DC_OK ||
+        DC_BE(be, alloc, bytes, &p->grads) != DC_OK)
         return dc_wrap_error(&p->err, DC_ERR_OOM, "allocating %zu parameters (%zu bytes)",
                              p->total, bytes);
     for (int i = 0; i < p->n; i++) {
@@ -135,8 +135,8 @@ dc_status dc_params_allocate(dc_params *p) {
         memcpy(q->value.shape, q->shape, sizeof q->shape);
         memcpy(q->grad.shape, q->shape, sizeof q->shape);
     }
-    if (be->ops->fill(be, dc_params_values_ptr(p), p->total, 0.0f) != DC_OK ||
-        be->ops->fill(be, dc_params_grads_ptr(p), p->total, 0.0f) != DC_OK)
+    if (DC_BE(be, fill, dc_params_values_ptr(p), p->total, 0.0f) != DC_OK ||
+        DC_BE(be, fill, dc_params_grads_ptr(p), p->total, 0.0f) != DC_OK)
         return dc_wrap_error(&p->err, be->err.status, "params: %s", be->err.msg);
     return DC_OK;
 }
@@ -145,10 +145,10 @@ dc_status dc_params_ensure_moments(dc_params *p) {
     if (p->total == 0) return DC_OK;
     for (int i = 0; i < 2; i++) {
         if (p->moments[i]) continue;
-        if (p->be->ops->alloc(p->be, p->total * sizeof(float), &p->moments[i]) != DC_OK)
+        if (DC_BE(p->be, alloc, p->total * sizeof(float), &p->moments[i]) != DC_OK)
             return dc_wrap_error(&p->err, DC_ERR_OOM, "allocating optimizer state (%zu bytes)",
                                  p->total * sizeof(float));
-        DC_TRY(p->be->ops->fill(p->be, dc_params_moment_ptr(p, i), p->total, 0.0f));
+        DC_TRY(DC_BE(p->be, fill, dc_params_moment_ptr(p, i), p->total, 0.0f));
     }
     return DC_OK;
 }
@@ -185,29 +185,29 @@ dc_status dc_params_init(dc_params *p, dc_rng *rng) {
             break;
         }
     }
-    dc_status s = p->be->ops->write(p->be, dc_params_values_ptr(p), host, sizeof(float) * p->total);
+    dc_status s = DC_BE(p->be, write, dc_params_values_ptr(p), host, sizeof(float) * p->total);
     free(host);
     if (s != DC_OK) return dc_wrap_error(&p->err, s, "params init: %s", p->be->err.msg);
     DC_TRY(dc_params_zero_grad(p));
     for (int i = 0; i < 2; i++)
-        if (p->moments[i]) DC_TRY(p->be->ops->fill(p->be, dc_params_moment_ptr(p, i), p->total, 0.0f));
+        if (p->moments[i]) DC_TRY(DC_BE(p->be, fill, dc_params_moment_ptr(p, i), p->total, 0.0f));
     return DC_OK;
 }
 
 dc_status dc_params_zero_grad(dc_params *p) {
     if (p && p->total == 0) return DC_OK;
     if (!p || !p->grads) return dc_set_error(p ? &p->err : NULL, DC_ERR_STATE, "params: not allocated");
-    return p->be->ops->fill(p->be, dc_params_grads_ptr(p), p->total, 0.0f);
+    return DC_BE(p->be, fill, dc_params_grads_ptr(p), p->total, 0.0f);
 }
 
 dc_status dc_params_read(dc_params *p, int i, float *host) {
     dc_param *q = dc_params_get(p, i);
     if (!q || !host || !p->values) return dc_set_error(p ? &p->err : NULL, DC_ERR_ARG, "params read: bad index %d", i);
-    return p->be->ops->read(p->be, dc_tensor_ptr(q->value), host, q->numel * sizeof(float));
+    return DC_BE(p->be, read, dc_tensor_ptr(q->value), host, q->numel * sizeof(float));
 }
 
 dc_status dc_params_write(dc_params *p, int i, const float *host) {
     dc_param *q = dc_params_get(p, i);
     if (!q || !host || !p->values) return dc_set_error(p ? &p->err : NULL, DC_ERR_ARG, "params write: bad index %d", i);
-    return p->be->ops->write(p->be, dc_tensor_ptr(q->value), host, q->numel * sizeof(float));
+    return DC_BE(p->be, write, dc_tensor_ptr(q->value), host, q->numel * sizeof(float));
 }

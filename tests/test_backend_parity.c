@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "backend_cl.h"
+#include "backend/cl/backend_cl.h"
 #include "deconv/backend.h"
 
 #define EXACT 0.0

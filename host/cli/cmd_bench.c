@@ -27,16 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend_cl.h"
 #include "cli/cli.h"
 #include "deconv/backend.h"
 #include "deconv/model.h"
+#include "internal.h"
 
 extern char **environ;
 
-/* host/ops/conv.c splits a conv's batch into chunks whose im2col workspace fits this many
- * floats; the GEMM shapes measured here follow the same split. Keep the two in step. */
-#define BENCH_CONV_WORK_BUDGET ((size_t)8 << 20)
 #define BENCH_RESULT_TAG "deconv-bench-result "
 #define BENCH_ALL_MODELS "complete,vae,glo,classifier"
 
@@ -151,7 +148,7 @@ static dc_status train_step(dc_model *m, dc_optim *opt, const dc_batch *b, uint6
 static dc_status read_one(dc_model *m, int node, float *v) {
     dc_tensor t = dc_graph_value(m->g, node);
     dc_ptr p = {t.buf, t.off};
-    return m->be->ops->read(m->be, p, v, sizeof *v);
+    return DC_BE(m->be, read, p, v, sizeof *v);
 }
 
 static dc_status infer_step(dc_model *m, const dc_batch *b, uint64_t seed, char *msg, size_t cap) {
@@ -205,68 +202,25 @@ static void gemm_add(gemm_list *l, const char *node, const char *role, int ta, i
     q->ta = ta, q->tb = tb, q->m = m, q->n = n, q->k = k, q->beta = beta, q->count = count;
 }
 
-/* Adds the products of one chunk of `cnt` images, as host/ops/conv.c and dense.c call them. */
-static void conv_chunk_products(gemm_list *l, const char *name, int transposed, int a, int b,
-                                int kk_rows, int cols_n, int want_dx, int times) {
-    if (!transposed) {
-        /* conv: a = OC, kk_rows = K = C*k*k */
-        gemm_add(l, name, "fwd", 0, 0, a, cols_n, kk_rows, 0.0f, times);
-        gemm_add(l, name, "dW", 0, 1, a, kk_rows, cols_n, 1.0f, times);
-        if (want_dx) gemm_add(l, name, "dX", 1, 0, kk_rows, cols_n, a, 0.0f, times);
-    } else {
-        /* transposed conv: b = C (input channels), kk_rows = R = OC*k*k */
-        gemm_add(l, name, "fwd", 1, 0, kk_rows, cols_n, b, 0.0f, times);
-        gemm_add(l, name, "dW", 0, 1, b, kk_rows, cols_n, 1.0f, times);
-        if (want_dx) gemm_add(l, name, "dX", 0, 0, b, cols_n, kk_rows, 0.0f, times);
-    }
+/* dc_graph_gemm_plan's visitor: one product, merged by node name. */
+typedef struct gemm_plan_ctx {
+    const dc_graph *g;
+    gemm_list *l;
+} gemm_plan_ctx;
+
+static void gemm_visit(void *ctx, int node, const char *role, int ta, int tb, int m, int n, int k,
+                       float beta, int count) {
+    const gemm_plan_ctx *c = ctx;
+    dc_node_info info;
+    const char *name = dc_graph_node_info(c->g, node, &info) == DC_OK ? info.name : "?";
+    gemm_add(c->l, name, role, ta, tb, m, n, k, beta, count);
 }
 
-/* The GEMM calls of one training step, from the graph's conv, transposed-conv and dense
- * nodes. Returns their total FLOPs (multiply-add = 2). */
+/* The GEMM calls of one training step, as the graph plans them (conv, transposed-conv and
+ * dense nodes, chunked as the ops chunk). Returns their total FLOPs (multiply-add = 2). */
 static double collect_gemms(dc_graph *g, gemm_list *l) {
-    const int B = dc_graph_batch(g);
-    for (int i = 0; i < dc_graph_node_count(g); i++) {
-        dc_node_info info;
-        if (dc_graph_node_info(g, i, &info) != DC_OK || info.n_inputs < 1) continue;
-        const int conv = !strcmp(info.op_name, "conv2d"), convt = !strcmp(info.op_name, "conv_transpose2d");
-        const int dense = !strcmp(info.op_name, "dense");
-        if (!conv && !convt && !dense) continue;
-        int in[DC_MAX_DIMS] = {0};
-        const int in_ndim = dc_graph_node_shape(g, info.inputs[0], in);
-        const int want_dx = dc_graph_grad(g, info.inputs[0]).buf != NULL;
-        if (dense) {
-            size_t fin = 1;
-            for (int d = 1; d < in_ndim; d++) fin *= (size_t)in[d];
-            const int out = info.shape[1];
-            gemm_add(l, info.name, "fwd", 0, 1, B, out, (int)fin, 0.0f, 1);
-            gemm_add(l, info.name, "dW", 1, 0, out, (int)fin, B, 1.0f, 1);
-            if (want_dx) gemm_add(l, info.name, "dX", 0, 0, B, (int)fin, out, 1.0f, 1);
-            continue;
-        }
-        if (in_ndim != 4) continue;
-        const int k = info.k;
-        int a, b, rows, pix;
-        size_t per_image;
-        if (conv) {
-            a = info.shape[1];                  /* OC */
-            b = in[1];                          /* C */
-            rows = in[1] * k * k;               /* K */
-            pix = info.shape[2] * info.shape[3]; /* output pixels */
-            per_image = ((size_t)rows + (size_t)a) * (size_t)pix;
-        } else {
-            a = info.shape[1];                  /* OC */
-            b = in[1];                          /* C */
-            rows = a * k * k;                   /* R */
-            pix = in[2] * in[3];                /* input (small) pixels */
-            per_image = ((size_t)rows + (size_t)b) * (size_t)pix;
-        }
-        size_t nb = per_image ? BENCH_CONV_WORK_BUDGET / per_image : (size_t)B;
-        if (nb < 1) nb = 1;
-        if (nb > (size_t)B) nb = (size_t)B;
-        const int full = B / (int)nb, rest = B % (int)nb;
-        conv_chunk_products(l, info.name, convt, a, b, rows, (int)nb * pix, want_dx, full);
-        if (rest) conv_chunk_products(l, info.name, convt, a, b, rows, rest * pix, want_dx, 1);
-    }
+    gemm_plan_ctx c = {g, l};
+    dc_graph_gemm_plan(g, gemm_visit, &c);
     double f = 0;
     for (int i = 0; i < l->n; i++) f += 2.0 * l->v[i].m * (double)l->v[i].n * l->v[i].k * l->v[i].count;
     return f;
@@ -284,32 +238,32 @@ static dc_status measure_gemms(dc_backend *be, gemm_list *l, double min_seconds,
     }
     dc_buffer *A = NULL, *Bf = NULL, *C = NULL;
     dc_status s = DC_OK;
-    if ((s = be->ops->alloc(be, na * 4, &A)) || (s = be->ops->alloc(be, nb * 4, &Bf)) ||
-        (s = be->ops->alloc(be, nc * 4, &C))) {
+    if ((s = DC_BE(be, alloc, na * 4, &A)) || (s = DC_BE(be, alloc, nb * 4, &Bf)) ||
+        (s = DC_BE(be, alloc, nc * 4, &C))) {
         snprintf(msg, cap, "gemm buffers: %s", be->err.msg);
         goto done;
     }
     dc_ptr pa = {A, 0}, pb = {Bf, 0}, pc = {C, 0};
-    if ((s = be->ops->fill(be, pa, na, 0.01f)) || (s = be->ops->fill(be, pb, nb, 0.01f)) ||
-        (s = be->ops->fill(be, pc, nc, 0.0f)) || (s = be->ops->sync(be)))
+    if ((s = DC_BE(be, fill, pa, na, 0.01f)) || (s = DC_BE(be, fill, pb, nb, 0.01f)) ||
+        (s = DC_BE(be, fill, pc, nc, 0.0f)) || (s = DC_BE(be, sync)))
         goto fail;
     double flops = 0, seconds = 0;
     for (int i = 0; i < l->n; i++) {
         gemm_shape *q = &l->v[i];
         const int lda = q->ta ? q->m : q->k, ldb = q->tb ? q->k : q->n, ldc = q->n;
         /* one untimed call: lazy kernel compilation (CLBlast), page faults */
-        if ((s = be->ops->gemm(be, q->ta, q->tb, q->m, q->n, q->k, 1.0f, pa, lda, pb, ldb, q->beta,
+        if ((s = DC_BE(be, gemm, q->ta, q->tb, q->m, q->n, q->k, 1.0f, pa, lda, pb, ldb, q->beta,
                                pc, ldc)) ||
-            (s = be->ops->sync(be)))
+            (s = DC_BE(be, sync)))
             goto fail;
         double t[64];
         int n = 0;
         const double t_start = now_s();
         while (n < 64 && (n < 3 || now_s() - t_start < min_seconds)) {
             const double t0 = now_s();
-            if ((s = be->ops->gemm(be, q->ta, q->tb, q->m, q->n, q->k, 1.0f, pa, lda, pb, ldb,
+            if ((s = DC_BE(be, gemm, q->ta, q->tb, q->m, q->n, q->k, 1.0f, pa, lda, pb, ldb,
                                    q->beta, pc, ldc)) ||
-                (s = be->ops->sync(be)))
+                (s = DC_BE(be, sync)))
                 goto fail;
             t[n++] = now_s() - t0;
         }
@@ -324,231 +278,21 @@ static dc_status measure_gemms(dc_backend *be, gemm_list *l, double min_seconds,
 fail:
     snprintf(msg, cap, "gemm: %s", be->err.msg);
 done:
-    if (A) be->ops->free(be, A);
-    if (Bf) be->ops->free(be, Bf);
-    if (C) be->ops->free(be, C);
+    if (A) DC_BE(be, free, A);
+    if (Bf) DC_BE(be, free, Bf);
+    if (C) DC_BE(be, free, C);
     return s;
 }
 
 
 /* ------------------------------------------------- per-primitive profile
- * `--profile`: after the timed runs, the backend's vtable is swapped for one whose entries
- * time each call (waiting for the device after each call on asynchronous backends), so a
- * few more training steps give the time per primitive. This state is the bench tool's own
- * (one model per process); the library itself keeps none. */
-enum {
-    PR_GEMM_NN, PR_GEMM_NT, PR_GEMM_TN, PR_GEMM_TT, PR_IM2COL, PR_COL2IM, PR_CM_TO_NCHW,
-    PR_NCHW_TO_CM, PR_BIAS_ADD, PR_BIAS_GRAD, PR_MAXPOOL_FWD, PR_MAXPOOL_BWD, PR_ACT_FWD,
-    PR_ACT_BWD, PR_BN_STATS, PR_BN_APPLY, PR_BN_BWD, PR_FILL, PR_COPY, PR_WRITE, PR_READ,
-    PR_AXPY, PR_SCALE, PR_BINARY, PR_MSE, PR_SOFTMAX_XENT, PR_GAUSS_KL, PR_ADAM, PR_SGD,
-    PR_RANDN, PR_REPARAM_FWD, PR_REPARAM_BWD, PR_GATHER, PR_SCATTER, PR_GAP_FWD, PR_GAP_BWD,
-    PR_REDUCE, PR_DROPOUT, PR_CONV_FWD, PR_CONV_BWD, PR_CONVT_FWD, PR_CONVT_BWD, PR_COUNT
-};
-static const char *const pr_names[PR_COUNT] = {
-    "gemm NN", "gemm NT", "gemm TN", "gemm TT", "im2col", "col2im", "cm_to_nchw", "nchw_to_cm",
-    "bias_add", "bias_grad", "maxpool_fwd", "maxpool_bwd", "act_fwd", "act_bwd", "bn_stats",
-    "bn_apply", "bn_bwd", "fill", "copy", "write", "read", "axpy", "scale", "binary", "mse",
-    "softmax_xent", "gauss_kl", "adam_update", "sgd_update", "randn", "reparam_fwd",
-    "reparam_bwd", "gather_rows", "scatter_add_rows", "gap_fwd", "gap_bwd", "reduce_sum",
-    "dropout_mask", "conv2d_fwd", "conv2d_bwd", "conv_t2d_fwd", "conv_t2d_bwd"};
+ * `--profile`: after the timed runs, the library's profiling wrapper
+ * (dc_backend_profile_start) times every primitive call (waiting for the device after each),
+ * so a few more training steps give the time per primitive. */
 
-static struct {
-    const dc_backend_ops *orig;
-    dc_backend_ops ops;
-    int sync, trace; /* trace: print every call (name, size, ms) to stderr */
-    double t[PR_COUNT], flops[PR_COUNT];
-    long calls[PR_COUNT];
-} g_prof;
-
-#define PR_CALL_N(id, size, name, ...)                                                  \
-    do {                                                                                \
-        const double t0_ = now_s();                                                     \
-        dc_status s_ = g_prof.orig->name(be, __VA_ARGS__);                              \
-        if (g_prof.sync) g_prof.orig->sync(be);                                         \
-        const double dt_ = now_s() - t0_;                                               \
-        g_prof.t[id] += dt_;                                                            \
-        g_prof.calls[id]++;                                                             \
-        if (g_prof.trace)                                                               \
-            fprintf(stderr, "    %-14s %12.0f %9.3f ms\n", pr_names[id], (double)(size), dt_ * 1e3); \
-        return s_;                                                                      \
-    } while (0)
-#define PR_CALL(id, name, ...) PR_CALL_N(id, 0, name, __VA_ARGS__)
-
-static dc_status pr_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, float alpha, dc_ptr a,
-                         int lda, dc_ptr b, int ldb, float beta, dc_ptr c, int ldc) {
-    const int id = PR_GEMM_NN + 2 * (ta != 0) + (tb != 0);
-    g_prof.flops[id] += 2.0 * m * (double)n * k;
-    PR_CALL_N(id, 2.0 * m * (double)n * k, gemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-static dc_status pr_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x, dc_ptr c) {
-    PR_CALL_N(PR_IM2COL, (double)g->c * g->kh * g->kw * nb * g->oh * g->ow, im2col, g, n0, nb, x, c);
-}
-static dc_status pr_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr c, dc_ptr x) {
-    PR_CALL_N(PR_COL2IM, (double)g->c * g->kh * g->kw * nb * g->oh * g->ow, col2im, g, n0, nb, c, x);
-}
-static dc_status pr_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
-                               int c, int hw, float beta) {
-    PR_CALL(PR_CM_TO_NCHW, cm_to_nchw, src, bias, dst, n0, nb, c, hw, beta);
-}
-static dc_status pr_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, int nb, int c, int hw) {
-    PR_CALL(PR_NCHW_TO_CM, nchw_to_cm, src, dst, n0, nb, c, hw);
-}
-static dc_status pr_bias_add(dc_backend *be, dc_ptr y, dc_ptr b, int n, int c, int hw) {
-    PR_CALL(PR_BIAS_ADD, bias_add, y, b, n, c, hw);
-}
-static dc_status pr_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
-    PR_CALL_N(PR_BIAS_GRAD, (double)n * c * hw, bias_grad, db, dy, n, c, hw);
-}
-static dc_status pr_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y, dc_ptr sw) {
-    PR_CALL_N(PR_MAXPOOL_FWD, (double)g->n * g->c * g->h * g->w, maxpool_fwd, g, x, y, sw);
-}
-static dc_status pr_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
-    PR_CALL(PR_MAXPOOL_BWD, maxpool_bwd, g, dy, sw, dx);
-}
-static dc_status pr_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_ptr y, size_t n) {
-    PR_CALL_N(PR_ACT_FWD, n, act_fwd, kind, alpha, x, y, n);
-}
-static dc_status pr_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
-                            dc_ptr dy, dc_ptr dx, size_t n) {
-    PR_CALL_N(PR_ACT_BWD, n, act_bwd, kind, mode, alpha, x, y, dy, dx, n);
-}
-static dc_status pr_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c, int hw) {
-    PR_CALL(PR_BN_STATS, bn_stats, x, mean, var, n, c, hw);
-}
-static dc_status pr_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                             dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
-    PR_CALL(PR_BN_APPLY, bn_apply, x, mean, var, gamma, beta, y, n, c, hw, eps);
-}
-static dc_status pr_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma, dc_ptr dy,
-                           dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw, float eps) {
-    PR_CALL(PR_BN_BWD, bn_bwd, x, mean, var, gamma, dy, dx, dgamma, dbeta, n, c, hw, eps);
-}
-static dc_status pr_fill(dc_backend *be, dc_ptr dst, size_t n, float v) { PR_CALL_N(PR_FILL, n, fill, dst, n, v); }
-static dc_status pr_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) { PR_CALL(PR_COPY, copy, dst, src, n); }
-static dc_status pr_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes) {
-    PR_CALL(PR_WRITE, write, dst, src, bytes);
-}
-static dc_status pr_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
-    PR_CALL(PR_READ, read, src, dst, bytes);
-}
-static dc_status pr_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float a) { PR_CALL(PR_AXPY, axpy, y, x, n, a); }
-static dc_status pr_scale(dc_backend *be, dc_ptr d, size_t n, float a) { PR_CALL(PR_SCALE, scale, d, n, a); }
-static dc_status pr_binary(dc_backend *be, int op, dc_ptr y, dc_ptr a, dc_ptr b, size_t n) {
-    PR_CALL(PR_BINARY, binary, op, y, a, b, n);
-}
-static dc_status pr_mse(dc_backend *be, dc_ptr p, dc_ptr t, dc_ptr w, size_t n, dc_ptr l, dc_ptr d,
-                        float scale) {
-    PR_CALL(PR_MSE, mse, p, t, w, n, l, d, scale);
-}
-static dc_status pr_softmax_xent(dc_backend *be, dc_ptr lg, dc_ptr lab, int rows, int k, dc_ptr pr,
-                                 dc_ptr l, dc_ptr d, float scale) {
-    PR_CALL(PR_SOFTMAX_XENT, softmax_xent, lg, lab, rows, k, pr, l, d, scale);
-}
-static dc_status pr_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr lv, int rows, int dim, dc_ptr l,
-                             dc_ptr dmu, dc_ptr dlv, float scale) {
-    PR_CALL(PR_GAUSS_KL, gauss_kl, mu, lv, rows, dim, l, dmu, dlv, scale);
-}
-static dc_status pr_adam(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
-                         dc_ptr gs, float lr, float b1, float b2, float eps, float wd, int dec,
-                         float bc1, float bc2) {
-    PR_CALL_N(PR_ADAM, n, adam_update, p, g, m, v, n, gs, lr, b1, b2, eps, wd, dec, bc1, bc2);
-}
-static dc_status pr_sgd(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, size_t n, dc_ptr gs, float lr,
-                        float mom, float wd, int nest) {
-    PR_CALL(PR_SGD, sgd_update, p, g, v, n, gs, lr, mom, wd, nest);
-}
-static dc_status pr_randn(dc_backend *be, dc_ptr d, size_t n, uint64_t seed, float mean, float std) {
-    PR_CALL(PR_RANDN, randn, d, n, seed, mean, std);
-}
-static dc_status pr_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps, dc_ptr z, size_t n) {
-    PR_CALL(PR_REPARAM_FWD, reparam_fwd, mu, lv, eps, z, n);
-}
-static dc_status pr_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz, dc_ptr dmu,
-                                dc_ptr dlv, size_t n) {
-    PR_CALL(PR_REPARAM_BWD, reparam_bwd, lv, eps, dz, dmu, dlv, n);
-}
-static dc_status pr_gather(dc_backend *be, dc_ptr t, dc_ptr idx, dc_ptr y, int rows, int dim) {
-    PR_CALL(PR_GATHER, gather_rows, t, idx, y, rows, dim);
-}
-static dc_status pr_scatter(dc_backend *be, dc_ptr dt, dc_ptr idx, dc_ptr dy, int rows, int dim,
-                            int table_rows) {
-    PR_CALL(PR_SCATTER, scatter_add_rows, dt, idx, dy, rows, dim, table_rows);
-}
-static dc_status pr_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) { PR_CALL(PR_GAP_FWD, gap_fwd, x, y, nc, hw); }
-static dc_status pr_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw) { PR_CALL(PR_GAP_BWD, gap_bwd, dy, dx, nc, hw); }
-static dc_status pr_reduce(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, int sq) {
-    PR_CALL(PR_REDUCE, reduce_sum, out, x, n, sq);
-}
-static dc_status pr_dropout(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed, float p) {
-    PR_CALL(PR_DROPOUT, dropout_mask, mask, n, seed, p);
-}
-
-/* fused convolutions (backends that provide them): FLOPs as the GEMMs they replace */
-static double conv_flops(const dc_win2d *g, int n, int oc) {
-    return 2.0 * n * oc * (double)g->c * g->kh * g->kw * g->oh * g->ow;
-}
-static dc_status pr_conv_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr b,
-                             dc_ptr y, const dc_fused_act *a) {
-    const double f = conv_flops(g, g->n, oc);
-    g_prof.flops[PR_CONV_FWD] += f;
-    PR_CALL_N(PR_CONV_FWD, f, conv2d_fwd, g, oc, x, w, b, y, a);
-}
-static dc_status pr_conv_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w, dc_ptr y,
-                             dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db, const dc_fused_act *a) {
-    const double f = conv_flops(g, g->n, oc) * (dx.buf ? 2 : 1);
-    g_prof.flops[PR_CONV_BWD] += f;
-    PR_CALL_N(PR_CONV_BWD, f, conv2d_bwd, g, oc, x, w, y, dy, dx, dw, db, a);
-}
-static dc_status pr_convt_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x, dc_ptr w,
-                              dc_ptr b, dc_ptr y, const dc_fused_act *a) {
-    const double f = conv_flops(g, n, cin);
-    g_prof.flops[PR_CONVT_FWD] += f;
-    PR_CALL_N(PR_CONVT_FWD, f, conv_t2d_fwd, g, n, cin, x, w, b, y, a);
-}
-static dc_status pr_convt_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x, dc_ptr w,
-                              dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
-                              const dc_fused_act *a) {
-    const double f = conv_flops(g, n, cin) * (dx.buf ? 2 : 1);
-    g_prof.flops[PR_CONVT_BWD] += f;
-    PR_CALL_N(PR_CONVT_BWD, f, conv_t2d_bwd, g, n, cin, x, w, y, dy, dx, dw, db, a);
-}
-
-static dc_status pr_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                                 dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps,
-                                 const dc_fused_act *a) {
-    PR_CALL(PR_BN_APPLY, bn_apply_act, x, mean, var, gamma, beta, y, n, c, hw, eps, a);
-}
-static dc_status pr_bn_bwd_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                               dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n,
-                               int c, int hw, float eps, const dc_fused_act *a) {
-    PR_CALL(PR_BN_BWD, bn_bwd_act, x, mean, var, gamma, y, dy, dx, dgamma, dbeta, n, c, hw, eps, a);
-}
-
-static void profile_install(dc_backend *be) {
-    memset(&g_prof, 0, sizeof g_prof);
-    g_prof.orig = be->ops;
-    g_prof.ops = *be->ops;
-    g_prof.sync = strcmp(be->ops->name, "cpu") != 0;
-    dc_backend_ops *o = &g_prof.ops;
-    o->gemm = pr_gemm, o->im2col = pr_im2col, o->col2im = pr_col2im, o->cm_to_nchw = pr_cm_to_nchw;
-    o->nchw_to_cm = pr_nchw_to_cm, o->bias_add = pr_bias_add, o->bias_grad = pr_bias_grad;
-    o->maxpool_fwd = pr_maxpool_fwd, o->maxpool_bwd = pr_maxpool_bwd, o->act_fwd = pr_act_fwd;
-    o->act_bwd = pr_act_bwd, o->bn_stats = pr_bn_stats, o->bn_apply = pr_bn_apply, o->bn_bwd = pr_bn_bwd;
-    o->fill = pr_fill, o->copy = pr_copy, o->write = pr_write, o->read = pr_read, o->axpy = pr_axpy;
-    o->scale = pr_scale, o->binary = pr_binary, o->mse = pr_mse, o->softmax_xent = pr_softmax_xent;
-    o->gauss_kl = pr_gauss_kl, o->adam_update = pr_adam, o->sgd_update = pr_sgd, o->randn = pr_randn;
-    o->reparam_fwd = pr_reparam_fwd, o->reparam_bwd = pr_reparam_bwd, o->gather_rows = pr_gather;
-    o->scatter_add_rows = pr_scatter, o->gap_fwd = pr_gap_fwd, o->gap_bwd = pr_gap_bwd;
-    o->reduce_sum = pr_reduce, o->dropout_mask = pr_dropout;
-    if (o->conv2d_fwd) o->conv2d_fwd = pr_conv_fwd, o->conv2d_bwd = pr_conv_bwd;
-    if (o->conv_t2d_fwd) o->conv_t2d_fwd = pr_convt_fwd, o->conv_t2d_bwd = pr_convt_bwd;
-    if (o->bn_apply_act) o->bn_apply_act = pr_bn_apply_act, o->bn_bwd_act = pr_bn_bwd_act;
-    be->ops = &g_prof.ops;
-}
-
-static void profile_remove(dc_backend *be) {
-    if (g_prof.orig) be->ops = g_prof.orig;
-    g_prof.orig = NULL;
+static int cmp_profile_time(const void *a, const void *b) {
+    const double x = ((const dc_prim_profile *)a)->seconds, y = ((const dc_prim_profile *)b)->seconds;
+    return x > y ? -1 : x < y;
 }
 
 /* Profile `steps` training steps; returns a JSON object and prints a table to stderr. */
@@ -558,31 +302,36 @@ static cJSON *profile_steps(dc_model *m, dc_optim *opt, const dc_batch *b, int s
     float loss;
     if (trace) {
         /* one traced step first (its times are not counted) */
-        profile_install(be);
-        g_prof.trace = 1;
         fprintf(stderr, "trace of one training step of %s (primitive, size: FLOPs or elements, time):\n", label);
+        if (dc_backend_profile_start(be, stderr)) {
+            snprintf(msg, cap, "profile: %s", be->err.msg);
+            return NULL;
+        }
         dc_status s = train_step(m, opt, b, dc_seed_mix(13, 1), msg, cap);
-        profile_remove(be);
+        dc_backend_profile_stop(be, NULL, NULL);
         if (s) return NULL;
     }
-    profile_install(be);
+    if (dc_backend_profile_start(be, NULL)) {
+        snprintf(msg, cap, "profile: %s", be->err.msg);
+        return NULL;
+    }
     const double t0 = now_s();
     for (int i = 0; i < steps; i++)
         if (train_step(m, opt, b, dc_seed_mix(11, (uint64_t)i), msg, cap)) {
-            profile_remove(be);
+            dc_backend_profile_stop(be, NULL, NULL);
             return NULL;
         }
     read_one(m, m->loss, &loss);
     const double total = now_s() - t0;
-    profile_remove(be);
+    dc_prim_profile *rows = NULL;
+    int n_rows = 0;
+    if (dc_backend_profile_stop(be, &rows, &n_rows)) {
+        snprintf(msg, cap, "profile: %s", be->err.msg);
+        return NULL;
+    }
     double in_prims = 0;
-    int order[PR_COUNT];
-    for (int i = 0; i < PR_COUNT; i++) order[i] = i, in_prims += g_prof.t[i];
-    for (int i = 1; i < PR_COUNT; i++) /* insertion sort by time, descending */
-        for (int j = i; j > 0 && g_prof.t[order[j]] > g_prof.t[order[j - 1]]; j--) {
-            const int t = order[j];
-            order[j] = order[j - 1], order[j - 1] = t;
-        }
+    for (int i = 0; i < n_rows; i++) in_prims += rows[i].seconds;
+    qsort(rows, (size_t)n_rows, sizeof *rows, cmp_profile_time);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "steps", steps);
     cJSON_AddNumberToObject(r, "step_ms", total / steps * 1e3);
@@ -590,23 +339,25 @@ static cJSON *profile_steps(dc_model *m, dc_optim *opt, const dc_batch *b, int s
     cJSON *list = cJSON_AddArrayToObject(r, "primitives");
     fprintf(stderr, "profile of %s: %.1f ms per training step (%d steps), per primitive:\n", label,
             total / steps * 1e3, steps);
-    for (int i = 0; i < PR_COUNT; i++) {
-        const int k = order[i];
-        if (!g_prof.calls[k]) continue;
+    for (int i = 0; i < n_rows; i++) {
+        const dc_prim_profile *q = &rows[i];
+        char name[48];
+        snprintf(name, sizeof name, "%s%s%s", q->name, q->variant ? " " : "", q->variant ? q->variant : "");
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", pr_names[k]);
-        cJSON_AddNumberToObject(e, "ms_per_step", g_prof.t[k] / steps * 1e3);
-        cJSON_AddNumberToObject(e, "share", g_prof.t[k] / total);
-        cJSON_AddNumberToObject(e, "calls_per_step", (double)g_prof.calls[k] / steps);
-        if (g_prof.flops[k] > 0) cJSON_AddNumberToObject(e, "gflops", g_prof.flops[k] / g_prof.t[k] / 1e9);
+        cJSON_AddStringToObject(e, "name", name);
+        cJSON_AddNumberToObject(e, "ms_per_step", q->seconds / steps * 1e3);
+        cJSON_AddNumberToObject(e, "share", q->seconds / total);
+        cJSON_AddNumberToObject(e, "calls_per_step", (double)q->calls / steps);
+        if (q->flops > 0) cJSON_AddNumberToObject(e, "gflops", q->flops / q->seconds / 1e9);
         cJSON_AddItemToArray(list, e);
-        fprintf(stderr, "  %-16s %8.2f ms %5.1f%%  %6.1f calls", pr_names[k], g_prof.t[k] / steps * 1e3,
-                100 * g_prof.t[k] / total, (double)g_prof.calls[k] / steps);
-        if (g_prof.flops[k] > 0) fprintf(stderr, "  %6.1f GFLOP/s", g_prof.flops[k] / g_prof.t[k] / 1e9);
+        fprintf(stderr, "  %-16s %8.2f ms %5.1f%%  %6.1f calls", name, q->seconds / steps * 1e3,
+                100 * q->seconds / total, (double)q->calls / steps);
+        if (q->flops > 0) fprintf(stderr, "  %6.1f GFLOP/s", q->flops / q->seconds / 1e9);
         fputc('\n', stderr);
     }
     fprintf(stderr, "  %-16s %8.2f ms %5.1f%%\n", "(outside)", (total - in_prims) / steps * 1e3,
             100 * (total - in_prims) / total);
+    free(rows);
     return r;
 }
 
@@ -838,9 +589,11 @@ static int run_startup_probe(const bench_opts *o, const char *device, const char
     cJSON_AddNumberToObject(r, "t_step1", t_step1);
     cJSON_AddNumberToObject(r, "t_step2", t_step2);
 #ifdef DECONV_HAVE_OPENCL
-    cJSON_AddNumberToObject(r, "program_s", dc_cl_program_seconds(be));
-    cJSON_AddBoolToObject(r, "program_from_cache", dc_cl_program_from_cache(be));
-    cJSON_AddStringToObject(r, "cache_file", dc_cl_cache_file(be));
+    dc_program_info prog;
+    dc_backend_program_info(be, &prog);
+    cJSON_AddNumberToObject(r, "program_s", prog.seconds);
+    cJSON_AddBoolToObject(r, "program_from_cache", prog.from_cache);
+    cJSON_AddStringToObject(r, "cache_file", prog.cache_file);
 #endif
     char *text = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);

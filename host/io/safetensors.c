@@ -485,7 +485,7 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
                 goto out;
             }
             /* start from the current state: non-trainable slices keep theirs */
-            if (total && be->ops->read(be, dc_params_moment_ptr(params, w), mom[w], total * sizeof(float)) != DC_OK) {
+            if (total && DC_BE(be, read, dc_params_moment_ptr(params, w), mom[w], total * sizeof(float)) != DC_OK) {
                 s = dc_set_error(err, be->err.status, "'%s': reading optimizer state: %s", path, be->err.msg);
                 goto out;
             }
@@ -507,7 +507,7 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
     }
     if (mom[0]) {
         for (int w = 0; w < 2; w++)
-            if (total && be->ops->write(be, dc_params_moment_ptr(params, w), mom[w], total * sizeof(float)) != DC_OK) {
+            if (total && DC_BE(be, write, dc_params_moment_ptr(params, w), mom[w], total * sizeof(float)) != DC_OK) {
                 s = dc_set_error(err, be->err.status, "'%s': writing optimizer state: %s", path, be->err.msg);
                 goto out;
             }
@@ -630,7 +630,7 @@ dc_status dc_checkpoint_save(const char *path, dc_params *params, dc_optim *opt,
         for (int i = 0; i < np; i++) {
             const dc_param *q = dc_params_get(params, i);
             if (!q->trainable) continue;
-            if (be->ops->read(be, dc_ptr_at(dc_params_moment_ptr(params, w), q->off), buf,
+            if (DC_BE(be, read, dc_ptr_at(dc_params_moment_ptr(params, w), q->off), buf,
                               q->numel * sizeof(float)) != DC_OK) {
                 s = dc_set_error(err, be->err.status, "saving '%s': reading optimizer state of '%s': %s",
                                  path, q->name, be->err.msg);

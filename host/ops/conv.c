@@ -37,6 +37,38 @@ static size_t conv_workspace(const dc_graph *g, const dc_node *n) {
     return per * (size_t)conv_chunk(g, n, per);
 }
 
+/* The products of one chunk of `cols_n` columns (images x pixels), `times` times, as
+ * conv_forward / conv_backward (im2col path) call gemm. a: OC; b: C (input channels);
+ * rows: the column matrix's rows (conv: C*k*k; transposed: OC*k*k). */
+static void conv_chunk_gemms(int id, int transposed, int a, int b, int rows, int cols_n,
+                             int want_dx, int times, dc_gemm_visitor fn, void *ctx) {
+    if (times <= 0) return;
+    if (!transposed) {
+        fn(ctx, id, "fwd", 0, 0, a, cols_n, rows, 0.0f, times);
+        fn(ctx, id, "dW", 0, 1, a, rows, cols_n, 1.0f, times);
+        if (want_dx) fn(ctx, id, "dX", 1, 0, rows, cols_n, a, 0.0f, times);
+    } else {
+        fn(ctx, id, "fwd", 1, 0, rows, cols_n, b, 0.0f, times);
+        fn(ctx, id, "dW", 0, 1, b, rows, cols_n, 1.0f, times);
+        if (want_dx) fn(ctx, id, "dX", 0, 0, b, cols_n, rows, 0.0f, times);
+    }
+}
+
+void dc_conv_gemm_plan(const dc_graph *g, const dc_node *n, int id, dc_gemm_visitor fn,
+                       void *ctx) {
+    const int transposed = n->op == DC_OP_CONV_T2D;
+    const dc_node *in = &g->nodes[n->in[0]];
+    const int kk = n->win.kh * n->win.kw;
+    const int a = n->shape[1], b = NC(in);
+    const int rows = transposed ? a * kk : b * kk;
+    const int pix = transposed ? NH(in) * NW(in) : n->shape[2] * n->shape[3];
+    const int nb = conv_chunk(g, n, conv_per_image(n));
+    const int want_dx = in->grad.buf != NULL;
+    conv_chunk_gemms(id, transposed, a, b, rows, nb * pix, want_dx, g->batch / nb, fn, ctx);
+    conv_chunk_gemms(id, transposed, a, b, rows, (g->batch % nb) * pix, want_dx,
+                     g->batch % nb ? 1 : 0, fn, ctx);
+}
+
 static int conv_common(dc_graph *g, int x, int k, int stride, int pad, const char *op) {
     if (dc_graph_check_input(g, op, x)) return -1;
     dc_node *in = &g->nodes[x];
@@ -172,7 +204,7 @@ static dc_status conv_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
     if (be->ops->conv2d_fwd && be->ops->conv2d_bwd) {
         dc_ptr B = n->param[1] >= 0 ? dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value) : dc_null_ptr();
-        return be->ops->conv2d_fwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
+        return DC_BE(be, conv2d_fwd, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
                                    dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value), B,
                                    dc_tensor_ptr(n->out), n->has_fact ? &n->fact : NULL);
     }
@@ -198,7 +230,7 @@ static dc_status conv_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     if (be->ops->conv2d_fwd && be->ops->conv2d_bwd) {
         dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
         dc_fused_act fa;
-        return be->ops->conv2d_bwd(be, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
+        return DC_BE(be, conv2d_bwd, &n->win, n->out_ch, dc_node_out(g, n->in[0]),
                                    dc_tensor_ptr(pw->value), dc_tensor_ptr(n->out), dc_tensor_ptr(n->grad),
                                    dc_node_has_grad(g, n->in[0]) ? dc_node_grad(g, n->in[0]) : dc_null_ptr(),
                                    dc_tensor_ptr(pw->grad), pb ? dc_tensor_ptr(pb->grad) : dc_null_ptr(),
@@ -240,7 +272,7 @@ static double conv_flops(const dc_graph *g, const dc_node *n) {
 static dc_status convt_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
     if (be->ops->conv_t2d_fwd && be->ops->conv_t2d_bwd)
-        return be->ops->conv_t2d_fwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
+        return DC_BE(be, conv_t2d_fwd, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
                                      dc_tensor_ptr(dc_graph_param_at(g, n, 0)->value),
                                      dc_tensor_ptr(dc_graph_param_at(g, n, 1)->value),
                                      dc_tensor_ptr(n->out), n->has_fact ? &n->fact : NULL);
@@ -270,7 +302,7 @@ static dc_status convt_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     if (be->ops->conv_t2d_fwd && be->ops->conv_t2d_bwd) {
         dc_param *pw = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
         dc_fused_act fa;
-        return be->ops->conv_t2d_bwd(be, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
+        return DC_BE(be, conv_t2d_bwd, &n->win, g->batch, n->win.n, dc_node_out(g, n->in[0]),
                                      dc_tensor_ptr(pw->value), dc_tensor_ptr(n->out), dc_tensor_ptr(n->grad),
                                      dc_node_has_grad(g, n->in[0]) ? dc_node_grad(g, n->in[0])
                                                                    : dc_null_ptr(),

@@ -46,6 +46,14 @@ static dc_status dense_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     return DC_OK;
 }
 
+void dc_dense_gemm_plan(const dc_graph *g, const dc_node *n, int id, dc_gemm_visitor fn,
+                        void *ctx) {
+    const int N = g->batch, in = n->k, out = n->out_ch;
+    fn(ctx, id, "fwd", 0, 1, N, out, in, 0.0f, 1);
+    fn(ctx, id, "dW", 1, 0, out, in, N, 1.0f, 1);
+    if (g->nodes[n->in[0]].grad.buf) fn(ctx, id, "dX", 0, 0, N, in, out, 1.0f, 1);
+}
+
 static double dense_flops(const dc_graph *g, const dc_node *n) {
     return 2.0 * g->batch * (double)n->k * n->out_ch;
 }

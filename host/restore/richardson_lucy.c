@@ -42,8 +42,8 @@ typedef struct conv_plan {
 } conv_plan;
 
 static void plan_release(dc_backend *be, conv_plan *p) {
-    if (p->cols) be->ops->free(be, p->cols);
-    if (p->stage) be->ops->free(be, p->stage);
+    if (p->cols) DC_BE(be, free, p->cols);
+    if (p->stage) DC_BE(be, free, p->stage);
     p->cols = p->stage = NULL;
 }
 
@@ -80,9 +80,9 @@ static dc_status plan_create(dc_backend *be, int h, int w, int kh0, int kw0, siz
         return dc_set_error(err, DC_ERR_SHAPE, "image width %d with a %d x %d PSF is too large",
                             w, kh0, kw0);
     p->strip_rows = rows >= (size_t)h ? h : (int)rows;
-    dc_status s = be->ops->alloc(be, kk * (size_t)p->strip_rows * w * sizeof(float), &p->cols);
+    dc_status s = DC_BE(be, alloc, kk * (size_t)p->strip_rows * w * sizeof(float), &p->cols);
     if (s == DC_OK && p->strip_rows < h)
-        s = be->ops->alloc(be, (size_t)(p->strip_rows + 2 * p->ph) * w * sizeof(float),
+        s = DC_BE(be, alloc, (size_t)(p->strip_rows + 2 * p->ph) * w * sizeof(float),
                            &p->stage);
     if (s != DC_OK) {
         plan_release(be, p);
@@ -143,7 +143,7 @@ dc_status dc_convolve_same_backend(dc_backend *be, const dc_fimage *image, const
     dc_buffer *buf = NULL;
     dc_status s = wt ? DC_OK : dc_set_error(err, DC_ERR_OOM, "convolution: out of memory");
     if (s == DC_OK) s = dc_fimage_create(h, w, image->c, out, err);
-    if (s == DC_OK && (s = be->ops->alloc(be, (2 * hw + kk) * sizeof(float), &buf)) != DC_OK)
+    if (s == DC_OK && (s = DC_BE(be, alloc, (2 * hw + kk) * sizeof(float), &buf)) != DC_OK)
         s = wrap_backend(be, s, "convolution buffers", err);
     if (s == DC_OK) {
         dc_ptr x = {buf, 0}, y = {buf, hw}, wptr = {buf, 2 * hw};
@@ -156,7 +156,7 @@ dc_status dc_convolve_same_backend(dc_backend *be, const dc_fimage *image, const
         }
         if (s != DC_OK) s = wrap_backend(be, s, "convolution", err);
     }
-    if (buf) be->ops->free(be, buf);
+    if (buf) DC_BE(be, free, buf);
     plan_release(be, &plan);
     free(wt);
     if (s != DC_OK) {
@@ -196,7 +196,7 @@ dc_status dc_richardson_lucy(dc_backend *be, const dc_fimage *image, const dc_fi
     dc_buffer *buf = NULL;
     dc_status s = wt ? DC_OK : dc_set_error(err, DC_ERR_OOM, "Richardson-Lucy: out of memory");
     if (s == DC_OK) s = dc_fimage_create(h, w, image->c, out, err);
-    if (s == DC_OK && (s = be->ops->alloc(be, (5 * hw + 2 * kk) * sizeof(float), &buf)) != DC_OK)
+    if (s == DC_OK && (s = DC_BE(be, alloc, (5 * hw + 2 * kk) * sizeof(float), &buf)) != DC_OK)
         s = wrap_backend(be, s, "Richardson-Lucy buffers", err);
     if (s != DC_OK) goto done;
 
@@ -243,7 +243,7 @@ backend_fail:
         s = wrap_backend(be, s, what, err);
     }
 done:
-    if (buf) be->ops->free(be, buf);
+    if (buf) DC_BE(be, free, buf);
     plan_release(be, &plan);
     free(wt);
     if (s != DC_OK) {

@@ -284,6 +284,15 @@ typedef struct dc_node_info {
     int pool_node;       /* unpool: the pool it reads switches from */
 } dc_node_info;
 dc_status dc_graph_node_info(const dc_graph *g, int node, dc_node_info *info);
+/* One GEMM product of a training step: called for each (node, role, shape) with its count
+ * per step. role: "fwd", "dW" or "dX". */
+typedef void (*dc_gemm_visitor)(void *ctx, int node, const char *role, int trans_a, int trans_b,
+                                int m, int n, int k, float beta, int count);
+/* The GEMM products one training step of g runs through the conv, transposed-conv and dense
+ * nodes in their im2col + GEMM form, with the batch chunked exactly as the conv ops chunk it
+ * (a backend with fused convolutions runs those in its own form instead). For measuring a
+ * backend's gemm on the step's own shapes. */
+dc_status dc_graph_gemm_plan(const dc_graph *g, dc_gemm_visitor fn, void *ctx);
 
 dc_status dc_graph_set_input(dc_graph *g, int node, const float *host);
 dc_status dc_graph_set_input_int(dc_graph *g, int node, const int32_t *host);

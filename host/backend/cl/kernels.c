@@ -5,7 +5,7 @@
 #include <clblast_c.h>
 #include <limits.h>
 
-#include "backend_cl_impl.h"
+#include "cl_internal.h"
 
 #define B(be) ((cl_backend *)(be))
 
@@ -138,6 +138,60 @@ static dc_status reduce_final(dc_backend *be, size_t count, dc_ptr out, float mu
 }
 
 /* ------------------------------------------------------------- BLAS-like */
+/* ---- host <-> device transfers and copies ---- */
+static dc_status check_range(dc_backend *be, dc_ptr p, size_t bytes, const char *what) {
+    if (!p.buf) return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL %s: NULL buffer", what);
+    if (p.off * 4 + bytes > p.buf->bytes)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: %zu bytes at element %zu overrun a %zu-byte buffer", what,
+                            bytes, p.off, p.buf->bytes);
+    return DC_OK;
+}
+
+static dc_status cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes) {
+    cl_backend *b = (cl_backend *)be;
+    DC_TRY(check_range(be, dst, bytes, "write"));
+    if (bytes == 0) return DC_OK;
+    DC_CL_CHECK(b, clEnqueueWriteBuffer(b->queue, dst.buf->mem, CL_TRUE, dst.off * 4, bytes, src, 0,
+                                        NULL, NULL));
+    return DC_OK;
+}
+
+static dc_status cl_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
+    cl_backend *b = (cl_backend *)be;
+    DC_TRY(check_range(be, src, bytes, "read"));
+    if (bytes == 0) {
+        DC_CL_CHECK(b, clFinish(b->queue));
+        return DC_OK;
+    }
+    DC_CL_CHECK(b, clEnqueueReadBuffer(b->queue, src.buf->mem, CL_TRUE, src.off * 4, bytes, dst, 0,
+                                       NULL, NULL));
+    return DC_OK;
+}
+
+static dc_status cl_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
+    cl_backend *b = (cl_backend *)be;
+    DC_TRY(check_range(be, dst, n * 4, "copy"));
+    DC_TRY(check_range(be, src, n * 4, "copy"));
+    if (n == 0 || (dst.buf == src.buf && dst.off == src.off)) return DC_OK;
+    if (dst.buf == src.buf && dst.off < src.off + n && src.off < dst.off + n) {
+        /* overlapping ranges (memmove on the CPU): OpenCL refuses, so go through a temp */
+        cl_int e;
+        cl_mem tmp = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, n * 4, NULL, &e);
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clCreateBuffer");
+        e = clEnqueueCopyBuffer(b->queue, src.buf->mem, tmp, src.off * 4, 0, n * 4, 0, NULL, NULL);
+        if (e == CL_SUCCESS)
+            e = clEnqueueCopyBuffer(b->queue, tmp, dst.buf->mem, 0, dst.off * 4, n * 4, 0, NULL,
+                                    NULL);
+        clReleaseMemObject(tmp); /* freed once the copies finish */
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBuffer");
+        return DC_OK;
+    }
+    DC_CL_CHECK(b, clEnqueueCopyBuffer(b->queue, src.buf->mem, dst.buf->mem, src.off * 4,
+                                       dst.off * 4, n * 4, 0, NULL, NULL));
+    return DC_OK;
+}
+
 static dc_status cl_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
     DC_TRY(need(be, "fill", "dst", dst, n));
     DC_TRY(fits32(be, "fill", n));
@@ -862,50 +916,25 @@ static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, floa
     return ka_run(&a, 1);
 }
 
+/* No host threads to set: the device runs the kernels. */
+#define dc_cl_set_threads NULL
+/* Not provided (the ops compose them from the other primitives). */
+#define cl_bn_apply_act NULL
+#define cl_bn_bwd_act NULL
+#define cl_conv2d_fwd NULL
+#define cl_conv2d_bwd NULL
+#define cl_conv_t2d_fwd NULL
+#define cl_conv_t2d_bwd NULL
+
+/* Generated from the primitive list: services are dc_cl_<name> (backend_cl.c), primitives
+ * cl_<name> (this file). */
 const dc_backend_ops dc_cl_ops = {
     .name = "opencl",
-    .alloc = dc_cl_alloc,
-    .free = dc_cl_free,
-    .write = dc_cl_write,
-    .read = dc_cl_read,
-    .copy = dc_cl_copy,
-    .sync = dc_cl_sync,
-    .fill = cl_fill,
-    .scale = cl_scale,
-    .axpy = cl_axpy,
-    .binary = cl_binary,
-    .div_filtered = cl_div_filtered,
-    .gemm = cl_gemm,
-    .reduce_sum = cl_reduce_sum,
-    .im2col = cl_im2col,
-    .col2im = cl_col2im,
-    .cm_to_nchw = cl_cm_to_nchw,
-    .nchw_to_cm = cl_nchw_to_cm,
-    .bias_add = cl_bias_add,
-    .bias_grad = cl_bias_grad,
-    .maxpool_fwd = cl_maxpool_fwd,
-    .maxpool_bwd = cl_maxpool_bwd,
-    .unpool_fwd = cl_unpool_fwd,
-    .unpool_bwd = cl_unpool_bwd,
-    .gap_fwd = cl_gap_fwd,
-    .gap_bwd = cl_gap_bwd,
-    .act_fwd = cl_act_fwd,
-    .act_bwd = cl_act_bwd,
-    .bn_stats = cl_bn_stats,
-    .bn_apply = cl_bn_apply,
-    .bn_bwd = cl_bn_bwd,
-    .randn = cl_randn,
-    .dropout_mask = cl_dropout_mask,
-    .reparam_fwd = cl_reparam_fwd,
-    .reparam_bwd = cl_reparam_bwd,
-    .mse = cl_mse,
-    .softmax_xent = cl_softmax_xent,
-    .gauss_kl = cl_gauss_kl,
-    .softmax = cl_softmax,
-    .gather_rows = cl_gather_rows,
-    .scatter_add_rows = cl_scatter_add_rows,
-    .sgd_update = cl_sgd_update,
-    .adam_update = cl_adam_update,
-    .clip_scale = cl_clip_scale,
-    .destroy = dc_cl_destroy,
+#define DC_SERVICE(ret, name, params) .name = dc_cl_##name,
+#define DC_PRIM(name, params, args, flops, elems, variant) .name = cl_##name,
+#define DC_PRIM_OPT DC_PRIM
+#include "backend/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
 };

@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-#include "backend_cpu.h"
+#include "cpu_internal.h"
 
 static dc_status cpu_alloc(dc_backend *be, size_t bytes, dc_buffer **out) {
     *out = NULL;
@@ -1258,58 +1258,23 @@ static void cpu_destroy(dc_backend *be) {
     free(be);
 }
 
+/* OpenMP owns the compute threads; the count shows in the device name. */
+static dc_status cpu_set_threads(dc_backend *be, int threads) {
+    omp_set_num_threads(threads);
+    snprintf(be->device_name, sizeof be->device_name, "CPU (%d threads, OpenBLAS)", threads);
+    return DC_OK;
+}
+
+/* Generated from the primitive list: every entry is cpu_<name>. */
 static const dc_backend_ops cpu_ops = {
     .name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .write = cpu_write,
-    .read = cpu_read,
-    .copy = cpu_copy,
-    .sync = cpu_sync,
-    .fill = cpu_fill,
-    .scale = cpu_scale,
-    .axpy = cpu_axpy,
-    .binary = cpu_binary,
-    .div_filtered = cpu_div_filtered,
-    .gemm = cpu_gemm,
-    .reduce_sum = cpu_reduce_sum,
-    .im2col = cpu_im2col,
-    .col2im = cpu_col2im,
-    .cm_to_nchw = cpu_cm_to_nchw,
-    .nchw_to_cm = cpu_nchw_to_cm,
-    .bias_add = cpu_bias_add,
-    .bias_grad = cpu_bias_grad,
-    .maxpool_fwd = cpu_maxpool_fwd,
-    .maxpool_bwd = cpu_maxpool_bwd,
-    .unpool_fwd = cpu_unpool_fwd,
-    .unpool_bwd = cpu_unpool_bwd,
-    .gap_fwd = cpu_gap_fwd,
-    .gap_bwd = cpu_gap_bwd,
-    .act_fwd = cpu_act_fwd,
-    .act_bwd = cpu_act_bwd,
-    .bn_stats = cpu_bn_stats,
-    .bn_apply = cpu_bn_apply,
-    .bn_bwd = cpu_bn_bwd,
-    .bn_apply_act = cpu_bn_apply_act,
-    .bn_bwd_act = cpu_bn_bwd_act,
-    .randn = cpu_randn,
-    .dropout_mask = cpu_dropout_mask,
-    .reparam_fwd = cpu_reparam_fwd,
-    .reparam_bwd = cpu_reparam_bwd,
-    .mse = cpu_mse,
-    .softmax_xent = cpu_softmax_xent,
-    .gauss_kl = cpu_gauss_kl,
-    .softmax = cpu_softmax,
-    .gather_rows = cpu_gather_rows,
-    .scatter_add_rows = cpu_scatter_add_rows,
-    .sgd_update = cpu_sgd_update,
-    .adam_update = cpu_adam_update,
-    .clip_scale = cpu_clip_scale,
-    .conv2d_fwd = cpu_conv2d_fwd,
-    .conv2d_bwd = cpu_conv2d_bwd,
-    .conv_t2d_fwd = cpu_conv_t2d_fwd,
-    .conv_t2d_bwd = cpu_conv_t2d_bwd,
-    .destroy = cpu_destroy,
+#define DC_SERVICE(ret, name, params) .name = cpu_##name,
+#define DC_PRIM(name, params, args, flops, elems, variant) .name = cpu_##name,
+#define DC_PRIM_OPT DC_PRIM
+#include "backend/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
 };
 
 dc_status dc_backend_create_cpu(int threads, dc_backend **out, dc_error *err) {

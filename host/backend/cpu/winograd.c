@@ -1,4 +1,4 @@
-/* The CPU backend's Winograd convolutions (see backend_cpu.h): 3x3 stride-1 pad-1 layers,
+/* The CPU backend's Winograd convolutions (see cpu_internal.h): 3x3 stride-1 pad-1 layers,
  * forward and both gradients, per group of images, parallel over images like the other
  * fused convolutions in backend_cpu.c. */
 #include <cblas.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_cpu.h"
+#include "cpu_internal.h"
 
 /* ---- Winograd F(m x m, 3x3): 3x3 stride-1 pad-1 convolutions ----
  * Each m x m output tile is A^T [(G g G^T) . (B^T d B)] A for its (m+2)^2 input tile d

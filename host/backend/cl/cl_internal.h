@@ -1,5 +1,5 @@
 /* Private to the OpenCL backend's sources (backend_cl.c: device, program, memory;
- * backend_cl_kernels.c: the primitives). */
+ * kernels.c: the primitives). */
 #ifndef DECONV_BACKEND_CL_IMPL_H
 #define DECONV_BACKEND_CL_IMPL_H
 
@@ -69,12 +69,10 @@ dc_status dc_cl_fail(dc_error *err, const char *device, cl_int e, const char *ca
             return dc_cl_fail(&(b)->base.err, (b)->base.device_name, dc_cl_e_, #call);             \
     } while (0)
 
-/* Memory and lifetime (backend_cl.c); the ops table is in backend_cl_kernels.c. */
+/* Memory and lifetime, the primitive list's services (backend_cl.c); the ops table is in
+ * kernels.c. */
 dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
 void dc_cl_free(dc_backend *be, dc_buffer *buf);
-dc_status dc_cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes);
-dc_status dc_cl_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes);
-dc_status dc_cl_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n);
 dc_status dc_cl_sync(dc_backend *be);
 void dc_cl_destroy(dc_backend *be);
 

@@ -1,8 +1,8 @@
-/* Backend selection and the generic accessors. */
+/* Backend creation from a spec, and what every backend shares: the generic accessors and
+ * the tables generated from primitives.def. */
 #include <ctype.h>
-#include <omp.h>
 
-#include "backend_cl.h"
+#include "cl/backend_cl.h"
 #include "internal.h"
 
 void dc_backend_free(dc_backend *be) {
@@ -77,10 +77,41 @@ dc_status dc_backend_create_from_spec(const char *spec, int verbose, dc_backend 
 
 dc_status dc_backend_set_threads(dc_backend *be, int threads) {
     if (!be || threads < 1) return DC_ERR_ARG;
-    /* only the CPU backend computes on host threads */
-    if (!strcmp(be->ops->name, "cpu")) {
-        omp_set_num_threads(threads);
-        snprintf(be->device_name, sizeof be->device_name, "CPU (%d threads, OpenBLAS)", threads);
-    }
-    return DC_OK;
+    /* only backends that compute on host threads have the entry */
+    return be->ops->set_threads ? DC_BE(be, set_threads, threads) : DC_OK;
+}
+
+static const char *const prim_names[DC_PRIM_COUNT] = {
+#define DC_SERVICE(ret, name, params)
+#define DC_PRIM(name, params, args, flops, elems, variant) #name,
+#define DC_PRIM_OPT DC_PRIM
+#include "backend/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
+};
+
+const char *dc_backend_prim_name(int id) {
+    return id >= 0 && id < DC_PRIM_COUNT ? prim_names[id] : NULL;
+}
+
+const char *dc_backend_ops_missing(const dc_backend_ops *ops) {
+    if (!ops) return "ops";
+    if (!ops->name) return "name";
+#define DC_SERVICE(ret, name, params)                                                              \
+    if (!ops->name && strcmp(#name, "set_threads")) return #name;
+#define DC_PRIM(name, params, args, flops, elems, variant)                                        \
+    if (!ops->name) return #name;
+#define DC_PRIM_OPT(name, params, args, flops, elems, variant)
+#include "backend/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
+    return NULL;
+}
+
+void dc_backend_program_info(const dc_backend *be, dc_program_info *out) {
+    out->from_cache = dc_cl_program_from_cache(be);
+    out->seconds = dc_cl_program_seconds(be);
+    out->cache_file = dc_cl_cache_file(be);
 }

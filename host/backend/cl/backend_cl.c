@@ -1,6 +1,6 @@
 /* OpenCL backend: device discovery, context and queue, the kernel program (built once
  * per context, cached on disk as a device binary), memory, and device listing. The
- * primitives themselves are in backend_cl_kernels.c, the kernels in the cl/ folder.
+ * primitives themselves are in kernels.c, the kernels in the cl/ folder.
  *
  * Memory semantics: one in-order queue per backend. read() blocks, write() blocks (the
  * host buffer may be reused as soon as it returns), everything else only enqueues. */
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "backend_cl.h"
-#include "backend_cl_impl.h"
+#include "cl_internal.h"
 #include "cl_embedded.h"
 
 /* ------------------------------------------------------------------ errors */
@@ -838,59 +838,6 @@ void dc_cl_free(dc_backend *be, dc_buffer *buf) {
     /* commands still queued on it keep it alive until they finish (OpenCL semantics) */
     clReleaseMemObject(buf->mem);
     free(buf);
-}
-
-static dc_status check_range(dc_backend *be, dc_ptr p, size_t bytes, const char *what) {
-    if (!p.buf) return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL %s: NULL buffer", what);
-    if (p.off * 4 + bytes > p.buf->bytes)
-        return dc_set_error(&be->err, DC_ERR_ARG,
-                            "OpenCL %s: %zu bytes at element %zu overrun a %zu-byte buffer", what,
-                            bytes, p.off, p.buf->bytes);
-    return DC_OK;
-}
-
-dc_status dc_cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes) {
-    cl_backend *b = (cl_backend *)be;
-    DC_TRY(check_range(be, dst, bytes, "write"));
-    if (bytes == 0) return DC_OK;
-    DC_CL_CHECK(b, clEnqueueWriteBuffer(b->queue, dst.buf->mem, CL_TRUE, dst.off * 4, bytes, src, 0,
-                                        NULL, NULL));
-    return DC_OK;
-}
-
-dc_status dc_cl_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
-    cl_backend *b = (cl_backend *)be;
-    DC_TRY(check_range(be, src, bytes, "read"));
-    if (bytes == 0) {
-        DC_CL_CHECK(b, clFinish(b->queue));
-        return DC_OK;
-    }
-    DC_CL_CHECK(b, clEnqueueReadBuffer(b->queue, src.buf->mem, CL_TRUE, src.off * 4, bytes, dst, 0,
-                                       NULL, NULL));
-    return DC_OK;
-}
-
-dc_status dc_cl_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
-    cl_backend *b = (cl_backend *)be;
-    DC_TRY(check_range(be, dst, n * 4, "copy"));
-    DC_TRY(check_range(be, src, n * 4, "copy"));
-    if (n == 0 || (dst.buf == src.buf && dst.off == src.off)) return DC_OK;
-    if (dst.buf == src.buf && dst.off < src.off + n && src.off < dst.off + n) {
-        /* overlapping ranges (memmove on the CPU): OpenCL refuses, so go through a temp */
-        cl_int e;
-        cl_mem tmp = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, n * 4, NULL, &e);
-        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clCreateBuffer");
-        e = clEnqueueCopyBuffer(b->queue, src.buf->mem, tmp, src.off * 4, 0, n * 4, 0, NULL, NULL);
-        if (e == CL_SUCCESS)
-            e = clEnqueueCopyBuffer(b->queue, tmp, dst.buf->mem, 0, dst.off * 4, n * 4, 0, NULL,
-                                    NULL);
-        clReleaseMemObject(tmp); /* freed once the copies finish */
-        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBuffer");
-        return DC_OK;
-    }
-    DC_CL_CHECK(b, clEnqueueCopyBuffer(b->queue, src.buf->mem, dst.buf->mem, src.off * 4,
-                                       dst.off * 4, n * 4, 0, NULL, NULL));
-    return DC_OK;
 }
 
 dc_status dc_cl_sync(dc_backend *be) {

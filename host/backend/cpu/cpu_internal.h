@@ -1,6 +1,9 @@
-/* CPU backend internals shared by backend_cpu.c and backend_cpu_winograd.c. */
-#ifndef DECONV_BACKEND_CPU_H
-#define DECONV_BACKEND_CPU_H
+/* CPU backend internals (host/backend/cpu/), private to this folder. Layered in one
+ * direction: the first part is the backend's core (its state and the shared loops, defined
+ * in backend_cpu.c); winograd.c builds on that core only, and the last part is what
+ * winograd.c offers back, the entry points backend_cpu.c's fused convolutions dispatch to. */
+#ifndef DECONV_BACKEND_CPU_INTERNAL_H
+#define DECONV_BACKEND_CPU_INTERNAL_H
 
 #include "internal.h"
 
@@ -44,7 +47,7 @@ void dc_cpu_bias_act_rows(float *restrict y, const float *b, int c, size_t hw,
 const float *dc_cpu_image_grad(const dc_fused_act *act, const float *y, const float *dy,
                                float *dpre, int c, size_t hw, double *part);
 
-/* Winograd convolutions (backend_cpu_winograd.c) */
+/* ---- Winograd convolutions (winograd.c), built on the core above ---- */
 int dc_cpu_wino_ok(const cpu_backend *cb, const dc_win2d *g, int oc);
 dc_status dc_cpu_wino_fwd(cpu_backend *cb, const dc_win2d *g, int oc, const float *px,
                           const float *pw, const float *pb, float *py, const dc_fused_act *act);
