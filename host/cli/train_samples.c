@@ -1,4 +1,5 @@
-/* Validation and fixed sample grids for deconv train. */
+/* Fixed sample grids of a training run (deconv train writes one every --sample-every
+ * epochs through the trainer's epoch_end callback). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -30,10 +31,13 @@ void dc_cli_default_data(char *buf, size_t cap) {
 
 static int is(const dc_model *m, const char *k) { return !strcmp(m->spec.kind, k); }
 
-dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *train,
-                             const dc_dataset *val, const char *run_dir, uint64_t seed,
-                             dc_error *err) {
+dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dataset *train,
+                             const dc_dataset *val, dc_error *err) {
     memset(s, 0, sizeof *s);
+    dc_model *m = dc_trainer_model(trainer);
+    const char *run_dir = dc_trainer_config(trainer)->out;
+    const uint64_t seed = dc_trainer_config(trainer)->seed;
+    s->trainer = trainer;
     s->m = m;
     s->train = train;
     s->val = val;
@@ -77,71 +81,7 @@ void train_samples_free(train_samples *s) {
  * completion model the random code is off (std 0) unless `noise_seed` is nonzero. */
 static dc_status eval_forward(train_samples *s, const dc_dataset *ds, const int32_t *idx, int count,
                               uint64_t noise_seed, dc_error *err) {
-    dc_model *m = s->m;
-    DC_TRY(dc_model_fill_batch(m, ds, idx, count, NULL, dc_seed_mix(s->seed, 77), &s->batch, err));
-    DC_TRY(dc_model_set_batch(m, &s->batch, err));
-    dc_graph_set_train(m->g, 0);
-    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, noise_seed ? m->spec.noise : 0.0f);
-    dc_graph_set_seed(m->g, noise_seed);
-    int last = is(m, "classifier") ? m->out : m->out;
-    dc_status st = dc_graph_forward(m->g, last);
-    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, m->spec.noise);
-    dc_graph_set_train(m->g, 1);
-    if (st != DC_OK) return dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
-    return DC_OK;
-}
-
-dc_status train_samples_validate(train_samples *s, double *loss, double *accuracy, dc_error *err) {
-    *loss = NAN;
-    *accuracy = NAN;
-    dc_model *m = s->m;
-    const dc_dataset *ds = s->val;
-    if (ds->n == 0 || is(m, "glo")) return DC_OK;
-    const int B = m->batch, is_cls = is(m, "classifier");
-    const size_t per = is_cls ? (size_t)m->spec.classes : s->batch.image_numel;
-    float *out = malloc(sizeof(float) * (size_t)B * per);
-    int32_t *idx = malloc(sizeof(int32_t) * B);
-    if (!out || !idx) {
-        free(out);
-        free(idx);
-        return dc_set_error(err, DC_ERR_OOM, "validation: out of memory");
-    }
-    double total = 0;
-    long correct = 0, items = 0;
-    dc_status st = DC_OK;
-    for (int first = 0; first < ds->n; first += B) {
-        int count = ds->n - first < B ? ds->n - first : B;
-        for (int i = 0; i < count; i++) idx[i] = first + i;
-        if ((st = eval_forward(s, ds, idx, count, 0, err))) break;
-        if ((st = dc_graph_read(m->g, m->out, out))) {
-            dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
-            break;
-        }
-        for (int i = 0; i < count; i++) {
-            const float *o = out + (size_t)i * per;
-            if (is_cls) {
-                int y = s->batch.labels[i], best = 0;
-                double mx = o[0], sum = 0;
-                for (int k = 1; k < m->spec.classes; k++)
-                    if (o[k] > mx) mx = o[k], best = k;
-                for (int k = 0; k < m->spec.classes; k++) sum += exp(o[k] - mx);
-                total += -(o[y] - mx - log(sum));
-                correct += best == y;
-            } else {
-                const float *t = s->batch.target + (size_t)i * per, *w = s->batch.weight + (size_t)i * per;
-                double e = 0;
-                for (size_t p = 0; p < per; p++) e += (double)w[p] * (o[p] - t[p]) * (o[p] - t[p]);
-                total += e / (double)per;
-            }
-            items++;
-        }
-    }
-    free(out);
-    free(idx);
-    if (st != DC_OK) return st;
-    *loss = total / (double)items;
-    if (is_cls) *accuracy = (double)correct / (double)items;
-    return DC_OK;
+    return dc_trainer_forward_eval(s->trainer, ds, idx, count, noise_seed, &s->batch, err);
 }
 
 static dc_status decode(train_samples *s, const float *z, float *dst, dc_error *err) {
