@@ -24,7 +24,8 @@ static int stop_after(void *user) {
 /* All of a model's parameter values, one array. */
 static float *read_weights(dc_model *m, size_t *count) {
     size_t total = 0;
-    for (int i = 0; i < dc_params_count(m->params); i++) total += dc_params_get(m->params, i)->numel;
+    for (int i = 0; i < dc_params_count(m->params); i++)
+        total += dc_params_get(m->params, i)->numel;
     float *w = malloc(total * sizeof(float)), *at = w;
     for (int i = 0; w && i < dc_params_count(m->params); i++) {
         dc_params_read(m->params, i, at);

@@ -22,11 +22,17 @@
 
 /* ------------------------------------------------------------------------------------
  * Per-kind rules: the one place in this file that looks at spec.kind. */
-static int kind_is(const dc_model_spec *s, const char *kind) { return !strcmp(s->kind, kind); }
+static int kind_is(const dc_model_spec *s, const char *kind) {
+    return !strcmp(s->kind, kind);
+}
 /* Classifiers validate by cross-entropy and accuracy, the rest by weighted pixel MSE. */
-static int kind_is_classifier(const dc_model_spec *s) { return kind_is(s, "classifier"); }
+static int kind_is_classifier(const dc_model_spec *s) {
+    return kind_is(s, "classifier");
+}
 /* glo learns one latent per training image and has nothing to validate. */
-static int kind_validates(const dc_model_spec *s) { return !kind_is(s, "glo"); }
+static int kind_validates(const dc_model_spec *s) {
+    return !kind_is(s, "glo");
+}
 static dc_status kind_fit_spec_to_data(dc_model_spec *s, const dc_dataset *train, int resuming,
                                        dc_error *err) {
     if (kind_is(s, "glo")) {
@@ -107,8 +113,9 @@ static dc_status config_check(const dc_train_config *c, dc_error *err) {
                             "%d must be >= 1",
                             c->epochs, c->batch, c->save_every, c->sample_every);
     if (!(c->lr > 0) || !(c->val >= 0 && c->val < 1))
-        return dc_set_error(err, DC_ERR_ARG, "training options: lr %g must be > 0, val %g in [0, 1)",
-                            (double)c->lr, (double)c->val);
+        return dc_set_error(err, DC_ERR_ARG,
+                            "training options: lr %g must be > 0, val %g in [0, 1)", (double)c->lr,
+                            (double)c->val);
     if ((unsigned)c->optim >= DC_ARRAY_LEN(optim_names) ||
         (unsigned)c->schedule >= DC_ARRAY_LEN(schedule_names))
         return dc_set_error(err, DC_ERR_ARG, "training options: unknown optimizer or schedule");
@@ -191,8 +198,8 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
 }
 
 /* -------------------------------------------------------------------- data, files */
-dc_status dc_train_load_data(const dc_train_config *c, int size, int channels,
-                             dc_dataset **train, dc_dataset **val, dc_error *err) {
+dc_status dc_train_load_data(const dc_train_config *c, int size, int channels, dc_dataset **train,
+                             dc_dataset **val, dc_error *err) {
     dc_dataset *all = NULL;
     *train = *val = NULL;
     DC_TRY(dc_dataset_load_path(c->data, size, channels, &all, err));
@@ -305,8 +312,8 @@ dc_status dc_trainer_save(dc_trainer *t, dc_error *err) {
 }
 
 /* ----------------------------------------------------------------- loss history */
-static dc_status hist_add(history *h, double epoch, long step, double train, double val,
-                          double lr, double ips) {
+static dc_status hist_add(history *h, double epoch, long step, double train, double val, double lr,
+                          double ips) {
     if (h->n == h->cap) {
         const int cap = h->cap ? 2 * h->cap : 64;
         double **cols[] = {&h->epoch, &h->train, &h->val, &h->lr, &h->ips};
@@ -401,7 +408,8 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     if (!be || !spec || !train || !val || !cfg)
         return dc_set_error(err, DC_ERR_ARG, "dc_trainer: backend, spec, data and config needed");
     DC_TRY(config_check(cfg, err));
-    if (!cfg->out[0]) return dc_set_error(err, DC_ERR_ARG, "dc_trainer: no run folder (config.out)");
+    if (!cfg->out[0])
+        return dc_set_error(err, DC_ERR_ARG, "dc_trainer: no run folder (config.out)");
     if (train->n < 1) return dc_set_error(err, DC_ERR_ARG, "%s: no training images", train->source);
     dc_trainer *t = calloc(1, sizeof *t);
     if (!t) return dc_set_error(err, DC_ERR_OOM, "dc_trainer: out of memory");
@@ -430,7 +438,8 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
                          dc_params_error(t->m->params)->msg);
         goto fail;
     }
-    if ((s = mkdir_p(cfg->out, err)) != DC_OK || (s = dc_batch_alloc(t->m, &t->batch, err)) != DC_OK ||
+    if ((s = mkdir_p(cfg->out, err)) != DC_OK ||
+        (s = dc_batch_alloc(t->m, &t->batch, err)) != DC_OK ||
         (s = dc_batch_alloc(t->m, &t->eval_batch, err)) != DC_OK)
         goto fail;
     if ((s = be->ops->alloc(be, 16 * sizeof(float), &t->acc)) != DC_OK) {
@@ -469,11 +478,11 @@ fail:
 
 dc_status dc_trainer_create(dc_backend *be, const dc_model_spec *spec, const dc_dataset *train,
                             const dc_dataset *val, const dc_train_config *config,
-                            const dc_train_callbacks *callbacks, dc_trainer **out,
-                            dc_error *err) {
+                            const dc_train_callbacks *callbacks, dc_trainer **out, dc_error *err) {
     if (!out) return dc_set_error(err, DC_ERR_ARG, "dc_trainer_create: out is NULL");
     *out = NULL;
-    if (!spec || !train) return dc_set_error(err, DC_ERR_ARG, "dc_trainer_create: spec and data needed");
+    if (!spec || !train)
+        return dc_set_error(err, DC_ERR_ARG, "dc_trainer_create: spec and data needed");
     dc_model_spec fitted = *spec;
     DC_TRY(kind_fit_spec_to_data(&fitted, train, 0, err));
     dc_trainer *t;
@@ -492,8 +501,7 @@ dc_status dc_trainer_create(dc_backend *be, const dc_model_spec *spec, const dc_
 
 dc_status dc_trainer_resume(dc_backend *be, const char *run_or_file, const dc_dataset *train,
                             const dc_dataset *val, const dc_train_config *config,
-                            const dc_train_callbacks *callbacks, dc_trainer **out,
-                            dc_error *err) {
+                            const dc_train_callbacks *callbacks, dc_trainer **out, dc_error *err) {
     if (!out) return dc_set_error(err, DC_ERR_ARG, "dc_trainer_resume: out is NULL");
     *out = NULL;
     if (!run_or_file || !train)
@@ -502,7 +510,8 @@ dc_status dc_trainer_resume(dc_backend *be, const char *run_or_file, const dc_da
     DC_TRY(dc_train_read_checkpoint(run_or_file, &at, err));
     DC_TRY(kind_fit_spec_to_data(&at.spec, train, 1, err));
     dc_trainer *t;
-    DC_TRY(trainer_build(be, &at.spec, train, val, config ? config : &at.config, callbacks, &t, err));
+    DC_TRY(
+        trainer_build(be, &at.spec, train, val, config ? config : &at.config, callbacks, &t, err));
     char path[1200], folder[1024];
     checkpoint_path(run_or_file, path, sizeof path, folder, sizeof folder);
     dc_status s = dc_checkpoint_load(path, t->m->params, t->opt, NULL, err);
@@ -524,9 +533,15 @@ dc_status dc_trainer_resume(dc_backend *be, const char *run_or_file, const dc_da
     return DC_OK;
 }
 
-dc_model *dc_trainer_model(dc_trainer *t) { return t ? t->m : NULL; }
-const dc_train_config *dc_trainer_config(const dc_trainer *t) { return t ? &t->cfg : NULL; }
-int dc_trainer_steps_per_epoch(const dc_trainer *t) { return t ? t->steps_per_epoch : 0; }
+dc_model *dc_trainer_model(dc_trainer *t) {
+    return t ? t->m : NULL;
+}
+const dc_train_config *dc_trainer_config(const dc_trainer *t) {
+    return t ? &t->cfg : NULL;
+}
+int dc_trainer_steps_per_epoch(const dc_trainer *t) {
+    return t ? t->steps_per_epoch : 0;
+}
 void dc_trainer_position(const dc_trainer *t, int *epoch, int *step_in_epoch, long *step) {
     if (epoch) *epoch = t ? t->epoch : 0;
     if (step_in_epoch) *step_in_epoch = t ? t->step_in_epoch : 0;
@@ -570,7 +585,8 @@ dc_status dc_trainer_validate(dc_trainer *t, double *loss, double *accuracy, dc_
     dc_status st = DC_OK;
     for (int first = 0; first < ds->n; first += B) {
         int count = ds->n - first < B ? ds->n - first : B;
-        for (int i = 0; i < count; i++) idx[i] = first + i;
+        for (int i = 0; i < count; i++)
+            idx[i] = first + i;
         if ((st = dc_trainer_forward_eval(t, ds, idx, count, 0, batch, err))) break;
         if ((st = dc_graph_read(m->g, m->out, out))) {
             dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
@@ -584,13 +600,16 @@ dc_status dc_trainer_validate(dc_trainer *t, double *loss, double *accuracy, dc_
                 double mx = o[0], sum = 0;
                 for (int k = 1; k < m->spec.classes; k++)
                     if (o[k] > mx) mx = o[k], best = k;
-                for (int k = 0; k < m->spec.classes; k++) sum += exp(o[k] - mx);
+                for (int k = 0; k < m->spec.classes; k++)
+                    sum += exp(o[k] - mx);
                 total += -(o[y] - mx - log(sum));
                 correct += best == y;
             } else {
-                const float *tg = batch->target + (size_t)i * per, *w = batch->weight + (size_t)i * per;
+                const float *tg = batch->target + (size_t)i * per,
+                            *w = batch->weight + (size_t)i * per;
                 double e = 0;
-                for (size_t p = 0; p < per; p++) e += (double)w[p] * (o[p] - tg[p]) * (o[p] - tg[p]);
+                for (size_t p = 0; p < per; p++)
+                    e += (double)w[p] * (o[p] - tg[p]) * (o[p] - tg[p]);
                 total += e / (double)per;
             }
             items++;
@@ -614,12 +633,13 @@ static void warn(dc_trainer *t, const char *message) {
 static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss, dc_error *err) {
     dc_model *m = t->m;
     const uint64_t step_seed = dc_seed_mix(t->cfg.seed, (uint64_t)t->global_step + 1);
-    DC_TRY(dc_model_fill_batch(m, t->train, t->perm + first, count,
-                               t->cfg.augment ? &t->aug : NULL, step_seed, &t->batch, err));
+    DC_TRY(dc_model_fill_batch(m, t->train, t->perm + first, count, t->cfg.augment ? &t->aug : NULL,
+                               step_seed, &t->batch, err));
     DC_TRY(dc_model_set_batch(m, &t->batch, err));
     dc_graph_set_seed(m->g, step_seed);
     dc_status s;
-    if ((s = dc_graph_forward(m->g, -1)) != DC_OK || (s = dc_params_zero_grad(m->params)) != DC_OK ||
+    if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
+        (s = dc_params_zero_grad(m->params)) != DC_OK ||
         (s = dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL)) != DC_OK)
         return dc_set_error(err, s, "step %ld: %s", t->global_step, dc_graph_error(m->g)->msg);
     if ((s = dc_optim_step(t->opt)) != DC_OK)
@@ -651,7 +671,8 @@ static dc_status end_epoch(dc_trainer *t, int epoch, double train_loss, double s
     t->step_in_epoch = 0;
     if (t->cb.epoch_end) t->cb.epoch_end(t->cb.user, t, &e);
     if ((epoch + 1) % t->cfg.save_every == 0 || e.last) {
-        if ((s = save_checkpoint(t, err)) != DC_OK) return dc_wrap_error(err, s, "saving the checkpoint");
+        if ((s = save_checkpoint(t, err)) != DC_OK)
+            return dc_wrap_error(err, s, "saving the checkpoint");
     }
     return DC_OK;
 }
@@ -687,14 +708,15 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
                 be->ops->read(be, acc_loss, &l, sizeof l);
                 if (!isfinite(l))
                     return dc_set_error(err, DC_ERR_NUMERIC,
-                                        "loss became %g at step %ld: lower the learning rate (lr) or set clipping (clip)",
+                                        "loss became %g at step %ld: lower the learning rate (lr) "
+                                        "or set clipping (clip)",
                                         (double)l, t->global_step);
                 epoch_loss += l;
                 epoch_loss_n += acc_steps;
                 if (t->cb.progress) {
                     const double elapsed = now_s() - t_start;
-                    dc_train_progress p = {epoch + 1, c->epochs, step + 1, steps, t->global_step,
-                                           l / acc_steps, 0, 0};
+                    dc_train_progress p = {epoch + 1,      c->epochs,     step + 1, steps,
+                                           t->global_step, l / acc_steps, 0,        0};
                     p.images_per_s = images_done / (elapsed > 1e-9 ? elapsed : 1e-9);
                     const long left = (long)(c->epochs - epoch) * steps - step - 1;
                     p.eta_s = left * (double)c->batch / (p.images_per_s > 0 ? p.images_per_s : 1);
@@ -709,10 +731,11 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
                 if (t->step_in_epoch == steps) t->epoch = epoch + 1, t->step_in_epoch = 0;
                 dc_status s = save_checkpoint(t, err);
                 if (s != DC_OK)
-                    return dc_wrap_error(err, s, "interrupted, and the checkpoint could not be saved");
+                    return dc_wrap_error(err, s,
+                                         "interrupted, and the checkpoint could not be saved");
                 return dc_set_error(err, DC_ERR_INTERRUPTED,
-                                    "interrupted; checkpoint saved at epoch %d step %d", t->epoch + 1,
-                                    t->step_in_epoch);
+                                    "interrupted; checkpoint saved at epoch %d step %d",
+                                    t->epoch + 1, t->step_in_epoch);
             }
         }
         const double train_loss = epoch_loss_n ? epoch_loss / epoch_loss_n : NAN;

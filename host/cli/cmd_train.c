@@ -1,6 +1,7 @@
 /* deconv train: options, progress display and the run's report around the library's
  * training loop (include/deconv/train.h), which writes the run folder: model.safetensors,
- * loss.csv. This file adds loss.png, samples/epoch_NNNN.png and report.html.
+ * loss.csv. The callbacks here add loss.png, samples/epoch_NNNN.png and report.html
+ * (train_samples.c).
  *
  * Ctrl-C: the signal handler only sets a flag; the trainer polls it between steps, saves a
  * checkpoint at the end of the current step and stops. */
@@ -14,7 +15,6 @@
 
 #include "cli/cli.h"
 #include "cli/train_common.h"
-#include "deconv/report.h"
 #include "deconv/train.h"
 
 /* The one piece of process state: set by SIGINT/SIGTERM, read between steps. */
@@ -69,12 +69,15 @@ static void on_progress(void *user, const dc_train_progress *p) {
     if (c->quiet) return;
     int m = (int)(p->eta_s / 60), s = (int)p->eta_s % 60;
     if (c->tty) {
-        int width = 24, fill = (int)(width * (double)p->step / (p->steps_per_epoch ? p->steps_per_epoch : 1));
+        int width = 24,
+            fill = (int)(width * (double)p->step / (p->steps_per_epoch ? p->steps_per_epoch : 1));
         char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
         fprintf(stderr, "\r epoch %d/%d [%s] step %d/%d  loss %.5f  %.1f img/s  ETA %02d:%02d ",
-                p->epoch, p->epochs, bar, p->step, p->steps_per_epoch, p->loss, p->images_per_s, m, s);
+                p->epoch, p->epochs, bar, p->step, p->steps_per_epoch, p->loss, p->images_per_s, m,
+                s);
         fflush(stderr);
     } else {
         fprintf(stderr, "epoch %d/%d step %d/%d loss %.6f %.1f img/s ETA %02d:%02d\n", p->epoch,
@@ -92,36 +95,12 @@ static int should_stop(void *user) {
     return g_stop_requested;
 }
 
-/* loss.png and report.html from the history and the latest samples. */
-static void write_report(train_cli *c, dc_trainer *t, const dc_train_epoch *e) {
-    char chart[1200], report[1200], summary[2048];
-    dc_error err = {0};
-    dc_train_history h;
-    dc_trainer_history(t, &h);
-    snprintf(chart, sizeof chart, "%s/loss.png", c->cfg.out);
-    dc_series ser[2] = {{"train", h.epoch, h.train_loss, h.count}, {"validation", h.epoch, h.val_loss, h.count}};
-    if (dc_chart_write_png(chart, 640, 360, "loss", "epoch", ser, 2, 1, &err) != DC_OK)
-        fprintf(stderr, "deconv train: warning: chart: %s\n", err.msg);
-    snprintf(report, sizeof report, "%s/report.html", c->cfg.out);
-    int len = snprintf(summary, sizeof summary,
-                       "model      %s%s\ndata       %s (%d train / %d validation images)\n"
-                       "device     %s\nepoch      %d of %d (global step %ld)\n"
-                       "train loss %.6f\nval loss   %.6f\nspeed      %.1f images/s\n",
-                       c->spec.kind, c->spec.tied ? " (tied)" : "", c->cfg.data, c->train->n,
-                       c->val->n, dc_backend_device(c->be), e->epoch, e->epochs, e->global_step,
-                       e->train_loss, e->val_loss, e->images_per_s);
-    if (!isnan(e->val_accuracy) && len > 0 && len < (int)sizeof summary)
-        snprintf(summary + len, sizeof summary - len, "val acc    %.4f\n", e->val_accuracy);
-    dc_report_image imgs[2] = {{"loss", chart}, {"samples (latest)", c->samples.latest}};
-    if (dc_report_write_html(report, "deconv training run", summary, imgs, 2, &err) != DC_OK)
-        fprintf(stderr, "deconv train: warning: report: %s\n", err.msg);
-}
-
 static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
     train_cli *c = user;
     if (!c->quiet && (!c->tty || e->samples_due)) {
         if (c->tty) fputc('\n', stderr);
-        fprintf(stderr, "epoch %d: train loss %.6f  val loss %.6f", e->epoch, e->train_loss, e->val_loss);
+        fprintf(stderr, "epoch %d: train loss %.6f  val loss %.6f", e->epoch, e->train_loss,
+                e->val_loss);
         if (!isnan(e->val_accuracy)) fprintf(stderr, "  val accuracy %.4f", e->val_accuracy);
         fputc('\n', stderr);
     }
@@ -129,7 +108,8 @@ static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
     dc_error err = {0};
     if (train_samples_write(&c->samples, e->epoch, &err) != DC_OK)
         fprintf(stderr, "deconv train: warning: samples: %s\n", err.msg);
-    write_report(c, t, e);
+    const char *device = dc_backend_device(c->be);
+    train_report_write(&c->samples, t, &c->spec, c->train, c->val, device, e);
 }
 
 /* ---- options ---- */
@@ -139,11 +119,11 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         char def_data[1024];
         dc_cli_default_data(def_data, sizeof def_data);
         snprintf(o->data, sizeof o->data, "%s", dc_args_str(a, "data", def_data));
-        const char *optim = dc_args_str(a, "optim", "adam"), *sched = dc_args_str(a, "schedule", NULL);
-        dc_error err = {0};
-        if (dc_optim_kind_parse(optim, &o->optim, &err) != DC_OK)
+        const char *optim = dc_args_str(a, "optim", "adam"),
+                   *sched = dc_args_str(a, "schedule", NULL);
+        if (dc_optim_kind_parse(optim, &o->optim, NULL) != DC_OK)
             return dc_cli_fail("train", "--optim %s: use adam, adamw or sgd", optim);
-        if (sched && dc_schedule_parse(sched, &o->schedule, &err) != DC_OK)
+        if (sched && dc_schedule_parse(sched, &o->schedule, NULL) != DC_OK)
             return dc_cli_fail("train", "--schedule %s: use constant, cosine or step", sched);
         o->batch = dc_args_int(a, "batch", o->batch);
         o->lr = dc_args_float(a, "lr", o->lr);
@@ -162,8 +142,9 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
     c->quiet = dc_args_flag(a, "quiet");
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || !(o->val >= 0 && o->val < 1) ||
         o->save_every < 1 || o->sample_every < 1) {
-        fprintf(stderr, "deconv train: --epochs, --batch, --save-every, --sample-every must be >= 1, "
-                        "--lr > 0, --val in [0, 1)\n");
+        fprintf(stderr,
+                "deconv train: --epochs, --batch, --save-every, --sample-every must be >= 1, "
+                "--lr > 0, --val in [0, 1)\n");
         return 2;
     }
     return 0;
@@ -200,8 +181,8 @@ static int new_run_opts(dc_args *a, train_cli *c) {
 }
 
 int dc_cmd_train(int argc, char **argv) {
-    static const char *const flags[] = {"help", "tied", "augment", "no-augment", "no-batchnorm",
-                                        "quiet", NULL};
+    static const char *const flags[] = {"help",         "tied",  "augment", "no-augment",
+                                        "no-batchnorm", "quiet", NULL};
     dc_args a;
     if (dc_args_parse(&a, "train", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {
@@ -216,7 +197,8 @@ int dc_cmd_train(int argc, char **argv) {
     dc_train_checkpoint at = {0};
     int rc;
     if (resume) {
-        if (dc_train_read_checkpoint(resume, &at, &err) != DC_OK) return dc_cli_fail("train", "%s", err.msg);
+        if (dc_train_read_checkpoint(resume, &at, &err) != DC_OK)
+            return dc_cli_fail("train", "%s", err.msg);
         c.spec = at.spec;
         c.cfg = at.config;
         snprintf(c.cfg.out, sizeof c.cfg.out, "%s", resume);
@@ -263,7 +245,9 @@ int dc_cmd_train(int argc, char **argv) {
         goto done;
     }
     if (!c.quiet) {
-        fprintf(stderr, "deconv train: %s on %s (%d train / %d val images, %dx%dx%d), %d epochs x %d steps of %d, run folder %s\n",
+        fprintf(stderr,
+                "deconv train: %s on %s (%d train / %d val images, %dx%dx%d), %d epochs x %d steps "
+                "of %d, run folder %s\n",
                 c.spec.kind, c.cfg.data, train->n, val->n, c.spec.channels, c.spec.size,
                 c.spec.size, c.cfg.epochs, dc_trainer_steps_per_epoch(t), c.cfg.batch, c.cfg.out);
         if (resume)

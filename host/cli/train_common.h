@@ -1,4 +1,4 @@
-/* Sample grids of a training run (host/cli/train_samples.c). */
+/* Sample grids and the HTML report of a training run (host/cli/train_samples.c). */
 #ifndef DECONV_CLI_TRAIN_COMMON_H
 #define DECONV_CLI_TRAIN_COMMON_H
 
@@ -30,6 +30,11 @@ dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dat
 void train_samples_free(train_samples *s);
 /* samples/epoch_NNNN.png, and s->latest points at it. */
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err);
+
+/* loss.png and report.html in the trainer's run folder after epoch e (warnings printed). */
+void train_report_write(const train_samples *s, dc_trainer *t, const dc_model_spec *spec,
+                        const dc_dataset *train, const dc_dataset *val, const char *device,
+                        const dc_train_epoch *e);
 
 /* The built-in default data: $DECONV_DATA, else the source tree's assets/guns, else
  * ./assets/guns. */

@@ -28,22 +28,22 @@ extern "C" {
 /* Plain options. The fields from `data` to `sample_every` are stored in the checkpoint
  * (metadata key "train", a JSON object) and come back on a resume. */
 typedef struct dc_train_config {
-    char data[1024];        /* where the images came from (dc_dataset_load_path spec) */
+    char data[1024]; /* where the images came from (dc_dataset_load_path spec) */
     int epochs;
     int batch;
     float lr;
     dc_optim_kind optim;
-    dc_schedule schedule;   /* cosine decays over all epochs; step: x gamma every third */
-    float weight_decay;     /* 0 keeps the optimizer's default for adamw */
-    float clip;             /* gradient norm clipping; <= 0: none */
-    float val;              /* validation fraction of the data, [0, 1) */
-    int augment;            /* flips, shifts, scaling, rotation (dc_augment_config) */
+    dc_schedule schedule; /* cosine decays over all epochs; step: x gamma every third */
+    float weight_decay;   /* 0 keeps the optimizer's default for adamw */
+    float clip;           /* gradient norm clipping; <= 0: none */
+    float val;            /* validation fraction of the data, [0, 1) */
+    int augment;          /* flips, shifts, scaling, rotation (dc_augment_config) */
     uint64_t seed;
-    int save_every;         /* checkpoint every N epochs (and at the end) */
-    int sample_every;       /* epoch_end's samples_due every N epochs (and at the end) */
+    int save_every;   /* checkpoint every N epochs (and at the end) */
+    int sample_every; /* epoch_end's samples_due every N epochs (and at the end) */
     /* not stored */
-    char out[1024];         /* run folder (created when missing) */
-    int log_every;          /* progress callback every N steps; <= 0: once per epoch */
+    char out[1024]; /* run folder (created when missing) */
+    int log_every;  /* progress callback every N steps; <= 0: once per epoch */
 } dc_train_config;
 
 /* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, save and sample every
@@ -60,8 +60,8 @@ dc_status dc_schedule_parse(const char *name, dc_schedule *out, dc_error *err);
 
 /* Load c->data at the model's size and channels and split it into training and validation
  * parts by c->val and c->seed (the split a resume must repeat). */
-dc_status dc_train_load_data(const dc_train_config *c, int size, int channels,
-                             dc_dataset **train, dc_dataset **val, dc_error *err);
+dc_status dc_train_load_data(const dc_train_config *c, int size, int channels, dc_dataset **train,
+                             dc_dataset **val, dc_error *err);
 
 /* A run folder (its model.safetensors) or a checkpoint file: the model, the options and the
  * position it was saved at. */
@@ -80,21 +80,21 @@ typedef struct dc_train_progress {
     int epoch, epochs;
     int step, steps_per_epoch;
     long global_step;
-    double loss;            /* mean over the steps since the last report */
-    double images_per_s;    /* since run() started */
+    double loss;         /* mean over the steps since the last report */
+    double images_per_s; /* since run() started */
     double eta_s;
 } dc_train_progress;
 
 typedef struct dc_train_epoch {
-    int epoch, epochs;      /* epoch just finished */
+    int epoch, epochs; /* epoch just finished */
     long global_step;
     double train_loss;
-    double val_loss;        /* NaN when there is no validation (none held out, or glo) */
-    double val_accuracy;    /* classifiers; NaN otherwise */
-    double lr;              /* at the end of the epoch */
-    double images_per_s;    /* this epoch */
-    int last;               /* the final epoch of the run */
-    int samples_due;        /* every sample_every epochs and at the last */
+    double val_loss;     /* NaN when there is no validation (none held out, or glo) */
+    double val_accuracy; /* classifiers; NaN otherwise */
+    double lr;           /* at the end of the epoch */
+    double images_per_s; /* this epoch */
+    int last;            /* the final epoch of the run */
+    int samples_due;     /* every sample_every epochs and at the last */
 } dc_train_epoch;
 
 typedef struct dc_trainer dc_trainer;
@@ -118,8 +118,7 @@ typedef struct dc_train_callbacks {
  * (val may hold no items) must outlive the trainer; callbacks may be NULL. */
 dc_status dc_trainer_create(dc_backend *be, const dc_model_spec *spec, const dc_dataset *train,
                             const dc_dataset *val, const dc_train_config *config,
-                            const dc_train_callbacks *callbacks, dc_trainer **out,
-                            dc_error *err);
+                            const dc_train_callbacks *callbacks, dc_trainer **out, dc_error *err);
 /* Continue a run from a run folder or checkpoint file: model, weights, optimizer state and
  * position come from it. config NULL: the stored options with out = the checkpoint's
  * folder; otherwise config is used as given (a different epochs extends the run; changing
@@ -127,8 +126,7 @@ dc_status dc_trainer_create(dc_backend *be, const dc_model_spec *spec, const dc_
  * dc_train_load_data gives for the stored options. */
 dc_status dc_trainer_resume(dc_backend *be, const char *run_or_file, const dc_dataset *train,
                             const dc_dataset *val, const dc_train_config *config,
-                            const dc_train_callbacks *callbacks, dc_trainer **out,
-                            dc_error *err);
+                            const dc_train_callbacks *callbacks, dc_trainer **out, dc_error *err);
 void dc_trainer_free(dc_trainer *t);
 
 /* Train from the current position to config->epochs. DC_OK when finished (at once when
