@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deconv/model.h"
+#include "deconv/train.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -235,12 +237,210 @@ static void test_prng(void **state) {
     assert_true(fabs(m) < 0.02 && fabs(v - 1) < 0.03);
 }
 
+/* ---- the training loop of the library (deconv/train.h) ---- */
+
+/* 14 labelled 16x16 images: a bright square whose side (class 0) or corner (class 1)
+ * depends on the label, placed by a fixed rng. */
+static dc_dataset *trainer_data(void) {
+    dc_dataset *ds;
+    dc_error err = {0};
+    assert_int_equal(dc_dataset_create(14, 1, 16, 16, 1, &ds, &err), DC_OK);
+    ds->n_classes = 2;
+    snprintf(ds->source, sizeof ds->source, "synthetic squares");
+    dc_rng r;
+    dc_rng_seed(&r, 5);
+    for (int i = 0; i < ds->n; i++) {
+        float *im = dc_dataset_image(ds, i);
+        ds->labels[i] = i % 2;
+        const int side = ds->labels[i] ? 4 : 7, y0 = (int)dc_rng_below(&r, 16 - side),
+                  x0 = (int)dc_rng_below(&r, 16 - side);
+        for (int p = 0; p < 256; p++) im[p] = -1.0f;
+        for (int y = y0; y < y0 + side; y++)
+            for (int x = x0; x < x0 + side; x++) im[y * 16 + x] = 1.0f;
+    }
+    return ds;
+}
+
+typedef struct counts {
+    int progress, epochs, checkpoints, stop_after;
+    int validates, classifies; /* whether val loss / accuracy must be numbers */
+    long last_step;
+} counts;
+static void count_progress(void *u, const dc_train_progress *p) {
+    counts *c = u;
+    c->progress++;
+    c->last_step = p->global_step;
+}
+static void count_epoch(void *u, dc_trainer *t, const dc_train_epoch *e) {
+    counts *c = u;
+    (void)t;
+    c->epochs++;
+    assert_true(isfinite(e->train_loss));
+    assert_int_equal(!!isfinite(e->val_loss), c->validates);
+    assert_int_equal(!!isfinite(e->val_accuracy), c->classifies);
+}
+static void count_checkpoint(void *u, const char *path, int epoch, int step_in_epoch) {
+    counts *c = u;
+    (void)path, (void)epoch, (void)step_in_epoch;
+    c->checkpoints++;
+}
+static int stop_when_told(void *u) {
+    counts *c = u;
+    return c->stop_after > 0 && --c->stop_after == 0;
+}
+
+static float *trainer_weights(dc_trainer *t, size_t *n) {
+    dc_model *m = dc_trainer_model(t);
+    *n = dc_params_total(m->params);
+    float *w = malloc(*n * sizeof(float));
+    m->be->ops->read(m->be, dc_params_values_ptr(m->params), w, *n * sizeof(float));
+    return w;
+}
+
+/* Straight run vs. runs stopped after `stop` steps and resumed (every stop in 1..total
+ * that `stride` picks, so mid-epoch stops and stops right after an epoch's last step). */
+static void check_resume(const char *kind, dc_optim_kind optim, dc_schedule sched, int stride) {
+    dc_error err = {0};
+    dc_dataset *all = trainer_data(), *train, *val;
+    assert_int_equal(dc_dataset_split(all, 0.2f, 9, &train, &val, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, kind, 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = 6, spec.classes = 2, spec.dropout = 0.25f;
+    if (!strcmp(kind, "complete")) spec.mask = DC_MASK_RANDOM;
+    dc_train_config cfg;
+    dc_train_config_default(&cfg);
+    cfg.epochs = 3, cfg.batch = 4, cfg.optim = optim, cfg.schedule = sched, cfg.clip = 1.0f;
+    cfg.augment = strcmp(kind, "glo") != 0, cfg.seed = 0x123456789abcdefull, cfg.log_every = 2;
+    char *dir = tu_tmpdir("trainer");
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+
+    snprintf(cfg.out, sizeof cfg.out, "%s/straight", dir);
+    const int validates = strcmp(kind, "glo") != 0, classifies = !strcmp(kind, "classifier");
+    counts c0 = {.validates = validates, .classifies = classifies};
+    dc_train_callbacks cb = {&c0, count_progress, count_epoch, count_checkpoint, NULL, stop_when_told};
+    dc_trainer *t;
+    assert_int_equal(dc_trainer_create(be, &spec, train, val, &cfg, &cb, &t, &err), DC_OK);
+    const int spe = dc_trainer_steps_per_epoch(t), total = spe * cfg.epochs;
+    assert_int_equal(spe, (train->n + 3) / 4);
+    if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+    /* progress every 2 steps and at each epoch's end; one checkpoint, at the end */
+    assert_int_equal(c0.progress, cfg.epochs * ((spe + 1) / 2));
+    assert_int_equal(c0.epochs, cfg.epochs);
+    assert_int_equal(c0.checkpoints, 1);
+    assert_int_equal(c0.last_step, total);
+    size_t n;
+    float *want = trainer_weights(t, &n);
+    dc_trainer_free(t);
+
+    for (int stop = 1; stop < total; stop += stride) {
+        snprintf(cfg.out, sizeof cfg.out, "%s/stop%d", dir, stop);
+        counts c = {.stop_after = stop, .validates = validates, .classifies = classifies};
+        cb.user = &c;
+        assert_int_equal(dc_trainer_create(be, &spec, train, val, &cfg, &cb, &t, &err), DC_OK);
+        assert_int_equal(dc_trainer_run(t, &err), DC_ERR_INTERRUPTED);
+        int epoch, step_in_epoch;
+        long step;
+        dc_trainer_position(t, &epoch, &step_in_epoch, &step);
+        assert_int_equal(step, stop);
+        assert_int_equal(epoch, stop / spe);
+        assert_int_equal(step_in_epoch, stop % spe);
+        dc_trainer_free(t);
+        /* the stored position and options */
+        dc_train_checkpoint at;
+        assert_int_equal(dc_train_read_checkpoint(cfg.out, &at, &err), DC_OK);
+        assert_int_equal(at.step, stop);
+        assert_int_equal(at.epoch, stop / spe);
+        assert_int_equal(at.step_in_epoch, stop % spe);
+        assert_true(at.config.seed == cfg.seed);
+        assert_int_equal(at.config.optim, optim);
+        assert_int_equal(at.config.schedule, sched);
+        assert_true(at.config.clip == cfg.clip && at.config.lr == cfg.lr);
+        assert_string_equal(dc_model_kind_name(at.spec.kind), kind);
+
+        counts c2 = {.validates = validates, .classifies = classifies};
+        cb.user = &c2;
+        if (dc_trainer_resume(be, cfg.out, train, val, NULL, &cb, &t, &err) != DC_OK)
+            fail_msg("%s", err.msg);
+        if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+        size_t n2;
+        float *got = trainer_weights(t, &n2);
+        assert_int_equal(n, n2);
+        assert_memory_equal(want, got, n * sizeof(float)); /* bit-identical */
+        assert_int_equal(c2.last_step, total);
+        free(got);
+        dc_trainer_free(t);
+    }
+    free(want);
+    dc_backend_free(be);
+    dc_dataset_free(all);
+    dc_dataset_free(train);
+    dc_dataset_free(val);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_trainer_resume_is_bit_identical(void **state) {
+    (void)state;
+    check_resume("complete", DC_OPTIM_ADAM, DC_SCHED_COSINE, 1);
+    check_resume("classifier", DC_OPTIM_SGD, DC_SCHED_STEP, 2);
+    check_resume("glo", DC_OPTIM_ADAMW, DC_SCHED_CONSTANT, 4);
+}
+
+/* The stored options go through JSON exactly, and the format the checkpoints of earlier
+ * versions hold (written by hand, same keys) still reads. */
+static void test_train_config_json(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_train_config a, b;
+    dc_train_config_default(&a);
+    snprintf(a.data, sizeof a.data, "odd \"name\"\\ with\ttab");
+    a.epochs = 7, a.batch = 3, a.lr = 3.3e-4f, a.optim = DC_OPTIM_ADAMW;
+    a.schedule = DC_SCHED_STEP, a.weight_decay = 0.05f, a.clip = 2.5f, a.val = 0.15f;
+    a.augment = 1, a.seed = 18446744073709551557ull, a.save_every = 4, a.sample_every = 5;
+    char *json = dc_train_config_to_json(&a);
+    assert_non_null(json);
+    dc_train_config_default(&b);
+    assert_int_equal(dc_train_config_from_json(json, &b, &err), DC_OK);
+    free(json);
+    assert_string_equal(a.data, b.data);
+    assert_int_equal(b.epochs, 7);
+    assert_int_equal(b.batch, 3);
+    assert_true(b.lr == a.lr && b.weight_decay == a.weight_decay && b.clip == a.clip &&
+                b.val == a.val);
+    assert_int_equal(b.optim, DC_OPTIM_ADAMW);
+    assert_int_equal(b.schedule, DC_SCHED_STEP);
+    assert_int_equal(b.augment, 1);
+    assert_int_equal(b.save_every, 4);
+    assert_int_equal(b.sample_every, 5);
+    /* JSON numbers are doubles; the exact seed comes from the checkpoint's "seed" key */
+    const char *old = "{\"data\":\"assets/guns\",\"epochs\":400,\"batch\":16,\"lr\":0.00100000005,"
+                      "\"optim\":\"sgd\",\"schedule\":\"cosine\",\"weight_decay\":0,\"clip\":0,"
+                      "\"val\":0.100000001,\"augment\":1,\"seed\":1,\"save_every\":50,"
+                      "\"sample_every\":50}";
+    dc_train_config_default(&b);
+    assert_int_equal(dc_train_config_from_json(old, &b, &err), DC_OK);
+    assert_string_equal(b.data, "assets/guns");
+    assert_true(b.epochs == 400 && b.batch == 16 && b.lr == 1e-3f && b.val == 0.1f);
+    assert_true(b.optim == DC_OPTIM_SGD && b.schedule == DC_SCHED_COSINE && b.seed == 1);
+    assert_true(b.save_every == 50 && b.sample_every == 50 && b.augment == 1);
+    /* and it is what this version writes for the same options */
+    json = dc_train_config_to_json(&b);
+    assert_string_equal(json, old);
+    free(json);
+    assert_int_equal(dc_train_config_from_json("{\"optim\":\"rmsprop\"}", &b, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "rmsprop"));
+    assert_int_equal(dc_train_config_from_json("{\"epochs\":", &b, &err), DC_ERR_FORMAT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls_and_is_reproducible),
         cmocka_unit_test(test_optimizers),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_prng),
+        cmocka_unit_test(test_trainer_resume_is_bit_identical),
+        cmocka_unit_test(test_train_config_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,10 @@ void dc_backend_free(dc_backend *be) {
 const char *dc_backend_name(const dc_backend *be) { return be ? be->ops->name : "none"; }
 const char *dc_backend_device(const dc_backend *be) { return be ? be->device_name : "none"; }
 const dc_error *dc_backend_error(const dc_backend *be) { return be ? &be->err : NULL; }
+int dc_backend_auto_pick(int *platform, int *device, char *why, size_t cap) {
+    return dc_opencl_auto_pick(platform, device, why, cap);
+}
+
 
 #ifndef DECONV_HAVE_OPENCL
 /* Built with -DDECONV_OPENCL=OFF: the OpenCL backend is not compiled in. */

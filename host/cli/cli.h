@@ -5,6 +5,8 @@
 #include <stdio.h>
 
 #include "deconv/deconv.h"
+#include "deconv/io.h"
+#include "deconv/model.h"
 
 #define X(name, fn, help) int fn(int argc, char **argv);
 #include "cli/commands.def"
@@ -51,11 +53,6 @@ int dc_cli_backend_last(dc_args *a, dc_backend **out);
 struct dc_fimage;
 int dc_cli_psf(dc_args *a, struct dc_fimage **psf, char *desc, size_t cap);
 
-#endif
-
-#include "deconv/io.h"
-#include "deconv/model.h"
-
 /* The latest checkpoint of a run folder: RUN/model.safetensors. */
 #define DC_RUN_CHECKPOINT "model.safetensors"
 /* Open a run folder or a .safetensors file: rebuild its model (spec from the metadata key
@@ -68,3 +65,5 @@ void dc_cli_checkpoint_path(const char *run, char *buf, size_t cap);
 /* Parse model options (--model --size --channels --base --blocks --kernel --latent --tied
  * --noise --mask --visible-weight --loss --beta --classes --batchnorm --dropout) into spec. */
 int dc_cli_model_spec(dc_args *a, dc_model_spec *spec);
+
+#endif

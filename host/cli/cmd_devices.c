@@ -1,7 +1,6 @@
 /* deconv devices: the backends this machine offers and the --device string for each. */
 #include <string.h>
 
-#include "backend_cl.h"
 #include "cli/cli.h"
 
 static void devices_usage(FILE *f) {
@@ -38,7 +37,7 @@ int dc_cmd_devices(int argc, char **argv) {
 
     int p, d;
     char why[512];
-    if (dc_opencl_auto_pick(&p, &d, why, sizeof why))
+    if (dc_backend_auto_pick(&p, &d, why, sizeof why))
         printf("--device auto: opencl:%d:%d, the %s\n", p, d, why);
     else
         printf("--device auto: cpu, because %s\n", why);

@@ -1,13 +1,15 @@
-/* Validation and sample grids of a training run (host/cli/train_samples.c). */
+/* Sample grids and the HTML report of a training run (host/cli/train_samples.c). */
 #ifndef DECONV_CLI_TRAIN_COMMON_H
 #define DECONV_CLI_TRAIN_COMMON_H
 
 #include "deconv/data.h"
 #include "deconv/model.h"
+#include "deconv/train.h"
 
 #define TRAIN_SAMPLES_MAX 8
 
 typedef struct train_samples {
+    dc_trainer *trainer;
     dc_model *m;   /* the training model (eval mode while sampling) */
     dc_model *dec; /* decoder-only model sharing m's params (vae, glo, complete) */
     const dc_dataset *train, *val;
@@ -21,15 +23,18 @@ typedef struct train_samples {
     dc_batch batch;
 } train_samples;
 
-dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *train,
-                             const dc_dataset *val, const char *run_dir, uint64_t seed,
-                             dc_error *err);
+/* The fixed items come from val and train (the trainer's data); the grids go to the
+ * trainer's run folder, samples/. */
+dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dataset *train,
+                             const dc_dataset *val, dc_error *err);
 void train_samples_free(train_samples *s);
-/* Validation loss over the whole validation split (NaN when it has no items or the kind
- * has no validation, e.g. glo) and accuracy for classifiers (NaN otherwise). */
-dc_status train_samples_validate(train_samples *s, double *loss, double *accuracy, dc_error *err);
 /* samples/epoch_NNNN.png, and s->latest points at it. */
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err);
+
+/* loss.png and report.html in the trainer's run folder after epoch e (warnings printed). */
+void train_report_write(const train_samples *s, dc_trainer *t, const dc_model_spec *spec,
+                        const dc_dataset *train, const dc_dataset *val, const char *device,
+                        const dc_train_epoch *e);
 
 /* The built-in default data: $DECONV_DATA, else the source tree's assets/guns, else
  * ./assets/guns. */

@@ -1,4 +1,5 @@
-/* Validation and fixed sample grids for deconv train. */
+/* Fixed sample grids of a training run (deconv train writes one every --sample-every
+ * epochs through the trainer's epoch_end callback). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 
 #include "cli/train_common.h"
 #include "deconv/image.h"
+#include "deconv/report.h"
 #include "internal.h"
 
 void dc_cli_default_data(char *buf, size_t cap) {
@@ -30,10 +32,13 @@ void dc_cli_default_data(char *buf, size_t cap) {
 
 static int has(const dc_model *m, unsigned flags) { return dc_model_kind_has(m->spec.kind, flags); }
 
-dc_status train_samples_init(train_samples *s, dc_model *m, const dc_dataset *train,
-                             const dc_dataset *val, const char *run_dir, uint64_t seed,
-                             dc_error *err) {
+dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dataset *train,
+                             const dc_dataset *val, dc_error *err) {
     memset(s, 0, sizeof *s);
+    dc_model *m = dc_trainer_model(trainer);
+    const char *run_dir = dc_trainer_config(trainer)->out;
+    const uint64_t seed = dc_trainer_config(trainer)->seed;
+    s->trainer = trainer;
     s->m = m;
     s->train = train;
     s->val = val;
@@ -77,70 +82,7 @@ void train_samples_free(train_samples *s) {
  * completion model the random code is off (std 0) unless `noise_seed` is nonzero. */
 static dc_status eval_forward(train_samples *s, const dc_dataset *ds, const int32_t *idx, int count,
                               uint64_t noise_seed, dc_error *err) {
-    dc_model *m = s->m;
-    DC_TRY(dc_model_fill_batch(m, ds, idx, count, NULL, dc_seed_mix(s->seed, 77), &s->batch, err));
-    DC_TRY(dc_model_set_batch(m, &s->batch, err));
-    dc_graph_set_train(m->g, 0);
-    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, noise_seed ? m->spec.noise : 0.0f);
-    dc_graph_set_seed(m->g, noise_seed);
-    dc_status st = dc_graph_forward(m->g, m->out);
-    if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, m->spec.noise);
-    dc_graph_set_train(m->g, 1);
-    if (st != DC_OK) return dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
-    return DC_OK;
-}
-
-dc_status train_samples_validate(train_samples *s, double *loss, double *accuracy, dc_error *err) {
-    *loss = NAN;
-    *accuracy = NAN;
-    dc_model *m = s->m;
-    const dc_dataset *ds = s->val;
-    if (ds->n == 0 || has(m, DC_KIND_LEARNED_LATENTS)) return DC_OK;
-    const int B = m->batch, is_cls = has(m, DC_KIND_CLASSIFIES);
-    const size_t per = is_cls ? (size_t)m->spec.classes : s->batch.image_numel;
-    float *out = malloc(sizeof(float) * (size_t)B * per);
-    int32_t *idx = malloc(sizeof(int32_t) * B);
-    if (!out || !idx) {
-        free(out);
-        free(idx);
-        return dc_set_error(err, DC_ERR_OOM, "validation: out of memory");
-    }
-    double total = 0;
-    long correct = 0, items = 0;
-    dc_status st = DC_OK;
-    for (int first = 0; first < ds->n; first += B) {
-        int count = ds->n - first < B ? ds->n - first : B;
-        for (int i = 0; i < count; i++) idx[i] = first + i;
-        if ((st = eval_forward(s, ds, idx, count, 0, err))) break;
-        if ((st = dc_graph_read(m->g, m->out, out))) {
-            dc_set_error(err, st, "%s", dc_graph_error(m->g)->msg);
-            break;
-        }
-        for (int i = 0; i < count; i++) {
-            const float *o = out + (size_t)i * per;
-            if (is_cls) {
-                int y = s->batch.labels[i], best = 0;
-                double mx = o[0], sum = 0;
-                for (int k = 1; k < m->spec.classes; k++)
-                    if (o[k] > mx) mx = o[k], best = k;
-                for (int k = 0; k < m->spec.classes; k++) sum += exp(o[k] - mx);
-                total += -(o[y] - mx - log(sum));
-                correct += best == y;
-            } else {
-                const float *t = s->batch.target + (size_t)i * per, *w = s->batch.weight + (size_t)i * per;
-                double e = 0;
-                for (size_t p = 0; p < per; p++) e += (double)w[p] * (o[p] - t[p]) * (o[p] - t[p]);
-                total += e / (double)per;
-            }
-            items++;
-        }
-    }
-    free(out);
-    free(idx);
-    if (st != DC_OK) return st;
-    *loss = total / (double)items;
-    if (is_cls) *accuracy = (double)correct / (double)items;
-    return DC_OK;
+    return dc_trainer_forward_eval(s->trainer, ds, idx, count, noise_seed, &s->batch, err);
 }
 
 static dc_status decode(train_samples *s, const float *z, float *dst, dc_error *err) {
@@ -181,8 +123,7 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     }
     dc_status st = DC_OK;
 #define ROW(r) (grid + (size_t)(r) * n * img)
-    const int canvas = has(m, DC_KIND_CODE_NOISE);
-    if (canvas) {
+    if (has(m, DC_KIND_CODE_NOISE)) {
         /* masked input | completion without code | two fixed random codes | original;
          * completions show the known pixels with the model's guess in the hidden region */
         if ((st = eval_forward(s, s->src, s->idx, n, 0, err))) goto out;
@@ -232,11 +173,41 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     }
 #undef ROW
     snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
-    st = dc_image_write_grid(s->latest, grid, (canvas ? 5 : 4) * n, C, S, S, canvas ? 5 : 4, n,
-                             DC_RANGE_PM1, err);
+    st = dc_image_write_grid(s->latest, grid, (has(m, DC_KIND_CODE_NOISE) ? 5 : 4) * n, C, S, S,
+                             has(m, DC_KIND_CODE_NOISE) ? 5 : 4, n, DC_RANGE_PM1, err);
 out:
     free(grid);
     free(out);
     free(dec);
     return st;
+}
+
+/* loss.png and report.html from the run's history and the latest sample grid; failures are
+ * printed as warnings (training goes on). */
+void train_report_write(const train_samples *s, dc_trainer *t, const dc_model_spec *spec,
+                             const dc_dataset *train, const dc_dataset *val, const char *device,
+                             const dc_train_epoch *e) {
+    const dc_train_config *cfg = dc_trainer_config(t);
+    char chart[1200], report[1200], summary[2048];
+    dc_error err = {0};
+    dc_train_history h;
+    dc_trainer_history(t, &h);
+    snprintf(chart, sizeof chart, "%s/loss.png", cfg->out);
+    dc_series ser[2] = {{"train", h.epoch, h.train_loss, h.count},
+                        {"validation", h.epoch, h.val_loss, h.count}};
+    if (dc_chart_write_png(chart, 640, 360, "loss", "epoch", ser, 2, 1, &err) != DC_OK)
+        fprintf(stderr, "deconv train: warning: chart: %s\n", err.msg);
+    snprintf(report, sizeof report, "%s/report.html", cfg->out);
+    int len = snprintf(summary, sizeof summary,
+                       "model      %s%s\ndata       %s (%d train / %d validation images)\n"
+                       "device     %s\nepoch      %d of %d (global step %ld)\n"
+                       "train loss %.6f\nval loss   %.6f\nspeed      %.1f images/s\n",
+                       dc_model_kind_name(spec->kind), spec->tied ? " (tied)" : "", cfg->data, train->n,
+                       val->n, device, e->epoch, e->epochs, e->global_step,
+                       e->train_loss, e->val_loss, e->images_per_s);
+    if (!isnan(e->val_accuracy) && len > 0 && len < (int)sizeof summary)
+        snprintf(summary + len, sizeof summary - len, "val acc    %.4f\n", e->val_accuracy);
+    dc_report_image imgs[2] = {{"loss", chart}, {"samples (latest)", s->latest}};
+    if (dc_report_write_html(report, "deconv training run", summary, imgs, 2, &err) != DC_OK)
+        fprintf(stderr, "deconv train: warning: report: %s\n", err.msg);
 }

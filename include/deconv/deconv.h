@@ -109,6 +109,10 @@ const char *dc_backend_device(const dc_backend *be);
 const dc_error *dc_backend_error(const dc_backend *be);
 /* Lists OpenCL platforms and devices to `out` (FILE*). */
 dc_status dc_opencl_list_devices(void *file, dc_error *err);
+/* The --device auto policy: 1 with *platform, *device set when an OpenCL GPU or accelerator
+ * exists (the first one), else 0 (the CPU backend). `why` gets one sentence naming what was
+ * found. */
+int dc_backend_auto_pick(int *platform, int *device, char *why, size_t cap);
 int dc_opencl_available(void);
 
 /* ------------------------------------------------------------------- tensor */
