@@ -82,27 +82,27 @@ static dc_status ox_fail(ox *x, dc_status s, const char *fmt, ...) {
 
 /* ---- small encoders ---- */
 static void attr_int(pb_buf *b, const char *name, int64_t v) {
-    size_t s = pb_begin(b, NODE_ATTRIBUTE);
-    pb_string(b, ATTR_NAME, name);
-    pb_int(b, ATTR_I, v);
-    pb_int(b, ATTR_TYPE, ATTR_TYPE_INT);
-    pb_end(b, s);
+    size_t s = dc_pb_begin(b, NODE_ATTRIBUTE);
+    dc_pb_string(b, ATTR_NAME, name);
+    dc_pb_int(b, ATTR_I, v);
+    dc_pb_int(b, ATTR_TYPE, ATTR_TYPE_INT);
+    dc_pb_end(b, s);
 }
 
 static void attr_float(pb_buf *b, const char *name, float v) {
-    size_t s = pb_begin(b, NODE_ATTRIBUTE);
-    pb_string(b, ATTR_NAME, name);
-    pb_float(b, ATTR_F, v);
-    pb_int(b, ATTR_TYPE, ATTR_TYPE_FLOAT);
-    pb_end(b, s);
+    size_t s = dc_pb_begin(b, NODE_ATTRIBUTE);
+    dc_pb_string(b, ATTR_NAME, name);
+    dc_pb_float(b, ATTR_F, v);
+    dc_pb_int(b, ATTR_TYPE, ATTR_TYPE_FLOAT);
+    dc_pb_end(b, s);
 }
 
 static void attr_ints(pb_buf *b, const char *name, const int64_t *v, int n) {
-    size_t s = pb_begin(b, NODE_ATTRIBUTE);
-    pb_string(b, ATTR_NAME, name);
-    for (int i = 0; i < n; i++) pb_int(b, ATTR_INTS, v[i]);
-    pb_int(b, ATTR_TYPE, ATTR_TYPE_INTS);
-    pb_end(b, s);
+    size_t s = dc_pb_begin(b, NODE_ATTRIBUTE);
+    dc_pb_string(b, ATTR_NAME, name);
+    for (int i = 0; i < n; i++) dc_pb_int(b, ATTR_INTS, v[i]);
+    dc_pb_int(b, ATTR_TYPE, ATTR_TYPE_INTS);
+    dc_pb_end(b, s);
 }
 
 static void attr_pair(pb_buf *b, const char *name, int v) {
@@ -115,54 +115,54 @@ static void attr_pads(pb_buf *b, int p) {
     attr_ints(b, "pads", a, 4);
 }
 
-/* Opens a NodeProto; attributes may follow; close with pb_end(&x->nodes, returned). */
+/* Opens a NodeProto; attributes may follow; close with dc_pb_end(&x->nodes, returned). */
 static size_t node_open(ox *x, const char *op, const char *name, const char *const *ins, int nin,
                         const char *out) {
     pb_buf *b = &x->nodes;
-    size_t s = pb_begin(b, GRAPH_NODE);
-    for (int i = 0; i < nin; i++) pb_string(b, NODE_INPUT, ins[i]);
-    pb_string(b, NODE_OUTPUT, out);
-    pb_string(b, NODE_NAME, name);
-    pb_string(b, NODE_OP_TYPE, op);
+    size_t s = dc_pb_begin(b, GRAPH_NODE);
+    for (int i = 0; i < nin; i++) dc_pb_string(b, NODE_INPUT, ins[i]);
+    dc_pb_string(b, NODE_OUTPUT, out);
+    dc_pb_string(b, NODE_NAME, name);
+    dc_pb_string(b, NODE_OP_TYPE, op);
     return s;
 }
 
 static void node_simple(ox *x, const char *op, const char *name, const char *const *ins, int nin,
                         const char *out) {
-    pb_end(&x->nodes, node_open(x, op, name, ins, nin, out));
+    dc_pb_end(&x->nodes, node_open(x, op, name, ins, nin, out));
 }
 
 static void init_int64(ox *x, const char *name, const int64_t *v, int n) {
     pb_buf *b = &x->inits;
-    size_t s = pb_begin(b, GRAPH_INITIALIZER);
-    pb_int(b, TENSOR_DIMS, n);
-    pb_int(b, TENSOR_DATA_TYPE, DTYPE_INT64);
-    pb_string(b, TENSOR_NAME, name);
+    size_t s = dc_pb_begin(b, GRAPH_INITIALIZER);
+    dc_pb_int(b, TENSOR_DIMS, n);
+    dc_pb_int(b, TENSOR_DATA_TYPE, DTYPE_INT64);
+    dc_pb_string(b, TENSOR_NAME, name);
     uint8_t raw[8 * 4];
     for (int i = 0; i < n && i < 4; i++) dc_put_le64(raw + 8 * i, (uint64_t)v[i]);
-    pb_bytes(b, TENSOR_RAW_DATA, raw, (size_t)(8 * (n < 4 ? n : 4)));
-    pb_end(b, s);
+    dc_pb_bytes(b, TENSOR_RAW_DATA, raw, (size_t)(8 * (n < 4 ? n : 4)));
+    dc_pb_end(b, s);
 }
 
 static void value_info(pb_buf *b, int field, const char *name, int elem, int rank, const int *shape) {
-    size_t s = pb_begin(b, field);
-    pb_string(b, VALUE_NAME, name);
-    size_t t = pb_begin(b, VALUE_TYPE);
-    size_t tt = pb_begin(b, TYPE_TENSOR);
-    pb_int(b, TTENSOR_ELEM_TYPE, elem);
-    size_t sh = pb_begin(b, TTENSOR_SHAPE);
+    size_t s = dc_pb_begin(b, field);
+    dc_pb_string(b, VALUE_NAME, name);
+    size_t t = dc_pb_begin(b, VALUE_TYPE);
+    size_t tt = dc_pb_begin(b, TYPE_TENSOR);
+    dc_pb_int(b, TTENSOR_ELEM_TYPE, elem);
+    size_t sh = dc_pb_begin(b, TTENSOR_SHAPE);
     for (int d = 0; d < rank; d++) {
-        size_t dm = pb_begin(b, SHAPE_DIM);
+        size_t dm = dc_pb_begin(b, SHAPE_DIM);
         if (d == 0)
-            pb_string(b, DIM_PARAM, "N");
+            dc_pb_string(b, DIM_PARAM, "N");
         else
-            pb_int(b, DIM_VALUE, shape[d]);
-        pb_end(b, dm);
+            dc_pb_int(b, DIM_VALUE, shape[d]);
+        dc_pb_end(b, dm);
     }
-    pb_end(b, sh);
-    pb_end(b, tt);
-    pb_end(b, t);
-    pb_end(b, s);
+    dc_pb_end(b, sh);
+    dc_pb_end(b, tt);
+    dc_pb_end(b, t);
+    dc_pb_end(b, s);
 }
 
 /* ---- graph walk ---- */
@@ -197,7 +197,7 @@ static void emit_softmax(ox *x, const char *in, int in_rank, const dc_node *shap
     if (in_rank == 2) {
         size_t s = node_open(x, "Softmax", base, &in, 1, out);
         attr_int(&x->nodes, "axis", 1);
-        pb_end(&x->nodes, s);
+        dc_pb_end(&x->nodes, s);
         return;
     }
     /* deconv's softmax runs over all of C*H*W: flatten, softmax, restore the shape */
@@ -207,11 +207,11 @@ static void emit_softmax(ox *x, const char *in, int in_rank, const dc_node *shap
     snprintf(shape_name, sizeof shape_name, "%.90s/shape", base);
     size_t s = node_open(x, "Flatten", flat, &in, 1, flat);
     attr_int(&x->nodes, "axis", 1);
-    pb_end(&x->nodes, s);
+    dc_pb_end(&x->nodes, s);
     const char *fin = flat;
     s = node_open(x, "Softmax", soft, &fin, 1, soft);
     attr_int(&x->nodes, "axis", 1);
-    pb_end(&x->nodes, s);
+    dc_pb_end(&x->nodes, s);
     int64_t sh[4] = {-1, shape_of->shape[1], shape_of->shape[2], shape_of->shape[3]};
     init_int64(x, shape_name, sh, 4);
     const char *ins[2] = {soft, shape_name};
@@ -237,7 +237,7 @@ static void emit_node(ox *x, int i) {
         attr_pads(b, n->pad);
         attr_pair(b, "dilations", 1);
         attr_int(b, "group", 1);
-        pb_end(b, s);
+        dc_pb_end(b, s);
         x->rank[i] = 4;
         return;
     }
@@ -251,7 +251,7 @@ static void emit_node(ox *x, int i) {
         attr_pair(b, "output_padding", n->out_pad);
         attr_pair(b, "dilations", 1);
         attr_int(b, "group", 1);
-        pb_end(b, s);
+        dc_pb_end(b, s);
         x->rank[i] = 4;
         return;
     }
@@ -261,7 +261,7 @@ static void emit_node(ox *x, int i) {
         attr_pair(b, "kernel_shape", n->k);
         attr_pair(b, "strides", n->stride);
         attr_pads(b, n->pad);
-        pb_end(b, s);
+        dc_pb_end(b, s);
         x->rank[i] = 4;
         return;
     }
@@ -281,7 +281,7 @@ static void emit_node(ox *x, int i) {
         const char *in = x->vname[a];
         s = node_open(x, "LeakyRelu", name, &in, 1, out);
         attr_float(b, "alpha", n->alpha);
-        pb_end(b, s);
+        dc_pb_end(b, s);
         x->rank[i] = x->rank[a];
         return;
     }
@@ -292,13 +292,13 @@ static void emit_node(ox *x, int i) {
             snprintf(flat, sizeof flat, "%.90s/flatten", name);
             s = node_open(x, "Flatten", flat, &in, 1, flat);
             attr_int(b, "axis", 1);
-            pb_end(b, s);
+            dc_pb_end(b, s);
             in = flat;
         }
         const char *ins[3] = {in, param_name(x, n, 0), param_name(x, n, 1)};
         s = node_open(x, "Gemm", name, ins, 3, out);
         attr_int(b, "transB", 1);
-        pb_end(b, s);
+        dc_pb_end(b, s);
         x->rank[i] = 2;
         return;
     }
@@ -336,7 +336,7 @@ static void emit_node(ox *x, int i) {
                               param_name(x, n, 3)};
         s = node_open(x, "BatchNormalization", name, ins, 5, out);
         attr_float(b, "epsilon", n->eps);
-        pb_end(b, s);
+        dc_pb_end(b, s);
         x->rank[i] = 4;
         return;
     }
@@ -390,12 +390,12 @@ static dc_status write_params(ox *x) {
         }
         dc_f32_to_le(buf, q->numel);
         pb_buf *b = &x->inits;
-        size_t s = pb_begin(b, GRAPH_INITIALIZER);
-        for (int d = 0; d < q->ndim; d++) pb_int(b, TENSOR_DIMS, q->shape[d]);
-        pb_int(b, TENSOR_DATA_TYPE, DTYPE_FLOAT);
-        pb_string(b, TENSOR_NAME, q->name);
-        pb_bytes(b, TENSOR_RAW_DATA, buf, q->numel * sizeof(float));
-        pb_end(b, s);
+        size_t s = dc_pb_begin(b, GRAPH_INITIALIZER);
+        for (int d = 0; d < q->ndim; d++) dc_pb_int(b, TENSOR_DIMS, q->shape[d]);
+        dc_pb_int(b, TENSOR_DATA_TYPE, DTYPE_FLOAT);
+        dc_pb_string(b, TENSOR_NAME, q->name);
+        dc_pb_bytes(b, TENSOR_RAW_DATA, buf, q->numel * sizeof(float));
+        dc_pb_end(b, s);
     }
     free(buf);
     return x->st;
@@ -479,13 +479,13 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
     if (write_params(x) != DC_OK) return x->st;
 
     pb_buf gb = {0};
-    pb_append(&gb, &x->nodes);
+    dc_pb_append(&gb, &x->nodes);
     char gname[64];
     snprintf(gname, sizeof gname, "deconv_%s%s", dc_model_kind_name(m->spec.kind),
              m->decoder_only ? "_decoder" : "");
-    pb_string(&gb, GRAPH_NAME, gname);
-    pb_append(&gb, &x->inits);
-    pb_string(&gb, GRAPH_DOC, graph_doc(m));
+    dc_pb_string(&gb, GRAPH_NAME, gname);
+    dc_pb_append(&gb, &x->inits);
+    dc_pb_string(&gb, GRAPH_DOC, graph_doc(m));
     for (int k = 0; k < x->n_in; k++) {
         const dc_node *n = &g->nodes[x->in[k].node];
         int shape[4] = {0, n->shape[1], n->ndim > 2 ? n->shape[2] : 1, n->ndim > 3 ? n->shape[3] : 1};
@@ -501,10 +501,10 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
         int shape[4] = {0, n->shape[1], n->shape[2], n->shape[3]};
         value_info(&gb, GRAPH_OUTPUT, x->out[k].name, DTYPE_FLOAT, x->rank[x->out[k].node], shape);
     }
-    size_t s = pb_begin(model, MODEL_GRAPH);
-    pb_append(model, &gb);
-    pb_end(model, s);
-    pb_free(&gb);
+    size_t s = dc_pb_begin(model, MODEL_GRAPH);
+    dc_pb_append(model, &gb);
+    dc_pb_end(model, s);
+    dc_pb_free(&gb);
     return DC_OK;
 }
 
@@ -533,21 +533,21 @@ dc_status dc_export_onnx(const char *path, dc_model *model, dc_error *err) {
     dc_atomic_file af = {0};
     char *spec_json = NULL;
     if (x.st == DC_OK) {
-        pb_int(&model_buf, MODEL_IR_VERSION, ONNX_IR_VERSION);
-        size_t s = pb_begin(&model_buf, MODEL_OPSET);
-        pb_string(&model_buf, OPSET_DOMAIN, "");
-        pb_int(&model_buf, OPSET_VERSION, ONNX_OPSET);
-        pb_end(&model_buf, s);
-        pb_string(&model_buf, MODEL_PRODUCER_NAME, "deconv");
-        pb_string(&model_buf, MODEL_PRODUCER_VERSION, DECONV_VERSION);
-        pb_string(&model_buf, MODEL_DOC, graph_doc(m));
+        dc_pb_int(&model_buf, MODEL_IR_VERSION, ONNX_IR_VERSION);
+        size_t s = dc_pb_begin(&model_buf, MODEL_OPSET);
+        dc_pb_string(&model_buf, OPSET_DOMAIN, "");
+        dc_pb_int(&model_buf, OPSET_VERSION, ONNX_OPSET);
+        dc_pb_end(&model_buf, s);
+        dc_pb_string(&model_buf, MODEL_PRODUCER_NAME, "deconv");
+        dc_pb_string(&model_buf, MODEL_PRODUCER_VERSION, DECONV_VERSION);
+        dc_pb_string(&model_buf, MODEL_DOC, graph_doc(m));
         export_graph(&x, m, &model_buf);
         spec_json = dc_model_spec_to_json(&model->spec);
         if (spec_json) {
-            s = pb_begin(&model_buf, MODEL_METADATA);
-            pb_string(&model_buf, ENTRY_KEY, "deconv.model");
-            pb_string(&model_buf, ENTRY_VALUE, spec_json);
-            pb_end(&model_buf, s);
+            s = dc_pb_begin(&model_buf, MODEL_METADATA);
+            dc_pb_string(&model_buf, ENTRY_KEY, "deconv.model");
+            dc_pb_string(&model_buf, ENTRY_VALUE, spec_json);
+            dc_pb_end(&model_buf, s);
         }
     }
     if (x.st == DC_OK && (model_buf.oom || x.nodes.oom || x.inits.oom))
@@ -557,9 +557,9 @@ dc_status dc_export_onnx(const char *path, dc_model *model, dc_error *err) {
         x.st = dc_atomic_commit(&af, err);
     dc_atomic_abort(&af);
     free(spec_json);
-    pb_free(&model_buf);
-    pb_free(&x.nodes);
-    pb_free(&x.inits);
+    dc_pb_free(&model_buf);
+    dc_pb_free(&x.nodes);
+    dc_pb_free(&x.inits);
     free(x.vname);
     free(x.vname4);
     free(x.rank);

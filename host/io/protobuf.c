@@ -25,13 +25,13 @@ static int reserve(pb_buf *b, size_t extra) {
     return 1;
 }
 
-void pb_free(pb_buf *b) {
+void dc_pb_free(pb_buf *b) {
     if (!b) return;
     free(b->data);
     memset(b, 0, sizeof *b);
 }
 
-void pb_raw(pb_buf *b, const void *p, size_t n) {
+void dc_pb_raw(pb_buf *b, const void *p, size_t n) {
     if (!n || !reserve(b, n)) return;
     memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -47,40 +47,40 @@ static size_t varint_encode(uint8_t *out, uint64_t v) {
     return n;
 }
 
-void pb_varint(pb_buf *b, uint64_t v) {
+void dc_pb_varint(pb_buf *b, uint64_t v) {
     uint8_t tmp[10];
-    pb_raw(b, tmp, varint_encode(tmp, v));
+    dc_pb_raw(b, tmp, varint_encode(tmp, v));
 }
 
-void pb_tag(pb_buf *b, int field, int wire) { pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire); }
+void dc_pb_tag(pb_buf *b, int field, int wire) { dc_pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire); }
 
-void pb_int(pb_buf *b, int field, int64_t v) {
-    pb_tag(b, field, PB_VARINT);
-    pb_varint(b, (uint64_t)v);
+void dc_pb_int(pb_buf *b, int field, int64_t v) {
+    dc_pb_tag(b, field, PB_VARINT);
+    dc_pb_varint(b, (uint64_t)v);
 }
 
-void pb_float(pb_buf *b, int field, float v) {
+void dc_pb_float(pb_buf *b, int field, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
     uint8_t le[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
-    pb_tag(b, field, PB_FIXED32);
-    pb_raw(b, le, 4);
+    dc_pb_tag(b, field, PB_FIXED32);
+    dc_pb_raw(b, le, 4);
 }
 
-void pb_bytes(pb_buf *b, int field, const void *p, size_t n) {
-    pb_tag(b, field, PB_LEN);
-    pb_varint(b, n);
-    pb_raw(b, p, n);
+void dc_pb_bytes(pb_buf *b, int field, const void *p, size_t n) {
+    dc_pb_tag(b, field, PB_LEN);
+    dc_pb_varint(b, n);
+    dc_pb_raw(b, p, n);
 }
 
-void pb_string(pb_buf *b, int field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
+void dc_pb_string(pb_buf *b, int field, const char *s) { dc_pb_bytes(b, field, s, strlen(s)); }
 
-size_t pb_begin(pb_buf *b, int field) {
-    pb_tag(b, field, PB_LEN);
+size_t dc_pb_begin(pb_buf *b, int field) {
+    dc_pb_tag(b, field, PB_LEN);
     return b->len;
 }
 
-void pb_end(pb_buf *b, size_t start) {
+void dc_pb_end(pb_buf *b, size_t start) {
     if (b->oom || start > b->len) return;
     uint8_t tmp[10];
     size_t body = b->len - start, n = varint_encode(tmp, body);
@@ -90,10 +90,10 @@ void pb_end(pb_buf *b, size_t start) {
     b->len += n;
 }
 
-void pb_append(pb_buf *b, const pb_buf *other) {
+void dc_pb_append(pb_buf *b, const pb_buf *other) {
     if (other->oom) {
         b->oom = 1;
         return;
     }
-    pb_raw(b, other->data, other->len);
+    dc_pb_raw(b, other->data, other->len);
 }

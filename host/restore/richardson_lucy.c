@@ -17,10 +17,10 @@
 #include "deconv/restore.h"
 
 #define RL_EPS 1e-12f
-/* Default im2col budgets. On the CPU, strips whose column matrix stays in cache ran about
- * ten times faster than one whole-image matrix (512 x 512 image, 11 x 11 and 25 x 25 PSFs);
- * a GPU prefers fewer, larger launches. */
-#define CPU_COLS_BYTES ((size_t)4 << 20)
+/* Default im2col budget: the backend's scratch_bytes. On the CPU (4 MB), strips whose column
+ * matrix stays in cache ran about ten times faster than one whole-image matrix (512 x 512
+ * image, 11 x 11 and 25 x 25 PSFs); a GPU prefers fewer, larger launches (32 MB), which is
+ * also the fallback for a backend that names none. */
 #define DEVICE_COLS_BYTES ((size_t)32 << 20)
 
 void dc_rl_options_default(dc_rl_options *o) {
@@ -69,7 +69,7 @@ static dc_status plan_create(dc_backend *be, int h, int w, int kh0, int kw0, siz
     p->kw = kw0 | 1;
     p->ph = (p->kh - 1) / 2;
     p->pw = (p->kw - 1) / 2;
-    if (!budget) budget = strcmp(be->ops->name, "cpu") ? DEVICE_COLS_BYTES : CPU_COLS_BYTES;
+    if (!budget) budget = be->scratch_bytes ? be->scratch_bytes : DEVICE_COLS_BYTES;
     const size_t kk = (size_t)p->kh * p->kw;
     size_t rows = budget / (kk * (size_t)w * sizeof(float));
     if (rows < 1) rows = 1;

@@ -53,8 +53,8 @@ static void roll(const float *src, float *dst, int c, int h, int w, int dy, int 
 
 static dc_status score_of(viz_ctx *v, const float *img, int target, float *scores, float *score,
                           dc_error *err) {
-    DC_TRY(viz_forward(v, img, 1, -1, err));
-    DC_TRY(viz_read_scores(v, scores, err));
+    DC_TRY(dc_viz_forward(v, img, 1, -1, err));
+    DC_TRY(dc_viz_read_scores(v, scores, err));
     if (!isfinite(scores[target]))
         return dc_set_error(err, DC_ERR_NUMERIC, "ascent: the score of class %d became %g", target,
                             (double)scores[target]);
@@ -66,7 +66,7 @@ dc_status dc_viz_ascent(dc_model *m, const dc_viz_opts *o, float *image_out, dc_
                         dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image_out) return dc_set_error(err, DC_ERR_ARG, "ascent: NULL output image");
     if (o->steps < 0 || !(o->lr >= 0.0f) || !(o->l2 >= 0.0f && o->l2 < 1.0f) || o->blur_every < 0 ||
         !(o->blur_sigma >= 0.0f) || o->jitter < 0)
@@ -76,7 +76,7 @@ dc_status dc_viz_ascent(dc_model *m, const dc_viz_opts *o, float *image_out, dc_
                             o->steps, (double)o->lr, (double)o->l2, o->blur_every,
                             (double)o->blur_sigma, o->jitter);
     viz_ctx v;
-    DC_TRY(viz_open(m, 0, "ascent", &v, err));
+    DC_TRY(dc_viz_open(m, 0, "ascent", &v, err));
     const int target = o->target;
     dc_status s = DC_OK;
     float *x = image_out, *xr = malloc(sizeof(float) * v.chw),
@@ -102,8 +102,8 @@ dc_status dc_viz_ascent(dc_model *m, const dc_viz_opts *o, float *image_out, dc_
         const int dy = (int)dc_rng_below(&rng, (uint32_t)span) - o->jitter;
         const int dx = (int)dc_rng_below(&rng, (uint32_t)span) - o->jitter;
         roll(x, xr, v.C, v.H, v.W, dy, dx);
-        if ((s = viz_forward(&v, xr, 1, -1, err)) != DC_OK ||
-            (s = viz_backward_scores(&v, &target, 1, DC_RELU_NORMAL, gr, err)) != DC_OK)
+        if ((s = dc_viz_forward(&v, xr, 1, -1, err)) != DC_OK ||
+            (s = dc_viz_backward_scores(&v, &target, 1, DC_RELU_NORMAL, gr, err)) != DC_OK)
             goto done;
         roll(gr, g, v.C, v.H, v.W, -dy, -dx);
         double mean = 0.0;
@@ -123,9 +123,9 @@ dc_status dc_viz_ascent(dc_model *m, const dc_viz_opts *o, float *image_out, dc_
             gaussian_blur(x, v.C, v.H, v.W, o->blur_sigma, tmp);
     }
     if ((s = score_of(&v, x, target, scores, &info->score, err)) != DC_OK) goto done;
-    viz_softmax(scores, v.K, scores);
+    dc_viz_softmax(scores, v.K, scores);
     info->prob = scores[target];
-    info->predicted = viz_argmax(scores, v.K);
+    info->predicted = dc_viz_argmax(scores, v.K);
     s = dc_viz_map_check(x, v.chw, "ascent", info, err);
 done:
     free(xr);
@@ -133,6 +133,6 @@ done:
     free(g);
     free(tmp);
     free(scores);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

@@ -29,16 +29,16 @@ dc_status dc_viz_cam(dc_model *m, const float *image, const dc_viz_opts *o, floa
                      dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image || !map_hw) return dc_set_error(err, DC_ERR_ARG, "cam: NULL image or map");
     viz_ctx v;
-    DC_TRY(viz_open(m, 0, "cam", &v, err));
+    DC_TRY(dc_viz_open(m, 0, "cam", &v, err));
     int node, shape[4], target, param = -1;
     float *act = NULL, *wt = NULL, *low = NULL;
     dc_status s;
-    if ((s = viz_find_layer(&v, NULL, m->last_conv, &node, shape, err)) != DC_OK ||
+    if ((s = dc_viz_find_layer(&v, NULL, m->last_conv, &node, shape, err)) != DC_OK ||
         (s = cam_weight(&v, node, &param, err)) != DC_OK ||
-        (s = viz_classify(&v, image, o->target, &target, info, err)) != DC_OK)
+        (s = dc_viz_classify(&v, image, o->target, &target, info, err)) != DC_OK)
         goto done;
     info->node = node;
     const int LC = shape[1];
@@ -51,7 +51,7 @@ dc_status dc_viz_cam(dc_model *m, const float *image, const dc_viz_opts *o, floa
         goto done;
     }
     if (dc_graph_read(v.g, node, act) != DC_OK) {
-        s = viz_graph_fail(&v, err);
+        s = dc_viz_graph_fail(&v, err);
         goto done;
     }
     if (dc_params_read(dc_graph_params(v.g), param, wt) != DC_OK) {
@@ -70,6 +70,6 @@ done:
     free(act);
     free(wt);
     free(low);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

@@ -26,21 +26,21 @@ void dc_viz_opts_default(dc_viz_opts *o) {
     o->top = 9;
 }
 
-void viz_info_reset(dc_viz_info *info) {
+void dc_viz_info_reset(dc_viz_info *info) {
     if (!info) return;
     memset(info, 0, sizeof *info);
     info->target = info->predicted = info->node = info->channel = -1;
     info->pos_y = info->pos_x = -1;
 }
 
-void viz_defaults(const dc_viz_opts **o, dc_viz_opts *def, dc_viz_info **info,
+void dc_viz_defaults(const dc_viz_opts **o, dc_viz_opts *def, dc_viz_info **info,
                   dc_viz_info *local) {
     if (!*o) {
         dc_viz_opts_default(def);
         *o = def;
     }
     if (!*info) *info = local;
-    viz_info_reset(*info);
+    dc_viz_info_reset(*info);
 }
 
 /* ------------------------------------------------------------------ stats */
@@ -197,7 +197,7 @@ dc_status dc_viz_model_geometry(dc_model *m, int *c, int *h, int *w, int *classe
     return model_geometry(m, "viz", c, h, w, classes, err);
 }
 
-dc_status viz_open(dc_model *m, int want_batch, const char *method, viz_ctx *v, dc_error *err) {
+dc_status dc_viz_open(dc_model *m, int want_batch, const char *method, viz_ctx *v, dc_error *err) {
     memset(v, 0, sizeof *v);
     v->method = method;
     DC_TRY(model_geometry(m, method, &v->C, &v->H, &v->W, &v->K, err));
@@ -218,18 +218,18 @@ dc_status viz_open(dc_model *m, int want_batch, const char *method, viz_ctx *v, 
     return DC_OK;
 }
 
-void viz_close(viz_ctx *v) {
+void dc_viz_close(viz_ctx *v) {
     if (!v) return;
     dc_model_free(v->owned);
     v->owned = NULL;
 }
 
-dc_status viz_graph_fail(viz_ctx *v, dc_error *err) {
+dc_status dc_viz_graph_fail(viz_ctx *v, dc_error *err) {
     const dc_error *ge = dc_graph_error(v->g);
     return dc_set_error(err, ge->status ? ge->status : DC_ERR_STATE, "%s: %s", v->method, ge->msg);
 }
 
-dc_status viz_forward(viz_ctx *v, const float *images, int count, int last, dc_error *err) {
+dc_status dc_viz_forward(viz_ctx *v, const float *images, int count, int last, dc_error *err) {
     if (count < 1 || count > v->B)
         return dc_set_error(err, DC_ERR_ARG, "%s: %d images for a batch of %d", v->method, count,
                             v->B);
@@ -243,17 +243,17 @@ dc_status viz_forward(viz_ctx *v, const float *images, int count, int last, dc_e
     }
     dc_status s = dc_graph_set_input(v->g, v->x, src);
     free(pad);
-    if (s != DC_OK) return viz_graph_fail(v, err);
-    if (dc_graph_forward(v->g, last < 0 ? v->out : last) != DC_OK) return viz_graph_fail(v, err);
+    if (s != DC_OK) return dc_viz_graph_fail(v, err);
+    if (dc_graph_forward(v->g, last < 0 ? v->out : last) != DC_OK) return dc_viz_graph_fail(v, err);
     return DC_OK;
 }
 
-dc_status viz_read_scores(viz_ctx *v, float *scores, dc_error *err) {
-    if (dc_graph_read(v->g, v->out, scores) != DC_OK) return viz_graph_fail(v, err);
+dc_status dc_viz_read_scores(viz_ctx *v, float *scores, dc_error *err) {
+    if (dc_graph_read(v->g, v->out, scores) != DC_OK) return dc_viz_graph_fail(v, err);
     return DC_OK;
 }
 
-dc_status viz_backward_scores(viz_ctx *v, const int *targets, int count, dc_relu_mode mode,
+dc_status dc_viz_backward_scores(viz_ctx *v, const int *targets, int count, dc_relu_mode mode,
                               float *input_grad, dc_error *err) {
     float *seed = calloc((size_t)v->B * v->K, sizeof(float));
     if (!seed) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory", v->method);
@@ -267,13 +267,13 @@ dc_status viz_backward_scores(viz_ctx *v, const int *targets, int count, dc_relu
     }
     dc_status s = dc_graph_backward_from(v->g, v->out, seed, mode);
     free(seed);
-    if (s != DC_OK) return viz_graph_fail(v, err);
+    if (s != DC_OK) return dc_viz_graph_fail(v, err);
     if (input_grad && dc_graph_read_grad(v->g, v->x, input_grad) != DC_OK)
-        return viz_graph_fail(v, err);
+        return dc_viz_graph_fail(v, err);
     return DC_OK;
 }
 
-dc_status viz_find_layer(viz_ctx *v, const char *layer, int def, int *node, int shape[4],
+dc_status dc_viz_find_layer(viz_ctx *v, const char *layer, int def, int *node, int shape[4],
                          dc_error *err) {
     int id = layer ? dc_graph_find(v->g, layer) : def;
     if (id < 0) {
@@ -306,7 +306,7 @@ dc_status viz_find_layer(viz_ctx *v, const char *layer, int def, int *node, int 
     return DC_OK;
 }
 
-void viz_softmax(const float *scores, int K, float *probs) {
+void dc_viz_softmax(const float *scores, int K, float *probs) {
     float mx = scores[0];
     for (int k = 1; k < K; k++)
         if (scores[k] > mx) mx = scores[k];
@@ -317,14 +317,14 @@ void viz_softmax(const float *scores, int K, float *probs) {
         probs[k] = (float)(exp((double)scores[k] - mx) / sum);
 }
 
-int viz_argmax(const float *v, int n) {
+int dc_viz_argmax(const float *v, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
         if (v[i] > v[best]) best = i;
     return best;
 }
 
-dc_status viz_classify(viz_ctx *v, const float *image, int want_target, int *target,
+dc_status dc_viz_classify(viz_ctx *v, const float *image, int want_target, int *target,
                        dc_viz_info *info, dc_error *err) {
     if (want_target >= v->K)
         return dc_set_error(err, DC_ERR_ARG, "%s: class %d is outside [0, %d)", v->method,
@@ -336,16 +336,16 @@ dc_status viz_classify(viz_ctx *v, const float *image, int want_target, int *tar
         s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", v->method);
         goto done;
     }
-    if ((s = viz_forward(v, image, 1, -1, err)) != DC_OK) goto done;
-    if ((s = viz_read_scores(v, scores, err)) != DC_OK) goto done;
+    if ((s = dc_viz_forward(v, image, 1, -1, err)) != DC_OK) goto done;
+    if ((s = dc_viz_read_scores(v, scores, err)) != DC_OK) goto done;
     for (int k = 0; k < v->K; k++)
         if (!isfinite(scores[k])) {
             s = dc_set_error(err, DC_ERR_NUMERIC, "%s: class score %d is %g", v->method, k,
                              (double)scores[k]);
             goto done;
         }
-    viz_softmax(scores, v->K, probs);
-    const int pred = viz_argmax(scores, v->K);
+    dc_viz_softmax(scores, v->K, probs);
+    const int pred = dc_viz_argmax(scores, v->K);
     const int t = want_target >= 0 ? want_target : pred;
     *target = t;
     if (info) {
@@ -362,15 +362,15 @@ done:
 
 dc_status dc_viz_predict(dc_model *m, const float *image, float *probs, dc_error *err) {
     viz_ctx v;
-    DC_TRY(viz_open(m, 0, "predict", &v, err));
+    DC_TRY(dc_viz_open(m, 0, "predict", &v, err));
     if (!image || !probs) return dc_set_error(err, DC_ERR_ARG, "predict: NULL image or output");
     float *scores = malloc(sizeof(float) * (size_t)v.B * v.K);
     if (!scores) return dc_set_error(err, DC_ERR_OOM, "predict: out of memory");
-    dc_status s = viz_forward(&v, image, 1, -1, err);
-    if (s == DC_OK) s = viz_read_scores(&v, scores, err);
-    if (s == DC_OK) viz_softmax(scores, v.K, probs);
+    dc_status s = dc_viz_forward(&v, image, 1, -1, err);
+    if (s == DC_OK) s = dc_viz_read_scores(&v, scores, err);
+    if (s == DC_OK) dc_viz_softmax(scores, v.K, probs);
     free(scores);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }
 

@@ -11,15 +11,15 @@ dc_status dc_viz_deconvnet(dc_model *m, const float *image, const dc_viz_opts *o
                            dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image || !map_chw) return dc_set_error(err, DC_ERR_ARG, "deconvnet: NULL image or map");
     viz_ctx v;
-    DC_TRY(viz_open(m, 0, "deconvnet", &v, err));
+    DC_TRY(dc_viz_open(m, 0, "deconvnet", &v, err));
     dc_status s;
     float *act = NULL, *seed = NULL, *grad = NULL;
     int node, shape[4], target;
-    if ((s = viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK) goto done;
-    if ((s = viz_classify(&v, image, -1, &target, info, err)) != DC_OK) goto done;
+    if ((s = dc_viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK) goto done;
+    if ((s = dc_viz_classify(&v, image, -1, &target, info, err)) != DC_OK) goto done;
     info->target = -1;
     info->node = node;
     const int LC = shape[1];
@@ -32,7 +32,7 @@ dc_status dc_viz_deconvnet(dc_model *m, const float *image, const dc_viz_opts *o
         goto done;
     }
     if (dc_graph_read(v.g, node, act) != DC_OK) {
-        s = viz_graph_fail(&v, err);
+        s = dc_viz_graph_fail(&v, err);
         goto done;
     }
     /* the strongest channel unless one is named, then its maximum */
@@ -61,7 +61,7 @@ dc_status dc_viz_deconvnet(dc_model *m, const float *image, const dc_viz_opts *o
         seed[best] = act[best];
     if (dc_graph_backward_from(v.g, node, seed, DC_RELU_DECONVNET) != DC_OK ||
         dc_graph_read_grad(v.g, v.x, grad) != DC_OK) {
-        s = viz_graph_fail(&v, err);
+        s = dc_viz_graph_fail(&v, err);
         goto done;
     }
     memcpy(map_chw, grad, sizeof(float) * v.chw);
@@ -70,6 +70,6 @@ done:
     free(act);
     free(seed);
     free(grad);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

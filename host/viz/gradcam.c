@@ -7,16 +7,16 @@ dc_status dc_viz_gradcam(dc_model *m, const float *image, const dc_viz_opts *o, 
                          dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image || !map_hw) return dc_set_error(err, DC_ERR_ARG, "gradcam: NULL image or map");
     viz_ctx v;
-    DC_TRY(viz_open(m, 0, "gradcam", &v, err));
+    DC_TRY(dc_viz_open(m, 0, "gradcam", &v, err));
     int node, shape[4], target;
     float *act = NULL, *grad = NULL, *low = NULL;
     dc_status s;
-    if ((s = viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK ||
-        (s = viz_classify(&v, image, o->target, &target, info, err)) != DC_OK ||
-        (s = viz_backward_scores(&v, &target, 1, DC_RELU_NORMAL, NULL, err)) != DC_OK)
+    if ((s = dc_viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK ||
+        (s = dc_viz_classify(&v, image, o->target, &target, info, err)) != DC_OK ||
+        (s = dc_viz_backward_scores(&v, &target, 1, DC_RELU_NORMAL, NULL, err)) != DC_OK)
         goto done;
     info->node = node;
     const int LC = shape[1];
@@ -29,7 +29,7 @@ dc_status dc_viz_gradcam(dc_model *m, const float *image, const dc_viz_opts *o, 
         goto done;
     }
     if (dc_graph_read(v.g, node, act) != DC_OK || dc_graph_read_grad(v.g, node, grad) != DC_OK) {
-        s = viz_graph_fail(&v, err);
+        s = dc_viz_graph_fail(&v, err);
         goto done;
     }
     for (int c = 0; c < LC; c++) {
@@ -48,6 +48,6 @@ done:
     free(act);
     free(grad);
     free(low);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

@@ -7,20 +7,20 @@ dc_status dc_viz_guided(dc_model *m, const float *image, const dc_viz_opts *o, f
                         dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image || !map_chw) return dc_set_error(err, DC_ERR_ARG, "guided: NULL image or map");
     viz_ctx v;
-    DC_TRY(viz_open(m, 0, "guided", &v, err));
+    DC_TRY(dc_viz_open(m, 0, "guided", &v, err));
     int target;
     float *grad = malloc(sizeof(float) * v.chw * v.B);
     dc_status s = grad ? DC_OK : dc_set_error(err, DC_ERR_OOM, "guided: out of memory");
-    if (s == DC_OK) s = viz_classify(&v, image, o->target, &target, info, err);
-    if (s == DC_OK) s = viz_backward_scores(&v, &target, 1, DC_RELU_GUIDED, grad, err);
+    if (s == DC_OK) s = dc_viz_classify(&v, image, o->target, &target, info, err);
+    if (s == DC_OK) s = dc_viz_backward_scores(&v, &target, 1, DC_RELU_GUIDED, grad, err);
     if (s == DC_OK) {
         memcpy(map_chw, grad, sizeof(float) * v.chw);
         s = dc_viz_map_check(map_chw, v.chw, "guided", info, err);
     }
     free(grad);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

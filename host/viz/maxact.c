@@ -69,11 +69,11 @@ dc_status dc_viz_maxact(dc_model *m, const dc_dataset *ds, const dc_viz_opts *o,
                             "maxact: dataset %s holds %dx%dx%d images, the model takes %dx%dx%d",
                             ds->source, ds->c, ds->h, ds->w, c, h, w);
     viz_ctx v;
-    DC_TRY(viz_open(m, ds->n < o->batch ? ds->n : o->batch, "maxact", &v, err));
+    DC_TRY(dc_viz_open(m, ds->n < o->batch ? ds->n : o->batch, "maxact", &v, err));
     int node, shape[4], R, J, off;
     float *act = NULL;
     dc_status s;
-    if ((s = viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK ||
+    if ((s = dc_viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK ||
         (s = dc_viz_receptive_field(v.m, node, &R, &J, &off, err)) != DC_OK)
         goto done;
     const int LC = shape[1], lw = shape[3];
@@ -91,9 +91,9 @@ dc_status dc_viz_maxact(dc_model *m, const dc_dataset *ds, const dc_viz_opts *o,
     int kept = 0;
     for (int i0 = 0; i0 < ds->n; i0 += v.B) {
         const int cnt = ds->n - i0 < v.B ? ds->n - i0 : v.B;
-        if ((s = viz_forward(&v, dc_dataset_image(ds, i0), cnt, node, err)) != DC_OK) goto done;
+        if ((s = dc_viz_forward(&v, dc_dataset_image(ds, i0), cnt, node, err)) != DC_OK) goto done;
         if (dc_graph_read(v.g, node, act) != DC_OK) {
-            s = viz_graph_fail(&v, err);
+            s = dc_viz_graph_fail(&v, err);
             goto done;
         }
         for (int i = 0; i < cnt; i++) {
@@ -132,6 +132,6 @@ dc_status dc_viz_maxact(dc_model *m, const dc_dataset *ds, const dc_viz_opts *o,
     *count = kept;
 done:
     free(act);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

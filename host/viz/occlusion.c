@@ -20,7 +20,7 @@ dc_status dc_viz_occlusion(dc_model *m, const float *image, const dc_viz_opts *o
                            dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image || !map_hw) return dc_set_error(err, DC_ERR_ARG, "occlusion: NULL image or map");
     if (o->patch < 1 || o->stride < 1)
         return dc_set_error(err, DC_ERR_ARG, "occlusion: --patch %d and --stride %d must be >= 1",
@@ -38,7 +38,7 @@ dc_status dc_viz_occlusion(dc_model *m, const float *image, const dc_viz_opts *o
               nx = positions(w, o->patch, o->stride, xs);
     const int total = ny * nx, ph = o->patch < h ? o->patch : h, pw = o->patch < w ? o->patch : w;
     viz_ctx v;
-    dc_status s = viz_open(m, total < o->batch ? total : o->batch, "occlusion", &v, err);
+    dc_status s = dc_viz_open(m, total < o->batch ? total : o->batch, "occlusion", &v, err);
     if (s != DC_OK) {
         free(ys);
         free(xs);
@@ -54,7 +54,7 @@ dc_status dc_viz_occlusion(dc_model *m, const float *image, const dc_viz_opts *o
         s = dc_set_error(err, DC_ERR_OOM, "occlusion: out of memory");
         goto done;
     }
-    if ((s = viz_classify(&v, image, o->target, &target, info, err)) != DC_OK) goto done;
+    if ((s = dc_viz_classify(&v, image, o->target, &target, info, err)) != DC_OK) goto done;
     const double p0 = info->prob;
     for (int w0 = 0; w0 < total;) {
         const int cnt = total - w0 < v.B ? total - w0 : v.B;
@@ -67,11 +67,11 @@ dc_status dc_viz_occlusion(dc_model *m, const float *image, const dc_viz_opts *o
                     for (int x = x0; x < x0 + pw; x++)
                         d[(size_t)ch * hw + (size_t)y * w + x] = o->fill;
         }
-        if ((s = viz_forward(&v, batch, cnt, -1, err)) != DC_OK ||
-            (s = viz_read_scores(&v, scores, err)) != DC_OK)
+        if ((s = dc_viz_forward(&v, batch, cnt, -1, err)) != DC_OK ||
+            (s = dc_viz_read_scores(&v, scores, err)) != DC_OK)
             goto done;
         for (int i = 0; i < cnt; i++) {
-            viz_softmax(scores + (size_t)i * v.K, v.K, probs);
+            dc_viz_softmax(scores + (size_t)i * v.K, v.K, probs);
             if (!isfinite(probs[target])) {
                 s = dc_set_error(err, DC_ERR_NUMERIC, "occlusion: probability of class %d is %g",
                                  target, (double)probs[target]);
@@ -98,6 +98,6 @@ done:
     free(probs);
     free(sum);
     free(cover);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

@@ -8,14 +8,14 @@ dc_status dc_viz_saliency(dc_model *m, const float *image, const dc_viz_opts *o,
                           dc_viz_info *info, dc_error *err) {
     dc_viz_opts def;
     dc_viz_info local;
-    viz_defaults(&o, &def, &info, &local);
+    dc_viz_defaults(&o, &def, &info, &local);
     if (!image || !map_hw) return dc_set_error(err, DC_ERR_ARG, "saliency: NULL image or map");
     if (o->samples < 0 || (o->samples > 0 && !(o->noise >= 0.0f)))
         return dc_set_error(err, DC_ERR_ARG, "saliency: --samples %d and --noise %g must be >= 0",
                             o->samples, (double)o->noise);
     const int samples = o->samples;
     viz_ctx v;
-    DC_TRY(viz_open(m, samples > 0 ? (samples < o->batch ? samples : o->batch) : 0,
+    DC_TRY(dc_viz_open(m, samples > 0 ? (samples < o->batch ? samples : o->batch) : 0,
                     samples > 0 ? "smoothgrad" : "saliency", &v, err));
     const size_t hw = (size_t)v.H * v.W;
     int target;
@@ -28,12 +28,12 @@ dc_status dc_viz_saliency(dc_model *m, const float *image, const dc_viz_opts *o,
         s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", v.method);
         goto done;
     }
-    if ((s = viz_classify(&v, image, o->target, &target, info, err)) != DC_OK) goto done;
+    if ((s = dc_viz_classify(&v, image, o->target, &target, info, err)) != DC_OK) goto done;
     for (int i = 0; i < v.B; i++)
         targets[i] = target;
     if (samples == 0) {
-        /* viz_classify left the image's forward pass in the graph */
-        if ((s = viz_backward_scores(&v, targets, 1, DC_RELU_NORMAL, grad, err)) != DC_OK)
+        /* dc_viz_classify left the image's forward pass in the graph */
+        if ((s = dc_viz_backward_scores(&v, targets, 1, DC_RELU_NORMAL, grad, err)) != DC_OK)
             goto done;
         dc_viz_abs_max_channels(grad, v.C, v.H, v.W, map_hw);
     } else {
@@ -50,8 +50,8 @@ dc_status dc_viz_saliency(dc_model *m, const float *image, const dc_viz_opts *o,
             for (int i = 0; i < cnt; i++)
                 for (size_t j = 0; j < v.chw; j++)
                     batch[(size_t)i * v.chw + j] = image[j] + std * dc_rng_normal(&rng);
-            if ((s = viz_forward(&v, batch, cnt, -1, err)) != DC_OK ||
-                (s = viz_backward_scores(&v, targets, cnt, DC_RELU_NORMAL, grad, err)) != DC_OK)
+            if ((s = dc_viz_forward(&v, batch, cnt, -1, err)) != DC_OK ||
+                (s = dc_viz_backward_scores(&v, targets, cnt, DC_RELU_NORMAL, grad, err)) != DC_OK)
                 goto done;
             for (int i = 0; i < cnt; i++) {
                 dc_viz_abs_max_channels(grad + (size_t)i * v.chw, v.C, v.H, v.W, one);
@@ -70,6 +70,6 @@ done:
     free(one);
     free(targets);
     free(acc);
-    viz_close(&v);
+    dc_viz_close(&v);
     return s;
 }

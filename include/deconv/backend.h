@@ -128,6 +128,9 @@ struct dc_backend {
     size_t bytes_allocated; /* current device bytes owned through alloc/free */
     size_t bytes_peak;
     struct dc_backend_profile *profile; /* non-NULL while a profile runs (profile.c) */
+    /* A good size for one temporary work buffer (e.g. an im2col chunk outside the graph):
+     * cache-sized on the CPU, larger on devices where fewer, bigger launches pay. */
+    size_t scratch_bytes;
 };
 
 #ifdef __cplusplus

@@ -744,6 +744,7 @@ static dc_status open_device(cl_backend *b, int platform, int device) {
     b->device = devs[device];
     char name[96];
     dev_str(b->device, CL_DEVICE_NAME, name, sizeof name);
+    b->base.scratch_bytes = (size_t)32 << 20;
     snprintf(b->base.device_name, sizeof b->base.device_name, "%s [opencl:%d:%d]", name, platform,
              device);
     return DC_OK;

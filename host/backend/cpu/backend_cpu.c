@@ -1289,6 +1289,7 @@ dc_status dc_backend_create_cpu(int threads, dc_backend **out, dc_error *err) {
     b->threads = threads > 0 ? threads : omp_get_max_threads();
     if (threads > 0) omp_set_num_threads(threads);
     openblas_set_num_threads(1); /* see cpu_gemm: OpenMP owns the threads */
+    b->base.scratch_bytes = (size_t)4 << 20;
     snprintf(b->base.device_name, sizeof b->base.device_name, "CPU (%d threads, OpenBLAS)",
              b->threads);
     *out = &b->base;
