@@ -2,7 +2,9 @@
 """PyTorch twin of deconv's model presets, for `bench/run.sh`.
 
 The same four networks layer for layer (host/models/models.c), the same batch sizes, the
-same losses and Adam, on the CPU with the same thread count. A timed training step is what
+same losses and Adam, on the CPU with the same thread count (or on a CUDA GPU with
+`--device cuda`, for bench/gpu.sh: then `--tf32 off` gives true FP32 convolutions and
+matmuls, the fair comparison for OpenCL, and `--tf32 on` PyTorch's default). A timed training step is what
 `deconv bench` times: forward, zero_grad, backward, optimizer step, the inputs taken from a
 fixed random batch; inference is an eval-mode forward under no_grad. Figures: images/s,
 median of repeated timed runs after warm-up.
@@ -169,7 +171,7 @@ def build(kind):
     return Classifier()
 
 
-def random_batch(kind, batch, size, input_grad, gen):
+def random_batch(kind, batch, size, gen):
     """Images in [-1, 1]; complete hides the bottom half (weight 1 there, 0.1 visible)."""
     target = torch.rand(batch, CHANNELS, size, size, generator=gen) * 2 - 1
     x = target.clone()
@@ -184,9 +186,6 @@ def random_batch(kind, batch, size, input_grad, gen):
         "labels": torch.randint(0, CLASSES, (batch,), generator=gen),
         "index": torch.randint(0, PRESETS["glo"]["glo_count"], (batch,), generator=gen),
     }
-    if kind == "classifier" and input_grad:
-        # deconv's classifier keeps d(loss)/d(pixels) for the explanation methods
-        b["x"] = b["x"].requires_grad_(True)
     return b
 
 
@@ -204,15 +203,26 @@ def deconv_params(binary, kind):
     return int(m.group(1)) if m else None
 
 
+def sync(device):
+    """Wait for queued GPU work, so a timer reads the work's end (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench(kind, args):
     load_start = os.getloadavg()[0]
     torch.manual_seed(1)
     gen = torch.Generator().manual_seed(1234)
     p = PRESETS[kind]
     batch = args.batch or p["batch"]
-    model = build(kind)
+    dev = torch.device(args.device)
+    model = build(kind).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    data = random_batch(kind, batch, p["size"], not args.no_input_grad, gen)
+    data = random_batch(kind, batch, p["size"], gen)
+    data = {k: v.to(dev) for k, v in data.items()}
+    if kind == "classifier" and not args.no_input_grad:
+        # deconv's classifier keeps d(loss)/d(pixels) for the explanation methods
+        data["x"] = data["x"].requires_grad_(True)
 
     def train_step():
         loss = model.loss(data)
@@ -224,9 +234,11 @@ def bench(kind, args):
     def timed(fn):
         runs = []
         for _ in range(args.repeats):
+            sync(dev)
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 fn()
+            sync(dev)
             runs.append(args.steps * batch / (time.perf_counter() - t0))
         return statistics.median(runs), runs
 
@@ -263,13 +275,29 @@ def main():
     ap.add_argument("--no-input-grad", action="store_true",
                     help="classifier: skip d(loss)/d(input), which deconv computes")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    ap.add_argument("--tf32", choices=["on", "off"], default="off",
+                    help="cuda: TF32 tensor-core convolutions and matmuls (PyTorch's default "
+                         "for cuDNN convolutions) or true FP32 (default here: off)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    device_name = platform.processor() or "cpu"
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            sys.exit(f"torch_twin: --device {args.device}: this PyTorch has no CUDA device")
+        torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+        torch.backends.cudnn.benchmark = True
+        device_name = torch.cuda.get_device_name(torch.device(args.device))
     info = dict(torch=torch.__version__, threads=torch.get_num_threads(),
                 mkldnn=torch.backends.mkldnn.is_available(), python=platform.python_version(),
+                device=args.device, device_name=device_name,
+                tf32=args.tf32 if args.device.startswith("cuda") else "n/a",
                 warmup=args.warmup, repeats=args.repeats, steps=args.steps, results=[])
-    print(f"PyTorch {torch.__version__}, {info['threads']} threads, mkldnn {info['mkldnn']}")
+    where = (f"{device_name}, TF32 {args.tf32}" if args.device.startswith("cuda")
+             else f"{info['threads']} threads, mkldnn {info['mkldnn']}")
+    print(f"PyTorch {torch.__version__} on {args.device} ({where})")
     print(f"{'model':<11} {'batch':>5} {'train img/s':>11} {'infer img/s':>11} {'params':>9} {'deconv':>9}")
     mismatch = False
     for kind in args.models.split(","):
