@@ -17,6 +17,7 @@
 #include "deconv/report.h"
 #include "deconv/train.h"
 #include "internal.h"
+#include "models/kinds.h"
 
 #define CHECKPOINT_FILE "model.safetensors"
 
@@ -25,10 +26,6 @@
 /* Classifiers validate by cross-entropy and accuracy, the rest by weighted pixel MSE. */
 static int kind_is_classifier(const dc_model_spec *s) {
     return dc_model_kind_has(s->kind, DC_KIND_CLASSIFIES);
-}
-/* Kinds that learn one latent per training image (glo) have nothing to validate. */
-static int kind_validates(const dc_model_spec *s) {
-    return !dc_model_kind_has(s->kind, DC_KIND_LEARNED_LATENTS);
 }
 static dc_status kind_fit_spec_to_data(dc_model_spec *s, const dc_dataset *train, int resuming,
                                        dc_error *err) {
@@ -99,6 +96,7 @@ void dc_train_config_default(dc_train_config *c) {
     c->schedule = DC_SCHED_CONSTANT;
     c->val = 0.1f;
     c->seed = 1;
+    c->split_seed = DC_TRAIN_SPLIT_SEED;
     c->save_every = 10;
     c->sample_every = 10;
 }
@@ -129,8 +127,9 @@ static double float_decimal(float f) {
 
 char *dc_train_config_to_json(const dc_train_config *c) {
     cJSON *o = cJSON_CreateObject();
-    char seed[32];
+    char seed[32], split_seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
+    snprintf(split_seed, sizeof split_seed, "%llu", (unsigned long long)c->split_seed);
     /* the seed as written digits: a double would round seeds above 2^53 */
     if (!o || !cJSON_AddStringToObject(o, "data", c->data) ||
         !cJSON_AddNumberToObject(o, "epochs", c->epochs) ||
@@ -143,6 +142,7 @@ char *dc_train_config_to_json(const dc_train_config *c) {
         !cJSON_AddNumberToObject(o, "val", float_decimal(c->val)) ||
         !cJSON_AddNumberToObject(o, "augment", c->augment) ||
         !cJSON_AddRawToObject(o, "seed", seed) ||
+        !cJSON_AddRawToObject(o, "split_seed", split_seed) ||
         !cJSON_AddNumberToObject(o, "save_every", c->save_every) ||
         !cJSON_AddNumberToObject(o, "sample_every", c->sample_every)) {
         cJSON_Delete(o);
@@ -162,6 +162,15 @@ static int json_int(const cJSON *o, const char *key, int *dst) {
 static void json_float(const cJSON *o, const char *key, float *dst) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (cJSON_IsNumber(v)) *dst = (float)v->valuedouble;
+}
+
+/* A seed (written as digits); 0 when the key is missing. */
+static int json_seed(const cJSON *o, const char *key, uint64_t *dst) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 18446744073709551616.0))
+        return 0;
+    *dst = (uint64_t)v->valuedouble;
+    return 1;
 }
 
 dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_error *err) {
@@ -185,9 +194,9 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
     json_float(o, "clip", &c->clip);
     json_float(o, "val", &c->val);
     json_int(o, "augment", &c->augment);
-    v = cJSON_GetObjectItemCaseSensitive(o, "seed");
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 18446744073709551616.0)
-        c->seed = (uint64_t)v->valuedouble;
+    json_seed(o, "seed", &c->seed);
+    /* runs made before the split had its own seed split by the seed */
+    if (!json_seed(o, "split_seed", &c->split_seed)) c->split_seed = c->seed;
     json_int(o, "save_every", &c->save_every);
     json_int(o, "sample_every", &c->sample_every);
     cJSON_Delete(o);
@@ -200,7 +209,7 @@ dc_status dc_train_load_data(const dc_train_config *c, int size, int channels, d
     dc_dataset *all = NULL;
     *train = *val = NULL;
     DC_TRY(dc_dataset_load_path(c->data, size, channels, &all, err));
-    dc_status s = dc_dataset_split(all, c->val, c->seed, train, val, err);
+    dc_status s = dc_dataset_split(all, c->val, c->split_seed, train, val, err);
     dc_dataset_free(all);
     return s;
 }
@@ -262,7 +271,12 @@ dc_status dc_train_read_checkpoint(const char *run_or_file, dc_train_checkpoint 
         dc_wrap_error(err, s, "%s", path);
     if (s == DC_OK) {
         const char *v;
-        if ((v = dc_meta_get(&meta, "seed"))) out->config.seed = strtoull(v, NULL, 10);
+        if ((v = dc_meta_get(&meta, "seed"))) {
+            out->config.seed = strtoull(v, NULL, 10);
+            /* a run from before split_seed split by the seed: its exact digits, not the
+             * JSON number (a double above 2^53 is rounded) */
+            if (!strstr(train, "\"split_seed\"")) out->config.split_seed = out->config.seed;
+        }
         if ((v = dc_meta_get(&meta, "epoch"))) out->epoch = atoi(v);
         if ((v = dc_meta_get(&meta, "step_in_epoch"))) out->step_in_epoch = atoi(v);
         if ((v = dc_meta_get(&meta, "step"))) out->step = atol(v);
@@ -566,7 +580,11 @@ dc_status dc_trainer_validate(dc_trainer *t, double *loss, double *accuracy, dc_
     *accuracy = NAN;
     dc_model *m = t->m;
     const dc_dataset *ds = t->val;
-    if (ds->n == 0 || !kind_validates(&m->spec)) return DC_OK;
+    if (ds->n == 0) return DC_OK;
+    /* kinds whose training graph cannot take held-out images (glo: one latent per
+     * training image) validate by their own rule (glo: projection) */
+    const dc_kind_row *row = dc_kind_row_get(m->spec.kind);
+    if (row && row->validate) return row->validate(m, ds, loss, err);
     const int B = m->batch, is_cls = kind_is_classifier(&m->spec);
     dc_batch *batch = &t->eval_batch;
     const size_t per = is_cls ? (size_t)m->spec.classes : batch->image_numel;

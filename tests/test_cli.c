@@ -87,8 +87,17 @@ static void test_train_and_generate_each_kind(void **state) {
                                        "--device cpu >/dev/null", bin, run, g_dir, g_dir), 0);
             assert_int_equal(tu_system("grep -q 'nearest visible part' %s/eval.txt", run), 0);
         } else {
-            assert_int_equal(tu_system("%s interpolate %s a b --index-a 0 --index-b 3 --device cpu "
-                                       ">/dev/null", bin, run), 0);
+            /* training images by index or file name, no dummy arguments; --list shows them */
+            assert_int_equal(tu_system("%s interpolate %s --list --device cpu > %s/list.txt", bin,
+                                       run, run), 0);
+            assert_int_equal(tu_system("grep -Eq '^ +0  g[0-9]+\\.png$' %s/list.txt", run), 0);
+            assert_int_equal(tu_system("%s interpolate %s 0 \"$(sed -n 3p %s/list.txt | awk '{print $2}')\" "
+                                       "--steps 5 --device cpu >/dev/null", bin, run, run), 0);
+            assert_int_equal(tu_system("%s interpolate %s 0 nosuchgun --device cpu 2>%s/err.txt", bin,
+                                       run, run), 1);
+            assert_int_equal(tu_system("grep -q 'not a training image' %s/err.txt", run), 0);
+            /* held-out images are validated by projection: no NaN in loss.csv */
+            assert_int_equal(tu_system("grep -qi nan %s/loss.csv", run), 1);
             /* glo has no encoder: completion is refused with a reason */
             assert_int_equal(tu_system("%s complete %s %s/data/g01.png --device cpu 2>%s/err.txt", bin,
                                        run, g_dir, run), 1);
@@ -96,7 +105,50 @@ static void test_train_and_generate_each_kind(void **state) {
         }
         assert_true(exists(run, "interpolation.png"));
         assert_int_equal(tu_system("grep -q 'nearest training image' %s/eval.txt", run), 0);
+        /* the sample grid carries its labels: a margin left of the 18-pixel tiles (4
+         * columns: the batch) and a header above them (PNG width and height, big-endian at
+         * bytes 16 and 20) */
+        char png[1300];
+        snprintf(png, sizeof png, "%s/samples/epoch_0003.png", run);
+        FILE *f = fopen(png, "rb");
+        assert_non_null(f);
+        unsigned char hdr[24];
+        assert_int_equal(fread(hdr, 1, 24, f), 24);
+        fclose(f);
+        const long w = (long)hdr[16] << 24 | hdr[17] << 16 | hdr[18] << 8 | hdr[19];
+        const long h = (long)hdr[20] << 24 | hdr[21] << 16 | hdr[22] << 8 | hdr[23];
+        const int rows = k == 0 ? 5 : 4;
+        assert_true(w > 4 * 18 + 2 + 40);
+        assert_true(h > rows * 18 + 2 + 12);
     }
+}
+
+/* complete takes any number of images (more than one batch, more than the old 16
+ * positionals) and lays them out in blocks of 16 columns. */
+static void test_complete_many_images(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    char run[1200];
+    snprintf(run, sizeof run, "%s/run_many", g_dir);
+    assert_int_equal(tu_system("%s train --data %s/data --epochs 1 --out %s " SMALL, bin, g_dir, run), 0);
+    /* 40 images: the 12 three times over and 4 more (two chunks of 32) */
+    char cmd[8192];
+    int len = snprintf(cmd, sizeof cmd, "%s complete %s", bin, run);
+    for (int i = 0; i < 40; i++)
+        len += snprintf(cmd + len, sizeof cmd - len, " %s/data/g%02d.png", g_dir, i % 12);
+    snprintf(cmd + len, sizeof cmd - len, " --device cpu > %s/many.txt", run);
+    assert_int_equal(tu_system("%s", cmd), 0);
+    assert_int_equal(tu_system("grep -q '40 images' %s/many.txt", run), 0);
+    /* 3 blocks of 16 columns x 3 rows (input, one pass, original) of 16-pixel tiles */
+    char png[1300];
+    snprintf(png, sizeof png, "%s/completed.png", run);
+    FILE *f = fopen(png, "rb");
+    assert_non_null(f);
+    unsigned char hdr[24];
+    assert_int_equal(fread(hdr, 1, 24, f), 24);
+    fclose(f);
+    assert_int_equal(hdr[18] << 8 | hdr[19], 16 * 18 + 2);
+    assert_int_equal(hdr[22] << 8 | hdr[23], 9 * 18 + 2);
 }
 
 /* Weights of a run's checkpoint, read back through the library. */
@@ -199,6 +251,7 @@ static void test_bad_cli_input(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_and_generate_each_kind),
+        cmocka_unit_test(test_complete_many_images),
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_bad_cli_input),
     };

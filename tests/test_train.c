@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deconv/image.h"
 #include "deconv/model.h"
 #include "deconv/train.h"
 #include "internal.h"
@@ -316,7 +317,8 @@ static void check_resume(const char *kind, dc_optim_kind optim, dc_schedule sche
     assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
 
     snprintf(cfg.out, sizeof cfg.out, "%s/straight", dir);
-    const int validates = strcmp(kind, "glo") != 0, classifies = !strcmp(kind, "classifier");
+    /* every kind validates (glo by projecting the held-out images) */
+    const int validates = 1, classifies = !strcmp(kind, "classifier");
     counts c0 = {.validates = validates, .classifies = classifies};
     dc_train_callbacks cb = {&c0, count_progress, count_epoch, count_checkpoint, NULL, stop_when_told};
     dc_trainer *t;
@@ -424,13 +426,174 @@ static void test_train_config_json(void **state) {
     assert_true(b.epochs == 400 && b.batch == 16 && b.lr == 1e-3f && b.val == 0.1f);
     assert_true(b.optim == DC_OPTIM_SGD && b.schedule == DC_SCHED_COSINE && b.seed == 1);
     assert_true(b.save_every == 50 && b.sample_every == 50 && b.augment == 1);
-    /* and it is what this version writes for the same options */
+    /* before the split had its own seed, runs split by the seed */
+    assert_true(b.split_seed == 1);
+    dc_train_config_default(&b);
+    b.split_seed = 99;
+    const char *old_seed7 = "{\"data\":\"x\",\"val\":0.2,\"seed\":7}";
+    assert_int_equal(dc_train_config_from_json(old_seed7, &b, &err), DC_OK);
+    assert_true(b.seed == 7 && b.split_seed == 7);
+    /* what this version writes for the same options: the old keys and the split seed */
+    dc_train_config_from_json(old, &b, &err);
     json = dc_train_config_to_json(&b);
-    assert_string_equal(json, old);
+    const char *now = "{\"data\":\"assets/guns\",\"epochs\":400,\"batch\":16,\"lr\":0.00100000005,"
+                      "\"optim\":\"sgd\",\"schedule\":\"cosine\",\"weight_decay\":0,\"clip\":0,"
+                      "\"val\":0.100000001,\"augment\":1,\"seed\":1,\"split_seed\":1,"
+                      "\"save_every\":50,\"sample_every\":50}";
+    assert_string_equal(json, now);
     free(json);
+    /* the split seed goes through JSON */
+    dc_train_config_default(&a);
+    a.seed = 5, a.split_seed = 12345;
+    json = dc_train_config_to_json(&a);
+    dc_train_config_default(&b);
+    assert_int_equal(dc_train_config_from_json(json, &b, &err), DC_OK);
+    free(json);
+    assert_true(b.seed == 5 && b.split_seed == 12345);
     assert_int_equal(dc_train_config_from_json("{\"optim\":\"rmsprop\"}", &b, &err), DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "rmsprop"));
     assert_int_equal(dc_train_config_from_json("{\"epochs\":", &b, &err), DC_ERR_FORMAT);
+}
+
+/* The held-out images of a run depend on the split seed only: --seed changes the
+ * initialisation and the order, never which images are held out. */
+static void test_split_has_its_own_seed(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("split");
+    dc_error err = {0};
+    for (int i = 0; i < 20; i++) {
+        float img[64];
+        for (int p = 0; p < 64; p++) img[p] = p == i ? 1.0f : -1.0f;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/i%02d.png", dir, i);
+        assert_int_equal(dc_image_write_png(path, img, 1, 8, 8, DC_RANGE_PM1, &err), DC_OK);
+    }
+    char held_out[3][64];
+    const uint64_t seeds[3] = {1, 3, 3}, split_seeds[3] = {DC_TRAIN_SPLIT_SEED, DC_TRAIN_SPLIT_SEED, 8};
+    for (int k = 0; k < 3; k++) {
+        dc_train_config c;
+        dc_train_config_default(&c);
+        snprintf(c.data, sizeof c.data, "%s", dir);
+        c.val = 0.25f, c.seed = seeds[k], c.split_seed = split_seeds[k];
+        dc_dataset *train, *val;
+        if (dc_train_load_data(&c, 8, 1, &train, &val, &err) != DC_OK) fail_msg("%s", err.msg);
+        assert_int_equal(val->n, 5);
+        held_out[k][0] = 0;
+        for (int i = 0; i < val->n; i++) strcat(held_out[k], val->names[i]), strcat(held_out[k], " ");
+        dc_dataset_free(train);
+        dc_dataset_free(val);
+    }
+    assert_string_equal(held_out[0], held_out[1]);      /* another --seed: the same split */
+    assert_string_not_equal(held_out[1], held_out[2]);  /* another split seed: another split */
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* glo's new samples must not retrace its training: the trainer initialises the latents
+ * from the run's seed, and sampling with that same seed (generate's default) drew the
+ * same normals, so sample i decoded next to training image i. */
+static void test_glo_sampling_independent_of_training(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *all;
+    const int N = 40, L = 6;
+    assert_int_equal(dc_dataset_create(N, 1, 16, 16, 0, &all, &err), DC_OK);
+    for (int i = 0; i < N * 256; i++) all->images[i] = (i % 7) / 3.0f - 1.0f;
+    dc_dataset *val;
+    assert_int_equal(dc_dataset_create(0, 1, 16, 16, 0, &val, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "glo", 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = L;
+    dc_train_config cfg;
+    dc_train_config_default(&cfg);
+    cfg.batch = 8, cfg.seed = 1;
+    char *dir = tu_tmpdir("glo_sampling");
+    snprintf(cfg.out, sizeof cfg.out, "%s", dir);
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_trainer *t;
+    assert_int_equal(dc_trainer_create(be, &spec, all, val, &cfg, NULL, &t, &err), DC_OK);
+    dc_model *m = dc_trainer_model(t);
+    int pi = dc_params_find(m->params, "latents.weight");
+    assert_true(pi >= 0);
+    float *tab = malloc(sizeof(float) * N * L), *z = malloc(sizeof(float) * N * L);
+    assert_int_equal(dc_params_read(m->params, pi, tab), DC_OK);
+    assert_int_equal(dc_model_sample_latents(m, N, 1.0f, cfg.seed, z, &err), DC_OK);
+    /* how many samples have "their" training latent (same index) as the nearest one;
+     * independent draws make that a 1-in-N event per sample */
+    int own = 0;
+    for (int i = 0; i < N; i++) {
+        int best = -1;
+        double best_d = INFINITY;
+        for (int r = 0; r < N; r++) {
+            double d = 0;
+            for (int k = 0; k < L; k++) d += (z[i * L + k] - tab[r * L + k]) * (z[i * L + k] - tab[r * L + k]);
+            if (d < best_d) best_d = d, best = r;
+        }
+        own += best == i;
+    }
+    assert_true(own <= 4);
+    free(tab);
+    free(z);
+    dc_trainer_free(t);
+    dc_backend_free(be);
+    dc_dataset_free(all);
+    dc_dataset_free(val);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* GLO's projection fits a latent to an image the decoder can make: decode a known latent,
+ * project the image from the mean latent, and the error must fall to a small part of the
+ * error at the start (steps 0), with the fitted latent decoding that image. */
+static void test_glo_projection_fits_latents(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "glo", 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = 4, spec.glo_count = 5;
+    dc_model *m, *dec;
+    assert_int_equal(dc_model_create(be, &spec, 3, &m, &err), DC_OK);
+    dc_rng rng;
+    dc_rng_seed(&rng, 3);
+    assert_int_equal(dc_params_init(m->params, &rng), DC_OK);
+    assert_int_equal(dc_model_create_shared(m, 3, 1, &dec, &err), DC_OK);
+    /* latents away from the (near-zero) mean of the learned ones */
+    float z_true[12] = {1.5f, -1.0f, 0.5f, 2.0f, -2.0f, 0.8f, -0.6f, 1.2f, 0.3f, -1.5f, 1.8f, -0.9f};
+    float images[3 * 256];
+    dc_graph_set_train(dec->g, 0);
+    assert_int_equal(dc_graph_set_input(dec->g, dec->z_in, z_true), DC_OK);
+    assert_int_equal(dc_graph_forward(dec->g, -1), DC_OK);
+    assert_int_equal(dc_graph_read(dec->g, dec->out, images), DC_OK);
+    double start, fitted;
+    float z[12];
+    assert_int_equal(dc_model_project_latents(m, images, 3, 0, 0.05f, NULL, &start, &err), DC_OK);
+    if (dc_model_project_latents(m, images, 3, 300, 0.05f, z, &fitted, &err) != DC_OK)
+        fail_msg("%s", err.msg);
+    assert_true(start > 1e-4);
+    assert_true(fitted < 0.05 * start);
+    /* the reported loss is the error of the returned latents, computed here independently */
+    float again[3 * 256];
+    assert_int_equal(dc_graph_set_input(dec->g, dec->z_in, z), DC_OK);
+    assert_int_equal(dc_graph_forward(dec->g, -1), DC_OK);
+    assert_int_equal(dc_graph_read(dec->g, dec->out, again), DC_OK);
+    double e = 0;
+    for (int i = 0; i < 3 * 256; i++) e += ((double)again[i] - images[i]) * ((double)again[i] - images[i]);
+    assert_float_equal(e / (3 * 256), fitted, 1e-6);
+    /* not for kinds without learned latents */
+    dc_model_spec vs;
+    dc_model *vae;
+    assert_int_equal(dc_model_spec_default(&vs, "vae", 1, 16, &err), DC_OK);
+    vs.base = 4, vs.blocks = 2, vs.latent = 4;
+    assert_int_equal(dc_model_create(be, &vs, 1, &vae, &err), DC_OK);
+    assert_int_equal(dc_model_project_latents(vae, images, 1, 5, 0.05f, NULL, &fitted, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "vae"));
+    dc_model_free(vae);
+    dc_model_free(dec);
+    dc_model_free(m);
+    dc_backend_free(be);
 }
 
 int main(void) {
@@ -441,6 +604,9 @@ int main(void) {
         cmocka_unit_test(test_prng),
         cmocka_unit_test(test_trainer_resume_is_bit_identical),
         cmocka_unit_test(test_train_config_json),
+        cmocka_unit_test(test_split_has_its_own_seed),
+        cmocka_unit_test(test_glo_sampling_independent_of_training),
+        cmocka_unit_test(test_glo_projection_fits_latents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

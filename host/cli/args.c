@@ -23,34 +23,46 @@ static int is_flag(const char *name, const char *const *flags) {
     return 0;
 }
 
+/* Positionals move to the front of argv (in order) and the options after them, so any
+ * number of positionals (e.g. a shell glob of images) needs no fixed table; only the
+ * option words are counted against DC_ARGS_MAX_OPTION_WORDS. */
 int dc_args_parse(dc_args *a, const char *cmd, int argc, char **argv, const char *const *flags) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
-    if (argc > 255) {
-        fprintf(stderr, "deconv %s: too many arguments\n", cmd);
+    a->argc = argc > 0 ? argc : 1;
+    a->argv = argv;
+    a->positional = argv + 1;
+    char **options = malloc(sizeof(char *) * (size_t)a->argc);
+    if (!options) {
+        fprintf(stderr, "deconv %s: out of memory\n", cmd);
         return 2;
     }
-    a->argc = argc;
-    a->argv = argv;
+    int n_options = 0;
     for (int i = 1; i < a->argc; i++) {
         const char *name = opt_name(argv[i]);
         if (name) {
+            options[n_options++] = argv[i];
             if (!is_flag(name, flags) && !strchr(name, '=')) {
                 if (i + 1 >= a->argc) {
                     fprintf(stderr, "deconv %s: option %s needs a value\n", cmd, argv[i]);
+                    free(options);
                     return 2;
                 }
-                i++;
+                options[n_options++] = argv[++i];
             }
         } else {
-            if (a->n_positional >= 16) {
-                fprintf(stderr, "deconv %s: too many arguments\n", cmd);
-                return 2;
-            }
-            a->positional[a->n_positional++] = argv[i];
-            a->used[i] = 1;
+            argv[1 + a->n_positional++] = argv[i]; /* never ahead of i: order is kept */
         }
     }
+    if (n_options > DC_ARGS_MAX_OPTION_WORDS) {
+        fprintf(stderr, "deconv %s: too many options (%d words; at most %d)\n", cmd, n_options,
+                DC_ARGS_MAX_OPTION_WORDS);
+        free(options);
+        return 2;
+    }
+    a->first_option = 1 + a->n_positional;
+    memcpy(argv + a->first_option, options, sizeof(char *) * (size_t)n_options);
+    free(options);
     return 0;
 }
 
@@ -59,16 +71,16 @@ static const char *lookup(dc_args *a, const char *name, int *present) {
     size_t len = strlen(name);
     const char *val = NULL;
     *present = 0;
-    for (int i = 1; i < a->argc; i++) {
-        if (a->used[i] == 1) continue; /* positional */
+    for (int i = a->first_option; i < a->argc; i++) {
         const char *o = opt_name(a->argv[i]);
-        if (!o) continue;
+        if (!o) continue; /* a value already taken with its option */
+        unsigned char *used = &a->used[i - a->first_option];
         if (!strncmp(o, name, len) && o[len] == '=') {
-            a->used[i] = 2;
+            *used = 2;
             *present = 1;
             val = o + len + 1;
         } else if (!strcmp(o, name) && i + 1 < a->argc) {
-            a->used[i] = a->used[i + 1] = 2;
+            used[0] = used[1] = 2;
             *present = 1;
             val = a->argv[++i];
         }
@@ -115,11 +127,10 @@ float dc_args_float(dc_args *a, const char *name, float def) {
 
 int dc_args_flag(dc_args *a, const char *name) {
     int found = 0;
-    for (int i = 1; i < a->argc; i++) {
-        if (a->used[i] == 1) continue;
+    for (int i = a->first_option; i < a->argc; i++) {
         const char *o = opt_name(a->argv[i]);
         if (o && !strcmp(o, name)) {
-            a->used[i] = 2;
+            a->used[i - a->first_option] = 2;
             found = 1;
         }
     }
@@ -127,8 +138,8 @@ int dc_args_flag(dc_args *a, const char *name) {
 }
 
 int dc_args_check_unused(dc_args *a) {
-    for (int i = 1; i < a->argc; i++)
-        if (!a->used[i]) {
+    for (int i = a->first_option; i < a->argc; i++)
+        if (!a->used[i - a->first_option]) {
             fprintf(stderr, "deconv %s: unknown option '%s' (see deconv %s --help)\n", a->cmd,
                     a->argv[i], a->cmd);
             return 2;

@@ -13,14 +13,16 @@
 #undef X
 
 /* Tiny option parser: options are "--name value" or "--flag"; positionals are kept in
- * order. Unknown options are an error naming the option. */
+ * order, as many as given. Unknown options are an error naming the option. */
+#define DC_ARGS_MAX_OPTION_WORDS 255
 typedef struct dc_args {
     int argc;
-    char **argv;
+    char **argv; /* reordered in place: positionals first, then the options */
     const char *cmd;
-    char *positional[16];
+    char **positional; /* argv + 1 */
     int n_positional;
-    unsigned char used[256]; /* which argv entries were consumed */
+    int first_option;  /* argv index of the first option word */
+    unsigned char used[DC_ARGS_MAX_OPTION_WORDS]; /* which option words were consumed */
 } dc_args;
 
 /* `flags` lists options that take no value, e.g. {"tied", "help", NULL}. Returns 0 or

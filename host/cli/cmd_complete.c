@@ -6,6 +6,11 @@
 
 #include "cli/gen_common.h"
 
+/* Images per forward pass: the model is built for this batch, more images run in chunks. */
+#define COMPLETE_BATCH 32
+/* Columns of the grid: more images continue in further blocks of rows. */
+#define GRID_COLUMNS 16
+
 int dc_cmd_complete(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
     dc_args a;
@@ -13,8 +18,11 @@ int dc_cmd_complete(int argc, char **argv) {
     if (dc_args_flag(&a, "help") || a.n_positional < 2) {
         printf("usage: deconv complete RUN IMAGE... [--mask KIND] [--passes K] [--noise STD]\n"
                "                       [--seed S] [-o GRID.png] [--device ...]\n"
-               "Rows of the grid: the masked input, then one row per pass, then the original.\n"
-               "--noise: std of the random code (default 0: the deterministic completion).\n");
+               "Any number of images. Rows of the grid: the masked input, then one row per\n"
+               "pass, then the original; more than %d images continue in further blocks of\n"
+               "rows.\n"
+               "--noise: std of the random code (default 0: the deterministic completion).\n",
+               GRID_COLUMNS);
         return dc_args_flag(&a, "help") ? 0 : 2;
     }
     const char *run = a.positional[0];
@@ -33,8 +41,9 @@ int dc_cmd_complete(int argc, char **argv) {
     if (st) return st;
     int rc = 1;
     dc_model *m = NULL;
-    float *orig = NULL, *x = NULL, *y = NULL, *grid = NULL, *mask = NULL;
-    if (dc_cli_open_run("complete", run, be, n, &m, NULL)) goto done;
+    float *orig = NULL, *x = NULL, *y = NULL, *rows = NULL, *grid = NULL, *mask = NULL;
+    const int batch = n < COMPLETE_BATCH ? n : COMPLETE_BATCH;
+    if (dc_cli_open_run("complete", run, be, batch, &m, NULL)) goto done;
     if (m->x < 0 || !dc_model_kind_has(m->spec.kind, DC_KIND_ENCODER | DC_KIND_DECODER)) {
         dc_cli_fail("complete", "a '%s' model has no image input to complete (use complete or vae)",
                     dc_model_kind_name(m->spec.kind));
@@ -46,33 +55,58 @@ int dc_cmd_complete(int argc, char **argv) {
         goto done;
     }
     if (mk == DC_MASK_NONE) mk = DC_MASK_BOTTOM;
-    const int C = m->spec.channels, S = m->spec.size;
+    const int C = m->spec.channels, S = m->spec.size, R = passes + 2;
     const size_t isz = (size_t)C * S * S;
     if (gen_load_images("complete", m, a.positional + 1, n, &orig)) goto done;
-    x = malloc(sizeof(float) * n * isz);
-    y = malloc(sizeof(float) * n * isz);
+    x = malloc(sizeof(float) * batch * isz);
+    y = malloc(sizeof(float) * batch * isz);
     mask = malloc(sizeof(float) * S * S);
-    grid = malloc(sizeof(float) * (size_t)(passes + 2) * n * isz);
-    if (!x || !y || !mask || !grid) goto done;
+    rows = malloc(sizeof(float) * (size_t)R * n * isz); /* row r, image i at (r * n + i) */
+    if (!x || !y || !mask || !rows) {
+        dc_cli_fail("complete", "out of memory for %d images", n);
+        goto done;
+    }
     dc_rng rng;
     dc_rng_seed(&rng, seed);
     dc_mask_make(mk, S, S, &rng, mask);
-    for (int i = 0; i < n; i++) dc_mask_apply(orig + i * isz, mask, C, S, S, 0.0f, 1.0f, 1, x + i * isz, NULL);
-    memcpy(grid, x, sizeof(float) * n * isz);
-    for (int p = 0; p < passes; p++) {
-        if (gen_forward_complete("complete", m, x, noise, dc_seed_mix(seed, (uint64_t)p + 1), y)) goto done;
-        /* keep the known pixels, take the model's guess where hidden */
-        for (int i = 0; i < n; i++)
-            for (int c = 0; c < C; c++)
-                for (int q = 0; q < S * S; q++) {
-                    size_t k = i * isz + (size_t)c * S * S + q;
-                    y[k] = mask[q] > 0.5f ? y[k] : orig[k];
-                }
-        memcpy(grid + (size_t)(p + 1) * n * isz, y, sizeof(float) * n * isz);
-        memcpy(x, y, sizeof(float) * n * isz);
+#define ROW_IMAGE(r, i) (rows + ((size_t)(r) * n + (i)) * isz)
+    for (int first = 0; first < n; first += batch) {
+        const int count = n - first < batch ? n - first : batch;
+        /* a short last chunk repeats its images to fill the model's batch */
+        for (int i = 0; i < batch; i++)
+            dc_mask_apply(orig + (first + i % count) * isz, mask, C, S, S, 0.0f, 1.0f, 1,
+                          x + i * isz, NULL);
+        memcpy(ROW_IMAGE(0, first), x, sizeof(float) * count * isz);
+        for (int p = 0; p < passes; p++) {
+            if (gen_forward_complete("complete", m, x, noise, dc_seed_mix(seed, (uint64_t)p + 1), y))
+                goto done;
+            /* keep the known pixels, take the model's guess where hidden */
+            for (int i = 0; i < batch; i++)
+                for (int c = 0; c < C; c++)
+                    for (int q = 0; q < S * S; q++) {
+                        size_t k = i * isz + (size_t)c * S * S + q;
+                        y[k] = mask[q] > 0.5f ? y[k] : orig[(first + i % count) * isz + k - i * isz];
+                    }
+            memcpy(ROW_IMAGE(p + 1, first), y, sizeof(float) * count * isz);
+            memcpy(x, y, sizeof(float) * batch * isz);
+        }
+        memcpy(ROW_IMAGE(R - 1, first), orig + first * isz, sizeof(float) * count * isz);
     }
-    memcpy(grid + (size_t)(passes + 1) * n * isz, orig, sizeof(float) * n * isz);
-    if (dc_image_write_grid(out, grid, (passes + 2) * n, C, S, S, passes + 2, n, DC_RANGE_PM1, &err)) {
+    /* blocks of GRID_COLUMNS images, each block R rows; a short last block stays blank */
+    const int cols = n < GRID_COLUMNS ? n : GRID_COLUMNS, blocks = (n + cols - 1) / cols;
+    grid = calloc((size_t)blocks * R * cols * isz, sizeof(float));
+    if (!grid) {
+        dc_cli_fail("complete", "out of memory for %d images", n);
+        goto done;
+    }
+    for (int b = 0; b < blocks; b++)
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < cols && b * cols + c < n; c++)
+                memcpy(grid + (((size_t)b * R + r) * cols + c) * isz, ROW_IMAGE(r, b * cols + c),
+                       sizeof(float) * isz);
+#undef ROW_IMAGE
+    if (dc_image_write_grid(out, grid, blocks * R * cols, C, S, S, blocks * R, cols, DC_RANGE_PM1,
+                            &err)) {
         dc_cli_fail("complete", "%s", err.msg);
         goto done;
     }
@@ -80,7 +114,7 @@ int dc_cmd_complete(int argc, char **argv) {
            passes > 1 ? "es" : "");
     rc = 0;
 done:
-    free(orig), free(x), free(y), free(grid), free(mask);
+    free(orig), free(x), free(y), free(rows), free(grid), free(mask);
     dc_model_free(m);
     dc_backend_free(be);
     return rc;

@@ -1,23 +1,54 @@
 /* deconv interpolate: decode the line between two images' latents. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/gen_common.h"
 
+/* The training item a command-line word names: its index in the training split, or its
+ * file name (with or without the folder and the extension). -1 if none. */
+static int training_item(const dc_dataset *train, const char *word) {
+    char *end;
+    long v = strtol(word, &end, 10);
+    if (*word && !*end && isdigit((unsigned char)word[0])) return v >= 0 && v < train->n ? (int)v : -1;
+    const char *base = strrchr(word, '/');
+    base = base ? base + 1 : word;
+    for (int i = 0; train->names && i < train->n; i++) {
+        const char *name = train->names[i];
+        const char *nb = strrchr(name, '/');
+        nb = nb ? nb + 1 : name;
+        const char *dot = strrchr(nb, '.');
+        size_t stem = dot ? (size_t)(dot - nb) : strlen(nb);
+        if (!strcmp(word, name) || !strcmp(base, nb) || (strlen(base) == stem && !strncmp(base, nb, stem)))
+            return i;
+    }
+    return -1;
+}
+
+static void list_split(const dc_dataset *train, const dc_dataset *val) {
+    printf("training split (%d images; glo: index = learned latent):\n", train->n);
+    for (int i = 0; i < train->n; i++)
+        printf("%5d  %s\n", i, train->names ? train->names[i] : "(unnamed)");
+    printf("held out for validation (%d images, not in the training split):\n", val->n);
+    for (int i = 0; i < val->n; i++) printf("    -  %s\n", val->names ? val->names[i] : "(unnamed)");
+}
+
 int dc_cmd_interpolate(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
+    static const char *const flags[] = {"help", "list", NULL};
     dc_args a;
     if (dc_args_parse(&a, "interpolate", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help") || a.n_positional != 3) {
-        printf("usage: deconv interpolate RUN IMAGE_A IMAGE_B [--steps N] [-o GRID.png] [--device ...]\n"
-               "Encodes both images (complete: the code before noise; vae: the mean; glo: the\n"
-               "learned latents of training items --index-a/--index-b instead of images) and\n"
-               "decodes N points on the line between them.\n");
+    const int list = dc_args_flag(&a, "list");
+    if (dc_args_flag(&a, "help") || a.n_positional != (list ? 1 : 3)) {
+        printf("usage: deconv interpolate RUN A B [--steps N] [-o GRID.png] [--device ...]\n"
+               "       deconv interpolate RUN --list\n"
+               "Decodes N points on the line between the latents of A and B. complete, vae: A\n"
+               "and B are image files, encoded (complete: the code before noise; vae: the mean).\n"
+               "glo: A and B are training images, by index or file name; --list prints the\n"
+               "run's training split with indices and file names.\n");
         return dc_args_flag(&a, "help") ? 0 : 2;
     }
     const char *run = a.positional[0];
     int steps = dc_args_int(&a, "steps", 8);
-    int ia = dc_args_int(&a, "index-a", -1), ib = dc_args_int(&a, "index-b", -1);
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "%s/interpolation.png", run);
     const char *out = dc_args_str(&a, "output", def_out);
@@ -27,26 +58,46 @@ int dc_cmd_interpolate(int argc, char **argv) {
     if (st) return st;
     int rc = 1;
     dc_error err = {0};
+    dc_meta meta = {0};
     dc_model *m = NULL, *dec = NULL;
+    dc_dataset *train = NULL, *val = NULL;
     float *img = NULL, *codes = NULL, *z = NULL, *outimg = NULL;
-    if (dc_cli_open_run("interpolate", run, be, 2, &m, NULL)) goto done;
+    if (dc_cli_open_run("interpolate", run, be, 2, &m, &meta)) goto done;
+    const int glo = dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS);
+    if ((list || glo) && gen_run_split("interpolate", &meta, m, &train, &val)) goto done;
+    if (list) {
+        list_split(train, val);
+        rc = 0;
+        goto done;
+    }
     const int L = m->spec.latent, C = m->spec.channels, S = m->spec.size;
     codes = malloc(sizeof(float) * 2 * L);
     if (!codes) goto done;
-    if (dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS)) {
+    if (glo) {
         int pi = dc_params_find(m->params, "latents.weight");
-        dc_param *q = dc_params_get(m->params, pi);
-        if (ia < 0 || ib < 0 || ia >= q->shape[0] || ib >= q->shape[0]) {
-            dc_cli_fail("interpolate", "glo: give --index-a and --index-b in [0, %d)", q->shape[0]);
+        dc_param *q = pi >= 0 ? dc_params_get(m->params, pi) : NULL;
+        if (!q || q->shape[0] != train->n) {
+            dc_cli_fail("interpolate", "%s: %d learned latents, but the run's training split has %d "
+                        "images", run, q ? q->shape[0] : 0, train->n);
             goto done;
+        }
+        int item[2];
+        for (int k = 0; k < 2; k++) {
+            item[k] = training_item(train, a.positional[1 + k]);
+            if (item[k] < 0) {
+                dc_cli_fail("interpolate", "glo: '%s' is not a training image (an index in [0, %d) "
+                            "or a file name; see deconv interpolate %s --list)",
+                            a.positional[1 + k], train->n, run);
+                goto done;
+            }
         }
         float *tab = malloc(sizeof(float) * q->numel);
         if (!tab || dc_params_read(m->params, pi, tab)) {
             free(tab);
             goto done;
         }
-        memcpy(codes, tab + (size_t)ia * L, sizeof(float) * L);
-        memcpy(codes + L, tab + (size_t)ib * L, sizeof(float) * L);
+        memcpy(codes, tab + (size_t)item[0] * L, sizeof(float) * L);
+        memcpy(codes + L, tab + (size_t)item[1] * L, sizeof(float) * L);
         free(tab);
     } else {
         if (gen_load_images("interpolate", m, a.positional + 1, 2, &img)) goto done;
@@ -71,6 +122,9 @@ int dc_cmd_interpolate(int argc, char **argv) {
     rc = 0;
 done:
     free(img), free(codes), free(z), free(outimg);
+    dc_dataset_free(train);
+    dc_dataset_free(val);
+    dc_meta_clear(&meta);
     dc_model_free(dec);
     dc_model_free(m);
     dc_backend_free(be);

@@ -57,6 +57,7 @@ static void usage(void) {
         "           --schedule constant|cosine|step (classifier: cosine)  --weight-decay W\n"
         "           --clip NORM\n"
         "           --seed N (1)  --device cpu|opencl|opencl:P:D|auto  --threads N\n"
+        "           --split-seed N (1: which images are held out; --seed leaves it alone)\n"
         "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
         "           --quiet\n"
         "resume:    --resume RUN  (continues from RUN/model.safetensors; --epochs may extend)\n"
@@ -131,6 +132,7 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         o->weight_decay = dc_args_float(a, "weight-decay", o->weight_decay);
         o->clip = dc_args_float(a, "clip", o->clip);
         o->seed = (uint64_t)dc_args_long(a, "seed", (long)o->seed);
+        o->split_seed = (uint64_t)dc_args_long(a, "split-seed", (long)o->split_seed);
         if (dc_args_flag(a, "augment")) o->augment = 1;
         if (dc_args_flag(a, "no-augment")) o->augment = 0;
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/gen_common.h"
+#include "deconv/train.h"
 
 dc_mask_kind gen_mask_kind(const dc_model *m) {
     return m->spec.mask == DC_MASK_RANDOM ? DC_MASK_BOX : m->spec.mask;
@@ -77,36 +78,17 @@ int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noi
     return rc;
 }
 
-static const char *jget(const char *json, const char *key, char *buf, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p) return NULL;
-    p += strlen(pat);
-    size_t n = 0;
-    if (*p == '"') {
-        p++;
-        while (*p && *p != '"' && n + 1 < cap) buf[n++] = *p++;
-    } else {
-        while (*p && *p != ',' && *p != '}' && n + 1 < cap) buf[n++] = *p++;
-    }
-    buf[n] = 0;
-    return buf;
-}
-
 int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
                   dc_dataset **val) {
-    const char *tj = dc_meta_get(meta, "train");
-    char data[1024], valf[64], seed[64];
-    if (!jget(tj, "data", data, sizeof data) || !jget(tj, "val", valf, sizeof valf) ||
-        !jget(tj, "seed", seed, sizeof seed))
-        return dc_cli_fail(cmd, "the checkpoint does not record its training data (key 'train')");
-    dc_dataset *all = NULL;
+    const char *tj = dc_meta_get(meta, "train"), *seed = dc_meta_get(meta, "seed");
+    dc_train_config c;
+    dc_train_config_default(&c);
     dc_error err = {0};
-    if (dc_dataset_load_path(data, m->spec.size, m->spec.channels, &all, &err) != DC_OK)
-        return dc_cli_fail(cmd, "training data %s: %s", data, err.msg);
-    dc_status s = dc_dataset_split(all, (float)atof(valf), strtoull(seed, NULL, 10), train, val, &err);
-    dc_dataset_free(all);
-    if (s != DC_OK) return dc_cli_fail(cmd, "%s", err.msg);
+    if (!tj || dc_train_config_from_json(tj, &c, &err) != DC_OK || !c.data[0])
+        return dc_cli_fail(cmd, "the checkpoint does not record its training data (key 'train')");
+    /* a run from before split_seed split by its seed: the exact digits of the metadata */
+    if (seed && !strstr(tj, "\"split_seed\"")) c.split_seed = strtoull(seed, NULL, 10);
+    if (dc_train_load_data(&c, m->spec.size, m->spec.channels, train, val, &err) != DC_OK)
+        return dc_cli_fail(cmd, "training data %s: %s", c.data, err.msg);
     return 0;
 }

@@ -16,9 +16,10 @@ typedef struct train_samples {
     char dir[1100];
     char latest[1200];
     int n;                      /* fixed items shown */
+    int nval;                   /* the first nval of them are held-out (validation) images */
     int32_t idx[TRAIN_SAMPLES_MAX];
     dc_dataset *src;            /* the fixed items: validation images first, then training */
-    float *z;                   /* fixed latent draws for the decoder, [2n, latent] */
+    float *z;                   /* latent draws for the decoder, [2n, latent] */
     uint64_t seed;
     dc_batch batch;
 } train_samples;

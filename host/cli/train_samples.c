@@ -63,10 +63,8 @@ dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dat
         DC_TRY(dc_model_create_shared(m, 2 * s->n, 1, &s->dec, err));
         s->z = malloc(sizeof(float) * 2 * s->n * m->spec.latent);
         if (!s->z) return dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
-        dc_rng rng;
-        dc_rng_seed(&rng, dc_seed_mix(seed, 0x5a3d1e));
-        for (int i = 0; i < 2 * s->n * m->spec.latent; i++) s->z[i] = dc_rng_normal(&rng);
     }
+    s->nval = nval < s->n ? nval : s->n;
     return DC_OK;
 }
 
@@ -109,7 +107,7 @@ static void composite(const train_samples *s, const float *out, int n, float *ds
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     dc_model *m = s->m;
     if (!has(m, DC_KIND_DECODER) || s->n == 0) return DC_OK;
-    const int n = s->n, C = m->spec.channels, S = m->spec.size, L = m->spec.latent;
+    const int n = s->n, C = m->spec.channels, S = m->spec.size;
     const size_t img = (size_t)C * S * S;
     const int rows = 5;
     float *grid = calloc((size_t)rows * n * img, sizeof(float));
@@ -142,39 +140,41 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
         memcpy(ROW(0), s->batch.target, sizeof(float) * n * img);
         dc_graph_read(m->g, m->out, out);
         memcpy(ROW(1), out, sizeof(float) * n * img);
-        float *z = malloc(sizeof(float) * 2 * n * L);
-        if (!z) {
-            st = dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
+        /* new samples as deconv generate draws them (glo: the full-covariance Gaussian
+         * fitted to the learned latents), from the same draws every epoch */
+        float *z = s->z;
+        if ((st = dc_model_sample_latents(m, 2 * n, 1.0f, dc_seed_mix(s->seed, 0x5a3d1e), z,
+                                          err)))
             goto out;
-        }
-        memcpy(z, s->z, sizeof(float) * 2 * n * L);
-        if (has(m, DC_KIND_LEARNED_LATENTS)) {
-            /* new samples from a Gaussian fitted (per dimension) to the learned latents */
-            int pi = dc_params_find(m->params, "latents.weight");
-            dc_param *q = dc_params_get(m->params, pi);
-            float *tab = malloc(sizeof(float) * q->numel);
-            if (tab && dc_params_read(m->params, pi, tab) == DC_OK) {
-                const int rowsn = q->shape[0];
-                for (int d = 0; d < L; d++) {
-                    double mu = 0, var = 0;
-                    for (int r = 0; r < rowsn; r++) mu += tab[r * L + d];
-                    mu /= rowsn;
-                    for (int r = 0; r < rowsn; r++) var += (tab[r * L + d] - mu) * (tab[r * L + d] - mu);
-                    double sd = sqrt(var / (rowsn > 1 ? rowsn - 1 : 1));
-                    for (int i = 0; i < 2 * n; i++) z[i * L + d] = (float)(mu + sd * z[i * L + d]);
-                }
-            }
-            free(tab);
-        }
-        st = decode(s, z, dec, err);
-        free(z);
-        if (st) goto out;
+        if ((st = decode(s, z, dec, err))) goto out;
         memcpy(ROW(2), dec, sizeof(float) * 2 * n * img);
     }
 #undef ROW
     snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
-    st = dc_image_write_grid(s->latest, grid, (has(m, DC_KIND_CODE_NOISE) ? 5 : 4) * n, C, S, S,
-                             has(m, DC_KIND_CODE_NOISE) ? 5 : 4, n, DC_RANGE_PM1, err);
+    {
+        /* which columns are held-out images the model never trained on */
+        char names[TRAIN_SAMPLES_MAX][32];
+        const char *cols[TRAIN_SAMPLES_MAX];
+        for (int i = 0; i < n; i++) {
+            if (i < s->nval)
+                snprintf(names[i], sizeof names[i], "val %d", i + 1);
+            else
+                snprintf(names[i], sizeof names[i], "train %d", i - s->nval + 1);
+            cols[i] = names[i];
+        }
+        static const char *const complete_rows[] = {"masked input", "completion, code 0",
+                                                    "completion, code A", "completion, code B",
+                                                    "original"};
+        static const char *const decoder_rows[] = {"original", "reconstruction", "new samples",
+                                                   "new samples"};
+        const int code_noise = has(m, DC_KIND_CODE_NOISE);
+        char title[160];
+        snprintf(title, sizeof title, "epoch %d: %s", epoch,
+                 s->nval ? "val = held out (unseen), train = training images"
+                         : "columns: training images; new samples are not the column's image");
+        st = dc_report_write_labelled_grid(s->latest, grid, C, S, S, code_noise ? 5 : 4, n, title,
+                                           code_noise ? complete_rows : decoder_rows, cols, err);
+    }
 out:
     free(grid);
     free(out);

@@ -7,8 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deconv/image.h"
 #include "deconv/report.h"
 #include "internal.h"
+
+#include <stb_easy_font.h>
 
 dc_status dc_write_file_atomic(const char *path, const void *data, size_t len, dc_error *err) {
     char tmp[4200];
@@ -148,4 +151,87 @@ dc_status dc_report_write_html(const char *path, const char *title, const char *
     dc_status s = dc_write_file_atomic(path, b.p, b.n, err);
     free(b.p);
     return s;
+}
+
+/* ---- labelled sample grids ---- */
+#define LABEL_LINE 12 /* stb_easy_font's line height in pixels */
+#define LABEL_PAD 4
+
+typedef struct label_canvas {
+    int w, h;
+    float *rgb; /* [3, h, w] in [0, 1] */
+} label_canvas;
+
+static void canvas_fill(label_canvas *c, int x0, int y0, int x1, int y1, float v) {
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = y0 < 0 ? 0 : y0; y < y1 && y < c->h; y++)
+            for (int x = x0 < 0 ? 0 : x0; x < x1 && x < c->w; x++)
+                c->rgb[((size_t)ch * c->h + y) * c->w + x] = v;
+}
+
+/* Black text at (x, y), cut at x_end. */
+static dc_status canvas_text(label_canvas *c, int x, int y, int x_end, const char *s) {
+    if (!s || !*s) return DC_OK;
+    /* at most a dozen quads of 64 bytes per glyph; the font stops when the buffer is full */
+    const size_t cap = (strlen(s) + 1) * 16 * 64;
+    char *buf = malloc(cap);
+    if (!buf) return DC_ERR_OOM;
+    const int quads = stb_easy_font_print(0, 0, (char *)s, NULL, buf, (int)cap);
+    for (int q = 0; q < quads; q++) {
+        const float *v = (const float *)(buf + (size_t)q * 64); /* 4 vertices x (x, y, z, color) */
+        const int x1 = x + (int)v[8] < x_end ? x + (int)v[8] : x_end;
+        canvas_fill(c, x + (int)v[0], y + (int)v[1], x1, y + (int)v[9], 0.0f);
+    }
+    free(buf);
+    return DC_OK;
+}
+
+dc_status dc_report_write_labelled_grid(const char *path, const float *nchw, int c, int h, int w,
+                                        int rows, int cols, const char *title,
+                                        const char *const *row_labels,
+                                        const char *const *col_labels, dc_error *err) {
+    if (!path || !nchw || (c != 1 && c != 3) || h < 1 || w < 1 || rows < 1 || cols < 1)
+        return dc_set_error(err, DC_ERR_ARG, "labelled grid '%s': bad arguments",
+                            path ? path : "(null)");
+    const int sep = DC_GRID_SEPARATOR;
+    int left = 0;
+    for (int r = 0; row_labels && r < rows; r++) {
+        const int tw = stb_easy_font_width((char *)(row_labels[r] ? row_labels[r] : ""));
+        if (tw + 2 * LABEL_PAD > left) left = tw + 2 * LABEL_PAD;
+    }
+    const int top = (title ? LABEL_LINE : 0) + (col_labels ? LABEL_LINE : 0) + (title || col_labels ? LABEL_PAD : 0);
+    label_canvas cv = {left + cols * (w + sep) + sep, top + rows * (h + sep) + sep, NULL};
+    if (cv.w > 32768 || cv.h > 32768)
+        return dc_set_error(err, DC_ERR_ARG, "%s: a %dx%d grid is too large", path, cv.w, cv.h);
+    cv.rgb = malloc(sizeof(float) * 3 * (size_t)cv.w * cv.h);
+    if (!cv.rgb) return dc_set_error(err, DC_ERR_OOM, "writing %s: out of memory", path);
+    canvas_fill(&cv, 0, 0, cv.w, cv.h, 1.0f);
+    canvas_fill(&cv, left, top, cv.w, cv.h, DC_GRID_SEPARATOR_GRAY / 255.0f);
+    dc_status st = DC_OK;
+    if (title) st = canvas_text(&cv, LABEL_PAD, LABEL_PAD / 2, cv.w, title);
+    const size_t per = (size_t)c * h * w;
+    for (int r = 0; r < rows && st == DC_OK; r++) {
+        const int y0 = top + sep + r * (h + sep);
+        if (row_labels && row_labels[r])
+            st = canvas_text(&cv, LABEL_PAD, y0 + (h - 7) / 2, left, row_labels[r]);
+        for (int col = 0; col < cols; col++) {
+            const int x0 = left + sep + col * (w + sep);
+            const float *im = nchw + ((size_t)r * cols + col) * per;
+            for (int ch = 0; ch < 3; ch++)
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++) {
+                        float v = (im[((size_t)(c == 3 ? ch : 0) * h + y) * w + x] + 1.0f) * 0.5f;
+                        v = v < 0 ? 0 : v > 1 ? 1 : v;
+                        cv.rgb[((size_t)ch * cv.h + y0 + y) * cv.w + x0 + x] = v;
+                    }
+        }
+    }
+    for (int col = 0; col < cols && col_labels && st == DC_OK; col++) {
+        const int x0 = left + sep + col * (w + sep);
+        st = canvas_text(&cv, x0, top - LABEL_LINE, x0 + w + sep, col_labels[col]);
+    }
+    if (st != DC_OK) st = dc_set_error(err, st, "writing %s: out of memory", path);
+    else st = dc_image_write_png(path, cv.rgb, 3, cv.h, cv.w, DC_RANGE_01, err);
+    free(cv.rgb);
+    return st;
 }

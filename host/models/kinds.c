@@ -40,6 +40,7 @@ static const dc_kind_row rows[DC_MODEL_KIND_COUNT] = {
             .check = dc_kind_glo_check,
             .build = dc_kind_glo_build,
             .shape_latents = dc_kind_glo_shape_latents,
+            .validate = dc_kind_glo_validate,
             .onnx_output = "output",
         },
     [DC_MODEL_CLASSIFIER] =

@@ -5,6 +5,7 @@
 #ifndef DECONV_MODELS_KINDS_H
 #define DECONV_MODELS_KINDS_H
 
+#include "deconv/data.h"
 #include "deconv/model.h"
 
 typedef struct dc_kind_row {
@@ -18,6 +19,9 @@ typedef struct dc_kind_row {
     void (*build)(dc_model *m);
     /* turns n x latent draws of t * N(0, 1) into the kind's latent distribution (NULL: keep) */
     dc_status (*shape_latents)(const dc_model *m, int n, float *z, dc_error *err);
+    /* the validation loss of held-out images when the training graph cannot compute it
+     * (glo: their latents are fitted first); NULL: the training graph's loss */
+    dc_status (*validate)(dc_model *m, const dc_dataset *val, double *loss, dc_error *err);
     /* ONNX export: the name of the graph output, and the description of the training graph
      * (NULL: the kind exports its decoder-only graph, the generator, instead) */
     const char *onnx_output;
@@ -43,6 +47,7 @@ void dc_kind_glo_defaults(dc_model_spec *s);
 dc_status dc_kind_glo_check(const dc_model_spec *s, dc_error *err);
 void dc_kind_glo_build(dc_model *m);
 dc_status dc_kind_glo_shape_latents(const dc_model *m, int n, float *z, dc_error *err);
+dc_status dc_kind_glo_validate(dc_model *m, const dc_dataset *val, double *loss, dc_error *err);
 /* classifier.c */
 void dc_kind_classifier_defaults(dc_model_spec *s);
 dc_status dc_kind_classifier_check(const dc_model_spec *s, dc_error *err);

@@ -277,8 +277,11 @@ dc_status dc_model_sample_latents(const dc_model *m, int n, float t, uint64_t se
     if (!row || !(row->info.flags & DC_KIND_DECODER))
         return dc_set_error(err, DC_ERR_ARG, "a %s model has no latents to sample",
                             dc_model_kind_name(m->spec.kind));
+    /* a stream of its own: training initialises from dc_rng_seed(seed) too, and glo's
+     * latents are its first draws, so the same stream here would decode near-copies of
+     * the training images in their order */
     dc_rng rng;
-    dc_rng_seed(&rng, seed);
+    dc_rng_seed(&rng, dc_seed_mix(seed, DC_SAMPLING_STREAM));
     for (int i = 0; i < n * m->spec.latent; i++) z[i] = t * dc_rng_normal(&rng);
     return row->shape_latents ? row->shape_latents(m, n, z, err) : DC_OK;
 }

@@ -146,9 +146,23 @@ dc_status dc_model_create_shared(dc_model *src, int batch, int decoder_only, dc_
 void dc_model_free(dc_model *m);
 /* Draw n latents [n, latent] for the decoder at temperature t: N(0, t^2) per dimension,
  * or the kind's own distribution (glo: a full-covariance Gaussian fitted to the learned
- * latents, scaled by t). */
+ * latents, scaled by t). The draws come from dc_seed_mix(seed, DC_SAMPLING_STREAM), a
+ * stream independent of a training run's initialisation from the same seed. */
+#define DC_SAMPLING_STREAM 0x5a4d504cULL
 dc_status dc_model_sample_latents(const dc_model *m, int n, float t, uint64_t seed, float *z,
                                   dc_error *err);
+/* GLO's projection: fit latents to images [n, C, S, S] with the decoder frozen. From the
+ * mean of the learned latents, `steps` Adam steps at rate lr on the latents only reduce
+ * each image's mean squared error; z (may be NULL) gets the fitted latents [n, latent] and
+ * loss the mean over the images of their per-pixel squared error after the last step.
+ * Kinds with learned latents (glo) only. The model's parameter gradients are overwritten
+ * (the decoder's backward runs through them); its parameters are not changed. */
+dc_status dc_model_project_latents(dc_model *m, const float *images, int n, int steps, float lr,
+                                   float *z, double *loss, dc_error *err);
+/* The projection of a training run's validation (glo): fixed, so every epoch's validation
+ * loss measures the decoder the same way. */
+#define DC_PROJECT_STEPS 20
+#define DC_PROJECT_LR 0.05f
 static inline dc_graph *dc_model_graph(dc_model *m) { return m ? m->g : NULL; }
 
 /* Fill mask (1 = hidden) for one image. */

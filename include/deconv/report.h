@@ -30,6 +30,14 @@ typedef struct dc_report_image {
 dc_status dc_report_write_html(const char *path, const char *title, const char *summary,
                                const dc_report_image *images, int n_images, dc_error *err);
 
+/* A rows x cols grid of images [c, h, w] (row-major, range PM1) with a label left of each
+ * row, one above each column (NULL: none) and a title line (may be NULL), written as an RGB
+ * PNG. Labels wider than their column are cut at its edge. */
+dc_status dc_report_write_labelled_grid(const char *path, const float *nchw, int c, int h, int w,
+                                        int rows, int cols, const char *title,
+                                        const char *const *row_labels,
+                                        const char *const *col_labels, dc_error *err);
+
 /* Write `len` bytes to path atomically: temp file in the same folder, fsync, rename. */
 dc_status dc_write_file_atomic(const char *path, const void *data, size_t len, dc_error *err);
 

@@ -38,7 +38,9 @@ typedef struct dc_train_config {
     float clip;           /* gradient norm clipping; <= 0: none */
     float val;            /* validation fraction of the data, [0, 1) */
     int augment;          /* flips, shifts, scaling, rotation (dc_augment_config) */
-    uint64_t seed;
+    uint64_t seed;        /* initialisation, epoch order, augmentation, masks, noise */
+    uint64_t split_seed;  /* which images are held out for validation: a seed of its own, so
+                             that changing `seed` compares runs on the same held-out images */
     int save_every;   /* checkpoint every N epochs (and at the end) */
     int sample_every; /* epoch_end's samples_due every N epochs (and at the end) */
     /* not stored */
@@ -46,11 +48,14 @@ typedef struct dc_train_config {
     int log_every;  /* progress callback every N steps; <= 0: once per epoch */
 } dc_train_config;
 
-/* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, save and sample every
- * 10 epochs, no augmentation, data and out empty. */
+/* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, split seed
+ * DC_TRAIN_SPLIT_SEED, save and sample every 10 epochs, no augmentation, data and out
+ * empty. */
+#define DC_TRAIN_SPLIT_SEED 1
 void dc_train_config_default(dc_train_config *c);
 /* The stored fields as a JSON object (caller frees), and back: fields missing from the
- * JSON keep their value in c. */
+ * JSON keep their value in c, except split_seed: JSON without it comes from a run made
+ * before the split had its own seed, which split by `seed`, so split_seed = seed. */
 char *dc_train_config_to_json(const dc_train_config *c);
 dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_error *err);
 const char *dc_optim_kind_name(dc_optim_kind k);
@@ -59,7 +64,7 @@ const char *dc_schedule_name(dc_schedule s);
 dc_status dc_schedule_parse(const char *name, dc_schedule *out, dc_error *err);
 
 /* Load c->data at the model's size and channels and split it into training and validation
- * parts by c->val and c->seed (the split a resume must repeat). */
+ * parts by c->val and c->split_seed (the split a resume must repeat). */
 dc_status dc_train_load_data(const dc_train_config *c, int size, int channels, dc_dataset **train,
                              dc_dataset **val, dc_error *err);
 
@@ -89,7 +94,7 @@ typedef struct dc_train_epoch {
     int epoch, epochs; /* epoch just finished */
     long global_step;
     double train_loss;
-    double val_loss;     /* NaN when there is no validation (none held out, or glo) */
+    double val_loss;     /* NaN when none is held out (glo: after projection) */
     double val_accuracy; /* classifiers; NaN otherwise */
     double lr;           /* at the end of the epoch */
     double images_per_s; /* this epoch */
@@ -148,8 +153,9 @@ typedef struct dc_train_history {
     const long *step;
 } dc_train_history;
 void dc_trainer_history(const dc_trainer *t, dc_train_history *out);
-/* Validation loss over the whole validation part (NaN when it is empty or the kind has no
- * validation, e.g. glo) and accuracy for classifiers (NaN otherwise). */
+/* Validation loss over the whole validation part (NaN when it is empty; glo: the
+ * reconstruction error after fitting the images' latents, dc_model_project_latents with
+ * DC_PROJECT_STEPS) and accuracy for classifiers (NaN otherwise). */
 dc_status dc_trainer_validate(dc_trainer *t, double *loss, double *accuracy, dc_error *err);
 /* Forward the model in evaluation mode (no dropout; the completion model's random code off
  * unless noise_seed != 0) on items idx[0..count) of ds, prepared into batch (allocated with
