@@ -136,14 +136,14 @@ __kernel void dc_upsample_bwd(__global const float *dy, ulong dy_off, __global f
     dx[dx_off + idx] += acc;
 }
 
-/* y[r][k] = sin(scale*t[r]*f_k), y[r][half + k] = cos(...), f_k = exp(-log(P)*k/half) */
+/* y[r][k] = sin(scale*t[r]*f_k), y[r][nf + k] = cos(...), f_k = exp(-log(P)*k/nf), nf = dim/2 */
 __kernel void dc_time_embed(__global const float *t, ulong t_off, __global float *y, ulong y_off,
                             uint total, int dim, float scale, float max_period) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
-    const uint half = (uint)dim / 2u, r = idx / half, k = idx - r * half;
-    const float f = exp(-log(max_period) * (float)k / (float)half);
+    const uint nf = (uint)dim / 2u, r = idx / nf, k = idx - r * nf; /* `half` is a type */
+    const float f = exp(-log(max_period) * (float)k / (float)nf);
     const float a = scale * t[t_off + r] * f;
     y[y_off + (ulong)r * dim + k] = sin(a);
-    y[y_off + (ulong)r * dim + half + k] = cos(a);
+    y[y_off + (ulong)r * dim + nf + k] = cos(a);
 }
