@@ -862,6 +862,45 @@ static void test_silu_not_fused(void **state) {
     dc_backend_free(be);
 }
 
+/* The U-Net builders refuse bad shapes and arguments with a message naming the op and the
+ * node (errors are sticky, so each case gets a fresh graph). */
+static void test_unet_builder_errors(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    static const struct {
+        int which;
+        const char *want;
+    } cases[] = {{0, "do not split into 4 groups"}, {1, "differ in height or width"},
+                 {2, "one value per image and channel"}, {3, "must be even"},
+                 {4, "factor 0"}, {5, "one float per image"}, {6, "must be a float [N, C, H, W]"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dc_graph *g;
+        assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+        int x = dc_input(g, "x", 6, 4, 4), y = dc_input(g, "y", 2, 2, 4);
+        int t = dc_input(g, "t", 1, 1, 1), v = dc_input(g, "v", 5, 1, 1);
+        int lab = dc_input_int(g, "lab");
+        int r = 0;
+        switch (cases[k].which) {
+        case 0: r = dc_groupnorm(g, x, 4, 1e-5f); break;
+        case 1: r = dc_concat(g, x, y); break;
+        case 2: r = dc_add_channels(g, x, v); break;
+        case 3: r = dc_time_embedding(g, t, 7, 1000.0f, 10000.0f); break;
+        case 4: r = dc_upsample_nearest(g, x, 0); break;
+        case 5: r = dc_time_embedding(g, v, 8, 1000.0f, 10000.0f); break;
+        default: r = dc_concat(g, x, lab); break;
+        }
+        assert_int_equal(r, -1);
+        assert_int_not_equal(dc_graph_finalize(g), DC_OK);
+        const char *msg = dc_graph_error(g)->msg;
+        if (!strstr(msg, cases[k].want)) fail_msg("case %zu: message '%s' lacks '%s'", k, msg, cases[k].want);
+        dc_graph_free(g);
+    }
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
 /* The Winograd convolutions, F(4x4, 3x3) (the default) and F(2x2, 3x3), against the
  * im2col + GEMM one (DECONV_CONV=gemm), whole tensors: outputs, input gradients and weight
  * gradients of 3x3 stride-1 convs with and without a fused ReLU, on 9x10 planes (partial
@@ -1081,6 +1120,7 @@ int main(void) {
         cmocka_unit_test(test_relu_modes),
         cmocka_unit_test(test_fused_activations),
         cmocka_unit_test(test_silu_not_fused),
+        cmocka_unit_test(test_unet_builder_errors),
         cmocka_unit_test(test_winograd_matches_gemm),
         cmocka_unit_test(test_losses),
         cmocka_unit_test(test_dropout_stats),

@@ -64,8 +64,9 @@ int dc_groupnorm(dc_graph *g, int x, int groups, float eps) {
     const dc_node *in = &g->nodes[x];
     const int C = NC(in);
     if (groups <= 0 || C % groups)
-        return dc_graph_fail(g, DC_ERR_ARG, "groupnorm: %d channels of '%s' do not split into %d groups",
-                             C, in->name, groups);
+        return dc_graph_fail(g, DC_ERR_ARG,
+                             "groupnorm: %d channels of '%s' do not split into %d groups", C,
+                             in->name, groups);
     if (!(eps > 0.0f))
         return dc_graph_fail(g, DC_ERR_ARG, "groupnorm: eps %g must be > 0", (double)eps);
     int id = dc_graph_add_node(g, DC_OP_GROUPNORM, &x, 1, 4, in->shape);
@@ -147,8 +148,9 @@ int dc_upsample_nearest(dc_graph *g, int x, int factor) {
     if (need_nchw(g, "upsample_nearest", x)) return -1;
     const dc_node *in = &g->nodes[x];
     if (factor < 1 || factor > 64)
-        return dc_graph_fail(g, DC_ERR_ARG, "upsample_nearest: factor %d of '%s' must be in [1, 64]",
-                             factor, in->name);
+        return dc_graph_fail(g, DC_ERR_ARG,
+                             "upsample_nearest: factor %d of '%s' must be in [1, 64]", factor,
+                             in->name);
     int shape[4] = {g->batch, NC(in), NH(in) * factor, NW(in) * factor};
     int id = dc_graph_add_node(g, DC_OP_UPSAMPLE, &x, 1, 4, shape);
     if (id >= 0) g->nodes[id].k = factor;

@@ -22,7 +22,8 @@ dc_status dc_cpu_chan_slice(dc_backend *be, int dir, dc_ptr big, int cbig, int c
         if (dir == 0)
             memcpy(b, s, run * sizeof(float));
         else
-            for (size_t q = 0; q < run; q++) s[q] += b[q];
+            for (size_t q = 0; q < run; q++)
+                s[q] += b[q];
     }
     return DC_OK;
 }
@@ -45,10 +46,12 @@ dc_status dc_cpu_gn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int
     for (int gi = 0; gi < n * groups; gi++) {
         const float *d = px + (size_t)gi * m;
         double s = 0;
-        for (size_t q = 0; q < m; q++) s += d[q];
+        for (size_t q = 0; q < m; q++)
+            s += d[q];
         const double mu = s / (double)m;
         double v = 0; /* two passes: summed around the mean, not E[x^2] - mu^2 */
-        for (size_t q = 0; q < m; q++) v += (d[q] - mu) * (d[q] - mu);
+        for (size_t q = 0; q < m; q++)
+            v += (d[q] - mu) * (d[q] - mu);
         pm[gi] = (float)mu;
         pv[gi] = (float)(v / (double)m);
     }
@@ -69,7 +72,8 @@ dc_status dc_cpu_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_
             const float a = pg[ch] / sqrtf(pv[gi] + eps);
             const float b = pb[ch] - a * pm[gi];
             const size_t o = ((size_t)i * c + ch) * hw;
-            for (int p = 0; p < hw; p++) py[o + p] = a * px[o + p] + b;
+            for (int p = 0; p < hw; p++)
+                py[o + p] = a * px[o + p] + b;
         }
     return DC_OK;
 }
@@ -135,7 +139,8 @@ dc_status dc_cpu_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int h,
         for (int oy = 0; oy < oh; oy++) {
             const float *src = px + ((size_t)pl * h + oy / s) * w;
             float *dst = py + ((size_t)pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++) dst[ox] = src[ox / s];
+            for (int ox = 0; ox < ow; ox++)
+                dst[ox] = src[ox / s];
         }
     return DC_OK;
 }
