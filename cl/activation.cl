@@ -4,6 +4,7 @@
 #define DC_ACT_LEAKY_RELU 1
 #define DC_ACT_TANH 2
 #define DC_ACT_SIGMOID 3
+#define DC_ACT_SILU 4
 #define DC_RELU_NORMAL 0
 #define DC_RELU_GUIDED 1
 #define DC_RELU_DECONVNET 2
@@ -20,12 +21,15 @@ __kernel void dc_act_fwd(int kind, float alpha, __global const float *x, ulong x
         r = v > 0.0f ? v : alpha * v;
     else if (kind == DC_ACT_TANH)
         r = tanh(v);
+    else if (kind == DC_ACT_SILU)
+        r = v / (1.0f + exp(-v));
     else
         r = 1.0f / (1.0f + exp(-v));
     y[y_off + i] = r;
 }
 
-/* dx += g; ReLU / leaky ReLU honour `mode`, tanh and sigmoid use y and ignore it. */
+/* dx += g; ReLU / leaky ReLU honour `mode`, tanh and sigmoid use y and ignore it, SiLU uses
+ * x and ignores it. */
 __kernel void dc_act_bwd(int kind, int mode, float alpha, __global const float *x, ulong x_off,
                          __global const float *y, ulong y_off, __global const float *dy,
                          ulong dy_off, __global float *dx, ulong dx_off, uint n) {
@@ -41,6 +45,10 @@ __kernel void dc_act_bwd(int kind, int mode, float alpha, __global const float *
             g = d > 0.0f ? d : 0.0f;
         else
             g = v > 0.0f ? d : (kind == DC_ACT_RELU ? 0.0f : alpha) * d;
+    } else if (kind == DC_ACT_SILU) {
+        const float v = x[x_off + i];
+        const float s = 1.0f / (1.0f + exp(-v));
+        g = d * (s * (1.0f + v * (1.0f - s)));
     } else if (kind == DC_ACT_TANH) {
         const float t = y[y_off + i];
         g = d * (1.0f - t * t);

@@ -439,10 +439,10 @@ static void test_pooling(void **state) {
 static void test_activations(void **state) {
     REQUIRE_CL();
     const size_t n = 10007;
-    static const char *const kinds[] = {"relu", "leaky_relu", "tanh", "sigmoid"};
+    static const char *const kinds[] = {"relu", "leaky_relu", "tanh", "sigmoid", "silu"};
     static const char *const modes[] = {"normal", "guided", "deconvnet"};
     twin x = twin_new(n + 1), y = twin_new(n + 2), dy = twin_new(n + 3), dx = twin_new(n + 4);
-    for (int kind = 0; kind < 4; kind++) {
+    for (int kind = 0; kind < 5; kind++) {
         char name[64];
         twin_rand(x, -4, 4);
         twin_rand(y, -1, 1);
@@ -507,6 +507,189 @@ static void test_batchnorm(void **state) {
         twin *all[] = {&x, &y, &dy, &dx, &mean, &var, &gamma, &beta, &dg, &dbeta};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             twin_free(all[i]);
+    }
+}
+
+/* ------------------------------------------------------------ U-Net primitives */
+/* Concatenation slices, group norm, upsampling and the time embedding. The time embedding's
+ * bound is REDUCE: its sine arguments reach scale*|t| = 1000, where one ulp of the argument
+ * (6e-5) moves the value by as much, so libm and OpenCL exp/log may differ at that level. */
+static void test_unet_prims(void **state) {
+    REQUIRE_CL();
+    {
+        const int n = 3, cbig = 7, coff = 2, cs = 4, hw = 29;
+        twin big = twin_new((size_t)n * cbig * hw + 1), small = twin_new((size_t)n * cs * hw + 2);
+        twin_rand(big, -1, 1);
+        twin_rand(small, -1, 1);
+        BOTH(chan_slice, 0, AT(big, 1), cbig, coff, AT(small, 2), cs, n, hw);
+        check("chan_slice write", big, 0, big.n, EXACT);
+        twin_rand(big, -1, 1);
+        BOTH(chan_slice, 1, AT(big, 1), cbig, coff, AT(small, 2), cs, n, hw);
+        check("chan_slice accumulate", small, 0, small.n, EXACT);
+        twin_free(&big);
+        twin_free(&small);
+    }
+    const int shapes[][4] = {{2, 8, 50, 4}, {3, 6, 1, 6}, {2, 32, 1024, 8}, {4, 4, 9, 1}};
+    for (int sh = 0; sh < 4; sh++) {
+        const int n = shapes[sh][0], c = shapes[sh][1], hw = shapes[sh][2], G = shapes[sh][3];
+        const size_t total = (size_t)n * c * hw, ng = (size_t)n * G;
+        twin x = twin_new(total + 1), y = twin_new(total + 2), dy = twin_new(total),
+             dx = twin_new(total + 3);
+        twin mean = twin_new(ng + 1), var = twin_new(ng + 2), gamma = twin_new(c), beta = twin_new(c),
+             dg = twin_new(c + 1), dbeta = twin_new(c);
+        twin_rand(x, 0.5f, 3.0f); /* a non-zero mean, so the centring matters */
+        BOTH(gn_stats, AT(x, 1), AT(mean, 1), AT(var, 2), n, c, hw, G);
+        check("gn_stats mean", mean, 1, ng, REDUCE);
+        check("gn_stats var", var, 2, ng, REDUCE);
+        float *h = malloc(ng * 4);
+        twin_read(mean, 0, 1, h, ng);
+        twin_write(mean, 1, h, ng);
+        twin_read(var, 0, 2, h, ng);
+        twin_write(var, 2, h, ng);
+        free(h);
+        twin_rand(gamma, 0.5f, 1.5f);
+        twin_rand(beta, -0.5f, 0.5f);
+        BOTH(gn_apply, AT(x, 1), AT(mean, 1), AT(var, 2), AT(gamma, 0), AT(beta, 0), AT(y, 2), n, c,
+             hw, G, 1e-5f);
+        check("gn_apply", y, 0, y.n, ELEM);
+        twin_rand(dy, -1, 1);
+        twin_rand(dx, -1, 1);
+        twin_rand(dg, -1, 1);
+        twin_rand(dbeta, -1, 1);
+        BOTH(gn_bwd, AT(x, 1), AT(mean, 1), AT(var, 2), AT(gamma, 0), AT(dy, 0), AT(dx, 3),
+             AT(dg, 1), AT(dbeta, 0), n, c, hw, G, 1e-5f);
+        check("gn_bwd dx", dx, 0, dx.n, REDUCE);
+        check("gn_bwd dgamma", dg, 0, dg.n, REDUCE);
+        check("gn_bwd dbeta", dbeta, 0, dbeta.n, REDUCE);
+        twin *all[] = {&x, &y, &dy, &dx, &mean, &var, &gamma, &beta, &dg, &dbeta};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            twin_free(all[i]);
+    }
+    const int ups[][4] = {{6, 5, 7, 2}, {3, 4, 4, 3}, {2, 1, 9, 1}};
+    for (int u = 0; u < 3; u++) {
+        const int nc = ups[u][0], h = ups[u][1], w = ups[u][2], f = ups[u][3];
+        const size_t small = (size_t)nc * h * w, big = small * f * f;
+        twin x = twin_new(small + 1), y = twin_new(big + 2), dx = twin_new(small + 3);
+        twin_rand(x, -1, 1);
+        twin_rand(y, -1, 1);
+        BOTH(upsample_fwd, AT(x, 1), AT(y, 2), nc, h, w, f);
+        check("upsample_fwd", y, 0, y.n, EXACT);
+        twin_rand(y, -1, 1);
+        twin_rand(dx, -1, 1);
+        BOTH(upsample_bwd, AT(y, 2), AT(dx, 3), nc, h, w, f); /* same order of adds */
+        check("upsample_bwd", dx, 0, dx.n, EXACT);
+        twin_free(&x);
+        twin_free(&y);
+        twin_free(&dx);
+    }
+    {
+        const int rows = 37, dim = 64;
+        twin t = twin_new(rows + 1), y = twin_new((size_t)rows * dim + 2);
+        twin_rand(t, 0, 1);
+        twin_rand(y, -1, 1);
+        BOTH(time_embed, AT(t, 1), AT(y, 2), rows, dim, 1000.0f, 10000.0f);
+        check("time_embed", y, 0, y.n, REDUCE);
+        twin_free(&t);
+        twin_free(&y);
+    }
+}
+
+/* A tiny U-Net (conv -> group norm -> SiLU -> + time/class embedding -> strided conv down ->
+ * transposed conv up -> nearest upsampling branch -> concat skip -> conv) trained 8 Adam
+ * steps on both backends from the same weights and batches: the ops compose, and the losses
+ * agree within 1e-3 relative (float32, different summation orders). */
+typedef struct unet_net {
+    dc_params *p;
+    dc_graph *g;
+    dc_optim *o;
+    int x, t, label, target, out, loss;
+} unet_net;
+
+static void unet_build(dc_backend *be, unet_net *u) {
+    assert_int_equal(dc_params_create(be, &u->p), DC_OK);
+    assert_int_equal(dc_graph_create(u->p, 4, &u->g), DC_OK);
+    dc_graph *g = u->g;
+    u->x = dc_input(g, "x", 2, 8, 8);
+    u->t = dc_input(g, "t", 1, 1, 1);
+    u->label = dc_input_int(g, "label");
+    int temb = dc_time_embedding(g, u->t, 16, 1000.0f, 10000.0f);
+    dc_name(g, "temb");
+    int e = dc_dense(g, temb, 8);
+    e = dc_silu(g, e);
+    dc_name(g, "cls");
+    int ce = dc_embedding(g, u->label, 3, 8, 0.5f);
+    e = dc_add(g, e, ce);
+    dc_name(g, "in");
+    int h = dc_conv2d(g, u->x, 8, 3, 1, 1);
+    dc_name(g, "gn1");
+    h = dc_groupnorm(g, h, 4, 1e-5f);
+    h = dc_silu(g, h);
+    dc_name(g, "emb1");
+    int e1 = dc_dense(g, e, 8);
+    int skip = dc_add_channels(g, h, e1);
+    dc_name(g, "down");
+    int d = dc_conv2d(g, skip, 8, 3, 2, 1); /* 4x4 */
+    dc_name(g, "gn2");
+    d = dc_groupnorm(g, d, 2, 1e-5f);
+    d = dc_silu(g, d);
+    dc_name(g, "up");
+    int up = dc_conv_transpose2d(g, d, 8, 4, 2, 1, 0); /* 8x8 */
+    int upn = dc_upsample_nearest(g, d, 2);
+    int cat = dc_concat(g, up, skip);
+    cat = dc_concat(g, cat, upn);
+    dc_name(g, "out");
+    u->out = dc_conv2d(g, cat, 2, 3, 1, 1);
+    u->target = dc_input(g, "target", 2, 8, 8);
+    u->loss = dc_mse_loss(g, u->out, u->target, -1);
+    if (dc_graph_finalize(g) != DC_OK) fail_msg("unet on %s: %s", be->ops->name, dc_graph_error(g)->msg);
+    dc_rng r;
+    dc_rng_seed(&r, 17);
+    assert_int_equal(dc_params_init(u->p, &r), DC_OK);
+    dc_optim_config oc;
+    dc_optim_config_default(&oc, DC_OPTIM_ADAM);
+    oc.lr = 2e-3f;
+    assert_int_equal(dc_optim_create(u->p, &oc, &u->o), DC_OK);
+}
+
+static void test_unet_training(void **state) {
+    REQUIRE_CL();
+    unet_net u[2];
+    for (int w = 0; w < 2; w++) unet_build(F->be[w], &u[w]);
+    float x[4 * 128], tgt[4 * 128], t[4];
+    int32_t lab[4];
+    double worst = 0;
+    float first = 0, last = 0;
+    for (int step = 0; step < 8; step++) {
+        tu_fill_uniform(x, 4 * 128, &F->rng, -1, 1);
+        tu_fill_uniform(tgt, 4 * 128, &F->rng, -1, 1);
+        tu_fill_uniform(t, 4, &F->rng, 0, 1);
+        for (int i = 0; i < 4; i++) lab[i] = (step + i) % 3;
+        float loss[2];
+        for (int w = 0; w < 2; w++) {
+            dc_graph *g = u[w].g;
+            assert_int_equal(dc_graph_set_input(g, u[w].x, x), DC_OK);
+            assert_int_equal(dc_graph_set_input(g, u[w].target, tgt), DC_OK);
+            assert_int_equal(dc_graph_set_input(g, u[w].t, t), DC_OK);
+            assert_int_equal(dc_graph_set_input_int(g, u[w].label, lab), DC_OK);
+            assert_int_equal(dc_params_zero_grad(u[w].p), DC_OK);
+            if (dc_graph_forward(g, -1) != DC_OK || dc_graph_backward(g, u[w].loss, DC_RELU_NORMAL) != DC_OK)
+                fail_msg("unet step %d on %s: %s", step, F->be[w]->ops->name, dc_graph_error(g)->msg);
+            assert_int_equal(dc_optim_step(u[w].o), DC_OK);
+            assert_int_equal(dc_graph_read(g, u[w].loss, &loss[w]), DC_OK);
+        }
+        double e = fabs(loss[1] - loss[0]) / fmax(1e-3, fabs(loss[0]));
+        if (e > worst) worst = e;
+        if (e > 1e-3) fail_msg("unet step %d: loss cpu %g, opencl %g", step, (double)loss[0], (double)loss[1]);
+        if (step == 0) first = loss[0];
+        last = loss[0];
+    }
+    note("tiny U-Net 8 Adam steps loss", worst);
+    print_message("  tiny U-Net: loss %.4f -> %.4f, CPU vs OpenCL max rel diff %.2e\n", (double)first,
+                  (double)last, worst);
+    for (int w = 0; w < 2; w++) {
+        dc_optim_free(u[w].o);
+        dc_graph_free(u[w].g);
+        dc_params_free(u[w].p);
     }
 }
 
@@ -983,6 +1166,8 @@ int main(void) {
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_unet_prims),
+        cmocka_unit_test(test_unet_training),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_reparam),
         cmocka_unit_test(test_losses),

@@ -33,6 +33,7 @@ typedef struct op_case {
     int away_from_zero;
     int train;
     int int_rows; /* int input range */
+    int no_input_grad; /* the op passes no gradient to its inputs (time embedding) */
 } op_case;
 
 static dc_backend *cpu(void) {
@@ -150,7 +151,7 @@ static void run_case(const op_case *c) {
         fail_msg("%s backward: %s", c->name, dc_graph_error(g)->msg);
     double worst = 0;
     for (int i = 0; i < c->n_inputs; i++) {
-        if (c->in_shape[i][1] == 0) continue;
+        if (c->in_shape[i][1] == 0 || c->no_input_grad) continue;
         float *grad = malloc(sizeof(float) * numel[i]);
         assert_int_equal(dc_graph_read_grad(g, in[i], grad), DC_OK);
         double gmax = 1e-3;
@@ -343,6 +344,7 @@ static float act_ref(int which, float x, float a) {
     case 0: return x > 0 ? x : 0;
     case 1: return x > 0 ? x : a * x;
     case 2: return tanhf(x);
+    case 4: return (float)(x / (1.0 + exp(-(double)x)));
     default: return 1.0f / (1.0f + expf(-x));
     }
 }
@@ -351,6 +353,7 @@ static int b_act(dc_graph *g, const int *in, const op_case *c) {
     case 0: return dc_relu(g, in[0]);
     case 1: return dc_leaky_relu(g, in[0], c->alpha);
     case 2: return dc_tanh(g, in[0]);
+    case 4: return dc_silu(g, in[0]);
     default: return dc_sigmoid(g, in[0]);
     }
 }
@@ -483,39 +486,133 @@ static int b_tied(dc_graph *g, const int *in, const op_case *c) {
     return dc_conv_transpose2d_tied(g, h, 1, 1, c->k / 2, 0); /* node 1 is the conv */
 }
 
+/* ---- U-Net ops: concat, group norm, add_channels, upsampling, time embedding ---- */
+static int b_concat(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_concat(g, in[0], in[1]);
+}
+static void r_concat(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int N = c->in_shape[0][0], HW = c->in_shape[0][2] * c->in_shape[0][3];
+    const int ca = c->in_shape[0][1], cb = c->in_shape[1][1];
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < ca + cb; ch++)
+            for (int q = 0; q < HW; q++)
+                out[((size_t)n * (ca + cb) + ch) * HW + q] =
+                    ch < ca ? in[0][((size_t)n * ca + ch) * HW + q]
+                            : in[1][((size_t)n * cb + ch - ca) * HW + q];
+}
+static int b_gn(dc_graph *g, const int *in, const op_case *c) {
+    dc_name(g, "gn");
+    return dc_groupnorm(g, in[0], c->k, 1e-5f);
+}
+static void r_gn(const op_case *c, float **in, dc_params *p, float *out) {
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1], HW = c->in_shape[0][2] * c->in_shape[0][3];
+    const int G = c->k, cg = C / G;
+    float *gm = param_host(p, "gn.weight"), *bt = param_host(p, "gn.bias");
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < G; j++) {
+            const float *x = in[0] + ((size_t)n * C + (size_t)j * cg) * HW;
+            double m = 0, v = 0;
+            for (int q = 0; q < cg * HW; q++) m += x[q];
+            m /= (double)cg * HW;
+            for (int q = 0; q < cg * HW; q++) v += (x[q] - m) * (x[q] - m);
+            v /= (double)cg * HW;
+            for (int q = 0; q < cg * HW; q++) {
+                const int ch = j * cg + q / HW;
+                out[((size_t)n * C + (size_t)j * cg) * HW + q] =
+                    (float)(gm[ch] * (x[q] - m) / sqrt(v + 1e-5) + bt[ch]);
+            }
+        }
+    free(gm);
+    free(bt);
+}
+static int b_addc(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_add_channels(g, in[0], in[1]);
+}
+static void r_addc(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int NC_ = c->in_shape[0][0] * c->in_shape[0][1], HW = c->in_shape[0][2] * c->in_shape[0][3];
+    for (int i = 0; i < NC_; i++)
+        for (int q = 0; q < HW; q++) out[(size_t)i * HW + q] = in[0][(size_t)i * HW + q] + in[1][i];
+}
+static int b_up(dc_graph *g, const int *in, const op_case *c) {
+    return dc_upsample_nearest(g, in[0], c->k);
+}
+static void r_up(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int NC_ = c->in_shape[0][0] * c->in_shape[0][1], H = c->in_shape[0][2], W = c->in_shape[0][3];
+    const int s = c->k;
+    for (int i = 0; i < NC_; i++)
+        for (int y = 0; y < H * s; y++)
+            for (int x = 0; x < W * s; x++)
+                out[((size_t)i * H * s + y) * W * s + x] = in[0][((size_t)i * H + y / s) * W + x / s];
+}
+/* t in [-1, 1] times 100 over periods up to 10^4: float arguments within ~1e-5 */
+static int b_temb(dc_graph *g, const int *in, const op_case *c) {
+    return dc_time_embedding(g, in[0], c->out_ch, 100.0f, 10000.0f);
+}
+static void r_temb(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int N = c->in_shape[0][0], D = c->out_ch, half = D / 2;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < half; k++) {
+            const double a = 100.0 * in[0][n] * pow(10000.0, -(double)k / half);
+            out[n * D + k] = (float)sin(a);
+            out[n * D + half + k] = (float)cos(a);
+        }
+}
+/* the embedding feeding a dense layer: the layer's gradients flow, t's does not */
+static int b_temb_dense(dc_graph *g, const int *in, const op_case *c) {
+    int e = dc_time_embedding(g, in[0], 8, 100.0f, 10000.0f);
+    dc_name(g, "fc");
+    return dc_dense(g, e, c->out_ch);
+}
+
 #define S4(n, c, h, w) {n, c, h, w}
 static const op_case cases[] = {
-    {"conv2d 3x3 s1 p1", 1, {S4(2, 3, 7, 6)}, b_conv, r_conv, 3, 1, 1, 0, 4, 0, 0, 0, 1, 0},
-    {"conv2d 3x3 s2 p0 odd", 1, {S4(2, 2, 9, 7)}, b_conv, r_conv, 3, 2, 0, 0, 3, 0, 0, 0, 1, 0},
-    {"conv2d 5x5 s2 p2", 1, {S4(3, 2, 8, 8)}, b_conv, r_conv, 5, 2, 2, 0, 2, 0, 0, 0, 1, 0},
-    {"conv2d 1x1", 1, {S4(2, 5, 4, 3)}, b_conv, r_conv, 1, 1, 0, 0, 3, 0, 0, 0, 1, 0},
+    {"conv2d 3x3 s1 p1", 1, {S4(2, 3, 7, 6)}, b_conv, r_conv, 3, 1, 1, 0, 4, 0, 0, 0, 1, 0, 0},
+    {"conv2d 3x3 s2 p0 odd", 1, {S4(2, 2, 9, 7)}, b_conv, r_conv, 3, 2, 0, 0, 3, 0, 0, 0, 1, 0, 0},
+    {"conv2d 5x5 s2 p2", 1, {S4(3, 2, 8, 8)}, b_conv, r_conv, 5, 2, 2, 0, 2, 0, 0, 0, 1, 0, 0},
+    {"conv2d 1x1", 1, {S4(2, 5, 4, 3)}, b_conv, r_conv, 1, 1, 0, 0, 3, 0, 0, 0, 1, 0, 0},
     /* >= 8 channels in and out: the CPU backend's Winograd F(2x2, 3x3) path */
-    {"conv2d 3x3 s1 p1 winograd", 1, {S4(3, 8, 6, 8)}, b_conv, r_conv, 3, 1, 1, 0, 12, 0, 0, 0, 1, 0},
-    {"conv2d 3x3 s1 p1 winograd odd", 1, {S4(2, 9, 7, 5)}, b_conv, r_conv, 3, 1, 1, 0, 8, 0, 0, 0, 1, 0},
-    {"conv_t2d 3x3 s2 p1 op1", 1, {S4(2, 3, 4, 5)}, b_convt, r_convt, 3, 2, 1, 1, 2, 0, 0, 0, 1, 0},
-    {"conv_t2d 4x4 s2 p1", 1, {S4(2, 2, 3, 3)}, b_convt, r_convt, 4, 2, 1, 0, 3, 0, 0, 0, 1, 0},
-    {"conv_t2d 3x3 s1 p0", 1, {S4(1, 2, 5, 4)}, b_convt, r_convt, 3, 1, 0, 0, 2, 0, 0, 0, 1, 0},
-    {"conv_t2d 5x5 s3 p2 op2", 1, {S4(2, 1, 3, 4)}, b_convt, r_convt, 5, 3, 2, 2, 2, 0, 0, 0, 1, 0},
-    {"maxpool 2x2 s2", 1, {S4(2, 3, 6, 8)}, b_pool, r_pool, 2, 2, 0, 0, 0, 0, 1, 0, 1, 0},
-    {"maxpool 3x3 s2 p1 odd", 1, {S4(2, 2, 7, 5)}, b_pool, r_pool, 3, 2, 1, 0, 0, 0, 1, 0, 1, 0},
-    {"maxpool 3x3 s1 overlap", 1, {S4(1, 2, 5, 6)}, b_pool, r_pool, 3, 1, 0, 0, 0, 0, 1, 0, 1, 0},
-    {"maxunpool 2x2 s2", 1, {S4(2, 2, 6, 4)}, b_unpool, r_unpool, 2, 2, 0, 0, 0, 0, 1, 0, 1, 0},
-    {"maxunpool 3x3 s2 p1", 1, {S4(1, 3, 5, 7)}, b_unpool, r_unpool, 3, 2, 1, 0, 0, 0, 1, 0, 1, 0},
-    {"relu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0},
-    {"leaky_relu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 1, 0, 0, 0, 0, 0.2f, 0, 1, 1, 0},
-    {"tanh", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"sigmoid", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"dense", 1, {S4(3, 2, 3, 2)}, b_dense, r_dense, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0},
-    {"add", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_add, r_add, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"mul", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_mul, r_mul, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"global_avgpool", 1, {S4(2, 3, 5, 3)}, b_gap, r_gap, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"batchnorm2d train", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"batchnorm2d eval", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-    {"dropout", 1, {S4(2, 3, 4, 4)}, b_dropout, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"gaussian_noise", 1, {S4(2, 3, 4, 4)}, b_noise, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"reparameterize", 2, {S4(3, 4, 1, 1), S4(3, 4, 1, 1)}, b_reparam, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-    {"embedding", 1, {S4(5, 0, 1, 1)}, b_embed, r_embed, 0, 0, 0, 0, 3, 0, 0, 0, 1, 4},
-    {"tied conv/conv_t2d", 1, {S4(2, 2, 6, 6)}, b_tied, NULL, 3, 0, 0, 0, 3, 0, 0, 0, 1, 0},
+    {"conv2d 3x3 s1 p1 winograd", 1, {S4(3, 8, 6, 8)}, b_conv, r_conv, 3, 1, 1, 0, 12, 0, 0, 0, 1, 0, 0},
+    {"conv2d 3x3 s1 p1 winograd odd", 1, {S4(2, 9, 7, 5)}, b_conv, r_conv, 3, 1, 1, 0, 8, 0, 0, 0, 1, 0, 0},
+    {"conv_t2d 3x3 s2 p1 op1", 1, {S4(2, 3, 4, 5)}, b_convt, r_convt, 3, 2, 1, 1, 2, 0, 0, 0, 1, 0, 0},
+    {"conv_t2d 4x4 s2 p1", 1, {S4(2, 2, 3, 3)}, b_convt, r_convt, 4, 2, 1, 0, 3, 0, 0, 0, 1, 0, 0},
+    {"conv_t2d 3x3 s1 p0", 1, {S4(1, 2, 5, 4)}, b_convt, r_convt, 3, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0},
+    {"conv_t2d 5x5 s3 p2 op2", 1, {S4(2, 1, 3, 4)}, b_convt, r_convt, 5, 3, 2, 2, 2, 0, 0, 0, 1, 0, 0},
+    {"maxpool 2x2 s2", 1, {S4(2, 3, 6, 8)}, b_pool, r_pool, 2, 2, 0, 0, 0, 0, 1, 0, 1, 0, 0},
+    {"maxpool 3x3 s2 p1 odd", 1, {S4(2, 2, 7, 5)}, b_pool, r_pool, 3, 2, 1, 0, 0, 0, 1, 0, 1, 0, 0},
+    {"maxpool 3x3 s1 overlap", 1, {S4(1, 2, 5, 6)}, b_pool, r_pool, 3, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0},
+    {"maxunpool 2x2 s2", 1, {S4(2, 2, 6, 4)}, b_unpool, r_unpool, 2, 2, 0, 0, 0, 0, 1, 0, 1, 0, 0},
+    {"maxunpool 3x3 s2 p1", 1, {S4(1, 3, 5, 7)}, b_unpool, r_unpool, 3, 2, 1, 0, 0, 0, 1, 0, 1, 0, 0},
+    {"relu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0},
+    {"leaky_relu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 1, 0, 0, 0, 0, 0.2f, 0, 1, 1, 0, 0},
+    {"tanh", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"sigmoid", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"dense", 1, {S4(3, 2, 3, 2)}, b_dense, r_dense, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0},
+    {"add", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_add, r_add, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"mul", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_mul, r_mul, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"global_avgpool", 1, {S4(2, 3, 5, 3)}, b_gap, r_gap, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"batchnorm2d train", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"batchnorm2d eval", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"dropout", 1, {S4(2, 3, 4, 4)}, b_dropout, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"gaussian_noise", 1, {S4(2, 3, 4, 4)}, b_noise, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"reparameterize", 2, {S4(3, 4, 1, 1), S4(3, 4, 1, 1)}, b_reparam, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"embedding", 1, {S4(5, 0, 1, 1)}, b_embed, r_embed, 0, 0, 0, 0, 3, 0, 0, 0, 1, 4, 0},
+    {"tied conv/conv_t2d", 1, {S4(2, 2, 6, 6)}, b_tied, NULL, 3, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0},
+    {"silu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"concat", 2, {S4(2, 3, 4, 5), S4(2, 2, 4, 5)}, b_concat, r_concat, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"groupnorm 3 groups", 1, {S4(2, 6, 3, 4)}, b_gn, r_gn, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"groupnorm 1 group", 1, {S4(3, 4, 2, 3)}, b_gn, r_gn, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"groupnorm per channel", 1, {S4(2, 3, 4, 4)}, b_gn, r_gn, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"add_channels", 2, {S4(2, 3, 4, 5), S4(2, 3, 1, 1)}, b_addc, r_addc, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"upsample_nearest 2x", 1, {S4(2, 3, 3, 4)}, b_up, r_up, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"upsample_nearest 3x", 1, {S4(1, 2, 2, 3)}, b_up, r_up, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"time_embedding", 1, {S4(3, 1, 1, 1)}, b_temb, r_temb, 0, 0, 0, 0, 10, 0, 0, 0, 1, 0, 1},
+    {"time_embedding -> dense", 1, {S4(3, 1, 1, 1)}, b_temb_dense, NULL, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 1},
 };
 
 static void test_all_ops(void **state) {
@@ -701,6 +798,105 @@ static void test_fused_activations(void **state) {
     free(x), free(t), free(ya), free(yb), free(ga), free(gb), free(dxa), free(dxb);
     dc_graph_free(a.g);
     dc_graph_free(b.g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+/* SiLU is not ReLU-like (negative outputs, a backward that needs the input), so fusion must
+ * leave it alone: with fusion on, a conv -> SiLU and a batch norm -> SiLU keep their
+ * pre-activation values (negatives present) and every value and gradient equals the
+ * unfused graph's. */
+static void silu_net(dc_params *p, int fuse, dc_graph **out, int *node) {
+    dc_graph *g;
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    if (fuse) assert_int_equal(dc_graph_set_fusion(g, 1), DC_OK);
+    int x = dc_input(g, "x", 2, 6, 6);
+    dc_graph_require_grad(g, x);
+    dc_name(g, "c1");
+    int c1 = dc_conv2d(g, x, 4, 3, 1, 1);
+    int s1 = dc_silu(g, c1);
+    dc_name(g, "bn");
+    int bn = dc_batchnorm2d(g, s1, 0.1f, 1e-5f);
+    int s2 = dc_silu(g, bn);
+    int t = dc_input(g, "t", 4, 6, 6);
+    int loss = dc_mse_loss(g, s2, t, -1);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    node[0] = x, node[1] = c1, node[2] = bn, node[3] = s2, node[4] = t, node[5] = loss;
+    *out = g;
+}
+
+static void test_silu_not_fused(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    dc_graph *g[2];
+    int nd[2][6];
+    silu_net(p, 0, &g[0], nd[0]);
+    silu_net(p, 1, &g[1], nd[1]);
+    dc_rng rng;
+    dc_rng_seed(&rng, 5);
+    assert_int_equal(dc_params_init(p, &rng), DC_OK);
+    const size_t nx = 2 * 2 * 36, ny = 2 * 4 * 36;
+    float x[2 * 2 * 36], t[2 * 4 * 36], v[2][3][2 * 4 * 36], dx[2][2 * 2 * 36];
+    tu_fill_uniform(x, nx, &rng, -1, 1);
+    tu_fill_uniform(t, ny, &rng, -1, 1);
+    for (int k = 0; k < 2; k++) {
+        dc_graph_set_input(g[k], nd[k][0], x);
+        dc_graph_set_input(g[k], nd[k][4], t);
+        assert_int_equal(dc_graph_forward(g[k], -1), DC_OK);
+        assert_int_equal(dc_graph_backward(g[k], nd[k][5], DC_RELU_NORMAL), DC_OK);
+        for (int j = 0; j < 3; j++) assert_int_equal(dc_graph_read(g[k], nd[k][1 + j], v[k][j]), DC_OK);
+        assert_int_equal(dc_graph_read_grad(g[k], nd[k][0], dx[k]), DC_OK);
+    }
+    for (int j = 0; j < 2; j++) {
+        size_t negative = 0;
+        for (size_t i = 0; i < ny; i++) negative += v[1][j][i] < 0;
+        assert_true(negative > 0); /* conv and batch norm hold pre-activation values */
+    }
+    for (int j = 0; j < 3; j++) assert_true(tu_max_abs_err(v[1][j], v[0][j], ny) == 0.0);
+    assert_true(tu_max_abs_err(dx[1], dx[0], nx) == 0.0);
+    dc_graph_free(g[0]);
+    dc_graph_free(g[1]);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
+/* The U-Net builders refuse bad shapes and arguments with a message naming the op and the
+ * node (errors are sticky, so each case gets a fresh graph). */
+static void test_unet_builder_errors(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    static const struct {
+        int which;
+        const char *want;
+    } cases[] = {{0, "do not split into 4 groups"}, {1, "differ in height or width"},
+                 {2, "one value per image and channel"}, {3, "must be even"},
+                 {4, "factor 0"}, {5, "one float per image"}, {6, "must be a float [N, C, H, W]"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dc_graph *g;
+        assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+        int x = dc_input(g, "x", 6, 4, 4), y = dc_input(g, "y", 2, 2, 4);
+        int t = dc_input(g, "t", 1, 1, 1), v = dc_input(g, "v", 5, 1, 1);
+        int lab = dc_input_int(g, "lab");
+        int r = 0;
+        switch (cases[k].which) {
+        case 0: r = dc_groupnorm(g, x, 4, 1e-5f); break;
+        case 1: r = dc_concat(g, x, y); break;
+        case 2: r = dc_add_channels(g, x, v); break;
+        case 3: r = dc_time_embedding(g, t, 7, 1000.0f, 10000.0f); break;
+        case 4: r = dc_upsample_nearest(g, x, 0); break;
+        case 5: r = dc_time_embedding(g, v, 8, 1000.0f, 10000.0f); break;
+        default: r = dc_concat(g, x, lab); break;
+        }
+        assert_int_equal(r, -1);
+        assert_int_not_equal(dc_graph_finalize(g), DC_OK);
+        const char *msg = dc_graph_error(g)->msg;
+        if (!strstr(msg, cases[k].want)) fail_msg("case %zu: message '%s' lacks '%s'", k, msg, cases[k].want);
+        dc_graph_free(g);
+    }
     dc_params_free(p);
     dc_backend_free(be);
 }
@@ -923,6 +1119,8 @@ int main(void) {
         cmocka_unit_test(test_all_ops),
         cmocka_unit_test(test_relu_modes),
         cmocka_unit_test(test_fused_activations),
+        cmocka_unit_test(test_silu_not_fused),
+        cmocka_unit_test(test_unet_builder_errors),
         cmocka_unit_test(test_winograd_matches_gemm),
         cmocka_unit_test(test_losses),
         cmocka_unit_test(test_dropout_stats),

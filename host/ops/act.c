@@ -17,12 +17,17 @@ int dc_relu(dc_graph *g, int x) { return act_build(g, x, DC_OP_RELU, 0.0f); }
 int dc_leaky_relu(dc_graph *g, int x, float slope) { return act_build(g, x, DC_OP_LEAKY_RELU, slope); }
 int dc_tanh(dc_graph *g, int x) { return act_build(g, x, DC_OP_TANH, 0.0f); }
 int dc_sigmoid(dc_graph *g, int x) { return act_build(g, x, DC_OP_SIGMOID, 0.0f); }
+/* SiLU is never fused into a convolution or a norm: the fusion reads the backward rule from
+ * the sign of the activated output, which only ReLU-like activations allow (graph.c fuses
+ * DC_OP_RELU / DC_OP_LEAKY_RELU nodes only). */
+int dc_silu(dc_graph *g, int x) { return act_build(g, x, DC_OP_SILU, 0.0f); }
 
 static int act_kind(dc_op op) {
     switch (op) {
     case DC_OP_RELU: return DC_ACT_RELU;
     case DC_OP_LEAKY_RELU: return DC_ACT_LEAKY_RELU;
     case DC_OP_TANH: return DC_ACT_TANH;
+    case DC_OP_SILU: return DC_ACT_SILU;
     default: return DC_ACT_SIGMOID;
     }
 }

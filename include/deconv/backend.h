@@ -42,6 +42,8 @@ typedef enum {
     DC_ACT_LEAKY_RELU,
     DC_ACT_TANH,
     DC_ACT_SIGMOID,
+    DC_ACT_SILU, /* x * sigmoid(x); its backward reads x. Never fused (not sign-preserving
+                    in the sense dc_fused_act needs) */
 } dc_act_kind;
 
 /* An activation fused into a convolution (optional fused primitives below): ReLU or

@@ -249,6 +249,26 @@ int dc_gaussian_kl_loss(dc_graph *g, int mu, int logvar);
 /* total = sum_i coef_i * loss_i : a scalar node (for VAE = recon + beta*KL). */
 int dc_loss_sum(dc_graph *g, int a, float ca, int b, float cb);
 
+/* U-Net ops (diffusion models). */
+/* x * sigmoid(x). Never fused into a convolution or norm (dc_graph_set_fusion). */
+int dc_silu(dc_graph *g, int x);
+/* [N, Ca, H, W] and [N, Cb, H, W] -> [N, Ca + Cb, H, W] (a U-Net skip connection). */
+int dc_concat(dc_graph *g, int a, int b);
+/* Group normalisation (Wu & He 2018; PyTorch GroupNorm): the C channels in `groups` runs of
+ * C/groups consecutive channels, each (image, group) normalised by its own mean and biased
+ * variance, then NAME.weight[c] * xhat + NAME.bias[c]. The same in training and eval. */
+int dc_groupnorm(dc_graph *g, int x, int groups, float eps);
+/* y[n, c, h, w] = x[n, c, h, w] + e[n, c]: e holds one value per image and channel of x
+ * (e.g. a dense layer's [N, C, 1, 1] output: a time or class embedding). */
+int dc_add_channels(dc_graph *g, int x, int e);
+/* Nearest-neighbour upsampling by an integer factor: [N, C, H, W] -> [N, C, H*f, W*f]. */
+int dc_upsample_nearest(dc_graph *g, int x, int factor);
+/* Sinusoidal embedding of one float per image (t: a node of N values, e.g. an input of
+ * shape [N, 1, 1, 1]) -> [N, dim, 1, 1], dim even, half = dim/2:
+ * [sin(scale*t*f_k), cos(scale*t*f_k)], f_k = max_period^(-k/half), k < half (the
+ * transformer / DDPM embedding; scale 1000 for t in [0, 1]). No gradient flows to t. */
+int dc_time_embedding(dc_graph *g, int t, int dim, float scale, float max_period);
+
 /* Allocate activations and gradients; params are allocated if not yet. */
 dc_status dc_graph_finalize(dc_graph *g);
 /* Before dc_graph_finalize: let a ReLU / leaky ReLU (slope >= 0) that is the only consumer

@@ -16,7 +16,9 @@
                 X(bn_stats) X(bn_apply) X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd)          \
                     X(reparam_bwd) X(mse_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
                         X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)            \
-                            X(clip_scale)
+                            X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply)            \
+                                X(gn_bwd_dx) X(gn_bwd_param) X(upsample_fwd)               \
+                                    X(upsample_bwd) X(time_embed)
 
 enum {
 #define X(k) DC_K_##k,

@@ -557,7 +557,7 @@ static dc_status cl_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw
 
 /* -------------------------------------------------------------- activations */
 static dc_status cl_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_ptr y, size_t n) {
-    if (kind < DC_ACT_RELU || kind > DC_ACT_SIGMOID)
+    if (kind < DC_ACT_RELU || kind > DC_ACT_SILU)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL act_fwd: unknown kind %d", kind);
     DC_TRY(need(be, "act_fwd", "x", x, n));
     DC_TRY(need(be, "act_fwd", "y", y, n));
@@ -573,10 +573,10 @@ static dc_status cl_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_
 
 static dc_status cl_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
                             dc_ptr dy, dc_ptr dx, size_t n) {
-    if (kind < DC_ACT_RELU || kind > DC_ACT_SIGMOID)
+    if (kind < DC_ACT_RELU || kind > DC_ACT_SILU)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL act_bwd: unknown kind %d", kind);
-    const int relu = kind == DC_ACT_RELU || kind == DC_ACT_LEAKY_RELU;
-    /* ReLU reads x, tanh/sigmoid read y: the other may be absent */
+    const int relu = kind == DC_ACT_RELU || kind == DC_ACT_LEAKY_RELU || kind == DC_ACT_SILU;
+    /* ReLU and SiLU read x, tanh/sigmoid read y: the other may be absent */
     dc_ptr used = relu ? x : y;
     DC_TRY(need(be, "act_bwd", relu ? "x" : "y", used, n));
     DC_TRY(need(be, "act_bwd", "dy", dy, n));
@@ -915,6 +915,172 @@ static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, floa
     ka_float(&a, max_norm);
     return ka_run(&a, 1);
 }
+
+/* ------------------------------------------------------------- U-Net ops */
+static dc_status cl_chan_slice(dc_backend *be, int dir, dc_ptr big, int cbig, int coff,
+                               dc_ptr small, int csmall, int n, int hw) {
+    if (coff < 0 || csmall < 0 || coff + csmall > cbig || n < 0 || hw < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL chan_slice: channels [%d, %d) outside a %d-channel tensor",
+                            coff, coff + csmall, cbig);
+    const size_t total = (size_t)n * csmall * hw;
+    DC_TRY(need(be, "chan_slice", "big", big, (size_t)n * cbig * hw));
+    DC_TRY(need(be, "chan_slice", "small", small, total));
+    DC_TRY(fits32(be, "chan_slice", (size_t)n * cbig * hw));
+    kargs a = ka(be, DC_K_chan_slice);
+    ka_int(&a, dir);
+    ka_ptr(&a, big);
+    ka_int(&a, cbig);
+    ka_int(&a, coff);
+    ka_ptr(&a, small);
+    ka_int(&a, csmall);
+    ka_uint(&a, total);
+    ka_int(&a, hw);
+    return ka_run(&a, total);
+}
+
+static dc_status gn_args(dc_backend *be, const char *op, dc_ptr x, dc_ptr mean, dc_ptr var, int n,
+                         int c, int hw, int groups) {
+    if (n < 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: %d channels do not split into %d groups", op, c, groups);
+    DC_TRY(need(be, op, "x", x, (size_t)n * c * hw));
+    DC_TRY(need(be, op, "mean", mean, (size_t)n * groups));
+    DC_TRY(need(be, op, "var", var, (size_t)n * groups));
+    return fits32(be, op, (size_t)n * c * hw);
+}
+
+static dc_status cl_gn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c,
+                             int hw, int groups) {
+    DC_TRY(gn_args(be, "gn_stats", x, mean, var, n, c, hw, groups));
+    if (n == 0) return DC_OK;
+    kargs a = ka(be, DC_K_gn_stats);
+    ka_ptr(&a, x);
+    ka_ptr(&a, mean);
+    ka_ptr(&a, var);
+    ka_uint(&a, (size_t)(c / groups) * hw);
+    ka_scratch(&a);
+    return ka_run_groups(&a, (size_t)n * groups);
+}
+
+static dc_status cl_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                             dc_ptr beta, dc_ptr y, int n, int c, int hw, int groups, float eps) {
+    DC_TRY(gn_args(be, "gn_apply", x, mean, var, n, c, hw, groups));
+    const size_t total = (size_t)n * c * hw;
+    DC_TRY(need(be, "gn_apply", "gamma", gamma, (size_t)c));
+    DC_TRY(need(be, "gn_apply", "beta", beta, (size_t)c));
+    DC_TRY(need(be, "gn_apply", "y", y, total));
+    kargs a = ka(be, DC_K_gn_apply);
+    ka_ptr(&a, x);
+    ka_ptr(&a, mean);
+    ka_ptr(&a, var);
+    ka_ptr(&a, gamma);
+    ka_ptr(&a, beta);
+    ka_ptr(&a, y);
+    ka_uint(&a, total);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_int(&a, groups);
+    ka_float(&a, eps);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                           dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
+                           int groups, float eps) {
+    DC_TRY(gn_args(be, "gn_bwd", x, mean, var, n, c, hw, groups));
+    const size_t total = (size_t)n * c * hw;
+    DC_TRY(need(be, "gn_bwd", "gamma", gamma, (size_t)c));
+    DC_TRY(need(be, "gn_bwd", "dy", dy, total));
+    DC_TRY(need(be, "gn_bwd", "dx", dx, total));
+    DC_TRY(need(be, "gn_bwd", "dgamma", dgamma, (size_t)c));
+    DC_TRY(need(be, "gn_bwd", "dbeta", dbeta, (size_t)c));
+    if (n == 0) return DC_OK;
+    kargs a = ka(be, DC_K_gn_bwd_param);
+    ka_ptr(&a, x);
+    ka_ptr(&a, mean);
+    ka_ptr(&a, var);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, dgamma);
+    ka_ptr(&a, dbeta);
+    ka_int(&a, n);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_int(&a, groups);
+    ka_float(&a, eps);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, (size_t)c));
+    kargs d = ka(be, DC_K_gn_bwd_dx);
+    ka_ptr(&d, x);
+    ka_ptr(&d, mean);
+    ka_ptr(&d, var);
+    ka_ptr(&d, gamma);
+    ka_ptr(&d, dy);
+    ka_ptr(&d, dx);
+    ka_int(&d, c);
+    ka_int(&d, hw);
+    ka_int(&d, groups);
+    ka_float(&d, eps);
+    ka_scratch(&d);
+    return ka_run_groups(&d, (size_t)n * groups);
+}
+
+static dc_status upsample_args(dc_backend *be, const char *op, dc_ptr small, dc_ptr big, int nc,
+                               int h, int w, int s) {
+    if (nc < 0 || h < 0 || w < 0 || s <= 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL %s: %d planes %dx%d, factor %d", op, nc,
+                            h, w, s);
+    DC_TRY(need(be, op, "input", small, (size_t)nc * h * w));
+    DC_TRY(need(be, op, "output", big, (size_t)nc * h * w * s * s));
+    return fits32(be, op, (size_t)nc * h * w * s * s);
+}
+
+static dc_status cl_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int h, int w, int s) {
+    DC_TRY(upsample_args(be, "upsample_fwd", x, y, nc, h, w, s));
+    const size_t total = (size_t)nc * h * w * s * s;
+    kargs a = ka(be, DC_K_upsample_fwd);
+    ka_ptr(&a, x);
+    ka_ptr(&a, y);
+    ka_uint(&a, total);
+    ka_int(&a, h);
+    ka_int(&a, w);
+    ka_int(&a, s);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w, int s) {
+    DC_TRY(upsample_args(be, "upsample_bwd", dx, dy, nc, h, w, s));
+    const size_t total = (size_t)nc * h * w;
+    kargs a = ka(be, DC_K_upsample_bwd);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, dx);
+    ka_uint(&a, total);
+    ka_int(&a, h);
+    ka_int(&a, w);
+    ka_int(&a, s);
+    return ka_run(&a, total);
+}
+
+static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int dim, float scale,
+                               float max_period) {
+    if (rows < 0 || dim <= 0 || dim % 2 || !(max_period > 0.0f))
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL time_embed: dim %d must be even and > 0, max_period %g > 0",
+                            dim, (double)max_period);
+    DC_TRY(need(be, "time_embed", "t", t, (size_t)rows));
+    DC_TRY(need(be, "time_embed", "y", y, (size_t)rows * dim));
+    DC_TRY(fits32(be, "time_embed", (size_t)rows * dim));
+    const size_t total = (size_t)rows * (dim / 2);
+    kargs a = ka(be, DC_K_time_embed);
+    ka_ptr(&a, t);
+    ka_ptr(&a, y);
+    ka_uint(&a, total);
+    ka_int(&a, dim);
+    ka_float(&a, scale);
+    ka_float(&a, max_period);
+    return ka_run(&a, total);
+}
+
 
 /* No host threads to set: the device runs the kernels. */
 #define dc_cl_set_threads NULL

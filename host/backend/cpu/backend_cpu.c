@@ -698,6 +698,10 @@ static dc_status cpu_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc
 #pragma omp parallel for schedule(static) if (n > 16384)
         for (size_t i = 0; i < n; i++) py[i] = 1.0f / (1.0f + expf(-px[i]));
         break;
+    case DC_ACT_SILU:
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (size_t i = 0; i < n; i++) py[i] = px[i] / (1.0f + expf(-px[i]));
+        break;
     default: return dc_set_error(&be->err, DC_ERR_ARG, "cpu act_fwd: unknown kind %d", kind);
     }
     return DC_OK;
@@ -722,6 +726,14 @@ static dc_status cpu_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc
     case DC_ACT_SIGMOID:
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) pdx[i] += pdy[i] * py[i] * (1.0f - py[i]);
+        break;
+    case DC_ACT_SILU:
+        /* d/dx x*s(x) = s + x*s*(1-s), from the input (y = x*s loses s where x = 0) */
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) {
+            const float s = 1.0f / (1.0f + expf(-px[i]));
+            pdx[i] += pdy[i] * (s * (1.0f + px[i] * (1.0f - s)));
+        }
         break;
     default: return dc_set_error(&be->err, DC_ERR_ARG, "cpu act_bwd: unknown kind %d", kind);
     }
@@ -1264,6 +1276,15 @@ static dc_status cpu_set_threads(dc_backend *be, int threads) {
     snprintf(be->device_name, sizeof be->device_name, "CPU (%d threads, OpenBLAS)", threads);
     return DC_OK;
 }
+
+/* The U-Net primitives are defined in unet.c. */
+#define cpu_chan_slice dc_cpu_chan_slice
+#define cpu_gn_stats dc_cpu_gn_stats
+#define cpu_gn_apply dc_cpu_gn_apply
+#define cpu_gn_bwd dc_cpu_gn_bwd
+#define cpu_upsample_fwd dc_cpu_upsample_fwd
+#define cpu_upsample_bwd dc_cpu_upsample_bwd
+#define cpu_time_embed dc_cpu_time_embed
 
 /* Generated from the primitive list: every entry is cpu_<name>. */
 static const dc_backend_ops cpu_ops = {

@@ -55,4 +55,19 @@ dc_status dc_cpu_wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
                           const float *pw, const float *py, const float *pdy, float *pdx,
                           float *pdw, float *pdb, const dc_fused_act *act);
 
+/* ---- the U-Net primitives (unet.c); backend_cpu.c's table names them cpu_<name> ---- */
+dc_status dc_cpu_chan_slice(dc_backend *be, int dir, dc_ptr big, int cbig, int coff, dc_ptr small,
+                            int csmall, int n, int hw);
+dc_status dc_cpu_gn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c, int hw,
+                          int groups);
+dc_status dc_cpu_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                          dc_ptr beta, dc_ptr y, int n, int c, int hw, int groups, float eps);
+dc_status dc_cpu_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma, dc_ptr dy,
+                        dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw, int groups,
+                        float eps);
+dc_status dc_cpu_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int h, int w, int s);
+dc_status dc_cpu_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w, int s);
+dc_status dc_cpu_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int dim, float scale,
+                            float max_period);
+
 #endif

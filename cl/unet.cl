@@ -1,0 +1,149 @@
+/* The U-Net primitives: channel slices (concatenation), group normalisation, nearest
+ * upsampling, sinusoidal time embedding. Group statistics and the backward are one
+ * work-group per (image, group), whose values are contiguous; the per-channel parameter
+ * gradients are one work-group per channel. */
+
+/* dir 0: big[i][coff + ch][p] = small[i][ch][p]; dir 1: small[i][ch][p] += big[...] */
+__kernel void dc_chan_slice(int dir, __global float *big, ulong big_off, int cbig, int coff,
+                            __global float *small, ulong small_off, int csmall, uint total,
+                            int hw) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint run = (uint)csmall * (uint)hw, i = idx / run, q = idx - i * run;
+    const ulong b = big_off + ((ulong)i * cbig + coff) * hw + q;
+    if (dir == 0)
+        big[b] = small[small_off + idx];
+    else
+        small[small_off + idx] += big[b];
+}
+
+/* mean/var of group gi (= i*groups + j): its m values start at gi*m. Two passes. */
+__kernel void dc_gn_stats(__global const float *x, ulong x_off, __global float *mean,
+                          ulong mean_off, __global float *var, ulong var_off, uint m,
+                          __local float *scratch) {
+    const uint gi = get_group_id(0), lid = get_local_id(0), step = get_local_size(0);
+    x += x_off + (ulong)gi * m;
+    float sum = 0.0f, comp = 0.0f;
+    for (uint t = lid; t < m; t += step)
+        DC_KAHAN_ADD(sum, comp, x[t]);
+    const float mu = dc_group_sum(scratch, sum) / (float)m;
+    sum = 0.0f;
+    comp = 0.0f;
+    for (uint t = lid; t < m; t += step) {
+        const float d = x[t] - mu;
+        DC_KAHAN_ADD(sum, comp, d * d);
+    }
+    const float v = dc_group_sum(scratch, sum) / (float)m;
+    if (lid == 0) {
+        mean[mean_off + gi] = mu;
+        var[var_off + gi] = v;
+    }
+}
+
+/* y = a*x + b with a = gamma/sqrt(var + eps), b = beta - a*mean, like the CPU reference */
+__kernel void dc_gn_apply(__global const float *x, ulong x_off, __global const float *mean,
+                          ulong mean_off, __global const float *var, ulong var_off,
+                          __global const float *gamma, ulong gamma_off, __global const float *beta,
+                          ulong beta_off, __global float *y, ulong y_off, uint total, int c, int hw,
+                          int groups, float eps) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint plane = idx / (uint)hw, ch = plane % (uint)c, i = plane / (uint)c;
+    const uint gi = i * (uint)groups + ch / ((uint)c / (uint)groups);
+    const float a = gamma[gamma_off + ch] / sqrt(var[var_off + gi] + eps);
+    const float b = beta[beta_off + ch] - a * mean[mean_off + gi];
+    y[y_off + idx] = a * x[x_off + idx] + b;
+}
+
+/* dx of group gi: with g = gamma*dy over the group's m = cg*hw values,
+ * dx += rstd/m * (m*g - sum g - xhat * sum g*xhat) */
+__kernel void dc_gn_bwd_dx(__global const float *x, ulong x_off, __global const float *mean,
+                           ulong mean_off, __global const float *var, ulong var_off,
+                           __global const float *gamma, ulong gamma_off, __global const float *dy,
+                           ulong dy_off, __global float *dx, ulong dx_off, int c, int hw,
+                           int groups, float eps, __local float *scratch) {
+    const uint gi = get_group_id(0), lid = get_local_id(0), step = get_local_size(0);
+    const uint cg = (uint)c / (uint)groups, m = cg * (uint)hw;
+    const uint ch0 = (gi % (uint)groups) * cg;
+    const ulong base = (ulong)gi * m;
+    x += x_off + base;
+    dy += dy_off + base;
+    dx += dx_off + base;
+    gamma += gamma_off + ch0;
+    const float mu = mean[mean_off + gi], rstd = 1.0f / sqrt(var[var_off + gi] + eps);
+    float s1 = 0.0f, c1 = 0.0f, s2 = 0.0f, c2 = 0.0f;
+    for (uint t = lid; t < m; t += step) {
+        const float g = gamma[t / (uint)hw] * dy[t];
+        DC_KAHAN_ADD(s1, c1, g);
+        DC_KAHAN_ADD(s2, c2, g * ((x[t] - mu) * rstd));
+    }
+    const float sg = dc_group_sum(scratch, s1);
+    const float sgx = dc_group_sum(scratch, s2);
+    const float fm = (float)m, k = rstd / fm;
+    for (uint t = lid; t < m; t += step) {
+        const float xh = (x[t] - mu) * rstd;
+        dx[t] += k * (fm * (gamma[t / (uint)hw] * dy[t]) - sg - xh * sgx);
+    }
+}
+
+/* dgamma[ch] += sum_{i,p} dy*xhat, dbeta[ch] += sum_{i,p} dy; one work-group per channel */
+__kernel void dc_gn_bwd_param(__global const float *x, ulong x_off, __global const float *mean,
+                              ulong mean_off, __global const float *var, ulong var_off,
+                              __global const float *dy, ulong dy_off, __global float *dgamma,
+                              ulong dgamma_off, __global float *dbeta, ulong dbeta_off, int n,
+                              int c, int hw, int groups, float eps, __local float *scratch) {
+    const uint ch = get_group_id(0), lid = get_local_id(0), step = get_local_size(0);
+    const uint m = (uint)n * (uint)hw, j = ch / ((uint)c / (uint)groups);
+    x += x_off;
+    dy += dy_off;
+    float s1 = 0.0f, c1 = 0.0f, s2 = 0.0f, c2 = 0.0f;
+    for (uint t = lid; t < m; t += step) {
+        const uint i = t / (uint)hw, p = t - i * (uint)hw, gi = i * (uint)groups + j;
+        const ulong o = ((ulong)i * c + ch) * hw + p;
+        const float rstd = 1.0f / sqrt(var[var_off + gi] + eps);
+        DC_KAHAN_ADD(s1, c1, dy[o]);
+        DC_KAHAN_ADD(s2, c2, dy[o] * ((x[o] - mean[mean_off + gi]) * rstd));
+    }
+    const float sdy = dc_group_sum(scratch, s1);
+    const float sdyx = dc_group_sum(scratch, s2);
+    if (lid == 0) {
+        dgamma[dgamma_off + ch] += sdyx;
+        dbeta[dbeta_off + ch] += sdy;
+    }
+}
+
+/* y[pl][oy][ox] = x[pl][oy/s][ox/s]; one work-item per output value */
+__kernel void dc_upsample_fwd(__global const float *x, ulong x_off, __global float *y, ulong y_off,
+                              uint total, int h, int w, int s) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint ow = (uint)w * (uint)s, oh = (uint)h * (uint)s;
+    const uint ox = idx % ow, oy = (idx / ow) % oh, pl = idx / (ow * oh);
+    y[y_off + idx] = x[x_off + ((ulong)pl * h + oy / (uint)s) * w + ox / (uint)s];
+}
+
+/* dx[pl][iy][ix] += the s x s block of dy, summed in row-major order like the CPU */
+__kernel void dc_upsample_bwd(__global const float *dy, ulong dy_off, __global float *dx,
+                              ulong dx_off, uint total, int h, int w, int s) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint ix = idx % (uint)w, iy = (idx / (uint)w) % (uint)h, pl = idx / ((uint)w * h);
+    const uint ow = (uint)w * (uint)s, oh = (uint)h * (uint)s;
+    float acc = 0.0f;
+    for (uint a = 0; a < (uint)s; a++)
+        for (uint b = 0; b < (uint)s; b++)
+            acc += dy[dy_off + ((ulong)pl * oh + iy * (uint)s + a) * ow + ix * (uint)s + b];
+    dx[dx_off + idx] += acc;
+}
+
+/* y[r][k] = sin(scale*t[r]*f_k), y[r][nf + k] = cos(...), f_k = exp(-log(P)*k/nf), nf = dim/2 */
+__kernel void dc_time_embed(__global const float *t, ulong t_off, __global float *y, ulong y_off,
+                            uint total, int dim, float scale, float max_period) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint nf = (uint)dim / 2u, r = idx / nf, k = idx - r * nf; /* `half` is a type */
+    const float f = exp(-log(max_period) * (float)k / (float)nf);
+    const float a = scale * t[t_off + r] * f;
+    y[y_off + (ulong)r * dim + k] = sin(a);
+    y[y_off + (ulong)r * dim + nf + k] = cos(a);
+}
