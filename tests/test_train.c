@@ -421,6 +421,13 @@ static void test_mask_mix(void **state) {
         if (fabs(share - want[k]) > 4 * sd + 0.01) /* + a random box that happens to match */
             fail_msg("mask %s: share %.3f, want %.2f", dc_mask_name((dc_mask_kind)k), share, want[k]);
     }
+    /* without a random stream (eval, complete) the drawn kinds take a fixed region */
+    dc_mask_make(DC_MASK_MIX, S, S, NULL, mask);
+    dc_mask_make(DC_MASK_BOTTOM, S, S, NULL, ref);
+    assert_memory_equal(mask, ref, sizeof mask);
+    dc_mask_make(DC_MASK_RANDOM, S, S, NULL, mask);
+    dc_mask_make(DC_MASK_BOX, S, S, NULL, ref);
+    assert_memory_equal(mask, ref, sizeof mask);
     dc_model_spec spec;
     dc_error err = {0};
     assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 64, &err), DC_OK);

@@ -390,6 +390,9 @@ static const struct {
 
 void dc_mask_make(dc_mask_kind kind, int h, int w, dc_rng *rng, float *mask) {
     int y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+    /* no random stream: the drawn kinds take a fixed region (mix: bottom; random: box) */
+    if (!rng && kind == DC_MASK_MIX) kind = DC_MASK_BOTTOM;
+    if (!rng && kind == DC_MASK_RANDOM) kind = DC_MASK_BOX;
     if (kind == DC_MASK_MIX) {
         int draw = (int)dc_rng_below(rng, 100), k = 0;
         while (draw >= mask_mix[k].percent) draw -= mask_mix[k++].percent;

@@ -192,7 +192,8 @@ dc_status dc_model_sample_latents(const dc_model *m, int n, float t, uint64_t se
                                   dc_error *err);
 static inline dc_graph *dc_model_graph(dc_model *m) { return m ? m->g : NULL; }
 
-/* Fill mask (1 = hidden) for one image. */
+/* Fill mask (1 = hidden) for one image. rng NULL: the drawn kinds take a fixed region
+ * (random: box, mix: bottom). */
 void dc_mask_make(dc_mask_kind kind, int h, int w, dc_rng *rng, float *mask);
 /* Prepare the complete-model inputs for one image: masked input (hidden pixels set to
  * `fill`), loss weight (hidden 1, visible vw). */
