@@ -20,6 +20,26 @@ __kernel void dc_mse_partial(__global const float *pred, ulong pred_off,
     if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
 }
 
+/* Binary cross-entropy of tanh(x) against t in [-1, 1] (see primitives.def) stage 1:
+ * dx = k*w*(tanh x - t) with k = scale/n; partial[g] = sum w*(softplus(2x) - 2x*y). */
+__kernel void dc_bce_tanh_partial(__global const float *x, ulong x_off,
+                                  __global const float *target, ulong target_off,
+                                  __global const float *weight, ulong weight_off, int has_weight,
+                                  uint n, __global float *dx, ulong dx_off, float k,
+                                  __global float *partial, __local float *scratch) {
+    const ulong stride = (ulong)get_local_size(0) * get_num_groups(0);
+    float sum = 0.0f, comp = 0.0f;
+    for (ulong i = get_global_id(0); i < n; i += stride) {
+        const float w = has_weight ? weight[weight_off + i] : 1.0f;
+        const float v = x[x_off + i], t = target[target_off + i];
+        const float l = 2.0f * v, y = 0.5f * (1.0f + t);
+        DC_KAHAN_ADD(sum, comp, w * (fmax(l, 0.0f) - l * y + log1p(exp(-fabs(l)))));
+        dx[dx_off + i] = k * w * (tanh(v) - t);
+    }
+    const float total = dc_group_sum(scratch, sum);
+    if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
+}
+
 /* Gaussian KL stage 1: dmu = g*mu, dlv = g*0.5*(exp(lv) - 1) with g = scale/rows;
  * partial[g] = sum (1 + lv - mu^2 - exp(lv)). */
 __kernel void dc_kl_partial(__global const float *mu, ulong mu_off, __global const float *lv,

@@ -176,7 +176,7 @@ dc_status dc_graph_require_grad(dc_graph *g, int node) {
 }
 
 static int is_scalar_loss(dc_op op) {
-    return op == DC_OP_MSE_LOSS || op == DC_OP_XENT_LOSS || op == DC_OP_KL_LOSS ||
+    return op == DC_OP_MSE_LOSS || op == DC_OP_BCE_TANH_LOSS || op == DC_OP_XENT_LOSS || op == DC_OP_KL_LOSS ||
            op == DC_OP_LOSS_SUM;
 }
 
@@ -539,8 +539,10 @@ dc_status dc_graph_node_info(const dc_graph *g, int node, dc_node_info *info) {
 dc_status dc_graph_set_noise_std(dc_graph *g, int node, float std) {
     if (!g || node < 0 || node >= g->n) return DC_ERR_ARG;
     dc_node *n = &g->nodes[node];
-    if (n->op != DC_OP_GAUSSIAN_NOISE)
-        return dc_set_error(&g->err, DC_ERR_ARG, "set_noise_std: '%s' is not a gaussian_noise node",
+    if (n->op != DC_OP_GAUSSIAN_NOISE && !(n->op == DC_OP_REPARAM && n->prior_eval))
+        return dc_set_error(&g->err, DC_ERR_ARG,
+                            "set_noise_std: '%s' is not a gaussian_noise node or a reparameterize "
+                            "node with a prior",
                             n->name);
     n->std = std;
     return DC_OK;

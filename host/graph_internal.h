@@ -29,6 +29,7 @@ typedef struct dc_node {
     int k, stride, pad, out_pad, out_ch, rows;
     float alpha, p, eps, momentum, std, coef[2];
     int always, tied_to, pool_node;
+    int prior_eval;                /* reparameterize: eval mode draws std * N(0, 1) */
     dc_win2d win;                  /* conv/pool geometry (see each op) */
     /* analysis */
     int requires_grad, wants_grad, alias; /* alias: output is a view of input 0 */

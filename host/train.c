@@ -643,6 +643,46 @@ static void warn(dc_trainer *t, const char *message) {
     if (t->cb.warning) t->cb.warning(t->cb.user, message);
 }
 
+/* Self-feedback (spec.feedback = p): a first forward pass completes the batch, and each
+ * image with probability p has its hidden pixels replaced by that completion, as
+ * `deconv complete --passes` does between passes. The step then trains on those inputs;
+ * no gradient flows through the first pass (its output is data here). */
+static dc_status self_feedback(dc_trainer *t, uint64_t step_seed, dc_error *err) {
+    dc_model *m = t->m;
+    dc_batch *b = &t->batch;
+    const int hw = m->spec.size * m->spec.size, C = m->spec.channels;
+    unsigned char *pick = malloc((size_t)b->n);
+    float *y = malloc(sizeof(float) * b->image_numel * (size_t)b->n);
+    if (!pick || !y) {
+        free(pick), free(y);
+        return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
+    }
+    dc_rng rng;
+    dc_rng_seed(&rng, dc_seed_mix(step_seed, 0xfeedULL));
+    int any = 0;
+    for (int i = 0; i < b->n; i++) any |= pick[i] = dc_rng_uniform(&rng) < m->spec.feedback;
+    dc_status s = DC_OK;
+    if (any) {
+        /* the first pass as `deconv complete` runs it: eval mode, the trained code noise */
+        dc_graph_set_train(m->g, 0);
+        s = dc_graph_forward(m->g, m->out);
+        dc_graph_set_train(m->g, 1);
+        if (s == DC_OK) s = dc_graph_read(m->g, m->out, y);
+    }
+    for (int i = 0; any && s == DC_OK && i < b->n; i++) {
+        if (!pick[i]) continue;
+        const float *mask = b->mask + (size_t)i * hw, *yi = y + (size_t)i * b->image_numel;
+        float *x = b->x + (size_t)i * b->image_numel;
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < hw; p++)
+                if (mask[p] > 0.5f) x[(size_t)c * hw + p] = yi[(size_t)c * hw + p];
+    }
+    if (any && s == DC_OK) s = dc_graph_set_input(m->g, m->x, b->x);
+    free(pick), free(y);
+    if (s != DC_OK) return dc_set_error(err, s, "self-feedback: %s", dc_graph_error(m->g)->msg);
+    return DC_OK;
+}
+
 /* One optimizer step on items perm[first..first+count); its loss is added to acc_loss on
  * the device. */
 static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss, dc_error *err) {
@@ -653,6 +693,7 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
     DC_TRY(dc_model_set_batch(m, &t->batch, err));
     dc_graph_set_seed(m->g, step_seed);
     dc_status s;
+    if (m->spec.feedback > 0 && (s = self_feedback(t, step_seed, err)) != DC_OK) return s;
     if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
         (s = dc_params_zero_grad(m->params)) != DC_OK ||
         (s = dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL)) != DC_OK)

@@ -747,6 +747,14 @@ static void test_losses(void **state) {
         BOTH(mse, AT(p, 1), AT(t, 2), AT(w, 0), n, AT(loss, 2), AT(d, 4), 1.0f);
         check("mse loss weighted", loss, 2, 1, REDUCE);
         check("mse grad weighted", d, 0, d.n, ELEM);
+        /* bce from logits: a wide range, extremes included, must agree and stay finite */
+        twin_rand(p, -8, 8);
+        BOTH(bce_tanh, AT(p, 1), AT(t, 2), NONE, n, AT(loss, 1), AT(d, 4), 0.7f);
+        check("bce_tanh loss", loss, 1, 1, REDUCE);
+        check("bce_tanh grad", d, 0, d.n, ELEM);
+        BOTH(bce_tanh, AT(p, 1), AT(t, 2), AT(w, 0), n, AT(loss, 2), AT(d, 4), 1.0f);
+        check("bce_tanh loss weighted", loss, 2, 1, REDUCE);
+        check("bce_tanh grad weighted", d, 0, d.n, ELEM);
         twin *all[] = {&p, &t, &w, &loss, &d};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             twin_free(all[i]);

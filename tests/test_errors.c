@@ -231,10 +231,43 @@ static void test_model_kinds(void **state) {
     char *js = dc_model_spec_to_json(&a);
     assert_string_equal(js, "{\"kind\":\"complete\",\"channels\":1,\"size\":64,\"base\":32,"
                             "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
-                            "\"mask\":\"bottom\",\"visible_weight\":0.100000001,\"loss_full\":0,"
-                            "\"beta\":1,\"glo_count\":0,\"classes\":10,\"batchnorm\":0,"
-                            "\"dropout\":0}");
+                            "\"mask\":\"mix\",\"visible_weight\":0.100000001,\"loss_full\":0,"
+                            "\"loss\":\"mse\",\"code\":\"noise\",\"bottleneck\":\"dense\","
+                            "\"feedback\":0.300000012,\"beta\":1,\"glo_count\":0,\"classes\":10,"
+                            "\"batchnorm\":0,\"dropout\":0}");
     free(js);
+    /* a completion model's spec from before the loss, code, bottleneck and feedback keys
+     * (and the mix mask) reads as the model it was: mse, noise code, dense, no feedback */
+    const char *before = "{\"kind\":\"complete\",\"channels\":1,\"size\":64,\"base\":32,"
+                         "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
+                         "\"mask\":\"bottom\",\"visible_weight\":0.100000001,\"loss_full\":0,"
+                         "\"beta\":1,\"glo_count\":0,\"classes\":10,\"batchnorm\":0,"
+                         "\"dropout\":0}";
+    assert_int_equal(dc_model_spec_from_json(before, &b, &err), DC_OK);
+    assert_int_equal(b.mask, DC_MASK_BOTTOM);
+    assert_int_equal(b.loss, DC_LOSS_MSE);
+    assert_int_equal(b.code, DC_CODE_NOISE);
+    assert_int_equal(b.bottleneck, DC_BOTTLENECK_DENSE);
+    assert_true(b.feedback == 0.0f);
+    /* the new options: names, refusals that name the option */
+    b.loss = DC_LOSS_BCE, b.code = DC_CODE_VAE, b.bottleneck = DC_BOTTLENECK_CONV, b.feedback = 0.5f;
+    js = dc_model_spec_to_json(&b);
+    assert_int_equal(dc_model_spec_from_json(js, &a, &err), DC_OK);
+    free(js);
+    assert_memory_equal(&a, &b, sizeof a);
+    b.latent = 100; /* not a multiple of 8 x 8 */
+    assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_SHAPE);
+    ASSERT_MSG(err.msg, "--bottleneck conv");
+    b.latent = 128, b.feedback = 1.5f;
+    assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--feedback");
+    assert_int_equal(dc_model_spec_default(&b, "glo", 1, 64, &err), DC_OK);
+    b.loss = DC_LOSS_BCE;
+    assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--loss bce");
+    dc_loss_kind lk;
+    assert_int_equal(dc_loss_kind_parse("l1", &lk, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "use mse or bce");
     /* an older spec without the later keys: the kind's defaults fill them */
     const char *older = "{\"kind\":\"glo\",\"size\":32,\"glo_count\":3}";
     assert_int_equal(dc_model_spec_from_json(older, &b, &err), DC_OK);

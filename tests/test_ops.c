@@ -1078,6 +1078,94 @@ static void test_losses(void **state) {
     dc_backend_free(be);
 }
 
+/* Binary cross-entropy of tanh(x) against t in [-1, 1]: the value against the textbook
+ * -[y log p + (1-y) log(1-p)] (p = (1 + tanh x)/2 = sigmoid(2x), y = (1 + t)/2, logs from
+ * log-sigmoid in double), finite at logits far beyond exp's float range, and its gradient
+ * against finite differences, weighted and unweighted. */
+static void test_bce_tanh_loss(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    dc_graph *g;
+    dc_rng rng;
+    dc_rng_seed(&rng, 21);
+    const int N = 3, D = 8, n = N * D;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, N, &g), DC_OK);
+    int x = dc_input(g, "x", D, 1, 1), t = dc_input(g, "t", D, 1, 1), w = dc_input(g, "w", D, 1, 1);
+    int x2 = dc_input(g, "x2", D, 1, 1);
+    dc_graph_require_grad(g, x);
+    dc_graph_require_grad(g, x2);
+    int weighted = dc_bce_tanh_loss(g, x, t, w), plain = dc_bce_tanh_loss(g, x2, t, -1);
+    int total = dc_loss_sum(g, weighted, 1.0f, plain, 0.5f);
+    /* shapes are checked */
+    int bad = dc_input(g, "bad", D + 1, 1, 1);
+    assert_int_equal(dc_bce_tanh_loss(g, x, bad, -1), -1);
+    assert_non_null(strstr(dc_graph_error(g)->msg, "bce_tanh_loss"));
+    dc_graph_free(g);
+    assert_int_equal(dc_graph_create(p, N, &g), DC_OK);
+    x = dc_input(g, "x", D, 1, 1), t = dc_input(g, "t", D, 1, 1), w = dc_input(g, "w", D, 1, 1);
+    x2 = dc_input(g, "x2", D, 1, 1);
+    dc_graph_require_grad(g, x);
+    dc_graph_require_grad(g, x2);
+    weighted = dc_bce_tanh_loss(g, x, t, w), plain = dc_bce_tanh_loss(g, x2, t, -1);
+    total = dc_loss_sum(g, weighted, 1.0f, plain, 0.5f);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    float X[24], X2[24], T[24], W[24];
+    tu_fill_uniform(X, n, &rng, -2, 2);
+    tu_fill_uniform(X2, n, &rng, -2, 2);
+    tu_fill_uniform(T, n, &rng, -1, 1);
+    tu_fill_uniform(W, n, &rng, 0, 1);
+    T[0] = -1, T[1] = 1, T[2] = 1, T[3] = -1; /* binary targets, and extreme logits */
+    X2[0] = 40, X2[1] = -40, X2[2] = 60, X2[3] = -60;
+    dc_graph_set_input(g, x, X);
+    dc_graph_set_input(g, x2, X2);
+    dc_graph_set_input(g, t, T);
+    dc_graph_set_input(g, w, W);
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    double rw = 0, rp = 0;
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 2; k++) {
+            const double v = k ? X2[i] : X[i], y = 0.5 * (1.0 + T[i]);
+            const double logp = -log1p(exp(-2.0 * v)), log1mp = -log1p(exp(2.0 * v));
+            const double e = -(y * logp + (1.0 - y) * log1mp);
+            if (k) rp += e; else rw += W[i] * e;
+        }
+    }
+    rw /= n, rp /= n;
+    float got[3];
+    dc_graph_read(g, weighted, &got[0]);
+    dc_graph_read(g, plain, &got[1]);
+    dc_graph_read(g, total, &got[2]);
+    assert_true(isfinite(got[1]));
+    if (fabs(got[0] - rw) > 1e-5 * fmax(1, rw)) fail_msg("bce weighted %g, reference %g", got[0], rw);
+    if (fabs(got[1] - rp) > 1e-5 * fmax(1, rp)) fail_msg("bce plain %g, reference %g", got[1], rp);
+    assert_int_equal(dc_graph_backward(g, total, DC_RELU_NORMAL), DC_OK);
+    struct { int node; float *host; } ins[2] = {{x, X}, {x2, X2}};
+    for (int k = 0; k < 2; k++) {
+        float grad[24];
+        dc_graph_read_grad(g, ins[k].node, grad);
+        for (int i = 0; i < n; i++) {
+            assert_true(isfinite(grad[i]));
+            float keep = ins[k].host[i];
+            ins[k].host[i] = keep + 1e-2f;
+            dc_graph_set_input(g, ins[k].node, ins[k].host);
+            double lp = loss_at(g, total);
+            ins[k].host[i] = keep - 1e-2f;
+            dc_graph_set_input(g, ins[k].node, ins[k].host);
+            double lm = loss_at(g, total);
+            ins[k].host[i] = keep;
+            dc_graph_set_input(g, ins[k].node, ins[k].host);
+            double fd = (lp - lm) / 2e-2;
+            if (fabs(fd - grad[i]) > 2e-3 + 2e-2 * fabs(fd))
+                fail_msg("bce input %d[%d]: analytic %g, finite difference %g", k, i, (double)grad[i], fd);
+        }
+    }
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
 /* Dropout keeps about 1-p of the values, scaled by 1/(1-p); eval mode is the identity. */
 static void test_dropout_stats(void **state) {
     (void)state;
@@ -1123,6 +1211,7 @@ int main(void) {
         cmocka_unit_test(test_unet_builder_errors),
         cmocka_unit_test(test_winograd_matches_gemm),
         cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_bce_tanh_loss),
         cmocka_unit_test(test_dropout_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -389,6 +389,144 @@ static void test_trainer_resume_is_bit_identical(void **state) {
     check_resume("glo", DC_OPTIM_ADAMW, DC_SCHED_CONSTANT, 4);
 }
 
+/* The mix mask draws each kind at its stated rate (full 25 %, random 25 %, each fixed
+ * region 10 %), and the full mask hides every pixel. */
+static void test_mask_mix(void **state) {
+    (void)state;
+    const int S = 16, draws = 8000;
+    float mask[256], ref[256];
+    int counts[DC_MASK_MIX + 1] = {0};
+    dc_rng rng, r2;
+    dc_rng_seed(&rng, 77);
+    for (int d = 0; d < draws; d++) {
+        dc_mask_make(DC_MASK_MIX, S, S, &rng, mask);
+        int hidden = 0;
+        for (int p = 0; p < S * S; p++) hidden += mask[p] > 0.5f;
+        int kind = DC_MASK_RANDOM; /* unless it equals a fixed region */
+        for (int k = DC_MASK_BOTTOM; k <= DC_MASK_FULL; k++) {
+            if (k == DC_MASK_RANDOM) continue;
+            dc_rng_seed(&r2, 1);
+            dc_mask_make((dc_mask_kind)k, S, S, &r2, ref);
+            if (!memcmp(mask, ref, sizeof mask)) kind = k;
+        }
+        if (kind == DC_MASK_FULL) assert_int_equal(hidden, S * S);
+        counts[kind]++;
+    }
+    const double want[DC_MASK_MIX + 1] = {[DC_MASK_FULL] = 0.25, [DC_MASK_RANDOM] = 0.25,
+                                          [DC_MASK_BOTTOM] = 0.1, [DC_MASK_TOP] = 0.1,
+                                          [DC_MASK_LEFT] = 0.1,   [DC_MASK_RIGHT] = 0.1,
+                                          [DC_MASK_BOX] = 0.1};
+    for (int k = DC_MASK_BOTTOM; k <= DC_MASK_FULL; k++) {
+        const double share = counts[k] / (double)draws;
+        /* 4 binomial standard deviations */
+        const double sd = sqrt(want[k] * (1 - want[k]) / draws);
+        if (fabs(share - want[k]) > 4 * sd + 0.01) /* + a random box that happens to match */
+            fail_msg("mask %s: share %.3f, want %.2f", dc_mask_name((dc_mask_kind)k), share, want[k]);
+    }
+    /* without a random stream (eval, complete) the drawn kinds take a fixed region */
+    dc_mask_make(DC_MASK_MIX, S, S, NULL, mask);
+    dc_mask_make(DC_MASK_BOTTOM, S, S, NULL, ref);
+    assert_memory_equal(mask, ref, sizeof mask);
+    dc_mask_make(DC_MASK_RANDOM, S, S, NULL, mask);
+    dc_mask_make(DC_MASK_BOX, S, S, NULL, ref);
+    assert_memory_equal(mask, ref, sizeof mask);
+    dc_model_spec spec;
+    dc_error err = {0};
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 64, &err), DC_OK);
+    assert_int_equal(spec.mask, DC_MASK_MIX); /* the blank canvas is in the training data */
+}
+
+static size_t model_param_count(dc_model *m) {
+    size_t total = 0;
+    for (int i = 0; i < dc_params_count(m->params); i++) total += dc_params_get(m->params, i)->numel;
+    return total;
+}
+
+/* The completion model's options train (loss finite, weights move) and behave:
+ * conv bottleneck: far fewer parameters than the dense one, the same code size;
+ * code vae: the blank canvas's completions differ between seeds at the prior's std and
+ * coincide at std 0; bce and self-feedback run in the same steps. */
+static void test_complete_options(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *all = trainer_data(), *train, *val;
+    assert_int_equal(dc_dataset_split(all, 0.2f, 9, &train, &val, &err), DC_OK);
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    char *dir = tu_tmpdir("complete_opts");
+    size_t dense_params = 0;
+    for (int variant = 0; variant < 3; variant++) {
+        dc_model_spec spec;
+        assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
+        spec.base = 4, spec.blocks = 2, spec.latent = 32;
+        spec.loss = DC_LOSS_BCE;
+        spec.feedback = 0.5f;
+        if (variant >= 1) spec.bottleneck = DC_BOTTLENECK_CONV;
+        if (variant == 2) spec.code = DC_CODE_VAE;
+        dc_train_config cfg;
+        dc_train_config_default(&cfg);
+        cfg.epochs = 4, cfg.batch = 4, cfg.seed = 3;
+        snprintf(cfg.out, sizeof cfg.out, "%s/v%d", dir, variant);
+        dc_train_callbacks cb = {0};
+        dc_trainer *t;
+        if (dc_trainer_create(be, &spec, train, val, &cfg, &cb, &t, &err) != DC_OK)
+            fail_msg("variant %d: %s", variant, err.msg);
+        dc_model *m = dc_trainer_model(t);
+        const size_t params = model_param_count(m);
+        if (variant == 0) dense_params = params;
+        if (variant == 1) {
+            /* dense: 4x4x8 -> 32 -> 4x4x8 holds 2 x 4096 + biases; conv: two 3x3 8->8 and a
+             * 1x1, and a 3x3 2->8 back */
+            assert_true(dc_params_find(m->params, "dec_conv.weight") >= 0);
+            assert_true(dc_params_find(m->params, "dec_fc.weight") < 0);
+            assert_true(params + 7000 < dense_params);
+        }
+        size_t n0;
+        float *before = trainer_weights(t, &n0);
+        if (dc_trainer_run(t, &err) != DC_OK) fail_msg("variant %d: %s", variant, err.msg);
+        double vloss, acc;
+        assert_int_equal(dc_trainer_validate(t, &vloss, &acc, &err), DC_OK);
+        assert_true(isfinite(vloss));
+        size_t n1;
+        float *after = trainer_weights(t, &n1);
+        assert_int_equal(n0, n1);
+        assert_true(memcmp(before, after, n0 * sizeof(float)) != 0);
+        free(before), free(after);
+        if (variant == 2) {
+            /* generation: blank canvas, eval mode, two seeds */
+            const size_t isz = 256, B = (size_t)m->batch;
+            float *x = calloc(B * isz, sizeof(float)), *y1 = malloc(B * isz * 4),
+                  *y2 = malloc(B * isz * 4), *y0 = malloc(B * isz * 4);
+            dc_graph_set_train(m->g, 0);
+            assert_int_equal(dc_graph_set_input(m->g, m->x, x), DC_OK);
+            /* the target (the posterior's input) plays no part when generating */
+            for (size_t i = 0; i < B * isz; i++) x[i] = (float)(i % 7) / 7.0f;
+            assert_int_equal(dc_graph_set_input(m->g, m->target, x), DC_OK);
+            float *out[3] = {y1, y2, y0};
+            const float stds[3] = {1.0f, 1.0f, 0.0f};
+            for (int k = 0; k < 3; k++) {
+                assert_int_equal(dc_graph_set_noise_std(m->g, m->noise, stds[k]), DC_OK);
+                dc_graph_set_seed(m->g, 100 + (uint64_t)(k == 1));
+                assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
+                assert_int_equal(dc_graph_read(m->g, m->out, out[k]), DC_OK);
+            }
+            double diff = 0;
+            for (size_t i = 0; i < B * isz; i++) diff += fabs(y1[i] - y2[i]);
+            assert_true(diff > 0);
+            /* std 0: the prior's mean, the same code for every image of the batch */
+            assert_memory_equal(y0, y0 + isz, isz * sizeof(float));
+            free(x), free(y1), free(y2), free(y0);
+        }
+        dc_trainer_free(t);
+    }
+    dc_backend_free(be);
+    dc_dataset_free(all);
+    dc_dataset_free(train);
+    dc_dataset_free(val);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
 /* The stored options go through JSON exactly, and the format the checkpoints of earlier
  * versions hold (written by hand, same keys) still reads. */
 static void test_train_config_json(void **state) {
@@ -607,6 +745,8 @@ int main(void) {
         cmocka_unit_test(test_split_has_its_own_seed),
         cmocka_unit_test(test_glo_sampling_independent_of_training),
         cmocka_unit_test(test_glo_projection_fits_latents),
+        cmocka_unit_test(test_mask_mix),
+        cmocka_unit_test(test_complete_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,11 +2,53 @@
  * model, from a blank canvas with random codes (the owner's experiment). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli/gen_common.h"
+
+/* What a glance at the samples tells: the share of mid-grey pixels (|v| < 0.5) and the
+ * spread between samples (per-pixel std across them, averaged). A model that cannot
+ * generate gives grey mush (a high share) or one image whatever the code (no spread). */
+static void judge_samples(const dc_model *m, const float *img, int n, size_t isz) {
+    double grey = 0, spread = 0;
+    for (size_t p = 0; p < isz; p++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < n; i++) {
+            const double v = img[(size_t)i * isz + p];
+            s += v, s2 += v * v;
+            grey += fabs(v) < 0.5;
+        }
+        const double mean = s / n, var = s2 / n - mean * mean;
+        spread += var > 0 ? sqrt(var) : 0;
+    }
+    grey /= (double)n * (double)isz;
+    spread /= (double)isz;
+    printf("samples: %.1f %% mid-grey pixels (|v| < 0.5), spread between samples %.3f\n",
+           100.0 * grey, spread);
+    if (m->spec.kind == DC_MODEL_COMPLETE && m->spec.mask != DC_MASK_FULL &&
+        m->spec.mask != DC_MASK_MIX)
+        fprintf(stderr,
+                "deconv generate: warning: this completion model was trained with --mask %s and "
+                "never saw a blank canvas; these images are outside what it learned (train with "
+                "--mask mix)\n",
+                dc_mask_name(m->spec.mask));
+    if (grey > 0.5)
+        fprintf(stderr,
+                "deconv generate: warning: %.0f %% of the pixels are mid-grey: this model does "
+                "not generate usable images\n",
+                100.0 * grey);
+    if (n > 1 && spread < 0.05)
+        fprintf(stderr,
+                "deconv generate: warning: the samples barely differ (spread %.3f): the model "
+                "ignores its random code and draws one image%s\n",
+                spread,
+                m->spec.kind == DC_MODEL_COMPLETE && m->spec.code == DC_CODE_NOISE
+                    ? " (train with --code vae for codes that matter)"
+                    : "");
+}
 
 int dc_cmd_generate(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
@@ -63,6 +105,7 @@ int dc_cmd_generate(int argc, char **argv) {
         if (gen_sample_latents("generate", m, n, temp, seed, z) || gen_decode("generate", dec, z, img))
             goto done;
     }
+    judge_samples(m, img, n, isz);
     if (dc_image_write_grid(out, img, n, C, S, S, 0, 0, DC_RANGE_PM1, &err) != DC_OK) {
         dc_cli_fail("generate", "%s", err.msg);
         goto done;

@@ -49,8 +49,11 @@ static void usage(void) {
         "           --channels 1|3  --val FRACTION (0.1)  --augment / --no-augment\n"
         "model:     --model complete|vae|glo|classifier  --base N (32)  --blocks N (3)\n"
         "           --kernel K (3)  --latent N (128; glo 32)  --tied  --noise STD (1.0)\n"
-        "           --mask bottom|top|left|right|box|random|none  --visible-weight W (0.1)\n"
-        "           --loss masked|full  --beta B (vae, 1.0)  --classes N  --no-batchnorm\n"
+        "           --mask mix|full|bottom|top|left|right|box|random|none (complete: mix)\n"
+        "           --visible-weight W (0.1)  --loss mse|bce[,masked|full] (near-binary data:\n"
+        "           bce, else mse)  --beta B (vae and --code vae, 1.0)\n"
+        "           --code noise|vae  --bottleneck dense|conv  --feedback P (0.3)  (complete)\n"
+        "           --classes N  --no-batchnorm\n"
         "           --dropout P\n"
         "training:  --epochs N (guns 400, other data 20, classifier 10)\n"
         "           --batch N (guns 16, classifier 128, else 64)  --optim adam|adamw|sgd  --lr LR\n"
@@ -223,6 +226,21 @@ int dc_cmd_train(int argc, char **argv) {
                         train->n_classes, c.spec.classes);
             goto done;
         }
+    }
+    const char *loss_opt = dc_args_str(&a, "loss", NULL);
+    if (!resume && (c.spec.kind == DC_MODEL_COMPLETE || c.spec.kind == DC_MODEL_VAE)) {
+        /* MSE's optimum on black-and-white images is grey where unsure; cross-entropy's
+         * pushes each pixel to one side: the default where the data is near-binary */
+        const double share =
+            dc_near_binary_share(train->images, (size_t)train->n * dc_dataset_image_numel(train));
+        const int named = loss_opt && (strstr(loss_opt, "mse") || strstr(loss_opt, "bce"));
+        if (!named) c.spec.loss = share >= DC_NEAR_BINARY_SHARE ? DC_LOSS_BCE : DC_LOSS_MSE;
+        if (!c.quiet)
+            fprintf(stderr,
+                    "deconv train: loss %s (%s; %.1f %% of the training pixels lie within 0.1 of "
+                    "-1 or 1, near-binary from %.0f %%)\n",
+                    dc_loss_kind_name(c.spec.loss), named ? "--loss" : "the default for this data",
+                    100.0 * share, 100.0 * DC_NEAR_BINARY_SHARE);
     }
     if (c.cfg.epochs <= at.epoch) {
         fprintf(stderr, "deconv train: %s already finished %d epochs (use --epochs to extend)\n",

@@ -6,6 +6,9 @@
 #include "deconv/train.h"
 
 dc_mask_kind gen_mask_kind(const dc_model *m) {
+    /* one fixed region for the drawn kinds: the centred box for random holes, the bottom
+     * half (the classic completion task) for the mix */
+    if (m->spec.mask == DC_MASK_MIX) return DC_MASK_BOTTOM;
     return m->spec.mask == DC_MASK_RANDOM ? DC_MASK_BOX : m->spec.mask;
 }
 

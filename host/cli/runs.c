@@ -69,17 +69,36 @@ int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
         return 2;
     }
     spec->visible_weight = dc_args_float(a, "visible-weight", spec->visible_weight);
+    /* --loss names the function (mse, bce) or the weighting (masked, full); a comma joins
+     * both, e.g. bce,full */
     const char *loss = dc_args_str(a, "loss", NULL);
     if (loss) {
-        if (!strcmp(loss, "full"))
-            spec->loss_full = 1;
-        else if (!strcmp(loss, "masked"))
-            spec->loss_full = 0;
-        else {
-            fprintf(stderr, "deconv %s: --loss %s: use masked or full\n", a->cmd, loss);
-            return 2;
+        char list[64];
+        snprintf(list, sizeof list, "%s", loss);
+        for (char *save = NULL, *item = strtok_r(list, ",", &save); item;
+             item = strtok_r(NULL, ",", &save)) {
+            if (!strcmp(item, "full"))
+                spec->loss_full = 1;
+            else if (!strcmp(item, "masked"))
+                spec->loss_full = 0;
+            else if (dc_loss_kind_parse(item, &spec->loss, &err) != DC_OK) {
+                fprintf(stderr, "deconv %s: --loss %s: use mse or bce, masked or full\n", a->cmd,
+                        loss);
+                return 2;
+            }
         }
     }
+    const char *code = dc_args_str(a, "code", NULL);
+    if (code && dc_code_kind_parse(code, &spec->code, &err) != DC_OK) {
+        fprintf(stderr, "deconv %s: --code: %s\n", a->cmd, err.msg);
+        return 2;
+    }
+    const char *bottleneck = dc_args_str(a, "bottleneck", NULL);
+    if (bottleneck && dc_bottleneck_kind_parse(bottleneck, &spec->bottleneck, &err) != DC_OK) {
+        fprintf(stderr, "deconv %s: --bottleneck: %s\n", a->cmd, err.msg);
+        return 2;
+    }
+    spec->feedback = dc_args_float(a, "feedback", spec->feedback);
     spec->beta = dc_args_float(a, "beta", spec->beta);
     spec->classes = dc_args_int(a, "classes", spec->classes);
     if (dc_args_flag(a, "no-batchnorm")) spec->batchnorm = 0;

@@ -17,6 +17,7 @@ static const dc_kind_row rows[DC_MODEL_KIND_COUNT] = {
             .info = {DC_MODEL_COMPLETE, "complete",
                      DC_KIND_ENCODER | DC_KIND_DECODER | DC_KIND_CODE_NOISE,
                      "blank canvas + random codes", GENERATIVE_TRAIN_DEFAULTS(1)},
+            .defaults = dc_kind_complete_defaults,
             .build = dc_kind_complete_build,
             .onnx_output = "output",
             .onnx_doc = "deconv completion model: image = the image with its hidden region filled "

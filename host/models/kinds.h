@@ -36,8 +36,16 @@ const dc_kind_row *dc_kind_row_get(dc_model_kind kind);
  * convs -> tanh; returns the image output. */
 int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x);
 int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z);
+/* The encoder with its layers named PREFIX1, PREFIX2, ... (a second encoder's weights). */
+int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, const char *prefix);
+/* The encoder's feature map -> a [latent, 1, 1] code: dense, or with the conv bottleneck a
+ * 3x3 conv + relu + 1x1 conv to latent/side^2 channels (named NAME_conv, NAME). */
+int dc_model_build_code(dc_graph *g, const dc_model_spec *s, int h, const char *name);
+/* The spec's reconstruction loss of m->out against m->target, weighted by m->weight: MSE, or binary cross-entropy read from the logits before the final tanh. */
+int dc_model_build_recon_loss(dc_model *m);
 
 /* complete.c */
+void dc_kind_complete_defaults(dc_model_spec *s);
 void dc_kind_complete_build(dc_model *m);
 /* vae.c */
 void dc_kind_vae_defaults(dc_model_spec *s);

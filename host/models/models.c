@@ -9,21 +9,73 @@
 #include "internal.h"
 #include "models/kinds.h"
 
-static const char *const mask_names[] = {"none", "bottom", "top", "left", "right", "box", "random"};
+static const char *const mask_names[] = {"none", "bottom", "top",    "left", "right",
+                                         "box",  "random", "full",   "mix"};
+static const char *const loss_names[] = {"mse", "bce"};
+static const char *const code_names[] = {"noise", "vae"};
+static const char *const bottleneck_names[] = {"dense", "conv"};
+
+/* Looks `name` up in names[0..count); the error lists them. */
+static dc_status parse_name(const char *what, const char *name, const char *const *names,
+                            unsigned count, int *out, dc_error *err) {
+    for (unsigned i = 0; name && i < count; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (int)i;
+            return DC_OK;
+        }
+    char list[160] = "";
+    size_t used = 0;
+    for (unsigned i = 0; i < count && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+                                 i == 0 ? "" : i + 1 == count ? " or " : ", ", names[i]);
+    return dc_set_error(err, DC_ERR_ARG, "unknown %s '%s' (use %s)", what, name ? name : "(null)",
+                        list);
+}
 
 const char *dc_mask_name(dc_mask_kind m) {
     return (unsigned)m < DC_ARRAY_LEN(mask_names) ? mask_names[m] : "unknown";
 }
 
 dc_status dc_mask_parse(const char *name, dc_mask_kind *out, dc_error *err) {
-    for (unsigned i = 0; name && i < DC_ARRAY_LEN(mask_names); i++)
-        if (!strcmp(name, mask_names[i])) {
-            *out = (dc_mask_kind)i;
-            return DC_OK;
-        }
-    return dc_set_error(err, DC_ERR_ARG,
-                        "unknown mask '%s' (use none, bottom, top, left, right, box or random)",
-                        name ? name : "(null)");
+    int v = 0;
+    DC_TRY(parse_name("mask", name, mask_names, DC_ARRAY_LEN(mask_names), &v, err));
+    *out = (dc_mask_kind)v;
+    return DC_OK;
+}
+
+const char *dc_loss_kind_name(dc_loss_kind k) {
+    return (unsigned)k < DC_ARRAY_LEN(loss_names) ? loss_names[k] : "unknown";
+}
+dc_status dc_loss_kind_parse(const char *name, dc_loss_kind *out, dc_error *err) {
+    int v = 0;
+    DC_TRY(parse_name("loss", name, loss_names, DC_ARRAY_LEN(loss_names), &v, err));
+    *out = (dc_loss_kind)v;
+    return DC_OK;
+}
+const char *dc_code_kind_name(dc_code_kind k) {
+    return (unsigned)k < DC_ARRAY_LEN(code_names) ? code_names[k] : "unknown";
+}
+dc_status dc_code_kind_parse(const char *name, dc_code_kind *out, dc_error *err) {
+    int v = 0;
+    DC_TRY(parse_name("code", name, code_names, DC_ARRAY_LEN(code_names), &v, err));
+    *out = (dc_code_kind)v;
+    return DC_OK;
+}
+const char *dc_bottleneck_kind_name(dc_bottleneck_kind k) {
+    return (unsigned)k < DC_ARRAY_LEN(bottleneck_names) ? bottleneck_names[k] : "unknown";
+}
+dc_status dc_bottleneck_kind_parse(const char *name, dc_bottleneck_kind *out, dc_error *err) {
+    int v = 0;
+    DC_TRY(parse_name("bottleneck", name, bottleneck_names, DC_ARRAY_LEN(bottleneck_names), &v,
+                      err));
+    *out = (dc_bottleneck_kind)v;
+    return DC_OK;
+}
+
+double dc_near_binary_share(const float *images, size_t n) {
+    size_t near = 0;
+    for (size_t i = 0; i < n; i++) near += fabsf(fabsf(images[i]) - 1.0f) <= 0.1f;
+    return n ? (double)near / (double)n : 0.0;
 }
 
 dc_status dc_model_spec_defaults(dc_model_spec *s, dc_model_kind kind, int channels, int size,
@@ -80,6 +132,29 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG, "--latent %d: use 1 to 65536", s->latent);
     if (!(s->noise >= 0) || !(s->visible_weight >= 0) || !(s->beta >= 0))
         return dc_set_error(err, DC_ERR_ARG, "--noise, --visible-weight and --beta must be >= 0");
+    if ((unsigned)s->loss >= DC_ARRAY_LEN(loss_names) ||
+        (unsigned)s->code >= DC_ARRAY_LEN(code_names) ||
+        (unsigned)s->bottleneck >= DC_ARRAY_LEN(bottleneck_names) ||
+        (unsigned)s->mask >= DC_ARRAY_LEN(mask_names))
+        return dc_set_error(err, DC_ERR_ARG, "model spec: loss, code, bottleneck or mask out of range");
+    const int complete = s->kind == DC_MODEL_COMPLETE;
+    /* glo builds its own loss (host/models/glo.c) and reads only MSE */
+    if (s->loss == DC_LOSS_BCE && !(complete || s->kind == DC_MODEL_VAE))
+        return dc_set_error(err, DC_ERR_ARG, "--loss bce: only the complete and vae models have it");
+    if (!complete && (s->code != DC_CODE_NOISE || s->bottleneck != DC_BOTTLENECK_DENSE ||
+                      s->feedback != 0.0f))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "--code, --bottleneck and --feedback are options of the complete model");
+    if (!(s->feedback >= 0.0f && s->feedback <= 1.0f))
+        return dc_set_error(err, DC_ERR_ARG, "--feedback %g must be in [0, 1]", (double)s->feedback);
+    if (s->bottleneck == DC_BOTTLENECK_CONV) {
+        const int side = s->size >> s->blocks;
+        if (side < 1 || s->latent % (side * side))
+            return dc_set_error(err, DC_ERR_SHAPE,
+                                "--bottleneck conv: --latent %d must be a multiple of the lowest "
+                                "resolution's %d x %d pixels (channels x %d x %d)",
+                                s->latent, side, side, side, side);
+    }
     if (row->check) DC_TRY(row->check(s, err));
     if (!(s->dropout >= 0 && s->dropout < 1))
         return dc_set_error(err, DC_ERR_ARG, "--dropout %g must be in [0, 1)", (double)s->dropout);
@@ -109,6 +184,10 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     ok = ok && cJSON_AddStringToObject(o, "mask", dc_mask_name(s->mask));
     ok = ok && json_add_float(o, "visible_weight", s->visible_weight);
     ok = ok && cJSON_AddNumberToObject(o, "loss_full", s->loss_full);
+    ok = ok && cJSON_AddStringToObject(o, "loss", dc_loss_kind_name(s->loss));
+    ok = ok && cJSON_AddStringToObject(o, "code", dc_code_kind_name(s->code));
+    ok = ok && cJSON_AddStringToObject(o, "bottleneck", dc_bottleneck_kind_name(s->bottleneck));
+    ok = ok && json_add_float(o, "feedback", s->feedback);
     ok = ok && json_add_float(o, "beta", s->beta);
     ok = ok && cJSON_AddNumberToObject(o, "glo_count", s->glo_count);
     ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
@@ -150,6 +229,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"loss_full", &d->loss_full, NULL}, {"beta", NULL, &d->beta},
         {"glo_count", &d->glo_count, NULL}, {"classes", &d->classes, NULL},
         {"batchnorm", &d->batchnorm, NULL}, {"dropout", NULL, &d->dropout},
+        {"feedback", NULL, &d->feedback},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -167,6 +247,21 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     const cJSON *mask = cJSON_GetObjectItemCaseSensitive(o, "mask");
     if (cJSON_IsString(mask) && mask->valuestring)
         DC_TRY(dc_mask_parse(mask->valuestring, &d->mask, err));
+    /* checkpoints written before these options existed read as mse / noise / dense / no
+     * feedback: the models they were */
+    d->loss = DC_LOSS_MSE;
+    d->code = DC_CODE_NOISE;
+    d->bottleneck = DC_BOTTLENECK_DENSE;
+    if (!cJSON_GetObjectItemCaseSensitive(o, "feedback")) d->feedback = 0.0f;
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
+    if (cJSON_IsString(loss) && loss->valuestring)
+        DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+    if (cJSON_IsString(code) && code->valuestring)
+        DC_TRY(dc_code_kind_parse(code->valuestring, &d->code, err));
+    const cJSON *bn = cJSON_GetObjectItemCaseSensitive(o, "bottleneck");
+    if (cJSON_IsString(bn) && bn->valuestring)
+        DC_TRY(dc_bottleneck_kind_parse(bn->valuestring, &d->bottleneck, err));
     return DC_OK;
 }
 
@@ -287,9 +382,28 @@ dc_status dc_model_sample_latents(const dc_model *m, int n, float t, uint64_t se
 }
 
 /* ---- masks ---- */
+/* DC_MASK_MIX's draw, in percent: full and random boxes most often (new images start
+ * from a blank canvas; random holes teach local completion), the fixed halves and the box
+ * for the completions the command line offers. */
+static const struct {
+    dc_mask_kind kind;
+    int percent;
+} mask_mix[] = {{DC_MASK_FULL, 25},  {DC_MASK_RANDOM, 25}, {DC_MASK_BOTTOM, 10}, {DC_MASK_TOP, 10},
+                {DC_MASK_LEFT, 10},  {DC_MASK_RIGHT, 10},  {DC_MASK_BOX, 10}};
+
 void dc_mask_make(dc_mask_kind kind, int h, int w, dc_rng *rng, float *mask) {
     int y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+    /* no random stream: the drawn kinds take a fixed region (mix: bottom; random: box) */
+    if (!rng && kind == DC_MASK_MIX) kind = DC_MASK_BOTTOM;
+    if (!rng && kind == DC_MASK_RANDOM) kind = DC_MASK_BOX;
+    if (kind == DC_MASK_MIX) {
+        int draw = (int)dc_rng_below(rng, 100), k = 0;
+        while (draw >= mask_mix[k].percent) draw -= mask_mix[k++].percent;
+        kind = mask_mix[k].kind;
+    }
     switch (kind) {
+    case DC_MASK_MIX: break; /* replaced above */
+    case DC_MASK_FULL: y0 = 0, y1 = h, x0 = 0, x1 = w; break;
     case DC_MASK_NONE: break;
     case DC_MASK_BOTTOM: y0 = h / 2, y1 = h, x0 = 0, x1 = w; break;
     case DC_MASK_TOP: y0 = 0, y1 = h / 2, x0 = 0, x1 = w; break;

@@ -1,5 +1,5 @@
 /* The variational autoencoder: encoder -> (mu, logvar) -> z = mu + exp(logvar/2) * eps ->
- * decoder; loss = MSE + beta * KL(q(z|x) || N(0, I)) / pixels. */
+ * decoder; loss = MSE (or binary cross-entropy) + beta * KL(q(z|x) || N(0, I)) / pixels. */
 #include "internal.h"
 #include "models/kinds.h"
 
@@ -24,8 +24,7 @@ void dc_kind_vae_build(dc_model *m) {
     dc_name(g, "sample");
     m->latent = dc_reparameterize(g, m->code, m->logvar, 0);
     m->out = dc_model_build_decoder(g, s, m->latent);
-    dc_name(g, "recon_loss");
-    m->recon = dc_mse_loss(g, m->out, m->target, m->weight);
+    m->recon = dc_model_build_recon_loss(m);
     dc_name(g, "kl_loss");
     m->kl = dc_gaussian_kl_loss(g, m->code, m->logvar);
     dc_name(g, "loss");

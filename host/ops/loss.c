@@ -12,25 +12,31 @@ static int scalar_node(dc_graph *g, dc_op op, const int *in, int n_in) {
     return dc_graph_add_node(g, op, in, n_in, 1, shape);
 }
 
-int dc_mse_loss(dc_graph *g, int pred, int target, int weight) {
-    if (dc_graph_check_input(g, "mse_loss", pred) || dc_graph_check_input(g, "mse_loss", target))
-        return -1;
-    if (weight >= 0 && dc_graph_check_input(g, "mse_loss", weight)) return -1;
+/* The checks and node of the element-wise losses (mse, bce_tanh): prediction, target and
+ * optional weight of one shape. */
+static int pixel_loss(dc_graph *g, dc_op op, const char *what, int pred, int target, int weight) {
+    if (dc_graph_check_input(g, what, pred) || dc_graph_check_input(g, what, target)) return -1;
+    if (weight >= 0 && dc_graph_check_input(g, what, weight)) return -1;
     dc_node *p = &g->nodes[pred], *t = &g->nodes[target];
     char a[64], b[64];
     if (!same_shape(p, t))
-        return dc_graph_fail(g, DC_ERR_SHAPE, "mse_loss: prediction '%s' %s and target '%s' %s differ",
-                             p->name, dc_shape_str(p->ndim, p->shape, a, sizeof a), t->name,
+        return dc_graph_fail(g, DC_ERR_SHAPE, "%s: prediction '%s' %s and target '%s' %s differ",
+                             what, p->name, dc_shape_str(p->ndim, p->shape, a, sizeof a), t->name,
                              dc_shape_str(t->ndim, t->shape, b, sizeof b));
     if (weight >= 0 && !same_shape(p, &g->nodes[weight]))
-        return dc_graph_fail(g, DC_ERR_SHAPE, "mse_loss: weight '%s' %s must match prediction %s",
+        return dc_graph_fail(g, DC_ERR_SHAPE, "%s: weight '%s' %s must match prediction %s", what,
                              g->nodes[weight].name,
-                             dc_shape_str(g->nodes[weight].ndim, g->nodes[weight].shape, a, sizeof a),
+                             dc_shape_str(g->nodes[weight].ndim, g->nodes[weight].shape, a,
+                                          sizeof a),
                              dc_shape_str(p->ndim, p->shape, b, sizeof b));
     int in[3] = {pred, target, weight};
-    int id = scalar_node(g, DC_OP_MSE_LOSS, in, weight >= 0 ? 3 : 2);
+    int id = scalar_node(g, op, in, weight >= 0 ? 3 : 2);
     if (id >= 0) g->nodes[id].saved_numel[0] = p->numel;
     return id;
+}
+
+int dc_mse_loss(dc_graph *g, int pred, int target, int weight) {
+    return pixel_loss(g, DC_OP_MSE_LOSS, "mse_loss", pred, target, weight);
 }
 
 static dc_status mse_forward(dc_graph *g, dc_node *n) {
@@ -45,6 +51,17 @@ static dc_status loss_backward1(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     if (!dc_node_has_grad(g, n->in[0]) || n->seed_scale == 0.0f) return DC_OK;
     return DC_BE(g->be, axpy, dc_node_grad(g, n->in[0]), dc_tensor_ptr(n->saved[0]),
                  g->nodes[n->in[0]].numel, n->seed_scale);
+}
+
+int dc_bce_tanh_loss(dc_graph *g, int x, int target, int weight) {
+    return pixel_loss(g, DC_OP_BCE_TANH_LOSS, "bce_tanh_loss", x, target, weight);
+}
+
+static dc_status bce_tanh_forward(dc_graph *g, dc_node *n) {
+    dc_ptr w = n->n_in > 2 ? dc_node_out(g, n->in[2]) : dc_null_ptr();
+    return DC_BE(g->be, bce_tanh, dc_node_out(g, n->in[0]), dc_node_out(g, n->in[1]), w,
+                 g->nodes[n->in[0]].numel, dc_tensor_ptr(n->out), dc_tensor_ptr(n->saved[0]),
+                 1.0f);
 }
 
 int dc_softmax_xent_loss(dc_graph *g, int logits, int labels) {
@@ -160,6 +177,7 @@ static dc_status softmax_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
 }
 
 const dc_op_impl dc_op_mse = {mse_forward, loss_backward1, NULL, NULL};
+const dc_op_impl dc_op_bce_tanh = {bce_tanh_forward, loss_backward1, NULL, NULL};
 const dc_op_impl dc_op_xent = {xent_forward, loss_backward1, NULL, NULL};
 const dc_op_impl dc_op_kl = {kl_forward, kl_backward, NULL, NULL};
 const dc_op_impl dc_op_loss_sum = {sum_forward, sum_backward, NULL, NULL};

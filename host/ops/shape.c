@@ -114,9 +114,23 @@ int dc_reparameterize(dc_graph *g, int mu, int logvar, int always) {
     return id;
 }
 
+int dc_reparameterize_prior(dc_graph *g, int mu, int logvar, float std) {
+    if (!(std >= 0.0f))
+        return dc_graph_fail(g, DC_ERR_ARG, "reparameterize: prior std %g must be >= 0", (double)std);
+    int id = dc_reparameterize(g, mu, logvar, 0);
+    if (id < 0) return -1;
+    g->nodes[id].prior_eval = 1;
+    g->nodes[id].std = std;
+    return id;
+}
+
 static dc_status reparam_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
     dc_ptr eps = dc_tensor_ptr(n->saved[0]);
+    /* a conditional model's prior: mu and logvar (from the full image) play no part */
+    if (n->prior_eval && !g->train)
+        return DC_BE(be, randn, dc_tensor_ptr(n->out), n->numel, dc_graph_node_seed(g, n), 0.0f,
+                     n->std);
     if (g->train || n->always)
         DC_TRY(DC_BE(be, randn, eps, n->numel, dc_graph_node_seed(g, n), 0.0f, 1.0f));
     else

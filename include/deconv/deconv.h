@@ -239,11 +239,18 @@ int dc_dropout(dc_graph *g, int x, float p);
 int dc_gaussian_noise(dc_graph *g, int x, float std, int always);
 /* z = mu + exp(logvar/2) * eps (training or `always`), z = mu otherwise. */
 int dc_reparameterize(dc_graph *g, int mu, int logvar, int always);
+/* The same in training; in eval mode z = std * N(0, 1), a draw from the prior that ignores
+ * mu and logvar (a conditional VAE's generation); std settable with dc_graph_set_noise_std. */
+int dc_reparameterize_prior(dc_graph *g, int mu, int logvar, float std);
 /* Learned table [rows, dim]; y[n] = table[idx[n]] as [N, dim, 1, 1]. */
 int dc_embedding(dc_graph *g, int idx_input, int rows, int dim, float init_std);
 int dc_softmax(dc_graph *g, int logits);
 /* Losses (scalar nodes). weight < 0: none; otherwise a float node of pred's shape. */
 int dc_mse_loss(dc_graph *g, int pred, int target, int weight);
+/* Binary cross-entropy of tanh(x) against targets in [-1, 1] (mapped to [0, 1]), read from
+ * the pre-activation x so it is stable for any x: per pixel -[y log p + (1-y) log(1-p)] with
+ * p = (1 + tanh x)/2, y = (1 + t)/2, weighted and averaged like dc_mse_loss. */
+int dc_bce_tanh_loss(dc_graph *g, int x, int target, int weight);
 int dc_softmax_xent_loss(dc_graph *g, int logits, int labels);
 int dc_gaussian_kl_loss(dc_graph *g, int mu, int logvar);
 /* total = sum_i coef_i * loss_i : a scalar node (for VAE = recon + beta*KL). */

@@ -17,7 +17,32 @@ typedef enum dc_mask_kind {
     DC_MASK_RIGHT,
     DC_MASK_BOX,    /* centred square, half the side */
     DC_MASK_RANDOM, /* random box, 1/4 to 1/2 of each side, random place */
+    DC_MASK_FULL,   /* everything hidden: the blank canvas new images start from */
+    DC_MASK_MIX,    /* per image: full 25 %, random 25 %, bottom, top, left, right, box 10 %
+                     * each (dc_mask_make) */
 } dc_mask_kind;
+
+/* The reconstruction loss of the decoder kinds. */
+typedef enum dc_loss_kind {
+    DC_LOSS_MSE = 0, /* per-pixel squared error of the tanh output */
+    DC_LOSS_BCE,     /* per-pixel binary cross-entropy, targets [-1, 1] read as [0, 1]
+                      * (dc_bce_tanh_loss): sharp optimum on near-binary images */
+} dc_loss_kind;
+
+/* complete: where the decoder's random code comes from. */
+typedef enum dc_code_kind {
+    DC_CODE_NOISE = 0, /* code(masked image) + noise * N(0, I); nothing ties the noise to
+                        * the image, so training can learn to ignore it */
+    DC_CODE_VAE,       /* code(masked image) + z, z ~ q(z | full image) in training with a
+                        * KL term to N(0, I) (weight beta); z = noise * N(0, I) otherwise */
+} dc_code_kind;
+
+/* complete: the layers between the encoder's last feature map and the decoder's first. */
+typedef enum dc_bottleneck_kind {
+    DC_BOTTLENECK_DENSE = 0, /* dense to `latent` and dense back (most of the parameters) */
+    DC_BOTTLENECK_CONV,      /* 3x3 conv + 1x1 conv to latent/side^2 channels at the lowest
+                              * resolution, and a 3x3 conv back */
+} dc_bottleneck_kind;
 
 /* The model presets. A checkpoint names its kind by dc_model_kind_name ("complete", ...). */
 typedef enum dc_model_kind {
@@ -82,7 +107,12 @@ typedef struct dc_model_spec {
     float noise;         /* complete: std of the random code added to the latent */
     dc_mask_kind mask;   /* which region is hidden from the encoder */
     float visible_weight;/* loss weight of the visible region (hidden region: 1) */
-    int loss_full;       /* plain full-image MSE */
+    int loss_full;       /* every pixel weighs 1 (no hidden/visible weighting) */
+    dc_loss_kind loss;   /* decoder kinds: MSE or binary cross-entropy */
+    dc_code_kind code;   /* complete: noise code or the VAE-style posterior code */
+    dc_bottleneck_kind bottleneck; /* complete: dense or convolutional */
+    float feedback;      /* complete: probability that a training image's input is the
+                          * model's own completion of it (self-feedback, for --passes) */
     float beta;          /* vae: weight of the KL term */
     int glo_count;       /* glo: number of learned latents (training images) */
     int classes;         /* classifier */
@@ -100,6 +130,17 @@ dc_status dc_model_spec_default(dc_model_spec *s, const char *kind, int channels
 dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err);
 const char *dc_mask_name(dc_mask_kind m);
 dc_status dc_mask_parse(const char *name, dc_mask_kind *out, dc_error *err);
+const char *dc_loss_kind_name(dc_loss_kind k);
+dc_status dc_loss_kind_parse(const char *name, dc_loss_kind *out, dc_error *err);
+const char *dc_code_kind_name(dc_code_kind k);
+dc_status dc_code_kind_parse(const char *name, dc_code_kind *out, dc_error *err);
+const char *dc_bottleneck_kind_name(dc_bottleneck_kind k);
+dc_status dc_bottleneck_kind_parse(const char *name, dc_bottleneck_kind *out, dc_error *err);
+/* Share of the pixels of `images` (n values in [-1, 1]) within 0.1 of -1 or 1: the loss
+ * the command line picks by default reads it (>= DC_NEAR_BINARY_SHARE: binary
+ * cross-entropy). */
+#define DC_NEAR_BINARY_SHARE 0.9
+double dc_near_binary_share(const float *images, size_t n);
 /* Spec <-> JSON object text (for checkpoints' metadata; the kind by name). Caller frees
  * the string; NULL when out of memory. */
 char *dc_model_spec_to_json(const dc_model_spec *s);
@@ -165,7 +206,8 @@ dc_status dc_model_project_latents(dc_model *m, const float *images, int n, int 
 #define DC_PROJECT_LR 0.05f
 static inline dc_graph *dc_model_graph(dc_model *m) { return m ? m->g : NULL; }
 
-/* Fill mask (1 = hidden) for one image. */
+/* Fill mask (1 = hidden) for one image. rng NULL: the drawn kinds take a fixed region
+ * (random: box, mix: bottom). */
 void dc_mask_make(dc_mask_kind kind, int h, int w, dc_rng *rng, float *mask);
 /* Prepare the complete-model inputs for one image: masked input (hidden pixels set to
  * `fill`), loss weight (hidden 1, visible vw). */

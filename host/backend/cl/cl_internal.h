@@ -14,7 +14,7 @@
         X(im2col) X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(bias_grad) X(maxpool_fwd)    \
             X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd) X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) \
                 X(bn_stats) X(bn_apply) X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd)          \
-                    X(reparam_bwd) X(mse_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
+                    X(reparam_bwd) X(mse_partial) X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
                         X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)            \
                             X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply)            \
                                 X(gn_bwd_dx) X(gn_bwd_param) X(upsample_fwd)               \

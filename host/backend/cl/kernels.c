@@ -756,6 +756,29 @@ static dc_status cl_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weigh
     return reduce_final(be, groups, loss, 1.0f, (float)n);
 }
 
+static dc_status cl_bce_tanh(dc_backend *be, dc_ptr x, dc_ptr target, dc_ptr weight, size_t n,
+                             dc_ptr loss, dc_ptr dx, float scale) {
+    DC_TRY(need(be, "bce_tanh", "x", x, n));
+    DC_TRY(need(be, "bce_tanh", "target", target, n));
+    if (weight.buf) DC_TRY(need(be, "bce_tanh", "weight", weight, n));
+    DC_TRY(need(be, "bce_tanh", "loss", loss, 1));
+    DC_TRY(need(be, "bce_tanh", "dx", dx, n));
+    DC_TRY(fits32(be, "bce_tanh", n));
+    const size_t groups = reduce_groups(be, DC_K_bce_tanh_partial, n);
+    kargs a = ka(be, DC_K_bce_tanh_partial);
+    ka_ptr(&a, x);
+    ka_ptr(&a, target);
+    ka_ptr(&a, weight.buf ? weight : x);
+    ka_int(&a, weight.buf != NULL);
+    ka_uint(&a, n);
+    ka_ptr(&a, dx);
+    ka_float(&a, scale / (float)n);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups));
+    return reduce_final(be, groups, loss, 1.0f, (float)n);
+}
+
 static dc_status cl_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int rows, int k) {
     if (rows < 0 || k <= 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL softmax: %d rows of %d classes", rows, k);

@@ -904,6 +904,24 @@ static dc_status cpu_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weig
     return DC_OK;
 }
 
+static dc_status cpu_bce_tanh(dc_backend *be, dc_ptr x, dc_ptr target, dc_ptr weight, size_t n,
+                              dc_ptr loss, dc_ptr dx, float scale) {
+    (void)be;
+    const float *px = F(x), *pt = F(target), *pw = weight.buf ? F(weight) : NULL;
+    float *pd = F(dx);
+    double s = 0;
+    const float k = scale / (float)n;
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float w = pw ? pw[i] : 1.0f, l = 2.0f * px[i], y = 0.5f * (1.0f + pt[i]);
+        /* softplus(l) - l*y without overflow: max(l, 0) - l*y + log1p(exp(-|l|)) */
+        s += (double)w * ((l > 0.0f ? l : 0.0f) - l * y + log1pf(expf(-fabsf(l))));
+        pd[i] = k * w * (tanhf(px[i]) - pt[i]);
+    }
+    F(loss)[0] = (float)(s / (double)n);
+    return DC_OK;
+}
+
 static dc_status cpu_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int rows, int k) {
     (void)be;
     const float *pl = F(logits);
