@@ -758,19 +758,44 @@ static void test_atomic_writes(void **state) {
     size_t n0;
     unsigned char *before = read_file(file, &n0);
 
-    /* the temp file cannot be created (a folder is in its way): clean failure */
+    /* the temp file cannot be created (its name is longer than a file name may be, while
+     * the target's is not): clean failure, the old file intact */
+    char longname[250];
+    memset(longname, 'c', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    const char *longfile = path_in(dir, longname);
+    assert_int_equal(dc_checkpoint_save(longfile, m->params, NULL, NULL, &err), DC_ERR_IO);
+    print_message("[ atomic   ] %.80s...\n", err.msg);
+    assert_non_null(strstr(err.msg, "cannot write"));
+    write_file(longfile, before, n0);
+    dc_model *m2 = make_model(be, &spec, 1, 2);
+    assert_int_equal(dc_checkpoint_save(longfile, m2->params, NULL, NULL, &err), DC_ERR_IO);
+    size_t n1;
+    unsigned char *after = read_file(longfile, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(after);
+    unlink(longfile);
+    assert_int_equal(temp_files_in(dir), 0);
+
+    /* temp names are unique: what another writer (or a dead one) left under this process's
+     * old fixed name, a folder or a file, neither blocks the save nor is written through */
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)getpid());
     assert_int_equal(mkdir(tmp, 0755), 0);
-    dc_model *m2 = make_model(be, &spec, 1, 2);
-    assert_int_equal(dc_checkpoint_save(file, m2->params, NULL, NULL, &err), DC_ERR_IO);
-    print_message("[ atomic   ] %s\n", err.msg);
-    assert_non_null(strstr(err.msg, "cannot write"));
+    assert_int_equal(dc_checkpoint_save(file, m2->params, NULL, NULL, &err), DC_OK);
+    assert_int_equal(temp_files_in(dir), 1);
     rmdir(tmp);
-    size_t n1;
-    unsigned char *after = read_file(file, &n1);
+    write_file(tmp, "other writer", 12);
+    assert_int_equal(dc_checkpoint_save(file, m->params, NULL, NULL, &err), DC_OK);
+    after = read_file(tmp, &n1);
+    assert_int_equal(n1, 12);
+    assert_memory_equal(after, "other writer", 12);
+    free(after);
+    unlink(tmp);
+    after = read_file(file, &n1);
     assert_int_equal(n0, n1);
-    assert_memory_equal(before, after, n0);
+    assert_memory_equal(before, after, n0); /* m's weights again, as before */
     free(after);
 
     /* the rename cannot happen (the target is a folder): the temp file is removed */
