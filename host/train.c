@@ -420,7 +420,7 @@ static dc_status hist_load(history *h, const char *csv, int upto_epoch, dc_error
     }
     char line[512];
     dc_status s = DC_OK;
-    long row = 0;
+    long row = 0, expect = 1;
     while (s == DC_OK && fgets(line, sizeof line, f)) {
         row++;
         if (row == 1 && !strncmp(line, "epoch,", 6)) continue; /* the header */
@@ -435,14 +435,13 @@ static dc_status hist_load(history *h, const char *csv, int upto_epoch, dc_error
             s = dc_set_error(err, DC_ERR_FORMAT, "%s: row %ld is not \"epoch,step,train_loss,"
                                                  "val_loss,lr,images_per_s\"",
                              csv, row);
-        else if (e > upto_epoch)
-            break; /* after the checkpoint: those epochs are trained again */
-        else if (e != h->n + 1 || step < 0)
+        else if (e != expect++ || step < 0)
             s = dc_set_error(err, DC_ERR_FORMAT,
-                             "%s: row %ld is epoch %ld, expected epoch %d (the checkpoint is at "
-                             "epoch %d)",
-                             csv, row, e, h->n + 1, upto_epoch);
-        else if (hist_add(h, (double)e, step, t, v, lr, ips) != DC_OK)
+                             "%s: row %ld is epoch %ld step %ld, expected epoch %ld (the "
+                             "checkpoint is at epoch %d)",
+                             csv, row, e, step, expect - 1, upto_epoch);
+        /* rows after the checkpoint are dropped: those epochs are trained again */
+        else if (e <= upto_epoch && hist_add(h, (double)e, step, t, v, lr, ips) != DC_OK)
             s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", csv);
     }
     fclose(f);

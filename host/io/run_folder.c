@@ -52,7 +52,8 @@ static dc_status make_folders(const char *path, dc_error *err) {
     free(tmp);
     struct stat st;
     if (!e && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) e = ENOTDIR;
-    if (e) return dc_set_error(err, DC_ERR_IO, "cannot create run folder '%s': %s", path, strerror(e));
+    if (e)
+        return dc_set_error(err, DC_ERR_IO, "cannot create run folder '%s': %s", path, strerror(e));
     return DC_OK;
 }
 
@@ -74,7 +75,8 @@ dc_status dc_run_lock_acquire(const char *folder, dc_run_lock **out, dc_error *e
     l->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     dc_status s = DC_OK;
     if (l->fd < 0) {
-        s = dc_set_error(err, DC_ERR_IO, "cannot open the lock file '%s': %s", path, strerror(errno));
+        s = dc_set_error(err, DC_ERR_IO, "cannot open the lock file '%s': %s", path,
+                         strerror(errno));
     } else if (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
         const int e = errno;
         char holder[32] = {0};
@@ -149,8 +151,7 @@ int dc_run_clean_temp(const char *folder) {
 }
 
 /* What a training run writes into its folder (train.c, the CLI's report and samples). */
-static const char *const run_files[] = {"model.safetensors", "loss.csv", "loss.png",
-                                        "report.html"};
+static const char *const run_files[] = {"model.safetensors", "loss.csv", "loss.png", "report.html"};
 
 dc_status dc_run_folder_check_empty(const char *folder, dc_error *err) {
     DIR *d = opendir(folder);
