@@ -26,8 +26,8 @@
 static char *g_dir;
 static char g_err[1300];
 
-#define SMALL                                                                                     \
-    "--size 16 --base 4 --blocks 2 --latent 8 --batch 4 --val 0 --device cpu --quiet "           \
+#define SMALL                                                                                      \
+    "--size 16 --base 4 --blocks 2 --latent 8 --batch 4 --val 0 --device cpu --quiet "             \
     "--threads 1"
 
 static char *path(const char *a, const char *b) {
@@ -286,8 +286,9 @@ static void test_divergence(void **state) {
     free(after);
 
     /* non-finite options are refused by the option parser, whichever option */
-    const char *bad[] = {"--weight-decay nan", "--lr inf", "--clip -nan", "--visible-weight nan",
-                         "--noise inf", "--dropout nan", "--lr 1e99"};
+    const char *bad[] = {
+        "--weight-decay nan", "--lr inf",      "--clip -nan", "--visible-weight nan",
+        "--noise inf",        "--dropout nan", "--lr 1e99"};
     for (size_t i = 0; i < DC_ARRAY_LEN(bad); i++) {
         assert_int_equal(CLI("train --data %s/data %s --out %s/never " SMALL, g_dir, bad[i], g_dir),
                          2);
@@ -457,9 +458,8 @@ static void test_sizes_paths_counts(void **state) {
     /* a classifier: eval --limit must be a count; huge stored class counts are refused */
     char cls[1100];
     snprintf(cls, sizeof cls, "%s/cls_run", g_dir);
-    assert_int_equal(CLI("train --model classifier --data %s/cls --epochs 1 --out %s " SMALL,
-                         g_dir, cls),
-                     0);
+    assert_int_equal(
+        CLI("train --model classifier --data %s/cls --epochs 1 --out %s " SMALL, g_dir, cls), 0);
     assert_int_equal(CLI("eval %s --data %s/cls --limit -5 --device cpu", cls, g_dir), 1);
     assert_true(err_has("--limit -5 must be >= 1"));
     assert_int_equal(CLI("eval %s --data %s/cls --max-image-pixels 100 --device cpu", cls, g_dir),
@@ -498,8 +498,8 @@ static void test_bad_files_through_cli(void **state) {
         for (size_t c = 0; c < DC_ARRAY_LEN(cmds); c++) {
             char run[1200];
             snprintf(run, sizeof run, "%s/corpus_run", g_dir);
-            tu_system("rm -rf '%s' && mkdir -p '%s' && cp '%s/%s' '%s/model.safetensors'", run,
-                      run, dir, names[i], run);
+            tu_system("rm -rf '%s' && mkdir -p '%s' && cp '%s/%s' '%s/model.safetensors'", run, run,
+                      dir, names[i], run);
             const int rc = CLI("%s %s --device cpu %s", cmds[c], run,
                                !strcmp(cmds[c], "export") ? "--format npz" : "");
             print_message("[ corpus   ] %-12s %-16s -> %d\n", names[i], cmds[c], rc);
@@ -520,8 +520,8 @@ static void test_bad_files_through_cli(void **state) {
             const size_t keep = cut == 0 ? len : cut == 1 ? len / 2 : (len < 20 ? len : 20);
             spit(path(data, names[i]), bytes, keep);
             free(bytes);
-            const int rc = CLI("train --data %s --epochs 1 --force --out %s/imgrun " SMALL, data,
-                               g_dir);
+            const int rc =
+                CLI("train --data %s --epochs 1 --force --out %s/imgrun " SMALL, data, g_dir);
             print_message("[ corpus   ] %-12s %5zu bytes -> %d\n", names[i], keep, rc);
             assert_true(rc == 0 || rc == 1);
         }
@@ -539,12 +539,9 @@ static void test_bad_files_through_cli(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_folder_guarded),
-        cmocka_unit_test(test_divergence),
-        cmocka_unit_test(test_non_finite_checkpoints),
-        cmocka_unit_test(test_resume_checks),
-        cmocka_unit_test(test_sizes_paths_counts),
-        cmocka_unit_test(test_bad_files_through_cli),
+        cmocka_unit_test(test_run_folder_guarded),     cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_non_finite_checkpoints), cmocka_unit_test(test_resume_checks),
+        cmocka_unit_test(test_sizes_paths_counts),     cmocka_unit_test(test_bad_files_through_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
