@@ -4,6 +4,7 @@
  * augmentation, masks, dropout and noise from (seed, global step). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@
 #include "models/kinds.h"
 
 #define CHECKPOINT_FILE "model.safetensors"
+/* Parameters are checked for NaN/Inf this often (and at every epoch's end and checkpoint);
+ * the loss after every step. */
+#define PARAM_CHECK_EVERY 100
 
 /* ------------------------------------------------------------------------------------
  * Per-kind rules, read from the kind table (host/models/kinds.c). */
@@ -62,6 +66,8 @@ struct dc_trainer {
     int epoch, step_in_epoch; /* position: epochs completed, steps done in the next one */
     long global_step;
     history hist;
+    dc_run_lock *lock; /* held on the run folder while the trainer lives */
+    float *check_buf;  /* host copy of one parameter for the finiteness check */
 };
 
 /* ---------------------------------------------------------------------- options */
@@ -181,8 +187,15 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
     }
     dc_status s = DC_OK;
     const cJSON *v;
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "data")))
+    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "data"))) {
+        if (strlen(v->valuestring) >= sizeof c->data) {
+            cJSON_Delete(o);
+            return dc_set_error(err, DC_ERR_FORMAT,
+                                "training options: \"data\" is longer than %zu characters",
+                                sizeof c->data - 1);
+        }
         dc_strlcpy(c->data, v->valuestring, sizeof c->data);
+    }
     json_int(o, "epochs", &c->epochs);
     json_int(o, "batch", &c->batch);
     json_float(o, "lr", &c->lr);
@@ -206,9 +219,15 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
 /* -------------------------------------------------------------------- data, files */
 dc_status dc_train_load_data(const dc_train_config *c, int size, int channels, dc_dataset **train,
                              dc_dataset **val, dc_error *err) {
+    return dc_train_load_data_opts(c, size, channels, NULL, train, val, err);
+}
+
+dc_status dc_train_load_data_opts(const dc_train_config *c, int size, int channels,
+                                  const dc_load_options *opts, dc_dataset **train,
+                                  dc_dataset **val, dc_error *err) {
     dc_dataset *all = NULL;
     *train = *val = NULL;
-    DC_TRY(dc_dataset_load_path(c->data, size, channels, &all, err));
+    DC_TRY(dc_dataset_load_path_opts(c->data, size, channels, opts, &all, err));
     dc_status s = dc_dataset_split(all, c->val, c->split_seed, train, val, err);
     dc_dataset_free(all);
     return s;
@@ -220,47 +239,75 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static dc_status mkdir_p(const char *path, dc_error *err) {
-    char tmp[1100];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return dc_set_error(err, DC_ERR_ARG, "run folder '%.200s...': path too long", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) break;
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return dc_set_error(err, DC_ERR_IO, "cannot create run folder '%s': %s", path,
-                            strerror(errno));
-    return DC_OK;
+/* "a/b" on the heap (NULL when out of memory): paths are never cut to a buffer's size. */
+static char *path_join(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    char *p = malloc(na + nb + 2);
+    if (p) {
+        memcpy(p, a, na);
+        p[na] = '/';
+        memcpy(p + na + 1, b, nb + 1);
+    }
+    return p;
 }
 
-/* RUN/model.safetensors for a folder, else the path itself; folder gets the directory. */
-static void checkpoint_path(const char *run_or_file, char *path, size_t cap, char *folder,
-                            size_t folder_cap) {
+/* RUN/model.safetensors for a folder, else the path itself (heap, NULL when out of memory);
+ * folder (when given) gets the directory that holds it, DC_ERR_ARG when it does not fit. */
+static dc_status checkpoint_path(const char *run_or_file, char **path, char *folder,
+                                 size_t folder_cap, dc_error *err) {
     struct stat st;
-    if (stat(run_or_file, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(path, cap, "%s/%s", run_or_file, CHECKPOINT_FILE);
-        snprintf(folder, folder_cap, "%s", run_or_file);
-        return;
-    }
-    snprintf(path, cap, "%s", run_or_file);
+    const int is_dir = stat(run_or_file, &st) == 0 && S_ISDIR(st.st_mode);
     const char *slash = strrchr(run_or_file, '/');
-    if (!slash)
-        snprintf(folder, folder_cap, ".");
-    else
-        snprintf(folder, folder_cap, "%.*s", (int)(slash - run_or_file), run_or_file);
+    const size_t folder_len = is_dir ? strlen(run_or_file)
+                              : slash ? (size_t)(slash - run_or_file)
+                                      : 1;
+    if (folder && folder_len >= folder_cap)
+        return dc_set_error(err, DC_ERR_ARG, "run folder '%.100s...' is longer than %zu characters",
+                            run_or_file, folder_cap - 1);
+    if (folder) {
+        if (!is_dir && !slash)
+            strcpy(folder, ".");
+        else
+            memcpy(folder, run_or_file, folder_len), folder[folder_len] = 0;
+    }
+    if (is_dir) {
+        *path = path_join(run_or_file, CHECKPOINT_FILE);
+    } else if ((*path = malloc(strlen(run_or_file) + 1))) {
+        strcpy(*path, run_or_file);
+    }
+    return *path ? DC_OK : dc_set_error(err, DC_ERR_OOM, "checkpoint path: out of memory");
+}
+
+/* A stored integer: all of the text is a number in [lo, hi]. */
+static dc_status meta_long(const dc_meta *meta, const char *key, long lo, long hi, long *out,
+                           const char *path, dc_error *err) {
+    const char *v = dc_meta_get(meta, key);
+    if (!v) return DC_OK;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: stored position \"%s\" = \"%.40s\" is not a whole number in "
+                            "[%ld, %ld]",
+                            path, key, v, lo, hi);
+    *out = x;
+    return DC_OK;
 }
 
 dc_status dc_train_read_checkpoint(const char *run_or_file, dc_train_checkpoint *out,
                                    dc_error *err) {
-    char path[1200];
+    char *path = NULL;
     memset(out, 0, sizeof *out);
     dc_train_config_default(&out->config);
-    checkpoint_path(run_or_file, path, sizeof path, out->config.out, sizeof out->config.out);
+    if (!run_or_file) return dc_set_error(err, DC_ERR_ARG, "no checkpoint given");
+    DC_TRY(checkpoint_path(run_or_file, &path, out->config.out, sizeof out->config.out, err));
     dc_meta meta = {0};
-    DC_TRY(dc_checkpoint_read_meta(path, &meta, err));
+    dc_status ms = dc_checkpoint_read_meta(path, &meta, err);
+    if (ms != DC_OK) {
+        free(path);
+        return ms;
+    }
     const char *model = dc_meta_get(&meta, "model"), *train = dc_meta_get(&meta, "train");
     dc_status s = DC_OK;
     if (!model || !train)
@@ -277,20 +324,42 @@ dc_status dc_train_read_checkpoint(const char *run_or_file, dc_train_checkpoint 
              * JSON number (a double above 2^53 is rounded) */
             if (!strstr(train, "\"split_seed\"")) out->config.split_seed = out->config.seed;
         }
-        if ((v = dc_meta_get(&meta, "epoch"))) out->epoch = atoi(v);
-        if ((v = dc_meta_get(&meta, "step_in_epoch"))) out->step_in_epoch = atoi(v);
-        if ((v = dc_meta_get(&meta, "step"))) out->step = atol(v);
+        /* every stored position is checked before a resume trusts it (a negative step in
+         * an epoch would index before the epoch's order) */
+        long epoch = 0, step_in_epoch = 0, step = 0;
+        if ((s = meta_long(&meta, "epoch", 0, INT_MAX, &epoch, path, err)) == DC_OK &&
+            (s = meta_long(&meta, "step_in_epoch", 0, INT_MAX, &step_in_epoch, path, err)) ==
+                DC_OK &&
+            (s = meta_long(&meta, "step", 0, LONG_MAX, &step, path, err)) == DC_OK) {
+            out->epoch = (int)epoch;
+            out->step_in_epoch = (int)step_in_epoch;
+            out->step = step;
+        }
+        if (s == DC_OK && (out->config.epochs < 1 || out->config.batch < 1 ||
+                           out->config.save_every < 1 || out->config.sample_every < 1))
+            s = dc_set_error(err, DC_ERR_FORMAT,
+                             "%s: stored training options out of range (epochs %d, batch %d, "
+                             "save_every %d, sample_every %d; each must be >= 1)",
+                             path, out->config.epochs, out->config.batch, out->config.save_every,
+                             out->config.sample_every);
+        if (s == DC_OK && (long)out->epoch + (out->step_in_epoch > 0) > out->step)
+            s = dc_set_error(err, DC_ERR_FORMAT,
+                             "%s: stored position epoch %d, step %d in it, global step %ld does "
+                             "not add up",
+                             path, out->epoch, out->step_in_epoch, out->step);
     }
     dc_meta_clear(&meta);
+    free(path);
     return s;
 }
 
 static dc_status save_checkpoint(dc_trainer *t, dc_error *err) {
-    char path[1200], num[64];
-    snprintf(path, sizeof path, "%s/%s", t->cfg.out, CHECKPOINT_FILE);
+    char num[64];
+    char *path = path_join(t->cfg.out, CHECKPOINT_FILE);
     dc_meta meta = {0};
     char *spec = dc_model_spec_to_json(&t->m->spec), *options = dc_train_config_to_json(&t->cfg);
-    dc_status s = spec && options ? DC_OK : dc_set_error(err, DC_ERR_OOM, "checkpoint metadata");
+    dc_status s =
+        path && spec && options ? DC_OK : dc_set_error(err, DC_ERR_OOM, "checkpoint metadata");
     if (s == DC_OK) {
         dc_meta_set(&meta, "model", spec);
         dc_meta_set(&meta, "train", options);
@@ -314,6 +383,7 @@ static dc_status save_checkpoint(dc_trainer *t, dc_error *err) {
     dc_meta_clear(&meta);
     if (s == DC_OK && t->cb.checkpoint_saved)
         t->cb.checkpoint_saved(t->cb.user, path, t->epoch, t->step_in_epoch);
+    free(path);
     return s;
 }
 
@@ -353,36 +423,83 @@ static void hist_free(history *h) {
     memset(h, 0, sizeof *h);
 }
 
-/* The rows of loss.csv up to the resumed epoch (later ones were never checkpointed). */
-static dc_status hist_load(history *h, const char *csv, int upto_epoch) {
+/* The rows of loss.csv for epochs 1..upto_epoch (later ones were never checkpointed), one
+ * per epoch, in order, exactly as stored. A row that does not parse, an epoch out of that
+ * range or out of order is refused: a resume must not build on a history it cannot trust. */
+static dc_status hist_load(history *h, const char *csv, int upto_epoch, dc_error *err) {
     FILE *f = fopen(csv, "r");
-    if (!f) return DC_OK;
+    if (!f) {
+        if (errno == ENOENT) return DC_OK; /* killed before its first epoch ended */
+        return dc_set_error(err, DC_ERR_IO, "cannot read '%s': %s", csv, strerror(errno));
+    }
     char line[512];
     dc_status s = DC_OK;
+    long row = 0, expect = 1;
     while (s == DC_OK && fgets(line, sizeof line, f)) {
-        double e, t, v, lr, ips;
-        long step;
-        if (sscanf(line, "%lf,%ld,%lf,%lf,%lf,%lf", &e, &step, &t, &v, &lr, &ips) == 6 &&
-            e <= upto_epoch)
-            s = hist_add(h, e, step, t, v, lr, ips);
+        row++;
+        if (row == 1 && !strncmp(line, "epoch,", 6)) continue; /* the header */
+        double t, v, lr, ips;
+        long e, step;
+        int end = 0;
+        if (!strchr(line, '\n') && !feof(f))
+            s = dc_set_error(err, DC_ERR_FORMAT, "%s: row %ld is too long", csv, row);
+        else if (sscanf(line, "%ld,%ld,%lf,%lf,%lf,%lf%n", &e, &step, &t, &v, &lr, &ips, &end) !=
+                     6 ||
+                 (line[end] && line[end] != '\n'))
+            s = dc_set_error(err, DC_ERR_FORMAT, "%s: row %ld is not \"epoch,step,train_loss,"
+                                                 "val_loss,lr,images_per_s\"",
+                             csv, row);
+        else if (e != expect++ || step < 0)
+            s = dc_set_error(err, DC_ERR_FORMAT,
+                             "%s: row %ld is epoch %ld step %ld, expected epoch %ld (the "
+                             "checkpoint is at epoch %d)",
+                             csv, row, e, step, expect - 1, upto_epoch);
+        /* rows after the checkpoint are dropped: those epochs are trained again */
+        else if (e <= upto_epoch && hist_add(h, (double)e, step, t, v, lr, ips) != DC_OK)
+            s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", csv);
     }
     fclose(f);
     return s;
 }
 
 static dc_status write_loss_csv(const dc_trainer *t, dc_error *err) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/loss.csv", t->cfg.out);
+    char *path = path_join(t->cfg.out, "loss.csv");
     const history *h = &t->hist;
-    size_t cap = 128 + (size_t)h->n * 160;
+    size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
-    if (!buf) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
-    size_t n = (size_t)snprintf(buf, cap, "epoch,step,train_loss,val_loss,lr,images_per_s\n");
-    for (int i = 0; i < h->n; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%d,%ld,%.8g,%.8g,%.6g,%.2f\n", (int)h->epoch[i],
-                              h->step[i], h->train[i], h->val[i], h->lr[i], h->ips[i]);
-    dc_status s = dc_write_file_atomic(path, buf, n, err);
+    dc_status s = DC_OK;
+    if (!path || !buf) {
+        s = dc_set_error(err, DC_ERR_OOM, "loss.csv: out of memory");
+        goto out;
+    }
+    n = (size_t)snprintf(buf, cap, "epoch,step,train_loss,val_loss,lr,images_per_s\n");
+    for (int i = 0; i < h->n; i++) {
+        for (;;) {
+            /* every row is measured before it is kept: no value can write past the buffer */
+            const int len = snprintf(buf + n, cap - n, "%d,%ld,%.8g,%.8g,%.6g,%.2f\n",
+                                     (int)h->epoch[i], h->step[i], h->train[i], h->val[i],
+                                     h->lr[i], h->ips[i]);
+            if (len < 0) {
+                s = dc_set_error(err, DC_ERR_FORMAT, "%s: cannot format row %d", path, i + 1);
+                goto out;
+            }
+            if ((size_t)len < cap - n) {
+                n += (size_t)len;
+                break;
+            }
+            char *grown = realloc(buf, 2 * cap + (size_t)len);
+            if (!grown) {
+                s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
+                goto out;
+            }
+            buf = grown;
+            cap = 2 * cap + (size_t)len;
+        }
+    }
+    s = dc_write_file_atomic(path, buf, n, err);
+out:
     free(buf);
+    free(path);
     return s;
 }
 
@@ -407,7 +524,9 @@ void dc_trainer_free(dc_trainer *t) {
     dc_optim_free(t->opt);
     dc_model_free(t->m);
     free(t->perm);
+    free(t->check_buf);
     hist_free(&t->hist);
+    dc_run_lock_release(t->lock);
     free(t);
 }
 
@@ -449,8 +568,19 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
                          dc_params_error(t->m->params)->msg);
         goto fail;
     }
-    if ((s = mkdir_p(cfg->out, err)) != DC_OK ||
-        (s = dc_batch_alloc(t->m, &t->batch, err)) != DC_OK ||
+    /* one training per folder at a time; files dead writers left are removed once the
+     * folder is ours */
+    if ((s = dc_run_lock_acquire(cfg->out, &t->lock, err)) != DC_OK) goto fail;
+    dc_run_clean_temp(cfg->out);
+    size_t largest = 1;
+    for (int i = 0; i < dc_params_count(t->m->params); i++)
+        if (dc_params_get(t->m->params, i)->numel > largest)
+            largest = dc_params_get(t->m->params, i)->numel;
+    if (!(t->check_buf = malloc(largest * sizeof(float)))) {
+        s = dc_set_error(err, DC_ERR_OOM, "dc_trainer: out of memory");
+        goto fail;
+    }
+    if ((s = dc_batch_alloc(t->m, &t->batch, err)) != DC_OK ||
         (s = dc_batch_alloc(t->m, &t->eval_batch, err)) != DC_OK)
         goto fail;
     if ((s = DC_BE(be, alloc, 16 * sizeof(float), &t->acc)) != DC_OK) {
@@ -523,19 +653,35 @@ dc_status dc_trainer_resume(dc_backend *be, const char *run_or_file, const dc_da
     dc_trainer *t;
     DC_TRY(
         trainer_build(be, &at.spec, train, val, config ? config : &at.config, callbacks, &t, err));
-    char path[1200], folder[1024];
-    checkpoint_path(run_or_file, path, sizeof path, folder, sizeof folder);
-    dc_status s = dc_checkpoint_load(path, t->m->params, t->opt, NULL, err);
+    char *path = NULL, *csv = NULL;
+    dc_status s = checkpoint_path(run_or_file, &path, NULL, 0, err);
+    /* the stored position must lie inside this run: its step within an epoch of this data
+     * and batch, and (same batch) the global step what the epochs and steps add up to */
+    const int same_batch = t->cfg.batch == at.config.batch;
+    if (s == DC_OK && at.step_in_epoch >= t->steps_per_epoch)
+        s = dc_set_error(err, DC_ERR_FORMAT,
+                         "%s: stored step %d of epoch %d is past the epoch's %d steps (%d "
+                         "images, batch %d): the data or the batch changed",
+                         path, at.step_in_epoch, at.epoch + 1, t->steps_per_epoch, train->n,
+                         t->cfg.batch);
+    else if (s == DC_OK && same_batch &&
+             (long)at.epoch * t->steps_per_epoch + at.step_in_epoch != at.step)
+        s = dc_set_error(err, DC_ERR_FORMAT,
+                         "%s: stored global step %ld is not epoch %d x %d steps + %d: the data "
+                         "changed or the checkpoint is damaged",
+                         path, at.step, at.epoch, t->steps_per_epoch, at.step_in_epoch);
+    if (s == DC_OK) s = dc_checkpoint_load(path, t->m->params, t->opt, NULL, err);
     if (s == DC_OK) {
         dc_optim_set_steps(t->opt, at.step);
         t->epoch = at.epoch;
         t->step_in_epoch = at.step_in_epoch;
         t->global_step = at.step;
-        char csv[1200];
-        snprintf(csv, sizeof csv, "%s/loss.csv", t->cfg.out);
-        if (hist_load(&t->hist, csv, at.epoch) != DC_OK)
-            s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", csv);
+        csv = path_join(t->cfg.out, "loss.csv");
+        s = csv ? hist_load(&t->hist, csv, at.epoch, err)
+                : dc_set_error(err, DC_ERR_OOM, "loss.csv: out of memory");
     }
+    free(path);
+    free(csv);
     if (s != DC_OK) {
         dc_trainer_free(t);
         return s;
@@ -683,6 +829,27 @@ static dc_status self_feedback(dc_trainer *t, uint64_t step_seed, dc_error *err)
     return DC_OK;
 }
 
+/* DC_ERR_NUMERIC naming the first parameter that holds a NaN or an infinity. */
+static dc_status check_params(dc_trainer *t, dc_error *err) {
+    dc_params *p = t->m->params;
+    for (int i = 0; i < dc_params_count(p); i++) {
+        const dc_param *q = dc_params_get(p, i);
+        if (dc_params_read(p, i, t->check_buf) != DC_OK)
+            return dc_set_error(err, dc_params_error(p)->status, "reading '%s': %s", q->name,
+                                dc_params_error(p)->msg);
+        for (size_t k = 0; k < q->numel; k++)
+            if (!isfinite(t->check_buf[k]))
+                return dc_set_error(err, DC_ERR_NUMERIC,
+                                    "training diverged by step %ld: parameter '%s' holds %g "
+                                    "(element %zu of %zu); stopped without saving, the last "
+                                    "checkpoint stays as it was; lower the learning rate (lr) or "
+                                    "set clipping (clip)",
+                                    t->global_step, q->name, (double)t->check_buf[k], k,
+                                    q->numel);
+    }
+    return DC_OK;
+}
+
 /* One optimizer step on items perm[first..first+count); its loss is added to acc_loss on
  * the device. */
 static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss, dc_error *err) {
@@ -708,6 +875,7 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
 static dc_status end_epoch(dc_trainer *t, int epoch, double train_loss, double seconds,
                            long epoch_images, dc_error *err) {
     dc_train_epoch e = {0};
+    DC_TRY(check_params(t, err));
     dc_status s = dc_trainer_validate(t, &e.val_loss, &e.val_accuracy, err);
     if (s != DC_OK) return dc_wrap_error(err, s, "validation");
     e.epoch = epoch + 1;
@@ -756,6 +924,17 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
             DC_TRY(train_step(t, first, count, acc_loss, err));
             acc_steps++;
             t->global_step++;
+            /* the running sum turns NaN/Inf with the first bad step's loss: one float read
+             * per step finds it at that step */
+            float sum;
+            DC_BE(be, read, acc_loss, &sum, sizeof sum);
+            if (!isfinite(sum))
+                return dc_set_error(err, DC_ERR_NUMERIC,
+                                    "training diverged at step %ld: the loss became %g; stopped "
+                                    "without saving, the last checkpoint stays as it was; lower "
+                                    "the learning rate (lr) or set clipping (clip)",
+                                    t->global_step, (double)sum);
+            if (t->global_step % PARAM_CHECK_EVERY == 0) DC_TRY(check_params(t, err));
             images_done += c->batch;
             epoch_images += c->batch;
             /* the loss stays on the device until a logging point */
@@ -785,6 +964,7 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
             if (t->cb.should_stop && t->cb.should_stop(t->cb.user)) {
                 /* a stop after the epoch's last step resumes at the next epoch's start */
                 if (t->step_in_epoch == steps) t->epoch = epoch + 1, t->step_in_epoch = 0;
+                DC_TRY(check_params(t, err));
                 dc_status s = save_checkpoint(t, err);
                 if (s != DC_OK)
                     return dc_wrap_error(err, s,

@@ -191,6 +191,62 @@ static void test_model_spec_errors(void **state) {
     assert_memory_equal(&a, &b, sizeof a);
 }
 
+/* Sizes are checked with overflow-safe arithmetic and the message says what is too big;
+ * the largest spec that fits the limits passes (oracle: the sizes worked out by hand). */
+static void test_model_size_limits(void **state) {
+    (void)state;
+    dc_model_spec s;
+    dc_error err = {0};
+    /* 65536^2 x 1024 values in the first feature map: int arithmetic overflowed here */
+    dc_model_spec_default(&s, "complete", 1, 65536, &err);
+    s.blocks = 1;
+    s.base = 1024;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "model too big");
+    ASSERT_MSG(err.msg, "feature map");
+    ASSERT_MSG(err.msg, "4398046511104"); /* 65536 * 65536 * 1024 */
+    ASSERT_MSG(err.msg, "--size 65536");
+    /* the decoder's dense layer: latent 65536 x (1024 << 5 channels x 4 x 4) */
+    dc_model_spec_default(&s, "complete", 1, 256, &err);
+    s.blocks = 6;
+    s.base = 1024;
+    s.kernel = 1;
+    s.latent = 65536;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "the decoder's dense layer");
+    ASSERT_MSG(err.msg, "34359738368"); /* 65536 * 32768 * 16 */
+    /* classes and learned latents as huge as a metadata value can make them */
+    dc_model_spec_default(&s, "classifier", 1, 28, &err);
+    s.classes = 1800000000;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "the classifier's dense layer");
+    ASSERT_MSG(err.msg, "--classes 1800000000");
+    dc_model_spec_default(&s, "glo", 1, 64, &err);
+    s.glo_count = 2000000000;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "learned latents");
+    /* size 0 and negative sizes are refused, not replaced */
+    dc_model_spec_default(&s, "classifier", 1, 28, &err);
+    s.size = 0;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--size 0");
+    s.size = -16;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    /* around the limit: a table of 2^31 - 1 values passes the tensor check but not the
+     * parameter total (the rest of the model comes on top); 2^31 values fail the tensor */
+    dc_model_spec_default(&s, "glo", 1, 64, &err);
+    s.latent = 1;
+    s.glo_count = 1000000;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_OK);
+    s.glo_count = 2147483647;
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "the parameters");
+    s.latent = 2;
+    s.glo_count = 1073741824; /* 2^31 values */
+    assert_int_equal(dc_model_spec_check(&s, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "the table of learned latents");
+}
+
 /* The kind table: names and parsing agree, every kind's spec survives its JSON, and the
  * JSON keeps the text older checkpoints hold (written out by hand here). */
 static void test_model_kinds(void **state) {
@@ -343,6 +399,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_runtime_misuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_params_mismatch, setup, teardown),
         cmocka_unit_test(test_model_spec_errors),
+        cmocka_unit_test(test_model_size_limits),
         cmocka_unit_test(test_model_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

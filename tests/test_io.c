@@ -758,19 +758,44 @@ static void test_atomic_writes(void **state) {
     size_t n0;
     unsigned char *before = read_file(file, &n0);
 
-    /* the temp file cannot be created (a folder is in its way): clean failure */
+    /* the temp file cannot be created (its name is longer than a file name may be, while
+     * the target's is not): clean failure, the old file intact */
+    char longname[250];
+    memset(longname, 'c', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    const char *longfile = path_in(dir, longname);
+    assert_int_equal(dc_checkpoint_save(longfile, m->params, NULL, NULL, &err), DC_ERR_IO);
+    print_message("[ atomic   ] %.80s...\n", err.msg);
+    assert_non_null(strstr(err.msg, "cannot write"));
+    write_file(longfile, before, n0);
+    dc_model *m2 = make_model(be, &spec, 1, 2);
+    assert_int_equal(dc_checkpoint_save(longfile, m2->params, NULL, NULL, &err), DC_ERR_IO);
+    size_t n1;
+    unsigned char *after = read_file(longfile, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(after);
+    unlink(longfile);
+    assert_int_equal(temp_files_in(dir), 0);
+
+    /* temp names are unique: what another writer (or a dead one) left under this process's
+     * old fixed name, a folder or a file, neither blocks the save nor is written through */
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)getpid());
     assert_int_equal(mkdir(tmp, 0755), 0);
-    dc_model *m2 = make_model(be, &spec, 1, 2);
-    assert_int_equal(dc_checkpoint_save(file, m2->params, NULL, NULL, &err), DC_ERR_IO);
-    print_message("[ atomic   ] %s\n", err.msg);
-    assert_non_null(strstr(err.msg, "cannot write"));
+    assert_int_equal(dc_checkpoint_save(file, m2->params, NULL, NULL, &err), DC_OK);
+    assert_int_equal(temp_files_in(dir), 1);
     rmdir(tmp);
-    size_t n1;
-    unsigned char *after = read_file(file, &n1);
+    write_file(tmp, "other writer", 12);
+    assert_int_equal(dc_checkpoint_save(file, m->params, NULL, NULL, &err), DC_OK);
+    after = read_file(tmp, &n1);
+    assert_int_equal(n1, 12);
+    assert_memory_equal(after, "other writer", 12);
+    free(after);
+    unlink(tmp);
+    after = read_file(file, &n1);
     assert_int_equal(n0, n1);
-    assert_memory_equal(before, after, n0);
+    assert_memory_equal(before, after, n0); /* m's weights again, as before */
     free(after);
 
     /* the rename cannot happen (the target is a folder): the temp file is removed */
@@ -805,6 +830,137 @@ static void test_atomic_writes(void **state) {
     dc_model_free(m);
     dc_model_free(m2);
     dc_backend_free(be);
+}
+
+/* ---------------------------------------------------------- non-finite weights */
+/* A checkpoint with a NaN or an infinity anywhere is refused at load, naming the tensor;
+ * weights with one are never saved (the file on disk stays the last good one). */
+static void test_non_finite_weights(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_model_spec spec;
+    small_complete(&spec, 2, 2);
+    dc_model *m = make_model(be, &spec, 1, 1);
+    char *dir = tu_tmpdir("io-nonfinite");
+    const char *file = path_in(dir, "model.safetensors");
+    dc_error err = {0};
+    dc_optim_config cfg;
+    dc_optim_config_default(&cfg, DC_OPTIM_ADAM);
+    dc_optim *o = NULL;
+    assert_int_equal(dc_optim_create(m->params, &cfg, &o), DC_OK);
+    assert_int_equal(dc_checkpoint_save(file, m->params, o, NULL, &err), DC_OK);
+    size_t n0;
+    unsigned char *good = read_file(file, &n0);
+    /* one value of the third parameter becomes each non-finite value in turn */
+    const int victim = 2;
+    dc_param *q = dc_params_get(m->params, victim);
+    float *w = malloc(q->numel * sizeof *w), *orig = malloc(q->numel * sizeof *w);
+    assert_int_equal(dc_params_read(m->params, victim, orig), DC_OK);
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t b = 0; b < (sizeof bad / sizeof bad[0]); b++) {
+        memcpy(w, orig, q->numel * sizeof *w);
+        w[q->numel - 1] = bad[b];
+        assert_int_equal(dc_params_write(m->params, victim, w), DC_OK);
+        assert_int_equal(dc_checkpoint_save(file, m->params, o, NULL, &err), DC_ERR_NUMERIC);
+        print_message("[ nonfinite ] %s\n", err.msg);
+        assert_non_null(strstr(err.msg, q->name));
+        assert_non_null(strstr(err.msg, "not saved"));
+        size_t n1;
+        unsigned char *now = read_file(file, &n1);
+        assert_int_equal(n0, n1);
+        assert_memory_equal(good, now, n0);
+        free(now);
+        assert_int_equal(temp_files_in(dir), 0);
+    }
+    assert_int_equal(dc_params_write(m->params, victim, orig), DC_OK);
+
+    /* the same in a file: the tensor's bytes patched in place */
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | good[i];
+    for (size_t b = 0; b < (sizeof bad / sizeof bad[0]); b++) {
+        unsigned char *patched = malloc(n0);
+        memcpy(patched, good, n0);
+        /* parameters are stored packed, in order, from the start of the data */
+        size_t before = 0;
+        for (int i = 0; i < victim; i++)
+            before += dc_params_get(m->params, i)->numel;
+        const size_t off = 8 + hl + (before + q->numel - 1) * 4;
+        memcpy(patched + off, &bad[b], 4); /* little-endian host: the file's byte order */
+        write_file(path_in(dir, "bad.safetensors"), patched, n0);
+        free(patched);
+        dc_model *fresh = make_model(be, &spec, 1, 7);
+        assert_int_equal(dc_checkpoint_load(path_in(dir, "bad.safetensors"), fresh->params, NULL,
+                                            NULL, &err),
+                         DC_ERR_NUMERIC);
+        print_message("[ nonfinite ] %s\n", err.msg);
+        assert_non_null(strstr(err.msg, q->name));
+        assert_non_null(strstr(err.msg, b == 0 ? "nan" : "inf"));
+        dc_model_free(fresh);
+    }
+    /* and in the optimizer state: refused with the optimizer, ignored without one */
+    unsigned char *patched = malloc(n0);
+    memcpy(patched, good, n0);
+    const float inf = INFINITY;
+    memcpy(patched + n0 - 4, &inf, 4);
+    write_file(path_in(dir, "bad.safetensors"), patched, n0);
+    free(patched);
+    assert_int_equal(dc_checkpoint_load(path_in(dir, "bad.safetensors"), m->params, o, NULL, &err),
+                     DC_ERR_NUMERIC);
+    assert_non_null(strstr(err.msg, "optim.v."));
+    assert_int_equal(
+        dc_checkpoint_load(path_in(dir, "bad.safetensors"), m->params, NULL, NULL, &err), DC_OK);
+    free(w);
+    free(orig);
+    free(good);
+    dc_optim_free(o);
+    rm_rf(dir);
+    free(dir);
+    dc_model_free(m);
+    dc_backend_free(be);
+}
+
+/* ------------------------------------------------------------------ run folders */
+static void test_run_folder_lock(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("io-runlock");
+    const char *run = path_in(dir, "a/b/run"); /* parents created */
+    dc_error err = {0};
+    dc_run_lock *l1 = NULL, *l2 = NULL;
+    assert_int_equal(dc_run_lock_acquire(run, &l1, &err), DC_OK);
+    /* a second holder (another open file, as another process would have) is refused */
+    assert_int_equal(dc_run_lock_acquire(run, &l2, &err), DC_ERR_STATE);
+    assert_null(l2);
+    char pid[64];
+    snprintf(pid, sizeof pid, "in use by process %ld", (long)getpid());
+    assert_non_null(strstr(err.msg, pid));
+    assert_int_equal(dc_run_folder_check_empty(run, &err), DC_OK); /* the lock file only */
+    dc_run_lock_release(l1);
+    assert_int_equal(dc_run_lock_acquire(run, &l2, &err), DC_OK);
+    dc_run_lock_release(l2);
+    dc_run_lock_release(NULL);
+    /* a file where the folder should be */
+    write_file(path_in(dir, "file"), "x", 1);
+    assert_int_equal(dc_run_lock_acquire(path_in(dir, "file"), &l1, &err), DC_ERR_IO);
+    assert_non_null(strstr(err.msg, "cannot create run folder"));
+
+    /* clear removes the run's own files and nothing else */
+    const char *mine[] = {"model.safetensors", "loss.csv", "loss.png", "report.html",
+                          "samples/epoch_0001.png", "samples/epoch_0100.png"};
+    mkdir(path_in(run, "samples"), 0755);
+    for (size_t i = 0; i < (sizeof mine / sizeof mine[0]); i++)
+        write_file(path_in(run, mine[i]), "x", 1);
+    write_file(path_in(run, "notes.txt"), "x", 1);
+    write_file(path_in(run, "samples/epoch_x.png"), "x", 1);
+    assert_int_equal(dc_run_folder_check_empty(run, &err), DC_ERR_STATE);
+    assert_non_null(strstr(err.msg, "--resume"));
+    assert_int_equal(dc_run_folder_clear(run, &err), DC_OK);
+    for (size_t i = 0; i < (sizeof mine / sizeof mine[0]); i++)
+        assert_int_equal(access(path_in(run, mine[i]), F_OK), -1);
+    assert_int_equal(access(path_in(run, "notes.txt"), F_OK), 0);
+    assert_int_equal(access(path_in(run, "samples/epoch_x.png"), F_OK), 0);
+    rm_rf(dir);
+    free(dir);
 }
 
 /* -------------------------------------------------------------------- CLI */
@@ -883,6 +1039,8 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_optimizer),
         cmocka_unit_test(test_bad_checkpoints),
         cmocka_unit_test(test_atomic_writes),
+        cmocka_unit_test(test_non_finite_weights),
+        cmocka_unit_test(test_run_folder_lock),
         cmocka_unit_test(test_cli_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

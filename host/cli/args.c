@@ -3,6 +3,7 @@
  * else is positional. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,28 @@ float dc_args_float(dc_args *a, const char *name, float def) {
     errno = 0;
     float x = strtof(v, &end);
     if (errno || end == v || *end) bad_number(a, name, v);
+    /* no option means "nan" or "inf": a non-finite value would only poison the run later */
+    if (!isfinite(x)) {
+        fprintf(stderr, "deconv %s: --%s expects a finite number, got '%s'\n", a->cmd, name, v);
+        exit(2);
+    }
     return x;
+}
+
+int dc_cli_load_options(dc_args *a, dc_load_options *opts) {
+    memset(opts, 0, sizeof *opts);
+    const char *v = dc_args_str(a, "max-image-pixels", NULL);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < 1) {
+        fprintf(stderr, "deconv %s: --max-image-pixels expects a whole number >= 1, got '%s'\n",
+                a->cmd, v);
+        return 2;
+    }
+    opts->max_image_pixels = (int64_t)x;
+    return 0;
 }
 
 int dc_args_flag(dc_args *a, const char *name) {

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "deconv/data.h"
 #include "deconv/deconv.h"
 #include "deconv/io.h"
 #include "deconv/model.h"
@@ -31,10 +32,15 @@ int dc_args_parse(dc_args *a, const char *cmd, int argc, char **argv, const char
 const char *dc_args_str(dc_args *a, const char *name, const char *def);
 int dc_args_int(dc_args *a, const char *name, int def);
 long dc_args_long(dc_args *a, const char *name, long def);
+/* A finite number: "nan", "inf" and out-of-range values exit with status 2 naming the
+ * option, so no command has to check its float options for non-finite values. */
 float dc_args_float(dc_args *a, const char *name, float def);
 int dc_args_flag(dc_args *a, const char *name);
 /* After all lookups: error (returns 2) if an option was given that no lookup read. */
 int dc_args_check_unused(dc_args *a);
+/* --max-image-pixels N (a whole number >= 1; absent: the library's default) into opts.
+ * 0, or 2 after printing why. */
+int dc_cli_load_options(dc_args *a, dc_load_options *opts);
 /* Set when a numeric option did not parse; the parse error was printed. */
 extern const char *dc_cli_prog;
 
@@ -62,8 +68,9 @@ int dc_cli_psf(dc_args *a, struct dc_fimage **psf, char *desc, size_t cap);
  * Prints the error and returns 1 on failure, 0 on success. */
 int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch, dc_model **out,
                     dc_meta *meta);
-/* Resolve RUN to its checkpoint path into buf. */
-void dc_cli_checkpoint_path(const char *run, char *buf, size_t cap);
+/* Resolve RUN to its checkpoint path into buf: 0, or -1 when it does not fit (buf then
+ * holds a truncated path that must not be used). */
+int dc_cli_checkpoint_path(const char *run, char *buf, size_t cap);
 /* Parse model options (--model --size --channels --base --blocks --kernel --latent --tied
  * --noise --mask --visible-weight --loss --beta --classes --batchnorm --dropout) into spec. */
 int dc_cli_model_spec(dc_args *a, dc_model_spec *spec);

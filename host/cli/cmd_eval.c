@@ -15,7 +15,8 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
 static void eval_usage(FILE *f) {
     fprintf(
         f, "usage: deconv eval RUN [--data fashion-mnist:test | FOLDER | IDX] [--batch N]\n"
-           "                       [--limit N] [--device cpu|opencl|opencl:P:D|auto]\n\n"
+           "                       [--limit N] [--max-image-pixels N]\n"
+           "                       [--device cpu|opencl|opencl:P:D|auto]\n\n"
            "Classifier runs: accuracy on --data (default fashion-mnist:test) and the confusion\n"
            "matrix (rows: true class, columns: predicted class) with the class names.\n"
            "Other runs (complete, vae, glo): their reconstruction metrics (see the run's kind).\n");
@@ -25,8 +26,14 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
     const char *spec = dc_args_str(a, "data", "fashion-mnist:test");
     const int batch = dc_args_int(a, "batch", 250);
     const int limit = dc_args_int(a, "limit", 0);
+    dc_load_options load;
+    if (dc_cli_load_options(a, &load)) return 2;
     if (dc_args_check_unused(a)) return 2;
     if (batch < 1) return dc_cli_fail("eval", "--batch %d must be >= 1", batch);
+    /* absent means all; a given limit must be a count */
+    if (dc_args_str(a, "limit", NULL) && limit < 1)
+        return dc_cli_fail("eval", "--limit %d must be >= 1 (leave it out to use every image)",
+                           limit);
     dc_model *m = NULL;
     if (dc_cli_open_run("eval", run, be, batch, &m, NULL)) return 1;
     dc_error err = {0};
@@ -39,7 +46,7 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
         rc = dc_cli_fail("eval", "%s", err.msg);
         goto done;
     }
-    if (dc_dataset_load_path(spec, H, C, &ds, &err) != DC_OK) {
+    if (dc_dataset_load_path_opts(spec, H, C, &load, &ds, &err) != DC_OK) {
         rc = dc_cli_fail("eval", "--data %s: %s", spec, err.msg);
         goto done;
     }
@@ -132,7 +139,8 @@ int dc_cmd_eval(int argc, char **argv) {
     }
     const char *run = a.positional[0];
     char path[4096];
-    dc_cli_checkpoint_path(run, path, sizeof path);
+    if (dc_cli_checkpoint_path(run, path, sizeof path))
+        return dc_cli_fail("eval", "run path '%.100s...' is too long", run);
     dc_meta meta = {0};
     dc_error err = {0};
     if (dc_checkpoint_read_meta(path, &meta, &err) != DC_OK)

@@ -26,7 +26,8 @@ static void on_signal(int sig) {
 
 typedef struct train_cli {
     dc_train_config cfg;
-    int threads, quiet, tty;
+    dc_load_options load;
+    int threads, quiet, tty, force;
     dc_model_spec spec;
     const dc_dataset *train, *val;
     dc_backend *be;
@@ -47,6 +48,7 @@ static void usage(void) {
         "in assets/guns.\n\n"
         "data:      --data FOLDER|IDX|fashion-mnist  --size N (64; classifier 28)\n"
         "           --channels 1|3  --val FRACTION (0.1)  --augment / --no-augment\n"
+        "           --max-image-pixels N (width x height cap per image file; 64 Mpx)\n"
         "model:     --model complete|vae|glo|classifier  --base N (32)  --blocks N (3)\n"
         "           --kernel K (3)  --latent N (128; glo 32)  --tied  --noise STD (1.0)\n"
         "           --mask mix|full|bottom|top|left|right|box|random|none (complete: mix)\n"
@@ -62,9 +64,11 @@ static void usage(void) {
         "           --seed N (1)  --device cpu|opencl|opencl:P:D|auto  --threads N\n"
         "           --split-seed N (1: which images are held out; --seed leaves it alone)\n"
         "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
-        "           --quiet\n"
+        "           --quiet  --force (replace the old run's files in a non-empty --out)\n"
         "resume:    --resume RUN  (continues from RUN/model.safetensors; --epochs may extend)\n"
-        "Ctrl-C saves a checkpoint at the end of the current step and exits.\n");
+        "A non-empty run folder is refused without --resume or --force; one training at a\n"
+        "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step and\n"
+        "exits. A diverged run (NaN/Inf loss or weights) stops without saving.\n");
 }
 
 /* ---- callbacks of the trainer ---- */
@@ -117,12 +121,25 @@ static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
 }
 
 /* ---- options ---- */
+/* A path option into a fixed field: refused, never cut, when it does not fit. */
+static int copy_path(const char *opt, const char *value, char *dst, size_t cap) {
+    if (strlen(value) >= cap) {
+        fprintf(stderr, "deconv train: %s '%.60s...' is longer than %zu characters\n", opt, value,
+                cap - 1);
+        return 2;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
 static int read_opts(dc_args *a, train_cli *c, int resumed) {
     dc_train_config *o = &c->cfg;
+    if (dc_cli_load_options(a, &c->load)) return 2;
     if (!resumed) {
         char def_data[1024];
         dc_cli_default_data(def_data, sizeof def_data);
-        snprintf(o->data, sizeof o->data, "%s", dc_args_str(a, "data", def_data));
+        if (copy_path("--data", dc_args_str(a, "data", def_data), o->data, sizeof o->data))
+            return 2;
         const char *optim = dc_args_str(a, "optim", "adam"),
                    *sched = dc_args_str(a, "schedule", NULL);
         if (dc_optim_kind_parse(optim, &o->optim, NULL) != DC_OK)
@@ -177,13 +194,12 @@ static int new_run_opts(dc_args *a, train_cli *c) {
     if (o->augment < 0) o->augment = is_guns && td->augment_bundled;
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "runs/%s", dc_model_kind_name(spec->kind));
-    snprintf(o->out, sizeof o->out, "%s", dc_args_str(a, "out", def_out));
-    return 0;
+    return copy_path("--out", dc_args_str(a, "out", def_out), o->out, sizeof o->out);
 }
 
 int dc_cmd_train(int argc, char **argv) {
-    static const char *const flags[] = {"help",         "tied",  "augment", "no-augment",
-                                        "no-batchnorm", "quiet", NULL};
+    static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
+                                        "quiet", "force", NULL};
     dc_args a;
     if (dc_args_parse(&a, "train", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {
@@ -202,18 +218,24 @@ int dc_cmd_train(int argc, char **argv) {
             return dc_cli_fail("train", "%s", err.msg);
         c.spec = at.spec;
         c.cfg = at.config;
-        snprintf(c.cfg.out, sizeof c.cfg.out, "%s", resume);
+        if ((rc = copy_path("--resume", resume, c.cfg.out, sizeof c.cfg.out))) return rc;
         if ((rc = read_opts(&a, &c, 1))) return rc;
     } else if ((rc = new_run_opts(&a, &c))) {
         return rc;
     }
     const char *devspec = dc_args_str(&a, "device", "auto");
+    c.force = dc_args_flag(&a, "force");
+    if (resume && c.force) {
+        fprintf(stderr, "deconv train: --force replaces a run, --resume continues one: give one\n");
+        return 2;
+    }
     if (dc_args_check_unused(&a)) return 2;
     c.tty = isatty(2);
     if (c.cfg.log_every <= 0 && c.tty) c.cfg.log_every = 5; /* else once per epoch */
 
     dc_dataset *train = NULL, *val = NULL;
-    if (dc_train_load_data(&c.cfg, c.spec.size, c.spec.channels, &train, &val, &err) != DC_OK)
+    if (dc_train_load_data_opts(&c.cfg, c.spec.size, c.spec.channels, &c.load, &train, &val,
+                                &err) != DC_OK)
         return dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
     c.train = train;
     c.val = val;
@@ -256,7 +278,21 @@ int dc_cmd_train(int argc, char **argv) {
     const dc_train_callbacks cb = {&c, on_progress, on_epoch_end, NULL, on_warning, should_stop};
     dc_status s = resume ? dc_trainer_resume(c.be, resume, train, val, &c.cfg, &cb, &t, &err)
                          : dc_trainer_create(c.be, &c.spec, train, val, &c.cfg, &cb, &t, &err);
-    if (s != DC_OK || train_samples_init(&c.samples, t, train, val, &err) != DC_OK) {
+    if (s != DC_OK) {
+        dc_cli_fail("train", "%s", err.msg);
+        goto done;
+    }
+    /* the trainer holds the folder's lock now: nobody else writes there while the old run's
+     * files are checked or cleared */
+    if (!resume && c.force && dc_run_folder_clear(c.cfg.out, &err) != DC_OK) {
+        dc_cli_fail("train", "--force: %s", err.msg);
+        goto done;
+    }
+    if (!resume && !c.force && dc_run_folder_check_empty(c.cfg.out, &err) != DC_OK) {
+        dc_cli_fail("train", "%s", err.msg);
+        goto done;
+    }
+    if (train_samples_init(&c.samples, t, train, val, &err) != DC_OK) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }

@@ -4,12 +4,14 @@
 
 #include "cli/cli.h"
 
-void dc_cli_checkpoint_path(const char *run, char *buf, size_t cap) {
+int dc_cli_checkpoint_path(const char *run, char *buf, size_t cap) {
     struct stat st;
+    int n;
     if (stat(run, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(buf, cap, "%s/%s", run, DC_RUN_CHECKPOINT);
+        n = snprintf(buf, cap, "%s/%s", run, DC_RUN_CHECKPOINT);
     else
-        snprintf(buf, cap, "%s", run);
+        n = snprintf(buf, cap, "%s", run);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
 int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch, dc_model **out,
@@ -20,7 +22,9 @@ int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch,
     dc_meta *m = meta ? meta : &local;
     *out = NULL;
     if (!run) return dc_cli_fail(cmd, "no run given (a run folder or a .safetensors file)");
-    dc_cli_checkpoint_path(run, path, sizeof path);
+    if (dc_cli_checkpoint_path(run, path, sizeof path))
+        return dc_cli_fail(cmd, "run path '%.100s...' is longer than %zu characters", run,
+                           sizeof path - 1);
     if (dc_checkpoint_read_meta(path, m, &err) != DC_OK) {
         dc_meta_clear(&local);
         return dc_cli_fail(cmd, "%s", err.msg);
@@ -53,6 +57,11 @@ int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
     }
     int size = dc_args_int(a, "size", dc_model_kind_get(kind)->train.size);
     int channels = dc_args_int(a, "channels", 1);
+    /* the library takes size 0 as "the default"; on the command line it is a mistake */
+    if (size < 1) {
+        fprintf(stderr, "deconv %s: --size %d must be >= 1\n", a->cmd, size);
+        return 2;
+    }
     if (dc_model_spec_defaults(spec, kind, channels, size, &err) != DC_OK) {
         fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
         return 2;

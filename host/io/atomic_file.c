@@ -29,7 +29,7 @@ static char *dup_str(const char *s) {
 dc_status dc_atomic_open(dc_atomic_file *af, const char *path, dc_error *err) {
     memset(af, 0, sizeof *af);
     if (!path || !path[0]) return dc_set_error(err, DC_ERR_ARG, "no output path given");
-    size_t cap = strlen(path) + 32;
+    size_t cap = strlen(path) + 48;
     af->path = dup_str(path);
     af->tmp = malloc(cap);
     if (!af->path || !af->tmp) {
@@ -38,13 +38,12 @@ dc_status dc_atomic_open(dc_atomic_file *af, const char *path, dc_error *err) {
         memset(af, 0, sizeof *af);
         return dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
     }
-    snprintf(af->tmp, cap, "%s.tmp.%ld", path, (long)getpid());
-    /* O_EXCL: never write through a stale temp file or a symlink someone left there */
-    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    if (fd < 0 && errno == EEXIST) {
-        unlink(af->tmp);
-        fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    }
+    /* "<path>.tmp.<pid>.<random>": unique per writer, so two writers (threads, or processes
+     * that ignore the run folder's lock) never share a temp file, and the pid says whose it
+     * is when a dead process left it behind (dc_run_clean_temp). mkstemp opens with
+     * O_EXCL: never through a file or symlink someone else put there. */
+    snprintf(af->tmp, cap, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    int fd = mkstemp(af->tmp);
     if (fd < 0) {
         int e = errno;
         dc_status s = dc_set_error(err, DC_ERR_IO, "cannot write '%s': creating '%s' failed: %s",
@@ -54,6 +53,7 @@ dc_status dc_atomic_open(dc_atomic_file *af, const char *path, dc_error *err) {
         memset(af, 0, sizeof *af);
         return s;
     }
+    (void)fchmod(fd, 0644); /* mkstemp's 0600 would hide checkpoints from other readers */
     af->f = fdopen(fd, "wb");
     if (!af->f) {
         int e = errno;

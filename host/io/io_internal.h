@@ -7,7 +7,7 @@
 
 #include "deconv/deconv.h"
 
-/* A file written atomically: bytes go to "<path>.tmp.<pid>" in the same folder; commit
+/* A file written atomically: bytes go to "<path>.tmp.<pid>.<unique>" in the same folder; commit
  * flushes, fsyncs, renames over <path> and fsyncs the folder, so readers see either the
  * old file or the complete new one. abort removes the temporary file. */
 typedef struct dc_atomic_file {

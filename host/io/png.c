@@ -1,11 +1,12 @@
 /* PNG output: single images, grids and colour-mapped heatmaps (stb_image_write), written
- * to "<path>.tmp" and renamed into place. */
+ * atomically (dc_write_file_atomic: a unique temp file renamed into place). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 
 #include "deconv/image.h"
+#include "deconv/report.h"
 #include "internal.h"
 
 /* Static so that no other file of the library or a program linking it can clash. */
@@ -52,30 +53,6 @@ static void append_bytes(void *context, void *data, int size) {
     b->len += (size_t)size;
 }
 
-static dc_status write_file_atomic(const char *path, const unsigned char *data, size_t len,
-                                   dc_error *err) {
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    if (!tmp) return dc_set_error(err, DC_ERR_OOM, "writing %s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp", path);
-    dc_status s = DC_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        s = dc_set_error(err, DC_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    } else {
-        int ok = fwrite(data, 1, len, f) == len;
-        int e = errno;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok) s = dc_set_error(err, DC_ERR_IO, "cannot write %s: %s", tmp, strerror(e ? e : errno));
-        else if (rename(tmp, path) != 0)
-            s = dc_set_error(err, DC_ERR_IO, "cannot rename %s to %s: %s", tmp, path,
-                             strerror(errno));
-        if (s != DC_OK) remove(tmp);
-    }
-    free(tmp);
-    return s;
-}
-
 /* Interleaved 8-bit pixels (comp 1 or 3) to a PNG file. */
 static dc_status write_png_pixels(const char *path, const unsigned char *px, int w, int h,
                                   int comp, dc_error *err) {
@@ -86,7 +63,7 @@ static dc_status write_png_pixels(const char *path, const unsigned char *px, int
         s = dc_set_error(err, DC_ERR_OOM, "cannot encode %s (%dx%d, %d channels)", path, w, h,
                          comp);
     else
-        s = write_file_atomic(path, b.data, b.len, err);
+        s = dc_write_file_atomic(path, b.data, b.len, err);
     free(b.data);
     return s;
 }

@@ -10,38 +10,17 @@
 #include "deconv/image.h"
 #include "deconv/report.h"
 #include "internal.h"
+#include "io/io_internal.h"
 
 #include <stb_easy_font.h>
 
 dc_status dc_write_file_atomic(const char *path, const void *data, size_t len, dc_error *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return dc_set_error(err, DC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return dc_set_error(err, DC_ERR_IO, "cannot write '%s': %s", tmp, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        unlink(tmp);
-        return dc_set_error(err, DC_ERR_IO, "cannot flush '%s': %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return dc_set_error(err, DC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-    }
-    return DC_OK;
+    dc_atomic_file af;
+    DC_TRY(dc_atomic_open(&af, path, err));
+    dc_status s = dc_atomic_write(&af, data, len, err);
+    if (s == DC_OK) return dc_atomic_commit(&af, err);
+    dc_atomic_abort(&af);
+    return s;
 }
 
 static char *base64_file(const char *path, size_t *out_len) {

@@ -369,6 +369,23 @@ static dc_status read_tensor(st_file *sf, const st_entry *e, float *dst, dc_erro
     return DC_OK;
 }
 
+/* The index of the first NaN or infinity in x, or -1. */
+static long first_non_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
+}
+
+static dc_status refuse_non_finite(const char *path, const char *what, const char *name,
+                                   const float *x, size_t n, dc_error *err) {
+    const long i = first_non_finite(x, n);
+    if (i < 0) return DC_OK;
+    return dc_set_error(err, DC_ERR_NUMERIC,
+                        "'%s': %s '%s' holds %g at element %ld (%zu values): a diverged run's "
+                        "weights are refused",
+                        path, what, name, (double)x[i], i, n);
+}
+
 static const char *optim_kind_name(dc_optim_kind k) {
     return k == DC_OPTIM_SGD ? "sgd" : k == DC_OPTIM_ADAM ? "adam" : k == DC_OPTIM_ADAMW ? "adamw" : "unknown";
 }
@@ -470,7 +487,9 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
     }
     for (int i = 0; i < np; i++) {
         const dc_param *q = dc_params_get(params, i);
-        if ((s = read_tensor(&sf, st_find(&sf, q->name), vals + q->off, err)) != DC_OK) goto out;
+        if ((s = read_tensor(&sf, st_find(&sf, q->name), vals + q->off, err)) != DC_OK ||
+            (s = refuse_non_finite(path, "tensor", q->name, vals + q->off, q->numel, err)) != DC_OK)
+            goto out;
     }
     dc_backend *be = dc_params_backend(params);
     if (opt && n_optim > 0) {
@@ -493,7 +512,10 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
                 const dc_param *q = dc_params_get(params, i);
                 if (!q->trainable) continue;
                 snprintf(tmpname, sizeof tmpname, "optim.%c.%s", w ? 'v' : 'm', q->name);
-                if ((s = read_tensor(&sf, st_find(&sf, tmpname), mom[w] + q->off, err)) != DC_OK) goto out;
+                if ((s = read_tensor(&sf, st_find(&sf, tmpname), mom[w] + q->off, err)) != DC_OK ||
+                    (s = refuse_non_finite(path, "optimizer state", tmpname, mom[w] + q->off, q->numel,
+                                           err)) != DC_OK)
+                    goto out;
             }
         }
     }
@@ -622,6 +644,11 @@ dc_status dc_checkpoint_save(const char *path, dc_params *params, dc_optim *opt,
             s = dc_set_error(err, s, "saving '%s': reading '%s': %s", path, q->name, dc_params_error(params)->msg);
             goto out;
         }
+        /* never replace a checkpoint with weights no load would accept */
+        if ((s = refuse_non_finite(path, "tensor", q->name, buf, q->numel, err)) != DC_OK) {
+            dc_wrap_error(err, s, "not saved");
+            goto out;
+        }
         dc_f32_to_le(buf, q->numel);
         if ((s = dc_atomic_write(&af, buf, q->numel * sizeof(float), err)) != DC_OK) goto out;
     }
@@ -634,6 +661,11 @@ dc_status dc_checkpoint_save(const char *path, dc_params *params, dc_optim *opt,
                               q->numel * sizeof(float)) != DC_OK) {
                 s = dc_set_error(err, be->err.status, "saving '%s': reading optimizer state of '%s': %s",
                                  path, q->name, be->err.msg);
+                goto out;
+            }
+            snprintf(name, sizeof name, "optim.%c.%s", w ? 'v' : 'm', q->name);
+            if ((s = refuse_non_finite(path, "optimizer state", name, buf, q->numel, err)) != DC_OK) {
+                dc_wrap_error(err, s, "not saved");
                 goto out;
             }
             dc_f32_to_le(buf, q->numel);

@@ -6,9 +6,95 @@
  * tanh. With `tied`, decoder block i reuses the kernel of the mirrored encoder conv
  * (PyTorch's conv and transposed-conv layouts coincide for that pairing:
  * [C_enc_out, C_enc_in, k, k]). */
+#include <stdint.h>
+
 #include "graph_internal.h"
 #include "internal.h"
 #include "models/kinds.h"
+
+/* Every tensor shape is int-sized, and a model's parameters live in one arena: the limits
+ * a spec must fit before anything is built. */
+#define MODEL_MAX_TENSOR ((uint64_t)INT32_MAX)
+#define MODEL_MAX_PARAMS ((uint64_t)1 << 31) /* 8 GiB of float32 weights */
+
+/* a * b, or UINT64_MAX when it overflows (every factor here is >= 0 and < 2^31, so the
+ * saturated value is always over the limits above). */
+static uint64_t mul_sat(uint64_t a, uint64_t b) {
+    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static dc_status too_big(const dc_model_spec *s, const char *what, uint64_t n, uint64_t limit,
+                         const char *options, dc_error *err) {
+    char num[32];
+    if (n == UINT64_MAX)
+        snprintf(num, sizeof num, "more than 2^64");
+    else
+        snprintf(num, sizeof num, "%llu", (unsigned long long)n);
+    return dc_set_error(err, DC_ERR_ARG,
+                        "model too big: %s would hold %s values (the limit is %llu) with --size %d "
+                        "--base %d --blocks %d --kernel %d%s",
+                        what, num, (unsigned long long)limit, s->size, s->base, s->blocks,
+                        s->kernel, options);
+}
+
+dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int classifies,
+                               int learned_latents, dc_error *err) {
+    if (s->size < 1) return dc_set_error(err, DC_ERR_ARG, "--size %d must be >= 1", s->size);
+    if (s->classes < 0 || s->glo_count < 0 || s->latent < 0)
+        return dc_set_error(err, DC_ERR_ARG, "classes %d, latents %d, latent size %d must be >= 0",
+                            s->classes, s->glo_count, s->latent);
+    char latent[32], classes[32], latents[64];
+    snprintf(latent, sizeof latent, " --latent %d", s->latent);
+    snprintf(classes, sizeof classes, " --classes %d", s->classes);
+    snprintf(latents, sizeof latents, " --latent %d and %d learned latents", s->latent,
+             s->glo_count);
+    const uint64_t k2 = (uint64_t)s->kernel * (uint64_t)s->kernel;
+    uint64_t total = 0, ch_in = (uint64_t)s->channels, ch = (uint64_t)s->base;
+    for (int b = 0; b < s->blocks; b++, ch_in = ch, ch = mul_sat(ch, 2)) {
+        const uint64_t side = (uint64_t)s->size >> b;
+        const uint64_t map = mul_sat(mul_sat(side, side), ch);
+        if (map > MODEL_MAX_TENSOR)
+            return too_big(s, "a feature map of one image", map, MODEL_MAX_TENSOR, "", err);
+        const uint64_t w = mul_sat(mul_sat(ch_in, ch), k2);
+        if (w > MODEL_MAX_TENSOR)
+            return too_big(s, "a convolution's kernel", w, MODEL_MAX_TENSOR, "", err);
+        /* classifiers have two convolutions per block, the decoder mirrors the encoder */
+        total = add_sat(total, mul_sat(w, 2));
+    }
+    const uint64_t top = ch_in; /* the last block's channels */
+    if (has_decoder) {
+        const uint64_t side = (uint64_t)s->size >> s->blocks;
+        const uint64_t fc_out = mul_sat(mul_sat(side, side), top);
+        if (fc_out > MODEL_MAX_TENSOR)
+            return too_big(s, "the decoder's first feature map", fc_out, MODEL_MAX_TENSOR, "",
+                           err);
+        const uint64_t fc = mul_sat(fc_out, (uint64_t)s->latent);
+        if (fc > MODEL_MAX_TENSOR)
+            return too_big(s, "the decoder's dense layer", fc, MODEL_MAX_TENSOR, latent, err);
+        /* the encoder's code layer has the same size (its input is that feature map) */
+        total = add_sat(total, mul_sat(fc, 3));
+    }
+    if (classifies) {
+        const uint64_t fc = mul_sat(top, (uint64_t)s->classes);
+        if (fc > MODEL_MAX_TENSOR)
+            return too_big(s, "the classifier's dense layer", fc, MODEL_MAX_TENSOR, classes, err);
+        total = add_sat(total, fc);
+    }
+    if (learned_latents) {
+        const uint64_t table = mul_sat((uint64_t)s->glo_count, (uint64_t)s->latent);
+        if (table > MODEL_MAX_TENSOR)
+            return too_big(s, "the table of learned latents", table, MODEL_MAX_TENSOR, latents,
+                           err);
+        total = add_sat(total, table);
+    }
+    if (total > MODEL_MAX_PARAMS)
+        return too_big(s, "the parameters", total, MODEL_MAX_PARAMS,
+                       learned_latents ? latents : classifies ? classes : latent, err);
+    return DC_OK;
+}
 
 int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x) {
     return dc_model_build_encoder_named(g, s, x, "enc");

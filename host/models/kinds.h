@@ -35,6 +35,10 @@ const dc_kind_row *dc_kind_row_get(dc_model_kind kind);
  * returns the last feature map. Decoder: dense -> relu -> reshape -> `blocks` transposed
  * convs -> tanh; returns the image output. */
 int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x);
+/* Size limits with overflow-safe arithmetic: every tensor fits an int, the parameters fit
+ * 2^31 floats. The error names what is too big and the options that make it so. */
+dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int classifies,
+                               int learned_latents, dc_error *err);
 int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z);
 /* The encoder with its layers named PREFIX1, PREFIX2, ... (a second encoder's weights). */
 int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, const char *prefix);

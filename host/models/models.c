@@ -121,6 +121,7 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG, "--base %d: use 1 to 1024", s->base);
     if (s->kernel < 1 || s->kernel % 2 == 0 || s->kernel > 11)
         return dc_set_error(err, DC_ERR_ARG, "--kernel %d: use an odd size from 1 to 11", s->kernel);
+    if (s->size < 1) return dc_set_error(err, DC_ERR_ARG, "--size %d must be >= 1", s->size);
     if (dec && (s->size % (1 << s->blocks) || (s->size >> s->blocks) < 1))
         return dc_set_error(err, DC_ERR_SHAPE,
                             "--size %d must be divisible by 2^blocks = %d (%d pooling blocks)", s->size,
@@ -130,6 +131,8 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
                             s->blocks);
     if (dec && (s->latent < 1 || s->latent > 65536))
         return dc_set_error(err, DC_ERR_ARG, "--latent %d: use 1 to 65536", s->latent);
+    DC_TRY(dc_model_check_sizes(s, dec, (row->info.flags & DC_KIND_CLASSIFIES) != 0,
+                                (row->info.flags & DC_KIND_LEARNED_LATENTS) != 0, err));
     if (!(s->noise >= 0) || !(s->visible_weight >= 0) || !(s->beta >= 0))
         return dc_set_error(err, DC_ERR_ARG, "--noise, --visible-weight and --beta must be >= 0");
     if ((unsigned)s->loss >= DC_ARRAY_LEN(loss_names) ||

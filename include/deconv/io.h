@@ -33,6 +33,24 @@ dc_status dc_checkpoint_read_meta(const char *path, dc_meta *meta, dc_error *err
 dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt, dc_meta *meta,
                              dc_error *err);
 
+/* Run folders. A training takes the folder's lock for as long as it runs: an advisory
+ * flock() on FOLDER/.lock that the system releases when the process ends, however it ends.
+ * acquire creates the folder (and its parents) when missing; a folder locked by a live
+ * process is DC_ERR_STATE naming that process's id. */
+typedef struct dc_run_lock dc_run_lock;
+dc_status dc_run_lock_acquire(const char *folder, dc_run_lock **out, dc_error *err);
+void dc_run_lock_release(dc_run_lock *lock); /* NULL-safe */
+/* Remove the temp files ("NAME.tmp.PID...", see the atomic writes) that processes no longer
+ * alive left in folder and folder/samples; returns how many. Live writers' files stay. */
+int dc_run_clean_temp(const char *folder);
+/* DC_OK when folder is missing or holds nothing but its lock file; else DC_ERR_STATE
+ * naming an entry and the ways out (--resume, another folder, --force). */
+dc_status dc_run_folder_check_empty(const char *folder, dc_error *err);
+/* Remove the files a training run owns: model.safetensors, loss.csv, loss.png,
+ * report.html and samples/epoch_NNNN.png (samples/ itself when that empties it). Other
+ * files stay. Call it holding the folder's lock. */
+dc_status dc_run_folder_clear(const char *folder, dc_error *err);
+
 /* Export formats. */
 dc_status dc_export_npz(const char *path, dc_params *params, dc_error *err);
 /* ONNX inference graph of a model (complete: image + noise inputs; vae/glo: decoder from

@@ -2,7 +2,15 @@
  *
  * A trainer owns a model preset built from a spec, its optimizer and the position in the
  * run, and writes a run folder: model.safetensors (atomic; every save_every epochs, at the
- * end, and when should_stop asks) and loss.csv. Everything else a program wants to show
+ * end, and when should_stop asks) and loss.csv. It holds the folder's lock
+ * (dc_run_lock_acquire) from create or resume to free, so a second trainer on the same
+ * folder is refused, naming the holder's process id.
+ *
+ * Divergence: the loss is checked after every step and the parameters every 100 steps, at
+ * every epoch's end and before every checkpoint; a NaN or infinity stops run() with
+ * DC_ERR_NUMERIC naming the step and the first non-finite tensor, and nothing is saved
+ * (the checkpoint on disk stays the last good one; dc_checkpoint_save refuses non-finite
+ * weights anyway). Everything else a program wants to show
  * (progress bars, sample images, reports) hangs off the callbacks.
  *
  * Reproducibility: every random draw is keyed by (seed, epoch) or (seed, global step): the
@@ -67,6 +75,10 @@ dc_status dc_schedule_parse(const char *name, dc_schedule *out, dc_error *err);
  * parts by c->val and c->split_seed (the split a resume must repeat). */
 dc_status dc_train_load_data(const dc_train_config *c, int size, int channels, dc_dataset **train,
                              dc_dataset **val, dc_error *err);
+/* The same with the image loaders' options (NULL: the defaults, e.g. the pixel cap). */
+dc_status dc_train_load_data_opts(const dc_train_config *c, int size, int channels,
+                                  const dc_load_options *opts, dc_dataset **train,
+                                  dc_dataset **val, dc_error *err);
 
 /* A run folder (its model.safetensors) or a checkpoint file: the model, the options and the
  * position it was saved at. */
