@@ -568,6 +568,39 @@ static void test_jpeg_huffman_table_overflow_refused(void **state) {
     remove_tmpdir(dir);
 }
 
+/* A scan that decodes with a Huffman table no DHT defined: stb_image 2.27 reads that table
+ * from uninitialised memory (a fuzzer-found assertion in stbi__jpeg_huff_decode). The
+ * committed seed JPEG loads; with its scan pointed at tables 3 it is refused by name. */
+static void test_jpeg_undefined_huffman_table_refused(void **state) {
+    (void)state;
+    char seed[1024];
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus_image/gray.jpg", tu_source_dir());
+    const size_t n = file_size(seed);
+    unsigned char *buf = malloc(n);
+    FILE *f = fopen(seed, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(buf, 1, n, f), n);
+    fclose(f);
+    size_t sos = 0;
+    for (size_t i = 2; i + 1 < n && !sos; i++)
+        if (buf[i] == 0xFF && buf[i + 1] == 0xDA) sos = i;
+    assert_true(sos > 0 && sos + 7 < n);
+    char *dir = data_tmpdir("data-sos");
+    char *bad = path_in(dir, "undefined_tables.jpg");
+    dc_error err = {0};
+    float dst[8 * 8];
+    write_bytes(bad, buf, n);
+    assert_int_equal(dc_image_read(bad, 8, 1, dst, &err), DC_OK); /* the seed as it is */
+    buf[sos + 6] = 0x03; /* component 1: DC table 0, AC table 3 */
+    write_bytes(bad, buf, n);
+    expect_refused(bad, "decodes with AC Huffman table 3, which no table segment defined");
+    buf[sos + 6] = 0x30; /* DC table 3, AC table 0 */
+    write_bytes(bad, buf, n);
+    expect_refused(bad, "decodes with DC Huffman table 3, which no table segment defined");
+    free(buf);
+    remove_tmpdir(dir);
+}
+
 static void write_cut(const char *src, const char *dst, size_t keep) {
     FILE *f = fopen(src, "rb");
     assert_non_null(f);
@@ -1049,6 +1082,7 @@ int main(void) {
         cmocka_unit_test(test_idx_label_count_mismatch),
         cmocka_unit_test(test_image_zero_dimension_refused),
         cmocka_unit_test(test_jpeg_huffman_table_overflow_refused),
+        cmocka_unit_test(test_jpeg_undefined_huffman_table_refused),
         cmocka_unit_test(test_truncated_images_refused),
         cmocka_unit_test(test_image_pixel_cap),
         cmocka_unit_test(test_decoder_reasons_in_plain_words),

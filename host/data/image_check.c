@@ -57,9 +57,10 @@ static dc_status check_png(const char *name, const unsigned char *b, size_t len,
 /* ----------------------------------------------------------------------- JPEG */
 
 /* A DHT segment: tables of a class/id byte, 16 code counts and the code values. A table
- * with more than 256 codes overflows stb_image 2.27's table (stbi__build_huffman). */
+ * with more than 256 codes overflows stb_image 2.27's table (stbi__build_huffman). Each
+ * table read sets bit class * 4 + id of *defined. */
 static dc_status check_dht(const char *name, const unsigned char *seg, size_t n, size_t at,
-                           dc_error *err) {
+                           unsigned *defined, dc_error *err) {
     while (n > 0) {
         if (n < 17)
             return dc_set_error(err, DC_ERR_FORMAT,
@@ -84,8 +85,43 @@ static dc_status check_dht(const char *name, const unsigned char *seg, size_t n,
                                 "%s: corrupt JPEG file: Huffman table at byte %zu declares %zu "
                                 "codes but its segment holds %zu",
                                 name, at, codes, n - 17);
+        *defined |= 1u << (table_class * 4 + table_id);
         seg += 17 + codes;
         n -= 17 + codes;
+    }
+    return DC_OK;
+}
+
+/* A SOS segment: every Huffman table the scan decodes with must have been defined by an
+ * earlier DHT. stb_image 2.27 does not zero its tables, so an undefined one is read from
+ * uninitialised memory (its decoder then fails an assertion or reads out of bounds). DC
+ * tables decode scans that start at coefficient 0, AC tables scans that reach past it. */
+static dc_status check_sos(const char *name, const unsigned char *seg, size_t n, size_t at,
+                           unsigned defined, dc_error *err) {
+    if (n < 1 || n < 1 + 2 * (size_t)seg[0] + 3)
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: corrupt JPEG file: start-of-scan segment at byte %zu is cut "
+                            "short",
+                            name, at);
+    const unsigned components = seg[0];
+    const unsigned first = seg[1 + 2 * components], last = seg[2 + 2 * components];
+    for (unsigned k = 0; k < components; k++) {
+        const unsigned dc = seg[2 + 2 * k] >> 4, ac = seg[2 + 2 * k] & 15;
+        if (dc > 3 || ac > 3)
+            return dc_set_error(err, DC_ERR_FORMAT,
+                                "%s: corrupt JPEG file: scan at byte %zu names Huffman tables "
+                                "DC %u / AC %u (at most 3)",
+                                name, at, dc, ac);
+        if (first == 0 && !(defined & (1u << dc)))
+            return dc_set_error(err, DC_ERR_FORMAT,
+                                "%s: corrupt JPEG file: scan at byte %zu decodes with DC Huffman "
+                                "table %u, which no table segment defined",
+                                name, at, dc);
+        if (last > 0 && !(defined & (1u << (4 + ac))))
+            return dc_set_error(err, DC_ERR_FORMAT,
+                                "%s: corrupt JPEG file: scan at byte %zu decodes with AC Huffman "
+                                "table %u, which no table segment defined",
+                                name, at, ac);
     }
     return DC_OK;
 }
@@ -117,6 +153,7 @@ static size_t skip_entropy_data(const unsigned char *b, size_t len, size_t pos) 
 static dc_status check_jpeg(const char *name, const unsigned char *b, size_t len,
                             dc_error *err) {
     size_t pos = 0;
+    unsigned tables = 0; /* Huffman tables defined so far: bit class * 4 + id */
     while (pos < len && b[pos] == 0xFF) pos++;
     pos++; /* the SOI marker (identified by the caller) */
     for (;;) {
@@ -140,7 +177,8 @@ static dc_status check_jpeg(const char *name, const unsigned char *b, size_t len
                                 "%zu (at least 2)",
                                 name, marker, at, seg_len);
         if (len - pos < seg_len) return truncated(err, name, "JPEG", len, (uint64_t)pos + seg_len);
-        if (marker == 0xC4) DC_TRY(check_dht(name, b + pos + 2, seg_len - 2, at, err));
+        if (marker == 0xC4) DC_TRY(check_dht(name, b + pos + 2, seg_len - 2, at, &tables, err));
+        if (marker == 0xDA) DC_TRY(check_sos(name, b + pos + 2, seg_len - 2, at, tables, err));
         pos += seg_len;
         if (marker == 0xDA) {
             pos = skip_entropy_data(b, len, pos);
