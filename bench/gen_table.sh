@@ -13,6 +13,8 @@
 #               removed at the end)
 #   DEVICE=...  --device for train and eval (default cpu: the tables are CPU figures)
 #   ONLY=guns|fashion   one of the two tables
+#   CLASSIFIER=FILE     the feature network for the Frechet distance (default: eval's own,
+#               assets/fm32_classifier.safetensors; another one gives other FD figures)
 # The full run trains 4 gun models (400 epochs each, about 30 s apiece) and 4 Fashion-MNIST
 # models (2 epochs, a few minutes each), and evaluates 10,000 samples per Fashion-MNIST
 # model: expect well over half an hour.
@@ -67,7 +69,7 @@ run_models() { # table extra_train extra_eval models...
     # shellcheck disable=SC2086
     "$bin" train $opts $extra_train --out "$dir" --device "$device" --quiet >&2
     # shellcheck disable=SC2086
-    "$bin" eval "$dir" --device "$device" $extra_eval --json "$dir/eval.json" > "$dir/eval.txt"
+    "$bin" eval "$dir" --device "$device" $extra_eval ${CLASSIFIER:+--classifier "$CLASSIFIER"} --json "$dir/eval.json" > "$dir/eval.txt"
     printf '%s\t%s\t%s\n' "$name" "$opts" "$dir/eval.json" >> "$work/$table.list"
     i=$((i + 1))
   done

@@ -184,7 +184,8 @@ int ev_fashion_mnist(ev_report *r, const char *cmd, dc_backend *be, const char *
     ev_verdict(r, "coverage (recall)", r_ok,
                "the samples cover %.0f%% of the test images vs %.0f%% for training images",
                100 * s.pr.recall, 100 * fl.pr.recall);
-    const int h_ok = s.hist.top_share <= EV_TOP_SHARE_MAX && s.hist.entropy_norm >= EV_ENTROPY_MIN;
+    const int h_ok = s.hist.top_share <= fl.hist.top_share + EV_TOP_SHARE_MARGIN &&
+                     s.hist.entropy_norm >= fl.hist.entropy_norm - EV_ENTROPY_MARGIN;
     ev_verdict(r, "class balance", h_ok,
                "top class %s takes %.0f%% of the samples (training images: %.0f%%), entropy %.2f vs %.2f",
                s.hist.top_class < 10 ? names[s.hist.top_class] : "?", 100 * s.hist.top_share,

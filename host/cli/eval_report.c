@@ -158,7 +158,7 @@ int ev_small_data(ev_report *r, const float *samples, int n, const float *train,
     const int grey_ok = ss.mid_grey_share <= st.mid_grey_share + EV_MID_GREY_MARGIN;
     ev_verdict(r, "realism (mid-grey)", grey_ok, "%.0f%% mid-grey pixels vs %.0f%% in the training images%s",
                100 * ss.mid_grey_share, 100 * st.mid_grey_share,
-               grey_ok ? "" : " (grey blur or noise, not silhouettes)");
+               grey_ok ? "" : " (grey blur or noise)");
     const double len_ratio = st.edge_pairs > 0 ? ss.edge_pairs / st.edge_pairs
                                                : (ss.edge_pairs > 0 ? INFINITY : 1.0);
     const int sharp_ok = ss.edge_sharpness >= EV_SHARPNESS_SHARE * st.edge_sharpness;

@@ -33,9 +33,10 @@
 #define EV_FD_FACTOR 5.0
 /* precision, recall: at least this share of the train-vs-test floor */
 #define EV_PR_SHARE 0.5
-/* class histogram: at most this top-class share, at least this normalised entropy */
-#define EV_TOP_SHARE_MAX 0.3
-#define EV_ENTROPY_MIN 0.9
+/* class histogram: a top-class share at most this much above the floor's, a normalised
+ * entropy at most this much below it */
+#define EV_TOP_SHARE_MARGIN 0.15
+#define EV_ENTROPY_MARGIN 0.1
 
 typedef struct ev_report {
     FILE *text;      /* readable lines go here (stdout, or stderr when the JSON goes to stdout) */
