@@ -18,7 +18,7 @@ static void eval_usage(FILE *f) {
             "Classifier runs: accuracy on --data (default fashion-mnist:test; --batch N, --limit N)\n"
             "and the confusion matrix (rows: true class, columns: predicted class).\n\n"
             "Generative runs (complete, vae, glo): [--samples N] [--seed S] [--json FILE|-]\n"
-            "  [--classifier FILE] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
+            "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
             "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
             "generate` makes them, each figure next to the same figure of the training images:\n"
             "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
@@ -29,7 +29,9 @@ static void eval_usage(FILE *f) {
             "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
             "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
             "images against the test set. One verdict line per figure; --json writes every figure,\n"
-            "floor and verdict (\"-\": stdout, the text then goes to stderr).\n",
+            "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
+            "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
+            "--no-cache.\n",
             DECONV_ASSETS_DIR);
 }
 
@@ -131,7 +133,7 @@ done:
 }
 
 int dc_cmd_eval(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
+    static const char *const flags[] = {"help", "no-cache", NULL};
     dc_args a;
     if (dc_args_parse(&a, "eval", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {

@@ -1,9 +1,13 @@
 /* deconv eval, Fashion-MNIST block: the samples as the pinned classifier sees them (its
  * 128-d `gap` features and its predicted classes), against the test set, with the floor
  * that real images reach: the same number of training images against the test set. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/eval_report.h"
 #include "deconv/data.h"
@@ -79,8 +83,90 @@ static cJSON *fm_json(const fm_figures *f, int n, int n_classes) {
     return o;
 }
 
+/* ------------------------------------------------------------------ cache
+ * The test set's features and the floor's figures depend only on the classifier file and
+ * the floor's size, and take most of the block's time (20,000 classifier passes for 10,000
+ * samples): they are kept in $DECONV_CACHE (default $XDG_CACHE_HOME/deconv, or
+ * ~/.cache/deconv), in a file named by a 64-bit FNV-1a hash of the classifier's bytes and
+ * the floor size. A file that does not match (size, header) is recomputed and rewritten. */
+#define FM_CACHE_MAGIC "deconv-eval-fm-cache-2"
+
+typedef struct fm_cache_header {
+    char magic[24];
+    uint64_t classifier_hash;
+    int32_t dim, n_test, n_floor, n_classes;
+    uint32_t figures_bytes;
+} fm_cache_header;
+
+static int file_hash(const char *path, uint64_t *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;
+    uint64_t h = 1469598103934665603ull;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 1099511628211ull;
+    const int bad = ferror(f);
+    fclose(f);
+    *out = h;
+    return bad;
+}
+
+static int cache_path(uint64_t hash, int n_floor, char *out, size_t cap) {
+    const char *dir = getenv("DECONV_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char base[1024];
+    if (dir && *dir)
+        snprintf(base, sizeof base, "%s", dir);
+    else if (xdg && *xdg)
+        snprintf(base, sizeof base, "%s/deconv", xdg);
+    else if (home && *home)
+        snprintf(base, sizeof base, "%s/.cache/deconv", home);
+    else
+        return 1;
+    if (!(dir && *dir) && !(xdg && *xdg)) {
+        char parent[1100];
+        snprintf(parent, sizeof parent, "%s/.cache", home);
+        mkdir(parent, 0755);
+    }
+    if (mkdir(base, 0755) != 0 && errno != EEXIST) return 1;
+    snprintf(out, cap, "%s/fm32_%016llx_floor%d.bin", base, (unsigned long long)hash, n_floor);
+    return 0;
+}
+
+static int cache_read(const char *path, const fm_cache_header *want, float *test_feat, int *test_labels,
+                      void *floor, size_t floor_bytes) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;
+    fm_cache_header h;
+    int ok = fread(&h, sizeof h, 1, f) == 1 && memcmp(&h, want, sizeof h) == 0 &&
+             fread(test_feat, sizeof(float) * want->dim, (size_t)want->n_test, f) == (size_t)want->n_test &&
+             fread(test_labels, sizeof(int), (size_t)want->n_test, f) == (size_t)want->n_test &&
+             fread(floor, floor_bytes, 1, f) == 1 && fgetc(f) == EOF;
+    fclose(f);
+    return !ok;
+}
+
+static int cache_write(const char *path, const fm_cache_header *h, const float *test_feat,
+                       const int *test_labels, const void *floor, size_t floor_bytes) {
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return 1;
+    int ok = fwrite(h, sizeof *h, 1, f) == 1 &&
+             fwrite(test_feat, sizeof(float) * h->dim, (size_t)h->n_test, f) == (size_t)h->n_test &&
+             fwrite(test_labels, sizeof(int), (size_t)h->n_test, f) == (size_t)h->n_test &&
+             fwrite(floor, floor_bytes, 1, f) == 1;
+    ok &= fclose(f) == 0;
+    /* rename: a concurrent reader sees the old file or the whole new one */
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return 1;
+    }
+    return 0;
+}
+
 int ev_fashion_mnist(ev_report *r, const char *cmd, dc_backend *be, const char *classifier_path,
-                     const float *samples, int n, int c, int size) {
+                     const float *samples, int n, int c, int size, int use_cache) {
     cJSON *o = cJSON_AddObjectToObject(r->root, "fashion_mnist");
     FILE *t = r->text;
     if (c != 1 || size != 32) {
@@ -120,31 +206,60 @@ int ev_fashion_mnist(ev_report *r, const char *cmd, dc_backend *be, const char *
         dc_cli_fail(cmd, "%s predicts %d classes (at most 64 here)", classifier_path, K);
         goto done;
     }
-    if (dc_dataset_load_path("fashion-mnist:test", 32, 1, &test, &err) != DC_OK ||
-        dc_dataset_load_path("fashion-mnist:train", 32, 1, &train, &err) != DC_OK) {
+    /* the test set's size and the floor's, without decoding the training images when cached */
+    if (dc_dataset_load_path("fashion-mnist:test", 32, 1, &test, &err) != DC_OK) {
         dc_cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    const int n_floor = n < train->n ? n : train->n;
+    const int n_floor = n < 60000 ? n : 60000;
     fs = malloc(sizeof(float) * (size_t)n * dim);
     ft = malloc(sizeof(float) * (size_t)test->n * dim);
-    ff = malloc(sizeof(float) * (size_t)n_floor * dim);
     ls = malloc(sizeof(int) * (size_t)n);
     lt = malloc(sizeof(int) * (size_t)test->n);
-    lf = malloc(sizeof(int) * (size_t)n_floor);
-    if (!fs || !ft || !ff || !ls || !lt || !lf) {
+    if (!fs || !ft || !ls || !lt) {
         dc_cli_fail(cmd, "out of memory");
         goto done;
     }
-    if (classify(cmd, clf, gap, dim, K, samples, n, fs, ls) ||
-        classify(cmd, clf, gap, dim, K, dc_dataset_image(test, 0), test->n, ft, lt) ||
-        classify(cmd, clf, gap, dim, K, dc_dataset_image(train, 0), n_floor, ff, lf))
-        goto done;
     fm_figures s, fl, te;
-    if (figures(cmd, fs, ls, n, ft, test->n, dim, K, &s) ||
-        figures(cmd, ff, lf, n_floor, ft, test->n, dim, K, &fl))
-        goto done;
+    memset(&fl, 0, sizeof fl);
     memset(&te, 0, sizeof te);
+    fm_cache_header key;
+    memset(&key, 0, sizeof key);
+    memcpy(key.magic, FM_CACHE_MAGIC, sizeof FM_CACHE_MAGIC);
+    key.dim = dim, key.n_test = test->n, key.n_floor = n_floor, key.n_classes = K;
+    key.figures_bytes = (uint32_t)sizeof fl;
+    char cpath[1300] = "", ckpt[4096];
+    dc_cli_checkpoint_path(classifier_path, ckpt, sizeof ckpt); /* a run folder or the file */
+    const int cache_ok = use_cache && file_hash(ckpt, &key.classifier_hash) == 0 &&
+                         cache_path(key.classifier_hash, n_floor, cpath, sizeof cpath) == 0;
+    const int cached = cache_ok && cache_read(cpath, &key, ft, lt, &fl, sizeof fl) == 0;
+    if (cached) {
+        fprintf(t, "test-set features and the floor's figures from the cache %s\n", cpath);
+    } else {
+        if (dc_dataset_load_path("fashion-mnist:train", 32, 1, &train, &err) != DC_OK) {
+            dc_cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
+        if (train->n < n_floor) {
+            dc_cli_fail(cmd, "the floor needs %d training images, fashion-mnist:train has %d", n_floor, train->n);
+            goto done;
+        }
+        ff = malloc(sizeof(float) * (size_t)n_floor * dim);
+        lf = malloc(sizeof(int) * (size_t)n_floor);
+        if (!ff || !lf) {
+            dc_cli_fail(cmd, "out of memory");
+            goto done;
+        }
+        if (classify(cmd, clf, gap, dim, K, dc_dataset_image(test, 0), test->n, ft, lt) ||
+            classify(cmd, clf, gap, dim, K, dc_dataset_image(train, 0), n_floor, ff, lf) ||
+            figures(cmd, ff, lf, n_floor, ft, test->n, dim, K, &fl))
+            goto done;
+        if (cache_ok && cache_write(cpath, &key, ft, lt, &fl, sizeof fl) == 0)
+            fprintf(t, "test-set features and the floor's figures cached in %s\n", cpath);
+    }
+    if (classify(cmd, clf, gap, dim, K, samples, n, fs, ls) ||
+        figures(cmd, fs, ls, n, ft, test->n, dim, K, &s))
+        goto done;
     if (dc_class_histogram_compute(lt, test->n, K, te.counts, &te.hist, &err) != DC_OK) {
         dc_cli_fail(cmd, "%s", err.msg);
         goto done;

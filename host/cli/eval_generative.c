@@ -252,6 +252,7 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     const char *json = dc_args_str(a, "json", NULL);
     const char *classifier =
         dc_args_str(a, "classifier", DECONV_ASSETS_DIR "/fm32_classifier.safetensors");
+    const int use_cache = !dc_args_flag(a, "no-cache");
     if (dc_args_check_unused(a)) return 2;
     if (draws < 2 || samples == 0 || samples < -1) return dc_cli_fail(cmd, "--draws must be >= 2 and --samples >= 1");
     ev_report r;
@@ -335,7 +336,7 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
         goto done;
     }
     if (fashion) {
-        if (ev_fashion_mnist(&r, cmd, be, classifier, img, samples, C, S)) goto done;
+        if (ev_fashion_mnist(&r, cmd, be, classifier, img, samples, C, S, use_cache)) goto done;
     } else {
         const char *why = "not computed: the pinned classifier knows Fashion-MNIST only";
         fprintf(r.text, "Frechet distance / precision / recall: %s (this run's data: %s)\n", why, train_data);

@@ -75,10 +75,11 @@ int ev_small_data(ev_report *r, const float *samples, int n, const float *train,
 /* The Fashion-MNIST block: Frechet distance in the `gap` features of the pinned classifier
  * (classifier_path), precision/recall (k = 3) and the class histogram of the samples, each
  * next to the floor (n training images vs the test set). Samples must be 32x32 grey; other
- * sizes get a line saying why the block is skipped. n_floor: how many training images make
- * the floor (the same count as the samples, as the FD depends on it). Adds "fashion_mnist".
+ * sizes get a line saying why the block is skipped. The floor is made of as many training
+ * images as there are samples (the FD depends on the count). use_cache: keep the test-set
+ * features and the floor in a cache folder (host/cli/eval_fashion.c). Adds "fashion_mnist".
  * 0, or 1 after printing why. */
 int ev_fashion_mnist(ev_report *r, const char *cmd, dc_backend *be, const char *classifier_path,
-                     const float *samples, int n, int c, int size);
+                     const float *samples, int n, int c, int size, int use_cache);
 
 #endif
