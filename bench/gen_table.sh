@@ -7,7 +7,7 @@
 #
 # Environment:
 #   QUICK=1     few epochs and samples: checks the script itself, not the models (the
-#               figures are meaningless); about 3 minutes on 2 cores
+#               figures are meaningless); 8 minutes on 2 busy cores (7m45s measured)
 #   DECONV=...  the binary (default: build/deconv)
 #   WORK=DIR    keep the runs, eval.json and eval.txt files there (default: a temp folder,
 #               removed at the end)
@@ -44,34 +44,35 @@ else
   fm_eval=""                        # 10,000 samples, the first 500 validation images
 fi
 
-# name | train options (the README's commands, without --out)
+# name | run folder | train options (the README's commands, without --out)
 guns_models=(
-  "complete (default)|"
-  "complete --tied|--tied"
-  "vae|--model vae"
-  "glo|--model glo"
+  "complete (default)|complete|"
+  "complete --tied|tied|--tied"
+  "vae|vae|--model vae"
+  "glo|glo|--model glo"
 )
 fm_models=(
-  "complete|--data fashion-mnist --size 32"
-  "complete --tied|--tied --data fashion-mnist --size 32"
-  "vae|--model vae --data fashion-mnist --size 32"
-  "glo|--model glo --data fashion-mnist --size 32"
+  "complete|fm32|--data fashion-mnist --size 32"
+  "complete --tied|tied32|--tied --data fashion-mnist --size 32"
+  "vae|vae32|--model vae --data fashion-mnist --size 32"
+  "glo|glo32|--model glo --data fashion-mnist --size 32"
 )
 
 run_models() { # table extra_train extra_eval models...
   local table="$1" extra_train="$2" extra_eval="$3"
   shift 3
-  local i=0
+  local entry name folder opts dir
   for entry in "$@"; do
-    local name="${entry%%|*}" opts="${entry#*|}"
-    local dir="$work/${table}_$i"
-    echo "== $table: $name: deconv train $opts $extra_train" >&2
+    IFS='|' read -r name folder opts <<< "$entry"
+    opts="$(echo $opts $extra_train)"
+    dir="$work/$folder"
+    echo "== $table: $name: deconv train $opts --out $dir; deconv eval $dir $extra_eval" >&2
     # shellcheck disable=SC2086
-    "$bin" train $opts $extra_train --out "$dir" --device "$device" --quiet >&2
+    "$bin" train $opts --out "$dir" --device "$device" --quiet >&2
     # shellcheck disable=SC2086
-    "$bin" eval "$dir" --device "$device" $extra_eval ${CLASSIFIER:+--classifier "$CLASSIFIER"} --json "$dir/eval.json" > "$dir/eval.txt"
-    printf '%s\t%s\t%s\n' "$name" "$opts" "$dir/eval.json" >> "$work/$table.list"
-    i=$((i + 1))
+    "$bin" eval "$dir" --device "$device" $extra_eval ${CLASSIFIER:+--classifier "$CLASSIFIER"} \
+      --json "$dir/eval.json" > "$dir/eval.txt"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$folder" "$opts" "$extra_eval" "$dir/eval.json" >> "$work/$table.list"
   done
 }
 
@@ -92,8 +93,8 @@ def rows(table):
         return []
     out = []
     for line in open(path):
-        name, opts, js = line.rstrip("\n").split("\t")
-        out.append((name, opts, json.load(open(js))))
+        name, folder, opts, extra_eval, js = line.rstrip("\n").split("\t")
+        out.append((name, (folder, opts, extra_eval), json.load(open(js))))
     return out
 
 def f(x, fmt):
@@ -139,10 +140,10 @@ if fm:
     head = fm[0][2]
     print(f'**Fashion-MNIST 32×32** ({head["n_train"]} training images; {head["n_samples"]} samples per model '
           f'against the 10,000 test images in the pinned classifier\'s features'
-          + (f'; floor, {fl["n"]} training images vs the test set: FD {fl["frechet_distance"]:.2f}, '
+          + (f'; floor, {fl["n"]} training images vs the test set: FD {fl["frechet_distance"]:.3f}, '
              f'precision {fl["precision"]:.3f}, recall {fl["recall"]:.3f}' if fl else "") + ")")
     print()
-    print("| model | FD (floor) | precision (floor) | recall (floor) | top class share | class entropy "
+    print("| model | FD (floor) | precision (floor) | recall (floor) | top class share (floor) | class entropy (floor) "
           "| mid-grey (train) | near-copies | hidden PSNR dB | mean baseline | nearest-visible baseline | verdict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, opts, j in fm:
@@ -152,17 +153,19 @@ if fm:
             fdcols = "— | — | — | — | —"
         else:
             s, fl = m["samples"], m["floor_train_vs_test"]
-            fdcols = (f'{s["frechet_distance"]:.2f} ({fl["frechet_distance"]:.2f}) | {s["precision"]:.3f} ({fl["precision"]:.3f}) '
-                      f'| {s["recall"]:.3f} ({fl["recall"]:.3f}) | {pct(s["top_class_share"])} | {s["class_entropy_norm"]:.2f}')
+            fdcols = (f'{s["frechet_distance"]:.3f} ({fl["frechet_distance"]:.3f}) | {s["precision"]:.3f} ({fl["precision"]:.3f}) '
+                      f'| {s["recall"]:.3f} ({fl["recall"]:.3f}) | {pct(s["top_class_share"])} ({pct(fl["top_class_share"])}) '
+                      f'| {s["class_entropy_norm"]:.2f} ({fl["class_entropy_norm"]:.2f})')
         print(f'| `{name}` | {fdcols} | {pct(sd["samples"]["mid_grey_share"])} ({pct(sd["training"]["mid_grey_share"])}) '
               f'| {pct(sd["samples"]["memorised_share"])} | {completion(j)} | {failed(j)} |')
     print()
-print("Commands (each run then `deconv eval RUN --json RUN/eval.json`):")
+print("Commands:")
 print()
 print("```sh")
-for name, opts, j in guns + fm:
-    extra = ""
-    print(f"deconv train {opts} --out runs/RUN && deconv eval runs/RUN".replace("  ", " "))
+for name, (folder, opts, extra_eval), j in guns + fm:
+    train = " ".join(["deconv train"] + opts.split() + ["--out", "runs/" + folder])
+    ev = " ".join(["deconv eval", "runs/" + folder] + extra_eval.split() + ["--json", f"runs/{folder}/eval.json"])
+    print(f"{train} && {ev}")
 print("```")
 print()
 print(f"<!-- generated by bench/gen_table.sh{' (QUICK=1)' if quick else ''} in {secs} s -->")
