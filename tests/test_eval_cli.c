@@ -455,6 +455,24 @@ static void test_fashion_mnist_end_to_end(void **state) {
     verdict(j, "class balance");
     assert_int_equal(tu_system("grep -q 'Frechet distance to the test set' %s/e.txt", run), 0);
     cJSON_Delete(j);
+    /* a Fashion-MNIST run at 16x16: the block says why it is skipped, the rest is there */
+    snprintf(run, sizeof run, "%s/run_fm16", g_dir);
+    assert_int_equal(tu_system("%s train --model glo --data fashion-mnist --val 0.98 --epochs 1 --out %s "
+                               "--size 16 --base 4 --blocks 2 --latent 8 --batch 32 --device cpu --quiet "
+                               "--threads 1 --sample-every 100",
+                               bin, run),
+                     0);
+    assert_int_equal(tu_system("%s eval %s --device cpu --samples 20 --json %s/e.json > %s/e.txt", bin, run,
+                               run, run),
+                     0);
+    assert_int_equal(tu_system("grep -q 'needs 32x32 grey images' %s/e.txt", run), 0);
+    snprintf(path, sizeof path, "%s/e.json", run);
+    j = read_json(path);
+    const cJSON *skipped = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "fashion_mnist"), "skipped");
+    assert_true(cJSON_IsString(skipped));
+    assert_non_null(strstr(skipped->valuestring, "32x32"));
+    verdict(j, "realism (mid-grey)");
+    cJSON_Delete(j);
 }
 
 int main(void) {
