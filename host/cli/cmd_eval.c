@@ -13,13 +13,27 @@
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
 
 static void eval_usage(FILE *f) {
-    fprintf(
-        f, "usage: deconv eval RUN [--data fashion-mnist:test | FOLDER | IDX] [--batch N]\n"
-           "                       [--limit N] [--max-image-pixels N]\n"
-           "                       [--device cpu|opencl|opencl:P:D|auto]\n\n"
-           "Classifier runs: accuracy on --data (default fashion-mnist:test) and the confusion\n"
-           "matrix (rows: true class, columns: predicted class) with the class names.\n"
-           "Other runs (complete, vae, glo): their reconstruction metrics (see the run's kind).\n");
+    fprintf(f,
+            "usage: deconv eval RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n\n"
+            "Classifier runs: accuracy on --data (default fashion-mnist:test; --batch N, --limit N,\n"
+            "--max-image-pixels N) and the confusion matrix (rows: true class, columns: predicted\n"
+            "class) with the class names.\n\n"
+            "Generative runs (complete, vae, glo): [--samples N] [--seed S] [--json FILE|-]\n"
+            "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
+            "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
+            "generate` makes them, each figure next to the same figure of the training images:\n"
+            "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
+            "nearest/2nd-nearest ratio), novelty, diversity. complete/vae also: hidden-region\n"
+            "PSNR vs the training-set mean and nearest-visible-part baselines on the validation\n"
+            "split (or --data; the first --limit 500 images) and how much --draws 16 codes change\n"
+            "it. Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3) and the\n"
+            "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
+            "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
+            "images against the test set. One verdict line per figure; --json writes every figure,\n"
+            "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
+            "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
+            "--no-cache.\n",
+            DECONV_ASSETS_DIR);
 }
 
 static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
@@ -126,7 +140,7 @@ done:
 }
 
 int dc_cmd_eval(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
+    static const char *const flags[] = {"help", "no-cache", NULL};
     dc_args a;
     if (dc_args_parse(&a, "eval", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {

@@ -1,38 +1,37 @@
-/* deconv eval for the generative models (complete, vae, glo), with honest baselines.
+/* deconv eval for the generative models (complete, vae, glo), every figure next to its
+ * floor or baseline, with a verdict line each (host/cli/eval_report.h has the rules).
  *
  * Completion (complete, vae): MSE and PSNR of the hidden region on the validation split,
  * next to (a) the training-set mean of the hidden region and (b) the hidden region of the
- * training image whose visible part is nearest. Diversity: the mean per-pixel standard
- * deviation over --draws latent draws for the same input. Generation (all three): the RMS
- * distance from each of --samples new images to its nearest training image, next to the
- * same distance between training images, so replaying the training set shows. */
+ * training image whose visible part is nearest; how much --draws random codes change the
+ * completion, next to how much the training images differ there.
+ * Generation (all three): --samples new images made as `deconv generate` makes them, then
+ * realism (mid-grey share, edges), memorisation, novelty and diversity next to the same
+ * figures of the training images; for Fashion-MNIST runs also the Frechet distance,
+ * precision/recall and class histogram in the pinned classifier's features, next to the
+ * floor of real training images. --json writes all of it. */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/eval_report.h"
 #include "cli/gen_common.h"
+
+/* the code's effect on a completion: at least this share of the training images' spread
+ * in the hidden region */
+#define EV_CODE_SPREAD_SHARE 0.1
+/* the small-data block compares at most this many samples with at most this many training
+ * images (all pairs: Fashion-MNIST's 54,000 would take minutes) */
+#define EV_SMALL_MAX_SAMPLES 1000
+#define EV_SMALL_MAX_TRAIN 2000
+/* chunk size for generating and classifying */
+#define EV_CHUNK 250
 
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
 
 static double psnr(double mse) { return mse > 0 ? 10.0 * log10(4.0 / mse) : INFINITY; }
-
-/* RMS distance between two images over all pixels. */
-static double rms(const float *x, const float *y, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
-    return sqrt(s / (double)n);
-}
-
-static double nearest(const float *img, const dc_dataset *ds, int skip, size_t n) {
-    double best = INFINITY;
-    for (int j = 0; j < ds->n; j++)
-        if (j != skip) {
-            double d = rms(img, dc_dataset_image(ds, j), n);
-            if (d < best) best = d;
-        }
-    return best;
-}
 
 /* Hidden pixels of a mask plane. */
 static int mask_count(const float *mask, int n) {
@@ -41,7 +40,7 @@ static int mask_count(const float *mask, int n) {
     return c;
 }
 
-static int eval_completion(const char *cmd, dc_model *m, const dc_dataset *train,
+static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_dataset *train,
                            const dc_dataset *eval, int draws, uint64_t seed) {
     const int C = m->spec.channels, S = m->spec.size, B = m->batch, HW = S * S;
     const size_t isz = (size_t)C * HW;
@@ -128,14 +127,56 @@ static int eval_completion(const char *cmd, dc_model *m, const dc_dataset *train
             }
         }
     }
-    printf("completion of the hidden region (mask %s) on %d images\n", dc_mask_name(mk), eval->n);
-    printf("  %-36s %10s %9s\n", "method", "MSE", "PSNR dB");
-    printf("  %-36s %10.5f %9.2f\n", "model (no random code)", se_model / hidden, psnr(se_model / hidden));
-    printf("  %-36s %10.5f %9.2f\n", "baseline: training-set mean", se_mean / hidden, psnr(se_mean / hidden));
-    printf("  %-36s %10.5f %9.2f\n", "baseline: nearest visible part", se_nn / hidden, psnr(se_nn / hidden));
-    printf("diversity over %d codes per input (mean per-pixel std, [-1,1] scale):\n", draws);
-    printf("  hidden region %.5f   whole image %.5f   (%s)\n", div_hidden / div_items, div_all / div_items,
-           sampled ? "z ~ q(z|x)" : "code noise std = the trained --noise");
+    /* the floor of the code's effect: how much the training images differ in the hidden region */
+    double train_hidden_spread = 0;
+    for (int c = 0; c < C; c++)
+        for (int q = 0; q < HW; q++) {
+            if (mask[q] < 0.5f) continue;
+            double mu = 0, v = 0;
+            for (int j = 0; j < train->n; j++) mu += dc_dataset_image(train, j)[(size_t)c * HW + q];
+            mu /= train->n;
+            for (int j = 0; j < train->n; j++) {
+                const double e = dc_dataset_image(train, j)[(size_t)c * HW + q] - mu;
+                v += e * e;
+            }
+            train_hidden_spread += sqrt(v / train->n) / ((double)C * mask_count(mask, HW));
+        }
+    const double mse_model = se_model / hidden, mse_mean = se_mean / hidden, mse_nn = se_nn / hidden;
+    const double dh = div_hidden / div_items, da = div_all / div_items;
+    FILE *t = r->text;
+    fprintf(t, "completion of the hidden region (mask %s) on %d images\n", dc_mask_name(mk), eval->n);
+    fprintf(t, "  %-36s %10s %9s\n", "method", "MSE", "PSNR dB");
+    fprintf(t, "  %-36s %10.5f %9.2f\n", "model (no random code)", mse_model, psnr(mse_model));
+    fprintf(t, "  %-36s %10.5f %9.2f\n", "baseline: training-set mean", mse_mean, psnr(mse_mean));
+    fprintf(t, "  %-36s %10.5f %9.2f\n", "baseline: nearest visible part", mse_nn, psnr(mse_nn));
+    fprintf(t, "diversity over %d codes per input (mean per-pixel std, [-1,1] scale):\n", draws);
+    fprintf(t, "  hidden region %.5f   whole image %.5f   (%s); training images differ by %.5f there\n",
+            dh, da, sampled ? "z ~ q(z|x)" : "code noise std = the trained --noise", train_hidden_spread);
+    cJSON *o = cJSON_AddObjectToObject(r->root, "completion");
+    if (o) {
+        cJSON_AddStringToObject(o, "mask", dc_mask_name(mk));
+        cJSON_AddNumberToObject(o, "n", eval->n);
+        ev_json_number(o, "model_mse", mse_model);
+        ev_json_number(o, "model_psnr", psnr(mse_model));
+        ev_json_number(o, "mean_baseline_mse", mse_mean);
+        ev_json_number(o, "mean_baseline_psnr", psnr(mse_mean));
+        ev_json_number(o, "nearest_baseline_mse", mse_nn);
+        ev_json_number(o, "nearest_baseline_psnr", psnr(mse_nn));
+        cJSON_AddNumberToObject(o, "draws", draws);
+        ev_json_number(o, "code_spread_hidden", dh);
+        ev_json_number(o, "code_spread_all", da);
+        ev_json_number(o, "train_spread_hidden", train_hidden_spread);
+    }
+    const double best_base = mse_mean < mse_nn ? mse_mean : mse_nn;
+    ev_verdict(r, "completion", mse_model < best_base,
+               "%.2f dB in the hidden region vs %.2f dB for the training-set mean and %.2f dB for the "
+               "nearest visible part",
+               psnr(mse_model), psnr(mse_mean), psnr(mse_nn));
+    const int code_ok = dh >= EV_CODE_SPREAD_SHARE * train_hidden_spread;
+    ev_verdict(r, "code matters", code_ok,
+               "%d codes for one input change the hidden region by %.4f per pixel vs %.4f between "
+               "training images%s",
+               draws, dh, train_hidden_spread, code_ok ? "" : " (the code is ignored)");
     free(mask), free(mean), free(x), free(y), free(stack);
     return 0;
 fail:
@@ -143,77 +184,91 @@ fail:
     return 1;
 }
 
-static int eval_generation(const char *cmd, dc_model *m, const dc_dataset *train, int n,
-                           uint64_t seed) {
-    const int C = m->spec.channels, S = m->spec.size;
-    const size_t isz = (size_t)C * S * S;
-    float *img = malloc(sizeof(float) * n * isz);
-    if (!img) return dc_cli_fail(cmd, "out of memory");
+/* n new images as `deconv generate` makes them (temperature 1, its default code std), in
+ * chunks so that 10,000 samples need no 10,000-image graph. The first chunk draws exactly
+ * what `deconv generate -n N --seed S` draws for N <= EV_CHUNK. */
+static int make_samples(const char *cmd, dc_model *m, int n, uint64_t seed, float *img) {
+    const size_t isz = (size_t)m->spec.channels * m->spec.size * m->spec.size;
+    const int B = n < EV_CHUNK ? n : EV_CHUNK;
     dc_error err = {0};
-    if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
-        dc_model *big = NULL;
-        float *x = calloc((size_t)n * isz, sizeof(float));
-        int r = !x || dc_model_create_shared(m, n, 0, &big, &err) != DC_OK ||
-                gen_forward_complete(cmd, big, x, m->spec.noise > 0 ? m->spec.noise : 1.0f,
-                                     dc_seed_mix(seed, 9), img);
-        free(x);
-        dc_model_free(big);
-        if (r) {
-            free(img);
-            return err.msg[0] ? dc_cli_fail(cmd, "%s", err.msg) : 1;
+    dc_model *g = NULL;
+    float *buf = malloc(sizeof(float) * (size_t)B * isz), *x = NULL, *z = NULL;
+    int rc = 1;
+    const int code_noise = dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE);
+    if (!buf) goto oom;
+    if (dc_model_create_shared(m, B, code_noise ? 0 : 1, &g, &err) != DC_OK) {
+        dc_cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (code_noise) {
+        /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
+        x = calloc((size_t)B * isz, sizeof(float));
+        if (!x) goto oom;
+        const float std = m->spec.noise > 0 ? m->spec.noise : 1.0f;
+        for (int i0 = 0, k = 0; i0 < n; i0 += B, k++) {
+            const uint64_t s = k == 0 ? dc_seed_mix(seed, 1) : dc_seed_mix(dc_seed_mix(seed, 1), (uint64_t)k);
+            if (gen_forward_complete(cmd, g, x, std, s, buf)) goto done;
+            const int cnt = n - i0 < B ? n - i0 : B;
+            memcpy(img + (size_t)i0 * isz, buf, sizeof(float) * isz * (size_t)cnt);
         }
     } else {
-        dc_model *dec = NULL;
-        float *z = malloc(sizeof(float) * n * m->spec.latent);
-        int r = !z || dc_model_create_shared(m, n, 1, &dec, &err) != DC_OK ||
-                gen_sample_latents(cmd, m, n, 1.0f, seed, z) || gen_decode(cmd, dec, z, img);
-        free(z);
-        dc_model_free(dec);
-        if (r) {
-            free(img);
-            return err.msg[0] ? dc_cli_fail(cmd, "%s", err.msg) : 1;
+        const int L = m->spec.latent;
+        z = calloc((size_t)(n + B) * L, sizeof(float)); /* room to pad the last chunk */
+        if (!z) goto oom;
+        if (gen_sample_latents(cmd, m, n, 1.0f, seed, z)) goto done;
+        for (int i0 = 0; i0 < n; i0 += B) {
+            if (gen_decode(cmd, g, z + (size_t)i0 * L, buf)) goto done;
+            const int cnt = n - i0 < B ? n - i0 : B;
+            memcpy(img + (size_t)i0 * isz, buf, sizeof(float) * isz * (size_t)cnt);
         }
     }
-    double dmean = 0, dmin = INFINITY, ref = 0, spread = 0;
-    for (int i = 0; i < n; i++) {
-        double d = nearest(img + i * isz, train, -1, isz);
-        dmean += d / n;
-        if (d < dmin) dmin = d;
-    }
-    /* the reference over at most 200 training images (each against all the others) */
-    const int nref = train->n < 200 ? train->n : 200;
-    for (int j = 0; j < nref; j++) ref += nearest(dc_dataset_image(train, j), train, j, isz) / nref;
-    for (size_t k = 0; k < isz; k++) {
-        double mu = 0, v = 0;
-        for (int i = 0; i < n; i++) mu += img[i * isz + k];
-        mu /= n;
-        for (int i = 0; i < n; i++) v += (img[i * isz + k] - mu) * (img[i * isz + k] - mu);
-        spread += sqrt(v / n) / isz;
-    }
-    printf("generation: %d samples (%s)\n", n, dc_model_kind_get(m->spec.kind)->generation);
-    printf("  RMS distance to the nearest training image: mean %.4f, min %.4f\n", dmean, dmin);
-    printf("  reference: training image to its nearest other training image: mean %.4f%s\n", ref,
-           nref < train->n ? " (first 200)" : "");
-    printf("  spread between samples (mean per-pixel std): %.4f\n", spread);
-    free(img);
-    return 0;
+    rc = 0;
+    goto done;
+oom:
+    dc_cli_fail(cmd, "out of memory");
+done:
+    free(buf), free(x), free(z);
+    dc_model_free(g);
+    return rc;
+}
+
+/* The training data a run names in its metadata ("fashion-mnist", a folder, ...). */
+static int run_data(const dc_meta *meta, char *out, size_t cap) {
+    cJSON *tj = cJSON_Parse(dc_meta_get(meta, "train"));
+    const cJSON *d = tj ? cJSON_GetObjectItem(tj, "data") : NULL;
+    int ok = cJSON_IsString(d);
+    snprintf(out, cap, "%s", ok ? d->valuestring : "?");
+    cJSON_Delete(tj);
+    return ok;
 }
 
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     const char *cmd = "eval";
     const char *data = dc_args_str(a, "data", NULL);
-    int draws = dc_args_int(a, "draws", 16);
-    int samples = dc_args_int(a, "samples", 64);
-    int limit = dc_args_int(a, "limit", 500);
-    uint64_t seed = (uint64_t)dc_args_long(a, "seed", 1);
+    const int draws = dc_args_int(a, "draws", 16);
+    int samples = dc_args_int(a, "samples", -1);
+    const int limit = dc_args_int(a, "limit", 500);
+    const uint64_t seed = (uint64_t)dc_args_long(a, "seed", 1);
+    const char *json = dc_args_str(a, "json", NULL);
+    const char *classifier =
+        dc_args_str(a, "classifier", DECONV_ASSETS_DIR "/fm32_classifier.safetensors");
+    const int use_cache = !dc_args_flag(a, "no-cache");
     if (dc_args_check_unused(a)) return 2;
-    if (draws < 2 || samples < 1) return dc_cli_fail(cmd, "--draws must be >= 2 and --samples >= 1");
+    if (draws < 2 || samples == 0 || samples < -1) return dc_cli_fail(cmd, "--draws must be >= 2 and --samples >= 1");
+    ev_report r;
+    if (ev_report_init(&r, json && strcmp(json, "-") == 0 ? stderr : stdout))
+        return dc_cli_fail(cmd, "out of memory");
     dc_meta meta = {0};
     dc_model *m = NULL;
     dc_dataset *train = NULL, *val = NULL, *other = NULL, *head = NULL;
+    float *img = NULL;
     int rc = 1;
+    char train_data[1024];
     if (dc_cli_open_run(cmd, run, be, 32, &m, &meta)) goto done;
     if (gen_run_split(cmd, &meta, m, &train, &val)) goto done;
+    run_data(&meta, train_data, sizeof train_data);
+    const int fashion = strncmp(train_data, "fashion-mnist", 13) == 0;
+    if (samples < 0) samples = fashion ? 10000 : 64;
     const dc_dataset *eval = val;
     if (data) {
         dc_error err = {0};
@@ -223,7 +278,12 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
         }
         eval = other;
     }
-    if (limit > 0 && eval->n > limit) {
+    cJSON_AddStringToObject(r.root, "run", run);
+    cJSON_AddStringToObject(r.root, "kind", dc_model_kind_name(m->spec.kind));
+    cJSON_AddStringToObject(r.root, "data", train_data);
+    cJSON_AddNumberToObject(r.root, "n_train", train->n);
+    cJSON_AddNumberToObject(r.root, "seed", (double)seed);
+    if (m->x >= 0 && limit > 0 && eval->n > limit) {
         /* the first `limit` items: the nearest-neighbour baseline scans the training set for
          * each of them */
         int32_t *idx = malloc(sizeof(int32_t) * limit);
@@ -235,20 +295,63 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
             goto done;
         }
         free(idx);
-        printf("evaluating the first %d of %d images (--limit)\n", limit, eval->n);
+        fprintf(r.text, "evaluating the first %d of %d images (--limit)\n", limit, eval->n);
         eval = head;
     }
-    printf("run %s: %s model, %d training images\n", run, dc_model_kind_name(m->spec.kind), train->n);
+    fprintf(r.text, "run %s: %s model, %d training images of %s\n", run,
+            dc_model_kind_name(m->spec.kind), train->n, train_data);
     if (m->x >= 0) {
         if (eval->n == 0) {
-            printf("no validation images (the run used --val 0): completion measured on the training set\n");
+            fprintf(r.text, "no validation images (the run used --val 0): completion measured on the "
+                            "training set\n");
             eval = train;
         }
-        if (eval_completion(cmd, m, train, eval, draws, seed)) goto done;
+        if (eval_completion(&r, cmd, m, train, eval, draws, seed)) goto done;
     }
-    if (eval_generation(cmd, m, train, samples, seed)) goto done;
+    const int C = m->spec.channels, S = m->spec.size;
+    const size_t isz = (size_t)C * S * S;
+    img = malloc(sizeof(float) * (size_t)samples * isz);
+    if (!img) {
+        dc_cli_fail(cmd, "out of memory for %d samples", samples);
+        goto done;
+    }
+    if (make_samples(cmd, m, samples, seed, img)) goto done;
+    const char *how = dc_model_kind_get(m->spec.kind)->generation;
+    fprintf(r.text, "generation: %d samples (%s), seed %llu\n", samples, how, (unsigned long long)seed);
+    cJSON_AddStringToObject(r.root, "generation", how);
+    cJSON_AddNumberToObject(r.root, "n_samples", samples);
+    const int ns = samples < EV_SMALL_MAX_SAMPLES ? samples : EV_SMALL_MAX_SAMPLES;
+    const int nt = train->n < EV_SMALL_MAX_TRAIN ? train->n : EV_SMALL_MAX_TRAIN;
+    if (ns < samples || nt < train->n)
+        fprintf(r.text, "the figures below use the first %d samples and the first %d training images\n",
+                ns, nt);
+    if (nt < 3) {
+        dc_cli_fail(cmd, "the nearest-image figures need at least 3 training images (the run has %d)",
+                    train->n);
+        goto done;
+    }
+    dc_error err = {0};
+    if (ev_small_data(&r, img, ns, dc_dataset_image(train, 0), nt, C, S, S, &err)) {
+        dc_cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (fashion) {
+        if (ev_fashion_mnist(&r, cmd, be, classifier, img, samples, C, S, use_cache)) goto done;
+    } else {
+        const char *why = "not computed: the pinned classifier knows Fashion-MNIST only";
+        fprintf(r.text, "Frechet distance / precision / recall: %s (this run's data: %s)\n", why, train_data);
+        cJSON *o = cJSON_AddObjectToObject(r.root, "fashion_mnist");
+        if (o) cJSON_AddStringToObject(o, "skipped", why);
+    }
+    ev_report_finish(&r);
+    if (json && ev_report_write_json(&r, json)) {
+        dc_cli_fail(cmd, "--json %s: cannot write it (%s)", json, strerror(errno));
+        goto done;
+    }
     rc = 0;
 done:
+    free(img);
+    ev_report_free(&r);
     dc_dataset_free(head);
     dc_model_free(m);
     dc_dataset_free(train);
