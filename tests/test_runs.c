@@ -429,6 +429,13 @@ static void test_sizes_paths_counts(void **state) {
     assert_true(err_has("longer than 1023 characters"));
     assert_int_equal(CLI("train --data %s/%s " SMALL, g_dir, longp), 2);
     assert_true(err_has("--data"));
+    /* output paths built from a run or folder name: refused before any work, not cut */
+    assert_int_equal(CLI("dream %s/run --out %s/%s", g_dir, g_dir, longp), 2);
+    assert_true(err_has("too long (at most 1199)"));
+    assert_int_equal(CLI("complete %s/%s %s/data/a.png", g_dir, longp, g_dir), 2);
+    assert_true(err_has("too long (at most 1099)"));
+    assert_int_equal(CLI("interpolate %s/%s a.png b.png", g_dir, longp), 2);
+    assert_true(err_has("too long (at most 1099)"));
     free(longp);
 
     /* a '"' in --data survives the stored options: the resume reads the same folder */

@@ -179,6 +179,17 @@ int dc_cli_fail(const char *cmd, const char *fmt, ...) {
     return 1;
 }
 
+int dc_cli_path(const char *cmd, char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < cap) return 0;
+    fprintf(stderr, "deconv %s: a path of %d characters is too long (at most %zu): %.60s...\n",
+            cmd, n, cap - 1, buf);
+    return 2;
+}
+
 int dc_cli_backend(dc_args *a, dc_backend **out) {
     const char *spec = dc_args_str(a, "device", "auto");
     dc_error err = {0};

@@ -50,6 +50,12 @@ int dc_cli_fail(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Format a path into buf; 0, or 2 after saying that it is too long (never a cut path). */
+int dc_cli_path(const char *cmd, char *buf, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
 /* Create the backend named by --device (default "auto"). Prints the choice. */
 int dc_cli_backend(dc_args *a, dc_backend **out);
 /* The end of a command's option parsing: every option other than --device must have been

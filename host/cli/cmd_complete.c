@@ -32,7 +32,7 @@ int dc_cmd_complete(int argc, char **argv) {
     uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
     const char *mask_name = dc_args_str(&a, "mask", NULL);
     char def_out[1100];
-    snprintf(def_out, sizeof def_out, "%s/completed.png", run);
+    if (dc_cli_path("complete", def_out, sizeof def_out, "%s/completed.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
     if (passes < 1 || passes > 64) return dc_cli_fail("complete", "--passes %d: use 1 to 64", passes);
     dc_error err = {0};

@@ -24,6 +24,10 @@ int dc_cmd_dream(int argc, char **argv) {
     float scale = dc_args_float(&a, "scale", 3.0f);
     int count = dc_args_int(&a, "count", 32);
     uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
+    /* the longest of the three file names first: a folder too long for it is refused
+     * before any work (never a cut path) */
+    char path[1200];
+    if (dc_cli_path("dream", path, sizeof path, "%s/dream_canvas.png", dir)) return 2;
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;
@@ -46,7 +50,6 @@ int dc_cmd_dream(int argc, char **argv) {
     y = malloc(sizeof(float) * 3 * per * isz);
     z = calloc((size_t)(count > per ? count : per) * L, sizeof(float));
     if (!x || !y || !z) goto done;
-    char path[1200];
     if (m->x >= 0) {
         /* canvases: gray (the hidden-pixel fill), white, black; random codes / samples */
         const float fills[3] = {0.0f, 1.0f, -1.0f};

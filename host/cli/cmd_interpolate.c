@@ -50,7 +50,7 @@ int dc_cmd_interpolate(int argc, char **argv) {
     const char *run = a.positional[0];
     int steps = dc_args_int(&a, "steps", 8);
     char def_out[1100];
-    snprintf(def_out, sizeof def_out, "%s/interpolation.png", run);
+    if (dc_cli_path("interpolate", def_out, sizeof def_out, "%s/interpolation.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
     if (steps < 2 || steps > 256) return dc_cli_fail("interpolate", "--steps %d: use 2 to 256", steps);
     dc_backend *be = NULL;

@@ -263,6 +263,8 @@ static dc_status load_fashion_mnist(const char *spec, int size, int channels,
 
 /* ".../X-images-idx3-ubyte[.gz]" -> ".../X-labels-idx1-ubyte[.gz]", either compression;
  * returns 0 when no labels file is there. */
+/* labels must hold strlen(images_path) + 4 bytes ("images-idx3" -> "labels-idx1" keeps the
+ * length; ".gz" may be added). */
 static int find_labels_beside(const char *images_path, char *labels, size_t cap) {
     const char *at = strstr(images_path, "images-idx3-ubyte");
     for (const char *next; at && (next = strstr(at + 1, "images-idx3-ubyte")) != NULL;)
@@ -289,12 +291,15 @@ static int in_fashion_mnist_folder(const char *path) {
 
 static dc_status load_idx_file(const char *path, int size, int channels, dc_dataset **out,
                                dc_error *err) {
-    char labels[1024];
-    int have_labels = find_labels_beside(path, labels, sizeof labels);
-    DC_TRY(dc_dataset_load_idx(path, have_labels ? labels : NULL, size, channels, out, err));
-    if (have_labels && in_fashion_mnist_folder(path) && (*out)->n_classes <= 10)
-        return dc_dataset_set_class_names(*out, 10, fashion_mnist_names, err);
-    return DC_OK;
+    const size_t cap = strlen(path) + 8;
+    char *labels = malloc(cap);
+    if (!labels) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
+    int have_labels = find_labels_beside(path, labels, cap);
+    dc_status s = dc_dataset_load_idx(path, have_labels ? labels : NULL, size, channels, out, err);
+    free(labels);
+    if (s == DC_OK && have_labels && in_fashion_mnist_folder(path) && (*out)->n_classes <= 10)
+        s = dc_dataset_set_class_names(*out, 10, fashion_mnist_names, err);
+    return s;
 }
 
 dc_status dc_dataset_load_path(const char *spec, int size, int channels, dc_dataset **out,
