@@ -258,15 +258,15 @@ static void test_eval_json_end_to_end(void **state) {
     snprintf(path, sizeof path, "%s/eval.json", run);
     cJSON *j = read_json(path);
     /* every verdict line of the text is in the JSON, and the overall pass agrees with them */
-    const char *figures[] = {"completion", "code matters", "realism (mid-grey)", "realism (edges)",
-                             "memorisation", "novelty", "diversity"};
+    const char *figures[] = {"completion", "refinement", "code matters", "realism (mid-grey)",
+                             "realism (edges)", "memorisation", "novelty", "diversity"};
     int all = 1;
     for (size_t k = 0; k < sizeof figures / sizeof *figures; k++) {
         all &= verdict(j, figures[k]);
         assert_int_equal(tu_system("grep -q '  %s: \\(PASS\\|FAIL\\) ' %s/eval.txt", figures[k], run), 0);
     }
     assert_int_equal(overall(j), all);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "verdicts")), 7);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "verdicts")), 8);
     assert_int_equal((int)num(j, "n_samples", NULL), 8);
     assert_int_equal((int)num(j, "n_train", NULL), 16);
     assert_string_equal(cJSON_GetObjectItem(j, "kind")->valuestring, "complete");
@@ -306,6 +306,11 @@ static void test_eval_json_end_to_end(void **state) {
     /* completion: the model and both baselines */
     const cJSON *c = cJSON_GetObjectItem(j, "completion");
     assert_float_equal(num(c, "model_psnr", NULL), 10 * log10(4 / num(c, "model_mse", NULL)), 1e-9);
+    /* refinement (--passes): three passes, its verdict says whether they beat one */
+    assert_int_equal((int)num(c, "refine_passes", NULL), 3);
+    assert_float_equal(num(c, "refined_psnr", NULL), 10 * log10(4 / num(c, "refined_mse", NULL)),
+                       1e-9);
+    assert_int_equal(verdict(j, "refinement"), num(c, "refined_mse", NULL) <= num(c, "model_mse", NULL));
     assert_true(num(c, "nearest_baseline_mse", NULL) >= 0);
     assert_true(num(c, "mean_baseline_mse", NULL) > 0);
     /* not Fashion-MNIST: the Frechet block says why it is absent */
