@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/eval_report.h"
 #include "deconv/data.h"
@@ -114,23 +115,26 @@ static int file_hash(const char *path, uint64_t *out) {
 
 static int cache_path(uint64_t hash, int n_floor, char *out, size_t cap) {
     const char *dir = getenv("DECONV_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    /* a folder name too long for these buffers means no cache (never a cut path) */
     char base[1024];
+    int n;
     if (dir && *dir)
-        snprintf(base, sizeof base, "%s", dir);
+        n = snprintf(base, sizeof base, "%s", dir);
     else if (xdg && *xdg)
-        snprintf(base, sizeof base, "%s/deconv", xdg);
+        n = snprintf(base, sizeof base, "%s/deconv", xdg);
     else if (home && *home)
-        snprintf(base, sizeof base, "%s/.cache/deconv", home);
+        n = snprintf(base, sizeof base, "%s/.cache/deconv", home);
     else
         return 1;
+    if (n < 0 || (size_t)n >= sizeof base) return 1;
     if (!(dir && *dir) && !(xdg && *xdg)) {
         char parent[1100];
-        snprintf(parent, sizeof parent, "%s/.cache", home);
+        snprintf(parent, sizeof parent, "%s/.cache", home); /* shorter than base */
         mkdir(parent, 0755);
     }
     if (mkdir(base, 0755) != 0 && errno != EEXIST) return 1;
-    snprintf(out, cap, "%s/fm32_%016llx_floor%d.bin", base, (unsigned long long)hash, n_floor);
-    return 0;
+    n = snprintf(out, cap, "%s/fm32_%016llx_floor%d.bin", base, (unsigned long long)hash, n_floor);
+    return n < 0 || (size_t)n >= cap;
 }
 
 static int cache_read(const char *path, const fm_cache_header *want, float *test_feat, int *test_labels,
@@ -148,8 +152,10 @@ static int cache_read(const char *path, const fm_cache_header *want, float *test
 
 static int cache_write(const char *path, const fm_cache_header *h, const float *test_feat,
                        const int *test_labels, const void *floor, size_t floor_bytes) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    /* a temporary name of this process's own, so two evals filling the cache never share it */
+    char tmp[1300];
+    const int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) return 1;
     FILE *f = fopen(tmp, "wb");
     if (!f) return 1;
     int ok = fwrite(h, sizeof *h, 1, f) == 1 &&
