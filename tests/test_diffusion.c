@@ -39,7 +39,8 @@ static dc_status velocity_to_image(void *user, const float *x, float t, int n, f
 static dc_status velocity_identity(void *user, const float *x, float t, int n, float *v,
                                    dc_error *err) {
     (void)user, (void)t, (void)err;
-    for (int i = 0; i < n; i++) v[i] = x[i];
+    for (int i = 0; i < n; i++)
+        v[i] = x[i];
     return DC_OK;
 }
 
@@ -51,16 +52,17 @@ static void test_samplers_integrate_known_fields(void **state) {
     dc_rng rng;
     dc_rng_seed(&rng, 5);
     tu_fill_uniform(x0, P, &rng, -1, 1);
-    for (int i = 0; i < N * P; i++) noise[i] = dc_rng_normal(&rng);
+    for (int i = 0; i < N * P; i++)
+        noise[i] = dc_rng_normal(&rng);
     /* every path of the single-image field is a straight line to x0: both samplers land
      * on x0 from any noise, whatever the number of steps */
     for (int sampler = DC_SAMPLER_EULER; sampler <= DC_SAMPLER_HEUN; sampler++)
         for (int steps = 1; steps <= 17; steps += 8) {
             one_image o = {x0, P, 0};
             memcpy(x, noise, sizeof x);
-            assert_int_equal(dc_flow_integrate(velocity_to_image, &o, N, P, steps,
-                                               (dc_sampler)sampler, x, &err),
-                             DC_OK);
+            assert_int_equal(
+                dc_flow_integrate(velocity_to_image, &o, N, P, steps, (dc_sampler)sampler, x, &err),
+                DC_OK);
             assert_int_equal(o.calls, sampler == DC_SAMPLER_HEUN ? 2 * steps - 1 : steps);
             for (int i = 0; i < N; i++)
                 if (tu_max_abs_err(x + i * P, x0, P) > 1e-5)
@@ -80,7 +82,8 @@ static void test_samplers_integrate_known_fields(void **state) {
         assert_int_equal(
             dc_flow_integrate(velocity_identity, NULL, 1, 1, steps, DC_SAMPLER_HEUN, &xh, &err),
             DC_OK);
-        const double want_e = pow(1 - h, steps), want_h = pow(1 - h + h * h / 2, steps - 1) * (1 - h);
+        const double want_e = pow(1 - h, steps),
+                     want_h = pow(1 - h + h * h / 2, steps - 1) * (1 - h);
         assert_true(fabs(xe - want_e) < 1e-6 && fabs(xh - want_h) < 1e-6);
         const double err_e = fabs(xe - exp(-1.0)), err_h = fabs(xh - exp(-1.0));
         assert_true(err_h < err_e);
@@ -113,9 +116,11 @@ static dc_dataset *tiny_data(int n) {
     for (int i = 0; i < n; i++) {
         float *im = dc_dataset_image(ds, i);
         const int y0 = (int)dc_rng_below(&r, 10), x0 = (int)dc_rng_below(&r, 10);
-        for (int p = 0; p < 256; p++) im[p] = 1.0f;
+        for (int p = 0; p < 256; p++)
+            im[p] = 1.0f;
         for (int y = y0; y < y0 + 6; y++)
-            for (int x = x0; x < x0 + 6; x++) im[y * 16 + x] = -1.0f;
+            for (int x = x0; x < x0 + 6; x++)
+                im[y * 16 + x] = -1.0f;
     }
     return ds;
 }
@@ -278,7 +283,8 @@ static void test_sampling_is_reproducible(void **state) {
     assert_int_equal(dc_model_create_shared(m, 5, 0, &m5, &err), DC_OK);
     enum { N = 5, P = 256, SNAPS = 3 };
     float a[N * P], b[N * P], c[N * P], noise[N * P], traj[SNAPS * N * P];
-    assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, a, traj, SNAPS, &err), DC_OK);
+    assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, a, traj, SNAPS, &err),
+                     DC_OK);
     assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, b, NULL, 0, &err), DC_OK);
     assert_memory_equal(a, b, sizeof a);
     dc_flow_noise(m, N, 7, noise);
@@ -288,7 +294,8 @@ static void test_sampling_is_reproducible(void **state) {
         assert_true(a[i] == (last < -1.0f ? -1.0f : last > 1.0f ? 1.0f : last));
     }
     assert_int_equal(dc_flow_sample(m5, N, 4, DC_SAMPLER_HEUN, 7, noise, c, NULL, 0, &err), DC_OK);
-    if (tu_max_abs_err(c, a, N * P) > 1e-4) fail_msg("batch 5 vs 2: %g", tu_max_abs_err(c, a, N * P));
+    if (tu_max_abs_err(c, a, N * P) > 1e-4)
+        fail_msg("batch 5 vs 2: %g", tu_max_abs_err(c, a, N * P));
     assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 8, NULL, c, NULL, 0, &err), DC_OK);
     assert_true(tu_max_abs_err(c, a, N * P) > 0.1);
     /* the first sample of a smaller set is the same image */
@@ -345,7 +352,8 @@ static void test_cpu_vs_opencl(void **state) {
     for (int e = 0; e < 3; e++) {
         const double rel = fabs(l[1].train[e] - l[0].train[e]) / fabs(l[0].train[e]);
         print_message("epoch %d: loss cpu %.6f opencl %.6f\n", e + 1, l[0].train[e], l[1].train[e]);
-        if (rel > 1e-3) fail_msg("epoch %d: loss cpu %g, opencl %g", e + 1, l[0].train[e], l[1].train[e]);
+        if (rel > 1e-3)
+            fail_msg("epoch %d: loss cpu %g, opencl %g", e + 1, l[0].train[e], l[1].train[e]);
     }
     assert_int_equal(n[0], n[1]);
     const double werr = tu_max_rel_err(w[1], w[0], n[0]);
@@ -353,7 +361,8 @@ static void test_cpu_vs_opencl(void **state) {
     print_message("weights max rel err %.3g, sample max abs err %.3g\n", werr, serr);
     if (werr > 1e-3) fail_msg("weights after 3 epochs: max rel err %g", werr);
     if (serr > 1e-3) fail_msg("3-step Heun sample: max abs err %g", serr);
-    for (int k = 0; k < 2; k++) free(w[k]), free(sample[k]), dc_backend_free(be[k]);
+    for (int k = 0; k < 2; k++)
+        free(w[k]), free(sample[k]), dc_backend_free(be[k]);
     dc_dataset_free(all);
     dc_dataset_free(train);
     dc_dataset_free(val);
@@ -373,8 +382,8 @@ static void test_cli_train_and_generate(void **state) {
     for (int i = 0; i < ds->n; i++) {
         char p[1300];
         snprintf(p, sizeof p, "%s/g%02d.png", data, i);
-        assert_int_equal(dc_image_write_png(p, dc_dataset_image(ds, i), 1, 16, 16, DC_RANGE_PM1, &err),
-                         DC_OK);
+        assert_int_equal(
+            dc_image_write_png(p, dc_dataset_image(ds, i), 1, 16, 16, DC_RANGE_PM1, &err), DC_OK);
     }
     dc_dataset_free(ds);
     const char *bin = tu_cli_path();
@@ -402,9 +411,9 @@ static void test_cli_train_and_generate(void **state) {
                                "--device cpu >/dev/null 2>&1 && cmp -s %s/gen.png %s/gen2.png",
                                bin, dir, dir, dir, dir),
                      0);
-    assert_int_not_equal(tu_system("%s generate %s/run --sampler rk4 --device cpu >%s/bad.log 2>&1",
-                                   bin, dir, dir),
-                         0);
+    assert_int_not_equal(
+        tu_system("%s generate %s/run --sampler rk4 --device cpu >%s/bad.log 2>&1", bin, dir, dir),
+        0);
     assert_int_equal(tu_system("grep -q 'euler or heun' %s/bad.log", dir), 0);
     tu_system("rm -rf '%s'", dir);
     free(dir);

@@ -81,7 +81,8 @@ int dc_cmd_generate(int argc, char **argv) {
     const char *sampler_name = dc_args_str(&a, "sampler", "euler");
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
-    if (steps < 1 || steps > 10000) return dc_cli_fail("generate", "--steps %d: use 1 to 10000", steps);
+    if (steps < 1 || steps > 10000)
+        return dc_cli_fail("generate", "--steps %d: use 1 to 10000", steps);
     dc_sampler sampler;
     {
         dc_error perr = {0};

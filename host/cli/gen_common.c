@@ -108,8 +108,8 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler s
     dc_error err = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    dc_status st = dc_flow_sample(m, n, steps, sampler, seed, NULL, images, traj,
-                                  traj ? SNAPSHOTS : 0, &err);
+    dc_status st =
+        dc_flow_sample(m, n, steps, sampler, seed, NULL, images, traj, traj ? SNAPSHOTS : 0, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (st != DC_OK) {
         free(traj);

@@ -42,7 +42,8 @@ dc_status dc_kind_diffusion_check(const dc_model_spec *s, dc_error *err) {
 /* Group normalisation with up to 8 groups (the largest count <= 8 that divides ch). */
 static int norm(dc_graph *g, int x, int ch, const char *name) {
     int groups = 8;
-    while (ch % groups) groups--;
+    while (ch % groups)
+        groups--;
     dc_name(g, name);
     return dc_groupnorm(g, x, groups, 1e-5f);
 }
@@ -206,12 +207,15 @@ static dc_status integrate(dc_velocity_fn velocity, void *user, int n, size_t nu
         const float t_next = (float)(steps - step - 1) / (float)steps, dt = t - t_next;
         if ((st = velocity(user, x, t, n, v1, err)) != DC_OK) break;
         if (sampler == DC_SAMPLER_EULER || step + 1 == steps) {
-            for (size_t i = 0; i < total; i++) x[i] -= dt * v1[i];
+            for (size_t i = 0; i < total; i++)
+                x[i] -= dt * v1[i];
             continue;
         }
-        for (size_t i = 0; i < total; i++) pred[i] = x[i] - dt * v1[i];
+        for (size_t i = 0; i < total; i++)
+            pred[i] = x[i] - dt * v1[i];
         if ((st = velocity(user, pred, t_next, n, v2, err)) != DC_OK) break;
-        for (size_t i = 0; i < total; i++) x[i] -= 0.5f * dt * (v1[i] + v2[i]);
+        for (size_t i = 0; i < total; i++)
+            x[i] -= 0.5f * dt * (v1[i] + v2[i]);
     }
     free(v1), free(v2), free(pred);
     return st;
@@ -228,7 +232,8 @@ void dc_flow_noise(const dc_model *m, int n, uint64_t seed, float *noise) {
     for (int i = 0; i < n; i++) {
         dc_rng rng;
         dc_rng_seed(&rng, dc_seed_mix(stream, (uint64_t)i));
-        for (size_t p = 0; p < numel; p++) noise[(size_t)i * numel + p] = dc_rng_normal(&rng);
+        for (size_t p = 0; p < numel; p++)
+            noise[(size_t)i * numel + p] = dc_rng_normal(&rng);
     }
 }
 
@@ -245,7 +250,8 @@ static dc_status velocity_of_model(void *user, const float *x, float t, int n, f
     dc_model *m = mv->m;
     const size_t bytes = sizeof(float) * (size_t)n * mv->numel;
     memcpy(mv->x, x, bytes);
-    for (int i = 0; i < m->batch; i++) mv->t[i] = t;
+    for (int i = 0; i < m->batch; i++)
+        mv->t[i] = t;
     dc_status st;
     if ((st = dc_graph_set_input(m->g, m->x, mv->x)) != DC_OK ||
         (st = dc_graph_set_input(m->g, m->time, mv->t)) != DC_OK ||
@@ -260,11 +266,11 @@ static dc_status velocity_of_model(void *user, const float *x, float t, int n, f
 dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
                          const float *noise, float *out, float *trajectory, int snapshots,
                          dc_error *err) {
-    if (!m || !out || n < 1)
-        return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: bad arguments");
+    if (!m || !out || n < 1) return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: bad arguments");
     if (!dc_model_kind_has(m->spec.kind, DC_KIND_FLOW) || m->x < 0 || m->time < 0 || m->out < 0)
-        return dc_set_error(err, DC_ERR_ARG, "a %s model is not a flow model; it cannot sample "
-                                             "by integrating a velocity",
+        return dc_set_error(err, DC_ERR_ARG,
+                            "a %s model is not a flow model; it cannot sample "
+                            "by integrating a velocity",
                             dc_model_kind_name(m->spec.kind));
     if (trajectory && snapshots < 2)
         return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: %d trajectory snapshots (use >= 2)",
@@ -273,8 +279,7 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
     const int B = m->batch;
     model_velocity mv = {m, calloc((size_t)B * numel, sizeof(float)), malloc(sizeof(float) * B),
                          malloc(sizeof(float) * (size_t)B * numel), numel};
-    float *chunk_traj =
-        trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
+    float *chunk_traj = trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
     dc_status st = DC_OK;
     if (!mv.x || !mv.t || !mv.v || (trajectory && !chunk_traj)) {
         st = dc_set_error(err, DC_ERR_OOM, "sampling %d images: out of memory", n);
@@ -291,7 +296,8 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
         st = integrate(velocity_of_model, &mv, count, numel, steps, sampler, x, chunk_traj,
                        snapshots, err);
         /* the data's range: the ODE's end can overshoot it slightly */
-        for (size_t i = 0; i < (size_t)count * numel; i++) x[i] = x[i] < -1.0f ? -1.0f : x[i] > 1.0f ? 1.0f : x[i];
+        for (size_t i = 0; i < (size_t)count * numel; i++)
+            x[i] = x[i] < -1.0f ? -1.0f : x[i] > 1.0f ? 1.0f : x[i];
         for (int k = 0; trajectory && st == DC_OK && k < snapshots; k++)
             memcpy(trajectory + ((size_t)k * n + first) * numel,
                    chunk_traj + (size_t)k * count * numel, sizeof(float) * count * numel);
