@@ -275,12 +275,14 @@ static void test_model_kinds(void **state) {
     assert_int_equal(dc_model_spec_defaults(&a, DC_MODEL_NONE, 1, 32, &err), DC_ERR_ARG);
     dc_model_kind parsed;
     assert_int_equal(dc_model_kind_parse("gan", &parsed, &err), DC_ERR_ARG);
-    ASSERT_MSG(err.msg, "use complete, vae, glo or classifier");
+    ASSERT_MSG(err.msg, "use complete, vae, glo, classifier or diffusion");
     /* the flags the commands branch on */
     assert_true(dc_model_kind_has(DC_MODEL_COMPLETE, DC_KIND_ENCODER | DC_KIND_DECODER));
     assert_true(dc_model_kind_has(DC_MODEL_GLO, DC_KIND_LEARNED_LATENTS));
     assert_false(dc_model_kind_has(DC_MODEL_GLO, DC_KIND_ENCODER));
     assert_false(dc_model_kind_has(DC_MODEL_CLASSIFIER, DC_KIND_DECODER));
+    assert_true(dc_model_kind_has(DC_MODEL_DIFFUSION, DC_KIND_FLOW));
+    assert_false(dc_model_kind_has(DC_MODEL_DIFFUSION, DC_KIND_DECODER));
     assert_false(dc_model_kind_has(DC_MODEL_NONE, 0));
 
     assert_int_equal(dc_model_spec_default(&a, "complete", 1, 64, &err), DC_OK);

@@ -1,5 +1,6 @@
-/* deconv generate: new images from random latents (vae, glo) or, for the completion
- * model, from a blank canvas with random codes (the owner's experiment). */
+/* deconv generate: new images from random latents (vae, glo), for the completion model
+ * from a blank canvas with random codes (the owner's experiment), and for the diffusion
+ * model by integrating its velocity from noise. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -56,10 +57,15 @@ int dc_cmd_generate(int argc, char **argv) {
     if (dc_args_parse(&a, "generate", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help") || a.n_positional < 1) {
         printf("usage: deconv generate RUN [-n N] [--seed S] [--temperature T] [--noise STD]\n"
+               "                       [--steps N] [--sampler euler|heun] [--trajectory GRID.png]\n"
                "                       [-o GRID.png] [--dir FOLDER] [--device ...]\n"
                "New images: vae decodes z ~ N(0, T^2); glo decodes draws from a Gaussian fitted\n"
                "to its learned latents; complete feeds a blank canvas (everything hidden) with\n"
-               "random codes of std --noise (default: the trained --noise, or 1).\n");
+               "random codes of std --noise (default: the trained --noise, or 1); diffusion\n"
+               "integrates its velocity from noise at t = 1 to t = 0 in --steps (%d) Euler or\n"
+               "Heun steps (--sampler, default euler), and --trajectory draws the path of every\n"
+               "sample (rows: t = 1 ... 0).\n",
+               DC_FLOW_STEPS);
         return a.n_positional < 1 && !dc_args_flag(&a, "help") ? 2 : 0;
     }
     const char *run = a.positional[0];
@@ -71,7 +77,18 @@ int dc_cmd_generate(int argc, char **argv) {
     snprintf(def_out, sizeof def_out, "%s/generated.png", run);
     const char *out = dc_args_str(&a, "output", def_out);
     const char *dir = dc_args_str(&a, "dir", NULL);
+    const int steps = dc_args_int(&a, "steps", DC_FLOW_STEPS);
+    const char *sampler_name = dc_args_str(&a, "sampler", "euler");
+    const char *trajectory = dc_args_str(&a, "trajectory", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
+    if (steps < 1 || steps > 10000)
+        return dc_cli_fail("generate", "--steps %d: use 1 to 10000", steps);
+    dc_sampler sampler;
+    {
+        dc_error perr = {0};
+        if (dc_sampler_parse(sampler_name, &sampler, &perr) != DC_OK)
+            return dc_cli_fail("generate", "--sampler: %s", perr.msg);
+    }
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;
@@ -79,8 +96,15 @@ int dc_cmd_generate(int argc, char **argv) {
     dc_model *m = NULL, *dec = NULL;
     float *img = NULL, *z = NULL;
     dc_error err = {0};
-    if (dc_cli_open_run("generate", run, be, n, &m, NULL)) goto done;
-    if (!dc_model_kind_has(m->spec.kind, DC_KIND_DECODER)) {
+    /* a flow model samples in chunks of its batch: no need for a batch of thousands */
+    if (dc_cli_open_run("generate", run, be, n < 64 ? n : 64, &m, NULL)) goto done;
+    const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
+    if (!flow && n > m->batch) {
+        dc_model_free(m);
+        m = NULL;
+        if (dc_cli_open_run("generate", run, be, n, &m, NULL)) goto done;
+    }
+    if (!flow && !dc_model_kind_has(m->spec.kind, DC_KIND_DECODER)) {
         dc_cli_fail("generate", "%s is a %s; use deconv visualize ascent for class images", run,
                     dc_model_kind_name(m->spec.kind));
         goto done;
@@ -89,7 +113,9 @@ int dc_cmd_generate(int argc, char **argv) {
     const size_t isz = (size_t)C * S * S;
     img = malloc(sizeof(float) * n * isz);
     if (!img) goto done;
-    if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
+    if (flow) {
+        if (gen_flow_sample("generate", m, n, steps, sampler, seed, img, trajectory)) goto done;
+    } else if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
         /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
         float *x = calloc((size_t)n * isz, sizeof(float));
         float std = noise >= 0 ? noise : (m->spec.noise > 0 ? m->spec.noise : 1.0f);

@@ -1,6 +1,8 @@
 /* Encode, decode and sample for the generative commands. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/gen_common.h"
 #include "deconv/train.h"
@@ -93,5 +95,38 @@ int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_da
     if (seed && !strstr(tj, "\"split_seed\"")) c.split_seed = strtoull(seed, NULL, 10);
     if (dc_train_load_data(&c, m->spec.size, m->spec.channels, train, val, &err) != DC_OK)
         return dc_cli_fail(cmd, "training data %s: %s", c.data, err.msg);
+    return 0;
+}
+
+int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler sampler,
+                    uint64_t seed, float *images, const char *trajectory_png) {
+    enum { SNAPSHOTS = 9 };
+    const int C = m->spec.channels, S = m->spec.size;
+    float *traj = NULL;
+    if (trajectory_png && !(traj = malloc(sizeof(float) * SNAPSHOTS * (size_t)n * C * S * S)))
+        return dc_cli_fail(cmd, "out of memory");
+    dc_error err = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dc_status st =
+        dc_flow_sample(m, n, steps, sampler, seed, NULL, images, traj, traj ? SNAPSHOTS : 0, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (st != DC_OK) {
+        free(traj);
+        return dc_cli_fail(cmd, "%s", err.msg);
+    }
+    const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    const int evals = sampler == DC_SAMPLER_HEUN ? 2 * steps - 1 : steps;
+    printf("sampling: %d %s steps (%d network evaluations), %.3f s per image, %.2f ms per image "
+           "and evaluation\n",
+           steps, dc_sampler_name(sampler), evals, secs / n, 1e3 * secs / n / evals);
+    if (traj) {
+        /* rows: the snapshots from noise to image; columns: the samples */
+        st = dc_image_write_grid(trajectory_png, traj, SNAPSHOTS * n, C, S, S, SNAPSHOTS, n,
+                                 DC_RANGE_PM1, &err);
+        free(traj);
+        if (st != DC_OK) return dc_cli_fail(cmd, "%s", err.msg);
+        printf("wrote the sampling trajectory (rows t = 1 ... 0) to %s\n", trajectory_png);
+    }
     return 0;
 }

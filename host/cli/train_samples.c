@@ -104,8 +104,56 @@ static void composite(const train_samples *s, const float *out, int n, float *ds
             }
 }
 
+/* Diffusion: originals | new samples from two rows of fixed noises (the same every epoch)
+ * | the first sample's path from noise (left) to image (right). */
+static dc_status flow_samples_write(train_samples *s, int epoch, dc_error *err) {
+    dc_model *m = s->m;
+    const int n = s->n, C = m->spec.channels, S = m->spec.size;
+    const size_t img = (size_t)C * S * S;
+    const int snaps = n >= 2 ? n : 2;
+    float *grid = calloc((size_t)4 * n * img, sizeof(float));
+    float *traj = malloc(sizeof(float) * (size_t)snaps * 2 * n * img);
+    float *out = malloc(sizeof(float) * 2 * (size_t)n * img);
+    dc_status st = DC_OK;
+    if (!grid || !traj || !out) {
+        st = dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        memcpy(grid + (size_t)i * img, dc_dataset_image(s->src, i), sizeof(float) * img);
+    if ((st = dc_flow_sample(m, 2 * n, DC_FLOW_STEPS, DC_SAMPLER_EULER,
+                             dc_seed_mix(s->seed, 0x5a3d1e), NULL, out, traj, snaps, err)))
+        goto out;
+    memcpy(grid + (size_t)n * img, out, sizeof(float) * 2 * n * img);
+    for (int k = 0; k < n; k++) /* snapshot k of sample 0 */
+        memcpy(grid + ((size_t)3 * n + k) * img, traj + (size_t)k * 2 * n * img,
+               sizeof(float) * img);
+    snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
+    char names[TRAIN_SAMPLES_MAX][32];
+    const char *cols[TRAIN_SAMPLES_MAX];
+    for (int i = 0; i < n; i++) {
+        if (i < s->nval)
+            snprintf(names[i], sizeof names[i], "val %d", i + 1);
+        else
+            snprintf(names[i], sizeof names[i], "train %d", i - s->nval + 1);
+        cols[i] = names[i];
+    }
+    static const char *const rows[] = {"original", "new samples", "new samples",
+                                       "path of the first, noise to image"};
+    char title[160];
+    snprintf(title, sizeof title, "epoch %d: %d Euler steps from fixed noises", epoch,
+             DC_FLOW_STEPS);
+    st = dc_report_write_labelled_grid(s->latest, grid, C, S, S, 4, n, title, rows, cols, err);
+out:
+    free(grid);
+    free(traj);
+    free(out);
+    return st;
+}
+
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
     dc_model *m = s->m;
+    if (has(m, DC_KIND_FLOW) && s->n > 0) return flow_samples_write(s, epoch, err);
     if (!has(m, DC_KIND_DECODER) || s->n == 0) return DC_OK;
     const int n = s->n, C = m->spec.channels, S = m->spec.size;
     const size_t img = (size_t)C * S * S;

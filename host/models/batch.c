@@ -2,6 +2,7 @@
 #include "deconv/data.h"
 #include "deconv/model.h"
 #include "internal.h"
+#include "models/kinds.h"
 
 dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err) {
     memset(b, 0, sizeof *b);
@@ -15,7 +16,8 @@ dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err) {
     b->mask = malloc(planes * sizeof(float));
     b->labels = calloc((size_t)b->n, sizeof(int32_t));
     b->index = calloc((size_t)b->n, sizeof(int32_t));
-    if (!b->x || !b->target || !b->weight || !b->mask || !b->labels || !b->index) {
+    b->t = calloc((size_t)b->n, sizeof(float));
+    if (!b->x || !b->target || !b->weight || !b->mask || !b->labels || !b->index || !b->t) {
         dc_batch_free(b);
         return dc_set_error(err, DC_ERR_OOM, "batch of %d images: out of memory", m->batch);
     }
@@ -30,6 +32,7 @@ void dc_batch_free(dc_batch *b) {
     free(b->mask);
     free(b->labels);
     free(b->index);
+    free(b->t);
     memset(b, 0, sizeof *b);
 }
 
@@ -68,7 +71,8 @@ dc_status dc_model_fill_batch(const dc_model *m, const dc_dataset *ds, const int
         b->labels[slot] = ds->labels ? ds->labels[item] : 0;
         b->index[slot] = item;
     }
-    return DC_OK;
+    const dc_kind_row *row = dc_kind_row_get(s->kind);
+    return row && row->fill_batch ? row->fill_batch(m, b, seed, err) : DC_OK;
 }
 
 dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err) {
@@ -79,6 +83,7 @@ dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err) {
     if (m->weight >= 0 && (s = dc_graph_set_input(g, m->weight, b->weight))) goto fail;
     if (m->labels >= 0 && (s = dc_graph_set_input_int(g, m->labels, b->labels))) goto fail;
     if (m->index >= 0 && (s = dc_graph_set_input_int(g, m->index, b->index))) goto fail;
+    if (m->time >= 0 && (s = dc_graph_set_input(g, m->time, b->t))) goto fail;
     return DC_OK;
 fail:
     return dc_set_error(err, s, "%s", dc_graph_error(g)->msg);

@@ -51,6 +51,7 @@ typedef enum dc_model_kind {
     DC_MODEL_VAE,        /* variational autoencoder */
     DC_MODEL_GLO,        /* generative latent optimisation: one learned latent per image */
     DC_MODEL_CLASSIFIER, /* conv classifier */
+    DC_MODEL_DIFFUSION,  /* flow-matching U-Net: (x_t, t) -> velocity; samples by an ODE */
     DC_MODEL_KIND_COUNT
 } dc_model_kind;
 
@@ -65,6 +66,8 @@ enum {
     DC_KIND_SAMPLED_CODE = 1 << 4,/* training-mode forward samples z ~ q(z|x) */
     DC_KIND_LEARNED_LATENTS = 1 << 5, /* one learned latent per training image
                                        * ("latents.weight", spec.glo_count rows) */
+    DC_KIND_FLOW = 1 << 6,        /* (x_t, t) -> velocity; new images integrate the ODE from
+                                   * noise (dc_flow_sample), no latent or decoder */
 };
 
 /* Defaults the command line applies for a kind when no option overrides them. `bundled`:
@@ -169,6 +172,7 @@ typedef struct dc_model {
     int recon;    /* reconstruction loss */
     int kl;       /* vae KL */
     int last_conv;/* classifier: last conv (for CAM / Grad-CAM) */
+    int time;     /* diffusion: the time t of each image, [N, 1, 1, 1] */
     int decoder_only;
 } dc_model;
 
@@ -226,6 +230,8 @@ typedef struct dc_batch {
     float *mask;       /* 1 = hidden, one plane per image */
     int32_t *labels;   /* classifier */
     int32_t *index;    /* glo: dataset index of each item */
+    float *t;          /* diffusion: the time of each item (x = the noised image, target =
+                        * the velocity) */
 } dc_batch;
 
 dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err);
@@ -239,6 +245,36 @@ dc_status dc_model_fill_batch(const dc_model *m, const struct dc_dataset *ds, co
                               dc_batch *b, dc_error *err);
 /* Upload a prepared batch into the model's graph inputs. */
 dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err);
+
+/* ---- flow matching (the diffusion kind, host/models/diffusion.c) ----
+ * Rectified flow: x_t = (1 - t) x0 + t * noise for t in [0, 1], so dx_t/dt = noise - x0:
+ * the model learns that velocity by MSE, and new images integrate dx/dt = v(x, t) from
+ * pure noise at t = 1 back to t = 0. */
+typedef enum dc_sampler {
+    DC_SAMPLER_EULER = 0, /* one velocity per step, first order */
+    DC_SAMPLER_HEUN,      /* Euler predictor + trapezoidal corrector: two velocities per
+                           * step (the last step, ending at t = 0, is Euler), second order */
+} dc_sampler;
+#define DC_FLOW_STEPS 32 /* the default number of sampler steps */
+const char *dc_sampler_name(dc_sampler s);
+dc_status dc_sampler_parse(const char *name, dc_sampler *out, dc_error *err);
+/* The velocity field at time t of n states x (each `numel` floats) into v. */
+typedef dc_status (*dc_velocity_fn)(void *user, const float *x, float t, int n, float *v,
+                                    dc_error *err);
+/* Integrates x (n states, in place) from t = 1 to t = 0 in `steps` equal steps. */
+dc_status dc_flow_integrate(dc_velocity_fn velocity, void *user, int n, size_t numel, int steps,
+                            dc_sampler sampler, float *x, dc_error *err);
+/* The starting noise of n samples [n, C, S, S]: sample i's noise comes from
+ * (dc_seed_mix(seed, DC_SAMPLING_STREAM), i), so it does not depend on n. */
+void dc_flow_noise(const dc_model *m, int n, uint64_t seed, float *noise);
+/* n new images [n, C, S, S] from a diffusion model: the ODE integrated from
+ * dc_flow_noise(m, n, seed) (or from `noise` when it is not NULL), in chunks of the
+ * model's batch, in eval mode, and clamped to the data's range [-1, 1]. trajectory (NULL: none) gets `snapshots` >= 2 states of
+ * every sample, at evenly spaced steps from the noise to the result:
+ * [snapshots, n, C, S, S]. The graph's inputs are overwritten. */
+dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
+                         const float *noise, float *out, float *trajectory, int snapshots,
+                         dc_error *err);
 
 #ifdef __cplusplus
 }

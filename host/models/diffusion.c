@@ -1,0 +1,309 @@
+/* The diffusion kind: a residual U-Net trained by flow matching (rectified flow).
+ *
+ * Training: x_t = (1 - t) x0 + t * noise with t ~ U(0, 1), and the network v(x_t, t) learns
+ * the velocity noise - x0 by MSE. New images integrate dx/dt = v(x, t) from pure noise at
+ * t = 1 to t = 0 (Euler or Heun).
+ *
+ * The U-Net, `blocks` resolutions with base << level channels:
+ *   stem conv -> per level: ResBlock (skip kept), stride-2 conv down (not after the last)
+ *   -> middle ResBlock -> per level, lowest first: concat skip, ResBlock, transposed conv up
+ *   (k 4, stride 2; not after the top level) -> groupnorm -> SiLU -> conv to the image.
+ * ResBlock(in -> out): groupnorm-SiLU-conv, + dense(SiLU(time embedding)) per channel,
+ * groupnorm-SiLU-conv, + the input (a 1x1 conv when the channels change).
+ * Time embedding: sinusoidal(t) -> dense(4 base) -> SiLU -> dense(4 base). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "models/kinds.h"
+
+/* the batch's own random stream, apart from the augmentation's (seed, slot) draws */
+#define FLOW_BATCH_STREAM 0x666c6f77ULL
+
+void dc_kind_diffusion_defaults(dc_model_spec *s) {
+    s->mask = DC_MASK_NONE;
+    s->noise = 0.0f;
+    s->loss_full = 1; /* the per-pixel weight the validation reads: all ones */
+}
+
+dc_status dc_kind_diffusion_check(const dc_model_spec *s, dc_error *err) {
+    const int down = 1 << (s->blocks - 1);
+    if (s->size % down)
+        return dc_set_error(err, DC_ERR_SHAPE,
+                            "diffusion: --size %d must be divisible by 2^(blocks-1) = %d (%d "
+                            "resolutions)",
+                            s->size, down, s->blocks);
+    if (s->base < 2)
+        return dc_set_error(err, DC_ERR_ARG, "diffusion: --base %d: use at least 2", s->base);
+    return DC_OK;
+}
+
+/* Group normalisation with up to 8 groups (the largest count <= 8 that divides ch). */
+static int norm(dc_graph *g, int x, int ch, const char *name) {
+    int groups = 8;
+    while (ch % groups)
+        groups--;
+    dc_name(g, name);
+    return dc_groupnorm(g, x, groups, 1e-5f);
+}
+
+static int res_block(dc_graph *g, const dc_model_spec *s, int x, int in_ch, int out_ch, int temb,
+                     const char *prefix) {
+    char name[64];
+    snprintf(name, sizeof name, "%s_norm1", prefix);
+    int h = dc_silu(g, norm(g, x, in_ch, name));
+    snprintf(name, sizeof name, "%s_conv1", prefix);
+    dc_name(g, name);
+    h = dc_conv2d(g, h, out_ch, s->kernel, 1, s->kernel / 2);
+    snprintf(name, sizeof name, "%s_time", prefix);
+    dc_name(g, name);
+    h = dc_add_channels(g, h, dc_dense(g, temb, out_ch));
+    snprintf(name, sizeof name, "%s_norm2", prefix);
+    h = dc_silu(g, norm(g, h, out_ch, name));
+    snprintf(name, sizeof name, "%s_conv2", prefix);
+    dc_name(g, name);
+    h = dc_conv2d(g, h, out_ch, s->kernel, 1, s->kernel / 2);
+    int skip = x;
+    if (in_ch != out_ch) {
+        snprintf(name, sizeof name, "%s_skip", prefix);
+        dc_name(g, name);
+        skip = dc_conv2d(g, x, out_ch, 1, 1, 0);
+    }
+    return dc_add(g, h, skip);
+}
+
+void dc_kind_diffusion_build(dc_model *m) {
+    const dc_model_spec *s = &m->spec;
+    dc_graph *g = m->g;
+    const int C = s->channels, S = s->size, L = s->blocks;
+    m->x = dc_input(g, "x", C, S, S);
+    m->time = dc_input(g, "t", 1, 1, 1);
+    m->target = dc_input(g, "target", C, S, S);
+    m->weight = dc_input(g, "weight", C, S, S);
+
+    const int tdim = 4 * s->base, sin_dim = s->base + (s->base & 1);
+    int temb = dc_time_embedding(g, m->time, sin_dim, 1000.0f, 10000.0f);
+    dc_name(g, "time_fc1");
+    temb = dc_silu(g, dc_dense(g, temb, tdim));
+    dc_name(g, "time_fc2");
+    temb = dc_dense(g, temb, tdim);
+    /* every ResBlock projects SiLU(embedding) to its channels */
+    temb = dc_silu(g, temb);
+
+    char name[64];
+    dc_name(g, "stem");
+    int h = dc_conv2d(g, m->x, s->base, s->kernel, 1, s->kernel / 2);
+    int skips[8], ch = s->base;
+    for (int l = 0; l < L; l++) {
+        const int out_ch = s->base << l;
+        snprintf(name, sizeof name, "down%d", l + 1);
+        h = res_block(g, s, h, ch, out_ch, temb, name);
+        ch = out_ch;
+        skips[l] = h;
+        if (l + 1 < L) {
+            snprintf(name, sizeof name, "down%d_pool", l + 1);
+            dc_name(g, name);
+            h = dc_conv2d(g, h, ch, 3, 2, 1);
+        }
+    }
+    h = res_block(g, s, h, ch, ch, temb, "mid");
+    for (int l = L - 1; l >= 0; l--) {
+        const int out_ch = s->base << l;
+        h = dc_concat(g, h, skips[l]);
+        snprintf(name, sizeof name, "up%d", l + 1);
+        h = res_block(g, s, h, ch + out_ch, out_ch, temb, name);
+        ch = out_ch;
+        if (l > 0) {
+            /* the project's namesake: a transposed conv doubles the side, to the next
+             * level's channels */
+            snprintf(name, sizeof name, "up%d_deconv", l + 1);
+            dc_name(g, name);
+            h = dc_conv_transpose2d(g, h, s->base << (l - 1), 4, 2, 1, 0);
+            ch = s->base << (l - 1);
+        }
+    }
+    h = dc_silu(g, norm(g, h, ch, "out_norm"));
+    dc_name(g, "out");
+    m->out = dc_conv2d(g, h, C, s->kernel, 1, s->kernel / 2);
+    dc_name(g, "loss");
+    m->recon = dc_mse_loss(g, m->out, m->target, -1);
+    m->loss = m->recon;
+}
+
+/* The augmented clean images in b->target become the noised inputs and their velocities:
+ * per image t ~ U(0, 1) and noise ~ N(0, I) from (seed, slot), so a batch depends on the
+ * step's seed only and a resumed run draws the same. */
+dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t seed,
+                                       dc_error *err) {
+    (void)err;
+    const size_t numel = b->image_numel;
+    for (int slot = 0; slot < b->n; slot++) {
+        dc_rng rng;
+        dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)slot), FLOW_BATCH_STREAM));
+        const float t = dc_rng_uniform(&rng);
+        float *x = b->x + (size_t)slot * numel, *v = b->target + (size_t)slot * numel;
+        float *w = b->weight + (size_t)slot * numel;
+        for (size_t p = 0; p < numel; p++) {
+            const float noise = dc_rng_normal(&rng), x0 = v[p];
+            x[p] = (1.0f - t) * x0 + t * noise;
+            v[p] = noise - x0;
+            w[p] = 1.0f;
+        }
+        b->t[slot] = t;
+    }
+    (void)m;
+    return DC_OK;
+}
+
+/* ------------------------------------------------------------------------ sampling */
+static const char *const sampler_names[] = {"euler", "heun"};
+
+const char *dc_sampler_name(dc_sampler s) {
+    return (unsigned)s < DC_ARRAY_LEN(sampler_names) ? sampler_names[s] : "unknown";
+}
+
+dc_status dc_sampler_parse(const char *name, dc_sampler *out, dc_error *err) {
+    for (unsigned i = 0; name && i < DC_ARRAY_LEN(sampler_names); i++)
+        if (!strcmp(name, sampler_names[i])) {
+            *out = (dc_sampler)i;
+            return DC_OK;
+        }
+    return dc_set_error(err, DC_ERR_ARG, "unknown sampler '%s' (use euler or heun)",
+                        name ? name : "(null)");
+}
+
+/* The integration, with a copy of the state into trajectory (when given) after the steps
+ * that snapshots k = 0 .. snapshots-1 fall on (step round(k * steps / (snapshots - 1))). */
+static dc_status integrate(dc_velocity_fn velocity, void *user, int n, size_t numel, int steps,
+                           dc_sampler sampler, float *x, float *trajectory, int snapshots,
+                           dc_error *err) {
+    if (!velocity || !x || n < 1 || numel == 0 || steps < 1 || steps > 100000 ||
+        (unsigned)sampler >= DC_ARRAY_LEN(sampler_names) || (trajectory && snapshots < 2))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "flow integration: bad arguments (n %d, steps %d, sampler %d, "
+                            "snapshots %d)",
+                            n, steps, (int)sampler, snapshots);
+    const size_t total = (size_t)n * numel;
+    float *v1 = malloc(sizeof(float) * total);
+    float *v2 = sampler == DC_SAMPLER_HEUN ? malloc(sizeof(float) * total) : NULL;
+    float *pred = sampler == DC_SAMPLER_HEUN ? malloc(sizeof(float) * total) : NULL;
+    if (!v1 || (sampler == DC_SAMPLER_HEUN && (!v2 || !pred))) {
+        free(v1), free(v2), free(pred);
+        return dc_set_error(err, DC_ERR_OOM, "flow integration of %d states: out of memory", n);
+    }
+    dc_status st = DC_OK;
+    int next_snapshot = 0;
+    for (int step = 0; st == DC_OK && step <= steps; step++) {
+        /* snapshot k lands on step round(k * steps / (snapshots - 1)) */
+        while (trajectory && next_snapshot < snapshots &&
+               (int)lround((double)next_snapshot * steps / (snapshots - 1)) == step) {
+            memcpy(trajectory + (size_t)next_snapshot * total, x, sizeof(float) * total);
+            next_snapshot++;
+        }
+        if (step == steps) break;
+        /* times as fractions of whole steps so the last one ends exactly at 0 */
+        const float t = (float)(steps - step) / (float)steps;
+        const float t_next = (float)(steps - step - 1) / (float)steps, dt = t - t_next;
+        if ((st = velocity(user, x, t, n, v1, err)) != DC_OK) break;
+        if (sampler == DC_SAMPLER_EULER || step + 1 == steps) {
+            for (size_t i = 0; i < total; i++)
+                x[i] -= dt * v1[i];
+            continue;
+        }
+        for (size_t i = 0; i < total; i++)
+            pred[i] = x[i] - dt * v1[i];
+        if ((st = velocity(user, pred, t_next, n, v2, err)) != DC_OK) break;
+        for (size_t i = 0; i < total; i++)
+            x[i] -= 0.5f * dt * (v1[i] + v2[i]);
+    }
+    free(v1), free(v2), free(pred);
+    return st;
+}
+
+dc_status dc_flow_integrate(dc_velocity_fn velocity, void *user, int n, size_t numel, int steps,
+                            dc_sampler sampler, float *x, dc_error *err) {
+    return integrate(velocity, user, n, numel, steps, sampler, x, NULL, 0, err);
+}
+
+void dc_flow_noise(const dc_model *m, int n, uint64_t seed, float *noise) {
+    const size_t numel = (size_t)m->spec.channels * m->spec.size * m->spec.size;
+    const uint64_t stream = dc_seed_mix(seed, DC_SAMPLING_STREAM);
+    for (int i = 0; i < n; i++) {
+        dc_rng rng;
+        dc_rng_seed(&rng, dc_seed_mix(stream, (uint64_t)i));
+        for (size_t p = 0; p < numel; p++)
+            noise[(size_t)i * numel + p] = dc_rng_normal(&rng);
+    }
+}
+
+/* The model's velocity on up to m->batch states; the unused slots of the batch hold zeros. */
+typedef struct model_velocity {
+    dc_model *m;
+    float *x, *t, *v; /* [batch] staging */
+    size_t numel;
+} model_velocity;
+
+static dc_status velocity_of_model(void *user, const float *x, float t, int n, float *v,
+                                   dc_error *err) {
+    model_velocity *mv = user;
+    dc_model *m = mv->m;
+    const size_t bytes = sizeof(float) * (size_t)n * mv->numel;
+    memcpy(mv->x, x, bytes);
+    for (int i = 0; i < m->batch; i++)
+        mv->t[i] = t;
+    dc_status st;
+    if ((st = dc_graph_set_input(m->g, m->x, mv->x)) != DC_OK ||
+        (st = dc_graph_set_input(m->g, m->time, mv->t)) != DC_OK ||
+        (st = dc_graph_forward(m->g, m->out)) != DC_OK ||
+        (st = dc_graph_read(m->g, m->out, mv->v)) != DC_OK)
+        return dc_set_error(err, st, "diffusion velocity at t = %g: %s", (double)t,
+                            dc_graph_error(m->g)->msg);
+    memcpy(v, mv->v, bytes);
+    return DC_OK;
+}
+
+dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
+                         const float *noise, float *out, float *trajectory, int snapshots,
+                         dc_error *err) {
+    if (!m || !out || n < 1) return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: bad arguments");
+    if (!dc_model_kind_has(m->spec.kind, DC_KIND_FLOW) || m->x < 0 || m->time < 0 || m->out < 0)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "a %s model is not a flow model; it cannot sample "
+                            "by integrating a velocity",
+                            dc_model_kind_name(m->spec.kind));
+    if (trajectory && snapshots < 2)
+        return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: %d trajectory snapshots (use >= 2)",
+                            snapshots);
+    const size_t numel = (size_t)m->spec.channels * m->spec.size * m->spec.size;
+    const int B = m->batch;
+    model_velocity mv = {m, calloc((size_t)B * numel, sizeof(float)), malloc(sizeof(float) * B),
+                         malloc(sizeof(float) * (size_t)B * numel), numel};
+    float *chunk_traj = trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
+    dc_status st = DC_OK;
+    if (!mv.x || !mv.t || !mv.v || (trajectory && !chunk_traj)) {
+        st = dc_set_error(err, DC_ERR_OOM, "sampling %d images: out of memory", n);
+        goto out;
+    }
+    if (noise)
+        memcpy(out, noise, sizeof(float) * (size_t)n * numel);
+    else
+        dc_flow_noise(m, n, seed, out);
+    dc_graph_set_train(m->g, 0);
+    for (int first = 0; first < n && st == DC_OK; first += B) {
+        const int count = n - first < B ? n - first : B;
+        float *x = out + (size_t)first * numel;
+        st = integrate(velocity_of_model, &mv, count, numel, steps, sampler, x, chunk_traj,
+                       snapshots, err);
+        /* the data's range: the ODE's end can overshoot it slightly */
+        for (size_t i = 0; i < (size_t)count * numel; i++)
+            x[i] = x[i] < -1.0f ? -1.0f : x[i] > 1.0f ? 1.0f : x[i];
+        for (int k = 0; trajectory && st == DC_OK && k < snapshots; k++)
+            memcpy(trajectory + ((size_t)k * n + first) * numel,
+                   chunk_traj + (size_t)k * count * numel, sizeof(float) * count * numel);
+    }
+    dc_graph_set_train(m->g, 1);
+out:
+    free(mv.x), free(mv.t), free(mv.v), free(chunk_traj);
+    return st;
+}

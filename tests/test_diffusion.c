@@ -1,0 +1,432 @@
+/* The diffusion kind (flow matching): the samplers against velocity fields whose solution
+ * is known in closed form, the training batch against the flow-matching definitions, CPU vs
+ * OpenCL losses of a few training steps and of a short sample, a resumed run bit-identical
+ * to a straight one, reproducible samples per seed, and the CLI train + generate. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "deconv/image.h"
+#include "deconv/model.h"
+#include "deconv/train.h"
+#include "internal.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- samplers */
+/* The ideal velocity when the data is one image x0: E[noise - x0 | x_t] = (x_t - x0) / t. */
+typedef struct one_image {
+    const float *x0;
+    size_t numel;
+    int calls;
+} one_image;
+
+static dc_status velocity_to_image(void *user, const float *x, float t, int n, float *v,
+                                   dc_error *err) {
+    one_image *o = user;
+    (void)err;
+    o->calls++;
+    assert_true(t > 0.0f && t <= 1.0f);
+    for (int i = 0; i < n; i++)
+        for (size_t p = 0; p < o->numel; p++)
+            v[i * o->numel + p] = (x[i * o->numel + p] - o->x0[p]) / t;
+    return DC_OK;
+}
+
+/* dx/dt = x: from x(1) the exact x(0) = x(1) / e. */
+static dc_status velocity_identity(void *user, const float *x, float t, int n, float *v,
+                                   dc_error *err) {
+    (void)user, (void)t, (void)err;
+    for (int i = 0; i < n; i++)
+        v[i] = x[i];
+    return DC_OK;
+}
+
+static void test_samplers_integrate_known_fields(void **state) {
+    (void)state;
+    dc_error err = {0};
+    enum { N = 3, P = 50 };
+    float x0[P], noise[N * P], x[N * P];
+    dc_rng rng;
+    dc_rng_seed(&rng, 5);
+    tu_fill_uniform(x0, P, &rng, -1, 1);
+    for (int i = 0; i < N * P; i++)
+        noise[i] = dc_rng_normal(&rng);
+    /* every path of the single-image field is a straight line to x0: both samplers land
+     * on x0 from any noise, whatever the number of steps */
+    for (int sampler = DC_SAMPLER_EULER; sampler <= DC_SAMPLER_HEUN; sampler++)
+        for (int steps = 1; steps <= 17; steps += 8) {
+            one_image o = {x0, P, 0};
+            memcpy(x, noise, sizeof x);
+            assert_int_equal(
+                dc_flow_integrate(velocity_to_image, &o, N, P, steps, (dc_sampler)sampler, x, &err),
+                DC_OK);
+            assert_int_equal(o.calls, sampler == DC_SAMPLER_HEUN ? 2 * steps - 1 : steps);
+            for (int i = 0; i < N; i++)
+                if (tu_max_abs_err(x + i * P, x0, P) > 1e-5)
+                    fail_msg("%s, %d steps: sample %d is %g from the image",
+                             dc_sampler_name((dc_sampler)sampler), steps, i,
+                             tu_max_abs_err(x + i * P, x0, P));
+        }
+    /* dx/dt = x backwards over [0, 1]: Euler multiplies by (1 - h) per step, Heun by
+     * (1 - h + h^2/2) (its last step is Euler's); both converge to 1/e, Heun at order 2 */
+    double prev_euler = 0, prev_heun = 0;
+    for (int steps = 4; steps <= 32; steps *= 2) {
+        const double h = 1.0 / steps;
+        float xe = 1.0f, xh = 1.0f;
+        assert_int_equal(
+            dc_flow_integrate(velocity_identity, NULL, 1, 1, steps, DC_SAMPLER_EULER, &xe, &err),
+            DC_OK);
+        assert_int_equal(
+            dc_flow_integrate(velocity_identity, NULL, 1, 1, steps, DC_SAMPLER_HEUN, &xh, &err),
+            DC_OK);
+        const double want_e = pow(1 - h, steps),
+                     want_h = pow(1 - h + h * h / 2, steps - 1) * (1 - h);
+        assert_true(fabs(xe - want_e) < 1e-6 && fabs(xh - want_h) < 1e-6);
+        const double err_e = fabs(xe - exp(-1.0)), err_h = fabs(xh - exp(-1.0));
+        assert_true(err_h < err_e);
+        if (prev_euler > 0) {
+            /* halving the step halves Euler's error and (past the last Euler step's h^2
+             * term) cuts Heun's by about 4 */
+            assert_true(err_e < 0.6 * prev_euler);
+            assert_true(err_h < 0.35 * prev_heun);
+        }
+        prev_euler = err_e, prev_heun = err_h;
+    }
+    /* bad arguments are refused with a message */
+    assert_int_equal(dc_flow_integrate(velocity_identity, NULL, 1, 1, 0, DC_SAMPLER_EULER, x, &err),
+                     DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "steps 0"));
+    dc_sampler s;
+    assert_int_equal(dc_sampler_parse("ddim", &s, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "euler or heun"));
+    assert_int_equal(dc_sampler_parse("heun", &s, &err), DC_OK);
+    assert_int_equal(s, DC_SAMPLER_HEUN);
+}
+
+/* ------------------------------------------------------------------ models */
+static dc_dataset *tiny_data(int n) {
+    dc_dataset *ds;
+    dc_error err = {0};
+    assert_int_equal(dc_dataset_create(n, 1, 16, 16, 0, &ds, &err), DC_OK);
+    dc_rng r;
+    dc_rng_seed(&r, 31);
+    for (int i = 0; i < n; i++) {
+        float *im = dc_dataset_image(ds, i);
+        const int y0 = (int)dc_rng_below(&r, 10), x0 = (int)dc_rng_below(&r, 10);
+        for (int p = 0; p < 256; p++)
+            im[p] = 1.0f;
+        for (int y = y0; y < y0 + 6; y++)
+            for (int x = x0; x < x0 + 6; x++)
+                im[y * 16 + x] = -1.0f;
+    }
+    return ds;
+}
+
+static void tiny_spec(dc_model_spec *spec) {
+    dc_error err = {0};
+    assert_int_equal(dc_model_spec_default(spec, "diffusion", 1, 16, &err), DC_OK);
+    spec->base = 4, spec->blocks = 2;
+}
+
+/* The batch: x = (1 - t) x0 + t noise and target = noise - x0, so x - t * target = x0 for
+ * the image of each slot; t in [0, 1) and the draws a function of the seed. */
+static void test_batch_is_flow_matching(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *ds = tiny_data(5);
+    dc_model_spec spec;
+    tiny_spec(&spec);
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model *m;
+    assert_int_equal(dc_model_create(be, &spec, 4, &m, &err), DC_OK);
+    assert_true(m->time >= 0 && m->x >= 0 && m->target >= 0);
+    dc_batch a, b;
+    assert_int_equal(dc_batch_alloc(m, &a, &err), DC_OK);
+    assert_int_equal(dc_batch_alloc(m, &b, &err), DC_OK);
+    const int32_t idx[3] = {4, 0, 2};
+    assert_int_equal(dc_model_fill_batch(m, ds, idx, 3, NULL, 99, &a, &err), DC_OK);
+    double var = 0;
+    for (int slot = 0; slot < 4; slot++) {
+        const float t = a.t[slot], *x0 = dc_dataset_image(ds, idx[slot % 3]);
+        assert_true(t >= 0.0f && t < 1.0f);
+        for (int p = 0; p < 256; p++) {
+            const float x = a.x[slot * 256 + p], v = a.target[slot * 256 + p];
+            assert_true(fabsf(x - t * v - x0[p]) < 1e-5f);
+            assert_true(a.weight[slot * 256 + p] == 1.0f);
+            var += (double)(v + x0[p]) * (v + x0[p]); /* the noise, squared */
+        }
+    }
+    assert_true(fabs(var / (4 * 256) - 1.0) < 0.15); /* unit-variance noise */
+    assert_true(a.t[0] != a.t[1]);
+    assert_int_equal(dc_model_fill_batch(m, ds, idx, 3, NULL, 99, &b, &err), DC_OK);
+    assert_memory_equal(a.x, b.x, sizeof(float) * 4 * 256);
+    assert_memory_equal(a.t, b.t, sizeof(float) * 4);
+    assert_int_equal(dc_model_fill_batch(m, ds, idx, 3, NULL, 100, &b, &err), DC_OK);
+    assert_true(memcmp(a.t, b.t, sizeof(float) * 4) != 0);
+    /* sizes the U-Net cannot halve are refused by name */
+    spec.size = 18, spec.blocks = 3;
+    assert_int_equal(dc_model_spec_check(&spec, &err), DC_ERR_SHAPE);
+    assert_non_null(strstr(err.msg, "--size 18"));
+    dc_batch_free(&a);
+    dc_batch_free(&b);
+    dc_model_free(m);
+    dc_backend_free(be);
+    dc_dataset_free(ds);
+}
+
+static float *model_weights(dc_model *m, size_t *n) {
+    *n = dc_params_total(m->params);
+    float *w = malloc(*n * sizeof(float));
+    m->be->ops->read(m->be, dc_params_values_ptr(m->params), w, *n * sizeof(float));
+    return w;
+}
+
+typedef struct losses {
+    double train[8];
+    int epochs, stop_after;
+} losses;
+static void on_epoch(void *u, dc_trainer *t, const dc_train_epoch *e) {
+    losses *l = u;
+    (void)t;
+    assert_true(isfinite(e->train_loss) && isfinite(e->val_loss));
+    if (l->epochs < 8) l->train[l->epochs] = e->train_loss;
+    l->epochs++;
+}
+static int stop_when_told(void *u) {
+    losses *l = u;
+    return l->stop_after > 0 && --l->stop_after == 0;
+}
+
+static dc_trainer *tiny_trainer(dc_backend *be, const dc_dataset *train, const dc_dataset *val,
+                                const char *out, losses *l, dc_train_callbacks *cb) {
+    dc_error err = {0};
+    dc_model_spec spec;
+    tiny_spec(&spec);
+    dc_train_config cfg;
+    dc_train_config_default(&cfg);
+    cfg.epochs = 3, cfg.batch = 4, cfg.augment = 1, cfg.seed = 0xfeedbeefull, cfg.clip = 1.0f;
+    cfg.schedule = DC_SCHED_COSINE;
+    snprintf(cfg.out, sizeof cfg.out, "%s", out);
+    *cb = (dc_train_callbacks){l, NULL, on_epoch, NULL, NULL, stop_when_told};
+    dc_trainer *t;
+    if (dc_trainer_create(be, &spec, train, val, &cfg, cb, &t, &err) != DC_OK)
+        fail_msg("%s", err.msg);
+    return t;
+}
+
+/* A run stopped mid-epoch and resumed ends bit-identical to a straight run: the batch's
+ * times and noises come from the step's seed. */
+static void test_resume_is_bit_identical(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *all = tiny_data(14), *train, *val;
+    assert_int_equal(dc_dataset_split(all, 0.2f, 3, &train, &val, &err), DC_OK);
+    char *dir = tu_tmpdir("diffusion");
+    char out[1200];
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    losses l0 = {0};
+    dc_train_callbacks cb;
+    snprintf(out, sizeof out, "%s/straight", dir);
+    dc_trainer *t = tiny_trainer(be, train, val, out, &l0, &cb);
+    if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+    size_t n;
+    float *want = model_weights(dc_trainer_model(t), &n);
+    dc_trainer_free(t);
+    const int spe = (train->n + 3) / 4;
+    for (int stop = 1; stop < 3 * spe; stop += spe + 1) {
+        losses l1 = {.stop_after = stop};
+        snprintf(out, sizeof out, "%s/stop%d", dir, stop);
+        t = tiny_trainer(be, train, val, out, &l1, &cb);
+        assert_int_equal(dc_trainer_run(t, &err), DC_ERR_INTERRUPTED);
+        dc_trainer_free(t);
+        losses l2 = {0};
+        cb.user = &l2;
+        if (dc_trainer_resume(be, out, train, val, NULL, &cb, &t, &err) != DC_OK)
+            fail_msg("%s", err.msg);
+        if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+        size_t n2;
+        float *got = model_weights(dc_trainer_model(t), &n2);
+        assert_int_equal(n, n2);
+        assert_memory_equal(want, got, n * sizeof(float));
+        free(got);
+        dc_trainer_free(t);
+    }
+    free(want);
+    dc_backend_free(be);
+    dc_dataset_free(all);
+    dc_dataset_free(train);
+    dc_dataset_free(val);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* Samples repeat per seed, differ between seeds, do not depend on the model's batch (the
+ * chunking) and start from dc_flow_noise; the trajectory starts at the noise and ends at the
+ * (unclamped) result. */
+static void test_sampling_is_reproducible(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_model_spec spec;
+    tiny_spec(&spec);
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model *m, *m5;
+    assert_int_equal(dc_model_create(be, &spec, 2, &m, &err), DC_OK);
+    dc_rng rng;
+    dc_rng_seed(&rng, 8);
+    assert_int_equal(dc_params_init(m->params, &rng), DC_OK);
+    assert_int_equal(dc_model_create_shared(m, 5, 0, &m5, &err), DC_OK);
+    enum { N = 5, P = 256, SNAPS = 3 };
+    float a[N * P], b[N * P], c[N * P], noise[N * P], traj[SNAPS * N * P];
+    assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, a, traj, SNAPS, &err),
+                     DC_OK);
+    assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, b, NULL, 0, &err), DC_OK);
+    assert_memory_equal(a, b, sizeof a);
+    dc_flow_noise(m, N, 7, noise);
+    assert_memory_equal(traj, noise, sizeof noise);
+    for (int i = 0; i < N * P; i++) {
+        const float last = traj[(SNAPS - 1) * N * P + i];
+        assert_true(a[i] == (last < -1.0f ? -1.0f : last > 1.0f ? 1.0f : last));
+    }
+    assert_int_equal(dc_flow_sample(m5, N, 4, DC_SAMPLER_HEUN, 7, noise, c, NULL, 0, &err), DC_OK);
+    if (tu_max_abs_err(c, a, N * P) > 1e-4)
+        fail_msg("batch 5 vs 2: %g", tu_max_abs_err(c, a, N * P));
+    assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 8, NULL, c, NULL, 0, &err), DC_OK);
+    assert_true(tu_max_abs_err(c, a, N * P) > 0.1);
+    /* the first sample of a smaller set is the same image */
+    assert_int_equal(dc_flow_sample(m, 1, 4, DC_SAMPLER_HEUN, 7, NULL, c, NULL, 0, &err), DC_OK);
+    assert_true(tu_max_abs_err(c, a, P) < 1e-4);
+    /* other kinds cannot sample this way */
+    dc_model_spec vs;
+    assert_int_equal(dc_model_spec_default(&vs, "vae", 1, 16, &err), DC_OK);
+    vs.base = 4, vs.blocks = 2, vs.latent = 4;
+    dc_model *vae;
+    assert_int_equal(dc_model_create(be, &vs, 2, &vae, &err), DC_OK);
+    assert_int_equal(dc_flow_sample(vae, 1, 4, DC_SAMPLER_EULER, 1, NULL, c, NULL, 0, &err),
+                     DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "vae"));
+    dc_model_free(vae);
+    dc_model_free(m5);
+    dc_model_free(m);
+    dc_backend_free(be);
+}
+
+/* The same training steps and the same short sample on the CPU and OpenCL backends. */
+static void test_cpu_vs_opencl(void **state) {
+    (void)state;
+    if (!dc_opencl_available()) TU_SKIP_OR_FAIL("no OpenCL platform");
+    dc_error err = {0};
+    dc_backend *be[2];
+    assert_int_equal(dc_backend_create_cpu(1, &be[0], &err), DC_OK);
+    if (dc_backend_create_opencl(-1, -1, &be[1], &err) != DC_OK) {
+        dc_backend_free(be[0]);
+        TU_SKIP_OR_FAIL("no OpenCL device: %s", err.msg);
+    }
+    dc_dataset *all = tiny_data(10), *train, *val;
+    assert_int_equal(dc_dataset_split(all, 0.2f, 3, &train, &val, &err), DC_OK);
+    char *dir = tu_tmpdir("diffusion_cl");
+    losses l[2];
+    memset(l, 0, sizeof l);
+    float *w[2], *sample[2];
+    size_t n[2];
+    for (int k = 0; k < 2; k++) {
+        char out[1200];
+        snprintf(out, sizeof out, "%s/run%d", dir, k);
+        dc_train_callbacks cb;
+        dc_trainer *t = tiny_trainer(be[k], train, val, out, &l[k], &cb);
+        if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s: %s", dc_backend_name(be[k]), err.msg);
+        dc_model *m = dc_trainer_model(t);
+        w[k] = model_weights(m, &n[k]);
+        sample[k] = malloc(sizeof(float) * 3 * 256);
+        assert_int_equal(
+            dc_flow_sample(m, 3, 3, DC_SAMPLER_HEUN, 5, NULL, sample[k], NULL, 0, &err), DC_OK);
+        dc_trainer_free(t);
+    }
+    assert_int_equal(l[0].epochs, 3);
+    assert_int_equal(l[1].epochs, 3);
+    for (int e = 0; e < 3; e++) {
+        const double rel = fabs(l[1].train[e] - l[0].train[e]) / fabs(l[0].train[e]);
+        print_message("epoch %d: loss cpu %.6f opencl %.6f\n", e + 1, l[0].train[e], l[1].train[e]);
+        if (rel > 1e-3)
+            fail_msg("epoch %d: loss cpu %g, opencl %g", e + 1, l[0].train[e], l[1].train[e]);
+    }
+    assert_int_equal(n[0], n[1]);
+    const double werr = tu_max_rel_err(w[1], w[0], n[0]);
+    const double serr = tu_max_abs_err(sample[1], sample[0], 3 * 256);
+    print_message("weights max rel err %.3g, sample max abs err %.3g\n", werr, serr);
+    if (werr > 1e-3) fail_msg("weights after 3 epochs: max rel err %g", werr);
+    if (serr > 1e-3) fail_msg("3-step Heun sample: max abs err %g", serr);
+    for (int k = 0; k < 2; k++)
+        free(w[k]), free(sample[k]), dc_backend_free(be[k]);
+    dc_dataset_free(all);
+    dc_dataset_free(train);
+    dc_dataset_free(val);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* deconv train --model diffusion for 2 epochs, then deconv generate with both samplers. */
+static void test_cli_train_and_generate(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("diffusion_cli");
+    dc_error err = {0};
+    char data[1200];
+    snprintf(data, sizeof data, "%s/data", dir);
+    mkdir(data, 0755);
+    dc_dataset *ds = tiny_data(10);
+    for (int i = 0; i < ds->n; i++) {
+        char p[1300];
+        snprintf(p, sizeof p, "%s/g%02d.png", data, i);
+        assert_int_equal(
+            dc_image_write_png(p, dc_dataset_image(ds, i), 1, 16, 16, DC_RANGE_PM1, &err), DC_OK);
+    }
+    dc_dataset_free(ds);
+    const char *bin = tu_cli_path();
+    assert_int_equal(tu_system("%s train --model diffusion --data %s --size 16 --base 4 --blocks 2 "
+                               "--batch 4 --epochs 2 --out %s/run --device cpu --threads 1 --quiet "
+                               ">%s/train.log 2>&1",
+                               bin, data, dir, dir),
+                     0);
+    assert_int_equal(tu_system("test -s %s/run/model.safetensors && test -s "
+                               "%s/run/samples/epoch_0002.png",
+                               dir, dir),
+                     0);
+    assert_int_equal(tu_system("%s generate %s/run -n 3 --steps 4 --sampler heun --trajectory "
+                               "%s/traj.png -o %s/gen.png --dir %s/gen --device cpu >%s/gen.log "
+                               "2>&1",
+                               bin, dir, dir, dir, dir, dir),
+                     0);
+    assert_int_equal(tu_system("test -s %s/gen.png && test -s %s/traj.png && test -s "
+                               "%s/gen/sample_0002.png && grep -q '4 heun steps (7 network "
+                               "evaluations)' %s/gen.log",
+                               dir, dir, dir, dir),
+                     0);
+    /* the same seed draws the same images */
+    assert_int_equal(tu_system("%s generate %s/run -n 3 --steps 4 --sampler heun -o %s/gen2.png "
+                               "--device cpu >/dev/null 2>&1 && cmp -s %s/gen.png %s/gen2.png",
+                               bin, dir, dir, dir, dir),
+                     0);
+    assert_int_not_equal(
+        tu_system("%s generate %s/run --sampler rk4 --device cpu >%s/bad.log 2>&1", bin, dir, dir),
+        0);
+    assert_int_equal(tu_system("grep -q 'euler or heun' %s/bad.log", dir), 0);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_samplers_integrate_known_fields),
+        cmocka_unit_test(test_batch_is_flow_matching),
+        cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_sampling_is_reproducible),
+        cmocka_unit_test(test_cpu_vs_opencl),
+        cmocka_unit_test(test_cli_train_and_generate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
