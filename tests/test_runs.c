@@ -436,6 +436,10 @@ static void test_sizes_paths_counts(void **state) {
     assert_true(err_has("too long (at most 1099)"));
     assert_int_equal(CLI("interpolate %s/%s a.png b.png", g_dir, longp), 2);
     assert_true(err_has("too long (at most 1099)"));
+    assert_int_equal(CLI("generate %s/%s", g_dir, longp), 2);
+    assert_true(err_has("too long (at most 1099)"));
+    assert_int_equal(CLI("generate %s/run --dir %s/%s", g_dir, g_dir, longp), 2);
+    assert_true(err_has("too long (at most 1199)"));
     free(longp);
 
     /* a '"' in --data survives the stored options: the resume reads the same folder */

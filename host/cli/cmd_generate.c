@@ -74,13 +74,15 @@ int dc_cmd_generate(int argc, char **argv) {
     float temp = dc_args_float(&a, "temperature", 1.0f);
     float noise = dc_args_float(&a, "noise", -1.0f);
     char def_out[1100];
-    snprintf(def_out, sizeof def_out, "%s/generated.png", run);
+    if (dc_cli_path("generate", def_out, sizeof def_out, "%s/generated.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
     const char *dir = dc_args_str(&a, "dir", NULL);
     const int steps = dc_args_int(&a, "steps", DC_FLOW_STEPS);
     const char *sampler_name = dc_args_str(&a, "sampler", "euler");
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
+    char path[1200]; /* --dir/sample_NNNN.png: the longest name checked before any work */
+    if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1)) return 2;
     if (steps < 1 || steps > 10000)
         return dc_cli_fail("generate", "--steps %d: use 1 to 10000", steps);
     dc_sampler sampler;
@@ -142,7 +144,6 @@ int dc_cmd_generate(int argc, char **argv) {
             goto done;
         }
         for (int i = 0; i < n; i++) {
-            char path[1200];
             snprintf(path, sizeof path, "%s/sample_%04d.png", dir, i);
             if (dc_image_write_png(path, img + i * isz, C, S, S, DC_RANGE_PM1, &err) != DC_OK) {
                 dc_cli_fail("generate", "%s", err.msg);
