@@ -13,6 +13,8 @@
 #               removed at the end)
 #   DEVICE=...  --device for train and eval (default cpu: the tables are CPU figures)
 #   ONLY=guns|fashion   one of the two tables
+#   EVAL_ONLY=1 with WORK=DIR of an earlier run: keep its trained runs, evaluate them again
+#               (a changed `deconv eval` gives new figures without retraining)
 #   CLASSIFIER=FILE     the feature network for the Frechet distance (default: eval's own,
 #               assets/fm32_classifier.safetensors; another one gives other FD figures)
 # The full run trains 4 gun models (400 epochs each) and 4 Fashion-MNIST models (2 epochs
@@ -67,8 +69,12 @@ run_models() { # table extra_train extra_eval models...
     opts="$(echo $opts $extra_train)"
     dir="$work/$folder"
     echo "== $table: $name: deconv train $opts --out $dir; deconv eval $dir $extra_eval" >&2
-    # shellcheck disable=SC2086
-    "$bin" train $opts --out "$dir" --device "$device" --quiet >&2
+    if [ "${EVAL_ONLY:-0}" = 1 ]; then
+      [ -f "$dir/model.safetensors" ] || { echo "gen_table.sh: EVAL_ONLY: no run at $dir" >&2; exit 1; }
+    else
+      # shellcheck disable=SC2086
+      "$bin" train $opts --out "$dir" --device "$device" --quiet >&2
+    fi
     # shellcheck disable=SC2086
     "$bin" eval "$dir" --device "$device" $extra_eval ${CLASSIFIER:+--classifier "$CLASSIFIER"} \
       --json "$dir/eval.json" > "$dir/eval.txt"
@@ -111,7 +117,8 @@ def completion(j):
     c = j.get("completion")
     if not c:
         return "— | — | —"
-    return f'{f(c["model_psnr"], ".2f")} | {f(c["mean_baseline_psnr"], ".2f")} | {f(c["nearest_baseline_psnr"], ".2f")}'
+    refined = f' ({f(c["refined_psnr"], ".2f")})' if "refined_psnr" in c else ""
+    return f'{f(c["model_psnr"], ".2f")}{refined} | {f(c["mean_baseline_psnr"], ".2f")} | {f(c["nearest_baseline_psnr"], ".2f")}'
 
 if quick:
     print("<!-- QUICK=1: a few epochs only; these figures test the script, not the models -->")
@@ -123,7 +130,7 @@ if guns:
           f'nearest other training image {t["mean_nearest"]:.3f}, spread {t["spread"]:.3f})')
     print()
     print("| model | mid-grey (train) | edge sharpness (train) | near-copies | nearest/2nd ratio (train) "
-          "| novelty: mean / min distance (train) | spread (train) | hidden PSNR dB | mean baseline "
+          "| novelty: mean / min distance (train) | spread (train) | hidden PSNR dB (3 passes) | mean baseline "
           "| nearest-visible baseline | verdict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, opts, j in guns:
@@ -144,7 +151,7 @@ if fm:
              f'precision {fl["precision"]:.3f}, recall {fl["recall"]:.3f}' if fl else "") + ")")
     print()
     print("| model | FD (floor) | precision (floor) | recall (floor) | top class share (floor) | class entropy (floor) "
-          "| mid-grey (train) | near-copies | hidden PSNR dB | mean baseline | nearest-visible baseline | verdict |")
+          "| mid-grey (train) | near-copies | hidden PSNR dB (3 passes) | mean baseline | nearest-visible baseline | verdict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, opts, j in fm:
         m = j["fashion_mnist"]

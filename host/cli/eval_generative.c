@@ -235,6 +235,16 @@ static int make_samples(const char *cmd, dc_model *m, int n, uint64_t seed, floa
     int rc = 1;
     const int code_noise = dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE);
     if (!buf) goto oom;
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
+        /* diffusion: `deconv generate`'s default sampler and steps, from the seed's noises */
+        if (dc_flow_sample(m, n, DC_FLOW_STEPS, DC_SAMPLER_EULER, seed, NULL, img, NULL, 0, &err) !=
+            DC_OK) {
+            dc_cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
+        rc = 0;
+        goto done;
+    }
     if (dc_model_create_shared(m, B, code_noise ? 0 : 1, &g, &err) != DC_OK) {
         dc_cli_fail(cmd, "%s", err.msg);
         goto done;
@@ -339,7 +349,9 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     }
     fprintf(r.text, "run %s: %s model, %d training images of %s\n", run,
             dc_model_kind_name(m->spec.kind), train->n, train_data);
-    if (m->x >= 0) {
+    /* completion figures for the models that complete a masked image in one pass (a flow
+     * model's input is a noisy image at a time t: its inpainting is still to come) */
+    if (m->x >= 0 && !dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
         if (eval->n == 0) {
             fprintf(r.text, "no validation images (the run used --val 0): completion measured on the "
                             "training set\n");
