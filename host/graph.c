@@ -84,8 +84,17 @@ int dc_graph_check_input(dc_graph *g, const char *op, int x) {
 }
 
 int dc_graph_add_node(dc_graph *g, dc_op op, const int *inputs, int n_in, int ndim,
-                      const int *shape) {
+                      const int *shape_arg) {
     if (g->failed) return -1;
+    if (ndim < 0 || ndim > DC_MAX_DIMS || n_in < 0 || n_in > 3)
+        return dc_graph_fail(g, DC_ERR_ARG, "%s: %d dimensions and %d inputs (at most %d and 3)",
+                             dc_op_names[op], ndim, n_in, DC_MAX_DIMS);
+    /* Builders pass an input node's own shape (g->nodes[x].shape): copy it before the node
+     * array may move below. */
+    int shape[DC_MAX_DIMS], in_ids[3] = {-1, -1, -1};
+    memcpy(shape, shape_arg, sizeof(int) * (size_t)ndim);
+    for (int i = 0; i < n_in; i++) in_ids[i] = inputs[i];
+    inputs = in_ids;
     for (int d = 0; d < ndim; d++)
         if (shape[d] <= 0) {
             char a[64];
