@@ -1,12 +1,14 @@
 /* Option parsing and small shared CLI helpers. Options are "--name value", "--name=value",
  * "--flag", or a one-letter "-x value" ("-o" is the short form of "--output"); everything
  * else is positional. */
+#define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -177,6 +179,40 @@ int dc_cli_fail(const char *cmd, const char *fmt, ...) {
     va_end(ap);
     fputc('\n', stderr);
     return 1;
+}
+
+int dc_cli_copy_path(const char *cmd, const char *opt, const char *value, char *dst, size_t cap) {
+    const size_t n = strlen(value);
+    if (n >= cap) {
+        fprintf(stderr, "deconv %s: %s '%.60s...' is longer than %zu characters\n", cmd, opt, value,
+                cap - 1);
+        return 2;
+    }
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+double dc_cli_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void dc_cli_progress(int tty, int epoch, int epochs, int step, int steps, double loss,
+                     double images_per_s, double eta_s) {
+    const int m = (int)(eta_s / 60), s = (int)eta_s % 60;
+    if (!tty) {
+        fprintf(stderr, "epoch %d/%d step %d/%d loss %.6f %.1f img/s ETA %02d:%02d\n", epoch,
+                epochs, step, steps, loss, images_per_s, m, s);
+        return;
+    }
+    const int width = 24, fill = (int)(width * (double)step / (steps ? steps : 1));
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r epoch %d/%d [%s] step %d/%d  loss %.5f  %.1f img/s  ETA %02d:%02d ", epoch,
+            epochs, bar, step, steps, loss, images_per_s, m, s);
+    fflush(stderr);
 }
 
 int dc_cli_path(const char *cmd, char *buf, size_t cap, const char *fmt, ...) {

@@ -10,7 +10,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -33,12 +32,6 @@ typedef struct train_cli {
     dc_backend *be;
     train_samples samples;
 } train_cli;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage(void) {
     printf(
@@ -76,23 +69,9 @@ static void usage(void) {
 /* ---- callbacks of the trainer ---- */
 static void on_progress(void *user, const dc_train_progress *p) {
     const train_cli *c = user;
-    if (c->quiet) return;
-    int m = (int)(p->eta_s / 60), s = (int)p->eta_s % 60;
-    if (c->tty) {
-        int width = 24,
-            fill = (int)(width * (double)p->step / (p->steps_per_epoch ? p->steps_per_epoch : 1));
-        char bar[32];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "\r epoch %d/%d [%s] step %d/%d  loss %.5f  %.1f img/s  ETA %02d:%02d ",
-                p->epoch, p->epochs, bar, p->step, p->steps_per_epoch, p->loss, p->images_per_s, m,
-                s);
-        fflush(stderr);
-    } else {
-        fprintf(stderr, "epoch %d/%d step %d/%d loss %.6f %.1f img/s ETA %02d:%02d\n", p->epoch,
-                p->epochs, p->step, p->steps_per_epoch, p->loss, p->images_per_s, m, s);
-    }
+    if (!c->quiet)
+        dc_cli_progress(c->tty, p->epoch, p->epochs, p->step, p->steps_per_epoch, p->loss,
+                        p->images_per_s, p->eta_s);
 }
 
 static void on_warning(void *user, const char *message) {
@@ -123,24 +102,14 @@ static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
 }
 
 /* ---- options ---- */
-/* A path option into a fixed field: refused, never cut, when it does not fit. */
-static int copy_path(const char *opt, const char *value, char *dst, size_t cap) {
-    if (strlen(value) >= cap) {
-        fprintf(stderr, "deconv train: %s '%.60s...' is longer than %zu characters\n", opt, value,
-                cap - 1);
-        return 2;
-    }
-    memcpy(dst, value, strlen(value) + 1);
-    return 0;
-}
-
 static int read_opts(dc_args *a, train_cli *c, int resumed) {
     dc_train_config *o = &c->cfg;
     if (dc_cli_load_options(a, &c->load)) return 2;
     if (!resumed) {
         char def_data[1024];
         dc_cli_default_data(def_data, sizeof def_data);
-        if (copy_path("--data", dc_args_str(a, "data", def_data), o->data, sizeof o->data))
+        if (dc_cli_copy_path("train", "--data", dc_args_str(a, "data", def_data), o->data,
+                             sizeof o->data))
             return 2;
         const char *optim = dc_args_str(a, "optim", "adam"),
                    *sched = dc_args_str(a, "schedule", NULL);
@@ -196,7 +165,7 @@ static int new_run_opts(dc_args *a, train_cli *c) {
     if (o->augment < 0) o->augment = is_guns && td->augment_bundled;
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "runs/%s", dc_model_kind_name(spec->kind));
-    return copy_path("--out", dc_args_str(a, "out", def_out), o->out, sizeof o->out);
+    return dc_cli_copy_path("train", "--out", dc_args_str(a, "out", def_out), o->out, sizeof o->out);
 }
 
 int dc_cmd_train(int argc, char **argv) {
@@ -220,7 +189,8 @@ int dc_cmd_train(int argc, char **argv) {
             return dc_cli_fail("train", "%s", err.msg);
         c.spec = at.spec;
         c.cfg = at.config;
-        if ((rc = copy_path("--resume", resume, c.cfg.out, sizeof c.cfg.out))) return rc;
+        if ((rc = dc_cli_copy_path("train", "--resume", resume, c.cfg.out, sizeof c.cfg.out)))
+            return rc;
         if ((rc = read_opts(&a, &c, 1))) return rc;
     } else if ((rc = new_run_opts(&a, &c))) {
         return rc;
@@ -243,29 +213,17 @@ int dc_cmd_train(int argc, char **argv) {
     c.val = val;
     dc_trainer *t = NULL;
     rc = 1;
-    if (dc_model_kind_has(c.spec.kind, DC_KIND_CLASSIFIES) && train->n_classes > 0) {
-        if (!resume && !dc_args_str(&a, "classes", NULL)) c.spec.classes = train->n_classes;
-        if (train->n_classes > c.spec.classes) {
-            dc_cli_fail("train", "--data %s has %d classes, the model has %d", c.cfg.data,
-                        train->n_classes, c.spec.classes);
-            goto done;
-        }
-    }
     const char *loss_opt = dc_args_str(&a, "loss", NULL);
-    if (!resume && (c.spec.kind == DC_MODEL_COMPLETE || c.spec.kind == DC_MODEL_VAE)) {
-        /* MSE's optimum on black-and-white images is grey where unsure; cross-entropy's
-         * pushes each pixel to one side: the default where the data is near-binary */
-        const double share =
-            dc_near_binary_share(train->images, (size_t)train->n * dc_dataset_image_numel(train));
-        const int named = loss_opt && (strstr(loss_opt, "mse") || strstr(loss_opt, "bce"));
-        if (!named) c.spec.loss = share >= DC_NEAR_BINARY_SHARE ? DC_LOSS_BCE : DC_LOSS_MSE;
-        if (!c.quiet)
-            fprintf(stderr,
-                    "deconv train: loss %s (%s; %.1f %% of the training pixels lie within 0.1 of "
-                    "-1 or 1, near-binary from %.0f %%)\n",
-                    dc_loss_kind_name(c.spec.loss), named ? "--loss" : "the default for this data",
-                    100.0 * share, 100.0 * DC_NEAR_BINARY_SHARE);
+    const int named = loss_opt && (strstr(loss_opt, "mse") || strstr(loss_opt, "bce"));
+    char note[256];
+    if (dc_model_spec_fit_data(&c.spec, train,
+                               (dc_args_str(&a, "classes", NULL) ? DC_FIT_CLASSES_GIVEN : 0) |
+                                   (named ? DC_FIT_LOSS_GIVEN : 0) | (resume ? DC_FIT_RESUMING : 0),
+                               note, sizeof note, &err) != DC_OK) {
+        dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
+        goto done;
     }
+    if (note[0] && !c.quiet) fprintf(stderr, "deconv train: %s\n", note);
     if (c.cfg.epochs <= at.epoch) {
         fprintf(stderr, "deconv train: %s already finished %d epochs (use --epochs to extend)\n",
                 c.cfg.out, at.epoch);
@@ -313,7 +271,7 @@ int dc_cmd_train(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    const double t_start = now_s();
+    const double t_start = dc_cli_now_s();
     s = dc_trainer_run(t, &err);
     if (s == DC_ERR_INTERRUPTED) {
         if (c.tty && !c.quiet) fputc('\n', stderr);
@@ -326,7 +284,7 @@ int dc_cmd_train(int argc, char **argv) {
         rc = 0;
         if (!c.quiet)
             fprintf(stderr, "deconv train: done in %.1f s; run folder %s (open %s/report.html)\n",
-                    now_s() - t_start, c.cfg.out, c.cfg.out);
+                    dc_cli_now_s() - t_start, c.cfg.out, c.cfg.out);
     }
 done:
     train_samples_free(&c.samples);

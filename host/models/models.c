@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "deconv/data.h"
 #include "deconv/model.h"
 #include "internal.h"
 #include "models/kinds.h"
@@ -76,6 +77,34 @@ double dc_near_binary_share(const float *images, size_t n) {
     size_t near = 0;
     for (size_t i = 0; i < n; i++) near += fabsf(fabsf(images[i]) - 1.0f) <= 0.1f;
     return n ? (double)near / (double)n : 0.0;
+}
+
+dc_status dc_model_spec_fit_data(dc_model_spec *s, const dc_dataset *train, int flags,
+                                 char *note, size_t cap, dc_error *err) {
+    if (note && cap) note[0] = 0;
+    if (dc_model_kind_has(s->kind, DC_KIND_CLASSIFIES) && train->n_classes > 0) {
+        if (!(flags & (DC_FIT_CLASSES_GIVEN | DC_FIT_RESUMING))) s->classes = train->n_classes;
+        if (train->n_classes > s->classes)
+            return dc_set_error(err, DC_ERR_SHAPE, "the data has %d classes, the model has %d",
+                                train->n_classes, s->classes);
+    }
+    if ((flags & DC_FIT_RESUMING) || !dc_model_kind_has(s->kind, DC_KIND_ENCODER) ||
+        !dc_model_kind_has(s->kind, DC_KIND_DECODER))
+        return DC_OK;
+    /* MSE's optimum on black-and-white images is grey where unsure; cross-entropy's pushes
+     * each pixel to one side: the default where the data is near-binary */
+    const double share =
+        dc_near_binary_share(train->images, (size_t)train->n * dc_dataset_image_numel(train));
+    if (!(flags & DC_FIT_LOSS_GIVEN))
+        s->loss = share >= DC_NEAR_BINARY_SHARE ? DC_LOSS_BCE : DC_LOSS_MSE;
+    if (note)
+        snprintf(note, cap,
+                 "loss %s (%s; %.1f %% of the training pixels lie within 0.1 of -1 or 1, "
+                 "near-binary from %.0f %%)",
+                 dc_loss_kind_name(s->loss),
+                 flags & DC_FIT_LOSS_GIVEN ? "--loss" : "the default for this data", 100.0 * share,
+                 100.0 * DC_NEAR_BINARY_SHARE);
+    return DC_OK;
 }
 
 dc_status dc_model_spec_defaults(dc_model_spec *s, dc_model_kind kind, int channels, int size,

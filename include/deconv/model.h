@@ -144,6 +144,15 @@ dc_status dc_bottleneck_kind_parse(const char *name, dc_bottleneck_kind *out, dc
  * cross-entropy). */
 #define DC_NEAR_BINARY_SHARE 0.9
 double dc_near_binary_share(const float *images, size_t n);
+/* What a new run's spec takes from its training data, with flags: a classifier's class
+ * count (unless DC_FIT_CLASSES_GIVEN; more classes in the data than the model has is an
+ * error either way) and, for encoder-decoders, the loss: binary cross-entropy on
+ * near-binary data, MSE otherwise (unless DC_FIT_LOSS_GIVEN; nothing on DC_FIT_RESUMING).
+ * `note` (may be NULL) gets one line saying which loss and why, or "". */
+enum { DC_FIT_CLASSES_GIVEN = 1, DC_FIT_LOSS_GIVEN = 2, DC_FIT_RESUMING = 4 };
+struct dc_dataset;
+dc_status dc_model_spec_fit_data(dc_model_spec *s, const struct dc_dataset *train, int flags,
+                                 char *note, size_t cap, dc_error *err);
 /* Spec <-> JSON object text (for checkpoints' metadata; the kind by name). Caller frees
  * the string; NULL when out of memory. */
 char *dc_model_spec_to_json(const dc_model_spec *s);
