@@ -32,6 +32,17 @@ void dc_cli_default_data(char *buf, size_t cap) {
 
 static int has(const dc_model *m, unsigned flags) { return dc_model_kind_has(m->spec.kind, flags); }
 
+/* The grid's column labels: which columns are held-out images the model never trained on. */
+static void column_names(const train_samples *s, int n, char names[][32], const char **cols) {
+    for (int i = 0; i < n; i++) {
+        if (i < s->nval)
+            snprintf(names[i], 32, "val %d", i + 1);
+        else
+            snprintf(names[i], 32, "train %d", i - s->nval + 1);
+        cols[i] = names[i];
+    }
+}
+
 dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dataset *train,
                              const dc_dataset *val, dc_error *err) {
     memset(s, 0, sizeof *s);
@@ -131,13 +142,7 @@ static dc_status flow_samples_write(train_samples *s, int epoch, dc_error *err) 
     snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
     char names[TRAIN_SAMPLES_MAX][32];
     const char *cols[TRAIN_SAMPLES_MAX];
-    for (int i = 0; i < n; i++) {
-        if (i < s->nval)
-            snprintf(names[i], sizeof names[i], "val %d", i + 1);
-        else
-            snprintf(names[i], sizeof names[i], "train %d", i - s->nval + 1);
-        cols[i] = names[i];
-    }
+    column_names(s, n, names, cols);
     static const char *const rows[] = {"original", "new samples", "new samples",
                                        "path of the first, noise to image"};
     char title[160];
@@ -200,16 +205,9 @@ dc_status train_samples_write(train_samples *s, int epoch, dc_error *err) {
 #undef ROW
     snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
     {
-        /* which columns are held-out images the model never trained on */
         char names[TRAIN_SAMPLES_MAX][32];
         const char *cols[TRAIN_SAMPLES_MAX];
-        for (int i = 0; i < n; i++) {
-            if (i < s->nval)
-                snprintf(names[i], sizeof names[i], "val %d", i + 1);
-            else
-                snprintf(names[i], sizeof names[i], "train %d", i - s->nval + 1);
-            cols[i] = names[i];
-        }
+        column_names(s, n, names, cols);
         static const char *const complete_rows[] = {"masked input", "completion, code 0",
                                                     "completion, code A", "completion, code B",
                                                     "original"};
