@@ -42,6 +42,10 @@ dc_ptr dc_params_values_ptr(dc_params *p);
 dc_ptr dc_params_grads_ptr(dc_params *p);
 dc_ptr dc_params_moment_ptr(dc_params *p, int which); /* 0: m, 1: v; allocated lazily */
 dc_status dc_params_ensure_moments(dc_params *p);
+/* The exponential moving average of the values (EMA weights, for sampling): allocated on
+ * demand from the current values (see dc_params_has_ema / dc_params_swap_ema). */
+dc_ptr dc_params_ema_ptr(dc_params *p);
+dc_status dc_params_ensure_ema(dc_params *p);
 dc_error *dc_params_err(dc_params *p);
 
 /* Decode an image file (stb_image, compiled once in host/data/image_file.c): interleaved

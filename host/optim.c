@@ -37,8 +37,12 @@ dc_status dc_optim_create(dc_params *p, const dc_optim_config *cfg, dc_optim **o
     if (cfg->kind != DC_OPTIM_SGD && !(cfg->beta1 >= 0 && cfg->beta1 < 1 && cfg->beta2 >= 0 && cfg->beta2 < 1))
         return dc_set_error(dc_params_err(p), DC_ERR_ARG, "optimizer: betas (%g, %g) must be in [0, 1)",
                             (double)cfg->beta1, (double)cfg->beta2);
+    if (!(cfg->ema_decay >= 0.0f && cfg->ema_decay < 1.0f))
+        return dc_set_error(dc_params_err(p), DC_ERR_ARG, "optimizer: EMA decay %g must be in [0, 1)",
+                            (double)cfg->ema_decay);
     DC_TRY(dc_params_allocate(p));
     DC_TRY(dc_params_ensure_moments(p));
+    if (cfg->ema_decay > 0.0f) DC_TRY(dc_params_ensure_ema(p));
     dc_optim *o = calloc(1, sizeof *o);
     if (!o) return DC_ERR_OOM;
     o->params = p;
@@ -139,6 +143,16 @@ dc_status dc_optim_step(dc_optim *o) {
             if (s) goto fail;
         }
         i = j;
+    }
+    if (c->ema_decay > 0.0f) {
+        /* ema = d * ema + (1 - d) * values, over the whole arena (running statistics too) */
+        const double warm = (1.0 + (double)o->steps) / (10.0 + (double)o->steps);
+        const float d = (float)(warm < c->ema_decay ? warm : c->ema_decay);
+        const size_t total = dc_params_total(p);
+        if ((s = dc_params_ensure_ema(p)) ||
+            (s = DC_BE(be, scale, dc_params_ema_ptr(p), total, d)) ||
+            (s = DC_BE(be, axpy, dc_params_ema_ptr(p), values, total, 1.0f - d)))
+            goto fail;
     }
     o->steps++;
     return DC_OK;

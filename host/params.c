@@ -11,6 +11,7 @@ struct dc_params {
     int n, cap;
     size_t total;
     dc_buffer *values, *grads, *moments[2];
+    dc_buffer *ema; /* exponential moving average of the values (NULL: none) */
 };
 
 dc_status dc_params_create(dc_backend *be, dc_params **out) {
@@ -30,6 +31,7 @@ void dc_params_free(dc_params *p) {
     if (p->grads) DC_BE(p->be, free, p->grads);
     for (int i = 0; i < 2; i++)
         if (p->moments[i]) DC_BE(p->be, free, p->moments[i]);
+    if (p->ema) DC_BE(p->be, free, p->ema);
     free(p->items);
     free(p);
 }
@@ -114,6 +116,42 @@ dc_ptr dc_params_grads_ptr(dc_params *p) {
 dc_ptr dc_params_moment_ptr(dc_params *p, int which) {
     dc_ptr r = {p->moments[which & 1], 0};
     return r;
+}
+
+dc_ptr dc_params_ema_ptr(dc_params *p) {
+    dc_ptr r = {p->ema, 0};
+    return r;
+}
+int dc_params_has_ema(const dc_params *p) { return p && p->ema != NULL; }
+
+dc_status dc_params_ensure_ema(dc_params *p) {
+    if (!p) return DC_ERR_ARG;
+    DC_TRY(dc_params_allocate(p));
+    if (p->total == 0 || p->ema) return DC_OK;
+    if (DC_BE(p->be, alloc, p->total * sizeof(float), &p->ema) != DC_OK)
+        return dc_wrap_error(&p->err, DC_ERR_OOM, "allocating the weight average (%zu bytes)",
+                             p->total * sizeof(float));
+    /* the average starts at the current weights */
+    if (DC_BE(p->be, copy, dc_params_ema_ptr(p), dc_params_values_ptr(p), p->total) != DC_OK)
+        return dc_wrap_error(&p->err, p->be->err.status, "params: %s", p->be->err.msg);
+    return DC_OK;
+}
+
+dc_status dc_params_swap_ema(dc_params *p) {
+    if (!p || !p->ema)
+        return dc_set_error(p ? &p->err : NULL, DC_ERR_STATE, "params: no weight average to swap in");
+    dc_backend *be = p->be;
+    dc_buffer *tmp = NULL;
+    /* copies, not a pointer swap: graphs hold the values' buffer */
+    if (DC_BE(be, alloc, p->total * sizeof(float), &tmp) != DC_OK)
+        return dc_wrap_error(&p->err, DC_ERR_OOM, "swapping in the weight average: %s", be->err.msg);
+    dc_ptr t = {tmp, 0};
+    dc_status s = DC_BE(be, copy, t, dc_params_values_ptr(p), p->total);
+    if (!s) s = DC_BE(be, copy, dc_params_values_ptr(p), dc_params_ema_ptr(p), p->total);
+    if (!s) s = DC_BE(be, copy, dc_params_ema_ptr(p), t, p->total);
+    DC_BE(be, free, tmp);
+    if (s) return dc_wrap_error(&p->err, s, "swapping in the weight average: %s", be->err.msg);
+    return DC_OK;
 }
 
 dc_status dc_params_allocate(dc_params *p) {

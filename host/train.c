@@ -113,10 +113,10 @@ static dc_status config_check(const dc_train_config *c, dc_error *err) {
                             "training options: epochs %d, batch %d, save_every %d, sample_every "
                             "%d must be >= 1",
                             c->epochs, c->batch, c->save_every, c->sample_every);
-    if (!(c->lr > 0) || !(c->val >= 0 && c->val < 1))
+    if (!(c->lr > 0) || !(c->val >= 0 && c->val < 1) || !(c->ema >= 0 && c->ema < 1))
         return dc_set_error(err, DC_ERR_ARG,
-                            "training options: lr %g must be > 0, val %g in [0, 1)", (double)c->lr,
-                            (double)c->val);
+                            "training options: lr %g must be > 0, val %g in [0, 1), ema %g in [0, 1)",
+                            (double)c->lr, (double)c->val, (double)c->ema);
     if ((unsigned)c->optim >= DC_ARRAY_LEN(optim_names) ||
         (unsigned)c->schedule >= DC_ARRAY_LEN(schedule_names))
         return dc_set_error(err, DC_ERR_ARG, "training options: unknown optimizer or schedule");
@@ -145,6 +145,7 @@ char *dc_train_config_to_json(const dc_train_config *c) {
         !cJSON_AddStringToObject(o, "schedule", dc_schedule_name(c->schedule)) ||
         !cJSON_AddNumberToObject(o, "weight_decay", float_decimal(c->weight_decay)) ||
         !cJSON_AddNumberToObject(o, "clip", float_decimal(c->clip)) ||
+        !cJSON_AddNumberToObject(o, "ema", float_decimal(c->ema)) ||
         !cJSON_AddNumberToObject(o, "val", float_decimal(c->val)) ||
         !cJSON_AddNumberToObject(o, "augment", c->augment) ||
         !cJSON_AddRawToObject(o, "seed", seed) ||
@@ -205,6 +206,7 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
         s = dc_schedule_parse(v->valuestring, &c->schedule, err);
     json_float(o, "weight_decay", &c->weight_decay);
     json_float(o, "clip", &c->clip);
+    json_float(o, "ema", &c->ema);
     json_float(o, "val", &c->val);
     json_int(o, "augment", &c->augment);
     json_seed(o, "seed", &c->seed);
@@ -556,6 +558,7 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     oc->lr = cfg->lr;
     if (cfg->weight_decay > 0 || cfg->optim != DC_OPTIM_ADAMW) oc->weight_decay = cfg->weight_decay;
     oc->clip_norm = cfg->clip;
+    oc->ema_decay = cfg->ema;
     if (cfg->schedule == DC_SCHED_COSINE) {
         oc->schedule = DC_SCHED_COSINE;
         oc->total_steps = (long)t->steps_per_epoch * cfg->epochs;

@@ -491,6 +491,87 @@ static void test_roundtrip_optimizer(void **state) {
     dc_backend_free(be);
 }
 
+/* EMA weights in a checkpoint ("ema.<name>"): a load without an optimizer (sampling,
+ * export) takes the averaged weights; a resume takes the raw weights and the average, and
+ * continues exactly like the run that saved it. */
+static void test_roundtrip_ema(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_model_spec spec;
+    make_spec(&cases[4], &spec);
+    dc_model *a = make_model(be, &spec, B, 1), *b = make_model(be, &spec, B, 2),
+             *c = make_model(be, &spec, B, 3);
+    dc_optim_config cfg;
+    dc_optim_config_default(&cfg, DC_OPTIM_ADAM);
+    cfg.ema_decay = 0.99f;
+    dc_optim *oa = NULL, *ob = NULL;
+    assert_int_equal(dc_optim_create(a->params, &cfg, &oa), DC_OK);
+    assert_int_equal(dc_optim_create(b->params, &cfg, &ob), DC_OK);
+    train_step(a, oa, 21);
+    train_step(a, oa, 22);
+    train_step(a, oa, 23);
+    char *dir = tu_tmpdir("io-ema");
+    const char *file = path_in(dir, "ckpt.safetensors");
+    dc_error err = {0};
+    dc_meta meta = {0};
+    meta_for(a, &meta);
+    assert_int_equal(dc_checkpoint_save(file, a->params, oa, &meta, &err), DC_OK);
+    size_t n, n2;
+    float *raw = read_all_params(a->params, &n);
+    assert_int_equal(dc_params_swap_ema(a->params), DC_OK);
+    float *avg = read_all_params(a->params, &n2);
+    assert_int_equal(dc_params_swap_ema(a->params), DC_OK);
+    assert_true(n == n2 && memcmp(raw, avg, n * sizeof(float)) != 0);
+    /* no optimizer: the averaged weights */
+    if (dc_checkpoint_load(file, c->params, NULL, NULL, &err) != DC_OK) fail_msg("%s", err.msg);
+    float *pc = read_all_params(c->params, &n2);
+    assert_memory_equal(pc, avg, n * sizeof(float));
+    /* resume: raw weights, the same average, the same next step */
+    if (dc_checkpoint_load(file, b->params, ob, NULL, &err) != DC_OK) fail_msg("%s", err.msg);
+    float *pb = read_all_params(b->params, &n2);
+    assert_memory_equal(pb, raw, n * sizeof(float));
+    train_step(a, oa, 24);
+    train_step(b, ob, 24);
+    assert_int_equal(dc_params_swap_ema(a->params), DC_OK);
+    assert_int_equal(dc_params_swap_ema(b->params), DC_OK);
+    free(raw), free(pb);
+    raw = read_all_params(a->params, &n);
+    pb = read_all_params(b->params, &n2);
+    assert_memory_equal(pb, raw, n * sizeof(float));
+    /* an average that misses a parameter is refused, naming the count */
+    dc_model *d = make_model(be, &spec, B, 4);
+    const char *partial = path_in(dir, "partial.safetensors");
+    {
+        /* a file whose ema.* tensors belong to another model's parameters: rename one */
+        FILE *f = fopen(file, "rb");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *bytes = malloc((size_t)size);
+        assert_int_equal(fread(bytes, 1, (size_t)size, f), (size_t)size);
+        fclose(f);
+        char *hit = NULL;
+        for (long i = 0; i + 4 < size && !hit; i++)
+            if (!memcmp(bytes + i, "\"ema.", 5)) hit = bytes + i;
+        assert_non_null(hit);
+        memcpy(hit + 1, "emb", 3); /* "ema.<name>" -> "emb.<name>": not a model tensor */
+        f = fopen(partial, "wb");
+        assert_int_equal(fwrite(bytes, 1, (size_t)size, f), (size_t)size);
+        fclose(f);
+        free(bytes);
+    }
+    assert_int_not_equal(dc_checkpoint_load(partial, d->params, NULL, NULL, &err), DC_OK);
+    assert_non_null(strstr(err.msg, "emb."));
+    free(raw), free(avg), free(pc), free(pb);
+    dc_meta_clear(&meta);
+    rm_rf(dir);
+    free(dir);
+    dc_optim_free(oa), dc_optim_free(ob);
+    dc_model_free(a), dc_model_free(b), dc_model_free(c), dc_model_free(d);
+    dc_backend_free(be);
+}
+
 /* ------------------------------------------------------------- bad inputs */
 typedef struct bad_ctx {
     dc_backend *be;
@@ -1037,6 +1118,7 @@ int main(void) {
         cmocka_unit_test(test_export_classifier),
         cmocka_unit_test(test_roundtrip_forward),
         cmocka_unit_test(test_roundtrip_optimizer),
+        cmocka_unit_test(test_roundtrip_ema),
         cmocka_unit_test(test_bad_checkpoints),
         cmocka_unit_test(test_atomic_writes),
         cmocka_unit_test(test_non_finite_weights),

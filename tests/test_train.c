@@ -184,6 +184,59 @@ static void test_optimizers(void **state) {
     check_optimizer(DC_OPTIM_ADAMW, 0, 0.1f, 0.0f);
 }
 
+/* EMA weights: after each step, ema = d ema + (1 - d) w with d = min(decay, (1 + t) /
+ * (10 + t)) at step t = 0, 1, ..., starting from the weights at creation; swapping twice
+ * restores the weights. Oracle: the same recurrence in doubles on the weights read back. */
+static void test_ema_weights(void **state) {
+    (void)state;
+    dc_backend *be;
+    dc_error err = {0};
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_params *p;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    int shape[2] = {4, 6}, wi;
+    assert_int_equal(dc_params_declare(p, "w", 2, shape, DC_INIT_HE, 6, 4, 1, &wi), DC_OK);
+    dc_rng rng;
+    dc_rng_seed(&rng, 8);
+    assert_int_equal(dc_params_init(p, &rng), DC_OK);
+    assert_false(dc_params_has_ema(p));
+    dc_optim_config c;
+    dc_optim_config_default(&c, DC_OPTIM_ADAM);
+    c.lr = 0.1f;
+    c.ema_decay = 0.9f;
+    dc_optim *o;
+    assert_int_equal(dc_optim_create(p, &c, &o), DC_OK);
+    assert_true(dc_params_has_ema(p));
+    float w[24], grad[24], got[24];
+    double E[24];
+    dc_params_read(p, wi, w);
+    for (int i = 0; i < 24; i++) E[i] = w[i];
+    for (int t = 0; t < 30; t++) {
+        tu_fill_uniform(grad, 24, &rng, -1, 1);
+        be->ops->write(be, dc_tensor_ptr(dc_params_get(p, wi)->grad), grad, sizeof grad);
+        assert_int_equal(dc_optim_step(o), DC_OK);
+        dc_params_read(p, wi, w);
+        const double warm = (1.0 + t) / (10.0 + t), d = warm < 0.9 ? warm : 0.9;
+        for (int i = 0; i < 24; i++) E[i] = d * E[i] + (1 - d) * w[i];
+    }
+    assert_int_equal(dc_params_swap_ema(p), DC_OK);
+    dc_params_read(p, wi, got);
+    for (int i = 0; i < 24; i++)
+        if (fabs(got[i] - E[i]) > 1e-5 * fmax(1, fabs(E[i])))
+            fail_msg("ema[%d] = %g, recurrence %g", i, (double)got[i], E[i]);
+    assert_int_equal(dc_params_swap_ema(p), DC_OK);
+    dc_params_read(p, wi, got);
+    assert_memory_equal(got, w, sizeof w);
+    /* a decay outside [0, 1) is refused */
+    dc_optim *bad = NULL;
+    c.ema_decay = 1.0f;
+    assert_int_equal(dc_optim_create(p, &c, &bad), DC_ERR_ARG);
+    assert_null(bad);
+    dc_optim_free(o);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
 static void test_schedules(void **state) {
     (void)state;
     dc_optim_config c;
@@ -571,23 +624,24 @@ static void test_train_config_json(void **state) {
     const char *old_seed7 = "{\"data\":\"x\",\"val\":0.2,\"seed\":7}";
     assert_int_equal(dc_train_config_from_json(old_seed7, &b, &err), DC_OK);
     assert_true(b.seed == 7 && b.split_seed == 7);
-    /* what this version writes for the same options: the old keys and the split seed */
+    /* what this version writes for the same options: the old keys, the EMA decay (runs
+     * before it had none) and the split seed */
     dc_train_config_from_json(old, &b, &err);
     json = dc_train_config_to_json(&b);
     const char *now = "{\"data\":\"assets/guns\",\"epochs\":400,\"batch\":16,\"lr\":0.00100000005,"
                       "\"optim\":\"sgd\",\"schedule\":\"cosine\",\"weight_decay\":0,\"clip\":0,"
-                      "\"val\":0.100000001,\"augment\":1,\"seed\":1,\"split_seed\":1,"
+                      "\"ema\":0,\"val\":0.100000001,\"augment\":1,\"seed\":1,\"split_seed\":1,"
                       "\"save_every\":50,\"sample_every\":50}";
     assert_string_equal(json, now);
     free(json);
     /* the split seed goes through JSON */
     dc_train_config_default(&a);
-    a.seed = 5, a.split_seed = 12345;
+    a.seed = 5, a.split_seed = 12345, a.ema = 0.999f;
     json = dc_train_config_to_json(&a);
     dc_train_config_default(&b);
     assert_int_equal(dc_train_config_from_json(json, &b, &err), DC_OK);
     free(json);
-    assert_true(b.seed == 5 && b.split_seed == 12345);
+    assert_true(b.seed == 5 && b.split_seed == 12345 && b.ema == 0.999f);
     assert_int_equal(dc_train_config_from_json("{\"optim\":\"rmsprop\"}", &b, &err), DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "rmsprop"));
     assert_int_equal(dc_train_config_from_json("{\"epochs\":", &b, &err), DC_ERR_FORMAT);
@@ -738,6 +792,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_falls_and_is_reproducible),
         cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_ema_weights),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_prng),
         cmocka_unit_test(test_trainer_resume_is_bit_identical),

@@ -55,7 +55,7 @@ static void usage(void) {
         "           classifier 10)\n"
         "           --batch N (guns 16, classifier 128, else 64)  --optim adam|adamw|sgd  --lr LR\n"
         "           --schedule constant|cosine|step (classifier: cosine)  --weight-decay W\n"
-        "           --clip NORM\n"
+        "           --clip NORM  --ema DECAY (EMA weights for sampling; diffusion 0.999)\n"
         "           --seed N (1)  --device cpu|opencl|opencl:P:D|auto  --threads N\n"
         "           --split-seed N (1: which images are held out; --seed leaves it alone)\n"
         "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
@@ -122,6 +122,7 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         o->val = dc_args_float(a, "val", o->val);
         o->weight_decay = dc_args_float(a, "weight-decay", o->weight_decay);
         o->clip = dc_args_float(a, "clip", o->clip);
+        o->ema = dc_args_float(a, "ema", o->ema);
         o->seed = (uint64_t)dc_args_long(a, "seed", (long)o->seed);
         o->split_seed = (uint64_t)dc_args_long(a, "split-seed", (long)o->split_seed);
         if (dc_args_flag(a, "augment")) o->augment = 1;
@@ -133,6 +134,7 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
     o->log_every = dc_args_int(a, "log-every", o->log_every);
     c->threads = dc_args_int(a, "threads", 0);
     c->quiet = dc_args_flag(a, "quiet");
+    if (!(o->ema >= 0 && o->ema < 1)) return dc_cli_fail("train", "--ema %g: use a decay in [0, 1)", (double)o->ema);
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || !(o->val >= 0 && o->val < 1) ||
         o->save_every < 1 || o->sample_every < 1) {
         fprintf(stderr,
@@ -155,6 +157,7 @@ static int new_run_opts(dc_args *a, train_cli *c) {
     o->epochs = is_guns ? td->epochs_bundled : td->epochs;
     if (td->batch) o->batch = td->batch;
     if (td->schedule && dc_schedule_parse(td->schedule, &o->schedule, NULL) != DC_OK) return 2;
+    o->ema = td->ema;
     if (is_guns && td->batch_bundled) {
         o->batch = td->batch_bundled;
         o->save_every = o->sample_every = td->save_every_bundled;

@@ -132,9 +132,17 @@ static dc_status flow_samples_write(train_samples *s, int epoch, dc_error *err) 
     }
     for (int i = 0; i < n; i++)
         memcpy(grid + (size_t)i * img, dc_dataset_image(s->src, i), sizeof(float) * img);
-    if ((st = dc_flow_sample(m, 2 * n, DC_FLOW_STEPS, DC_SAMPLER_EULER,
-                             dc_seed_mix(s->seed, 0x5a3d1e), NULL, out, traj, snaps, err)))
+    /* with the EMA weights when the run keeps them: those are what generate samples with */
+    const int ema = dc_params_has_ema(m->params);
+    if (ema && (st = dc_params_swap_ema(m->params)))
         goto out;
+    st = dc_flow_sample(m, 2 * n, DC_FLOW_STEPS, DC_SAMPLER_EULER, dc_seed_mix(s->seed, 0x5a3d1e),
+                        NULL, out, traj, snaps, err);
+    if (ema) {
+        const dc_status back = dc_params_swap_ema(m->params);
+        if (back && !st) st = dc_set_error(err, back, "%s", dc_params_error(m->params)->msg);
+    }
+    if (st) goto out;
     memcpy(grid + (size_t)n * img, out, sizeof(float) * 2 * n * img);
     for (int k = 0; k < n; k++) /* snapshot k of sample 0 */
         memcpy(grid + ((size_t)3 * n + k) * img, traj + (size_t)k * 2 * n * img,
@@ -146,8 +154,8 @@ static dc_status flow_samples_write(train_samples *s, int epoch, dc_error *err) 
     static const char *const rows[] = {"original", "new samples", "new samples",
                                        "path of the first, noise to image"};
     char title[160];
-    snprintf(title, sizeof title, "epoch %d: %d Euler steps from fixed noises", epoch,
-             DC_FLOW_STEPS);
+    snprintf(title, sizeof title, "epoch %d: %d Euler steps from fixed noises%s", epoch,
+             DC_FLOW_STEPS, ema ? " (EMA weights)" : "");
     st = dc_report_write_labelled_grid(s->latest, grid, C, S, S, 4, n, title, rows, cols, err);
 out:
     free(grid);

@@ -398,7 +398,7 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
                             dc_params_error(params)->msg);
     st_file sf;
     dc_status s = st_open(path, &sf, err);
-    float *vals = NULL, *mom[2] = {NULL, NULL};
+    float *vals = NULL, *mom[2] = {NULL, NULL}, *ema = NULL;
     char tmpname[96];
     if (s != DC_OK) goto out;
 
@@ -422,10 +422,23 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
         if ((s = check_shape(&sf, q->name, st_find(&sf, q->name), q, err)) != DC_OK) goto out;
     }
     /* Nothing in the file the model lacks (optimizer state counts only with an optimizer). */
-    int n_optim = 0;
+    int n_optim = 0, n_ema = 0;
     for (int i = 0; i < sf.n; i++) {
         const char *nm = sf.e[i].name;
         if (dc_params_find(params, nm) >= 0) continue;
+        if (!strncmp(nm, "ema.", 4)) {
+            const int pi = dc_params_find(params, nm + 4);
+            if (pi < 0) {
+                s = dc_set_error(err, DC_ERR_FORMAT,
+                                 "'%s': tensor '%s' in the file averages no parameter of the model",
+                                 path, nm);
+                goto out;
+            }
+            if ((s = check_shape(&sf, nm, &sf.e[i], dc_params_get(params, pi), err)) != DC_OK)
+                goto out;
+            n_ema++;
+            continue;
+        }
         if (!strncmp(nm, "optim.", 6)) {
             if (!opt) continue;
             int pi = -1;
@@ -485,13 +498,41 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
         s = dc_set_error(err, DC_ERR_OOM, "'%s': out of memory (%zu parameters)", path, total);
         goto out;
     }
+    if (n_ema && n_ema != np) {
+        s = dc_set_error(err, DC_ERR_FORMAT, "'%s': the weight average (\"ema.*\") covers %d of the "
+                         "model's %d parameters", path, n_ema, np);
+        goto out;
+    }
+    /* Without an optimizer (sampling, evaluation, export) the averaged weights, when the file
+     * has them, are the model's weights; a resumed training reads both. */
+    const int values_from_ema = n_ema && !opt;
     for (int i = 0; i < np; i++) {
         const dc_param *q = dc_params_get(params, i);
-        if ((s = read_tensor(&sf, st_find(&sf, q->name), vals + q->off, err)) != DC_OK ||
-            (s = refuse_non_finite(path, "tensor", q->name, vals + q->off, q->numel, err)) != DC_OK)
+        const char *src = q->name;
+        if (values_from_ema) {
+            snprintf(tmpname, sizeof tmpname, "ema.%s", q->name);
+            src = tmpname;
+        }
+        if ((s = read_tensor(&sf, st_find(&sf, src), vals + q->off, err)) != DC_OK ||
+            (s = refuse_non_finite(path, "tensor", src, vals + q->off, q->numel, err)) != DC_OK)
             goto out;
     }
     dc_backend *be = dc_params_backend(params);
+    if (opt && n_ema) {
+        ema = malloc((total ? total : 1) * sizeof(float));
+        if (!ema) {
+            s = dc_set_error(err, DC_ERR_OOM, "'%s': out of memory for the weight average", path);
+            goto out;
+        }
+        for (int i = 0; i < np; i++) {
+            const dc_param *q = dc_params_get(params, i);
+            snprintf(tmpname, sizeof tmpname, "ema.%s", q->name);
+            if ((s = read_tensor(&sf, st_find(&sf, tmpname), ema + q->off, err)) != DC_OK ||
+                (s = refuse_non_finite(path, "weight average", tmpname, ema + q->off, q->numel,
+                                       err)) != DC_OK)
+                goto out;
+        }
+    }
     if (opt && n_optim > 0) {
         if ((s = dc_params_ensure_moments(params)) != DC_OK) {
             s = dc_set_error(err, s, "'%s': %s", path, dc_params_error(params)->msg);
@@ -535,6 +576,20 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
             }
         dc_optim_set_steps(opt, step);
     }
+    if (opt && total && (ema || dc_params_has_ema(params))) {
+        /* the file's average, or (a file without one) the average restarts at the weights */
+        if ((s = dc_params_ensure_ema(params)) != DC_OK) {
+            s = dc_set_error(err, s, "'%s': %s", path, dc_params_error(params)->msg);
+            goto out;
+        }
+        if ((ema ? DC_BE(be, write, dc_params_ema_ptr(params), ema, total * sizeof(float))
+                 : DC_BE(be, copy, dc_params_ema_ptr(params), dc_params_values_ptr(params), total)) !=
+            DC_OK) {
+            s = dc_set_error(err, be->err.status, "'%s': writing the weight average: %s", path,
+                             be->err.msg);
+            goto out;
+        }
+    }
     if (meta) {
         dc_meta_clear(meta);
         *meta = sf.meta;
@@ -542,6 +597,7 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
     }
 out:
     free(vals);
+    free(ema);
     free(mom[0]);
     free(mom[1]);
     st_close(&sf);
@@ -626,6 +682,12 @@ dc_status dc_checkpoint_save(const char *path, dc_params *params, dc_optim *opt,
             snprintf(name, sizeof name, "optim.%c.%s", w ? 'v' : 'm', q->name);
             if (add_entry(root, name, q, &off) != DC_OK) goto oom;
         }
+    const int with_ema = dc_params_has_ema(params);
+    for (int i = 0; with_ema && i < np; i++) {
+        const dc_param *q = dc_params_get(params, i);
+        snprintf(name, sizeof name, "ema.%s", q->name);
+        if (add_entry(root, name, q, &off) != DC_OK) goto oom;
+    }
     text = cJSON_PrintUnformatted(root);
     if (!text) goto oom;
     size_t tl = strlen(text), hl = (tl + 7) & ~(size_t)7;
@@ -671,6 +733,22 @@ dc_status dc_checkpoint_save(const char *path, dc_params *params, dc_optim *opt,
             dc_f32_to_le(buf, q->numel);
             if ((s = dc_atomic_write(&af, buf, q->numel * sizeof(float), err)) != DC_OK) goto out;
         }
+    for (int i = 0; with_ema && i < np; i++) {
+        const dc_param *q = dc_params_get(params, i);
+        if (DC_BE(be, read, dc_ptr_at(dc_params_ema_ptr(params), q->off), buf,
+                  q->numel * sizeof(float)) != DC_OK) {
+            s = dc_set_error(err, be->err.status, "saving '%s': reading the weight average of '%s': %s",
+                             path, q->name, be->err.msg);
+            goto out;
+        }
+        snprintf(name, sizeof name, "ema.%s", q->name);
+        if ((s = refuse_non_finite(path, "weight average", name, buf, q->numel, err)) != DC_OK) {
+            dc_wrap_error(err, s, "not saved");
+            goto out;
+        }
+        dc_f32_to_le(buf, q->numel);
+        if ((s = dc_atomic_write(&af, buf, q->numel * sizeof(float), err)) != DC_OK) goto out;
+    }
     s = dc_atomic_commit(&af, err);
     goto out;
 oom:

@@ -19,7 +19,7 @@
  * 60000 images) gets 2 epochs: at --size 32 each takes many minutes. */
 #define DIFFUSION_TRAIN_DEFAULTS                                                               \
     {.size = 64, .epochs = 2, .epochs_bundled = 800, .batch_bundled = 16,                       \
-     .save_every_bundled = 100, .augment_bundled = 1, .schedule = "cosine"}
+     .save_every_bundled = 100, .augment_bundled = 1, .schedule = "cosine", .ema = 0.999f}
 
 static const dc_kind_row rows[DC_MODEL_KIND_COUNT] = {
     [DC_MODEL_COMPLETE] =

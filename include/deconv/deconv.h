@@ -176,6 +176,12 @@ dc_status dc_params_zero_grad(dc_params *p);
 dc_status dc_params_read(dc_params *p, int i, float *host);
 dc_status dc_params_write(dc_params *p, int i, const float *host);
 dc_backend *dc_params_backend(dc_params *p);
+/* EMA weights: an exponential moving average of the values, kept by an optimizer whose
+ * config has ema_decay > 0 and saved in checkpoints as "ema.<name>". has_ema: whether the
+ * parameters hold one; swap_ema exchanges the values and the average (calling it again
+ * restores them), e.g. to sample with the averaged weights during training. */
+int dc_params_has_ema(const dc_params *p);
+dc_status dc_params_swap_ema(dc_params *p);
 /* -------------------------------------------------------------------- graph
  * Builder: node functions return a node id (>= 0) or -1. Errors are sticky: once a
  * builder call fails, later calls return -1 and dc_graph_finalize() returns the first
@@ -363,6 +369,9 @@ typedef struct dc_optim_config {
     long total_steps;   /* COSINE: decays to min_lr over total_steps */
     float min_lr;
     int warmup;         /* linear warm-up steps */
+    float ema_decay;    /* > 0: keep an EMA of the weights, decay min(ema_decay, (1 + t) /
+                         * (10 + t)) at step t (a short average while the weights move
+                         * fast early on); 0: none */
 } dc_optim_config;
 
 void dc_optim_config_default(dc_optim_config *c, dc_optim_kind kind);

@@ -80,6 +80,7 @@ typedef struct dc_model_train_defaults {
     int batch_bundled, save_every_bundled; /* the bundled data (batch_bundled 0: as `batch`) */
     int augment_bundled;       /* augment the bundled data by default */
     const char *schedule;      /* learning-rate schedule */
+    float ema;                 /* EMA weight decay (dc_optim_config.ema_decay); 0: none */
 } dc_model_train_defaults;
 
 /* One row of the kind table: its name, what it has, and its defaults. */

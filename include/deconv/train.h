@@ -44,6 +44,7 @@ typedef struct dc_train_config {
     dc_schedule schedule; /* cosine decays over all epochs; step: x gamma every third */
     float weight_decay;   /* 0 keeps the optimizer's default for adamw */
     float clip;           /* gradient norm clipping; <= 0: none */
+    float ema;            /* > 0: keep EMA weights with this decay (sampling uses them) */
     float val;            /* validation fraction of the data, [0, 1) */
     int augment;          /* flips, shifts, scaling, rotation (dc_augment_config) */
     uint64_t seed;        /* initialisation, epoch order, augmentation, masks, noise */
