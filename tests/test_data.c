@@ -911,6 +911,20 @@ static void test_augment_hflip_and_fill(void **state) {
             for (int x = 0; x < W; x++)
                 assert_true(out[(ch * H + y) * W + x] == src[(ch * H + y) * W + (W - 1 - x)]);
 
+    /* the parameters a conditioned model reads: a flip only is (1, 0, 0, 0, 0); the
+     * identity all zeros; a fixed scale 0.5 gives log(0.5) */
+    float params[DC_AUGMENT_PARAMS];
+    dc_augment_image_params(src, out, C, H, W, &cfg, &rng, params);
+    assert_true(params[0] == 1.0f && params[1] == 0.0f && params[2] == 0.0f &&
+                params[3] == 0.0f && params[4] == 0.0f);
+    dc_augment_config_identity(&cfg);
+    dc_augment_image_params(src, out, C, H, W, &cfg, &rng, params);
+    for (int i = 0; i < DC_AUGMENT_PARAMS; i++) assert_true(params[i] == 0.0f);
+    assert_memory_equal(out, src, sizeof src);
+    cfg.scale_min = cfg.scale_max = 0.5f;
+    dc_augment_image_params(src, out, C, H, W, &cfg, &rng, params);
+    assert_float_equal(params[3], log(0.5), 1e-6);
+
     /* Shrinking to half leaves the corners outside the source: they read the fill. */
     dc_augment_config_identity(&cfg);
     cfg.scale_min = cfg.scale_max = 0.5f;

@@ -287,6 +287,27 @@ static void test_sampling_is_reproducible(void **state) {
                      DC_OK);
     assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, b, NULL, 0, &err), DC_OK);
     assert_memory_equal(a, b, sizeof a);
+    /* whatever augmentation the last training batch set, samples ask for none; the
+     * augmentation input is read (a nonzero value changes the velocity) */
+    assert_true(m->aug >= 0);
+    float ones[2 * DC_AUGMENT_PARAMS];
+    for (int i = 0; i < 2 * DC_AUGMENT_PARAMS; i++) ones[i] = 1.0f;
+    assert_int_equal(dc_graph_set_input(m->g, m->aug, ones), DC_OK);
+    assert_int_equal(dc_flow_sample(m, N, 4, DC_SAMPLER_HEUN, 7, NULL, b, NULL, 0, &err), DC_OK);
+    assert_memory_equal(a, b, sizeof a);
+    {
+        float x[2 * P], t2[2] = {0.5f, 0.5f}, v0[2 * P], v1[2 * P], zeros[2 * DC_AUGMENT_PARAMS] = {0};
+        for (int i = 0; i < 2 * P; i++) x[i] = a[i];
+        assert_int_equal(dc_graph_set_input(m->g, m->x, x), DC_OK);
+        assert_int_equal(dc_graph_set_input(m->g, m->time, t2), DC_OK);
+        assert_int_equal(dc_graph_set_input(m->g, m->aug, zeros), DC_OK);
+        assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
+        assert_int_equal(dc_graph_read(m->g, m->out, v0), DC_OK);
+        assert_int_equal(dc_graph_set_input(m->g, m->aug, ones), DC_OK);
+        assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
+        assert_int_equal(dc_graph_read(m->g, m->out, v1), DC_OK);
+        assert_true(tu_max_abs_err(v0, v1, 2 * P) > 1e-4);
+    }
     dc_flow_noise(m, N, 7, noise);
     assert_memory_equal(traj, noise, sizeof noise);
     for (int i = 0; i < N * P; i++) {

@@ -96,14 +96,25 @@ static void apply_similarity(const float *src, float *dst, int c, int h, int w,
     }
 }
 
-void dc_augment_image(const float *src, float *dst, int c, int h, int w,
-                      const dc_augment_config *cfg, dc_rng *rng) {
+void dc_augment_image_params(const float *src, float *dst, int c, int h, int w,
+                             const dc_augment_config *cfg, dc_rng *rng, float *params) {
     similarity t = draw_similarity(cfg, rng);
+    params[0] = t.flip ? 1.0f : 0.0f;
+    params[1] = t.tx / (float)w;
+    params[2] = t.ty / (float)h;
+    params[3] = logf(t.scale);
+    params[4] = t.angle;
     if (is_identity(&t)) {
         memcpy(dst, src, (size_t)c * (size_t)h * (size_t)w * sizeof(float));
         return;
     }
     apply_similarity(src, dst, c, h, w, &t, cfg->fill);
+}
+
+void dc_augment_image(const float *src, float *dst, int c, int h, int w,
+                      const dc_augment_config *cfg, dc_rng *rng) {
+    float params[DC_AUGMENT_PARAMS];
+    dc_augment_image_params(src, dst, c, h, w, cfg, rng, params);
 }
 
 void dc_augment_batch(const float *src, float *dst, int n, int c, int h, int w,

@@ -17,7 +17,9 @@ dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err) {
     b->labels = calloc((size_t)b->n, sizeof(int32_t));
     b->index = calloc((size_t)b->n, sizeof(int32_t));
     b->t = calloc((size_t)b->n, sizeof(float));
-    if (!b->x || !b->target || !b->weight || !b->mask || !b->labels || !b->index || !b->t) {
+    b->aug = calloc((size_t)b->n * DC_AUGMENT_PARAMS, sizeof(float));
+    if (!b->x || !b->target || !b->weight || !b->mask || !b->labels || !b->index || !b->t ||
+        !b->aug) {
         dc_batch_free(b);
         return dc_set_error(err, DC_ERR_OOM, "batch of %d images: out of memory", m->batch);
     }
@@ -33,6 +35,7 @@ void dc_batch_free(dc_batch *b) {
     free(b->labels);
     free(b->index);
     free(b->t);
+    free(b->aug);
     memset(b, 0, sizeof *b);
 }
 
@@ -59,10 +62,13 @@ dc_status dc_model_fill_batch(const dc_model *m, const dc_dataset *ds, const int
         float *tgt = b->target + (size_t)slot * b->image_numel;
         dc_rng rng;
         dc_rng_seed(&rng, dc_seed_mix(seed, (uint64_t)slot));
-        if (aug)
-            dc_augment_image(src, tgt, s->channels, s->size, s->size, aug, &rng);
-        else
+        float *params = b->aug + (size_t)slot * DC_AUGMENT_PARAMS;
+        if (aug) {
+            dc_augment_image_params(src, tgt, s->channels, s->size, s->size, aug, &rng, params);
+        } else {
             memcpy(tgt, src, b->image_numel * sizeof(float));
+            memset(params, 0, sizeof(float) * DC_AUGMENT_PARAMS);
+        }
         float *mask = b->mask + (size_t)slot * hw;
         dc_mask_make(s->mask, s->size, s->size, &rng, mask);
         dc_mask_apply(tgt, mask, s->channels, s->size, s->size, 0.0f, s->visible_weight,
@@ -84,6 +90,7 @@ dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err) {
     if (m->labels >= 0 && (s = dc_graph_set_input_int(g, m->labels, b->labels))) goto fail;
     if (m->index >= 0 && (s = dc_graph_set_input_int(g, m->index, b->index))) goto fail;
     if (m->time >= 0 && (s = dc_graph_set_input(g, m->time, b->t))) goto fail;
+    if (m->aug >= 0 && (s = dc_graph_set_input(g, m->aug, b->aug))) goto fail;
     return DC_OK;
 fail:
     return dc_set_error(err, s, "%s", dc_graph_error(g)->msg);

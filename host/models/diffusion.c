@@ -8,9 +8,10 @@
  *   stem conv -> per level: ResBlock (skip kept), stride-2 conv down (not after the last)
  *   -> middle ResBlock -> per level, lowest first: concat skip, ResBlock, transposed conv up
  *   (k 4, stride 2; not after the top level) -> groupnorm -> SiLU -> conv to the image.
- * ResBlock(in -> out): groupnorm-SiLU-conv, + dense(SiLU(time embedding)) per channel,
- * groupnorm-SiLU-conv, + the input (a 1x1 conv when the channels change).
- * Time embedding: sinusoidal(t) -> dense(4 base) -> SiLU -> dense(4 base). */
+ * ResBlock(in -> out): groupnorm-SiLU-conv, groupnorm, + dense(SiLU(time embedding)) per
+ * channel, SiLU-conv, + the input (a 1x1 conv when the channels change).
+ * Time embedding: sinusoidal(t) -> dense(4 base) -> SiLU -> dense(4 base), plus a dense
+ * projection of the image's augmentation parameters (zeros when sampling). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +57,13 @@ static int res_block(dc_graph *g, const dc_model_spec *s, int x, int in_ch, int 
     snprintf(name, sizeof name, "%s_conv1", prefix);
     dc_name(g, name);
     h = dc_conv2d(g, h, out_ch, s->kernel, 1, s->kernel / 2);
+    /* the time enters after the normalisation: added before it, a per-channel shift
+     * would be removed again by the group's mean wherever a group holds few channels */
+    snprintf(name, sizeof name, "%s_norm2", prefix);
+    h = norm(g, h, out_ch, name);
     snprintf(name, sizeof name, "%s_time", prefix);
     dc_name(g, name);
-    h = dc_add_channels(g, h, dc_dense(g, temb, out_ch));
-    snprintf(name, sizeof name, "%s_norm2", prefix);
-    h = dc_silu(g, norm(g, h, out_ch, name));
+    h = dc_silu(g, dc_add_channels(g, h, dc_dense(g, temb, out_ch)));
     snprintf(name, sizeof name, "%s_conv2", prefix);
     dc_name(g, name);
     h = dc_conv2d(g, h, out_ch, s->kernel, 1, s->kernel / 2);
@@ -88,6 +91,12 @@ void dc_kind_diffusion_build(dc_model *m) {
     temb = dc_silu(g, dc_dense(g, temb, tdim));
     dc_name(g, "time_fc2");
     temb = dc_dense(g, temb, tdim);
+    /* Non-leaking augmentation (Karras et al. 2022): the network is told how each training
+     * image was flipped, shifted, scaled and rotated, and sampling asks for none (zeros),
+     * so the augmentation enlarges the data without showing up in the samples. */
+    m->aug = dc_input(g, "aug", DC_AUGMENT_PARAMS, 1, 1);
+    dc_name(g, "aug_fc");
+    temb = dc_add(g, temb, dc_dense(g, m->aug, tdim));
     /* every ResBlock projects SiLU(embedding) to its channels */
     temb = dc_silu(g, temb);
 

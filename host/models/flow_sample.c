@@ -141,6 +141,13 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
     else
         dc_flow_noise(m, n, seed, out);
     dc_graph_set_train(m->g, 0);
+    if (m->aug >= 0) { /* samples as the data is, unaugmented */
+        float *zeros = calloc((size_t)B * DC_AUGMENT_PARAMS, sizeof(float));
+        st = zeros ? dc_graph_set_input(m->g, m->aug, zeros) : DC_ERR_OOM;
+        free(zeros);
+        if (st) st = dc_set_error(err, st, "sampling: clearing the augmentation input: %s",
+                                  dc_graph_error(m->g)->msg);
+    }
     for (int first = 0; first < n && st == DC_OK; first += B) {
         const int count = n - first < B ? n - first : B;
         float *x = out + (size_t)first * numel;

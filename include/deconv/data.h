@@ -174,6 +174,12 @@ dc_status dc_augment_config_check(const dc_augment_config *cfg, dc_error *err);
 /* dst must not overlap src. An identity draw copies src exactly. */
 void dc_augment_image(const float *src, float *dst, int c, int h, int w,
                       const dc_augment_config *cfg, dc_rng *rng);
+/* The same draw and image, and the transform it applied as DC_AUGMENT_PARAMS numbers that
+ * are all 0 for the identity: flip (0/1), shift x / w, shift y / h, log(scale), angle in
+ * radians (what a model conditioned on the augmentation reads, Karras et al. 2022). */
+#define DC_AUGMENT_PARAMS 5
+void dc_augment_image_params(const float *src, float *dst, int c, int h, int w,
+                             const dc_augment_config *cfg, dc_rng *rng, float *params);
 /* n images [c, h, w], one draw each, in order. */
 void dc_augment_batch(const float *src, float *dst, int n, int c, int h, int w,
                       const dc_augment_config *cfg, dc_rng *rng);

@@ -183,6 +183,8 @@ typedef struct dc_model {
     int kl;       /* vae KL */
     int last_conv;/* classifier: last conv (for CAM / Grad-CAM) */
     int time;     /* diffusion: the time t of each image, [N, 1, 1, 1] */
+    int aug;      /* diffusion: the augmentation applied to each training image,
+                   * [N, DC_AUGMENT_PARAMS, 1, 1]; zeros (none) when sampling */
     int decoder_only;
 } dc_model;
 
@@ -242,6 +244,8 @@ typedef struct dc_batch {
     int32_t *index;    /* glo: dataset index of each item */
     float *t;          /* diffusion: the time of each item (x = the noised image, target =
                         * the velocity) */
+    float *aug;        /* the augmentation of each item, DC_AUGMENT_PARAMS per item (zeros
+                        * without augmentation) */
 } dc_batch;
 
 dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err);
