@@ -226,7 +226,8 @@ fail:
 /* n new images as `deconv generate` makes them (temperature 1, its default code std), in
  * chunks so that 10,000 samples need no 10,000-image graph. The first chunk draws exactly
  * what `deconv generate -n N --seed S` draws for N <= EV_CHUNK. */
-static int make_samples(const char *cmd, dc_model *m, int n, uint64_t seed, float *img) {
+static int make_samples(const char *cmd, dc_model *m, int n, uint64_t seed, int steps,
+                        dc_sampler sampler, float *img) {
     const size_t isz = (size_t)m->spec.channels * m->spec.size * m->spec.size;
     const int B = n < EV_CHUNK ? n : EV_CHUNK;
     dc_error err = {0};
@@ -236,8 +237,8 @@ static int make_samples(const char *cmd, dc_model *m, int n, uint64_t seed, floa
     const int code_noise = dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE);
     if (!buf) goto oom;
     if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
-        /* diffusion: `deconv generate`'s default sampler and steps, from the seed's noises */
-        if (dc_flow_sample(m, n, DC_FLOW_STEPS, DC_SAMPLER_EULER, seed, NULL, img, NULL, 0, &err) !=
+        /* diffusion: as `deconv generate --steps --sampler` makes them, from the seed's noises */
+        if (dc_flow_sample(m, n, steps, sampler, seed, NULL, img, NULL, 0, &err) !=
             DC_OK) {
             dc_cli_fail(cmd, "%s", err.msg);
             goto done;
@@ -302,7 +303,13 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     const char *classifier =
         dc_args_str(a, "classifier", DECONV_ASSETS_DIR "/fm32_classifier.safetensors");
     const int use_cache = !dc_args_flag(a, "no-cache");
+    const int steps = dc_args_int(a, "steps", DC_FLOW_STEPS);
+    const char *sampler_name = dc_args_str(a, "sampler", "euler");
+    dc_sampler sampler;
     if (dc_args_check_unused(a)) return 2;
+    if (dc_sampler_parse(sampler_name, &sampler, NULL) != DC_OK)
+        return dc_cli_fail(cmd, "--sampler %s: use euler or heun", sampler_name);
+    if (steps < 1) return dc_cli_fail(cmd, "--steps %d: use at least 1", steps);
     if (draws < 2 || samples == 0 || samples < -1) return dc_cli_fail(cmd, "--draws must be >= 2 and --samples >= 1");
     ev_report r;
     if (ev_report_init(&r, json && strcmp(json, "-") == 0 ? stderr : stdout))
@@ -366,7 +373,12 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
         dc_cli_fail(cmd, "out of memory for %d samples", samples);
         goto done;
     }
-    if (make_samples(cmd, m, samples, seed, img)) goto done;
+    if (make_samples(cmd, m, samples, seed, steps, sampler, img)) goto done;
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
+        fprintf(r.text, "sampler: %d %s steps\n", steps, dc_sampler_name(sampler));
+        cJSON_AddNumberToObject(r.root, "steps", steps);
+        cJSON_AddStringToObject(r.root, "sampler", dc_sampler_name(sampler));
+    }
     const char *how = dc_model_kind_get(m->spec.kind)->generation;
     fprintf(r.text, "generation: %d samples (%s), seed %llu\n", samples, how, (unsigned long long)seed);
     cJSON_AddStringToObject(r.root, "generation", how);
