@@ -925,6 +925,25 @@ static void test_augment_hflip_and_fill(void **state) {
     dc_augment_image_params(src, out, C, H, W, &cfg, &rng, params);
     assert_float_equal(params[3], log(0.5), 1e-6);
 
+    /* geometric_prob: the share of draws that shift/scale/rotate follows it, and the others
+     * are pixel-exact (flip only: here none) */
+    dc_augment_config_identity(&cfg);
+    cfg.max_translate = 1.5f;
+    cfg.max_rotate_deg = 10.0f;
+    cfg.geometric_prob = 0.25f;
+    int exact = 0;
+    for (int k = 0; k < 4000; k++) {
+        dc_augment_image_params(src, out, C, H, W, &cfg, &rng, params);
+        const int none = params[1] == 0.0f && params[2] == 0.0f && params[4] == 0.0f;
+        if (none) {
+            exact++;
+            assert_memory_equal(out, src, sizeof src);
+        }
+    }
+    if (fabs(exact / 4000.0 - 0.75) > 0.03) fail_msg("%d of 4000 draws unaugmented, expected 3000", exact);
+    cfg.geometric_prob = 1.5f;
+    assert_int_equal(dc_augment_config_check(&cfg, NULL), DC_ERR_ARG);
+
     /* Shrinking to half leaves the corners outside the source: they read the fill. */
     dc_augment_config_identity(&cfg);
     cfg.scale_min = cfg.scale_max = 0.5f;

@@ -17,6 +17,7 @@ void dc_augment_config_identity(dc_augment_config *cfg) {
     cfg->scale_min = cfg->scale_max = 1.0f;
     cfg->max_rotate_deg = 0.0f;
     cfg->fill = 1.0f;
+    cfg->geometric_prob = 1.0f;
 }
 
 dc_status dc_augment_config_check(const dc_augment_config *cfg, dc_error *err) {
@@ -35,17 +36,26 @@ dc_status dc_augment_config_check(const dc_augment_config *cfg, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG,
                             "augment config: max_rotate_deg %g is outside [0, 180]",
                             (double)cfg->max_rotate_deg);
+    if (!(cfg->geometric_prob >= 0.0f && cfg->geometric_prob <= 1.0f))
+        return dc_set_error(err, DC_ERR_ARG, "augment config: geometric_prob %g is outside [0, 1]",
+                            (double)cfg->geometric_prob);
     if (!isfinite(cfg->fill))
         return dc_set_error(err, DC_ERR_ARG, "augment config: fill must be finite");
     return DC_OK;
 }
 
-/* Always five draws, in this order, whatever the config. */
+/* Always five draws, in this order, whatever the config (a sixth when geometric_prob < 1,
+ * so that configs without it draw the streams they always drew). */
 static similarity draw_similarity(const dc_augment_config *cfg, dc_rng *rng) {
     float u_flip = dc_rng_uniform(rng), u_tx = dc_rng_uniform(rng), u_ty = dc_rng_uniform(rng);
     float u_scale = dc_rng_uniform(rng), u_angle = dc_rng_uniform(rng);
     similarity t;
     t.flip = u_flip < cfg->hflip_prob;
+    if (cfg->geometric_prob < 1.0f && !(dc_rng_uniform(rng) < cfg->geometric_prob)) {
+        t.tx = t.ty = t.angle = 0.0f;
+        t.scale = 1.0f;
+        return t;
+    }
     t.tx = (2.0f * u_tx - 1.0f) * cfg->max_translate;
     t.ty = (2.0f * u_ty - 1.0f) * cfg->max_translate;
     t.scale = cfg->scale_min + u_scale * (cfg->scale_max - cfg->scale_min);

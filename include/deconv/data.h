@@ -165,6 +165,10 @@ typedef struct dc_augment_config {
     float scale_min, scale_max;
     float max_rotate_deg;
     float fill;           /* value outside the source: +1 = white (guns), -1 = black */
+    float geometric_prob; /* probability that shift, scale and rotation apply at all (the
+                           * flip draws on its own); 1: always. Below 1 some images stay
+                           * pixel-exact, which a model conditioned on the augmentation
+                           * needs to learn sharp edges for "no augmentation" */
 } dc_augment_config;
 
 /* Identity transform (no flip, no move, scale 1), fill = +1 (white). */
