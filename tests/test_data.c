@@ -393,17 +393,19 @@ static void test_detect_channels(void **state) {
         rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (unsigned char)(i * 4);
     assert_true(stbi_write_png(path_in(dir, "grey/a.png"), 8, 8, 3, rgb, 8 * 3));
     assert_true(stbi_write_png(path_in(dir, "colour/a.png"), 8, 8, 3, rgb, 8 * 3));
-    for (int i = 0; i < 8 * 8; i++) rgb[3 * i] = 200, rgb[3 * i + 2] = 20; /* orange */
+    for (int i = 0; i < 8 * 8; i++)
+        rgb[3 * i] = 200, rgb[3 * i + 2] = 20; /* orange */
     assert_true(stbi_write_png(path_in(dir, "colour/b.png"), 8, 8, 3, rgb, 8 * 3));
     dc_error err = {0};
     int channels = 0;
     char why[160];
-    assert_int_equal(dc_dataset_detect_channels(path_in(dir, "grey"), &channels, why,
-                                                sizeof why, &err), DC_OK);
+    assert_int_equal(
+        dc_dataset_detect_channels(path_in(dir, "grey"), &channels, why, sizeof why, &err), DC_OK);
     assert_int_equal(channels, 1);
     assert_non_null(strstr(why, "grey"));
-    assert_int_equal(dc_dataset_detect_channels(path_in(dir, "colour"), &channels, why,
-                                                sizeof why, &err), DC_OK);
+    assert_int_equal(
+        dc_dataset_detect_channels(path_in(dir, "colour"), &channels, why, sizeof why, &err),
+        DC_OK);
     assert_int_equal(channels, 3);
     assert_non_null(strstr(why, "1 of the 2"));
     /* the class sub-folders are looked into: "colour" holds colour */
@@ -452,8 +454,8 @@ static void test_jpeg_exif_orientation(void **state) {
         unsigned char tiff[26] = {0};
         tiff[0] = tiff[1] = big ? 'M' : 'I';
         tiff[big ? 3 : 2] = 42;
-        tiff[big ? 7 : 4] = 8;  /* IFD0 at offset 8 */
-        tiff[big ? 9 : 8] = 1;  /* one entry */
+        tiff[big ? 7 : 4] = 8;                                            /* IFD0 at offset 8 */
+        tiff[big ? 9 : 8] = 1;                                            /* one entry */
         tiff[10 + (big ? 0 : 1)] = 0x01, tiff[10 + (big ? 1 : 0)] = 0x12; /* tag 0x0112 */
         tiff[12 + (big ? 1 : 0)] = 3;                                     /* SHORT */
         tiff[14 + (big ? 3 : 0)] = 1;                                     /* count 1 */
@@ -461,7 +463,8 @@ static void test_jpeg_exif_orientation(void **state) {
         const size_t seg = 2 + 6 + sizeof tiff;
         unsigned char *out = malloc(n + 2 + seg);
         memcpy(out, jpg, 2); /* SOI */
-        out[2] = 0xFF, out[3] = 0xE1, out[4] = (unsigned char)(seg >> 8), out[5] = (unsigned char)seg;
+        out[2] = 0xFF, out[3] = 0xE1, out[4] = (unsigned char)(seg >> 8),
+        out[5] = (unsigned char)seg;
         memcpy(out + 6, "Exif\0\0", 6);
         memcpy(out + 12, tiff, sizeof tiff);
         memcpy(out + 2 + 2 + seg, jpg + 2, n - 2);

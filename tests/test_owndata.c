@@ -141,9 +141,9 @@ static cJSON *get(const cJSON *o, const char *path_keys) {
 static void test_stray_arguments(void **state) {
     (void)state;
     /* from inside g_dir, so that a wrongly accepted command would leave runs/ there */
-    assert_int_equal(tu_system("cd '%s' && %s train cls " SMALL " --epochs 1 2>%s", g_dir,
-                               tu_cli_path(), g_err),
-                     2);
+    assert_int_equal(
+        tu_system("cd '%s' && %s train cls " SMALL " --epochs 1 2>%s", g_dir, tu_cli_path(), g_err),
+        2);
     assert_true(file_has(g_err, "unexpected argument 'cls' (train takes options only; did you "
                                 "mean --data cls?)"));
     assert_int_equal(access(path(g_dir, "runs"), F_OK), -1);
@@ -186,8 +186,8 @@ static void test_classifier_on_own_folders(void **state) {
     assert_string_equal(data_path, abs);
     free(abs);
     assert_int_equal(get(cfg, "data.images")->valueint, 24);
-    assert_int_equal(get(cfg, "data.train_images")->valueint + get(cfg, "data.val_images")->valueint,
-                     24);
+    assert_int_equal(
+        get(cfg, "data.train_images")->valueint + get(cfg, "data.val_images")->valueint, 24);
     assert_int_equal(get(cfg, "data.channels")->valueint, 3);
     assert_int_equal(get(cfg, "model.channels")->valueint, 3);
     assert_int_equal(cJSON_GetArraySize(get(cfg, "data.classes")), 3);
@@ -270,13 +270,13 @@ static void test_classifier_on_own_folders(void **state) {
     assert_true(file_has(g_err, "not one of the run's classes (blue, green, red)"));
 
     /* visualize --class NAME with the run's names and its own data */
-    assert_int_equal(CLI("visualize saliency %s --class green --device cpu -o %s", run,
-                         path(g_dir, "sal.png")),
-                     0);
+    assert_int_equal(
+        CLI("visualize saliency %s --class green --device cpu -o %s", run, path(g_dir, "sal.png")),
+        0);
     assert_true(file_has(g_out, "class 1 (green)"));
-    assert_int_equal(CLI("visualize saliency %s --class mauve --device cpu -o %s", run,
-                         path(g_dir, "sal.png")),
-                     1);
+    assert_int_equal(
+        CLI("visualize saliency %s --class mauve --device cpu -o %s", run, path(g_dir, "sal.png")),
+        1);
 }
 
 /* 15.2: grey data stays one channel, and says so. */
@@ -342,11 +342,9 @@ static void test_resume_anywhere(void **state) {
     /* --data to other images: refused by the content check */
     char other[1100];
     snprintf(other, sizeof other, "%s/grey_other", g_dir);
-    assert_int_equal(tu_system("cp -r '%s' '%s' && rm '%s/g0.ppm'", path(g_dir, "grey"), other,
-                               other),
-                     0);
-    assert_int_equal(CLI("train --resume %s --epochs 4 --data %s --quiet --device cpu", run,
-                         other),
+    assert_int_equal(
+        tu_system("cp -r '%s' '%s' && rm '%s/g0.ppm'", path(g_dir, "grey"), other, other), 0);
+    assert_int_equal(CLI("train --resume %s --epochs 4 --data %s --quiet --device cpu", run, other),
                      1);
     assert_true(file_has(g_err, "its images differ from the data"));
 }

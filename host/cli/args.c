@@ -171,13 +171,13 @@ static const struct {
     const char *what;
     int takes_data; /* has a --data option: a stray folder gets "did you mean --data" */
 } positional_limits[] = {
-    {"info", 1, "one RUN", 0},       {"train", 0, "options only", 1},
+    {"info", 1, "one RUN", 0},         {"train", 0, "options only", 1},
     {"devices", 0, "options only", 0}, {"bench", 0, "options only", 0},
-    {"blur", 1, "one IMAGE", 0},     {"restore", 1, "one IMAGE", 0},
-    {"generate", 1, "one RUN", 0},   {"dream", 1, "one RUN", 0},
-    {"interpolate", 3, "RUN A B", 0}, {"export", 1, "one RUN", 0},
-    {"eval", 1, "one RUN", 1},       {"visualize", 2, "METHOD RUN", 1},
-    {"complete", -1, "", 0},         {"predict", -1, "", 0},
+    {"blur", 1, "one IMAGE", 0},       {"restore", 1, "one IMAGE", 0},
+    {"generate", 1, "one RUN", 0},     {"dream", 1, "one RUN", 0},
+    {"interpolate", 3, "RUN A B", 0},  {"export", 1, "one RUN", 0},
+    {"eval", 1, "one RUN", 1},         {"visualize", 2, "METHOD RUN", 1},
+    {"complete", -1, "", 0},           {"predict", -1, "", 0},
 };
 
 /* A stray word that names an existing file or folder was most likely meant as data. */
@@ -192,8 +192,8 @@ static int check_positionals(dc_args *a) {
         const int max = positional_limits[i].max;
         if (max < 0 || a->n_positional <= max) return 0;
         const char *stray = a->positional[max];
-        fprintf(stderr, "deconv %s: unexpected argument '%s' (%s takes %s", a->cmd, stray,
-                a->cmd, positional_limits[i].what);
+        fprintf(stderr, "deconv %s: unexpected argument '%s' (%s takes %s", a->cmd, stray, a->cmd,
+                positional_limits[i].what);
         if (positional_limits[i].takes_data && names_a_path(stray))
             fprintf(stderr, "; did you mean --data %s?", stray);
         fprintf(stderr, ")\n");

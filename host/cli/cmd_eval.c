@@ -15,30 +15,31 @@
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
 
 static void eval_usage(FILE *f) {
-    fprintf(f,
-            "usage: deconv eval RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n\n"
-            "Classifier runs: accuracy on --data and the confusion matrix (rows: true class,\n"
-            "columns: predicted class) with the class names (--batch N, --limit N,\n"
-            "--max-image-pixels N). Without --data: the run's own validation split (a run on\n"
-            "Fashion-MNIST: its test set). A folder's class sub-folders are matched to the run's\n"
-            "classes by name, so a test folder may hold only some of them; a name the run does\n"
-            "not know is an error.\n\n"
-            "Generative runs (complete, vae, glo): [--samples N] [--seed S] [--json FILE|-]\n"
-            "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
-            "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
-            "generate` makes them, each figure next to the same figure of the training images:\n"
-            "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
-            "nearest/2nd-nearest ratio), novelty, diversity. complete/vae also: hidden-region\n"
-            "PSNR vs the training-set mean and nearest-visible-part baselines on the validation\n"
-            "split (or --data; the first --limit 500 images) and how much --draws 16 codes change\n"
-            "it. Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3) and the\n"
-            "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
-            "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
-            "images against the test set. One verdict line per figure; --json writes every figure,\n"
-            "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
-            "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
-            "--no-cache.\n",
-            DECONV_ASSETS_DIR);
+    fprintf(
+        f,
+        "usage: deconv eval RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n\n"
+        "Classifier runs: accuracy on --data and the confusion matrix (rows: true class,\n"
+        "columns: predicted class) with the class names (--batch N, --limit N,\n"
+        "--max-image-pixels N). Without --data: the run's own validation split (a run on\n"
+        "Fashion-MNIST: its test set). A folder's class sub-folders are matched to the run's\n"
+        "classes by name, so a test folder may hold only some of them; a name the run does\n"
+        "not know is an error.\n\n"
+        "Generative runs (complete, vae, glo): [--samples N] [--seed S] [--json FILE|-]\n"
+        "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
+        "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
+        "generate` makes them, each figure next to the same figure of the training images:\n"
+        "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
+        "nearest/2nd-nearest ratio), novelty, diversity. complete/vae also: hidden-region\n"
+        "PSNR vs the training-set mean and nearest-visible-part baselines on the validation\n"
+        "split (or --data; the first --limit 500 images) and how much --draws 16 codes change\n"
+        "it. Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3) and the\n"
+        "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
+        "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
+        "images against the test set. One verdict line per figure; --json writes every figure,\n"
+        "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
+        "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
+        "--no-cache.\n",
+        DECONV_ASSETS_DIR);
 }
 
 /* The evaluation data when --data is not given: a Fashion-MNIST run's test set, else the
@@ -48,7 +49,8 @@ static int own_eval_data(const char *run, int H, int C, const dc_load_options *l
     dc_train_checkpoint at;
     dc_error err = {0};
     *out = NULL;
-    if (dc_train_read_checkpoint(run, &at, &err) != DC_OK) return dc_cli_fail("eval", "%s", err.msg);
+    if (dc_train_read_checkpoint(run, &at, &err) != DC_OK)
+        return dc_cli_fail("eval", "%s", err.msg);
     if (strstr(at.config.data, "fashion-mnist")) {
         snprintf(desc, cap, "fashion-mnist:test");
         if (dc_dataset_load_path_opts(desc, H, C, load, out, &err) != DC_OK)
@@ -57,31 +59,32 @@ static int own_eval_data(const char *run, int H, int C, const dc_load_options *l
     }
     dc_dataset *train = NULL;
     if (dc_train_load_data_opts(&at.config, H, C, load, &train, out, &err) != DC_OK)
-        return dc_cli_fail("eval", "the run's data %s: %s (give --data)", at.config.data,
-                           err.msg);
+        return dc_cli_fail("eval", "the run's data %s: %s (give --data)", at.config.data, err.msg);
     dc_dataset_free(train);
     if ((*out)->n == 0) {
         dc_dataset_free(*out);
         *out = NULL;
-        return dc_cli_fail("eval", "%s holds no validation images (trained with --val 0); give "
-                                   "--data",
+        return dc_cli_fail("eval",
+                           "%s holds no validation images (trained with --val 0); give "
+                           "--data",
                            run);
     }
-    snprintf(desc, cap, "%s (the run's validation split: %.0f%%, split seed %llu)",
-             at.config.data, 100.0 * at.config.val, (unsigned long long)at.config.split_seed);
+    snprintf(desc, cap, "%s (the run's validation split: %.0f%%, split seed %llu)", at.config.data,
+             100.0 * at.config.val, (unsigned long long)at.config.split_seed);
     return 0;
 }
 
 /* map[k]: the model's class for the data's class k, matched by name (exact, else ignoring
  * case) when both name their classes, else by number. 0, or 1 after naming the class that
  * does not fit. */
-static int map_classes(const dc_dataset *ds, const char *what, char **names, int n_names,
-                       int K, int *map) {
+static int map_classes(const dc_dataset *ds, const char *what, char **names, int n_names, int K,
+                       int *map) {
     if (!names || !ds->class_names) {
         if (ds->n_classes > K)
             return dc_cli_fail("eval", "--data %s has %d classes, the model predicts %d", what,
                                ds->n_classes, K);
-        for (int k = 0; k < ds->n_classes; k++) map[k] = k;
+        for (int k = 0; k < ds->n_classes; k++)
+            map[k] = k;
         return 0;
     }
     for (int k = 0; k < ds->n_classes; k++) {
@@ -93,7 +96,8 @@ static int map_classes(const dc_dataset *ds, const char *what, char **names, int
         if (map[k] < 0) {
             fprintf(stderr, "deconv eval: class '%s' of %s is not one of the run's classes (",
                     ds->class_names[k], what);
-            for (int j = 0; j < n_names; j++) fprintf(stderr, "%s%s", j ? ", " : "", names[j]);
+            for (int j = 0; j < n_names; j++)
+                fprintf(stderr, "%s%s", j ? ", " : "", names[j]);
             fprintf(stderr, ")\n");
             return 1;
         }

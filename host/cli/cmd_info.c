@@ -64,8 +64,8 @@ static int info_run(const char *run) {
         dc_cli_run_classes(&meta, &classes, &n_classes);
     const char *folder = at.config.out;
     printf("run %s\n", run);
-    printf("model %s, %d channel(s), %dx%d\n", dc_model_kind_name(at.spec.kind),
-           at.spec.channels, at.spec.size, at.spec.size);
+    printf("model %s, %d channel(s), %dx%d\n", dc_model_kind_name(at.spec.kind), at.spec.channels,
+           at.spec.size, at.spec.size);
     const char *size = dc_meta_get(&meta, "dataset_size");
     printf("data %s (%s training images)\n", at.config.data, size ? size : "?");
     if (n_classes > 0) {
@@ -91,8 +91,7 @@ static int info_run(const char *run) {
     if (config)
         printf("\n%s:\n%s\n", path, config);
     else
-        printf("\n(no config.json in %s: a run made before the run folder recorded one)\n",
-               folder);
+        printf("\n(no config.json in %s: a run made before the run folder recorded one)\n", folder);
     free(config);
     return print_model(&at.spec, 1);
 }

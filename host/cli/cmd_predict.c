@@ -26,13 +26,16 @@ static void softmax(const float *scores, int k, double *p) {
     double max = scores[0], sum = 0;
     for (int i = 1; i < k; i++)
         if (scores[i] > max) max = scores[i];
-    for (int i = 0; i < k; i++) sum += p[i] = exp((double)scores[i] - max);
-    for (int i = 0; i < k; i++) p[i] /= sum;
+    for (int i = 0; i < k; i++)
+        sum += p[i] = exp((double)scores[i] - max);
+    for (int i = 0; i < k; i++)
+        p[i] /= sum;
 }
 
 /* order[0..k): class indices by falling probability (ties: lower index first). */
 static void rank(const double *p, int k, int *order) {
-    for (int i = 0; i < k; i++) order[i] = i;
+    for (int i = 0; i < k; i++)
+        order[i] = i;
     for (int i = 1; i < k; i++) /* insertion sort: k is a class count */
         for (int j = i; j > 0 && p[order[j]] > p[order[j - 1]]; j--) {
             const int t = order[j];
@@ -95,8 +98,9 @@ int dc_cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (!names)
-        fprintf(stderr, "deconv predict: %s stores no class names (a run made before they were "
-                        "saved): classes are shown by number\n",
+        fprintf(stderr,
+                "deconv predict: %s stores no class names (a run made before they were "
+                "saved): classes are shown by number\n",
                 run);
     const int top = top_opt < K ? top_opt : K;
     image = malloc(sizeof(float) * (size_t)C * H * W);

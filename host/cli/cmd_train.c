@@ -176,10 +176,9 @@ static int new_run_opts(dc_args *a, train_cli *c) {
         char def_data[1024], why[160];
         dc_cli_default_data(def_data, sizeof def_data);
         dc_error err = {0};
-        if (dc_dataset_detect_channels(dc_args_str(a, "data", def_data), &channels, why,
-                                       sizeof why, &err) != DC_OK)
-            return dc_cli_fail("train", "--data %s: %s", dc_args_str(a, "data", def_data),
-                               err.msg);
+        if (dc_dataset_detect_channels(dc_args_str(a, "data", def_data), &channels, why, sizeof why,
+                                       &err) != DC_OK)
+            return dc_cli_fail("train", "--data %s: %s", dc_args_str(a, "data", def_data), err.msg);
         snprintf(c->channels_note, sizeof c->channels_note, "detected: %s", why);
     }
     if (dc_cli_model_spec_channels(a, &c->spec, channels)) return 2;
@@ -208,11 +207,12 @@ static int new_run_opts(dc_args *a, train_cli *c) {
  * what may change instead of calling it unknown. */
 static int resume_fixed_options(dc_args *a) {
     static const char *const valued[] = {
-        "model",      "size",    "channels", "base",   "blocks",       "kernel", "latent",
-        "noise",      "mask",    "visible-weight",     "loss",         "beta",   "code",
-        "bottleneck", "feedback", "classes", "dropout", "glo-count",   "batch",  "lr",
-        "optim",      "schedule", "weight-decay",      "clip",         "seed",   "split-seed",
-        "val",        "out",     NULL};
+        "model",      "size",     "channels",     "base",       "blocks",
+        "kernel",     "latent",   "noise",        "mask",       "visible-weight",
+        "loss",       "beta",     "code",         "bottleneck", "feedback",
+        "classes",    "dropout",  "glo-count",    "batch",      "lr",
+        "optim",      "schedule", "weight-decay", "clip",       "seed",
+        "split-seed", "val",      "out",          NULL};
     static const char *const flags[] = {"tied", "no-batchnorm", "augment", "no-augment", NULL};
     const char *given = NULL;
     for (int i = 0; !given && valued[i]; i++)
@@ -236,9 +236,8 @@ static void stored_fingerprint(const char *folder, char *buf, size_t cap) {
     if (snprintf(path, sizeof path, "%s/config.json", folder) >= (int)sizeof path) return;
     char *text = dc_cli_read_text(path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
-    const char *fp = cJSON_GetStringValue(
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "data"),
-                                         "fingerprint"));
+    const char *fp = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "data"), "fingerprint"));
     if (fp) snprintf(buf, cap, "%s", fp);
     cJSON_Delete(root);
     free(text);

@@ -1,6 +1,6 @@
 /* A run folder's config.json (every option, seed, version, device, data, progress) and the
  * class names stored in a checkpoint's metadata. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -39,7 +39,8 @@ int dc_cli_run_classes(const dc_meta *meta, char ***names, int *count) {
 
 void dc_cli_names_free(char **names, int count) {
     if (!names) return;
-    for (int i = 0; i < count; i++) free(names[i]);
+    for (int i = 0; i < count; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -128,7 +129,9 @@ int dc_cli_config_write(const dc_cli_run_config *rc, dc_trainer *t, const char *
     cJSON_AddStringToObject(root, "started", rc->started);
     cJSON_AddStringToObject(root, "updated", now);
     cJSON_AddStringToObject(root, "command", rc->command);
-    cJSON_AddStringToObject(root, "run", rc->folder);
+    char *abs_folder = realpath(rc->folder, NULL);
+    cJSON_AddStringToObject(root, "run", abs_folder ? abs_folder : rc->folder);
+    free(abs_folder);
     cJSON_AddStringToObject(root, "device", rc->device);
     cJSON_AddStringToObject(root, "backend", rc->backend);
     cJSON_AddNumberToObject(root, "threads", rc->threads);
@@ -149,10 +152,10 @@ int dc_cli_config_write(const dc_cli_run_config *rc, dc_trainer *t, const char *
         cJSON_AddStringToObject(data, "channels_chosen", rc->channels_note);
         cJSON_AddNumberToObject(data, "size", rc->spec->size);
         if (rc->train->class_names && rc->train->n_classes > 0)
-            cJSON_AddItemToObject(data, "classes",
-                                  cJSON_CreateStringArray(
-                                      (const char *const *)rc->train->class_names,
-                                      rc->train->n_classes));
+            cJSON_AddItemToObject(
+                data, "classes",
+                cJSON_CreateStringArray((const char *const *)rc->train->class_names,
+                                        rc->train->n_classes));
         cJSON_AddStringToObject(data, "fingerprint", rc->fingerprint);
     }
     if (t) {

@@ -121,8 +121,8 @@ static dc_status plan_push(load_plan *p, const char *rel, int32_t label, dc_erro
 
 /* Adds every image under dir/rel, its sub-folders included (in sorted order, files before
  * folders), as class `label`; *added counts them. */
-static dc_status plan_tree(load_plan *p, const char *dir, const char *rel, int32_t label,
-                           int depth, int quiet, int *added, dc_error *err) {
+static dc_status plan_tree(load_plan *p, const char *dir, const char *rel, int32_t label, int depth,
+                           int quiet, int *added, dc_error *err) {
     char *sub = join_path(dir, rel);
     if (!sub) return dc_set_error(err, DC_ERR_OOM, "out of memory");
     name_list files = {0}, subdirs = {0};
@@ -305,7 +305,8 @@ static int pixels_are_colour(const unsigned char *px, int h, int w, int comp) {
 
 dc_status dc_dataset_detect_channels(const char *spec, int *channels, char *why, size_t cap,
                                      dc_error *err) {
-    if (!spec || !channels) return dc_set_error(err, DC_ERR_ARG, "dc_dataset_detect_channels: NULL argument");
+    if (!spec || !channels)
+        return dc_set_error(err, DC_ERR_ARG, "dc_dataset_detect_channels: NULL argument");
     *channels = 1;
     struct stat st;
     if (stat(spec, &st) != 0 || !S_ISDIR(st.st_mode)) {

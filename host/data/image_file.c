@@ -226,8 +226,8 @@ static int jpeg_exif_orientation(const unsigned char *b, size_t len) {
 
 /* Turn interleaved pixels (bytes_per_pixel each) upright in place for EXIF orientation o;
  * orientations 5..8 swap width and height. DC_ERR_OOM only. */
-static dc_status apply_orientation(unsigned char *px, int *h, int *w, size_t bytes_per_pixel,
-                                   int o, const char *name, dc_error *err) {
+static dc_status apply_orientation(unsigned char *px, int *h, int *w, size_t bytes_per_pixel, int o,
+                                   const char *name, dc_error *err) {
     if (o <= 1 || o > 8) return DC_OK;
     const int sh = *h, sw = *w;
     const size_t total = (size_t)sh * (size_t)sw * bytes_per_pixel;
@@ -240,13 +240,13 @@ static dc_status apply_orientation(unsigned char *px, int *h, int *w, size_t byt
         for (int x = 0; x < ow; x++) {
             int sx, sy; /* the stored pixel shown at (x, y) */
             switch (o) {
-            case 2: sx = sw - 1 - x, sy = y; break;              /* mirrored left-right */
-            case 3: sx = sw - 1 - x, sy = sh - 1 - y; break;     /* turned 180 degrees */
-            case 4: sx = x, sy = sh - 1 - y; break;              /* mirrored top-bottom */
-            case 5: sx = y, sy = x; break;                       /* transposed */
-            case 6: sx = y, sy = sh - 1 - x; break;              /* shown turned 90 cw */
-            case 7: sx = sw - 1 - y, sy = sh - 1 - x; break;     /* transverse */
-            default: sx = sw - 1 - y, sy = x; break;             /* 8: shown turned 90 ccw */
+            case 2: sx = sw - 1 - x, sy = y; break;          /* mirrored left-right */
+            case 3: sx = sw - 1 - x, sy = sh - 1 - y; break; /* turned 180 degrees */
+            case 4: sx = x, sy = sh - 1 - y; break;          /* mirrored top-bottom */
+            case 5: sx = y, sy = x; break;                   /* transposed */
+            case 6: sx = y, sy = sh - 1 - x; break;          /* shown turned 90 cw */
+            case 7: sx = sw - 1 - y, sy = sh - 1 - x; break; /* transverse */
+            default: sx = sw - 1 - y, sy = x; break;         /* 8: shown turned 90 ccw */
             }
             memcpy(px + ((size_t)y * ow + x) * bytes_per_pixel,
                    src + ((size_t)sy * sw + sx) * bytes_per_pixel, bytes_per_pixel);

@@ -101,8 +101,8 @@ dc_status dc_image_read_opts(const char *path, int size, int channels,
  * = index in sorted order, class name = folder name), each class with every image in its
  * folder and the folders below it (up to 8 levels; deeper ones are named in a warning), and
  * loose files at the top level are ignored with a warning. Hidden entries (".name") are
- * ignored. JPEG files are turned upright by their EXIF orientation (all 8 values). Errors: a missing folder, or one with no readable
- * image, is DC_ERR_NOT_FOUND naming the folder. */
+ * ignored. JPEG files are turned upright by their EXIF orientation (all 8 values). Errors: a
+ * missing folder, or one with no readable image, is DC_ERR_NOT_FOUND naming the folder. */
 dc_status dc_dataset_load_folder(const char *dir, int size, int channels, dc_dataset **out,
                                  dc_error *err);
 /* The same with options (NULL: the defaults). A file that cannot be read, is refused (see
