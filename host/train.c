@@ -378,6 +378,15 @@ static dc_status save_checkpoint(dc_trainer *t, dc_error *err) {
         dc_meta_set(&meta, "dataset_size", num);
         dc_meta_set(&meta, "version", DECONV_VERSION);
         dc_meta_set(&meta, "backend", dc_backend_name(t->be));
+        /* the class names, so that predictions and evaluation folders map by name */
+        if (t->train->class_names && t->train->n_classes > 0) {
+            cJSON *names = cJSON_CreateStringArray((const char *const *)t->train->class_names,
+                                                   t->train->n_classes);
+            char *js = names ? cJSON_PrintUnformatted(names) : NULL;
+            if (js) dc_meta_set(&meta, "classes", js);
+            cJSON_free(js);
+            cJSON_Delete(names);
+        }
         s = dc_checkpoint_save(path, t->m->params, t->opt, &meta, err);
     }
     free(spec);

@@ -15,6 +15,7 @@
 
 #include "deconv/data.h"
 #include "deconv/image.h"
+#include "data/data_internal.h"
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -335,6 +336,158 @@ static void test_folder_with_classes(void **state) {
     assert_float_equal(dc_dataset_image(ds, 0)[0], pm1(30), 1e-6);
     assert_float_equal(dc_dataset_image(ds, 2)[0], pm1(10), 1e-6);
     dc_dataset_free(ds);
+    remove_tmpdir(dir);
+}
+
+static size_t file_size(const char *path);
+
+/* Issue 15.5: a class folder's nested folders belong to the class; a flat folder whose
+ * sub-folders hold images only deeper down is a labelled set too (nothing skipped
+ * silently). */
+static void test_folder_nested_class_folders(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-nested");
+    char sub[1100];
+    const char *folders[] = {"cat", "cat/2019", "cat/2019/summer", "dog", "dog/old"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, folders[i]);
+        assert_int_equal(mkdir(sub, 0755), 0);
+    }
+    write_constant_png(path_in(dir, "cat/c1.png"), 4, 4, 30);
+    write_constant_png(path_in(dir, "cat/2019/c2.png"), 4, 4, 40);
+    write_constant_png(path_in(dir, "cat/2019/summer/c3.png"), 4, 4, 50);
+    write_constant_png(path_in(dir, "dog/old/d1.png"), 4, 4, 60); /* only deeper down */
+    dc_error err = {0};
+    dc_dataset *ds = NULL;
+    assert_int_equal(dc_dataset_load_path(dir, 4, 1, &ds, &err), DC_OK);
+    assert_int_equal(ds->n, 4);
+    assert_int_equal(ds->n_classes, 2);
+    assert_string_equal(ds->class_names[0], "cat");
+    assert_string_equal(ds->class_names[1], "dog");
+    /* files before folders, each sorted */
+    assert_string_equal(ds->names[0], "cat/c1.png");
+    assert_string_equal(ds->names[1], "cat/2019/c2.png");
+    assert_string_equal(ds->names[2], "cat/2019/summer/c3.png");
+    assert_string_equal(ds->names[3], "dog/old/d1.png");
+    const int labels[] = {0, 0, 0, 1}, values[] = {30, 40, 50, 60};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ds->labels[i], labels[i]);
+        assert_float_equal(dc_dataset_image(ds, i)[0], pm1(values[i]), 1e-6);
+    }
+    dc_dataset_free(ds);
+    remove_tmpdir(dir);
+}
+
+/* Issue 15.2: the channels a folder calls for, from its pixels (not the file format: a
+ * grey picture stored as RGB stays grey). */
+static void test_detect_channels(void **state) {
+    (void)state;
+    char *dir = data_tmpdir("data-channels");
+    char sub[1100];
+    snprintf(sub, sizeof sub, "%s/grey", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(sub, sizeof sub, "%s/colour", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    unsigned char rgb[8 * 8 * 3];
+    for (int i = 0; i < 8 * 8; i++) /* grey values stored as RGB */
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (unsigned char)(i * 4);
+    assert_true(stbi_write_png(path_in(dir, "grey/a.png"), 8, 8, 3, rgb, 8 * 3));
+    assert_true(stbi_write_png(path_in(dir, "colour/a.png"), 8, 8, 3, rgb, 8 * 3));
+    for (int i = 0; i < 8 * 8; i++)
+        rgb[3 * i] = 200, rgb[3 * i + 2] = 20; /* orange */
+    assert_true(stbi_write_png(path_in(dir, "colour/b.png"), 8, 8, 3, rgb, 8 * 3));
+    dc_error err = {0};
+    int channels = 0;
+    char why[160];
+    assert_int_equal(
+        dc_dataset_detect_channels(path_in(dir, "grey"), &channels, why, sizeof why, &err), DC_OK);
+    assert_int_equal(channels, 1);
+    assert_non_null(strstr(why, "grey"));
+    assert_int_equal(
+        dc_dataset_detect_channels(path_in(dir, "colour"), &channels, why, sizeof why, &err),
+        DC_OK);
+    assert_int_equal(channels, 3);
+    assert_non_null(strstr(why, "1 of the 2"));
+    /* the class sub-folders are looked into: "colour" holds colour */
+    assert_int_equal(dc_dataset_detect_channels(dir, &channels, NULL, 0, &err), DC_OK);
+    assert_int_equal(channels, 3);
+    remove_tmpdir(dir);
+}
+
+/* Issue 15.5: the EXIF orientation of a JPEG (APP1 "Exif", TIFF tag 0x0112), all eight
+ * values, in both TIFF byte orders. The Exif block is inserted byte by byte after the SOI
+ * of the fuzz corpus' 9x7 colour JPEG; the oracle is the plain image decoded by stb_image
+ * and turned by flips and a transpose composed here. */
+static unsigned char oracle_pixel(const unsigned char *px, int w, int h, int o, int x, int y,
+                                  int ch) {
+    /* undo the display steps in reverse: the stored pixel shown at (x, y) */
+    const int tw = o >= 5 ? h : w, th = o >= 5 ? w : h; /* the displayed size */
+    const int flipx = o == 2 || o == 3 || o == 6 || o == 7;
+    const int flipy = o == 3 || o == 4 || o == 7 || o == 8;
+    if (flipx) x = tw - 1 - x;
+    if (flipy) y = th - 1 - y;
+    if (o >= 5) { /* transposed first */
+        const int t = x;
+        x = y;
+        y = t;
+    }
+    return px[((size_t)y * w + x) * 3 + ch];
+}
+
+static void test_jpeg_exif_orientation(void **state) {
+    (void)state;
+    char seed[1024];
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus_image/rgb.jpg", tu_source_dir());
+    size_t n = file_size(seed);
+    unsigned char *jpg = malloc(n);
+    FILE *f = fopen(seed, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(jpg, 1, n, f), n);
+    fclose(f);
+    int w = 0, h = 0, comp = 0;
+    unsigned char *plain = stbi_load_from_memory(jpg, (int)n, &w, &h, &comp, 3);
+    assert_non_null(plain);
+    assert_true(w != h); /* so that a missed turn shows in the size */
+    char *dir = data_tmpdir("data-exif");
+    for (int o = 1; o <= 8; o++) {
+        const int big = o % 2; /* "MM" for odd values, "II" for even */
+        unsigned char tiff[26] = {0};
+        tiff[0] = tiff[1] = big ? 'M' : 'I';
+        tiff[big ? 3 : 2] = 42;
+        tiff[big ? 7 : 4] = 8;                                            /* IFD0 at offset 8 */
+        tiff[big ? 9 : 8] = 1;                                            /* one entry */
+        tiff[10 + (big ? 0 : 1)] = 0x01, tiff[10 + (big ? 1 : 0)] = 0x12; /* tag 0x0112 */
+        tiff[12 + (big ? 1 : 0)] = 3;                                     /* SHORT */
+        tiff[14 + (big ? 3 : 0)] = 1;                                     /* count 1 */
+        tiff[18 + (big ? 1 : 0)] = (unsigned char)o;                      /* the value */
+        const size_t seg = 2 + 6 + sizeof tiff;
+        unsigned char *out = malloc(n + 2 + seg);
+        memcpy(out, jpg, 2); /* SOI */
+        out[2] = 0xFF, out[3] = 0xE1, out[4] = (unsigned char)(seg >> 8),
+        out[5] = (unsigned char)seg;
+        memcpy(out + 6, "Exif\0\0", 6);
+        memcpy(out + 12, tiff, sizeof tiff);
+        memcpy(out + 2 + 2 + seg, jpg + 2, n - 2);
+        char name[32];
+        snprintf(name, sizeof name, "o%d.jpg", o);
+        write_bytes(path_in(dir, name), out, n + 2 + seg);
+        free(out);
+        float *planes = NULL;
+        int ph = 0, pw = 0;
+        dc_error err = {0};
+        assert_int_equal(dc_image_decode_file(path_in(dir, name), 3, 0, &planes, &ph, &pw, &err),
+                         DC_OK);
+        assert_int_equal(pw, o >= 5 ? h : w);
+        assert_int_equal(ph, o >= 5 ? w : h);
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < ph; y++)
+                for (int x = 0; x < pw; x++)
+                    assert_float_equal(planes[((size_t)ch * ph + y) * pw + x],
+                                       pm1(oracle_pixel(plain, w, h, o, x, y, ch)), 1e-6);
+        free(planes);
+    }
+    stbi_image_free(plain);
+    free(jpg);
     remove_tmpdir(dir);
 }
 
@@ -1109,6 +1262,9 @@ int main(void) {
         cmocka_unit_test(test_folder_skips_bad_files),
         cmocka_unit_test(test_folder_errors_name_the_folder),
         cmocka_unit_test(test_folder_with_classes),
+        cmocka_unit_test(test_folder_nested_class_folders),
+        cmocka_unit_test(test_detect_channels),
+        cmocka_unit_test(test_jpeg_exif_orientation),
         cmocka_unit_test(test_idx_plain_and_gz),
         cmocka_unit_test(test_idx_bad_magic),
         cmocka_unit_test(test_idx_truncated_gz),

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -161,7 +162,48 @@ int dc_args_flag(dc_args *a, const char *name) {
     return found;
 }
 
+/* How many positional arguments each command takes (-1: any number); a command missing
+ * here is not checked. Kept beside the parser so that every command gets the same check
+ * without repeating it. */
+static const struct {
+    const char *cmd;
+    int max;
+    const char *what;
+    int takes_data; /* has a --data option: a stray folder gets "did you mean --data" */
+} positional_limits[] = {
+    {"info", 1, "one RUN", 0},         {"train", 0, "options only", 1},
+    {"devices", 0, "options only", 0}, {"bench", 0, "options only", 0},
+    {"blur", 1, "one IMAGE", 0},       {"restore", 1, "one IMAGE", 0},
+    {"generate", 1, "one RUN", 0},     {"dream", 1, "one RUN", 0},
+    {"interpolate", 3, "RUN A B", 0},  {"export", 1, "one RUN", 0},
+    {"eval", 1, "one RUN", 1},         {"visualize", 2, "METHOD RUN", 1},
+    {"complete", -1, "", 0},           {"predict", -1, "", 0},
+};
+
+/* A stray word that names an existing file or folder was most likely meant as data. */
+static int names_a_path(const char *s) {
+    struct stat st;
+    return stat(s, &st) == 0;
+}
+
+static int check_positionals(dc_args *a) {
+    for (size_t i = 0; i < sizeof positional_limits / sizeof positional_limits[0]; i++) {
+        if (strcmp(a->cmd, positional_limits[i].cmd)) continue;
+        const int max = positional_limits[i].max;
+        if (max < 0 || a->n_positional <= max) return 0;
+        const char *stray = a->positional[max];
+        fprintf(stderr, "deconv %s: unexpected argument '%s' (%s takes %s", a->cmd, stray, a->cmd,
+                positional_limits[i].what);
+        if (positional_limits[i].takes_data && names_a_path(stray))
+            fprintf(stderr, "; did you mean --data %s?", stray);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    return 0;
+}
+
 int dc_args_check_unused(dc_args *a) {
+    if (check_positionals(a)) return 2;
     for (int i = a->first_option; i < a->argc; i++)
         if (!a->used[i - a->first_option]) {
             fprintf(stderr, "deconv %s: unknown option '%s' (see deconv %s --help)\n", a->cmd,

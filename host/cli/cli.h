@@ -87,5 +87,18 @@ int dc_cli_checkpoint_path(const char *run, char *buf, size_t cap);
 /* Parse model options (--model --size --channels --base --blocks --kernel --latent --tied
  * --noise --mask --visible-weight --loss --beta --classes --batchnorm --dropout) into spec. */
 int dc_cli_model_spec(dc_args *a, dc_model_spec *spec);
+/* The same with the channels used when --channels is not given (train: the data's). */
+int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_channels);
+
+/* The class names a checkpoint stores (metadata key "classes", a JSON array): 0 with
+ * *names NULL when there are none, -1 when the entry is malformed or memory runs out.
+ * Free with dc_cli_names_free. */
+int dc_cli_run_classes(const dc_meta *meta, char ***names, int *count);
+void dc_cli_names_free(char **names, int count); /* NULL-safe */
+/* Replace a data path that names an existing file or folder by its absolute form (a
+ * dataset name such as "fashion-mnist" stays). 0, or 2 after saying it does not fit. */
+int dc_cli_absolute_data(char *data, size_t cap);
+/* A whole text file (NUL-terminated, malloc'ed), or NULL. */
+char *dc_cli_read_text(const char *path);
 
 #endif

@@ -19,9 +19,7 @@ int dc_cmd_devices(int argc, char **argv) {
         devices_usage(stdout);
         return 0;
     }
-    if (a.n_positional > 0)
-        return dc_cli_fail("devices", "unexpected argument '%s'", a.positional[0]);
-    if (dc_args_check_unused(&a)) return 2;
+    if (dc_args_check_unused(&a)) return 2; /* a stray argument too (exit 2: misuse) */
 
     dc_error err = {0};
     dc_backend *cpu = NULL;

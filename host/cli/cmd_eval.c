@@ -2,9 +2,11 @@
  * (complete, vae, glo) are handed to dc_cli_eval_generative. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "deconv/data.h"
+#include "deconv/train.h"
 #include "deconv/viz.h"
 
 /* Evaluation of the generative runs (complete / vae / glo), in host/cli/eval_generative.c.
@@ -13,32 +15,99 @@
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
 
 static void eval_usage(FILE *f) {
-    fprintf(f,
-            "usage: deconv eval RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n\n"
-            "Classifier runs: accuracy on --data (default fashion-mnist:test; --batch N, --limit N,\n"
-            "--max-image-pixels N) and the confusion matrix (rows: true class, columns: predicted\n"
-            "class) with the class names.\n\n"
-            "Generative runs (complete, vae, glo, diffusion): [--samples N] [--seed S] [--json FILE|-]\n"
-            "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
-            "  diffusion: [--steps N (32)] [--sampler euler|heun]\n"
-            "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
-            "generate` makes them, each figure next to the same figure of the training images:\n"
-            "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
-            "nearest/2nd-nearest ratio), novelty, diversity. complete/vae also: hidden-region\n"
-            "PSNR vs the training-set mean and nearest-visible-part baselines on the validation\n"
-            "split (or --data; the first --limit 500 images) and how much --draws 16 codes change\n"
-            "it. Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3) and the\n"
-            "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
-            "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
-            "images against the test set. One verdict line per figure; --json writes every figure,\n"
-            "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
-            "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
-            "--no-cache.\n",
-            DECONV_ASSETS_DIR);
+    fprintf(
+        f,
+        "usage: deconv eval RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n\n"
+        "Classifier runs: accuracy on --data and the confusion matrix (rows: true class,\n"
+        "columns: predicted class) with the class names (--batch N, --limit N,\n"
+        "--max-image-pixels N). Without --data: the run's own validation split (a run on\n"
+        "Fashion-MNIST: its test set). A folder's class sub-folders are matched to the run's\n"
+        "classes by name, so a test folder may hold only some of them; a name the run does\n"
+        "not know is an error.\n\n"
+        "Generative runs (complete, vae, glo, diffusion): [--samples N] [--seed S] [--json FILE|-]\n"
+        "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
+        "  diffusion: [--steps N (32)] [--sampler euler|heun]\n"
+        "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
+        "generate` makes them, each figure next to the same figure of the training images:\n"
+        "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
+        "nearest/2nd-nearest ratio), novelty, diversity. complete/vae also: hidden-region\n"
+        "PSNR vs the training-set mean and nearest-visible-part baselines on the validation\n"
+        "split (or --data; the first --limit 500 images) and how much --draws 16 codes change\n"
+        "it. Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3) and the\n"
+        "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
+        "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
+        "images against the test set. One verdict line per figure; --json writes every figure,\n"
+        "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
+        "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
+        "--no-cache.\n",
+        DECONV_ASSETS_DIR);
+}
+
+/* The evaluation data when --data is not given: a Fashion-MNIST run's test set, else the
+ * run's own validation part, split as training split it. */
+static int own_eval_data(const char *run, int H, int C, const dc_load_options *load,
+                         dc_dataset **out, char *desc, size_t cap) {
+    dc_train_checkpoint at;
+    dc_error err = {0};
+    *out = NULL;
+    if (dc_train_read_checkpoint(run, &at, &err) != DC_OK)
+        return dc_cli_fail("eval", "%s", err.msg);
+    if (strstr(at.config.data, "fashion-mnist")) {
+        snprintf(desc, cap, "fashion-mnist:test");
+        if (dc_dataset_load_path_opts(desc, H, C, load, out, &err) != DC_OK)
+            return dc_cli_fail("eval", "%s: %s", desc, err.msg);
+        return 0;
+    }
+    dc_dataset *train = NULL;
+    if (dc_train_load_data_opts(&at.config, H, C, load, &train, out, &err) != DC_OK)
+        return dc_cli_fail("eval", "the run's data %s: %s (give --data)", at.config.data, err.msg);
+    dc_dataset_free(train);
+    if ((*out)->n == 0) {
+        dc_dataset_free(*out);
+        *out = NULL;
+        return dc_cli_fail("eval",
+                           "%s holds no validation images (trained with --val 0); give "
+                           "--data",
+                           run);
+    }
+    snprintf(desc, cap, "%s (the run's validation split: %.0f%%, split seed %llu)", at.config.data,
+             100.0 * at.config.val, (unsigned long long)at.config.split_seed);
+    return 0;
+}
+
+/* map[k]: the model's class for the data's class k, matched by name (exact, else ignoring
+ * case) when both name their classes, else by number. 0, or 1 after naming the class that
+ * does not fit. */
+static int map_classes(const dc_dataset *ds, const char *what, char **names, int n_names, int K,
+                       int *map) {
+    if (!names || !ds->class_names) {
+        if (ds->n_classes > K)
+            return dc_cli_fail("eval", "--data %s has %d classes, the model predicts %d", what,
+                               ds->n_classes, K);
+        for (int k = 0; k < ds->n_classes; k++)
+            map[k] = k;
+        return 0;
+    }
+    for (int k = 0; k < ds->n_classes; k++) {
+        map[k] = -1;
+        for (int j = 0; j < n_names && map[k] < 0; j++)
+            if (!strcmp(ds->class_names[k], names[j])) map[k] = j;
+        for (int j = 0; j < n_names && map[k] < 0; j++)
+            if (!strcasecmp(ds->class_names[k], names[j])) map[k] = j;
+        if (map[k] < 0) {
+            fprintf(stderr, "deconv eval: class '%s' of %s is not one of the run's classes (",
+                    ds->class_names[k], what);
+            for (int j = 0; j < n_names; j++)
+                fprintf(stderr, "%s%s", j ? ", " : "", names[j]);
+            fprintf(stderr, ")\n");
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
-    const char *spec = dc_args_str(a, "data", "fashion-mnist:test");
+    const char *spec = dc_args_str(a, "data", NULL);
     const int batch = dc_args_int(a, "batch", 250);
     const int limit = dc_args_int(a, "limit", 0);
     dc_load_options load;
@@ -50,31 +119,53 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
         return dc_cli_fail("eval", "--limit %d must be >= 1 (leave it out to use every image)",
                            limit);
     dc_model *m = NULL;
-    if (dc_cli_open_run("eval", run, be, batch, &m, NULL)) return 1;
+    dc_meta meta = {0};
+    if (dc_cli_open_run("eval", run, be, batch, &m, &meta)) return 1;
+    char **run_names = NULL;
+    int n_run_names = 0;
+    const int names_ok = dc_cli_run_classes(&meta, &run_names, &n_run_names) == 0;
+    dc_meta_clear(&meta);
+    if (!names_ok) {
+        dc_model_free(m);
+        return dc_cli_fail("eval", "%s: the stored class names are malformed", run);
+    }
     dc_error err = {0};
     dc_dataset *ds = NULL;
     int rc = 1;
     int C, H, W, K;
     long *conf = NULL;
     float *scores = NULL, *pad = NULL;
+    int *map = NULL;
+    char what[1400];
     if (dc_viz_model_geometry(m, &C, &H, &W, &K, &err) != DC_OK) {
         rc = dc_cli_fail("eval", "%s", err.msg);
         goto done;
     }
-    if (dc_dataset_load_path_opts(spec, H, C, &load, &ds, &err) != DC_OK) {
-        rc = dc_cli_fail("eval", "--data %s: %s", spec, err.msg);
+    if (n_run_names > 0 && n_run_names != K) {
+        rc = dc_cli_fail("eval", "%s stores %d class names for a model of %d classes", run,
+                         n_run_names, K);
+        goto done;
+    }
+    if (spec) {
+        snprintf(what, sizeof what, "%s", spec);
+        if (dc_dataset_load_path_opts(spec, H, C, &load, &ds, &err) != DC_OK) {
+            rc = dc_cli_fail("eval", "--data %s: %s", spec, err.msg);
+            goto done;
+        }
+    } else if (own_eval_data(run, H, C, &load, &ds, what, sizeof what)) {
         goto done;
     }
     if (!ds->labels) {
         rc = dc_cli_fail("eval",
-                         "--data %s has no labels (a folder needs one sub-folder per class)", spec);
+                         "--data %s has no labels (a folder needs one sub-folder per class)", what);
         goto done;
     }
-    if (ds->n_classes > K) {
-        rc = dc_cli_fail("eval", "--data %s has %d classes, the model predicts %d", spec,
-                         ds->n_classes, K);
+    map = malloc(sizeof(int) * (size_t)(ds->n_classes > 0 ? ds->n_classes : 1));
+    if (!map) {
+        rc = dc_cli_fail("eval", "out of memory");
         goto done;
     }
+    if (map_classes(ds, what, run_names, n_run_names, K, map)) goto done;
     const int n = limit > 0 && limit < ds->n ? limit : ds->n;
     const size_t chw = (size_t)C * H * W;
     conf = calloc((size_t)K * K, sizeof(long));
@@ -104,13 +195,18 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
             int best = 0;
             for (int k = 1; k < K; k++)
                 if (s[k] > s[best]) best = k;
-            const int truth = ds->labels[i0 + i];
+            const int truth = map[ds->labels[i0 + i]];
             conf[(size_t)truth * K + best]++;
             correct += best == truth;
         }
     }
-    const char *const *names = (const char *const *)ds->class_names;
-    printf("run %s on %s (%s)\n", run, ds->source, dc_backend_device(be));
+    /* the run's names; an older run without them shows the data's */
+    const char *const *names = run_names ? (const char *const *)run_names
+                               : ds->class_names && ds->n_classes <= K
+                                   ? (const char *const *)ds->class_names
+                                   : NULL;
+    const int n_names = run_names ? n_run_names : ds->n_classes;
+    printf("run %s on %s (%s)\n", run, spec ? ds->source : what, dc_backend_device(be));
     printf("accuracy %.4f (%ld / %d)\n\n", (double)correct / n, correct, n);
     printf("confusion matrix (rows: true class, columns: predicted class)\n");
     printf("%-4s %-16s", "", "");
@@ -121,7 +217,7 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
         long row = 0;
         for (int k = 0; k < K; k++)
             row += conf[(size_t)t * K + k];
-        const char *nm = names && t < ds->n_classes ? names[t] : "";
+        const char *nm = names && t < n_names ? names[t] : "";
         printf("%-4d %-16.16s", t, nm);
         for (int k = 0; k < K; k++)
             printf(" %5ld", conf[(size_t)t * K + k]);
@@ -132,6 +228,8 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
     }
     rc = 0;
 done:
+    dc_cli_names_free(run_names, n_run_names);
+    free(map);
     free(conf);
     free(scores);
     free(pad);

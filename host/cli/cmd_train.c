@@ -9,8 +9,12 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli/cli.h"
 #include "cli/train_common.h"
@@ -31,6 +35,11 @@ typedef struct train_cli {
     const dc_dataset *train, *val;
     dc_backend *be;
     train_samples samples;
+    char channels_note[200]; /* how the channels were chosen, for the line and config.json */
+    char fingerprint[32];
+    char command[2048], started[32];
+    dc_cli_run_config run_config;
+    int config_ok; /* run_config is complete: config.json may be written */
 } train_cli;
 
 static void usage(void) {
@@ -60,7 +69,17 @@ static void usage(void) {
         "           --split-seed N (1: which images are held out; --seed leaves it alone)\n"
         "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
         "           --quiet  --force (replace the old run's files in a non-empty --out)\n"
-        "resume:    --resume RUN  (continues from RUN/model.safetensors; --epochs may extend)\n"
+        "resume:    --resume RUN  continues from RUN/model.safetensors. May change: --epochs\n"
+        "           (extends), --save-every, --sample-every, --log-every, --device, --threads,\n"
+        "           --quiet, --max-image-pixels, and --data only to a copy of the run's data\n"
+        "           (moved or renamed: its content must match config.json's fingerprint).\n"
+        "           Model and training options (--model, --size, --lr, --batch, --seed, ...)\n"
+        "           are the run's own; start a new run (--out) to change them.\n"
+        "Without --channels the data's images are looked at: colour gives 3, grey 1 (said in\n"
+        "one line). --data is stored as an absolute path, so a run resumes from any folder.\n"
+        "config.json in the run folder records every option, the seed, version, device, the\n"
+        "data (path, image counts, channels, class names) and the progress; the checkpoint\n"
+        "stores the class names (deconv predict, eval and visualize --class use them).\n"
         "A non-empty run folder is refused without --resume or --force; one training at a\n"
         "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step and\n"
         "exits. A diverged run (NaN/Inf loss or weights) stops without saving.\n");
@@ -86,6 +105,7 @@ static int should_stop(void *user) {
 
 static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
     train_cli *c = user;
+    if (c->config_ok) dc_cli_config_write(&c->run_config, t, "running");
     if (!c->quiet && (!c->tty || e->samples_due)) {
         if (c->tty) fputc('\n', stderr);
         fprintf(stderr, "epoch %d: train loss %.6f  val loss %.6f", e->epoch, e->train_loss,
@@ -111,6 +131,8 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         if (dc_cli_copy_path("train", "--data", dc_args_str(a, "data", def_data), o->data,
                              sizeof o->data))
             return 2;
+        /* absolute, so that a resume from another working folder finds the data */
+        if (dc_cli_absolute_data(o->data, sizeof o->data)) return 2;
         const char *optim = dc_args_str(a, "optim", "adam"),
                    *sched = dc_args_str(a, "schedule", NULL);
         if (dc_optim_kind_parse(optim, &o->optim, NULL) != DC_OK)
@@ -148,7 +170,20 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
 /* A new run's options: the defaults per model kind and data, then the command line. */
 static int new_run_opts(dc_args *a, train_cli *c) {
     dc_train_config *o = &c->cfg;
-    if (dc_cli_model_spec(a, &c->spec)) return 2;
+    int channels = 1;
+    const char *channels_opt = dc_args_str(a, "channels", NULL);
+    if (channels_opt) {
+        snprintf(c->channels_note, sizeof c->channels_note, "given (--channels %s)", channels_opt);
+    } else {
+        char def_data[1024], why[160];
+        dc_cli_default_data(def_data, sizeof def_data);
+        dc_error err = {0};
+        if (dc_dataset_detect_channels(dc_args_str(a, "data", def_data), &channels, why, sizeof why,
+                                       &err) != DC_OK)
+            return dc_cli_fail("train", "--data %s: %s", dc_args_str(a, "data", def_data), err.msg);
+        snprintf(c->channels_note, sizeof c->channels_note, "detected: %s", why);
+    }
+    if (dc_cli_model_spec_channels(a, &c->spec, channels)) return 2;
     const dc_model_spec *spec = &c->spec;
     int is_guns = !dc_args_str(a, "data", NULL);
     /* the kind's defaults (host/models/kinds.c), tuned so the default run gives
@@ -171,22 +206,70 @@ static int new_run_opts(dc_args *a, train_cli *c) {
     return dc_cli_copy_path("train", "--out", dc_args_str(a, "out", def_out), o->out, sizeof o->out);
 }
 
+/* On a resume the run keeps its model and training options: one given is refused, naming
+ * what may change instead of calling it unknown. */
+static int resume_fixed_options(dc_args *a) {
+    static const char *const valued[] = {
+        "model",      "size",     "channels",     "base",       "blocks",
+        "kernel",     "latent",   "noise",        "mask",       "visible-weight",
+        "loss",       "beta",     "code",         "bottleneck", "feedback",
+        "classes",    "dropout",  "glo-count",    "batch",      "lr",
+        "optim",      "schedule", "weight-decay", "clip",       "seed",
+        "split-seed", "val",      "out",          NULL};
+    static const char *const flags[] = {"tied", "no-batchnorm", "augment", "no-augment", NULL};
+    const char *given = NULL;
+    for (int i = 0; !given && valued[i]; i++)
+        if (dc_args_str(a, valued[i], NULL)) given = valued[i];
+    for (int i = 0; !given && flags[i]; i++)
+        if (dc_args_flag(a, flags[i])) given = flags[i];
+    if (!given) return 0;
+    fprintf(stderr,
+            "deconv train: --%s cannot change on --resume: the run keeps the value it was made "
+            "with (see RUN/config.json). A resume may change --epochs, --save-every, "
+            "--sample-every, --log-every, --device, --threads, --quiet, --max-image-pixels, and "
+            "--data to a copy of the run's data; to change --%s, start a new run (--out)\n",
+            given, given);
+    return 2;
+}
+
+/* The fingerprint config.json of run folder `folder` stores, into buf ("" when none). */
+static void stored_fingerprint(const char *folder, char *buf, size_t cap) {
+    char path[1200];
+    buf[0] = 0;
+    if (snprintf(path, sizeof path, "%s/config.json", folder) >= (int)sizeof path) return;
+    char *text = dc_cli_read_text(path);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    const char *fp = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "data"), "fingerprint"));
+    if (fp) snprintf(buf, cap, "%s", fp);
+    cJSON_Delete(root);
+    free(text);
+}
+
+/* The command line as typed, for config.json (before the parser reorders argv). */
+static void join_command(char *buf, size_t cap, int argc, char **argv) {
+    size_t n = (size_t)snprintf(buf, cap, "deconv");
+    for (int i = 0; i < argc && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, " %s", argv[i]);
+}
+
 int dc_cmd_train(int argc, char **argv) {
     static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
                                         "quiet", "force", NULL};
     dc_args a;
+    train_cli c;
+    memset(&c, 0, sizeof c);
+    join_command(c.command, sizeof c.command, argc, argv);
     if (dc_args_parse(&a, "train", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {
         usage();
         return 0;
     }
     dc_error err = {0};
-    train_cli c;
-    memset(&c, 0, sizeof c);
     dc_train_config_default(&c.cfg);
     const char *resume = dc_args_str(&a, "resume", NULL);
     dc_train_checkpoint at = {0};
-    int rc;
+    int rc, data_moved = 0;
     if (resume) {
         if (dc_train_read_checkpoint(resume, &at, &err) != DC_OK)
             return dc_cli_fail("train", "%s", err.msg);
@@ -195,6 +278,15 @@ int dc_cmd_train(int argc, char **argv) {
         if ((rc = dc_cli_copy_path("train", "--resume", resume, c.cfg.out, sizeof c.cfg.out)))
             return rc;
         if ((rc = read_opts(&a, &c, 1))) return rc;
+        if ((rc = resume_fixed_options(&a))) return rc;
+        const char *moved = dc_args_str(&a, "data", NULL);
+        if (moved) {
+            if ((rc = dc_cli_copy_path("train", "--data", moved, c.cfg.data, sizeof c.cfg.data)) ||
+                (rc = dc_cli_absolute_data(c.cfg.data, sizeof c.cfg.data)))
+                return rc;
+            data_moved = strcmp(c.cfg.data, at.config.data) != 0;
+        }
+        snprintf(c.channels_note, sizeof c.channels_note, "the run's (%d)", c.spec.channels);
     } else if ((rc = new_run_opts(&a, &c))) {
         return rc;
     }
@@ -216,6 +308,33 @@ int dc_cmd_train(int argc, char **argv) {
     c.val = val;
     dc_trainer *t = NULL;
     rc = 1;
+    dc_cli_data_fingerprint(train, val, c.fingerprint, sizeof c.fingerprint);
+    if (resume) {
+        char stored[32];
+        stored_fingerprint(c.cfg.out, stored, sizeof stored);
+        if (data_moved && !stored[0]) {
+            dc_cli_fail("train",
+                        "--data %s: cannot check that it holds the run's data (%s has no "
+                        "config.json with a fingerprint); resume without --data",
+                        c.cfg.data, c.cfg.out);
+            goto done;
+        }
+        if (data_moved && strcmp(stored, c.fingerprint) != 0) {
+            dc_cli_fail("train",
+                        "--data %s: its images differ from the data run %s was trained on "
+                        "(content fingerprint %s, the run's %s); a resume continues on the "
+                        "same data only",
+                        c.cfg.data, c.cfg.out, c.fingerprint, stored);
+            goto done;
+        }
+        if (!data_moved && stored[0] && strcmp(stored, c.fingerprint) != 0)
+            fprintf(stderr,
+                    "deconv train: warning: the images in %s have changed since the run "
+                    "started (content fingerprint %s, was %s)\n",
+                    c.cfg.data, c.fingerprint, stored);
+    }
+    if (!c.quiet)
+        fprintf(stderr, "deconv train: %d channel(s): %s\n", c.spec.channels, c.channels_note);
     const char *loss_opt = dc_args_str(&a, "loss", NULL);
     const int named = loss_opt && (strstr(loss_opt, "mse") || strstr(loss_opt, "bce"));
     char note[256];
@@ -259,6 +378,26 @@ int dc_cmd_train(int argc, char **argv) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }
+    c.run_config = (dc_cli_run_config){.folder = c.cfg.out,
+                                       .command = c.command,
+                                       .device = dc_backend_device(c.be),
+                                       .backend = dc_backend_name(c.be),
+                                       .started = c.started,
+                                       .channels_note = c.channels_note,
+                                       .fingerprint = c.fingerprint,
+                                       .threads = c.threads,
+                                       .spec = &c.spec,
+                                       .cfg = &c.cfg,
+                                       .train = train,
+                                       .val = val};
+    {
+        const time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(c.started, sizeof c.started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    c.config_ok = 1;
+    dc_cli_config_write(&c.run_config, t, "running");
     if (!c.quiet) {
         fprintf(stderr,
                 "deconv train: %s on %s (%d train / %d val images, %dx%dx%d), %d epochs x %d steps "
@@ -284,11 +423,14 @@ int dc_cmd_train(int argc, char **argv) {
     } else if (s != DC_OK) {
         dc_cli_fail("train", "%s", err.msg);
     } else {
+        dc_cli_config_write(&c.run_config, t, "finished");
         rc = 0;
         if (!c.quiet)
             fprintf(stderr, "deconv train: done in %.1f s; run folder %s (open %s/report.html)\n",
                     dc_cli_now_s() - t_start, c.cfg.out, c.cfg.out);
     }
+    if (s == DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "interrupted");
+    if (s != DC_OK && s != DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "failed");
 done:
     train_samples_free(&c.samples);
     dc_trainer_free(t);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "cli/cli.h"
+#include "deconv/train.h"
 #include "deconv/data.h"
 #include "deconv/image.h"
 #include "deconv/viz.h"
@@ -60,8 +61,10 @@ static void viz_usage(FILE *f) {
         "             most, each with the crop of its receptive field; --limit N: first N only\n"
         "  filters    the first conv layer's kernels, each normalised to its own range\n\n"
         "  --image FILE     an image file (resized to the model's input)\n"
-        "  --index I        item I of --data (default data: fashion-mnist:test, index 0)\n"
-        "  --class K        class to explain: number or name (default: the predicted class)\n"
+        "  --index I        item I of --data (default data: the run's own, a Fashion-MNIST\n"
+        "                   run's test set; index 0)\n"
+        "  --class K        class to explain: number or name (the names the run stores;\n"
+        "                   default: the predicted class)\n"
         "  -o, --output F   PNG to write (default: METHOD.png)\n"
         "  --scale S        pixel size of the cells (default: cells of about 224 pixels)\n"
         "  --alpha A        heatmap opacity over the image (default 0.5)\n"
@@ -435,6 +438,8 @@ int dc_cmd_visualize(int argc, char **argv) {
     dc_model *m = NULL, *rnd = NULL;
     viz_cli v;
     viz_out real = {0}, sane = {0};
+    char **run_names = NULL;
+    int n_run_names = 0;
     memset(&v, 0, sizeof v);
     if (dc_args_parse(&a, "visualize", argc, argv, flags)) goto out;
     if (dc_args_flag(&a, "help")) {
@@ -492,7 +497,15 @@ int dc_cmd_visualize(int argc, char **argv) {
     v.alpha = dc_args_float(&a, "alpha", 0.5f);
     if ((rc = dc_cli_backend_last(&a, &be))) goto out;
     rc = 1;
-    if (dc_cli_open_run("visualize", run, be, 1, &m, NULL)) goto out;
+    dc_meta meta = {0};
+    const int opened = dc_cli_open_run("visualize", run, be, 1, &m, &meta) == 0;
+    /* the class names the run stores come first; the data's only for older runs */
+    if (opened && dc_cli_run_classes(&meta, &run_names, &n_run_names) == 0 && run_names) {
+        v.names = (const char *const *)run_names;
+        v.n_names = n_run_names;
+    }
+    dc_meta_clear(&meta);
+    if (!opened) goto out;
     if (!dc_model_kind_has(m->spec.kind, DC_KIND_CLASSIFIES)) {
         dc_cli_fail("visualize", "%s is a %s model; the explanation methods need a classifier", run,
                     dc_model_kind_name(m->spec.kind));
@@ -508,14 +521,19 @@ int dc_cmd_visualize(int argc, char **argv) {
     const int per_image = v.id != VIZ_ASCENT && v.id != VIZ_FILTERS && v.id != VIZ_MAXACT;
     /* the dataset: for maxact, for --index, or for class names next to --image */
     if (v.id == VIZ_MAXACT || (per_image && !image_path) || data) {
-        const char *spec = data ? data : "fashion-mnist:test";
+        /* without --data: the run's own images (a Fashion-MNIST run: its test set) */
+        dc_train_checkpoint at;
+        dc_error ignored = {0};
+        const int own = !data && dc_train_read_checkpoint(run, &at, &ignored) == DC_OK &&
+                        !strstr(at.config.data, "fashion-mnist");
+        const char *spec = data ? data : own ? at.config.data : "fashion-mnist:test";
         if (dc_dataset_load_path(spec, v.H, v.C, &v.ds, &err) != DC_OK) {
             dc_cli_fail("visualize", "--data %s: %s", spec, err.msg);
             goto out;
         }
         v.view = *v.ds;
         if (limit > 0 && limit < v.view.n) v.view.n = limit;
-        if (v.ds->class_names && v.ds->n_classes == v.K) {
+        if (!run_names && v.ds->class_names && v.ds->n_classes == v.K) {
             v.names = (const char *const *)v.ds->class_names;
             v.n_names = v.ds->n_classes;
         }
@@ -586,5 +604,6 @@ out:
     dc_model_free(rnd);
     dc_model_free(m);
     dc_backend_free(be);
+    dc_cli_names_free(run_names, n_run_names);
     return rc;
 }

@@ -1,4 +1,7 @@
 /* Run folders and model options shared by the subcommands. */
+#define _XOPEN_SOURCE 700
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -12,6 +15,16 @@ int dc_cli_checkpoint_path(const char *run, char *buf, size_t cap) {
     else
         n = snprintf(buf, cap, "%s", run);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int dc_cli_absolute_data(char *data, size_t cap) {
+    struct stat st;
+    if (stat(data, &st) != 0) return 0; /* "fashion-mnist", or missing: the load says so */
+    char *abs = realpath(data, NULL);
+    if (!abs) return 0;
+    const int rc = dc_cli_copy_path("train", "--data", abs, data, cap);
+    free(abs);
+    return rc;
 }
 
 int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch, dc_model **out,
@@ -49,6 +62,10 @@ int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch,
 }
 
 int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
+    return dc_cli_model_spec_channels(a, spec, 1);
+}
+
+int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_channels) {
     dc_error err = {0};
     dc_model_kind kind;
     if (dc_model_kind_parse(dc_args_str(a, "model", "complete"), &kind, &err) != DC_OK) {
@@ -56,7 +73,7 @@ int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
         return 2;
     }
     int size = dc_args_int(a, "size", dc_model_kind_get(kind)->train.size);
-    int channels = dc_args_int(a, "channels", 1);
+    int channels = dc_args_int(a, "channels", default_channels);
     /* the library takes size 0 as "the default"; on the command line it is a mistake */
     if (size < 1) {
         fprintf(stderr, "deconv %s: --size %d must be >= 1\n", a->cmd, size);

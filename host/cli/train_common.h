@@ -37,6 +37,25 @@ void train_report_write(const train_samples *s, dc_trainer *t, const dc_model_sp
                         const dc_dataset *train, const dc_dataset *val, const char *device,
                         const dc_train_epoch *e);
 
+/* What config.json records of a run (host/cli/run_config.c). */
+typedef struct dc_cli_run_config {
+    const char *folder, *command, *device, *backend, *started; /* started: ISO 8601, UTC */
+    const char *channels_note;                                 /* how the channels were chosen */
+    const char *fingerprint; /* dc_cli_data_fingerprint of the run's data */
+    int threads;
+    const dc_model_spec *spec;
+    const dc_train_config *cfg;
+    const dc_dataset *train, *val;
+} dc_cli_run_config;
+
+/* Write FOLDER/config.json atomically: every option, seed, version, device, data (path,
+ * image counts, channels, classes, fingerprint), status and, with t, the progress (epochs
+ * done, best validation loss). 0, or -1 after a warning. */
+int dc_cli_config_write(const dc_cli_run_config *rc, dc_trainer *t, const char *status);
+/* A content check of the data a run trains on: a hash of every image, label and class
+ * name of both parts, as 16 hex digits. */
+void dc_cli_data_fingerprint(const dc_dataset *train, const dc_dataset *val, char *hex, size_t cap);
+
 /* The built-in default data: $DECONV_DATA, else the source tree's assets/guns, else
  * ./assets/guns. */
 void dc_cli_default_data(char *buf, size_t cap);

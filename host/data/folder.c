@@ -115,34 +115,57 @@ static dc_status plan_push(load_plan *p, const char *rel, int32_t label, dc_erro
     return DC_OK;
 }
 
-/* Adds every image of sub-folder `cls` as class `label`; *added says how many. */
-static dc_status plan_class(load_plan *p, const char *dir, const char *cls, int32_t label,
-                            int *added, dc_error *err) {
-    char *sub = join_path(dir, cls);
+/* How deep a class folder is searched: deep enough for any sensible layout, and an end to
+ * a symbolic link that points back up. */
+#define FOLDER_MAX_DEPTH 8
+
+/* Adds every image under dir/rel, its sub-folders included (in sorted order, files before
+ * folders), as class `label`; *added counts them. */
+static dc_status plan_tree(load_plan *p, const char *dir, const char *rel, int32_t label, int depth,
+                           int quiet, int *added, dc_error *err) {
+    char *sub = join_path(dir, rel);
     if (!sub) return dc_set_error(err, DC_ERR_OOM, "out of memory");
-    name_list files = {0};
-    dc_status s = scan_folder(sub, &files, NULL, err);
-    free(sub);
+    name_list files = {0}, subdirs = {0};
+    dc_status s = scan_folder(sub, &files, &subdirs, err);
     for (int i = 0; s == DC_OK && i < files.count; i++) {
-        char *rel = join_path(cls, files.items[i]);
-        s = rel ? plan_push(p, rel, label, err) : dc_set_error(err, DC_ERR_OOM, "out of memory");
-        free(rel);
+        char *item = join_path(rel, files.items[i]);
+        s = item ? plan_push(p, item, label, err) : dc_set_error(err, DC_ERR_OOM, "out of memory");
+        free(item);
     }
-    *added = files.count;
+    *added += s == DC_OK ? files.count : 0;
+    if (s == DC_OK && subdirs.count > 0 && depth >= FOLDER_MAX_DEPTH) {
+        if (!quiet)
+            fprintf(stderr,
+                    "deconv: warning: %s is %d folders deep; its %d sub-folder(s) are not "
+                    "searched\n",
+                    sub, depth, subdirs.count);
+    } else {
+        for (int i = 0; s == DC_OK && i < subdirs.count; i++) {
+            char *child = join_path(rel, subdirs.items[i]);
+            s = child ? plan_tree(p, dir, child, label, depth + 1, quiet, added, err)
+                      : dc_set_error(err, DC_ERR_OOM, "out of memory");
+            free(child);
+        }
+    }
+    free(sub);
     name_list_free(&files);
+    name_list_free(&subdirs);
     return s;
 }
 
-static dc_status make_plan(const char *dir, load_plan *plan, dc_error *err) {
+/* A folder with sub-folders that hold images (at any depth) is labelled: one class per
+ * top-level sub-folder; otherwise its image files are one unlabelled set. quiet: no
+ * warnings (a second look at the same folder). */
+static dc_status make_plan(const char *dir, load_plan *plan, int quiet, dc_error *err) {
     name_list files = {0}, subdirs = {0};
     dc_status s = scan_folder(dir, &files, &subdirs, err);
     for (int i = 0; s == DC_OK && i < subdirs.count; i++) {
         int added = 0;
-        s = plan_class(plan, dir, subdirs.items[i], plan->classes.count, &added, err);
+        s = plan_tree(plan, dir, subdirs.items[i], plan->classes.count, 1, quiet, &added, err);
         if (s == DC_OK && added > 0 && !name_list_push(&plan->classes, subdirs.items[i]))
             s = dc_set_error(err, DC_ERR_OOM, "out of memory");
     }
-    if (s == DC_OK && plan->classes.count > 0 && files.count > 0)
+    if (s == DC_OK && plan->classes.count > 0 && files.count > 0 && !quiet)
         fprintf(stderr,
                 "deconv: warning: %s has class sub-folders; ignoring the %d image file(s) "
                 "beside them\n",
@@ -246,7 +269,7 @@ dc_status dc_dataset_load_folder_opts(const char *dir, int size, int channels,
                             channels);
     const int64_t max_pixels = opts ? opts->max_image_pixels : 0;
     load_plan plan = {0};
-    dc_status s = make_plan(dir, &plan, err);
+    dc_status s = make_plan(dir, &plan, 0, err);
     loaded L = {0};
     L.size = size;
     for (int i = 0; s == DC_OK && i < plan.rel.count; i++)
@@ -260,4 +283,68 @@ dc_status dc_dataset_load_folder_opts(const char *dir, int size, int channels,
     loaded_free(&L, plan.rel.count);
     load_plan_free(&plan);
     return s;
+}
+
+/* How many image files the channel guess decodes: spread over the whole folder (every
+ * class), few enough that a folder of large photos is looked at in a moment. */
+#define DETECT_MAX_FILES 16
+
+/* Whether decoded pixels hold colour: more than 0.5% of the pixels with channels more than
+ * 12/255 apart (a grey picture saved as colour JPEG differs by a count or two). */
+static int pixels_are_colour(const unsigned char *px, int h, int w, int comp) {
+    if (comp < 3) return 0;
+    const size_t n = (size_t)h * (size_t)w;
+    size_t coloured = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = px + i * (size_t)comp;
+        const int rg = abs(p[0] - p[1]), gb = abs(p[1] - p[2]), rb = abs(p[0] - p[2]);
+        if (rg > 12 || gb > 12 || rb > 12) coloured++;
+    }
+    return coloured * 200 > n;
+}
+
+dc_status dc_dataset_detect_channels(const char *spec, int *channels, char *why, size_t cap,
+                                     dc_error *err) {
+    if (!spec || !channels)
+        return dc_set_error(err, DC_ERR_ARG, "dc_dataset_detect_channels: NULL argument");
+    *channels = 1;
+    struct stat st;
+    if (stat(spec, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        /* IDX files and Fashion-MNIST hold grey images only */
+        if (why) snprintf(why, cap, "grey (an IDX dataset)");
+        return DC_OK;
+    }
+    load_plan plan = {0};
+    DC_TRY(make_plan(spec, &plan, 1, err));
+    const int n = plan.rel.count;
+    const int look = n < DETECT_MAX_FILES ? n : DETECT_MAX_FILES;
+    int decoded = 0, colour = 0;
+    for (int k = 0; k < look; k++) {
+        const int i = (int)((long)k * n / look);
+        char *path = join_path(spec, plan.rel.items[i]);
+        if (!path) {
+            load_plan_free(&plan);
+            return dc_set_error(err, DC_ERR_OOM, "out of memory");
+        }
+        void *px = NULL;
+        int h = 0, w = 0, comp = 0, wide = 0;
+        dc_error ignored = {DC_OK, ""};
+        /* files that do not decode are skipped here; the load names them */
+        if (dc_image_decode_raw(path, 0, &px, &h, &w, &comp, &wide, &ignored) == DC_OK) {
+            decoded++;
+            if (pixels_are_colour(px, h, w, comp)) colour++;
+            dc_image_raw_free(px);
+        }
+        free(path);
+    }
+    load_plan_free(&plan);
+    *channels = colour > 0 ? 3 : 1;
+    if (why) {
+        if (colour > 0)
+            snprintf(why, cap, "colour (%d of the %d image(s) looked at have colour)", colour,
+                     decoded);
+        else
+            snprintf(why, cap, "grey (none of the %d image(s) looked at has colour)", decoded);
+    }
+    return DC_OK;
 }

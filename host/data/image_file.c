@@ -161,6 +161,102 @@ static dc_status decode_failed(dc_error *err, const char *name, const char *form
                         name, what, format, code);
 }
 
+/* ---- EXIF orientation: phone cameras store the sensor's pixels and say in the APP1 Exif
+ * segment how to turn them for display (TIFF tag 0x0112, values 1..8). */
+static unsigned read_u16(const unsigned char *p, int big_endian) {
+    return big_endian ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
+}
+static uint32_t read_u32(const unsigned char *p, int big_endian) {
+    return big_endian ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+                      : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* The orientation tag of an Exif block (after "Exif\0\0"), 1 when absent or malformed. */
+static int exif_block_orientation(const unsigned char *tiff, size_t len) {
+    if (len < 8) return 1;
+    int big;
+    if (tiff[0] == 'I' && tiff[1] == 'I')
+        big = 0;
+    else if (tiff[0] == 'M' && tiff[1] == 'M')
+        big = 1;
+    else
+        return 1;
+    if (read_u16(tiff + 2, big) != 42) return 1;
+    const uint32_t ifd = read_u32(tiff + 4, big);
+    if (ifd > len || len - ifd < 2) return 1;
+    const unsigned entries = read_u16(tiff + ifd, big);
+    for (unsigned i = 0; i < entries; i++) {
+        const size_t at = (size_t)ifd + 2 + (size_t)i * 12;
+        if (at + 12 > len) return 1;
+        if (read_u16(tiff + at, big) != 0x0112) continue;
+        /* type SHORT, one value, stored in the first two bytes of the value field */
+        if (read_u16(tiff + at + 2, big) != 3 || read_u32(tiff + at + 4, big) != 1) return 1;
+        const unsigned v = read_u16(tiff + at + 8, big);
+        return v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+}
+
+/* The EXIF orientation (1..8) of a JPEG's bytes; 1 when it has none. Walks the marker
+ * segments before the first scan (the structure was checked by dc_image_check_encoded). */
+static int jpeg_exif_orientation(const unsigned char *b, size_t len) {
+    size_t pos = 2; /* after SOI */
+    while (pos + 4 <= len) {
+        if (b[pos] != 0xFF) return 1;
+        const unsigned char marker = b[pos + 1];
+        if (marker == 0xFF) { /* fill byte */
+            pos++;
+            continue;
+        }
+        if (marker == 0xDA || marker == 0xD9) return 1; /* the scan: no Exif before it */
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+            pos += 2;
+            continue;
+        }
+        const size_t seg = (size_t)b[pos + 2] << 8 | b[pos + 3];
+        if (seg < 2 || pos + 2 + seg > len) return 1;
+        const unsigned char *body = b + pos + 4;
+        const size_t body_len = seg - 2;
+        if (marker == 0xE1 && body_len >= 6 && !memcmp(body, "Exif\0\0", 6))
+            return exif_block_orientation(body + 6, body_len - 6);
+        pos += 2 + seg;
+    }
+    return 1;
+}
+
+/* Turn interleaved pixels (bytes_per_pixel each) upright in place for EXIF orientation o;
+ * orientations 5..8 swap width and height. DC_ERR_OOM only. */
+static dc_status apply_orientation(unsigned char *px, int *h, int *w, size_t bytes_per_pixel, int o,
+                                   const char *name, dc_error *err) {
+    if (o <= 1 || o > 8) return DC_OK;
+    const int sh = *h, sw = *w;
+    const size_t total = (size_t)sh * (size_t)sw * bytes_per_pixel;
+    unsigned char *src = malloc(total);
+    if (!src) return dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate %zu bytes", name, total);
+    memcpy(src, px, total);
+    const int swap = o >= 5;
+    const int oh = swap ? sw : sh, ow = swap ? sh : sw;
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            int sx, sy; /* the stored pixel shown at (x, y) */
+            switch (o) {
+            case 2: sx = sw - 1 - x, sy = y; break;          /* mirrored left-right */
+            case 3: sx = sw - 1 - x, sy = sh - 1 - y; break; /* turned 180 degrees */
+            case 4: sx = x, sy = sh - 1 - y; break;          /* mirrored top-bottom */
+            case 5: sx = y, sy = x; break;                   /* transposed */
+            case 6: sx = y, sy = sh - 1 - x; break;          /* shown turned 90 cw */
+            case 7: sx = sw - 1 - y, sy = sh - 1 - x; break; /* transverse */
+            default: sx = sw - 1 - y, sy = x; break;         /* 8: shown turned 90 ccw */
+            }
+            memcpy(px + ((size_t)y * ow + x) * bytes_per_pixel,
+                   src + ((size_t)sy * sw + sx) * bytes_per_pixel, bytes_per_pixel);
+        }
+    free(src);
+    *h = oh;
+    *w = ow;
+    return DC_OK;
+}
+
 dc_status dc_image_decode_memory(const char *name, const unsigned char *bytes, size_t len,
                                  int allow16, int64_t max_pixels, void **pix, int *h, int *w,
                                  int *comp, int *wide, dc_error *err) {
@@ -200,6 +296,15 @@ dc_status dc_image_decode_memory(const char *name, const unsigned char *bytes, s
                             "%s: corrupt %s image: the header says %dx%d, the data decodes "
                             "as %dx%d",
                             name, format, info_w, info_h, dw, dh);
+    }
+    if (!strcmp(format, "JPEG")) {
+        dc_status os = apply_orientation(px, h, w, (size_t)*comp * (is16 ? 2 : 1),
+                                         jpeg_exif_orientation(bytes, len), name, err);
+        if (os != DC_OK) {
+            stbi_image_free(px);
+            *h = *w = *comp = 0;
+            return os;
+        }
     }
     *pix = px;
     *wide = is16;

@@ -96,11 +96,13 @@ dc_status dc_image_read_opts(const char *path, int size, int channels,
 
 /* Every image file (by extension: png jpg jpeg bmp gif tga pgm ppm pnm, any case; a GIF is
  * listed only to be skipped with its warning) in dir,
- * in byte-wise sorted file-name order. If dir has sub-folders that hold images, it is a
- * labelled dataset instead: one class per such sub-folder (label = index in sorted order,
- * class name = folder name) and loose files at the top level are ignored with a warning.
- * Hidden entries (".name") are ignored. Errors: a missing folder, or one with no readable
- * image, is DC_ERR_NOT_FOUND naming the folder. */
+ * in byte-wise sorted file-name order. If dir has sub-folders that hold images (at any
+ * depth), it is a labelled dataset instead: one class per such top-level sub-folder (label
+ * = index in sorted order, class name = folder name), each class with every image in its
+ * folder and the folders below it (up to 8 levels; deeper ones are named in a warning), and
+ * loose files at the top level are ignored with a warning. Hidden entries (".name") are
+ * ignored. JPEG files are turned upright by their EXIF orientation (all 8 values). Errors: a
+ * missing folder, or one with no readable image, is DC_ERR_NOT_FOUND naming the folder. */
 dc_status dc_dataset_load_folder(const char *dir, int size, int channels, dc_dataset **out,
                                  dc_error *err);
 /* The same with options (NULL: the defaults). A file that cannot be read, is refused (see
@@ -130,6 +132,14 @@ dc_status dc_dataset_load_path(const char *spec, int size, int channels, dc_data
 dc_status dc_dataset_load_path_opts(const char *spec, int size, int channels,
                                     const dc_load_options *opts, dc_dataset **out,
                                     dc_error *err);
+
+/* The number of channels spec's images call for: 3 when any of up to 16 image files spread
+ * over a folder (its class sub-folders included) has colour (more than 0.5% of its pixels
+ * with R, G and B more than 12/255 apart), else 1; IDX files and Fashion-MNIST are grey.
+ * why (may be NULL) gets a short reason, e.g. "colour (3 of the 16 image(s) looked at
+ * have colour)". Files that do not decode are passed over (the load names them). */
+dc_status dc_dataset_detect_channels(const char *spec, int *channels, char *why, size_t cap,
+                                     dc_error *err);
 
 /* The ten Fashion-MNIST class names, "T-shirt/top" ... "Ankle boot". */
 const char *const *dc_fashion_mnist_class_names(void);

@@ -47,7 +47,7 @@ int dc_run_clean_temp(const char *folder);
  * naming an entry and the ways out (--resume, another folder, --force). */
 dc_status dc_run_folder_check_empty(const char *folder, dc_error *err);
 /* Remove the files a training run owns: model.safetensors, loss.csv, loss.png,
- * report.html and samples/epoch_NNNN.png (samples/ itself when that empties it). Other
+ * report.html, config.json and samples/epoch_NNNN.png (samples/ itself when that empties it). Other
  * files stay. Call it holding the folder's lock. */
 dc_status dc_run_folder_clear(const char *folder, dc_error *err);
 
