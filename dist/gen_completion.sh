@@ -17,8 +17,12 @@ words() { tr '\n' ' ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//'; }
     echo '_deconv_options() {'
     echo '    case "$1" in'
     for cmd in "$@"; do
-        opts=$(help_of "$cmd" | grep -oE -e '--[a-z0-9][a-z0-9-]*' | sort -u | words)
-        printf '    %s) echo "--help %s" ;;\n' "$cmd" "$opts"
+        help=$(help_of "$cmd")
+        long=$(printf '%s\n' "$help" | grep -oE -e '--[a-z0-9][a-z0-9-]*' || true)
+        short=$(printf '%s\n' "$help" | grep -oE -e '(^|[^a-zA-Z0-9-])-[a-zA-Z]([^a-zA-Z0-9-]|$)' |
+                    grep -oE -e '-[a-zA-Z]' || true)
+        opts=$(printf -- '--help\n%s\n%s\n' "$long" "$short" | grep . | sort -u | words)
+        printf '    %s) echo "%s" ;;\n' "$cmd" "$opts"
     done
     echo '    esac'
     echo '}'

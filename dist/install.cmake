@@ -19,18 +19,19 @@ set(DECONV_MAN_PAGES ${DECONV_MAN_DIR}/deconv.1)
 foreach(command IN LISTS DECONV_COMMANDS)
   list(APPEND DECONV_MAN_PAGES ${DECONV_MAN_DIR}/deconv-${command}.1)
 endforeach()
+# From the binary that gets installed: its help names the installed assets' paths.
 add_custom_command(
   OUTPUT ${DECONV_MAN_PAGES}
-  COMMAND sh ${CMAKE_SOURCE_DIR}/dist/gen_man.sh $<TARGET_FILE:deconv_cli> ${DECONV_MAN_DIR}
-          ${PROJECT_VERSION} ${CMAKE_INSTALL_FULL_DATADIR}/deconv ${DECONV_COMMANDS}
-  DEPENDS deconv_cli ${CMAKE_SOURCE_DIR}/dist/gen_man.sh
+  COMMAND sh ${CMAKE_SOURCE_DIR}/dist/gen_man.sh $<TARGET_FILE:deconv_cli_installed>
+          ${DECONV_MAN_DIR} ${PROJECT_VERSION} ${CMAKE_INSTALL_FULL_DATADIR}/deconv ${DECONV_COMMANDS}
+  DEPENDS deconv_cli_installed ${CMAKE_SOURCE_DIR}/dist/gen_man.sh
   COMMENT "Man pages from each command's --help")
 set(DECONV_COMPLETION ${CMAKE_BINARY_DIR}/deconv.bash-completion)
 add_custom_command(
   OUTPUT ${DECONV_COMPLETION}
-  COMMAND sh ${CMAKE_SOURCE_DIR}/dist/gen_completion.sh $<TARGET_FILE:deconv_cli>
+  COMMAND sh ${CMAKE_SOURCE_DIR}/dist/gen_completion.sh $<TARGET_FILE:deconv_cli_installed>
           ${DECONV_COMPLETION} ${DECONV_COMMANDS}
-  DEPENDS deconv_cli ${CMAKE_SOURCE_DIR}/dist/gen_completion.sh
+  DEPENDS deconv_cli_installed ${CMAKE_SOURCE_DIR}/dist/gen_completion.sh
   COMMENT "Bash completion from each command's --help")
 add_custom_target(deconv_docs ALL DEPENDS ${DECONV_MAN_PAGES} ${DECONV_COMPLETION})
 

@@ -6,7 +6,7 @@
 # (deconv::deconv and deconv::deconv_static), and each build runs its checks.
 # Usage: check_install.sh BUILD_DIR SOURCE_DIR C_COMPILER
 set -eu
-build=$1 src=$2 cc=$3
+build=$1 src=$(cd "$2" && pwd) cc=$3
 work=$(mktemp -d "${TMPDIR:-/tmp}/deconv-install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
@@ -66,6 +66,9 @@ for page in "$prefix"/share/man/man1/deconv*.1; do
     warnings=$(groff -k -man -ww -z "$page" 2>&1 || true)
     [ -z "$warnings" ] || fail "$(basename "$page"): groff warns: $warnings"
 done
+if grep -l -F "$src/" "$prefix"/share/man/man1/deconv*.1; then
+    fail "the man pages above name paths in the source tree ($src)"
+fi
 man_text=$(MANWIDTH=100 man -l "$prefix/share/man/man1/deconv-train.1" 2>/dev/null | col -b)
 for want in "deconv-train - train a model" "--epochs" "--resume RUN"; do
     printf '%s\n' "$man_text" | grep -qF -- "$want" || fail "deconv-train(1) lacks '$want'"
