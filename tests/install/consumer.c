@@ -52,14 +52,16 @@ static int check_graph(dc_backend *be) {
     if (dc_params_init(params, &rng) != DC_OK) return failed("init", dc_params_error(params)->msg);
     /* a random bias too (it starts at zero), so the check sees it */
     float bias[OC], weight[OC * C * K * K], input[N * C * H * W];
-    for (int i = 0; i < OC; i++) bias[i] = dc_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < OC; i++)
+        bias[i] = dc_rng_uniform(&rng) - 0.5f;
     int bias_index = dc_params_find(params, "conv.bias");
     int weight_index = dc_params_find(params, "conv.weight");
     if (bias_index < 0 || weight_index < 0) return failed("params", "conv.weight/bias missing");
     if (dc_params_write(params, bias_index, bias) != DC_OK ||
         dc_params_read(params, weight_index, weight) != DC_OK)
         return failed("params", dc_params_error(params)->msg);
-    for (int i = 0; i < N * C * H * W; i++) input[i] = 2.0f * dc_rng_uniform(&rng) - 1.0f;
+    for (int i = 0; i < N * C * H * W; i++)
+        input[i] = 2.0f * dc_rng_uniform(&rng) - 1.0f;
 
     float got[N * OC * H * W], want[N * OC * H * W];
     if (dc_graph_set_input(g, x, input) != DC_OK || dc_graph_forward(g, y) != DC_OK ||
@@ -100,14 +102,16 @@ static int check_classifier(dc_backend *be) {
 
     static float images[2 * 28 * 28];
     float first[2 * 10], second[2 * 10];
-    for (int i = 0; i < 2 * 28 * 28; i++) images[i] = 2.0f * dc_rng_uniform(&rng) - 1.0f;
-    if (dc_graph_set_input(m->g, m->x, images) != DC_OK || dc_graph_forward(m->g, m->out) != DC_OK ||
-        dc_graph_read(m->g, m->out, first) != DC_OK)
+    for (int i = 0; i < 2 * 28 * 28; i++)
+        images[i] = 2.0f * dc_rng_uniform(&rng) - 1.0f;
+    if (dc_graph_set_input(m->g, m->x, images) != DC_OK ||
+        dc_graph_forward(m->g, m->out) != DC_OK || dc_graph_read(m->g, m->out, first) != DC_OK)
         return failed("classifier forward", dc_graph_error(m->g)->msg);
     /* change the second image only: in evaluation mode the first one's logits stay */
-    for (int i = 28 * 28; i < 2 * 28 * 28; i++) images[i] = -images[i];
-    if (dc_graph_set_input(m->g, m->x, images) != DC_OK || dc_graph_forward(m->g, m->out) != DC_OK ||
-        dc_graph_read(m->g, m->out, second) != DC_OK)
+    for (int i = 28 * 28; i < 2 * 28 * 28; i++)
+        images[i] = -images[i];
+    if (dc_graph_set_input(m->g, m->x, images) != DC_OK ||
+        dc_graph_forward(m->g, m->out) != DC_OK || dc_graph_read(m->g, m->out, second) != DC_OK)
         return failed("classifier forward", dc_graph_error(m->g)->msg);
     int shape[8];
     int nd = dc_graph_node_shape(m->g, m->out, shape);
@@ -118,7 +122,8 @@ static int check_classifier(dc_backend *be) {
     for (int i = 0; i < 10; i++) {
         if (!isfinite(first[i]) || !isfinite(first[10 + i]))
             return failed("classifier", "non-finite logit");
-        if (first[i] != second[i]) return failed("classifier", "image 0's logits moved with image 1");
+        if (first[i] != second[i])
+            return failed("classifier", "image 0's logits moved with image 1");
         second_changed += first[10 + i] != second[10 + i];
     }
     if (!second_changed) return failed("classifier", "image 1's logits ignore image 1");
