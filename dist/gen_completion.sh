@@ -8,6 +8,9 @@ bin=$1 out=$2
 shift 2
 
 help_of() { "$bin" "$@" --help 2>&1 || true; }
+# "--model complete|vae|..." : a lower-case first value (not FOLDER|IDX), then any others
+first_value='[a-z0-9][a-zA-Z0-9:.-]*'
+other_value='[a-zA-Z0-9][a-zA-Z0-9:.-]*'
 words() { tr '\n' ' ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//'; }
 
 {
@@ -33,7 +36,7 @@ words() { tr '\n' ' ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//'; }
     echo '    case "$1 $2" in'
     for cmd in "$@"; do
         help_of "$cmd" |
-            grep -oE -e '--[a-z0-9][a-z0-9-]* [a-z0-9][a-zA-Z0-9:.-]*(\|[a-zA-Z0-9][a-zA-Z0-9:.-]*)+' |
+            grep -oE -e "--[a-z0-9][a-z0-9-]* $first_value(\\|$other_value)+" |
             sort -u -k1,1 |
             while read -r opt values; do
                 # placeholders such as opencl:P:D are left out

@@ -23,7 +23,8 @@ endforeach()
 add_custom_command(
   OUTPUT ${DECONV_MAN_PAGES}
   COMMAND sh ${CMAKE_SOURCE_DIR}/dist/gen_man.sh $<TARGET_FILE:deconv_cli_installed>
-          ${DECONV_MAN_DIR} ${PROJECT_VERSION} ${CMAKE_INSTALL_FULL_DATADIR}/deconv ${DECONV_COMMANDS}
+          ${DECONV_MAN_DIR} ${PROJECT_VERSION} ${CMAKE_INSTALL_FULL_DATADIR}/deconv
+          ${DECONV_COMMANDS}
   DEPENDS deconv_cli_installed ${CMAKE_SOURCE_DIR}/dist/gen_man.sh
   COMMENT "Man pages from each command's --help")
 set(DECONV_COMPLETION ${CMAKE_BINARY_DIR}/deconv.bash-completion)

@@ -50,7 +50,8 @@ printf '%s\n' "$exported" | grep -qx dc_model_create || fail "dc_model_create is
 if printf '%s\n' "$exported" | grep -qx dc_strlcpy; then
     fail "the internal dc_strlcpy (host/internal.h) is exported"
 fi
-in_archive=$(nm -g --defined-only "$libdir/libdeconv.a" | awk 'NF == 3 { print $3 }' | sort -u | wc -l)
+in_archive=$(nm -g --defined-only "$libdir/libdeconv.a" | awk 'NF == 3 { print $3 }' |
+             sort -u | wc -l)
 echo "check_install: libdeconv.so exports $(printf '%s\n' "$exported" | wc -l) of the" \
      "$in_archive external names of libdeconv.a"
 
@@ -80,7 +81,8 @@ found=$(MANPATH="$prefix/share/man" man -w deconv-visualize 2>/dev/null || true)
 # ---- bash completion
 complete_words() { # the words typed so far, the last one being completed
     bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _deconv
-             printf "%s\n" "${COMPREPLY[@]}"' _ "$prefix/share/bash-completion/completions/deconv" "$@" |
+             printf "%s\n" "${COMPREPLY[@]}"' _ \
+        "$prefix/share/bash-completion/completions/deconv" "$@" |
         sort | tr '\n' ' ' | sed 's/ $//'
 }
 expect_completion() { # EXPECTED WORDS...
@@ -102,8 +104,10 @@ pkg-config --exists deconv || fail "pkg-config does not find deconv in $PKG_CONF
 version=$(pkg-config --modversion deconv)
 # shellcheck disable=SC2046 # pkg-config's output is meant to be split into words
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_shared" "$src/tests/install/consumer.c" \
-    $(pkg-config --cflags --libs deconv) -lm || fail "consumer: shared build through pkg-config failed"
-readelf -d "$work/consumer_shared" | grep -qF "[$soname]" || fail "consumer_shared does not need $soname"
+    $(pkg-config --cflags --libs deconv) -lm ||
+    fail "consumer: shared build through pkg-config failed"
+readelf -d "$work/consumer_shared" | grep -qF "[$soname]" ||
+    fail "consumer_shared does not need $soname"
 LD_LIBRARY_PATH="$libdir" "$work/consumer_shared" || fail "consumer_shared failed"
 # shellcheck disable=SC2046
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_static" "$src/tests/install/consumer.c" \
