@@ -89,7 +89,7 @@ static const char *const prim_names[DC_PRIM_COUNT] = {
 #define DC_SERVICE(ret, name, params)
 #define DC_PRIM(name, params, args, flops, elems, variant) #name,
 #define DC_PRIM_OPT DC_PRIM
-#include "backend/primitives.def"
+#include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT
@@ -107,7 +107,7 @@ const char *dc_backend_ops_missing(const dc_backend_ops *ops) {
 #define DC_PRIM(name, params, args, flops, elems, variant)                                        \
     if (!ops->name) return #name;
 #define DC_PRIM_OPT(name, params, args, flops, elems, variant)
-#include "backend/primitives.def"
+#include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT

@@ -67,7 +67,7 @@ static void profile_record(struct dc_backend_profile *p, int id, const char *var
         return s_;                                                                                 \
     }
 #define DC_PRIM_OPT DC_PRIM
-#include "backend/primitives.def"
+#include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT
@@ -94,7 +94,7 @@ dc_status dc_backend_profile_start(dc_backend *be, void *trace) {
 #define DC_PRIM(name, params, args, flops, elems, variant)                                        \
     if (p->ops.name) p->ops.name = profile_##name;
 #define DC_PRIM_OPT DC_PRIM
-#include "backend/primitives.def"
+#include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT

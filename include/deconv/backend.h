@@ -24,6 +24,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 typedef struct dc_buffer dc_buffer; /* backend-specific */
 
@@ -64,15 +65,15 @@ typedef struct dc_win2d {
     int oh, ow;         /* output height, width */
 } dc_win2d;
 
-/* The vtable, generated from host/backend/primitives.def: that list is where each entry's
- * contract is documented (the relative include keeps this header usable with include/ alone
- * on the include path). `name` is the backend's short name ("cpu", "opencl"). */
+/* The vtable, generated from deconv/primitives.def: that list is where each entry's
+ * contract is documented (it sits beside this header because the vtable is public and is
+ * installed with it). `name` is the backend's short name ("cpu", "opencl"). */
 typedef struct dc_backend_ops {
     const char *name;
 #define DC_SERVICE(ret, name, params) ret(*name) params;
 #define DC_PRIM(name, params, args, flops, elems, variant) dc_status(*name) params;
 #define DC_PRIM_OPT DC_PRIM
-#include "../../host/backend/primitives.def"
+#include "primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT
@@ -83,7 +84,7 @@ typedef enum dc_prim_id {
 #define DC_SERVICE(ret, name, params)
 #define DC_PRIM(name, params, args, flops, elems, variant) DC_PRIM_ID_##name,
 #define DC_PRIM_OPT DC_PRIM
-#include "../../host/backend/primitives.def"
+#include "primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT
@@ -135,6 +136,7 @@ struct dc_backend {
     size_t scratch_bytes;
 };
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 /* Plain data: read the fields directly. Images of item i start at
  * images + i * c * h * w. */
@@ -198,6 +199,7 @@ void dc_augment_image_params(const float *src, float *dst, int c, int h, int w,
 void dc_augment_batch(const float *src, float *dst, int n, int c, int h, int w,
                       const dc_augment_config *cfg, dc_rng *rng);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

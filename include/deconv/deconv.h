@@ -10,9 +10,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The public interface: everything declared between DC_API_BEGIN and DC_API_END (every
+ * public header wraps its declarations in them) keeps default visibility, so libdeconv.so
+ * exports it, while the library is compiled with -fvisibility=hidden and keeps its internal
+ * helpers to itself. */
+#if defined(__GNUC__)
+#define DC_API_BEGIN _Pragma("GCC visibility push(default)")
+#define DC_API_END _Pragma("GCC visibility pop")
+#else
+#define DC_API_BEGIN
+#define DC_API_END
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 #define DECONV_VERSION "0.1.0"
 
@@ -390,6 +403,7 @@ dc_status dc_optim_read_state(dc_optim *o, float *m, float *v);
 dc_status dc_optim_write_state(dc_optim *o, const float *m, const float *v);
 const dc_optim_config *dc_optim_get_config(const dc_optim *o);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

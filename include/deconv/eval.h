@@ -28,6 +28,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 /* --------------------------------------------------------- Frechet distance
  * FD = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})  (Heusel et al. 2017; FID when the
@@ -166,6 +167,7 @@ typedef struct dc_silhouette_figures {
 dc_status dc_silhouette_figures_compute(const float *images, int n, int c, int h, int w,
                                         dc_silhouette_figures *out, dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

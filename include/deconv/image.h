@@ -15,6 +15,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 typedef enum dc_image_range {
     DC_RANGE_PM1 = 0, /* [-1, 1]: -1 black, +1 white */
@@ -51,6 +52,7 @@ dc_status dc_image_write_heatmap(const char *path, const float *image, int c, in
                                  dc_image_range range, const float *heat, float alpha,
                                  dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 /* String key/value metadata stored in safetensors' "__metadata__". */
 typedef struct dc_meta {
@@ -57,6 +58,7 @@ dc_status dc_export_npz(const char *path, dc_params *params, dc_error *err);
  * a latent input; classifier: softmax probabilities). */
 dc_status dc_export_onnx(const char *path, dc_model *model, dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 typedef enum dc_mask_kind {
     DC_MASK_NONE = 0,
@@ -290,6 +291,7 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
                          const float *noise, float *out, float *trajectory, int snapshots,
                          dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 typedef struct dc_series {
     const char *name;
@@ -41,6 +42,7 @@ dc_status dc_report_write_labelled_grid(const char *path, const float *nchw, int
 /* Write `len` bytes to path atomically: temp file in the same folder, fsync, rename. */
 dc_status dc_write_file_atomic(const char *path, const void *data, size_t len, dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -34,6 +34,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 /* ------------------------------------------------------------- float image */
 typedef struct dc_fimage {
@@ -156,6 +157,7 @@ void dc_rl_options_default(dc_rl_options *o);
 dc_status dc_richardson_lucy(dc_backend *be, const dc_fimage *image, const dc_fimage *psf,
                              const dc_rl_options *o, dc_fimage **out, dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

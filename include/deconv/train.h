@@ -32,6 +32,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 /* Plain options. The fields from `data` to `sample_every` are stored in the checkpoint
  * (metadata key "train", a JSON object) and come back on a resume. */
@@ -176,6 +177,7 @@ dc_status dc_trainer_validate(dc_trainer *t, double *loss, double *accuracy, dc_
 dc_status dc_trainer_forward_eval(dc_trainer *t, const dc_dataset *ds, const int32_t *idx,
                                   int count, uint64_t noise_seed, dc_batch *batch, dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

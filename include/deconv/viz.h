@@ -39,6 +39,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+DC_API_BEGIN
 
 typedef struct dc_viz_opts {
     int target;        /* class to explain; < 0: the predicted class */
@@ -183,6 +184,7 @@ dc_status dc_viz_filters(dc_model *m, float *out, int *count, int *channels, int
  * compare. Needs a preset model (spec.kind not DC_MODEL_NONE). */
 dc_status dc_viz_randomized_model(dc_model *m, uint64_t seed, dc_model **out, dc_error *err);
 
+DC_API_END
 #ifdef __cplusplus
 }
 #endif

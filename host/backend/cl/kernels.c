@@ -1122,7 +1122,7 @@ const dc_backend_ops dc_cl_ops = {
 #define DC_SERVICE(ret, name, params) .name = dc_cl_##name,
 #define DC_PRIM(name, params, args, flops, elems, variant) .name = cl_##name,
 #define DC_PRIM_OPT DC_PRIM
-#include "backend/primitives.def"
+#include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT

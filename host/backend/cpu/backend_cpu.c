@@ -1310,7 +1310,7 @@ static const dc_backend_ops cpu_ops = {
 #define DC_SERVICE(ret, name, params) .name = cpu_##name,
 #define DC_PRIM(name, params, args, flops, elems, variant) .name = cpu_##name,
 #define DC_PRIM_OPT DC_PRIM
-#include "backend/primitives.def"
+#include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
 #undef DC_PRIM_OPT
