@@ -54,6 +54,8 @@ typedef struct dc_train_config {
     /* not stored */
     char out[1024]; /* run folder (created when missing) */
     int log_every;  /* progress callback every N steps; <= 0: once per epoch */
+    struct dc_dist *dist; /* NULL: one process; else data-parallel over its ranks, batch
+                             being the global batch (deconv/dist.h) */
 } dc_train_config;
 
 /* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, split seed
