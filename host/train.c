@@ -554,7 +554,8 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     dc_status s;
     int local_batch, first_slot;
     if ((s = dc_dist_batch_slice(cfg->dist, cfg->batch, &local_batch, &first_slot, err)) != DC_OK ||
-        (s = dc_model_create_training(be, spec, local_batch, &t->m, err)) != DC_OK)
+        (s = dc_model_create_training(be, spec, local_batch, &t->m, err)) != DC_OK ||
+        (s = dc_dist_attach(cfg->dist, t->m, err)) != DC_OK)
         goto fail;
     dc_optim_config *oc = &t->oc;
     dc_optim_config_default(oc, cfg->optim);

@@ -70,6 +70,7 @@ static void usage(void) {
         "resume:    --resume RUN  (continues from RUN/model.safetensors; --epochs may extend)\n"
         "data-parallel: mpirun -np N deconv train ... splits every batch over N ranks (--batch\n"
         "           is the global batch, a multiple of N; --threads per rank)\n"
+        "           --sync-batchnorm (batch norm over the global batch; else per rank)\n"
         "A non-empty run folder is refused without --resume or --force; one training at a\n"
         "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step and\n"
         "exits. A diverged run (NaN/Inf loss or weights) stops without saving.\n");
@@ -179,7 +180,7 @@ static int new_run_opts(dc_args *a, train_cli *c) {
 
 int dc_cmd_train(int argc, char **argv) {
     static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
-                                        "quiet", "force", NULL};
+                                        "quiet", "force", "sync-batchnorm", NULL};
     dc_args a;
     if (dc_args_parse(&a, "train", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {
@@ -214,8 +215,10 @@ int dc_cmd_train(int argc, char **argv) {
     c.tty = isatty(2);
     if (c.cfg.log_every <= 0 && c.tty) c.cfg.log_every = 5; /* else once per epoch */
     dc_dist *dist = NULL;
+    dc_dist_options dist_opt = {0};
+    dist_opt.sync_batchnorm = dc_args_flag(&a, "sync-batchnorm");
     if (dc_dist_launched()) {
-        if (dc_dist_create(NULL, &dist, &err) != DC_OK)
+        if (dc_dist_create(&dist_opt, &dist, &err) != DC_OK)
             return dc_cli_fail("train", "started by mpirun: %s", err.msg);
         c.cfg.dist = dist;
         if (dc_dist_rank(dist) != 0) c.quiet = 1, c.tty = 0;
@@ -301,6 +304,17 @@ int dc_cmd_train(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     const double t_start = dc_cli_now_s();
     s = dc_trainer_run(t, &err);
+    if (dist && dc_dist_size(dist) > 1 && !c.quiet) {
+        /* the figures bench/mpi.sh reads: the exchange's volume and share of the time */
+        dc_dist_stats st;
+        dc_dist_get_stats(dist, &st);
+        const double elapsed = dc_cli_now_s() - t_start;
+        fprintf(stderr,
+                "deconv train: all-reduced %.0f bytes per step; %ld steps, %.3f s of %.3f s "
+                "(%.1f %%) in the exchange\n",
+                st.bytes_per_step, st.steps, st.comm_s, elapsed,
+                elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0);
+    }
     if (s == DC_ERR_INTERRUPTED) {
         if (c.tty && !c.quiet) fputc('\n', stderr);
         if (rank0)

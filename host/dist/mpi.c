@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "deconv/dist.h"
+#include "graph_internal.h"
 #include "internal.h"
 
 #ifdef DECONV_HAVE_MPI
@@ -70,6 +71,10 @@ dc_status dc_dist_reduce_step(dc_dist *d, dc_model *m, const dc_batch *b, dc_err
     (void)d, (void)m, (void)b, (void)err;
     return DC_OK;
 }
+dc_status dc_dist_attach(dc_dist *d, dc_model *m, dc_error *err) {
+    (void)d, (void)m, (void)err;
+    return DC_OK;
+}
 dc_status dc_dist_mean(dc_dist *d, float *values, int n, dc_error *err) {
     (void)d, (void)values, (void)n, (void)err;
     return DC_OK;
@@ -95,6 +100,7 @@ struct dc_dist {
     int rank, size;
     int finalize; /* we initialised MPI, so we finalise it */
     size_t bucket_bytes;
+    int sync_batchnorm;
     float *stage; /* host staging of the gradients, the latent rows or the state */
     size_t stage_cap;
     int32_t *rows; /* every rank's latent rows of this step */
@@ -123,6 +129,7 @@ dc_status dc_dist_create(const dc_dist_options *opt, dc_dist **out, dc_error *er
     dc_dist *d = calloc(1, sizeof *d);
     if (!d) return dc_set_error(err, DC_ERR_OOM, "dc_dist_create: out of memory");
     d->bucket_bytes = opt && opt->bucket_bytes ? opt->bucket_bytes : DEFAULT_BUCKET_BYTES;
+    d->sync_batchnorm = opt && opt->sync_batchnorm;
     d->comm = MPI_COMM_NULL;
     int initialized = 0, rc;
     MPI_Initialized(&initialized);
@@ -365,6 +372,21 @@ dc_status dc_dist_reduce_step(dc_dist *d, dc_model *m, const dc_batch *b, dc_err
     d->stats.steps++;
     d->stats.bytes_per_step = bytes;
     d->stats.comm_s += now_s() - t0;
+    return DC_OK;
+}
+
+/* The graph's batch_sum hook: synchronised batch norm's sums over the ranks. */
+static dc_status batch_sum(void *user, double *values, int n, dc_error *err) {
+    dc_dist *d = user;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, d->comm);
+    return rc == MPI_SUCCESS ? DC_OK : mpi_fail(err, rc, "summing batch-norm statistics");
+}
+
+dc_status dc_dist_attach(dc_dist *d, dc_model *m, dc_error *err) {
+    if (!d || d->size < 2 || !d->sync_batchnorm) return DC_OK;
+    if (!m || !m->g) return dc_set_error(err, DC_ERR_ARG, "dc_dist_attach: no model");
+    m->g->batch_sum = batch_sum;
+    m->g->batch_sum_user = d;
     return DC_OK;
 }
 

@@ -8,7 +8,9 @@
  * every rank takes the same optimizer step. GLO's latent table is not all-reduced: the
  * rows the ranks' slices touched are gathered, and only those rows are exchanged.
  * Non-trainable state (batch-norm running statistics) is averaged after every step, so the
- * ranks' weights stay identical; batch-norm statistics in the forward pass are per rank.
+ * ranks' weights stay identical. Batch norm normalises by per-rank statistics unless
+ * sync_batchnorm is set: then every training-mode forward and backward exchanges each
+ * batch-norm layer's sums, so it must run on all ranks at once (the trainer's steps do).
  *
  * Determinism: N ranks compute the same sum of per-image gradients as one process with
  * the same global batch, in another order (per-rank partial sums, then MPI's sum), so
@@ -37,6 +39,8 @@ typedef struct dc_dist dc_dist;
 
 typedef struct dc_dist_options {
     size_t bucket_bytes; /* gradients per all-reduce bucket, whole layers; 0: 4 MiB */
+    int sync_batchnorm;  /* batch norm normalises by the global batch's statistics (summed
+                            over the ranks in forward and backward); 0: per rank */
 } dc_dist_options;
 
 /* 1 when this build has MPI. */
@@ -55,6 +59,10 @@ int dc_dist_size(const dc_dist *d);
 /* Prints "deconv: rank R of N: message" to stderr and ends every rank (MPI_Abort with
  * `code`). Returns at once for NULL or a single rank (the caller exits by itself). */
 void dc_dist_abort(dc_dist *d, int code, const char *message);
+
+/* Prepare a model for data-parallel training: with sync_batchnorm, its graph's batch-norm
+ * layers sum their statistics over the ranks. Nothing to do for NULL or one rank. */
+dc_status dc_dist_attach(dc_dist *d, dc_model *m, dc_error *err);
 
 /* This rank's share of a global batch: local = global_batch / N slots from first_slot.
  * DC_ERR_ARG naming both numbers when global_batch is not a multiple of N. */

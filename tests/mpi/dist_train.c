@@ -92,14 +92,17 @@ typedef struct preset {
     dc_train_config cfg;
 } preset;
 
-/* Small presets without random draws inside the graph (those are per rank). */
+/* Small presets without random draws inside the graph (those are per rank).
+ * "classifier-syncbn": the classifier with batch norm, synchronised over the ranks. */
 static int make_preset(const char *kind, const char *optim, const char *work, const char *tag,
                        preset *p, dc_error *err) {
     const char *src = getenv("DECONV_SOURCE_DIR");
     dc_train_config_default(&p->cfg);
-    const int classifier = !strcmp(kind, "classifier");
+    const int syncbn = !strcmp(kind, "classifier-syncbn");
+    const int classifier = syncbn || !strcmp(kind, "classifier");
     const int size = classifier ? 28 : 16;
-    if (dc_model_spec_default(&p->spec, kind, 1, size, err) != DC_OK) return 1;
+    if (dc_model_spec_default(&p->spec, classifier ? "classifier" : kind, 1, size, err) != DC_OK)
+        return 1;
     p->spec.base = 4;
     p->spec.blocks = 2;
     if (!classifier) p->spec.latent = 8;
@@ -109,7 +112,7 @@ static int make_preset(const char *kind, const char *optim, const char *work, co
         p->spec.mask = DC_MASK_RANDOM; /* per-slot draws */
     }
     if (classifier) {
-        p->spec.batchnorm = 0; /* per-rank statistics differ from the whole batch's */
+        p->spec.batchnorm = syncbn; /* per-rank statistics differ from the whole batch's */
         p->spec.dropout = 0;
         p->spec.classes = 10;
         snprintf(p->cfg.data, sizeof p->cfg.data, "fashion-mnist:test");
@@ -167,7 +170,9 @@ static int ranks_identical(dc_dist *d, dc_model *m, dc_error *err) {
 static int match(const char *kind, const char *optim, const char *device, const char *work) {
     dc_error err = {0};
     dc_dist *d = NULL;
-    if (dc_dist_create(NULL, &d, &err) != DC_OK) return fail("dist", &err);
+    dc_dist_options opt = {0};
+    opt.sync_batchnorm = !strcmp(kind, "classifier-syncbn");
+    if (dc_dist_create(&opt, &d, &err) != DC_OK) return fail("dist", &err);
     const int rank = dc_dist_rank(d);
     preset p;
     if (make_preset(kind, optim, work, "ranks", &p, &err)) return fail("preset", &err);

@@ -12,7 +12,7 @@ fail() { echo "run.sh $case_name: $*" >&2; exit 1; }
 
 case "$case_name" in
 match-cpu)
-    for kind in complete glo classifier; do
+    for kind in complete glo classifier classifier-syncbn; do
         for optim in sgd adam; do
             $mpi 2 "$prog" match "$kind" "$optim" cpu "$work" ||
                 fail "$kind, $optim: 2 ranks do not match one process"
@@ -49,7 +49,25 @@ cli)
     timeout 120 $mpi 2 "$cli" train --model glo --size 16 --epochs 1 --batch 7 --threads 1 \
         --device cpu --out "$work/odd" >"$work/odd.log" 2>&1 && fail "batch 7 on 2 ranks was accepted"
     cat "$work/odd.log"
-    grep -q "batch 7 cannot be split evenly over 2 ranks" "$work/odd.log" || fail "no message for batch 7" ;;
+    grep -q "batch 7 cannot be split evenly over 2 ranks" "$work/odd.log" || fail "no message for batch 7"
+    # Ctrl-C on mpirun (SIGINT; mpirun passes SIGTERM on): the ranks agree on the step to
+    # stop after, rank 0 saves there and says so once; then one process resumes the run
+    int="$work/int"
+    $mpi 2 "$cli" train --model glo --size 16 --base 4 --blocks 2 --latent 8 --epochs 100000 \
+        --batch 8 --threads 1 --device cpu --out "$int" >"$work/int.log" 2>&1 &
+    pid=$!
+    i=0
+    while [ ! -f "$int/loss.csv" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    cat "$work/int.log"
+    [ $rc -ne 0 ] || fail "mpirun returned 0 after Ctrl-C"
+    [ "$(grep -c "interrupted; checkpoint saved at epoch" "$work/int.log")" = 1 ] ||
+        fail "not exactly one 'interrupted; checkpoint saved' message"
+    epoch=$(sed -n 's/.*checkpoint saved at epoch \([0-9]*\) step.*/\1/p' "$work/int.log")
+    "$cli" train --resume "$int" --epochs "$epoch" --threads 1 --device cpu --quiet ||
+        fail "the interrupted 2-rank run does not resume in one process" ;;
 *) fail "unknown case" ;;
 esac
 echo "run.sh $case_name: ok"
