@@ -869,9 +869,12 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
                                      t->cfg.augment ? &t->aug : NULL, step_seed, first_slot,
                                      &t->batch, err));
     DC_TRY(dc_model_set_batch(m, &t->batch, err));
-    dc_graph_set_seed(m->g, step_seed);
+    /* draws inside the graph and self-feedback's picks: a stream per rank (rank 0's is the
+     * one-process stream) */
+    const uint64_t draw_seed = dc_dist_draw_seed(t->cfg.dist, step_seed);
+    dc_graph_set_seed(m->g, draw_seed);
     dc_status s;
-    if (m->spec.feedback > 0 && (s = self_feedback(t, step_seed, err)) != DC_OK) return s;
+    if (m->spec.feedback > 0 && (s = self_feedback(t, draw_seed, err)) != DC_OK) return s;
     if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
         (s = dc_params_zero_grad(m->params)) != DC_OK ||
         (s = dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL)) != DC_OK)

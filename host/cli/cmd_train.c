@@ -310,10 +310,11 @@ int dc_cmd_train(int argc, char **argv) {
         dc_dist_get_stats(dist, &st);
         const double elapsed = dc_cli_now_s() - t_start;
         fprintf(stderr,
-                "deconv train: all-reduced %.0f bytes per step; %ld steps, %.3f s of %.3f s "
-                "(%.1f %%) in the exchange\n",
-                st.bytes_per_step, st.steps, st.comm_s, elapsed,
-                elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0);
+                "deconv train: all-reduced %.0f bytes per step; %ld steps in %.3f s: %.3f s "
+                "(%.1f %%) in the exchange, %.3f s (%.1f %%) waiting for the slowest rank\n",
+                st.bytes_per_step, st.steps, elapsed, st.comm_s,
+                elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0, st.wait_s,
+                elapsed > 0 ? 100 * st.wait_s / elapsed : 0.0);
     }
     if (s == DC_ERR_INTERRUPTED) {
         if (c.tty && !c.quiet) fputc('\n', stderr);

@@ -41,6 +41,11 @@ dc_status dc_dist_batch_slice(const dc_dist *d, int global_batch, int *local, in
     return DC_OK;
 }
 
+uint64_t dc_dist_draw_seed(const dc_dist *d, uint64_t seed) {
+    const int rank = dc_dist_rank(d);
+    return rank == 0 ? seed : dc_seed_mix(seed, 0x72616e6b00000000ULL + (uint64_t)rank);
+}
+
 #ifndef DECONV_HAVE_MPI
 /* ------------------------------------------------------------ built without MPI */
 struct dc_dist {
@@ -360,7 +365,13 @@ static dc_status reduce_state(dc_dist *d, dc_params *p, double *bytes, dc_error 
 dc_status dc_dist_reduce_step(dc_dist *d, dc_model *m, const dc_batch *b, dc_error *err) {
     if (!d || d->size < 2) return DC_OK;
     if (!m || !b) return dc_set_error(err, DC_ERR_ARG, "dc_dist_reduce_step: model and batch");
+    /* a barrier first, so the exchange's time is not mixed with waiting for a slower
+     * rank (load imbalance, another job on the cores) */
+    const double t_wait = now_s();
+    int rc = MPI_Barrier(d->comm);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "waiting for the other ranks");
     const double t0 = now_s();
+    d->stats.wait_s += t0 - t_wait;
     double bytes = 0;
     int latents = -1;
     if (dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS))

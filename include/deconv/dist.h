@@ -16,7 +16,8 @@
  * the same global batch, in another order (per-rank partial sums, then MPI's sum), so
  * weights agree up to float rounding, not bit for bit; README.md states the tolerance the
  * tests hold. Random draws inside the graph (dropout, the completion model's code noise,
- * the VAE's sampling) are drawn per rank and do not reproduce the one-process draws.
+ * the VAE's sampling) and self-feedback's picks come from a stream per rank
+ * (dc_dist_draw_seed): the same distribution as one process, not the same draws.
  *
  * A trainer runs data-parallel when dc_train_config.dist is set: rank 0 alone holds the
  * run folder's lock and writes the checkpoint and loss.csv; the stop request (should_stop)
@@ -73,6 +74,11 @@ dc_status dc_dist_batch_slice(const dc_dist *d, int global_batch, int *local, in
  * layers first, as backward produces them), GLO's latent rows that b's slices touched (all
  * ranks' b->index) and the non-trainable state. Nothing to do for NULL or one rank. */
 dc_status dc_dist_reduce_step(dc_dist *d, dc_model *m, const dc_batch *b, dc_error *err);
+/* The seed of this rank's random draws inside the graph (dropout, code noise, sampling):
+ * `seed` itself on rank 0 and in one process, an independent stream on the others (a
+ * draw is keyed by its element's place in the rank's tensor, so equal seeds would give
+ * every rank the same draws). */
+uint64_t dc_dist_draw_seed(const dc_dist *d, uint64_t seed);
 /* values[0..n) = their mean over the ranks (in place). */
 dc_status dc_dist_mean(dc_dist *d, float *values, int n, dc_error *err);
 /* 1 on every rank when `flag` is nonzero on any rank. A failing exchange counts as 1. */
@@ -84,7 +90,8 @@ dc_status dc_dist_broadcast_params(dc_dist *d, dc_params *p, dc_error *err);
 typedef struct dc_dist_stats {
     long steps;
     double bytes_per_step; /* bytes all-reduced by this rank in the last step */
-    double comm_s;         /* seconds in reduce steps: staging, all-reduce, write-back */
+    double wait_s;         /* seconds waiting at the step's start for the slowest rank */
+    double comm_s;         /* seconds in the exchange itself: staging, all-reduce, write-back */
 } dc_dist_stats;
 void dc_dist_get_stats(const dc_dist *d, dc_dist_stats *out);
 
