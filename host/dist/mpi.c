@@ -124,7 +124,8 @@ static double now_s(void) {
 static dc_status mpi_fail(dc_error *err, int code, const char *what) {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
-    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", code);
+    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "code %d", code);
     return dc_set_error(err, DC_ERR_IO, "MPI: %s: %s", what, text);
 }
 
@@ -217,8 +218,8 @@ static int same_layer(const char *a, const char *b) {
 }
 
 static dc_status be_fail(dc_backend *be, dc_error *err, const char *what, const char *name) {
-    return dc_set_error(err, be->err.status ? be->err.status : DC_ERR_IO, "%s '%s': %s", what,
-                        name, be->err.msg);
+    return dc_set_error(err, be->err.status ? be->err.status : DC_ERR_IO, "%s '%s': %s", what, name,
+                        be->err.msg);
 }
 
 /* The dense gradients: buckets of whole layers, from the last parameter back (the order
@@ -244,9 +245,9 @@ static dc_status reduce_dense(dc_dist *d, dc_params *p, int skip, double *bytes,
         /* a bucket closes at a layer boundary once it holds bucket_bytes */
         if (last_name && !same_layer(last_name, q->name) &&
             (at - bucket_start) * sizeof(float) >= d->bucket_bytes) {
-            if ((rc = MPI_Iallreduce(MPI_IN_PLACE, d->stage + bucket_start,
-                                     (int)(at - bucket_start), MPI_FLOAT, MPI_SUM, d->comm,
-                                     &d->req[buckets])) != MPI_SUCCESS)
+            if ((rc =
+                     MPI_Iallreduce(MPI_IN_PLACE, d->stage + bucket_start, (int)(at - bucket_start),
+                                    MPI_FLOAT, MPI_SUM, d->comm, &d->req[buckets])) != MPI_SUCCESS)
                 return mpi_fail(err, rc, "all-reduce of a gradient bucket");
             buckets++;
             bucket_start = at;
@@ -267,7 +268,8 @@ static dc_status reduce_dense(dc_dist *d, dc_params *p, int skip, double *bytes,
     if ((rc = MPI_Waitall(buckets, d->req, MPI_STATUSES_IGNORE)) != MPI_SUCCESS)
         return mpi_fail(err, rc, "all-reduce of the gradients");
     const float inv = 1.0f / (float)d->size;
-    for (size_t k = 0; k < total; k++) d->stage[k] *= inv;
+    for (size_t k = 0; k < total; k++)
+        d->stage[k] *= inv;
     at = 0;
     for (int i = count - 1; i >= 0; i--) {
         dc_param *q = dc_params_get(p, i);
@@ -319,7 +321,8 @@ static dc_status reduce_rows(dc_dist *d, dc_params *p, int pi, const dc_batch *b
                             d->comm)) != MPI_SUCCESS)
         return mpi_fail(err, rc, "all-reduce of the latent rows");
     const float inv = 1.0f / (float)d->size;
-    for (size_t k = 0; k < unique * width; k++) d->stage[k] *= inv;
+    for (size_t k = 0; k < unique * width; k++)
+        d->stage[k] *= inv;
     for (size_t k = 0; k < unique; k++) {
         const dc_ptr row = dc_ptr_at(dc_tensor_ptr(q->grad), (size_t)d->rows[k] * width);
         if (DC_BE(be, write, row, d->stage + k * width, width * sizeof(float)))
@@ -353,7 +356,8 @@ static dc_status reduce_state(dc_dist *d, dc_params *p, double *bytes, dc_error 
     for (int i = 0; i < dc_params_count(p); i++) {
         dc_param *q = dc_params_get(p, i);
         if (q->trainable) continue;
-        for (size_t k = 0; k < q->numel; k++) d->stage[at + k] *= inv;
+        for (size_t k = 0; k < q->numel; k++)
+            d->stage[at + k] *= inv;
         if (DC_BE(be, write, dc_tensor_ptr(q->value), d->stage + at, q->numel * sizeof(float)))
             return be_fail(be, err, "writing", q->name);
         at += q->numel;
@@ -405,7 +409,8 @@ dc_status dc_dist_mean(dc_dist *d, float *values, int n, dc_error *err) {
     if (!d || d->size < 2) return DC_OK;
     int rc = MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_FLOAT, MPI_SUM, d->comm);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "averaging the loss");
-    for (int i = 0; i < n; i++) values[i] /= (float)d->size;
+    for (int i = 0; i < n; i++)
+        values[i] /= (float)d->size;
     return DC_OK;
 }
 

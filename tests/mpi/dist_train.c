@@ -137,8 +137,8 @@ static int stop_after(void *user) {
 
 /* Trains p from scratch (classifier: 6 steps, the rest: all epochs); init (NULL: not
  * wanted) gets the initial weights. */
-static dc_status train(dc_backend *be, const preset *p, const dc_dataset *tr,
-                       const dc_dataset *va, dc_trainer **out, float **init, dc_error *err) {
+static dc_status train(dc_backend *be, const preset *p, const dc_dataset *tr, const dc_dataset *va,
+                       dc_trainer **out, float **init, dc_error *err) {
     int left = 6;
     dc_train_callbacks cb = {0};
     cb.user = &left;
@@ -160,7 +160,8 @@ static int ranks_identical(dc_dist *d, dc_model *m, dc_error *err) {
     if (!w) return 0;
     uint32_t h = 2166136261u;
     const unsigned char *b = (const unsigned char *)w;
-    for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 16777619u;
+    for (size_t i = 0; i < n * sizeof(float); i++)
+        h = (h ^ b[i]) * 16777619u;
     free(w);
     float mine[2] = {(float)(h >> 16), (float)(h & 0xffff)}, mean[2] = {mine[0], mine[1]};
     if (dc_dist_mean(d, mean, 2, err) != DC_OK) return 0;
@@ -261,8 +262,7 @@ static int kill_run(const char *work) {
         dc_trainer_create(be, &p.spec, tr, va, &p.cfg, &cb, &t, &err) == DC_OK)
         dc_trainer_run(t, &err);
     /* reached only when the run was not ended: the test fails */
-    fprintf(stderr, "dist_train: rank %d was not ended after rank 1 died (%s)\n", k.rank,
-            err.msg);
+    fprintf(stderr, "dist_train: rank %d was not ended after rank 1 died (%s)\n", k.rank, err.msg);
     return 3;
 }
 
@@ -275,8 +275,7 @@ static int check_killed(const char *work) {
     /* 23 images, batch 8: 3 steps an epoch; rank 1 died at step KILL_STEP */
     const int steps_per_epoch = 3, reached = KILL_STEP / steps_per_epoch;
     if (at.epoch < 1 || at.epoch > reached) {
-        fprintf(stderr, "dist_train: checkpoint at epoch %d, expected 1..%d\n", at.epoch,
-                reached);
+        fprintf(stderr, "dist_train: checkpoint at epoch %d, expected 1..%d\n", at.epoch, reached);
         return 1;
     }
     dc_backend *be = NULL;
