@@ -32,7 +32,27 @@ kill)
     grep -q "exited on signal 9" "$log" || fail "no message naming the dead rank"
     grep -q "was not ended" "$log" && fail "a rank kept running"
     ls "$work"/glo_kill/*.tmp* 2>/dev/null && fail "a temporary checkpoint file was left"
-    "$prog" check "$work" || fail "the last checkpoint is not intact" ;;
+    "$prog" check "$work" || fail "the last checkpoint is not intact"
+    # the same with the command line: rank 1 killed from outside while it trains
+    out="$work/cli_kill"
+    $mpi 2 "$cli" train --model glo --size 16 --base 4 --blocks 2 --latent 8 --epochs 100000 \
+        --batch 8 --save-every 1 --threads 1 --device cpu --out "$out" >"$work/cli_kill.log" 2>&1 &
+    pid=$!
+    i=0
+    while [ ! -f "$out/model.safetensors" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 1
+    for child in $(pgrep -P $pid); do
+        tr '\0' '\n' <"/proc/$child/environ" | grep -qx "OMPI_COMM_WORLD_RANK=1" && kill -9 "$child"
+    done
+    i=0
+    while kill -0 $pid 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -0 $pid 2>/dev/null && { kill -9 $pid; fail "rank 0 kept running after rank 1 died"; }
+    wait $pid && fail "mpirun returned 0 after a rank died"
+    cat "$work/cli_kill.log"
+    grep -q "exited on signal 9" "$work/cli_kill.log" || fail "no message naming the dead rank"
+    epoch=$(tail -n 1 "$out/loss.csv" | cut -d, -f1)
+    "$cli" train --resume "$out" --epochs $((epoch + 1)) --threads 1 --device cpu --quiet ||
+        fail "the killed run's checkpoint does not resume" ;;
 resume)
     $mpi 2 "$prog" resume "$work" || fail "the 2-rank part failed"
     "$prog" resume1 "$work" || fail "resuming on 1 rank does not match one process" ;;
