@@ -552,8 +552,8 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     t->val = val;
     t->steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
     dc_status s;
-    int local_batch, first_slot;
-    if ((s = dc_dist_batch_slice(cfg->dist, cfg->batch, &local_batch, &first_slot, err)) != DC_OK ||
+    int local_batch, first_slot; /* data-parallel: the model holds this rank's slice */
+    if ((s = dc_dist_batch_slice(cfg->dist, cfg->batch, &local_batch, &first_slot, err)) ||
         (s = dc_model_create_training(be, spec, local_batch, &t->m, err)) != DC_OK ||
         (s = dc_dist_attach(cfg->dist, t->m, err)) != DC_OK)
         goto fail;
@@ -905,7 +905,8 @@ static dc_status end_epoch(dc_trainer *t, int epoch, double train_loss, double s
                  e.images_per_s) != DC_OK)
         return dc_set_error(err, DC_ERR_OOM, "loss history: out of memory");
     dc_error csv_err = {0};
-    if (dc_dist_rank(t->cfg.dist) == 0 && write_loss_csv(t, &csv_err) != DC_OK) warn(t, csv_err.msg);
+    if (dc_dist_rank(t->cfg.dist) == 0 && write_loss_csv(t, &csv_err) != DC_OK)
+        warn(t, csv_err.msg);
     t->epoch = epoch + 1;
     t->step_in_epoch = 0;
     if (t->cb.epoch_end) t->cb.epoch_end(t->cb.user, t, &e);
