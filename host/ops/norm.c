@@ -40,9 +40,9 @@ static dc_status bn_sync_stats(dc_graph *g, dc_node *n, dc_ptr mean, dc_ptr var,
     const int C = NC(n);
     float *host = malloc(sizeof(float) * 2 * (size_t)C);
     double *sums = malloc(sizeof(double) * (2 * (size_t)C + 1));
-    dc_status s = host && sums ? DC_OK
-                               : dc_set_error(&g->err, DC_ERR_OOM, "batchnorm2d '%s': out of memory",
-                                              n->name);
+    dc_status s = DC_OK;
+    if (!host || !sums)
+        s = dc_set_error(&g->err, DC_ERR_OOM, "batchnorm2d '%s': out of memory", n->name);
     if (s == DC_OK && ((s = DC_BE(be, read, mean, host, sizeof(float) * C)) != DC_OK ||
                        (s = DC_BE(be, read, var, host + C, sizeof(float) * C)) != DC_OK))
         s = dc_set_error(&g->err, s, "batchnorm2d '%s': %s", n->name, be->err.msg);
