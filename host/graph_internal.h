@@ -56,6 +56,11 @@ struct dc_graph {
     uint64_t seed;
     int finalized;
     int *reach; /* scratch for backward */
+    /* Synchronised batch norm (data-parallel training, host/dist/mpi.c): when set, the
+     * training-mode batch norm sums its per-channel statistics over every rank with it
+     * (values[0..n) in place), so they are the global batch's. NULL: per-rank statistics. */
+    dc_status (*batch_sum)(void *user, double *values, int n, dc_error *err);
+    void *batch_sum_user;
 };
 
 /* Per-op behaviour, one entry per op in ops.def order. */

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "deconv/dist.h"
 #include "deconv/io.h"
 #include "deconv/report.h"
 #include "deconv/train.h"
@@ -356,6 +357,7 @@ dc_status dc_train_read_checkpoint(const char *run_or_file, dc_train_checkpoint 
 }
 
 static dc_status save_checkpoint(dc_trainer *t, dc_error *err) {
+    if (dc_dist_rank(t->cfg.dist) != 0) return DC_OK; /* rank 0 alone writes the run folder */
     char num[64];
     char *path = path_join(t->cfg.out, CHECKPOINT_FILE);
     dc_meta meta = {0};
@@ -561,7 +563,11 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     t->val = val;
     t->steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
     dc_status s;
-    if ((s = dc_model_create_training(be, spec, cfg->batch, &t->m, err)) != DC_OK) goto fail;
+    int local_batch, first_slot; /* data-parallel: the model holds this rank's slice */
+    if ((s = dc_dist_batch_slice(cfg->dist, cfg->batch, &local_batch, &first_slot, err)) ||
+        (s = dc_model_create_training(be, spec, local_batch, &t->m, err)) != DC_OK ||
+        (s = dc_dist_attach(cfg->dist, t->m, err)) != DC_OK)
+        goto fail;
     dc_optim_config *oc = &t->oc;
     dc_optim_config_default(oc, cfg->optim);
     oc->lr = cfg->lr;
@@ -582,8 +588,10 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     }
     /* one training per folder at a time; files dead writers left are removed once the
      * folder is ours */
-    if ((s = dc_run_lock_acquire(cfg->out, &t->lock, err)) != DC_OK) goto fail;
-    dc_run_clean_temp(cfg->out);
+    if (dc_dist_rank(cfg->dist) == 0) {
+        if ((s = dc_run_lock_acquire(cfg->out, &t->lock, err)) != DC_OK) goto fail;
+        dc_run_clean_temp(cfg->out);
+    }
     size_t largest = 1;
     for (int i = 0; i < dc_params_count(t->m->params); i++)
         if (dc_params_get(t->m->params, i)->numel > largest)
@@ -870,16 +878,23 @@ static dc_status check_params(dc_trainer *t, dc_error *err) {
 static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss, dc_error *err) {
     dc_model *m = t->m;
     const uint64_t step_seed = dc_seed_mix(t->cfg.seed, (uint64_t)t->global_step + 1);
-    DC_TRY(dc_model_fill_batch(m, t->train, t->perm + first, count, t->cfg.augment ? &t->aug : NULL,
-                               step_seed, &t->batch, err));
+    int local, first_slot; /* this rank's slots of the global batch (all of it in one process) */
+    DC_TRY(dc_dist_batch_slice(t->cfg.dist, t->cfg.batch, &local, &first_slot, err));
+    DC_TRY(dc_model_fill_batch_slice(m, t->train, t->perm + first, count, t->cfg.batch,
+                                     t->cfg.augment ? &t->aug : NULL, step_seed, first_slot,
+                                     &t->batch, err));
     DC_TRY(dc_model_set_batch(m, &t->batch, err));
-    dc_graph_set_seed(m->g, step_seed);
+    /* draws inside the graph and self-feedback's picks: a stream per rank (rank 0's is the
+     * one-process stream) */
+    const uint64_t draw_seed = dc_dist_draw_seed(t->cfg.dist, step_seed);
+    dc_graph_set_seed(m->g, draw_seed);
     dc_status s;
-    if (m->spec.feedback > 0 && (s = self_feedback(t, step_seed, err)) != DC_OK) return s;
+    if (m->spec.feedback > 0 && (s = self_feedback(t, draw_seed, err)) != DC_OK) return s;
     if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
         (s = dc_params_zero_grad(m->params)) != DC_OK ||
         (s = dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL)) != DC_OK)
         return dc_set_error(err, s, "step %ld: %s", t->global_step, dc_graph_error(m->g)->msg);
+    DC_TRY(dc_dist_reduce_step(t->cfg.dist, m, &t->batch, err));
     if ((s = dc_optim_step(t->opt)) != DC_OK)
         return dc_set_error(err, s, "%s", dc_optim_error(t->opt)->msg);
     DC_BE(t->be, axpy, acc_loss, dc_tensor_ptr(dc_graph_value(m->g, m->loss)), 1, 1.0f);
@@ -905,7 +920,8 @@ static dc_status end_epoch(dc_trainer *t, int epoch, double train_loss, double s
                  e.images_per_s) != DC_OK)
         return dc_set_error(err, DC_ERR_OOM, "loss history: out of memory");
     dc_error csv_err = {0};
-    if (write_loss_csv(t, &csv_err) != DC_OK) warn(t, csv_err.msg);
+    if (dc_dist_rank(t->cfg.dist) == 0 && write_loss_csv(t, &csv_err) != DC_OK)
+        warn(t, csv_err.msg);
     t->epoch = epoch + 1;
     t->step_in_epoch = 0;
     if (t->cb.epoch_end) t->cb.epoch_end(t->cb.user, t, &e);
@@ -943,6 +959,7 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
              * per step finds it at that step */
             float sum;
             DC_BE(be, read, acc_loss, &sum, sizeof sum);
+            DC_TRY(dc_dist_mean(c->dist, &sum, 1, err)); /* every rank sees a bad loss */
             if (!isfinite(sum))
                 return dc_set_error(err, DC_ERR_NUMERIC,
                                     "training diverged at step %ld: the loss became %g; stopped "
@@ -954,8 +971,7 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
             epoch_images += c->batch;
             /* the loss stays on the device until a logging point */
             if (acc_steps >= log_every || step + 1 == steps) {
-                float l;
-                DC_BE(be, read, acc_loss, &l, sizeof l);
+                float l = sum; /* the sum since the last logging point */
                 if (!isfinite(l))
                     return dc_set_error(err, DC_ERR_NUMERIC,
                                         "loss became %g at step %ld: lower the learning rate (lr) "
@@ -976,7 +992,8 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
                 acc_steps = 0;
             }
             t->step_in_epoch = step + 1;
-            if (t->cb.should_stop && t->cb.should_stop(t->cb.user)) {
+            /* all ranks stop after the same step */
+            if (dc_dist_any(c->dist, t->cb.should_stop && t->cb.should_stop(t->cb.user))) {
                 /* a stop after the epoch's last step resumes at the next epoch's start */
                 if (t->step_in_epoch == steps) t->epoch = epoch + 1, t->step_in_epoch = 0;
                 DC_TRY(check_params(t, err));

@@ -4,7 +4,13 @@
  * (train_samples.c).
  *
  * Ctrl-C: the signal handler only sets a flag; the trainer polls it between steps, saves a
- * checkpoint at the end of the current step and stops. */
+ * checkpoint at the end of the current step and stops.
+ *
+ * Under mpirun every rank runs this command (data-parallel, deconv/dist.h): rank 0 prints
+ * and writes the run folder, the other ranks stay silent unless they fail, and a failing
+ * rank ends all of them (MPI_Abort) so none waits forever on a dead peer. mpirun passes a
+ * Ctrl-C on to the ranks as SIGTERM: they agree on the step to stop after, and rank 0
+ * saves there. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <signal.h>
@@ -18,6 +24,7 @@
 
 #include "cli/cli.h"
 #include "cli/train_common.h"
+#include "deconv/dist.h"
 #include "deconv/train.h"
 
 /* The one piece of process state: set by SIGINT/SIGTERM, read between steps. */
@@ -80,6 +87,9 @@ static void usage(void) {
         "config.json in the run folder records every option, the seed, version, device, the\n"
         "data (path, image counts, channels, class names) and the progress; the checkpoint\n"
         "stores the class names (deconv predict, eval and visualize --class use them).\n"
+        "data-parallel: mpirun -np N deconv train ... splits every batch over N ranks (--batch\n"
+        "           is the global batch, a multiple of N; --threads per rank)\n"
+        "           --sync-batchnorm (batch norm over the global batch; else per rank)\n"
         "A non-empty run folder is refused without --resume or --force; one training at a\n"
         "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step and\n"
         "exits. A diverged run (NaN/Inf loss or weights) stops without saving.\n");
@@ -255,7 +265,7 @@ static void join_command(char *buf, size_t cap, int argc, char **argv) {
 
 int dc_cmd_train(int argc, char **argv) {
     static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
-                                        "quiet", "force", NULL};
+                                        "quiet", "force", "sync-batchnorm", NULL};
     dc_args a;
     train_cli c;
     memset(&c, 0, sizeof c);
@@ -299,11 +309,25 @@ int dc_cmd_train(int argc, char **argv) {
     if (dc_args_check_unused(&a)) return 2;
     c.tty = isatty(2);
     if (c.cfg.log_every <= 0 && c.tty) c.cfg.log_every = 5; /* else once per epoch */
+    dc_dist *dist = NULL;
+    dc_dist_options dist_opt = {0};
+    dist_opt.sync_batchnorm = dc_args_flag(&a, "sync-batchnorm");
+    if (dc_dist_launched()) {
+        if (dc_dist_create(&dist_opt, &dist, &err) != DC_OK)
+            return dc_cli_fail("train", "started by mpirun: %s", err.msg);
+        c.cfg.dist = dist;
+        if (dc_dist_rank(dist) != 0) c.quiet = 1, c.tty = 0;
+    }
+    const int rank0 = dc_dist_rank(dist) == 0;
 
     dc_dataset *train = NULL, *val = NULL;
     if (dc_train_load_data_opts(&c.cfg, c.spec.size, c.spec.channels, &c.load, &train, &val,
-                                &err) != DC_OK)
-        return dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
+                                &err) != DC_OK) {
+        rc = dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
+        dc_dist_abort(dist, rc, "deconv train failed (message above)");
+        dc_dist_free(dist);
+        return rc;
+    }
     c.train = train;
     c.val = val;
     dc_trainer *t = NULL;
@@ -357,7 +381,11 @@ int dc_cmd_train(int argc, char **argv) {
         goto done;
     }
     if (c.threads > 0) dc_backend_set_threads(c.be, c.threads);
-    const dc_train_callbacks cb = {&c, on_progress, on_epoch_end, NULL, on_warning, should_stop};
+    /* the other ranks only take part in the stop agreement */
+    const dc_train_callbacks cb = rank0 ? (dc_train_callbacks){&c, on_progress, on_epoch_end, NULL,
+                                                               on_warning, should_stop}
+                                        : (dc_train_callbacks){&c, NULL, NULL, NULL, NULL,
+                                                               should_stop};
     dc_status s = resume ? dc_trainer_resume(c.be, resume, train, val, &c.cfg, &cb, &t, &err)
                          : dc_trainer_create(c.be, &c.spec, train, val, &c.cfg, &cb, &t, &err);
     if (s != DC_OK) {
@@ -366,15 +394,15 @@ int dc_cmd_train(int argc, char **argv) {
     }
     /* the trainer holds the folder's lock now: nobody else writes there while the old run's
      * files are checked or cleared */
-    if (!resume && c.force && dc_run_folder_clear(c.cfg.out, &err) != DC_OK) {
+    if (rank0 && !resume && c.force && dc_run_folder_clear(c.cfg.out, &err) != DC_OK) {
         dc_cli_fail("train", "--force: %s", err.msg);
         goto done;
     }
-    if (!resume && !c.force && dc_run_folder_check_empty(c.cfg.out, &err) != DC_OK) {
+    if (rank0 && !resume && !c.force && dc_run_folder_check_empty(c.cfg.out, &err) != DC_OK) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }
-    if (train_samples_init(&c.samples, t, train, val, &err) != DC_OK) {
+    if (rank0 && train_samples_init(&c.samples, t, train, val, &err) != DC_OK) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }
@@ -407,6 +435,9 @@ int dc_cmd_train(int argc, char **argv) {
         if (resume)
             fprintf(stderr, "deconv train: resuming at epoch %d step %d (global step %ld)\n",
                     at.epoch + 1, at.step_in_epoch, at.step);
+        if (dist)
+            fprintf(stderr, "deconv train: data-parallel over %d ranks, %d images per rank\n",
+                    dc_dist_size(dist), c.cfg.batch / dc_dist_size(dist));
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -415,9 +446,22 @@ int dc_cmd_train(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     const double t_start = dc_cli_now_s();
     s = dc_trainer_run(t, &err);
+    if (dist && dc_dist_size(dist) > 1 && !c.quiet) {
+        /* the figures bench/mpi.sh reads: the exchange's volume and share of the time */
+        dc_dist_stats st;
+        dc_dist_get_stats(dist, &st);
+        const double elapsed = dc_cli_now_s() - t_start;
+        fprintf(stderr,
+                "deconv train: all-reduced %.0f bytes per step; %ld steps in %.3f s: %.3f s "
+                "(%.1f %%) in the exchange, %.3f s (%.1f %%) waiting for the slowest rank\n",
+                st.bytes_per_step, st.steps, elapsed, st.comm_s,
+                elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0, st.wait_s,
+                elapsed > 0 ? 100 * st.wait_s / elapsed : 0.0);
+    }
     if (s == DC_ERR_INTERRUPTED) {
         if (c.tty && !c.quiet) fputc('\n', stderr);
-        fprintf(stderr, "deconv train: %s; continue with: deconv train --resume %s\n", err.msg,
+        if (rank0)
+            fprintf(stderr, "deconv train: %s; continue with: deconv train --resume %s\n", err.msg,
                 c.cfg.out);
         rc = 130;
     } else if (s != DC_OK) {
@@ -432,10 +476,13 @@ int dc_cmd_train(int argc, char **argv) {
     if (s == DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "interrupted");
     if (s != DC_OK && s != DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "failed");
 done:
+    /* the other ranks wait in the next exchange: end them too */
+    if (rc != 0 && rc != 130) dc_dist_abort(dist, rc, "deconv train failed (message above)");
     train_samples_free(&c.samples);
     dc_trainer_free(t);
     dc_backend_free(c.be);
     dc_dataset_free(train);
     dc_dataset_free(val);
+    dc_dist_free(dist);
     return rc;
 }

@@ -42,9 +42,20 @@ void dc_batch_free(dc_batch *b) {
 dc_status dc_model_fill_batch(const dc_model *m, const dc_dataset *ds, const int32_t *idx,
                               int count, const dc_augment_config *aug, uint64_t seed,
                               dc_batch *b, dc_error *err) {
-    const dc_model_spec *s = &m->spec;
-    if (!ds || !idx || count <= 0 || count > b->n)
+    if (count > b->n)
         return dc_set_error(err, DC_ERR_ARG, "batch: %d items for a batch of %d", count, b->n);
+    return dc_model_fill_batch_slice(m, ds, idx, count, b->n, aug, seed, 0, b, err);
+}
+
+dc_status dc_model_fill_batch_slice(const dc_model *m, const dc_dataset *ds, const int32_t *idx,
+                                    int count, int global_n, const dc_augment_config *aug,
+                                    uint64_t seed, int first_slot, dc_batch *b, dc_error *err) {
+    const dc_model_spec *s = &m->spec;
+    if (!ds || !idx || count <= 0 || count > global_n || first_slot < 0 ||
+        first_slot + b->n > global_n)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "batch: %d items, slots %d..%d of a global batch of %d", count,
+                            first_slot, first_slot + b->n - 1, global_n);
     if (ds->c != s->channels || ds->h != s->size || ds->w != s->size)
         return dc_set_error(err, DC_ERR_SHAPE,
                             "dataset '%s' holds %dx%dx%d images, the model expects %dx%dx%d",
@@ -54,14 +65,17 @@ dc_status dc_model_fill_batch(const dc_model *m, const dc_dataset *ds, const int
                             ds->source);
     const int hw = s->size * s->size;
     for (int slot = 0; slot < b->n; slot++) {
-        const int32_t item = idx[slot % count];
+        /* the global slot keys the item and its random draws: a rank's slice of a global
+         * batch holds exactly what those slots hold in one process */
+        const int global_slot = first_slot + slot;
+        const int32_t item = idx[global_slot % count];
         if (item < 0 || item >= ds->n)
             return dc_set_error(err, DC_ERR_ARG, "batch: item %d outside dataset '%s' (%d items)",
                                 item, ds->source, ds->n);
         const float *src = dc_dataset_image(ds, item);
         float *tgt = b->target + (size_t)slot * b->image_numel;
         dc_rng rng;
-        dc_rng_seed(&rng, dc_seed_mix(seed, (uint64_t)slot));
+        dc_rng_seed(&rng, dc_seed_mix(seed, (uint64_t)global_slot));
         float *params = b->aug + (size_t)slot * DC_AUGMENT_PARAMS;
         if (aug) {
             dc_augment_image_params(src, tgt, s->channels, s->size, s->size, aug, &rng, params);
@@ -78,7 +92,7 @@ dc_status dc_model_fill_batch(const dc_model *m, const dc_dataset *ds, const int
         b->index[slot] = item;
     }
     const dc_kind_row *row = dc_kind_row_get(s->kind);
-    return row && row->fill_batch ? row->fill_batch(m, b, seed, err) : DC_OK;
+    return row && row->fill_batch ? row->fill_batch(m, b, seed, first_slot, err) : DC_OK;
 }
 
 dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err) {

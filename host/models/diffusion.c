@@ -144,12 +144,13 @@ void dc_kind_diffusion_build(dc_model *m) {
  * per image t ~ U(0, 1) and noise ~ N(0, I) from (seed, slot), so a batch depends on the
  * step's seed only and a resumed run draws the same. */
 dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t seed,
-                                       dc_error *err) {
+                                       int first_slot, dc_error *err) {
     (void)err;
     const size_t numel = b->image_numel;
     for (int slot = 0; slot < b->n; slot++) {
         dc_rng rng;
-        dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)slot), FLOW_BATCH_STREAM));
+        dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)(first_slot + slot)),
+                                      FLOW_BATCH_STREAM));
         const float t = dc_rng_uniform(&rng);
         float *x = b->x + (size_t)slot * numel, *v = b->target + (size_t)slot * numel;
         float *w = b->weight + (size_t)slot * numel;

@@ -23,8 +23,10 @@ typedef struct dc_kind_row {
      * (glo: their latents are fitted first); NULL: the training graph's loss */
     dc_status (*validate)(dc_model *m, const dc_dataset *val, double *loss, dc_error *err);
     /* the kind's own inputs, after the common preparation of a batch (images augmented
-     * into b->target, masks, labels), drawn from the step's seed (NULL: none) */
-    dc_status (*fill_batch)(const dc_model *m, dc_batch *b, uint64_t seed, dc_error *err);
+     * into b->target, masks, labels), drawn from the step's seed and each item's slot in
+     * the global batch, first_slot + its place in b (NULL: none) */
+    dc_status (*fill_batch)(const dc_model *m, dc_batch *b, uint64_t seed, int first_slot,
+                            dc_error *err);
     /* ONNX export: the name of the graph output, and the description of the training graph
      * (NULL: the kind exports its decoder-only graph, the generator, instead) */
     const char *onnx_output;
@@ -73,6 +75,6 @@ void dc_kind_diffusion_defaults(dc_model_spec *s);
 dc_status dc_kind_diffusion_check(const dc_model_spec *s, dc_error *err);
 void dc_kind_diffusion_build(dc_model *m);
 dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t seed,
-                                       dc_error *err);
+                                       int first_slot, dc_error *err);
 
 #endif

@@ -1,4 +1,6 @@
 /* batchnorm2d (batch statistics in training, running statistics in eval) and dropout. */
+#include <math.h>
+
 #include "graph_internal.h"
 
 int dc_batchnorm2d(dc_graph *g, int x, float momentum, float eps) {
@@ -30,6 +32,46 @@ int dc_batchnorm2d(dc_graph *g, int x, float momentum, float eps) {
     return id;
 }
 
+/* Synchronised batch norm, forward: this rank's mean and (biased) variance over M items
+ * become the global batch's, combined exactly from every rank's count, sum and sum of
+ * squares (in double). */
+static dc_status bn_sync_stats(dc_graph *g, dc_node *n, dc_ptr mean, dc_ptr var, double *M) {
+    dc_backend *be = g->be;
+    const int C = NC(n);
+    float *host = malloc(sizeof(float) * 2 * (size_t)C);
+    double *sums = malloc(sizeof(double) * (2 * (size_t)C + 1));
+    dc_status s = DC_OK;
+    if (!host || !sums)
+        s = dc_set_error(&g->err, DC_ERR_OOM, "batchnorm2d '%s': out of memory", n->name);
+    if (s == DC_OK && ((s = DC_BE(be, read, mean, host, sizeof(float) * C)) != DC_OK ||
+                       (s = DC_BE(be, read, var, host + C, sizeof(float) * C)) != DC_OK))
+        s = dc_set_error(&g->err, s, "batchnorm2d '%s': %s", n->name, be->err.msg);
+    if (s == DC_OK) {
+        for (int c = 0; c < C; c++) {
+            const double m = host[c];
+            sums[c] = *M * m;
+            sums[C + c] = *M * ((double)host[C + c] + m * m);
+        }
+        sums[2 * C] = *M;
+        if ((s = g->batch_sum(g->batch_sum_user, sums, 2 * C + 1, &g->err)) != DC_OK)
+            dc_wrap_error(&g->err, s, "synchronised batchnorm2d '%s'", n->name);
+    }
+    if (s == DC_OK) {
+        const double total = *M = sums[2 * C];
+        for (int c = 0; c < C; c++) {
+            const double m = sums[c] / total, v = sums[C + c] / total - m * m;
+            host[c] = (float)m;
+            host[C + c] = (float)(v > 0 ? v : 0);
+        }
+        if ((s = DC_BE(be, write, mean, host, sizeof(float) * C)) != DC_OK ||
+            (s = DC_BE(be, write, var, host + C, sizeof(float) * C)) != DC_OK)
+            s = dc_set_error(&g->err, s, "batchnorm2d '%s': %s", n->name, be->err.msg);
+    }
+    free(host);
+    free(sums);
+    return s;
+}
+
 static dc_status bn_forward(dc_graph *g, dc_node *n) {
     dc_backend *be = g->be;
     const int N = g->batch, C = NC(n), hw = NH(n) * NW(n);
@@ -46,15 +88,69 @@ static dc_status bn_forward(dc_graph *g, dc_node *n) {
                    : DC_BE(be, bn_apply, x, rm, rv, gamma, beta, y, N, C, hw, n->eps);
     dc_ptr mean = dc_tensor_ptr(n->saved[0]), var = dc_tensor_ptr(n->saved[1]);
     DC_TRY(DC_BE(be, bn_stats, x, mean, var, N, C, hw));
+    double M = (double)N * hw; /* items per channel: the global batch's when synchronised */
+    if (g->batch_sum) DC_TRY(bn_sync_stats(g, n, mean, var, &M));
     DC_TRY(act ? DC_BE(be, bn_apply_act, x, mean, var, gamma, beta, y, N, C, hw, n->eps, act)
                : DC_BE(be, bn_apply, x, mean, var, gamma, beta, y, N, C, hw, n->eps));
     /* running = (1-m) running + m batch; the variance is unbiased, as in PyTorch */
-    const double M = (double)N * hw;
     DC_TRY(DC_BE(be, scale, rm, (size_t)C, 1.0f - n->momentum));
     DC_TRY(DC_BE(be, axpy, rm, mean, (size_t)C, n->momentum));
     DC_TRY(DC_BE(be, scale, rv, (size_t)C, 1.0f - n->momentum));
     DC_TRY(DC_BE(be, axpy, rv, var, (size_t)C, (float)(n->momentum * (M > 1 ? M / (M - 1) : 1.0))));
     return DC_OK;
+}
+
+/* Synchronised batch norm, backward, after the backend's fused backward has run on this
+ * rank's items: that backward used this rank's sums of dy and dy * xhat over its M items;
+ * the global batch's dx uses the sums over every rank's items. The difference is
+ * gamma rstd ((sum_dy/M - SUM_dy/M_all) + xhat (sum_dyx/M - SUM_dyx/M_all)) per channel,
+ * an affine function of xhat that bn_apply computes and dx gains. This rank's sums are what
+ * the backward added to dgamma and dbeta (read before and after). */
+static dc_status bn_sync_backward(dc_graph *g, dc_node *n, const float *before, float *host) {
+    dc_backend *be = g->be;
+    const int C = NC(n), hw = NH(n) * NW(n);
+    const double M = (double)g->batch * hw;
+    dc_param *pg = dc_graph_param_at(g, n, 0), *pb = dc_graph_param_at(g, n, 1);
+    dc_ptr mean = dc_tensor_ptr(n->saved[0]), var = dc_tensor_ptr(n->saved[1]);
+    dc_ptr x = dc_node_out(g, n->in[0]), dx = dc_node_grad(g, n->in[0]);
+    /* host: dgamma, dbeta after; gamma; var; then the correction's slope and offset */
+    float *dg = host, *db = host + C, *gam = host + 2 * C, *vv = host + 3 * C;
+    float *slope = host + 4 * C, *offset = host + 5 * C;
+    double *sums = malloc(sizeof(double) * (2 * (size_t)C + 1));
+    if (!sums) return dc_set_error(&g->err, DC_ERR_OOM, "batchnorm2d '%s': out of memory", n->name);
+    dc_status s;
+    if ((s = DC_BE(be, read, dc_tensor_ptr(pg->grad), dg, sizeof(float) * C)) != DC_OK ||
+        (s = DC_BE(be, read, dc_tensor_ptr(pb->grad), db, sizeof(float) * C)) != DC_OK ||
+        (s = DC_BE(be, read, dc_tensor_ptr(pg->value), gam, sizeof(float) * C)) != DC_OK ||
+        (s = DC_BE(be, read, var, vv, sizeof(float) * C)) != DC_OK) {
+        free(sums);
+        return dc_set_error(&g->err, s, "batchnorm2d '%s': %s", n->name, be->err.msg);
+    }
+    for (int c = 0; c < C; c++) {
+        sums[c] = (double)db[c] - before[C + c];
+        sums[C + c] = (double)dg[c] - before[c];
+    }
+    sums[2 * C] = M;
+    for (int c = 0; c < 2 * C; c++) host[6 * C + c] = (float)sums[c]; /* this rank's */
+    if ((s = g->batch_sum(g->batch_sum_user, sums, 2 * C + 1, &g->err)) != DC_OK) {
+        free(sums);
+        return dc_wrap_error(&g->err, s, "synchronised batchnorm2d '%s'", n->name);
+    }
+    const double M_all = sums[2 * C];
+    for (int c = 0; c < C; c++) {
+        const double k = gam[c] / sqrt((double)vv[c] + n->eps);
+        offset[c] = (float)(k * (host[6 * C + c] / M - sums[c] / M_all));
+        slope[c] = (float)(k * (host[7 * C + c] / M - sums[C + c] / M_all));
+    }
+    free(sums);
+    /* scratch: saved[2] (C floats) and saved[3] (numel + C), idle in training mode */
+    dc_ptr slope_d = dc_tensor_ptr(n->saved[2]), tmp = dc_tensor_ptr(n->saved[3]);
+    dc_ptr offset_d = dc_ptr_at(tmp, n->numel);
+    if ((s = DC_BE(be, write, slope_d, slope, sizeof(float) * C)) != DC_OK ||
+        (s = DC_BE(be, write, offset_d, offset, sizeof(float) * C)) != DC_OK)
+        return dc_set_error(&g->err, s, "batchnorm2d '%s': %s", n->name, be->err.msg);
+    DC_TRY(DC_BE(be, bn_apply, x, mean, var, slope_d, offset_d, tmp, g->batch, C, hw, n->eps));
+    return DC_BE(be, axpy, dx, tmp, n->numel, 1.0f);
 }
 
 static dc_status bn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
@@ -69,13 +165,28 @@ static dc_status bn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
                                 "batchnorm2d '%s': input has no gradient buffer", n->name);
         dc_fused_act fa;
         const dc_fused_act *act = dc_node_act(n, mode, &fa);
-        if (act)
-            return DC_BE(be, bn_bwd_act, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
-                         dc_tensor_ptr(pg->value), dc_tensor_ptr(n->out), dy, dx,
-                         dc_tensor_ptr(pg->grad), dc_tensor_ptr(pb->grad), N, C, hw, n->eps, act);
-        return DC_BE(be, bn_bwd, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
-                     dc_tensor_ptr(pg->value), dy, dx, dc_tensor_ptr(pg->grad),
-                     dc_tensor_ptr(pb->grad), N, C, hw, n->eps);
+        float *host = NULL; /* synchronised: dgamma, dbeta before, then bn_sync_backward's */
+        if (g->batch_sum) {
+            if (!(host = malloc(sizeof(float) * 10 * (size_t)C)))
+                return dc_set_error(&g->err, DC_ERR_OOM, "batchnorm2d '%s': out of memory",
+                                    n->name);
+            dc_status rs;
+            if ((rs = DC_BE(be, read, dc_tensor_ptr(pg->grad), host + 8 * C, sizeof(float) * C)) ||
+                (rs = DC_BE(be, read, dc_tensor_ptr(pb->grad), host + 9 * C, sizeof(float) * C))) {
+                free(host);
+                return rs;
+            }
+        }
+        dc_status s =
+            act ? DC_BE(be, bn_bwd_act, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
+                        dc_tensor_ptr(pg->value), dc_tensor_ptr(n->out), dy, dx,
+                        dc_tensor_ptr(pg->grad), dc_tensor_ptr(pb->grad), N, C, hw, n->eps, act)
+                : DC_BE(be, bn_bwd, x, dc_tensor_ptr(n->saved[0]), dc_tensor_ptr(n->saved[1]),
+                        dc_tensor_ptr(pg->value), dy, dx, dc_tensor_ptr(pg->grad),
+                        dc_tensor_ptr(pb->grad), N, C, hw, n->eps);
+        if (s == DC_OK && host) s = bn_sync_backward(g, n, host + 8 * C, host);
+        free(host);
+        return s;
     }
     if (n->has_fact)
         return dc_set_error(&g->err, DC_ERR_STATE,

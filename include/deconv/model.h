@@ -258,6 +258,14 @@ void dc_batch_free(dc_batch *b);
 dc_status dc_model_fill_batch(const dc_model *m, const struct dc_dataset *ds, const int32_t *idx,
                               int count, const struct dc_augment_config *aug, uint64_t seed,
                               dc_batch *b, dc_error *err);
+/* One rank's share of a global batch of global_n slots (data-parallel training): b (the
+ * model's batch) gets slots first_slot .. first_slot + b->n - 1, each filled exactly as
+ * dc_model_fill_batch fills that slot of a global_n batch (item idx[slot % count], random
+ * draws from (seed, slot)). */
+dc_status dc_model_fill_batch_slice(const dc_model *m, const struct dc_dataset *ds,
+                                    const int32_t *idx, int count, int global_n,
+                                    const struct dc_augment_config *aug, uint64_t seed,
+                                    int first_slot, dc_batch *b, dc_error *err);
 /* Upload a prepared batch into the model's graph inputs. */
 dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err);
 

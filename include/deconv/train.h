@@ -21,7 +21,14 @@
  *
  * The library installs no signal handler: a program that wants Ctrl-C to save and stop sets
  * a flag in its own handler and returns it from should_stop, which is polled after every
- * step. */
+ * step.
+ *
+ * Data-parallel (config.dist, deconv/dist.h): every rank creates or resumes the trainer
+ * with the same options and runs it; batch is the global batch. Rank 0 alone takes the
+ * folder's lock and writes the checkpoint and loss.csv (dc_trainer_save does nothing on
+ * the others); the callbacks run on every rank that passes them; should_stop is agreed by
+ * all ranks after every step. A rank whose call fails must end the others
+ * (dc_dist_abort): they wait for it in the next exchange. */
 #ifndef DECONV_TRAIN_H
 #define DECONV_TRAIN_H
 
@@ -56,6 +63,8 @@ typedef struct dc_train_config {
     /* not stored */
     char out[1024]; /* run folder (created when missing) */
     int log_every;  /* progress callback every N steps; <= 0: once per epoch */
+    struct dc_dist *dist; /* NULL: one process; else data-parallel over its ranks, batch
+                             being the global batch (deconv/dist.h) */
 } dc_train_config;
 
 /* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, split seed
