@@ -976,6 +976,14 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
         }
         const double train_loss = epoch_loss_n ? epoch_loss / epoch_loss_n : NAN;
         DC_TRY(end_epoch(t, epoch, train_loss, now_s() - t_epoch, epoch_images, err));
+        /* polled again after epoch_end, which may decide to stop (early stopping) */
+        if (epoch + 1 < c->epochs && t->cb.should_stop && t->cb.should_stop(t->cb.user)) {
+            dc_status s = save_checkpoint(t, err);
+            if (s != DC_OK)
+                return dc_wrap_error(err, s, "stopped, and the checkpoint could not be saved");
+            return dc_set_error(err, DC_ERR_INTERRUPTED,
+                                "interrupted; checkpoint saved at epoch %d step 0", t->epoch + 1);
+        }
     }
     return DC_OK;
 }

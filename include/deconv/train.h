@@ -126,7 +126,8 @@ typedef struct dc_train_callbacks {
     void (*checkpoint_saved)(void *user, const char *path, int epoch, int step_in_epoch);
     /* something failed that does not stop training (e.g. loss.csv could not be written) */
     void (*warning)(void *user, const char *message);
-    /* polled after every step: nonzero saves a checkpoint and stops run() */
+    /* polled after every step and after epoch_end: nonzero saves a checkpoint and stops
+     * run() */
     int (*should_stop)(void *user);
 } dc_train_callbacks;
 
