@@ -298,9 +298,9 @@ int dc_cmd_train(int argc, char **argv) {
     if (s == DC_ERR_INTERRUPTED && c.report.stop_early && !g_stop_requested) {
         snprintf(stop_note, sizeof stop_note,
                  "no better validation loss for %d epochs (--early-stop %d); the best epoch is "
-                 "%d, kept in model.best.safetensors; %s",
+                 "%d, kept in model.best.safetensors; model.safetensors holds epoch %d",
                  c.report.last.epoch - c.report.best_epoch, c.early_stop, c.report.best_epoch,
-                 err.msg);
+                 c.report.last.epoch);
         train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_EARLY_STOPPED,
                             stop_note);
         if (!c.quiet)

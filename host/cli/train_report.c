@@ -342,8 +342,10 @@ static void chart(html *b, const char *title, const char *ylabel, const dc_serie
 /* Whether the values span enough to read better on a log axis. */
 static int wants_log(const double *v, int n) {
     double lo = INFINITY, hi = 0;
-    for (int i = 0; i < n; i++)
-        if (isfinite(v[i]) && v[i] > 0) lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
+    for (int i = 0; i < n; i++) {
+        if (isfinite(v[i]) && v[i] <= 0) return 0; /* a log axis would leave it out */
+        if (isfinite(v[i])) lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
+    }
     return hi > 0 && lo < INFINITY && hi / lo > 10;
 }
 
@@ -351,6 +353,9 @@ static int wants_log(const double *v, int n) {
 static void json_cell(html *b, const cJSON *v) {
     if (cJSON_IsString(v)) {
         h_text(b, v->valuestring);
+    } else if (cJSON_IsNumber(v)) {
+        /* options stored as float32 read back as 0.00100000005: print them as given */
+        h_printf(b, "%.7g", v->valuedouble);
     } else {
         char *txt = cJSON_PrintUnformatted(v);
         h_text(b, txt ? txt : "?");

@@ -212,7 +212,16 @@ int dc_chart_log_ticks(double lo, double hi, double *ticks, int cap) {
                 const double v = m[i] * pow(10.0, e);
                 if (v >= first * (1 - 1e-9) && v <= last * (1 + 1e-9)) ticks[n++] = v;
             }
-        return n;
+        if (n >= 4) return n;
+        /* a narrow range (0.2 to 0.5 gives only 0.2, 0.5): the linear axis's round ticks,
+         * the first kept above zero */
+        double lin[64];
+        int dec;
+        const int k = dc_chart_ticks(lo, hi, 6, 0, lin, 64, &dec);
+        if (k < 2 || k > cap) return n;
+        if (!(lin[0] > 0)) lin[0] = first;
+        memcpy(ticks, lin, sizeof(double) * (size_t)k);
+        return k;
     }
     const int every = (e1 - e0 + 5) / 6; /* at most about seven labels */
     const int start = (int)(floor((double)e0 / every) * every);
@@ -299,7 +308,8 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
             xmin = fmin(xmin, x), xmax = fmax(xmax, x), ymin = fmin(ymin, y), ymax = fmax(ymax, y);
         }
     const int W = ch->width, H = ch->height;
-    const int L = 72, R = 16, T = ch->title ? 30 : 12, B = 46;
+    /* above the plot: the title, then a line for the marker's label */
+    const int L = 72, R = 16, T = ch->title ? 40 : 22, B = 46;
     const int pw = W - L - R, ph = H - T - B;
     svg_buf b = {0};
     svg_printf(&b,
@@ -360,7 +370,7 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
                 const int right = px > L + pw * 0.6;
                 svg_printf(&b,
                            "<text x=\"%.2f\" y=\"%d\" fill=\"#2ca02c\" text-anchor=\"%s\">",
-                           px + (right ? -4 : 4), T + 12, right ? "end" : "start");
+                           px + (right ? 0 : 4), T - 5, right ? "end" : "start");
                 svg_text(&b, ch->mark_label);
                 svg_printf(&b, "</text>\n");
             }
