@@ -65,6 +65,9 @@ size_t dc_cli_progress_format(char *buf, size_t cap, int width, const dc_train_p
     const int fixed = (int)strlen(left) + (int)strlen(right) + 2; /* the bar's "||" */
     int bar = avail - fixed;
     if (bar > 40) bar = 40;
+    if (fixed - 2 > avail) /* narrow: the figures that matter most, shorter */
+        snprintf(right, sizeof right, " %d/%d loss %.3g %s<%s", tp->epoch, tp->epochs, loss, el,
+                 eta);
     size_t n;
     if (bar >= 8) {
         char b[48];

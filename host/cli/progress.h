@@ -27,7 +27,9 @@ void dc_cli_progress_update(dc_cli_progress *p, const dc_train_progress *tp);
 /* Erase the line in place before another message is printed (a terminal only). */
 void dc_cli_progress_clear(dc_cli_progress *p);
 /* The line: "37%|####....| epoch 3/8 step 12/20 loss 0.1234 523 img/s 00:12<00:20"
- * (whole-run percentage, elapsed<ETA), at most width - 1 characters. Returns its length. */
+ * (whole-run percentage, elapsed<ETA), at most width - 1 characters: without the bar when
+ * it leaves less than 8 columns for it, then " 3/8 loss 0.123 00:12<00:20" after the
+ * percentage, then cut. Returns its length. */
 size_t dc_cli_progress_format(char *buf, size_t cap, int width, const dc_train_progress *tp,
                               double loss, double elapsed_s);
 
