@@ -300,7 +300,8 @@ static void test_progress_best_early_stop_report(void **state) {
         }
     }
     assert_int_equal(ep[n - 1], expect_stop);
-    if (expect_stop == epochs) fail_msg("the run never stopped early: the test needs a run that does");
+    if (expect_stop == epochs)
+        fail_msg("the run never stopped early: the test needs a run that does");
     /* the best checkpoint is the epoch with the lowest validation loss, and it loads */
     char path[1300];
     snprintf(path, sizeof path, "%s/model.best.safetensors", run);

@@ -11,7 +11,8 @@
 
 static void expect_ticks(const double *got, int n, const double *want, int m) {
     if (n != m) {
-        for (int i = 0; i < n; i++) print_message("  tick %d: %.17g\n", i, got[i]);
+        for (int i = 0; i < n; i++)
+            print_message("  tick %d: %.17g\n", i, got[i]);
         fail_msg("%d ticks, expected %d", n, m);
     }
     for (int i = 0; i < n; i++)
@@ -95,7 +96,8 @@ static void test_tick_labels(void **state) {
 
 static int count(const char *s, const char *needle) {
     int n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
     return n;
 }
 

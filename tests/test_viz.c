@@ -854,20 +854,24 @@ static void cli_options_never_ignored(const char *bin, const char *dir, const ch
         const char *a = cases[i].args;
         size_t n = 0;
         while (*a && n + 700 < sizeof args) {
-            if (!strncmp(a, "RUN", 3)) n += (size_t)snprintf(args + n, sizeof args - n, "'%s'", run), a += 3;
-            else if (!strncmp(a, "DATA", 4)) n += (size_t)snprintf(args + n, sizeof args - n, "'%s'", data), a += 4;
-            else args[n++] = *a++, args[n] = 0;
+            if (!strncmp(a, "RUN", 3))
+                n += (size_t)snprintf(args + n, sizeof args - n, "'%s'", run), a += 3;
+            else if (!strncmp(a, "DATA", 4))
+                n += (size_t)snprintf(args + n, sizeof args - n, "'%s'", data), a += 4;
+            else
+                args[n++] = *a++, args[n] = 0;
         }
-        const int rc = tu_system("'%s' visualize %s -o '%s' --device cpu > '%s' 2>&1", bin, args,
-                                 out, log);
+        const int rc =
+            tu_system("'%s' visualize %s -o '%s' --device cpu > '%s' 2>&1", bin, args, out, log);
         if (rc != cases[i].rc || !file_contains(log, cases[i].says))
             fail_msg("visualize %s: exit %d (expected %d), output: %s", cases[i].args, rc,
                      cases[i].rc, run_log(log));
     }
     /* cam at the layer that does feed the pool is honoured and named */
-    const int rc = tu_system("'%s' visualize cam '%s' --data '%s' --index 1 --layer relu2_2 -o '%s' "
-                             "--device cpu > '%s' 2>&1",
-                             bin, run, data, out, log);
+    const int rc =
+        tu_system("'%s' visualize cam '%s' --data '%s' --index 1 --layer relu2_2 -o '%s' "
+                  "--device cpu > '%s' 2>&1",
+                  bin, run, data, out, log);
     if ((rc != 0 && rc != 3) || !file_contains(log, "layer relu2_2"))
         fail_msg("cam --layer relu2_2: exit %d: %s", rc, run_log(log));
 }
@@ -948,7 +952,8 @@ static void cli_occlusion_and_ascent(const char *bin, const char *dir, const cha
     for (int i = 0; i < ds->n; i++)
         for (int y = 0; y < 16; y++)
             for (int x = 0; x < 16; x++)
-                if (y == 0 || y == 15 || x == 0 || x == 15) sum += dc_dataset_image(ds, i)[y * 16 + x], count++;
+                if (y == 0 || y == 15 || x == 0 || x == 15)
+                    sum += dc_dataset_image(ds, i)[y * 16 + x], count++;
     dc_dataset_free(ds);
     const double background = sum / (double)count;
     for (int patch = 1; patch <= 6; patch += 5) {
@@ -971,8 +976,8 @@ static void cli_occlusion_and_ascent(const char *bin, const char *dir, const cha
                      warned ? "given" : "missing", text);
     }
     snprintf(out, sizeof out, "%s/asc.png", dir);
-    int rc = tu_system("'%s' visualize ascent '%s' --steps 3 -o '%s' --device cpu > '%s' 2>&1",
-                       bin, run, out, log);
+    int rc = tu_system("'%s' visualize ascent '%s' --steps 3 -o '%s' --device cpu > '%s' 2>&1", bin,
+                       run, out, log);
     if (rc != 0 && rc != 3) fail_msg("ascent: exit %d: %s", rc, run_log(log));
     const char *text = run_log(log);
     for (int k = 0; k < 2; k++) {
@@ -1069,7 +1074,8 @@ static void test_cli_end_to_end(void **state) {
         if (f) fclose(f);
         page[len] = 0;
         at = strstr(page, "accuracy ");
-        while (at && sscanf(at, "accuracy %lf", &report_acc) != 1) at = strstr(at + 1, "accuracy ");
+        while (at && sscanf(at, "accuracy %lf", &report_acc) != 1)
+            at = strstr(at + 1, "accuracy ");
     }
     /* eval: accuracy and the confusion matrix with the folder's class names */
     rc = tu_system("'%s' eval '%s' --data '%s' --device cpu > '%s' 2>&1", bin, run, data, log);

@@ -304,14 +304,16 @@ int dc_cmd_train(int argc, char **argv) {
         train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_EARLY_STOPPED,
                             stop_note);
         if (!c.quiet)
-            fprintf(stderr, "deconv train: stopped early at epoch %d; run folder %s (open "
-                            "%s/report.html)\n",
+            fprintf(stderr,
+                    "deconv train: stopped early at epoch %d; run folder %s (open "
+                    "%s/report.html)\n",
                     c.report.last.epoch, c.cfg.out, c.cfg.out);
         rc = 0;
     } else if (s == DC_ERR_INTERRUPTED) {
-        snprintf(stop_note, sizeof stop_note, "%s; continue with: deconv train --resume %s", err.msg,
-                 c.cfg.out);
-        train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_STOPPED, stop_note);
+        snprintf(stop_note, sizeof stop_note, "%s; continue with: deconv train --resume %s",
+                 err.msg, c.cfg.out);
+        train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_STOPPED,
+                            stop_note);
         fprintf(stderr, "deconv train: %s\n", stop_note);
         rc = 130;
     } else if (s != DC_OK) {

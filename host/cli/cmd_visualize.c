@@ -87,8 +87,8 @@ static void viz_usage(FILE *f) {
 }
 
 #define M(x) (1u << (x))
-#define PER_IMAGE                                                                          \
-    (M(VIZ_DECONVNET) | M(VIZ_GUIDED) | M(VIZ_SALIENCY) | M(VIZ_OCCLUSION) | M(VIZ_CAM) |     \
+#define PER_IMAGE                                                                                  \
+    (M(VIZ_DECONVNET) | M(VIZ_GUIDED) | M(VIZ_SALIENCY) | M(VIZ_OCCLUSION) | M(VIZ_CAM) |          \
      M(VIZ_GRADCAM))
 /* Which methods read each method-specific option: any other method refuses it rather than
  * ignore it. */
@@ -127,8 +127,8 @@ static const struct {
 static int check_method_options(dc_args *a, int id) {
     for (size_t i = 0; i < sizeof viz_options / sizeof viz_options[0]; i++) {
         const char *name = viz_options[i].name;
-        const int given = !strcmp(name, "whole-map") ? dc_args_flag(a, name)
-                                                     : dc_args_str(a, name, NULL) != NULL;
+        const int given =
+            !strcmp(name, "whole-map") ? dc_args_flag(a, name) : dc_args_str(a, name, NULL) != NULL;
         if (!given || (viz_options[i].methods & M(id))) continue;
         fprintf(stderr, "deconv visualize: --%s does not apply to %s", name, methods[id]);
         if (viz_options[i].why) {
@@ -327,8 +327,7 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
             s = dc_viz_gradcam(m, v->image, &v->o, heat, &r->info, &err);
         if (s == DC_OK) {
             note_flat(r, v->o.samples > 0 && id == VIZ_SALIENCY ? "smoothgrad" : meth, &r->info);
-            if (id == VIZ_OCCLUSION && !r->info.constant &&
-                r->info.max < VIZ_OCCLUSION_NEGLIGIBLE)
+            if (id == VIZ_OCCLUSION && !r->info.constant && r->info.max < VIZ_OCCLUSION_NEGLIGIBLE)
                 fprintf(stderr,
                         "deconv visualize: warning: occlusion: the largest drop in p(class) is "
                         "%.4f (below %.2f): no %dx%d patch of %.3f changes the prediction much; "
@@ -585,8 +584,7 @@ int dc_cmd_visualize(int argc, char **argv) {
     const int channel_given = dc_args_str(&a, "channel", NULL) != NULL;
     v.o.channel = dc_args_int(&a, "channel", -1);
     if (channel_given && v.o.channel < 0) {
-        fprintf(stderr,
-                "deconv visualize: --channel %d: channels count from 0%s\n", v.o.channel,
+        fprintf(stderr, "deconv visualize: --channel %d: channels count from 0%s\n", v.o.channel,
                 v.id == VIZ_DECONVNET ? " (leave --channel out for the strongest channel)" : "");
         goto out;
     }
@@ -611,7 +609,8 @@ int dc_cmd_visualize(int argc, char **argv) {
     const long sanity_seed = dc_args_long(&a, "sanity-seed", 7);
     const double sanity_threshold =
         dc_args_float(&a, "sanity-threshold", (float)VIZ_SANITY_THRESHOLD);
-    if (!sanity && (dc_args_str(&a, "sanity-seed", NULL) || dc_args_str(&a, "sanity-threshold", NULL))) {
+    if (!sanity &&
+        (dc_args_str(&a, "sanity-seed", NULL) || dc_args_str(&a, "sanity-threshold", NULL))) {
         fprintf(stderr, "deconv visualize: --sanity-seed and --sanity-threshold need --sanity\n");
         goto out;
     }

@@ -57,9 +57,8 @@ size_t dc_cli_progress_format(char *buf, size_t cap, int width, const dc_train_p
     fmt_duration(elapsed_s, el, sizeof el);
     fmt_duration(tp->eta_s, eta, sizeof eta);
     snprintf(left, sizeof left, "%3d%%", (int)(100.0 * frac));
-    snprintf(right, sizeof right, " epoch %d/%d step %d/%d loss %.4g %.0f img/s %s<%s",
-             tp->epoch, tp->epochs, tp->step, tp->steps_per_epoch, loss, tp->images_per_s, el,
-             eta);
+    snprintf(right, sizeof right, " epoch %d/%d step %d/%d loss %.4g %.0f img/s %s<%s", tp->epoch,
+             tp->epochs, tp->step, tp->steps_per_epoch, loss, tp->images_per_s, el, eta);
     /* one column short of the width: writing the last column makes some terminals wrap */
     const int avail = width - 1;
     const int fixed = (int)strlen(left) + (int)strlen(right) + 2; /* the bar's "||" */
@@ -72,7 +71,8 @@ size_t dc_cli_progress_format(char *buf, size_t cap, int width, const dc_train_p
     if (bar >= 8) {
         char b[48];
         const int fill = (int)(bar * frac);
-        for (int i = 0; i < bar; i++) b[i] = i < fill ? '#' : '.';
+        for (int i = 0; i < bar; i++)
+            b[i] = i < fill ? '#' : '.';
         b[bar] = 0;
         n = (size_t)snprintf(buf, cap, "%s|%s|%s", left, b, right);
     } else {
@@ -94,8 +94,7 @@ void dc_cli_progress_update(dc_cli_progress *p, const dc_train_progress *tp) {
     p->last_global_step = tp->global_step;
     const double now = dc_cli_now_s();
     const int epoch_done = tp->step == tp->steps_per_epoch;
-    if (p->tty ? now - p->t_last < TTY_REDRAW_S && !epoch_done
-               : now - p->t_last < p->every_s)
+    if (p->tty ? now - p->t_last < TTY_REDRAW_S && !epoch_done : now - p->t_last < p->every_s)
         return;
     const double loss = p->loss_steps ? p->loss_sum / (double)p->loss_steps : tp->loss;
     char line[512];

@@ -49,10 +49,10 @@ typedef struct train_report {
     char started[64]; /* UTC, when this session started */
     double *acc;      /* validation accuracy of epoch e at acc[e - 1]; NaN: unknown */
     int acc_cap;
-    int best_epoch;   /* by validation loss; 0: none yet */
+    int best_epoch; /* by validation loss; 0: none yet */
     double best_val;
-    int early_stop;   /* patience in epochs; 0: off */
-    int stop_early;   /* set when the patience ran out */
+    int early_stop; /* patience in epochs; 0: off */
+    int stop_early; /* set when the patience ran out */
     dc_train_epoch last;
     int have_last;
     /* classifiers: predictions on the validation images (training images without any) */
@@ -81,8 +81,8 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
                         train_status status, const char *note);
 /* The last report when training ends: brings the confusion matrix up to the last epoch. */
 void train_report_finish(train_report *r, const train_samples *s, dc_trainer *t,
-                         const dc_model_spec *spec, const dc_dataset *train,
-                         const dc_dataset *val, train_status status, const char *note);
+                         const dc_model_spec *spec, const dc_dataset *train, const dc_dataset *val,
+                         train_status status, const char *note);
 
 /* The built-in default data: $DECONV_DATA, else the source tree's assets/guns, else
  * ./assets/guns. */

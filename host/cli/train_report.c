@@ -55,7 +55,8 @@ static void h_printf(html *b, const char *fmt, ...) {
             return;
         }
         size_t cap = b->cap ? 2 * b->cap : 16384;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
+        while (cap < b->n + (size_t)k + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -120,10 +121,12 @@ static int is_classifier(const dc_trainer *t) {
 static int acc_reserve(train_report *r, int epoch) {
     if (epoch <= r->acc_cap) return 0;
     int cap = r->acc_cap ? r->acc_cap : 64;
-    while (cap < epoch) cap *= 2;
+    while (cap < epoch)
+        cap *= 2;
     double *a = realloc(r->acc, sizeof(double) * (size_t)cap);
     if (!a) return -1;
-    for (int i = r->acc_cap; i < cap; i++) a[i] = NAN;
+    for (int i = r->acc_cap; i < cap; i++)
+        a[i] = NAN;
     r->acc = a, r->acc_cap = cap;
     return 0;
 }
@@ -185,8 +188,7 @@ void train_report_free(train_report *r) {
 
 /* model.best.safetensors: the weights with the metadata a model needs to be opened by
  * visualize, eval, export (the latest checkpoint's keys, then this epoch's position). */
-static dc_status save_best(train_report *r, dc_trainer *t, const dc_train_epoch *e,
-                           dc_error *err) {
+static dc_status save_best(train_report *r, dc_trainer *t, const dc_train_epoch *e, dc_error *err) {
     char latest[1300], path[1300], num[64];
     snprintf(latest, sizeof latest, "%s/%s", r->run, DC_RUN_CHECKPOINT);
     snprintf(path, sizeof path, "%s/%s", r->run, REPORT_BEST_FILE);
@@ -250,7 +252,8 @@ static dc_status classify_eval_set(train_report *r, dc_trainer *t, const dc_data
     r->n_pred = 0;
     for (int first = 0; first < ds->n; first += B) {
         const int count = ds->n - first < B ? ds->n - first : B;
-        for (int i = 0; i < count; i++) idx[i] = first + i;
+        for (int i = 0; i < count; i++)
+            idx[i] = first + i;
         if ((s = dc_trainer_forward_eval(t, ds, idx, count, 0, &batch, err)) != DC_OK) goto done;
         if (dc_graph_read(m->g, m->out, scores) != DC_OK) {
             s = dc_set_error(err, DC_ERR_STATE, "confusion matrix: %s", dc_graph_error(m->g)->msg);
@@ -265,7 +268,8 @@ static dc_status classify_eval_set(train_report *r, dc_trainer *t, const dc_data
             if (truth >= 0 && truth < K) r->confusion[(size_t)truth * K + best]++;
             if (r->n_pred < TRAIN_REPORT_PREDICTIONS) {
                 double sum = 0;
-                for (int k = 0; k < K; k++) sum += exp((double)sc[k] - sc[best]);
+                for (int k = 0; k < K; k++)
+                    sum += exp((double)sc[k] - sc[best]);
                 r->pred[r->n_pred].index = first + i;
                 r->pred[r->n_pred].truth = truth;
                 r->pred[r->n_pred].predicted = best;
@@ -280,8 +284,8 @@ static dc_status classify_eval_set(train_report *r, dc_trainer *t, const dc_data
     /* the thumbnails, once: the same items every epoch */
     for (int i = 0; i < r->n_pred; i++) {
         char path[1400];
-        snprintf(path, sizeof path, "%s/samples/%s_%02d.png", r->run, r->eval_is_val ? "val" : "train",
-                 i);
+        snprintf(path, sizeof path, "%s/samples/%s_%02d.png", r->run,
+                 r->eval_is_val ? "val" : "train", i);
         struct stat st;
         if (stat(path, &st) == 0) continue;
         if ((s = dc_image_write_png(path, dc_dataset_image(ds, r->pred[i].index), ds->c, ds->h,
@@ -461,7 +465,8 @@ static void grids_section(html *b, const train_report *r) {
                      names[i], epoch, epoch, i == n - 1 ? " (latest)" : "");
         }
     }
-    for (int i = 0; i < n; i++) free(names[i]);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -497,7 +502,8 @@ static void classifier_section(html *b, const train_report *r, const dc_dataset 
     h_printf(b, "</tr>\n");
     for (int i = 0; i < K; i++) {
         long row = 0;
-        for (int j = 0; j < K; j++) row += r->confusion[(size_t)i * K + j];
+        for (int j = 0; j < K; j++)
+            row += r->confusion[(size_t)i * K + j];
         h_printf(b, "<tr><th>");
         h_text(b, class_label(train, i, a, sizeof a));
         h_printf(b, "</th>");
@@ -511,8 +517,9 @@ static void classifier_section(html *b, const train_report *r, const dc_dataset 
     }
     h_printf(b, "</table>\n");
     if (r->n_pred == 0) return;
-    h_printf(b, "<h2>Predictions</h2>\n<p>The first %d %s images after epoch %d (red: wrong).</p>"
-                "\n<div class=\"preds\">\n",
+    h_printf(b,
+             "<h2>Predictions</h2>\n<p>The first %d %s images after epoch %d (red: wrong).</p>"
+             "\n<div class=\"preds\">\n",
              r->n_pred, r->eval_is_val ? "validation" : "training", r->confusion_epoch);
     for (int i = 0; i < r->n_pred; i++) {
         char path[1400];
@@ -625,11 +632,13 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
                  "<a href=\"%s\">%s</a></td></tr>\n",
                  r->best_epoch, r->best_val, REPORT_BEST_FILE, REPORT_BEST_FILE);
     if (r->early_stop > 0)
-        h_printf(&b, "<tr><th>early stop</th><td>after %d epochs without a better validation "
-                     "loss</td></tr>\n",
+        h_printf(&b,
+                 "<tr><th>early stop</th><td>after %d epochs without a better validation "
+                 "loss</td></tr>\n",
                  r->early_stop);
-    h_printf(&b, "<tr><th>files</th><td><a href=\"%s\">%s</a> (latest), <a href=\"loss.csv\">"
-                 "loss.csv</a></td></tr>\n</table>\n",
+    h_printf(&b,
+             "<tr><th>files</th><td><a href=\"%s\">%s</a> (latest), <a href=\"loss.csv\">"
+             "loss.csv</a></td></tr>\n</table>\n",
              DC_RUN_CHECKPOINT, DC_RUN_CHECKPOINT);
     /* curves */
     h_printf(&b, "<h2>Curves</h2>\n");
@@ -669,8 +678,8 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
 }
 
 void train_report_finish(train_report *r, const train_samples *s, dc_trainer *t,
-                         const dc_model_spec *spec, const dc_dataset *train,
-                         const dc_dataset *val, train_status status, const char *note) {
+                         const dc_model_spec *spec, const dc_dataset *train, const dc_dataset *val,
+                         train_status status, const char *note) {
     dc_error err = {0};
     /* a run that stopped off the grids' schedule: the confusion matrix of where it stopped */
     if (status != TRAIN_FAILED && r->have_last && is_classifier(t) &&

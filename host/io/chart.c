@@ -269,7 +269,8 @@ static void svg_printf(svg_buf *b, const char *fmt, ...) {
             return;
         }
         size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
+        while (cap < b->n + (size_t)k + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -337,7 +338,7 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
         const double y0 = ch->log_y ? log10(yt[0]) : yt[0];
         double y1 = ch->log_y ? log10(yt[ny - 1]) : yt[ny - 1];
         if (!(y1 > y0)) y1 = y0 + 1;
-#define PX(x) (L + ((x) - x0) / (x1 - x0) * pw)
+#define PX(x) (L + ((x)-x0) / (x1 - x0) * pw)
 #define PY(y) (T + ph - ((ch->log_y ? log10(y) : (y)) - y0) / (y1 - y0) * ph)
         char lab[48];
         for (int i = 0; i < ny; i++) {
@@ -368,8 +369,7 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
                        px, T, px, T + ph);
             if (ch->mark_label) {
                 const int right = px > L + pw * 0.6;
-                svg_printf(&b,
-                           "<text x=\"%.2f\" y=\"%d\" fill=\"#2ca02c\" text-anchor=\"%s\">",
+                svg_printf(&b, "<text x=\"%.2f\" y=\"%d\" fill=\"#2ca02c\" text-anchor=\"%s\">",
                            px + (right ? 0 : 4), T - 5, right ? "end" : "start");
                 svg_text(&b, ch->mark_label);
                 svg_printf(&b, "</text>\n");
@@ -428,8 +428,7 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
         svg_printf(&b, "</text>\n");
     }
     if (ch->ylabel || ch->log_y) {
-        svg_printf(&b,
-                   "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">",
+        svg_printf(&b, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">",
                    T + ph / 2);
         svg_text(&b, ch->ylabel ? ch->ylabel : "");
         if (ch->log_y) svg_printf(&b, "%s(log scale)", ch->ylabel ? " " : "");

@@ -151,9 +151,9 @@ int dc_run_clean_temp(const char *folder) {
 }
 
 /* What a training run writes into its folder (train.c, the CLI's report and samples). */
-static const char *const run_files[] = {"model.safetensors", "loss.csv",   "loss.png",
-                                        "report.html",       "val_accuracy.csv",
-                                        "model.best.safetensors"};
+static const char *const run_files[] = {"model.safetensors", "loss.csv",
+                                        "loss.png",          "report.html",
+                                        "val_accuracy.csv",  "model.best.safetensors"};
 
 dc_status dc_run_folder_check_empty(const char *folder, dc_error *err) {
     DIR *d = opendir(folder);

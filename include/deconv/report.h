@@ -41,9 +41,9 @@ typedef struct dc_chart {
     const char *title, *xlabel, *ylabel; /* may be NULL */
     const dc_series *series;
     int n_series;
-    int log_y;          /* logarithmic y axis, labelled so; values <= 0 are left out */
-    int integer_x;      /* x ticks on whole numbers (epochs) */
-    double mark_x;      /* a vertical marker (e.g. the best epoch); NaN: none */
+    int log_y;     /* logarithmic y axis, labelled so; values <= 0 are left out */
+    int integer_x; /* x ticks on whole numbers (epochs) */
+    double mark_x; /* a vertical marker (e.g. the best epoch); NaN: none */
     const char *mark_label;
 } dc_chart;
 /* The chart's <svg> element (caller frees), or NULL with err set. */
