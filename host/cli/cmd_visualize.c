@@ -99,9 +99,7 @@ static const struct {
 } viz_options[] = {
     {"image", PER_IMAGE, "the method does not explain one image"},
     {"index", PER_IMAGE, "the method does not explain one image"},
-    {"class", (PER_IMAGE & ~M(VIZ_DECONVNET)) | M(VIZ_ASCENT),
-     "deconvnet projects one activation of --layer (--channel), not a class score; guided, "
-     "saliency or gradcam explain a class"},
+    {"class", (PER_IMAGE & ~M(VIZ_DECONVNET)) | M(VIZ_ASCENT), NULL},
     {"layer", M(VIZ_DECONVNET) | M(VIZ_CAM) | M(VIZ_GRADCAM) | M(VIZ_MAXACT), NULL},
     {"channel", M(VIZ_DECONVNET) | M(VIZ_MAXACT), NULL},
     {"whole-map", M(VIZ_DECONVNET), NULL},
@@ -131,6 +129,11 @@ static int check_method_options(dc_args *a, int id) {
             !strcmp(name, "whole-map") ? dc_args_flag(a, name) : dc_args_str(a, name, NULL) != NULL;
         if (!given || (viz_options[i].methods & M(id))) continue;
         fprintf(stderr, "deconv visualize: --%s does not apply to %s", name, methods[id]);
+        if (!strcmp(name, "class") && id == VIZ_DECONVNET) {
+            fprintf(stderr, ": it projects one activation of --layer (--channel), not a class "
+                            "score; guided, saliency or gradcam explain a class\n");
+            return 2;
+        }
         if (viz_options[i].why) {
             fprintf(stderr, ": %s\n", viz_options[i].why);
             return 2;

@@ -682,8 +682,9 @@ void train_report_finish(train_report *r, const train_samples *s, dc_trainer *t,
                          train_status status, const char *note) {
     dc_error err = {0};
     /* a run that stopped off the grids' schedule: the confusion matrix of where it stopped */
-    if (status != TRAIN_FAILED && r->have_last && is_classifier(t) &&
-        r->confusion_epoch != r->last.epoch &&
+    /* (not after Ctrl-C: the weights are then part of the way into the next epoch) */
+    if ((status == TRAIN_FINISHED || status == TRAIN_EARLY_STOPPED) && r->have_last &&
+        is_classifier(t) && r->confusion_epoch != r->last.epoch &&
         classify_eval_set(r, t, val, train, r->last.epoch, &err) != DC_OK)
         fprintf(stderr, "deconv train: warning: confusion matrix: %s\n", err.msg);
     train_report_write(r, s, t, spec, train, val, status, note);
