@@ -357,6 +357,39 @@ static void test_progress_best_early_stop_report(void **state) {
     free(text);
 }
 
+/* The report shows config.json when the run folder has one (nested keys flattened), and
+ * what the checkpoint stores otherwise. */
+static void test_report_configuration(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    char run[1200], path[1300];
+    snprintf(run, sizeof run, "%s/run_config", g_dir);
+    assert_int_equal(
+        tu_system("%s train --data %s/data --epochs 1 --out %s " SMALL, bin, g_dir, run), 0);
+    snprintf(path, sizeof path, "%s/report.html", run);
+    char *text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "as stored in the checkpoint"));
+    assert_non_null(strstr(text, "train.epochs"));
+    assert_non_null(strstr(text, "model.kind"));
+    free(text);
+    snprintf(path, sizeof path, "%s/config.json", run);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"epochs\": 2, \"seed\": 1, \"data\": {\"path\": \"x<y\", \"channels\": 1}}\n", f);
+    fclose(f);
+    assert_int_equal(
+        tu_system("%s train --resume %s --epochs 2 --quiet --device cpu --threads 1", bin, run), 0);
+    snprintf(path, sizeof path, "%s/report.html", run);
+    text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "from config.json"));
+    assert_non_null(strstr(text, ">data.path</th><td>x&lt;y<")); /* flattened, escaped */
+    assert_non_null(strstr(text, ">data.channels</th><td>1<"));
+    assert_non_null(strstr(text, "<b>finished</b>"));
+    free(text);
+}
+
 /* On a terminal the line is redrawn in place, cleared to its end and never wider than the
  * terminal (here $COLUMNS: `script` gives the command a terminal without a size). */
 static void test_progress_fits_the_terminal(void **state) {
@@ -417,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_progress_best_early_stop_report),
         cmocka_unit_test(test_progress_fits_the_terminal),
+        cmocka_unit_test(test_report_configuration),
         cmocka_unit_test(test_bad_cli_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
