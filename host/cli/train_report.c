@@ -452,7 +452,7 @@ static void grids_section(html *b, const train_report *r) {
         n++;
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof(char *), cmp_str);
     if (n > 0) {
         h_printf(b, "<h2>Samples over the epochs</h2>\n<p>The same items and random draws "
                     "every time: rows and columns are labelled in each grid.</p>\n");
