@@ -292,6 +292,7 @@ int dc_cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     const double t_start = dc_cli_now_s();
+    c.progress.t_start = t_start; /* elapsed counts training, not loading the data */
     s = dc_trainer_run(t, &err);
     dc_cli_progress_clear(&c.progress);
     char stop_note[2600];
