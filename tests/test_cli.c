@@ -14,6 +14,7 @@
 
 #include "deconv/image.h"
 #include "deconv/io.h"
+#include "deconv/train.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -302,6 +303,12 @@ static void test_progress_best_early_stop_report(void **state) {
     assert_int_equal(ep[n - 1], expect_stop);
     if (expect_stop == epochs)
         fail_msg("the run never stopped early: the test needs a run that does");
+    /* stopped at that epoch's boundary: the checkpoint resumes at the next epoch's start */
+    dc_train_checkpoint at;
+    dc_error cerr = {0};
+    if (dc_train_read_checkpoint(run, &at, &cerr) != DC_OK) fail_msg("%s", cerr.msg);
+    assert_int_equal(at.epoch, expect_stop);
+    assert_int_equal(at.step_in_epoch, 0);
     /* the best checkpoint is the epoch with the lowest validation loss, and it loads */
     char path[1300];
     snprintf(path, sizeof path, "%s/model.best.safetensors", run);

@@ -86,8 +86,8 @@ static void on_warning(void *user, const char *message) {
 }
 
 static int should_stop(void *user) {
-    const train_cli *c = user;
-    return g_stop_requested || c->report.stop_early;
+    (void)user;
+    return g_stop_requested;
 }
 
 static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
@@ -103,6 +103,7 @@ static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
     if (e->samples_due && train_samples_write(&c->samples, e->epoch, &err) != DC_OK)
         fprintf(stderr, "deconv train: warning: samples: %s\n", err.msg);
     train_report_epoch(&c->report, &c->samples, t, &c->spec, c->train, c->val, e);
+    if (c->report.stop_early) dc_trainer_request_stop(t);
     if (c->report.stop_early && !c->quiet)
         fprintf(stderr,
                 "deconv train: stopping early: no better validation loss for %d epochs (best: "
