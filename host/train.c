@@ -69,6 +69,7 @@ struct dc_trainer {
     history hist;
     dc_run_lock *lock; /* held on the run folder while the trainer lives */
     float *check_buf;  /* host copy of one parameter for the finiteness check */
+    int stop_at_epoch_end; /* dc_trainer_request_stop */
 };
 
 /* ---------------------------------------------------------------------- options */
@@ -398,6 +399,10 @@ static dc_status save_checkpoint(dc_trainer *t, dc_error *err) {
         t->cb.checkpoint_saved(t->cb.user, path, t->epoch, t->step_in_epoch);
     free(path);
     return s;
+}
+
+void dc_trainer_request_stop(dc_trainer *t) {
+    if (t) t->stop_at_epoch_end = 1;
 }
 
 dc_status dc_trainer_save(dc_trainer *t, dc_error *err) {
@@ -1008,6 +1013,17 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
         }
         const double train_loss = epoch_loss_n ? epoch_loss / epoch_loss_n : NAN;
         DC_TRY(end_epoch(t, epoch, train_loss, now_s() - t_epoch, epoch_images, err));
+        /* epoch_end may have asked to stop here (early stopping) */
+        if (t->stop_at_epoch_end && epoch + 1 < c->epochs) {
+            t->stop_at_epoch_end = 0;
+            dc_status s = save_checkpoint(t, err);
+            if (s != DC_OK)
+                return dc_wrap_error(err, s, "stopped, and the checkpoint could not be saved");
+            return dc_set_error(err, DC_ERR_INTERRUPTED,
+                                "stopped at the end of epoch %d as asked; checkpoint saved",
+                                t->epoch);
+        }
+        t->stop_at_epoch_end = 0;
     }
     return DC_OK;
 }

@@ -2,6 +2,7 @@
  * dream, interpolate, eval; resume after Ctrl-C is bit-identical to an uninterrupted run
  * on the CPU backend; bad input gives a clear message and a non-zero exit status. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "deconv/image.h"
 #include "deconv/io.h"
+#include "deconv/train.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -212,6 +214,11 @@ static void test_resume_is_bit_identical(void **state) {
     assert_true(WIFEXITED(status));
     if (WEXITSTATUS(status) == 130) {
         assert_true(exists(b, "model.safetensors"));
+        /* the report says so, and how to go on */
+        assert_int_equal(tu_system("grep -q '<b>stopped</b>' %s/report.html && grep -q "
+                                   "'deconv train --resume' %s/report.html",
+                                   b, b),
+                         0);
         assert_int_equal(tu_system("%s train --resume %s --quiet --device cpu --threads 1", bin, b), 0);
     } else {
         /* the run finished before the signal arrived: still a valid comparison */
@@ -234,6 +241,194 @@ static void test_resume_is_bit_identical(void **state) {
     free(wa2);
     free(wc);
 #undef RUNOPTS
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    const long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf) buf[fread(buf, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* The run's loss.csv: epochs and validation losses, in file order. */
+static int read_val_losses(const char *run, int *epoch, double *val, int cap) {
+    char path[1300], line[512];
+    snprintf(path, sizeof path, "%s/loss.csv", run);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0;
+    assert_non_null(fgets(line, sizeof line, f)); /* header */
+    while (n < cap && fgets(line, sizeof line, f)) {
+        double e, step, train;
+        if (sscanf(line, "%lf,%lf,%lf,%lf", &e, &step, &train, &val[n]) == 4) epoch[n++] = (int)e;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Progress lines when stderr is a file, model.best.safetensors, --early-stop and the report,
+ * each checked against what loss.csv says happened. */
+static void test_progress_best_early_stop_report(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    char run[1200], log[1300];
+    snprintf(run, sizeof run, "%s/run_early", g_dir);
+    snprintf(log, sizeof log, "%s/early.txt", g_dir);
+    const int epochs = 40, patience = 2;
+    assert_int_equal(tu_system("%s train --data %s/data --epochs %d --early-stop %d --lr 0.05 "
+                               "--out %s --size 16 --base 4 --blocks 2 --latent 8 --batch 4 "
+                               "--device cpu --threads 1 --sample-every 2 --progress-every 0 "
+                               "2>%s",
+                               bin, g_dir, epochs, patience, run, log),
+                     0);
+    /* the rule, replayed on loss.csv: stop after the first epoch that is `patience` epochs
+     * past the best so far */
+    int ep[64];
+    double val[64];
+    const int n = read_val_losses(run, ep, val, 64);
+    assert_true(n >= 1);
+    int best = 0, expect_stop = epochs;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || val[i] < val[best]) best = i;
+        if (ep[i] - ep[best] >= patience && ep[i] < epochs) {
+            expect_stop = ep[i];
+            break;
+        }
+    }
+    assert_int_equal(ep[n - 1], expect_stop);
+    if (expect_stop == epochs)
+        fail_msg("the run never stopped early: the test needs a run that does");
+    /* stopped at that epoch's boundary: the checkpoint resumes at the next epoch's start */
+    dc_train_checkpoint at;
+    dc_error cerr = {0};
+    if (dc_train_read_checkpoint(run, &at, &cerr) != DC_OK) fail_msg("%s", cerr.msg);
+    assert_int_equal(at.epoch, expect_stop);
+    assert_int_equal(at.step_in_epoch, 0);
+    /* the best checkpoint is the epoch with the lowest validation loss, and it loads */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/model.best.safetensors", run);
+    dc_meta meta = {0};
+    dc_error err = {0};
+    if (dc_checkpoint_read_meta(path, &meta, &err) != DC_OK) fail_msg("%s", err.msg);
+    assert_non_null(dc_meta_get(&meta, "epoch"));
+    assert_int_equal(atoi(dc_meta_get(&meta, "epoch")), ep[best]);
+    assert_true(fabs(atof(dc_meta_get(&meta, "val_loss")) - val[best]) <= 1e-5 * fabs(val[best]));
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_from_json(dc_meta_get(&meta, "model"), &spec, &err), DC_OK);
+    dc_meta_clear(&meta);
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model *m;
+    assert_int_equal(dc_model_create(be, &spec, 1, &m, &err), DC_OK);
+    if (dc_checkpoint_load(path, m->params, NULL, NULL, &err) != DC_OK) fail_msg("%s", err.msg);
+    dc_model_free(m);
+    dc_backend_free(be);
+    /* progress: plain lines (stderr is a file), the whole run's percentage */
+    char *text = slurp(log);
+    assert_non_null(text);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        int pct, e, E, st, S;
+        if (sscanf(line, "%d%%|%*[#.]| epoch %d/%d step %d/%d", &pct, &e, &E, &st, &S) != 5)
+            continue;
+        assert_int_equal(E, epochs);
+        assert_int_equal(pct, (int)(100.0 * ((e - 1) * S + st) / ((double)E * S)));
+        assert_non_null(strstr(line, "img/s"));
+        assert_non_null(strchr(line, '<')); /* elapsed<ETA */
+        lines++;
+    }
+    assert_true(lines >= ep[n - 1]); /* at least one per epoch with --progress-every 0 */
+    free(text);
+    /* the report: final status, the best epoch, vector charts, every sample grid */
+    snprintf(path, sizeof path, "%s/report.html", run);
+    text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "stopped early"));
+    assert_null(strstr(text, "http-equiv=\"refresh\"")); /* only while running */
+    char want[128];
+    snprintf(want, sizeof want, "best epoch %d", ep[best]);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "<svg"));
+    assert_non_null(strstr(text, "(log scale)"));
+    assert_non_null(strstr(text, "Learning rate"));
+    assert_non_null(strstr(text, "Configuration"));
+    for (int e = 2; e <= ep[n - 1]; e += 2) {
+        snprintf(want, sizeof want, "samples/epoch_%04d.png", e);
+        if (!strstr(text, want)) fail_msg("report.html does not show %s", want);
+    }
+    free(text);
+}
+
+/* The report shows config.json when the run folder has one (nested keys flattened), and
+ * what the checkpoint stores otherwise. */
+static void test_report_configuration(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    char run[1200], path[1300];
+    snprintf(run, sizeof run, "%s/run_config", g_dir);
+    assert_int_equal(
+        tu_system("%s train --data %s/data --epochs 1 --out %s " SMALL, bin, g_dir, run), 0);
+    snprintf(path, sizeof path, "%s/report.html", run);
+    char *text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "as stored in the checkpoint"));
+    assert_non_null(strstr(text, "train.epochs"));
+    assert_non_null(strstr(text, "model.kind"));
+    free(text);
+    snprintf(path, sizeof path, "%s/config.json", run);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"epochs\": 2, \"seed\": 1, \"data\": {\"path\": \"x<y\", \"channels\": 1}}\n", f);
+    fclose(f);
+    assert_int_equal(
+        tu_system("%s train --resume %s --epochs 2 --quiet --device cpu --threads 1", bin, run), 0);
+    snprintf(path, sizeof path, "%s/report.html", run);
+    text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "from config.json"));
+    assert_non_null(strstr(text, ">data.path</th><td>x&lt;y<")); /* flattened, escaped */
+    assert_non_null(strstr(text, ">data.channels</th><td>1<"));
+    assert_non_null(strstr(text, "<b>finished</b>"));
+    free(text);
+}
+
+/* On a terminal the line is redrawn in place, cleared to its end and never wider than the
+ * terminal (here $COLUMNS: `script` gives the command a terminal without a size). */
+static void test_progress_fits_the_terminal(void **state) {
+    (void)state;
+    if (tu_system("command -v script >/dev/null 2>&1") != 0) TU_SKIP_OR_FAIL("no script(1)");
+    const char *bin = tu_cli_path();
+    char run[1200], out[1300];
+    snprintf(run, sizeof run, "%s/run_tty", g_dir);
+    snprintf(out, sizeof out, "%s/tty.txt", g_dir);
+    for (int cols = 30; cols <= 100; cols += 70) {
+        assert_int_equal(tu_system("script -qec \"env COLUMNS=%d %s train --data %s/data "
+                                   "--epochs 2 --out %s --force --size 16 --base 4 --blocks 2 "
+                                   "--latent 8 --batch 4 --device cpu --threads 1\" /dev/null "
+                                   "</dev/null >%s",
+                                   cols, bin, g_dir, run, out),
+                         0);
+        char *text = slurp(out);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "\033[K"));
+        int drawn = 0;
+        for (char *seg = strtok(text, "\r\n"); seg; seg = strtok(NULL, "\r\n")) {
+            char *k = strstr(seg, "\033[K");
+            if (!k || !strchr(seg, '%')) continue; /* a progress line ends in \033[K */
+            *k = 0;
+            if ((int)strlen(seg) > cols - 1)
+                fail_msg("a %zu-character progress line in %d columns: '%s'", strlen(seg), cols,
+                         seg);
+            drawn++;
+        }
+        assert_true(drawn >= 1);
+        free(text);
+    }
 }
 
 static void test_bad_cli_input(void **state) {
@@ -260,6 +455,9 @@ int main(void) {
         cmocka_unit_test(test_train_and_generate_each_kind),
         cmocka_unit_test(test_complete_many_images),
         cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_progress_best_early_stop_report),
+        cmocka_unit_test(test_progress_fits_the_terminal),
+        cmocka_unit_test(test_report_configuration),
         cmocka_unit_test(test_bad_cli_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -191,12 +191,18 @@ static void test_run_folder_guarded(void **state) {
 
     /* --force replaces the old run's files, stale sample grids included; others stay */
     spit(path(run, "notes.txt"), "mine", 4);
+    /* files of an old classifier run's report, which this run (not a classifier) does not
+     * write again */
+    spit(path(run, "val_accuracy.csv"), "epoch,val_accuracy\n", 19);
+    spit(path(run, "samples/val_03.png"), "x", 1);
     assert_int_equal(
         CLI("train --data %s/data --epochs 1 --sample-every 1 --force --out %s " SMALL, g_dir, run),
         0);
     assert_true(exists(path(run, "samples/epoch_0001.png")));
     assert_false(exists(path(run, "samples/epoch_0002.png")));
     assert_true(exists(path(run, "notes.txt")));
+    assert_false(exists(path(run, "val_accuracy.csv")));
+    assert_false(exists(path(run, "samples/val_03.png")));
     size_t n;
     char *csv = (char *)slurp(path(run, "loss.csv"), &n);
     assert_null(strstr(csv, "\n2,")); /* the old run's second epoch is gone */

@@ -813,6 +813,189 @@ static void write_folder_dataset(const char *dir) {
     }
 }
 
+/* The output of a command line as one string (static buffer). */
+static const char *run_log(const char *log) {
+    static char buf[1 << 16];
+    FILE *f = fopen(log, "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+/* Every option a method would not use, and every contradiction, is an error naming it. */
+static void cli_options_never_ignored(const char *bin, const char *dir, const char *run,
+                                      const char *data) {
+    char out[700], log[700];
+    snprintf(out, sizeof out, "%s/opt.png", dir);
+    snprintf(log, sizeof log, "%s/opt.txt", dir);
+    static const struct {
+        const char *args;
+        int rc;
+        const char *says;
+    } cases[] = {
+        /* cam at a layer that does not feed the global average pool: refused, named */
+        {"cam RUN --data DATA --index 1 --layer relu2_1", 1, "relu2_1"},
+        {"deconvnet RUN --data DATA --index 1 --channel -5", 2, "--channel -5"},
+        {"gradcam RUN --data DATA --index 1 --image DATA/bar/1.png", 2, "not both"},
+        {"deconvnet RUN --data DATA --index 1 --class 1", 2, "--class"},
+        {"gradcam RUN --data DATA --index 1 --layer gap", 1, "height and width"},
+        {"gradcam RUN --data DATA --index 1 --layer fc", 1, "height and width"},
+        {"gradcam RUN --image DATA", 1, "is a folder"},
+        {"filters RUN --patch 3", 2, "--patch"},
+        {"saliency RUN --data DATA --index 1 --steps 4", 2, "--steps"},
+        {"ascent RUN --index 2", 2, "--index"},
+        {"maxact RUN --data DATA --channel 1 --fill 0", 2, "--fill"},
+        {"gradcam RUN --data DATA --index 1 --sanity-seed 3", 2, "--sanity"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* RUN and DATA stand for the paths */
+        char args[2048] = "";
+        const char *a = cases[i].args;
+        size_t n = 0;
+        while (*a && n + 700 < sizeof args) {
+            if (!strncmp(a, "RUN", 3))
+                n += (size_t)snprintf(args + n, sizeof args - n, "'%s'", run), a += 3;
+            else if (!strncmp(a, "DATA", 4))
+                n += (size_t)snprintf(args + n, sizeof args - n, "'%s'", data), a += 4;
+            else
+                args[n++] = *a++, args[n] = 0;
+        }
+        const int rc =
+            tu_system("'%s' visualize %s -o '%s' --device cpu > '%s' 2>&1", bin, args, out, log);
+        if (rc != cases[i].rc || !file_contains(log, cases[i].says))
+            fail_msg("visualize %s: exit %d (expected %d), output: %s", cases[i].args, rc,
+                     cases[i].rc, run_log(log));
+    }
+    /* cam at the layer that does feed the pool is honoured and named */
+    const int rc =
+        tu_system("'%s' visualize cam '%s' --data '%s' --index 1 --layer relu2_2 -o '%s' "
+                  "--device cpu > '%s' 2>&1",
+                  bin, run, data, out, log);
+    if ((rc != 0 && rc != 3) || !file_contains(log, "layer relu2_2"))
+        fail_msg("cam --layer relu2_2: exit %d: %s", rc, run_log(log));
+}
+
+/* --sanity: the random model explains the trained model's class at the same layer, and
+ * the verdict follows the printed similarity and threshold; maxact's overlap counts the
+ * images both runs list. */
+static void cli_sanity_holds_fixed(const char *bin, const char *dir, const char *run,
+                                   const char *data) {
+    char out[700], log[700];
+    snprintf(out, sizeof out, "%s/san.png", dir);
+    snprintf(log, sizeof log, "%s/san.txt", dir);
+    for (int index = 0; index < 16; index += 5) {
+        int rc = tu_system("'%s' visualize gradcam '%s' --data '%s' --index %d --sanity -o '%s' "
+                           "--device cpu > '%s' 2>&1",
+                           bin, run, data, index, out, log);
+        if (rc != 0 && rc != 3) fail_msg("gradcam --sanity: exit %d: %s", rc, run_log(log));
+        const char *text = run_log(log);
+        int trained = -1, random = -2;
+        const char *t = strstr(text, "gradcam: class ");
+        const char *r = strstr(text, "gradcam (random weights): class ");
+        assert_non_null(t);
+        assert_non_null(r);
+        sscanf(t, "gradcam: class %d", &trained);
+        sscanf(r, "gradcam (random weights): class %d", &random);
+        assert_int_equal(trained, random);
+        assert_non_null(strstr(r, "layer relu2_2"));
+        assert_non_null(strstr(text, "held fixed: class"));
+        double rho = NAN, thr = NAN;
+        const char *v = strstr(text, "sanity: PASS: rank correlation ");
+        const char *f = strstr(text, "sanity: FAIL: rank correlation ");
+        assert_true((v != NULL) != (f != NULL));
+        assert_int_equal(sscanf(v ? v : f, "sanity: %*s rank correlation %lf %*s %lf", &rho, &thr),
+                         2);
+        assert_true(fabs(thr - 0.5) < 1e-9);
+        assert_true(v ? rho < thr : rho >= thr);
+    }
+    int rc = tu_system("'%s' visualize maxact '%s' --data '%s' --layer relu2_2 --channel 1 --top 5 "
+                       "--sanity -o '%s' --device cpu > '%s' 2>&1",
+                       bin, run, data, out, log);
+    if (rc != 0 && rc != 3) fail_msg("maxact --sanity: exit %d: %s", rc, run_log(log));
+    /* the items listed: the trained run's five, then the random run's five */
+    int items[10], k = 0, common_printed = -1, n_printed = -1;
+    FILE *fp = fopen(log, "r");
+    char line[512];
+    while (fp && fgets(line, sizeof line, fp)) {
+        int rank, item;
+        if (k < 10 && sscanf(line, "maxact: #%d item %d", &rank, &item) == 2) items[k++] = item;
+        sscanf(line, "sanity: %d of the %d images found", &common_printed, &n_printed);
+    }
+    if (fp) fclose(fp);
+    assert_int_equal(k, 10);
+    int common = 0;
+    for (int i = 0; i < 5; i++)
+        for (int j = 5; j < 10; j++)
+            if (items[i] == items[j]) {
+                common++;
+                break;
+            }
+    assert_int_equal(n_printed, 5);
+    assert_int_equal(common_printed, common);
+}
+
+/* Occlusion's default fill is the data's background (the mean of the images' border
+ * pixels, computed here from the files), and the negligible-drop warning follows the map's
+ * printed maximum; ascent's warning follows the class probability (two classes: not
+ * reached means p < 0.5). */
+static void cli_occlusion_and_ascent(const char *bin, const char *dir, const char *run,
+                                     const char *data) {
+    char out[700], log[700];
+    snprintf(out, sizeof out, "%s/occ.png", dir);
+    snprintf(log, sizeof log, "%s/occ.txt", dir);
+    dc_dataset *ds = NULL;
+    dc_error err = {0};
+    assert_int_equal(dc_dataset_load_path(data, 16, 1, &ds, &err), DC_OK);
+    double sum = 0;
+    long count = 0;
+    for (int i = 0; i < ds->n; i++)
+        for (int y = 0; y < 16; y++)
+            for (int x = 0; x < 16; x++)
+                if (y == 0 || y == 15 || x == 0 || x == 15)
+                    sum += dc_dataset_image(ds, i)[y * 16 + x], count++;
+    dc_dataset_free(ds);
+    const double background = sum / (double)count;
+    for (int patch = 1; patch <= 6; patch += 5) {
+        int rc = tu_system("'%s' visualize occlusion '%s' --data '%s' --index 4 --patch %d "
+                           "--stride 1 -o '%s' --device cpu > '%s' 2>&1",
+                           bin, run, data, patch, out, log);
+        if (rc != 0 && rc != 3) fail_msg("occlusion: exit %d: %s", rc, run_log(log));
+        const char *text = run_log(log);
+        double fill = NAN, lo = NAN, hi = NAN;
+        const char *at = strstr(text, "occlusion: fill ");
+        assert_non_null(at);
+        assert_int_equal(sscanf(at, "occlusion: fill %lf", &fill), 1);
+        assert_true(fabs(fill - background) < 1e-3);
+        at = strstr(text, "map range [");
+        assert_non_null(at);
+        assert_int_equal(sscanf(at, "map range [%lf, %lf]", &lo, &hi), 2);
+        const int warned = strstr(text, "largest drop") != NULL;
+        if (warned != (hi < 0.01 && hi > lo))
+            fail_msg("occlusion --patch %d: max drop %g, warning %s: %s", patch, hi,
+                     warned ? "given" : "missing", text);
+    }
+    snprintf(out, sizeof out, "%s/asc.png", dir);
+    int rc = tu_system("'%s' visualize ascent '%s' --steps 3 -o '%s' --device cpu > '%s' 2>&1", bin,
+                       run, out, log);
+    if (rc != 0 && rc != 3) fail_msg("ascent: exit %d: %s", rc, run_log(log));
+    const char *text = run_log(log);
+    for (int k = 0; k < 2; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "ascent: class %d", k);
+        const char *at = strstr(text, want);
+        assert_non_null(at);
+        double p = NAN;
+        at = strstr(at, "p = ");
+        assert_non_null(at);
+        assert_int_equal(sscanf(at, "p = %lf", &p), 1);
+        snprintf(want, sizeof want, "did not reach class %d", k);
+        if ((strstr(text, want) != NULL) != (p < 0.5))
+            fail_msg("ascent class %d: p = %g, warning %s: %s", k, p,
+                     strstr(text, want) ? "given" : "missing", text);
+    }
+}
+
 static void test_cli_end_to_end(void **state) {
     (void)state;
     const char *bin = tu_cli_path();
@@ -834,9 +1017,10 @@ static void test_cli_end_to_end(void **state) {
                                           "cam",      "gradcam", "filters"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         snprintf(out, sizeof out, "%s/%s.png", dir, methods[i]);
-        rc = tu_system(
-            "'%s' visualize %s '%s' --data '%s' --index 3 -o '%s' --device cpu > '%s' 2>&1", bin,
-            methods[i], run, data, out, log);
+        /* filters explains no image: --index would be refused */
+        const int per_image = strcmp(methods[i], "filters") != 0;
+        rc = tu_system("'%s' visualize %s '%s' --data '%s' %s -o '%s' --device cpu > '%s' 2>&1",
+                       bin, methods[i], run, data, per_image ? "--index 3" : "", out, log);
         if (rc != 0 && rc != 3) fail_msg("visualize %s exited %d (log %s)", methods[i], rc, log);
         if (!file_exists(out)) fail_msg("visualize %s wrote no %s", methods[i], out);
     }
@@ -870,11 +1054,43 @@ static void test_cli_end_to_end(void **state) {
                    bin, run, data, out, log);
     assert_int_equal(rc, 1);
     assert_true(file_contains(log, "nope"));
+    cli_options_never_ignored(bin, dir, run, data);
+    cli_sanity_holds_fixed(bin, dir, run, data);
+    cli_occlusion_and_ascent(bin, dir, run, data);
+    /* the report's confusion matrix (no validation split: the training images) agrees with
+     * deconv eval on the same folder */
+    char report[700];
+    snprintf(report, sizeof report, "%s/report.html", run);
+    assert_true(file_contains(report, "Confusion matrix"));
+    assert_true(file_contains(report, ">square<") && file_contains(report, ">bar<"));
+    assert_true(file_contains(report, "Predictions"));
+    assert_true(file_contains(report, "Validation accuracy"));
+    double report_acc = -1, eval_acc = -2;
+    {
+        const char *at = NULL;
+        FILE *f = fopen(report, "rb");
+        static char page[1 << 20];
+        size_t len = f ? fread(page, 1, sizeof page - 1, f) : 0;
+        if (f) fclose(f);
+        page[len] = 0;
+        at = strstr(page, "accuracy ");
+        while (at && sscanf(at, "accuracy %lf", &report_acc) != 1)
+            at = strstr(at + 1, "accuracy ");
+    }
     /* eval: accuracy and the confusion matrix with the folder's class names */
     rc = tu_system("'%s' eval '%s' --data '%s' --device cpu > '%s' 2>&1", bin, run, data, log);
     if (rc != 0) fail_msg("eval exited %d (log %s)", rc, log);
     assert_true(file_contains(log, "accuracy"));
     assert_true(file_contains(log, "square"));
+    {
+        FILE *f = fopen(log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "accuracy %lf", &eval_acc) == 1) break;
+        if (f) fclose(f);
+    }
+    if (fabs(report_acc - eval_acc) > 1e-4)
+        fail_msg("report.html accuracy %g, deconv eval %g", report_acc, eval_acc);
     tu_system("rm -rf '%s'", dir);
     free(dir);
 }

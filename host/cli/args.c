@@ -240,23 +240,6 @@ double dc_cli_now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void dc_cli_progress(int tty, int epoch, int epochs, int step, int steps, double loss,
-                     double images_per_s, double eta_s) {
-    const int m = (int)(eta_s / 60), s = (int)eta_s % 60;
-    if (!tty) {
-        fprintf(stderr, "epoch %d/%d step %d/%d loss %.6f %.1f img/s ETA %02d:%02d\n", epoch,
-                epochs, step, steps, loss, images_per_s, m, s);
-        return;
-    }
-    const int width = 24, fill = (int)(width * (double)step / (steps ? steps : 1));
-    char bar[32];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-    bar[width] = 0;
-    fprintf(stderr, "\r epoch %d/%d [%s] step %d/%d  loss %.5f  %.1f img/s  ETA %02d:%02d ", epoch,
-            epochs, bar, step, steps, loss, images_per_s, m, s);
-    fflush(stderr);
-}
-
 int dc_cli_path(const char *cmd, char *buf, size_t cap, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -54,9 +54,6 @@ int dc_cli_fail(const char *cmd, const char *fmt, ...)
 int dc_cli_copy_path(const char *cmd, const char *opt, const char *value, char *dst, size_t cap);
 /* Seconds on a monotonic clock (for elapsed times). */
 double dc_cli_now_s(void);
-/* One progress line on stderr: a bar redrawn in place on a terminal, plain lines otherwise. */
-void dc_cli_progress(int tty, int epoch, int epochs, int step, int steps, double loss,
-                     double images_per_s, double eta_s);
 /* Format a path into buf; 0, or 2 after saying that it is too long (never a cut path). */
 int dc_cli_path(const char *cmd, char *buf, size_t cap, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/train_common.h"
 #include "deconv/dist.h"
 #include "deconv/train.h"
@@ -38,6 +39,10 @@ typedef struct train_cli {
     dc_train_config cfg;
     dc_load_options load;
     int threads, quiet, tty, force;
+    int early_stop;        /* --early-stop N: patience in epochs (0: off) */
+    double progress_every; /* --progress-every S */
+    dc_cli_progress progress;
+    train_report report;
     dc_model_spec spec;
     const dc_dataset *train, *val;
     dc_backend *be;
@@ -75,6 +80,9 @@ static void usage(void) {
         "           --seed N (1)  --device cpu|opencl|opencl:P:D|auto  --threads N\n"
         "           --split-seed N (1: which images are held out; --seed leaves it alone)\n"
         "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
+        "           --progress-every S (a plain progress line every S seconds when stderr is\n"
+        "           not a terminal; 10)  --early-stop N (stop after N epochs without a better\n"
+        "           validation loss; model.best.safetensors always keeps the best epoch)\n"
         "           --quiet  --force (replace the old run's files in a non-empty --out)\n"
         "resume:    --resume RUN  continues from RUN/model.safetensors. May change: --epochs\n"
         "           (extends), --save-every, --sample-every, --log-every, --device, --threads,\n"
@@ -97,14 +105,12 @@ static void usage(void) {
 
 /* ---- callbacks of the trainer ---- */
 static void on_progress(void *user, const dc_train_progress *p) {
-    const train_cli *c = user;
-    if (!c->quiet)
-        dc_cli_progress(c->tty, p->epoch, p->epochs, p->step, p->steps_per_epoch, p->loss,
-                        p->images_per_s, p->eta_s);
+    train_cli *c = user;
+    if (!c->quiet) dc_cli_progress_update(&c->progress, p);
 }
 
 static void on_warning(void *user, const char *message) {
-    (void)user;
+    dc_cli_progress_clear(&((train_cli *)user)->progress);
     fprintf(stderr, "deconv train: warning: %s\n", message);
 }
 
@@ -117,18 +123,22 @@ static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
     train_cli *c = user;
     if (c->config_ok) dc_cli_config_write(&c->run_config, t, "running");
     if (!c->quiet && (!c->tty || e->samples_due)) {
-        if (c->tty) fputc('\n', stderr);
+        dc_cli_progress_clear(&c->progress);
         fprintf(stderr, "epoch %d: train loss %.6f  val loss %.6f", e->epoch, e->train_loss,
                 e->val_loss);
         if (!isnan(e->val_accuracy)) fprintf(stderr, "  val accuracy %.4f", e->val_accuracy);
         fputc('\n', stderr);
     }
-    if (!e->samples_due) return;
     dc_error err = {0};
-    if (train_samples_write(&c->samples, e->epoch, &err) != DC_OK)
+    if (e->samples_due && train_samples_write(&c->samples, e->epoch, &err) != DC_OK)
         fprintf(stderr, "deconv train: warning: samples: %s\n", err.msg);
-    const char *device = dc_backend_device(c->be);
-    train_report_write(&c->samples, t, &c->spec, c->train, c->val, device, e);
+    train_report_epoch(&c->report, &c->samples, t, &c->spec, c->train, c->val, e);
+    if (c->report.stop_early) dc_trainer_request_stop(t);
+    if (c->report.stop_early && !c->quiet)
+        fprintf(stderr,
+                "deconv train: stopping early: no better validation loss for %d epochs (best: "
+                "epoch %d, %.6g)\n",
+                e->epoch - c->report.best_epoch, c->report.best_epoch, c->report.best_val);
 }
 
 /* ---- options ---- */
@@ -165,6 +175,12 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
     o->sample_every = dc_args_int(a, "sample-every", o->sample_every);
     o->log_every = dc_args_int(a, "log-every", o->log_every);
     c->threads = dc_args_int(a, "threads", 0);
+    c->early_stop = dc_args_int(a, "early-stop", 0);
+    c->progress_every = dc_args_float(a, "progress-every", (float)DC_PROGRESS_EVERY_S);
+    if (c->early_stop < 0 || c->progress_every < 0) {
+        fprintf(stderr, "deconv train: --early-stop and --progress-every must be >= 0\n");
+        return 2;
+    }
     c->quiet = dc_args_flag(a, "quiet");
     if (!(o->ema >= 0 && o->ema < 1)) return dc_cli_fail("train", "--ema %g: use a decay in [0, 1)", (double)o->ema);
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || !(o->val >= 0 && o->val < 1) ||
@@ -308,7 +324,6 @@ int dc_cmd_train(int argc, char **argv) {
     }
     if (dc_args_check_unused(&a)) return 2;
     c.tty = isatty(2);
-    if (c.cfg.log_every <= 0 && c.tty) c.cfg.log_every = 5; /* else once per epoch */
     dc_dist *dist = NULL;
     dc_dist_options dist_opt = {0};
     dist_opt.sync_batchnorm = dc_args_flag(&a, "sync-batchnorm");
@@ -319,6 +334,10 @@ int dc_cmd_train(int argc, char **argv) {
         if (dc_dist_rank(dist) != 0) c.quiet = 1, c.tty = 0;
     }
     const int rank0 = dc_dist_rank(dist) == 0;
+    /* a report every step: the display decides how often to draw (the loss is read from
+     * the device after every step anyway, for the divergence check) */
+    if (c.cfg.log_every <= 0) c.cfg.log_every = 1;
+    dc_cli_progress_init(&c.progress, 2, c.progress_every);
 
     dc_dataset *train = NULL, *val = NULL;
     if (dc_train_load_data_opts(&c.cfg, c.spec.size, c.spec.channels, &c.load, &train, &val,
@@ -402,7 +421,9 @@ int dc_cmd_train(int argc, char **argv) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }
-    if (rank0 && train_samples_init(&c.samples, t, train, val, &err) != DC_OK) {
+    if (rank0 && (train_samples_init(&c.samples, t, train, val, &err) != DC_OK ||
+                  train_report_init(&c.report, t, dc_backend_device(c.be), c.early_stop, &err) !=
+                      DC_OK)) {
         dc_cli_fail("train", "%s", err.msg);
         goto done;
     }
@@ -424,8 +445,9 @@ int dc_cmd_train(int argc, char **argv) {
         gmtime_r(&now, &tm);
         strftime(c.started, sizeof c.started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    c.config_ok = 1;
-    dc_cli_config_write(&c.run_config, t, "running");
+    c.config_ok = rank0; /* one writer of the run folder */
+    if (c.config_ok) dc_cli_config_write(&c.run_config, t, "running");
+    if (rank0) train_report_write(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_RUNNING, NULL);
     if (!c.quiet) {
         fprintf(stderr,
                 "deconv train: %s on %s (%d train / %d val images, %dx%dx%d), %d epochs x %d steps "
@@ -445,6 +467,7 @@ int dc_cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     const double t_start = dc_cli_now_s();
+    c.progress.t_start = t_start; /* elapsed counts training, not loading the data */
     s = dc_trainer_run(t, &err);
     if (dist && dc_dist_size(dist) > 1 && !c.quiet) {
         /* the figures bench/mpi.sh reads: the exchange's volume and share of the time */
@@ -458,26 +481,52 @@ int dc_cmd_train(int argc, char **argv) {
                 elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0, st.wait_s,
                 elapsed > 0 ? 100 * st.wait_s / elapsed : 0.0);
     }
-    if (s == DC_ERR_INTERRUPTED) {
-        if (c.tty && !c.quiet) fputc('\n', stderr);
-        if (rank0)
-            fprintf(stderr, "deconv train: %s; continue with: deconv train --resume %s\n", err.msg,
-                c.cfg.out);
+    dc_cli_progress_clear(&c.progress);
+    char stop_note[2600];
+    if (s == DC_ERR_INTERRUPTED && rank0 && c.report.stop_early && !g_stop_requested) {
+        snprintf(stop_note, sizeof stop_note,
+                 "no better validation loss for %d epochs (--early-stop %d); the best epoch is "
+                 "%d, kept in model.best.safetensors; model.safetensors holds epoch %d",
+                 c.report.last.epoch - c.report.best_epoch, c.early_stop, c.report.best_epoch,
+                 c.report.last.epoch);
+        train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_EARLY_STOPPED,
+                            stop_note);
+        if (!c.quiet)
+            fprintf(stderr,
+                    "deconv train: stopped early at epoch %d; run folder %s (open "
+                    "%s/report.html)\n",
+                    c.report.last.epoch, c.cfg.out, c.cfg.out);
+        rc = 0;
+    } else if (s == DC_ERR_INTERRUPTED) {
+        snprintf(stop_note, sizeof stop_note, "%s; continue with: deconv train --resume %s",
+                 err.msg, c.cfg.out);
+        if (rank0) {
+            train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_STOPPED,
+                                stop_note);
+            fprintf(stderr, "deconv train: %s\n", stop_note);
+        }
         rc = 130;
     } else if (s != DC_OK) {
+        if (rank0)
+            train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_FAILED,
+                                err.msg);
         dc_cli_fail("train", "%s", err.msg);
     } else {
-        dc_cli_config_write(&c.run_config, t, "finished");
+        if (c.config_ok) dc_cli_config_write(&c.run_config, t, "finished");
+        if (rank0)
+            train_report_finish(&c.report, &c.samples, t, &c.spec, train, val, TRAIN_FINISHED, NULL);
         rc = 0;
         if (!c.quiet)
             fprintf(stderr, "deconv train: done in %.1f s; run folder %s (open %s/report.html)\n",
                     dc_cli_now_s() - t_start, c.cfg.out, c.cfg.out);
     }
-    if (s == DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "interrupted");
-    if (s != DC_OK && s != DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "failed");
+    if (c.config_ok && s == DC_ERR_INTERRUPTED) dc_cli_config_write(&c.run_config, t, "interrupted");
+    if (c.config_ok && s != DC_OK && s != DC_ERR_INTERRUPTED)
+        dc_cli_config_write(&c.run_config, t, "failed");
 done:
     /* the other ranks wait in the next exchange: end them too */
     if (rc != 0 && rc != 130) dc_dist_abort(dist, rc, "deconv train failed (message above)");
+    train_report_free(&c.report);
     train_samples_free(&c.samples);
     dc_trainer_free(t);
     dc_backend_free(c.be);

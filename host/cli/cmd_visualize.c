@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "deconv/train.h"
@@ -18,6 +19,12 @@
 
 /* Exit status when a map comes out constant (nothing to see). */
 #define VIZ_EXIT_FLAT 3
+/* --sanity passes when the trained and the randomised model's results agree less than
+ * this: the rank correlation of the two maps, or for maxact the share of images both
+ * found (Adebayo et al. 2018 read a high similarity as a map that ignores the weights). */
+#define VIZ_SANITY_THRESHOLD 0.5
+/* Occlusion: a largest drop in p(class) below this is reported as negligible. */
+#define VIZ_OCCLUSION_NEGLIGIBLE 0.01
 
 typedef enum viz_method {
     VIZ_DECONVNET,
@@ -51,27 +58,98 @@ static void viz_usage(FILE *f) {
         "  guided     guided backpropagation from the class score\n"
         "  saliency   |d score / d pixel|; SmoothGrad with --samples N [--noise SIGMA] [--seed S]\n"
         "  occlusion  drop in the class probability when a square is hidden:\n"
-        "             --patch P (6) --stride S (2) --fill V (0 = mid gray) --batch B (64)\n"
+        "             --patch P (6) --stride S (2) --fill V (default: the data's background,\n"
+        "             the mean of the images' border pixels) --batch B (64); warns when the\n"
+        "             largest drop is below 0.01\n"
         "  ascent     class model by gradient ascent from seeded noise (all classes unless\n"
         "             --class): --steps (200) --lr (0.05) --l2 (0.01) --blur-every (4)\n"
-        "             --blur-sigma (0.5) --jitter (1) --seed (1)\n"
+        "             --blur-sigma (0.5) --jitter (1) --seed (1); warns when the image does\n"
+        "             not end up classified as the class\n"
         "  cam        class activation map from the dense weights over the last conv maps\n"
-        "  gradcam    Grad-CAM at --layer (default: the last conv)\n"
+        "             (--layer: only the layer that feeds the global average pool)\n"
+        "  gradcam    Grad-CAM at --layer (default: the last conv; maps with height and width)\n"
         "  maxact     the --top K (9) images of --data that activate --channel C of --layer\n"
         "             most, each with the crop of its receptive field; --limit N: first N only\n"
         "  filters    the first conv layer's kernels, each normalised to its own range\n\n"
         "  --image FILE     an image file (resized to the model's input)\n"
         "  --index I        item I of --data (default data: the run's own, a Fashion-MNIST\n"
-        "                   run's test set; index 0)\n"
+        "                   run's test set; index 0); not with --image\n"
         "  --class K        class to explain: number or name (the names the run stores;\n"
         "                   default: the predicted class)\n"
         "  -o, --output F   PNG to write (default: METHOD.png)\n"
         "  --scale S        pixel size of the cells (default: cells of about 224 pixels)\n"
         "  --alpha A        heatmap opacity over the image (default 0.5)\n"
-        "  --sanity         also run on randomly re-initialised weights (--sanity-seed, 7) and\n"
-        "                   write OUT_sanity.png with the rank correlation of the two maps\n"
+        "  --sanity         also run on randomly re-initialised weights (--sanity-seed, 7) with\n"
+        "                   the class, layer and channel of the trained model's run held fixed;\n"
+        "                   write OUT_sanity.png and print PASS when the rank correlation of\n"
+        "                   the two maps (maxact: the share of images both find) is below\n"
+        "                   --sanity-threshold (0.5), FAIL otherwise\n"
+        "An option the method does not use is an error (exit status 2), not ignored.\n"
         "Exit status 3: a map came out constant (reported on stderr; the PNG is still written).\n");
 }
+
+#define M(x) (1u << (x))
+#define PER_IMAGE                                                                                  \
+    (M(VIZ_DECONVNET) | M(VIZ_GUIDED) | M(VIZ_SALIENCY) | M(VIZ_OCCLUSION) | M(VIZ_CAM) |          \
+     M(VIZ_GRADCAM))
+/* Which methods read each method-specific option: any other method refuses it rather than
+ * ignore it. */
+static const struct {
+    const char *name;
+    unsigned methods;
+    const char *why; /* when refused, or NULL */
+} viz_options[] = {
+    {"image", PER_IMAGE, "the method does not explain one image"},
+    {"index", PER_IMAGE, "the method does not explain one image"},
+    {"class", (PER_IMAGE & ~M(VIZ_DECONVNET)) | M(VIZ_ASCENT), NULL},
+    {"layer", M(VIZ_DECONVNET) | M(VIZ_CAM) | M(VIZ_GRADCAM) | M(VIZ_MAXACT), NULL},
+    {"channel", M(VIZ_DECONVNET) | M(VIZ_MAXACT), NULL},
+    {"whole-map", M(VIZ_DECONVNET), NULL},
+    {"samples", M(VIZ_SALIENCY), NULL},
+    {"noise", M(VIZ_SALIENCY), NULL},
+    {"seed", M(VIZ_SALIENCY) | M(VIZ_ASCENT), NULL},
+    {"patch", M(VIZ_OCCLUSION), NULL},
+    {"stride", M(VIZ_OCCLUSION), NULL},
+    {"fill", M(VIZ_OCCLUSION), NULL},
+    {"batch", M(VIZ_SALIENCY) | M(VIZ_OCCLUSION) | M(VIZ_MAXACT), NULL},
+    {"steps", M(VIZ_ASCENT), NULL},
+    {"lr", M(VIZ_ASCENT), NULL},
+    {"l2", M(VIZ_ASCENT), NULL},
+    {"blur-every", M(VIZ_ASCENT), NULL},
+    {"blur-sigma", M(VIZ_ASCENT), NULL},
+    {"jitter", M(VIZ_ASCENT), NULL},
+    {"top", M(VIZ_MAXACT), NULL},
+    {"limit", M(VIZ_MAXACT), NULL},
+    {"alpha", PER_IMAGE, NULL},
+};
+
+/* 0, or 2 after naming the first option the method would not use. */
+static int check_method_options(dc_args *a, int id) {
+    for (size_t i = 0; i < sizeof viz_options / sizeof viz_options[0]; i++) {
+        const char *name = viz_options[i].name;
+        const int given =
+            !strcmp(name, "whole-map") ? dc_args_flag(a, name) : dc_args_str(a, name, NULL) != NULL;
+        if (!given || (viz_options[i].methods & M(id))) continue;
+        fprintf(stderr, "deconv visualize: --%s does not apply to %s", name, methods[id]);
+        if (!strcmp(name, "class") && id == VIZ_DECONVNET) {
+            fprintf(stderr, ": it projects one activation of --layer (--channel), not a class "
+                            "score; guided, saliency or gradcam explain a class\n");
+            return 2;
+        }
+        if (viz_options[i].why) {
+            fprintf(stderr, ": %s\n", viz_options[i].why);
+            return 2;
+        }
+        fprintf(stderr, " (it applies to");
+        int k = 0;
+        for (int m = 0; m < VIZ_METHOD_COUNT; m++)
+            if (viz_options[i].methods & M(m)) fprintf(stderr, "%s %s", k++ ? "," : "", methods[m]);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    return 0;
+}
+#undef M
 
 typedef struct viz_cli {
     const char *method; /* its name */
@@ -254,6 +332,13 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
             s = dc_viz_gradcam(m, v->image, &v->o, heat, &r->info, &err);
         if (s == DC_OK) {
             note_flat(r, v->o.samples > 0 && id == VIZ_SALIENCY ? "smoothgrad" : meth, &r->info);
+            if (id == VIZ_OCCLUSION && !r->info.constant && r->info.max < VIZ_OCCLUSION_NEGLIGIBLE)
+                fprintf(stderr,
+                        "deconv visualize: warning: occlusion: the largest drop in p(class) is "
+                        "%.4f (below %.2f): no %dx%d patch of %.3f changes the prediction much; "
+                        "try a larger --patch or another --fill\n",
+                        (double)r->info.max, VIZ_OCCLUSION_NEGLIGIBLE, v->o.patch, v->o.patch,
+                        (double)v->o.fill);
             if (heat_cells(v, r, NULL, heat)) return 1;
         }
     } else if (id == VIZ_ASCENT) {
@@ -273,10 +358,16 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
             dc_viz_info info;
             s = dc_viz_ascent(m, &o, img, &info, &err);
             if (s != DC_OK) break;
-            char b[96];
+            char b[96], c[96];
             printf("ascent: class %s: score %.3f -> %.3f, p = %.4f\n",
                    class_name(v, k, b, sizeof b), (double)info.score_start, (double)info.score,
                    (double)info.prob);
+            if (info.predicted != k)
+                fprintf(stderr,
+                        "deconv visualize: warning: ascent did not reach class %s: after %d "
+                        "steps the image is classified as %s (p(class) = %.4f); try more "
+                        "--steps or a larger --lr\n",
+                        b, o.steps, class_name(v, info.predicted, c, sizeof c), (double)info.prob);
             if (info.constant) {
                 snprintf(b, sizeof b, "ascent class %d", k);
                 note_flat(r, b, &info);
@@ -368,6 +459,25 @@ static int run_method(viz_cli *v, dc_model *m, viz_out *r) {
     }
     if (s != DC_OK) return dc_cli_fail("visualize", "%s", err.msg);
     return 0;
+}
+
+/* The mean of the border pixels (one pixel wide, all channels) of the first images of ds,
+ * or of `image` when there is no dataset: what the data looks like where nothing is. */
+static float occlusion_background(const dc_dataset *ds, const float *image, int C, int H, int W) {
+    double sum = 0;
+    long count = 0;
+    const int n = ds ? (ds->n < 1000 ? ds->n : 1000) : 1;
+    for (int i = 0; i < n; i++) {
+        const float *im = ds ? dc_dataset_image(ds, i) : image;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    if (y != 0 && y != H - 1 && x != 0 && x != W - 1) continue;
+                    sum += im[((size_t)c * H + y) * W + x];
+                    count++;
+                }
+    }
+    return count ? (float)(sum / (double)count) : 0.0f;
 }
 
 /* Write the cells, upscaled by v->scale unless they were made at full size. */
@@ -465,13 +575,26 @@ int dc_cmd_visualize(int argc, char **argv) {
         fprintf(stderr, ")\n");
         goto out;
     }
+    if ((rc = check_method_options(&a, v.id))) goto out;
+    rc = 2;
     dc_viz_opts_default(&v.o);
     const char *image_path = dc_args_str(&a, "image", NULL);
     const char *data = dc_args_str(&a, "data", NULL);
+    if (image_path && dc_args_str(&a, "index", NULL)) {
+        fprintf(stderr, "deconv visualize: give --image FILE or --index I (an item of --data), "
+                        "not both\n");
+        goto out;
+    }
     const int index = dc_args_int(&a, "index", 0);
     const char *cls = dc_args_str(&a, "class", NULL);
     v.o.layer = dc_args_str(&a, "layer", NULL);
+    const int channel_given = dc_args_str(&a, "channel", NULL) != NULL;
     v.o.channel = dc_args_int(&a, "channel", -1);
+    if (channel_given && v.o.channel < 0) {
+        fprintf(stderr, "deconv visualize: --channel %d: channels count from 0%s\n", v.o.channel,
+                v.id == VIZ_DECONVNET ? " (leave --channel out for the strongest channel)" : "");
+        goto out;
+    }
     v.o.whole_map = dc_args_flag(&a, "whole-map");
     v.o.batch = dc_args_int(&a, "batch", v.o.batch);
     v.o.samples = dc_args_int(&a, "samples", 0);
@@ -479,6 +602,7 @@ int dc_cmd_visualize(int argc, char **argv) {
     v.o.seed = (uint64_t)dc_args_long(&a, "seed", (long)v.o.seed);
     v.o.patch = dc_args_int(&a, "patch", v.o.patch);
     v.o.stride = dc_args_int(&a, "stride", v.o.stride);
+    const int fill_given = dc_args_str(&a, "fill", NULL) != NULL;
     v.o.fill = dc_args_float(&a, "fill", v.o.fill);
     v.o.steps = dc_args_int(&a, "steps", v.o.steps);
     v.o.lr = dc_args_float(&a, "lr", v.o.lr);
@@ -490,6 +614,13 @@ int dc_cmd_visualize(int argc, char **argv) {
     const int limit = dc_args_int(&a, "limit", 0);
     const int sanity = dc_args_flag(&a, "sanity");
     const long sanity_seed = dc_args_long(&a, "sanity-seed", 7);
+    const double sanity_threshold =
+        dc_args_float(&a, "sanity-threshold", (float)VIZ_SANITY_THRESHOLD);
+    if (!sanity &&
+        (dc_args_str(&a, "sanity-seed", NULL) || dc_args_str(&a, "sanity-threshold", NULL))) {
+        fprintf(stderr, "deconv visualize: --sanity-seed and --sanity-threshold need --sanity\n");
+        goto out;
+    }
     char def_out[64];
     snprintf(def_out, sizeof def_out, "%s.png", v.method);
     const char *out_path = dc_args_str(&a, "output", def_out);
@@ -547,6 +678,14 @@ int dc_cmd_visualize(int argc, char **argv) {
             goto out;
         }
         if (image_path) {
+            struct stat st;
+            if (stat(image_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+                dc_cli_fail("visualize",
+                            "--image %s is a folder; give one image file, or the folder as "
+                            "--data %s with --index I",
+                            image_path, image_path);
+                goto out;
+            }
             if (dc_image_read(image_path, v.H, v.C, v.image, &err) != DC_OK) {
                 dc_cli_fail("visualize", "%s", err.msg);
                 goto out;
@@ -570,6 +709,13 @@ int dc_cmd_visualize(int argc, char **argv) {
         dc_cli_fail("visualize", "maxact needs --channel C (a channel of --layer)");
         goto out;
     }
+    if (v.id == VIZ_OCCLUSION && !fill_given) {
+        /* grey patches on a black background read as evidence: hide with the background */
+        v.o.fill = occlusion_background(v.ds, v.image, v.C, v.H, v.W);
+        printf("occlusion: fill %.3f (the %s's background: the mean of %s border pixels; "
+               "--fill V to choose)\n",
+               (double)v.o.fill, v.ds ? "data" : "image", v.ds ? "the images'" : "its");
+    }
     if (run_method(&v, m, &real) || write_out(&v, &real, out_path)) goto out;
     print_info(&v, &real, m, "");
     printf("wrote %s\n", out_path);
@@ -582,12 +728,63 @@ int dc_cmd_visualize(int argc, char **argv) {
             dc_cli_fail("visualize", "%s", err.msg);
             goto out;
         }
-        if (run_method(&v, rnd, &sane) || write_out(&v, &sane, path)) goto out;
-        print_info(&v, &sane, rnd, " (random weights)");
-        if (real.map && sane.map && real.map_n == sane.map_n && real.map_n > 1)
+        /* the random model explains what the trained one did: the same class, layer and
+         * unit, not its own prediction or strongest channel */
+        viz_cli vr = v;
+        char held[512] = "";
+        size_t hl = 0;
+        /* (the per-image methods fill info; maxact, ascent and filters take layer, channel
+         * and class from the options alone) */
+        if (per_image && real.info.target >= 0) {
+            char b[96];
+            vr.o.target = real.info.target;
+            hl += (size_t)snprintf(held + hl, sizeof held - hl, "class %s",
+                                   class_name(&v, vr.o.target, b, sizeof b));
+        }
+        if (per_image && real.info.node >= 0) {
+            vr.o.layer = dc_graph_node_name(m->g, real.info.node);
+            hl += (size_t)snprintf(held + hl, sizeof held - hl, "%slayer %s", hl ? ", " : "",
+                                   vr.o.layer);
+        }
+        if (v.id == VIZ_DECONVNET && real.info.channel >= 0) {
+            vr.o.channel = real.info.channel;
+            snprintf(held + hl, sizeof held - hl, "%schannel %d", hl ? ", " : "", vr.o.channel);
+        } else if (v.id == VIZ_MAXACT) {
+            snprintf(held + hl, sizeof held - hl, "%slayer %s, channel %d", hl ? ", " : "",
+                     v.o.layer ? v.o.layer : "(last conv)", v.o.channel);
+        }
+        if (run_method(&vr, rnd, &sane) || write_out(&vr, &sane, path)) goto out;
+        print_info(&vr, &sane, rnd, " (random weights)");
+        if (held[0]) printf("sanity: held fixed: %s\n", held);
+        double similarity = NAN;
+        const char *what = NULL;
+        if (v.id == VIZ_MAXACT) {
+            /* the images found, not their activations: two sorted lists of maxima always
+             * correlate */
+            int common = 0;
+            for (int i = 0; i < real.n_hits; i++)
+                for (int j = 0; j < sane.n_hits; j++)
+                    if (real.hits[i].index == sane.hits[j].index) {
+                        common++;
+                        break;
+                    }
+            const int n = real.n_hits > sane.n_hits ? real.n_hits : sane.n_hits;
+            similarity = n ? (double)common / n : NAN;
+            printf("sanity: %d of the %d images found are the same for trained and random "
+                   "weights (overlap %.3f)\n",
+                   common, n, similarity);
+            what = "overlap";
+        } else if (real.map && sane.map && real.map_n == sane.map_n && real.map_n > 1) {
+            similarity = dc_viz_rank_correlation(real.map, sane.map, real.map_n);
             printf("sanity: rank correlation of the maps, trained vs random weights: %.3f "
                    "(near 1: the map does not depend on what the model learned)\n",
-                   dc_viz_rank_correlation(real.map, sane.map, real.map_n));
+                   similarity);
+            what = "rank correlation";
+        }
+        if (what && !isnan(similarity))
+            printf("sanity: %s: %s %.3f %s %.3f (threshold; --sanity-threshold)\n",
+                   similarity < sanity_threshold ? "PASS" : "FAIL", what, similarity,
+                   similarity < sanity_threshold ? "<" : ">=", sanity_threshold);
         printf("wrote %s\n", path);
         if (sane.flat) {
             fprintf(stderr, "deconv visualize: random weights: %s: nothing to show\n",

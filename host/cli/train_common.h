@@ -32,10 +32,57 @@ void train_samples_free(train_samples *s);
 /* samples/epoch_NNNN.png, and s->latest points at it. */
 dc_status train_samples_write(train_samples *s, int epoch, dc_error *err);
 
-/* loss.png and report.html in the trainer's run folder after epoch e (warnings printed). */
-void train_report_write(const train_samples *s, dc_trainer *t, const dc_model_spec *spec,
-                        const dc_dataset *train, const dc_dataset *val, const char *device,
+/* ---- report.html, model.best.safetensors and --early-stop (host/cli/train_report.c) ---- */
+typedef enum train_status {
+    TRAIN_RUNNING,
+    TRAIN_FINISHED,
+    TRAIN_STOPPED, /* Ctrl-C: resumable */
+    TRAIN_EARLY_STOPPED,
+    TRAIN_FAILED
+} train_status;
+
+#define TRAIN_REPORT_PREDICTIONS 16
+
+typedef struct train_report {
+    char run[1100];
+    char device[256];
+    char started[64]; /* UTC, when this session started */
+    double *acc;      /* validation accuracy of epoch e at acc[e - 1]; NaN: unknown */
+    int acc_cap;
+    int best_epoch; /* by validation loss; 0: none yet */
+    double best_val;
+    int early_stop; /* patience in epochs; 0: off */
+    int stop_early; /* set when the patience ran out */
+    dc_train_epoch last;
+    int have_last;
+    /* classifiers: predictions on the validation images (training images without any) */
+    long *confusion; /* [K, K], rows the true class */
+    int K, confusion_epoch, eval_is_val, eval_n;
+    int n_pred;
+    struct {
+        int index, truth, predicted;
+        double prob;
+    } pred[TRAIN_REPORT_PREDICTIONS];
+} train_report;
+
+/* The best epoch of a resumed run from its history, its accuracies from val_accuracy.csv. */
+dc_status train_report_init(train_report *r, dc_trainer *t, const char *device, int early_stop,
+                            dc_error *err);
+void train_report_free(train_report *r);
+/* After epoch e: the accuracy (val_accuracy.csv), model.best.safetensors when the
+ * validation loss improved, the early-stop decision (r->stop_early), and report.html and
+ * loss.png. Failures are printed as warnings (training goes on). */
+void train_report_epoch(train_report *r, const train_samples *s, dc_trainer *t,
+                        const dc_model_spec *spec, const dc_dataset *train, const dc_dataset *val,
                         const dc_train_epoch *e);
+/* report.html (and loss.png) with this status; note (may be NULL) says more. */
+void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
+                        const dc_model_spec *spec, const dc_dataset *train, const dc_dataset *val,
+                        train_status status, const char *note);
+/* The last report when training ends: brings the confusion matrix up to the last epoch. */
+void train_report_finish(train_report *r, const train_samples *s, dc_trainer *t,
+                         const dc_model_spec *spec, const dc_dataset *train, const dc_dataset *val,
+                         train_status status, const char *note);
 
 /* What config.json records of a run (host/cli/run_config.c). */
 typedef struct dc_cli_run_config {

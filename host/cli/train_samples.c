@@ -235,33 +235,3 @@ out:
     free(dec);
     return st;
 }
-
-/* loss.png and report.html from the run's history and the latest sample grid; failures are
- * printed as warnings (training goes on). */
-void train_report_write(const train_samples *s, dc_trainer *t, const dc_model_spec *spec,
-                             const dc_dataset *train, const dc_dataset *val, const char *device,
-                             const dc_train_epoch *e) {
-    const dc_train_config *cfg = dc_trainer_config(t);
-    char chart[1200], report[1200], summary[2048];
-    dc_error err = {0};
-    dc_train_history h;
-    dc_trainer_history(t, &h);
-    snprintf(chart, sizeof chart, "%s/loss.png", cfg->out);
-    dc_series ser[2] = {{"train", h.epoch, h.train_loss, h.count},
-                        {"validation", h.epoch, h.val_loss, h.count}};
-    if (dc_chart_write_png(chart, 640, 360, "loss", "epoch", ser, 2, 1, &err) != DC_OK)
-        fprintf(stderr, "deconv train: warning: chart: %s\n", err.msg);
-    snprintf(report, sizeof report, "%s/report.html", cfg->out);
-    int len = snprintf(summary, sizeof summary,
-                       "model      %s%s\ndata       %s (%d train / %d validation images)\n"
-                       "device     %s\nepoch      %d of %d (global step %ld)\n"
-                       "train loss %.6f\nval loss   %.6f\nspeed      %.1f images/s\n",
-                       dc_model_kind_name(spec->kind), spec->tied ? " (tied)" : "", cfg->data, train->n,
-                       val->n, device, e->epoch, e->epochs, e->global_step,
-                       e->train_loss, e->val_loss, e->images_per_s);
-    if (!isnan(e->val_accuracy) && len > 0 && len < (int)sizeof summary)
-        snprintf(summary + len, sizeof summary - len, "val acc    %.4f\n", e->val_accuracy);
-    dc_report_image imgs[2] = {{"loss", chart}, {"samples (latest)", s->latest}};
-    if (dc_report_write_html(report, "deconv training run", summary, imgs, 2, &err) != DC_OK)
-        fprintf(stderr, "deconv train: warning: report: %s\n", err.msg);
-}

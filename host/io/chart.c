@@ -1,6 +1,7 @@
 /* Line charts rasterised in memory: axes, ticks, labels (stb_easy_font quads), legend. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,14 +59,6 @@ static void text(canvas *c, int x, int y, const char *s, const unsigned char col
 
 static int text_width(const char *s) { return stb_easy_font_width((char *)s); }
 
-static void fmt_tick(double v, char *buf, size_t cap) {
-    double a = fabs(v);
-    if (a != 0 && (a < 1e-3 || a >= 1e5))
-        snprintf(buf, cap, "%.1e", v);
-    else
-        snprintf(buf, cap, "%.4g", v);
-}
-
 dc_status dc_chart_write_png(const char *path, int width, int height, const char *title,
                              const char *xlabel, const dc_series *series, int n_series, int log_y,
                              dc_error *err) {
@@ -88,23 +81,36 @@ dc_status dc_chart_write_png(const char *path, int width, int height, const char
     const int pw = width - L - R, ph = height - T - B;
     if (title) text(&c, L, 10, title, black);
     if (xmin <= xmax) {
-        if (xmax == xmin) xmax = xmin + 1;
-        if (ymax == ymin) ymax = ymin + 1, ymin -= 1;
-        double pad = 0.05 * (ymax - ymin);
-        ymin -= pad, ymax += pad;
-        for (int t = 0; t <= 4; t++) {
-            double fy = (double)t / 4, yv = ymin + fy * (ymax - ymin);
-            int py = T + ph - (int)(fy * ph);
+        /* round ticks (1-2-5 steps) that frame the data, as in the SVG charts */
+        double xt[64], yt[64];
+        int xdec = 0, ydec = 0;
+        const int nx = dc_chart_ticks(xmin, xmax, 6, 0, xt, 64, &xdec);
+        int ny;
+        if (log_y) {
+            ny = dc_chart_log_ticks(pow(10, ymin), pow(10, ymax), yt, 64);
+            ydec = -1;
+        } else {
+            ny = dc_chart_ticks(ymin, ymax, 5, 0, yt, 64, &ydec);
+        }
+        xmin = xt[0], xmax = xt[nx - 1] > xt[0] ? xt[nx - 1] : xt[0] + 1;
+        ymin = log_y ? log10(yt[0]) : yt[0];
+        ymax = log_y ? log10(yt[ny - 1]) : yt[ny - 1];
+        if (!(ymax > ymin)) ymax = ymin + 1;
+        char lab[48];
+        for (int t = 0; t < ny; t++) {
+            const double yv = log_y ? log10(yt[t]) : yt[t];
+            const int py = T + ph - (int)((yv - ymin) / (ymax - ymin) * ph);
             rect(&c, L, py, L + pw, py + 1, grid);
-            char lab[32];
-            fmt_tick(log_y ? pow(10, yv) : yv, lab, sizeof lab);
+            dc_chart_tick_label(yt[t], ydec, lab, sizeof lab);
             text(&c, L - 6 - text_width(lab), py - 3, lab, black);
-            double xv = xmin + fy * (xmax - xmin);
-            int px = L + (int)(fy * pw);
+        }
+        for (int t = 0; t < nx; t++) {
+            const int px = L + (int)((xt[t] - xmin) / (xmax - xmin) * pw);
             rect(&c, px, T, px + 1, T + ph, grid);
-            fmt_tick(xv, lab, sizeof lab);
+            dc_chart_tick_label(xt[t], xdec, lab, sizeof lab);
             text(&c, px - text_width(lab) / 2, T + ph + 6, lab, black);
         }
+        if (log_y) text(&c, L + pw - 80, T - 12, "(log scale)", black);
         for (int s = 0; s < n_series; s++) {
             int have = 0, lx = 0, ly = 0;
             for (int i = 0; i < series[s].count; i++) {
@@ -143,4 +149,297 @@ dc_status dc_chart_write_png(const char *path, int width, int height, const char
     free(planar);
     free(c.rgb);
     return st;
+}
+
+/* ---- round ticks ---- */
+
+/* The smallest of 1, 2, 5 x 10^k that is >= x (x > 0). */
+static double nice_step(double x) {
+    const double p = pow(10.0, floor(log10(x)));
+    const double f = x / p;
+    /* a hair of slack: 0.2 / 0.1 lands on 1.9999999 or 2.0000001 */
+    return (f <= 1.0 + 1e-9 ? 1.0 : f <= 2.0 + 1e-9 ? 2.0 : f <= 5.0 + 1e-9 ? 5.0 : 10.0) * p;
+}
+
+int dc_chart_ticks(double lo, double hi, int max_ticks, int integer, double *ticks, int cap,
+                   int *decimals) {
+    if (decimals) *decimals = 0;
+    if (!isfinite(lo) || !isfinite(hi) || cap < 1) return 0;
+    if (hi < lo) {
+        const double t = lo;
+        lo = hi, hi = t;
+    }
+    if (max_ticks < 2) max_ticks = 2;
+    if (hi == lo) {
+        const double pad = integer ? 1.0 : lo != 0.0 ? 0.1 * fabs(lo) : 1.0;
+        lo -= pad, hi += pad;
+    }
+    double step = nice_step((hi - lo) / (max_ticks - 1));
+    if (integer && step < 1.0) step = 1.0;
+    /* whole steps as integers times the step, so 0.1 * 3 prints as 0.3, not 0.30000000000000004 */
+    const double k0 = floor(lo / step + 1e-9), k1 = ceil(hi / step - 1e-9);
+    int n = 0;
+    for (double k = k0; k <= k1 && n < cap; k += 1.0)
+        ticks[n++] = k * step;
+    if (decimals) {
+        const int d = (int)-floor(log10(step) + 1e-9);
+        *decimals = d > 0 ? d : 0;
+    }
+    return n;
+}
+
+int dc_chart_log_ticks(double lo, double hi, double *ticks, int cap) {
+    if (!(lo > 0) || !(hi > 0) || !isfinite(lo) || !isfinite(hi) || cap < 1) return 0;
+    if (hi < lo) {
+        const double t = lo;
+        lo = hi, hi = t;
+    }
+    const int e0 = (int)floor(log10(lo) + 1e-9), e1 = (int)ceil(log10(hi) - 1e-9);
+    int n = 0;
+    if (e1 - e0 <= 2) {
+        /* 1, 2, 5 per decade: the largest such value <= lo up to the smallest >= hi */
+        static const double m[3] = {1, 2, 5};
+        double first = 0, last = 0;
+        for (int e = e0; e <= e1; e++)
+            for (int i = 0; i < 3; i++) {
+                const double v = m[i] * pow(10.0, e);
+                if (v <= lo * (1 + 1e-9)) first = v;
+                if (v >= hi * (1 - 1e-9) && last == 0) last = v;
+            }
+        if (last == 0) last = pow(10.0, e1 + 1);
+        for (int e = e0; e <= e1 + 1; e++)
+            for (int i = 0; i < 3 && n < cap; i++) {
+                const double v = m[i] * pow(10.0, e);
+                if (v >= first * (1 - 1e-9) && v <= last * (1 + 1e-9)) ticks[n++] = v;
+            }
+        if (n >= 4) return n;
+        /* a narrow range (0.2 to 0.5 gives only 0.2, 0.5): the linear axis's round ticks,
+         * the first kept above zero */
+        double lin[64];
+        int dec;
+        const int k = dc_chart_ticks(lo, hi, 6, 0, lin, 64, &dec);
+        if (k < 2 || k > cap) return n;
+        if (!(lin[0] > 0)) lin[0] = first;
+        memcpy(ticks, lin, sizeof(double) * (size_t)k);
+        return k;
+    }
+    const int every = (e1 - e0 + 5) / 6; /* at most about seven labels */
+    const int start = (int)(floor((double)e0 / every) * every);
+    for (int e = start; n < cap; e += every) {
+        ticks[n++] = pow(10.0, e);
+        if (e >= e1) break;
+    }
+    return n;
+}
+
+void dc_chart_tick_label(double v, int decimals, char *buf, size_t cap) {
+    const double a = fabs(v);
+    if (decimals < 0 || (a != 0 && (a < 1e-4 || a >= 1e6)))
+        snprintf(buf, cap, "%g", v);
+    else
+        snprintf(buf, cap, "%.*f", decimals, v == 0 ? 0.0 : v); /* no "-0.0" */
+}
+
+/* ---- SVG ---- */
+
+typedef struct svg_buf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} svg_buf;
+
+static void svg_printf(svg_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void svg_printf(svg_buf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        const int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 8192;
+        while (cap < b->n + (size_t)k + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p, b->cap = cap;
+    }
+}
+
+static void svg_text(svg_buf *b, const char *s) {
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': svg_printf(b, "&lt;"); break;
+        case '>': svg_printf(b, "&gt;"); break;
+        case '&': svg_printf(b, "&amp;"); break;
+        case '"': svg_printf(b, "&quot;"); break;
+        default: svg_printf(b, "%c", *s);
+        }
+    }
+}
+
+char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
+    if (!ch || ch->width < 200 || ch->height < 120 || ch->n_series < 0 ||
+        (ch->n_series > 0 && !ch->series)) {
+        dc_set_error(err, DC_ERR_ARG, "chart '%s': bad arguments (at least 200 x 120 pixels)",
+                     ch && ch->title ? ch->title : "(untitled)");
+        return NULL;
+    }
+    static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"};
+    const int npal = (int)(sizeof palette / sizeof palette[0]);
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (int s = 0; s < ch->n_series; s++)
+        for (int i = 0; i < ch->series[s].count; i++) {
+            const double x = ch->series[s].x[i], y = ch->series[s].y[i];
+            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) continue;
+            xmin = fmin(xmin, x), xmax = fmax(xmax, x), ymin = fmin(ymin, y), ymax = fmax(ymax, y);
+        }
+    const int W = ch->width, H = ch->height;
+    /* above the plot: the title, then a line for the marker's label */
+    const int L = 72, R = 16, T = ch->title ? 40 : 22, B = 46;
+    const int pw = W - L - R, ph = H - T - B;
+    svg_buf b = {0};
+    svg_printf(&b,
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>\n",
+               W, H, W, H, W, H);
+    if (ch->title) {
+        svg_printf(&b, "<text x=\"%d\" y=\"18\" font-size=\"14\" font-weight=\"bold\">", L);
+        svg_text(&b, ch->title);
+        svg_printf(&b, "</text>\n");
+    }
+    if (xmin <= xmax) {
+        double xt[64], yt[64];
+        int xdec = 0, ydec = 0;
+        const int nx = dc_chart_ticks(xmin, xmax, 8, ch->integer_x, xt, 64, &xdec);
+        int ny;
+        if (ch->log_y) {
+            ny = dc_chart_log_ticks(ymin, ymax, yt, 64);
+            ydec = -1;
+        } else {
+            ny = dc_chart_ticks(ymin, ymax, 6, 0, yt, 64, &ydec);
+        }
+        const double x0 = xt[0], x1 = xt[nx - 1] > xt[0] ? xt[nx - 1] : xt[0] + 1;
+        const double y0 = ch->log_y ? log10(yt[0]) : yt[0];
+        double y1 = ch->log_y ? log10(yt[ny - 1]) : yt[ny - 1];
+        if (!(y1 > y0)) y1 = y0 + 1;
+#define PX(x) (L + ((x)-x0) / (x1 - x0) * pw)
+#define PY(y) (T + ph - ((ch->log_y ? log10(y) : (y)) - y0) / (y1 - y0) * ph)
+        char lab[48];
+        for (int i = 0; i < ny; i++) {
+            const double py = PY(yt[i]);
+            svg_printf(&b,
+                       "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#e4e4e4\"/>\n",
+                       L, py, L + pw, py);
+            dc_chart_tick_label(yt[i], ydec, lab, sizeof lab);
+            svg_printf(&b,
+                       "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\" "
+                       "dominant-baseline=\"middle\">%s</text>\n",
+                       L - 6, py, lab);
+        }
+        for (int i = 0; i < nx; i++) {
+            const double px = PX(xt[i]);
+            svg_printf(&b,
+                       "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n",
+                       px, T, px, T + ph);
+            dc_chart_tick_label(xt[i], xdec, lab, sizeof lab);
+            svg_printf(&b, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px,
+                       T + ph + 16, lab);
+        }
+        if (isfinite(ch->mark_x) && ch->mark_x >= x0 && ch->mark_x <= x1) {
+            const double px = PX(ch->mark_x);
+            svg_printf(&b,
+                       "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#2ca02c\" "
+                       "stroke-width=\"1.5\" stroke-dasharray=\"5 4\"/>\n",
+                       px, T, px, T + ph);
+            if (ch->mark_label) {
+                const int right = px > L + pw * 0.6;
+                svg_printf(&b, "<text x=\"%.2f\" y=\"%d\" fill=\"#2ca02c\" text-anchor=\"%s\">",
+                           px + (right ? 0 : 4), T - 5, right ? "end" : "start");
+                svg_text(&b, ch->mark_label);
+                svg_printf(&b, "</text>\n");
+            }
+        }
+        for (int s = 0; s < ch->n_series; s++) {
+            const dc_series *se = &ch->series[s];
+            const char *col = palette[s % npal];
+            int open = 0, points = 0;
+            double lx = 0, ly = 0;
+            for (int i = 0; i < se->count; i++) {
+                const double x = se->x[i], y = se->y[i];
+                if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) {
+                    /* a gap in the data is a gap in the line */
+                    if (open) svg_printf(&b, "\"/>\n");
+                    open = 0;
+                    continue;
+                }
+                if (!open)
+                    svg_printf(&b,
+                               "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                               "stroke-linejoin=\"round\" points=\"",
+                               col);
+                lx = PX(x), ly = PY(y);
+                svg_printf(&b, "%s%.2f,%.2f", open ? " " : "", lx, ly);
+                open = 1;
+                points++;
+            }
+            if (open) svg_printf(&b, "\"/>\n");
+            if (points == 1) /* a single point is invisible as a line */
+                svg_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", lx, ly,
+                           col);
+            if (se->name) {
+                const int ly0 = T + 10 + 16 * s;
+                svg_printf(&b,
+                           "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+                           "stroke-width=\"3\"/>\n<text x=\"%d\" y=\"%d\" "
+                           "dominant-baseline=\"middle\">",
+                           L + pw - 130, ly0, L + pw - 110, ly0, col, L + pw - 104, ly0);
+                svg_text(&b, se->name);
+                svg_printf(&b, "</text>\n");
+            }
+        }
+#undef PX
+#undef PY
+    } else {
+        svg_printf(&b, "<text x=\"%d\" y=\"%d\">no data yet</text>\n", L + 10, T + ph / 2);
+    }
+    svg_printf(&b,
+               "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000\"/>\n"
+               "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000\"/>\n",
+               L, T, L, T + ph, L, T + ph, L + pw, T + ph);
+    if (ch->xlabel) {
+        svg_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", L + pw / 2, H - 8);
+        svg_text(&b, ch->xlabel);
+        svg_printf(&b, "</text>\n");
+    }
+    if (ch->ylabel || ch->log_y) {
+        svg_printf(&b, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">",
+                   T + ph / 2);
+        svg_text(&b, ch->ylabel ? ch->ylabel : "");
+        if (ch->log_y) svg_printf(&b, "%s(log scale)", ch->ylabel ? " " : "");
+        svg_printf(&b, "</text>\n");
+    }
+    svg_printf(&b, "</svg>\n");
+    if (b.oom) {
+        free(b.p);
+        dc_set_error(err, DC_ERR_OOM, "chart '%s': out of memory",
+                     ch->title ? ch->title : "(untitled)");
+        return NULL;
+    }
+    return b.p;
 }

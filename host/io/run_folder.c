@@ -151,8 +151,9 @@ int dc_run_clean_temp(const char *folder) {
 }
 
 /* What a training run writes into its folder (train.c, the CLI's report and samples). */
-static const char *const run_files[] = {"model.safetensors", "loss.csv", "loss.png", "report.html",
-                                        "config.json"};
+static const char *const run_files[] = {"model.safetensors", "loss.csv",
+                                        "loss.png",          "report.html",
+                                        "val_accuracy.csv",  "model.best.safetensors", "config.json"};
 
 dc_status dc_run_folder_check_empty(const char *folder, dc_error *err) {
     DIR *d = opendir(folder);
@@ -190,7 +191,8 @@ static dc_status remove_if_present(const char *folder, const char *name, dc_erro
 dc_status dc_run_folder_clear(const char *folder, dc_error *err) {
     for (size_t i = 0; i < DC_ARRAY_LEN(run_files); i++)
         DC_TRY(remove_if_present(folder, run_files[i], err));
-    /* samples/: the old run's grids (epoch_NNNN.png) and nothing else of the user's */
+    /* samples/: the old run's grids (epoch_NNNN.png) and the report's thumbnails
+     * (val_NN.png, train_NN.png), nothing else of the user's */
     char *samples = join(folder, "samples");
     if (!samples) return dc_set_error(err, DC_ERR_OOM, "run folder: out of memory");
     DIR *d = opendir(samples);
@@ -198,9 +200,15 @@ dc_status dc_run_folder_clear(const char *folder, dc_error *err) {
     if (d) {
         struct dirent *e;
         while (s == DC_OK && (e = readdir(d))) {
-            int n = 0;
-            if (sscanf(e->d_name, "epoch_%*d.png%n", &n) >= 0 && n > 0 && !e->d_name[n])
-                s = remove_if_present(samples, e->d_name, err);
+            static const char *const patterns[] = {"epoch_%*d.png%n", "val_%*d.png%n",
+                                                   "train_%*d.png%n"};
+            for (size_t k = 0; k < DC_ARRAY_LEN(patterns) && s == DC_OK; k++) {
+                int n = 0;
+                if (sscanf(e->d_name, patterns[k], &n) >= 0 && n > 0 && !e->d_name[n]) {
+                    s = remove_if_present(samples, e->d_name, err);
+                    break;
+                }
+            }
         }
         closedir(d);
         if (s == DC_OK) rmdir(samples); /* only when empty: anything else stays */

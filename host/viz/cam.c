@@ -36,7 +36,7 @@ dc_status dc_viz_cam(dc_model *m, const float *image, const dc_viz_opts *o, floa
     int node, shape[4], target, param = -1;
     float *act = NULL, *wt = NULL, *low = NULL;
     dc_status s;
-    if ((s = dc_viz_find_layer(&v, NULL, m->last_conv, &node, shape, err)) != DC_OK ||
+    if ((s = dc_viz_find_layer(&v, o->layer, m->last_conv, &node, shape, err)) != DC_OK ||
         (s = cam_weight(&v, node, &param, err)) != DC_OK ||
         (s = dc_viz_classify(&v, image, o->target, &target, info, err)) != DC_OK)
         goto done;

@@ -19,6 +19,16 @@ dc_status dc_viz_gradcam(dc_model *m, const float *image, const dc_viz_opts *o, 
         (s = dc_viz_backward_scores(&v, &target, 1, DC_RELU_NORMAL, NULL, err)) != DC_OK)
         goto done;
     info->node = node;
+    if ((size_t)shape[2] * shape[3] <= 1) {
+        /* one position: the weighted sum is a single number, there is no map to show */
+        s = dc_set_error(err, DC_ERR_ARG,
+                         "gradcam: layer '%s' is [%d, %d, %d, %d], one position per channel; "
+                         "Grad-CAM needs feature maps with height and width (the last conv "
+                         "layer is '%s')",
+                         dc_graph_node_name(v.g, node), shape[0], shape[1], shape[2], shape[3],
+                         m->last_conv >= 0 ? dc_graph_node_name(v.g, m->last_conv) : "(none)");
+        goto done;
+    }
     const int LC = shape[1];
     const size_t hw = (size_t)shape[2] * shape[3], all = hw * LC * v.B;
     act = malloc(sizeof(float) * all);

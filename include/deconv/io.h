@@ -47,8 +47,9 @@ int dc_run_clean_temp(const char *folder);
 /* DC_OK when folder is missing or holds nothing but its lock file; else DC_ERR_STATE
  * naming an entry and the ways out (--resume, another folder, --force). */
 dc_status dc_run_folder_check_empty(const char *folder, dc_error *err);
-/* Remove the files a training run owns: model.safetensors, loss.csv, loss.png,
- * report.html, config.json and samples/epoch_NNNN.png (samples/ itself when that empties it). Other
+/* Remove the files a training run owns: model.safetensors, model.best.safetensors,
+ * loss.csv, val_accuracy.csv, loss.png, report.html, config.json, samples/epoch_NNNN.png and the
+ * report's samples/val_NN.png, train_NN.png (samples/ itself when that empties it). Other
  * files stay. Call it holding the folder's lock. */
 dc_status dc_run_folder_clear(const char *folder, dc_error *err);
 

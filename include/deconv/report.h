@@ -21,6 +21,35 @@ dc_status dc_chart_write_png(const char *path, int width, int height, const char
                              const char *xlabel, const dc_series *series, int n_series, int log_y,
                              dc_error *err);
 
+/* Round tick values for an axis over [lo, hi]: a step of 1, 2 or 5 times a power of ten
+ * giving at most about max_ticks ticks (integer: a step of at least 1), and the axis
+ * widened to whole steps, so the first and last tick frame the data. ticks gets the
+ * values (at most cap); returns their count and *decimals the digits after the point
+ * that print them exactly (0 for steps >= 1). lo == hi is widened around the value. */
+int dc_chart_ticks(double lo, double hi, int max_ticks, int integer, double *ticks, int cap,
+                   int *decimals);
+/* Ticks of a logarithmic axis over [lo, hi] (both > 0): powers of ten, with 2 and 5 times
+ * them when the range spans less than two decades (every k-th power over a wide range).
+ * The first and last tick frame the data. Returns the count (at most cap). */
+int dc_chart_log_ticks(double lo, double hi, double *ticks, int cap);
+/* A tick value as a label: fixed with `decimals` digits, or %g for log ticks (decimals
+ * < 0). */
+void dc_chart_tick_label(double v, int decimals, char *buf, size_t cap);
+
+/* A line chart as SVG (vector: crisp at any zoom), for inline use in HTML. */
+typedef struct dc_chart {
+    int width, height;
+    const char *title, *xlabel, *ylabel; /* may be NULL */
+    const dc_series *series;
+    int n_series;
+    int log_y;     /* logarithmic y axis, labelled so; values <= 0 are left out */
+    int integer_x; /* x ticks on whole numbers (epochs) */
+    double mark_x; /* a vertical marker (e.g. the best epoch); NaN: none */
+    const char *mark_label;
+} dc_chart;
+/* The chart's <svg> element (caller frees), or NULL with err set. */
+char *dc_chart_svg(const dc_chart *chart, dc_error *err);
+
 typedef struct dc_report_image {
     const char *caption;
     const char *path; /* PNG embedded as a data: URI */

@@ -161,6 +161,10 @@ void dc_trainer_free(dc_trainer *t);
  * the position is already there); DC_ERR_INTERRUPTED when should_stop asked and the
  * checkpoint was saved; any other status is an error with its message in err. */
 dc_status dc_trainer_run(dc_trainer *t, dc_error *err);
+/* From epoch_end (e.g. early stopping): run() saves the checkpoint at the end of this
+ * epoch and returns DC_ERR_INTERRUPTED instead of going on (nothing changes when the
+ * epoch was the last). */
+void dc_trainer_request_stop(dc_trainer *t);
 /* Write the checkpoint at the current position now. */
 dc_status dc_trainer_save(dc_trainer *t, dc_error *err);
 

@@ -142,14 +142,16 @@ dc_status dc_viz_occlusion(dc_model *m, const float *image, const dc_viz_opts *o
 dc_status dc_viz_ascent(dc_model *m, const dc_viz_opts *o, float *image_out, dc_viz_info *info,
                         dc_error *err);
 
-/* Zhou et al.: CAM(y, x) = sum_c W_fc[target, c] A_c(y, x), A = last_conv of the image,
- * upsampled bilinearly to [H, W]. Signed (no ReLU). */
+/* Zhou et al.: CAM(y, x) = sum_c W_fc[target, c] A_c(y, x), A = o->layer (default
+ * last_conv) of the image, upsampled bilinearly to [H, W]. Signed (no ReLU). A layer that
+ * does not feed global_avgpool -> dense `out` is DC_ERR_UNSUPPORTED naming it. */
 dc_status dc_viz_cam(dc_model *m, const float *image, const dc_viz_opts *o, float *map_hw,
                      dc_viz_info *info, dc_error *err);
 
 /* Selvaraju et al.: at `layer` (default last_conv) with maps A and gradients G of the
  * target score, ReLU(sum_c mean_yx(G_c) A_c), upsampled bilinearly to [H, W]. At the last
- * conv of a GAP network this is ReLU(CAM) / (h w). */
+ * conv of a GAP network this is ReLU(CAM) / (h w). A layer with 1x1 maps (global pooling,
+ * dense) has no positions to weight: DC_ERR_ARG naming it. */
 dc_status dc_viz_gradcam(dc_model *m, const float *image, const dc_viz_opts *o, float *map_hw,
                          dc_viz_info *info, dc_error *err);
 
