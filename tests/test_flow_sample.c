@@ -107,9 +107,8 @@ static void test_ode_orders_on_gaussian(void **state) {
             assert_int_equal(dc_flow_integrate(velocity_gaussian, &g, N, GAUSS_DIMS, steps,
                                                heun ? DC_SAMPLER_HEUN : DC_SAMPLER_EULER, x, &err),
                              DC_OK);
-            assert_int_equal(g.calls, dc_sampler_evaluations(heun ? DC_SAMPLER_HEUN
-                                                                  : DC_SAMPLER_EULER,
-                                                             steps));
+            assert_int_equal(
+                g.calls, dc_sampler_evaluations(heun ? DC_SAMPLER_HEUN : DC_SAMPLER_EULER, steps));
             memcpy(naive, start, sizeof naive);
             naive_integrate(N, steps, heun, naive);
             assert_memory_equal(x, naive, sizeof x);
@@ -126,8 +125,8 @@ static void test_ode_orders_on_gaussian(void **state) {
                 const double ratio = prev[heun] / worst;
                 /* order 1: ratio 2; order 2: ratio 4 (within a third of the exponent) */
                 if (heun ? ratio < 3.2 || ratio > 5.0 : ratio < 1.7 || ratio > 2.4)
-                    fail_msg("%s at %d steps: error ratio %g for a halved step", heun ? "heun" : "euler",
-                             steps, ratio);
+                    fail_msg("%s at %d steps: error ratio %g for a halved step",
+                             heun ? "heun" : "euler", steps, ratio);
             }
             prev[heun] = worst;
         }
@@ -152,7 +151,8 @@ static void moments(const float *x, int n, int p, double *mean, double *std) {
 static void test_sde_ends_at_the_data_distribution(void **state) {
     (void)state;
     enum { N = 20000 };
-    float *start = malloc(sizeof(float) * N * GAUSS_DIMS), *x = malloc(sizeof(float) * N * GAUSS_DIMS);
+    float *start = malloc(sizeof(float) * N * GAUSS_DIMS),
+          *x = malloc(sizeof(float) * N * GAUSS_DIMS);
     normals(start, N * GAUSS_DIMS, 11);
     memcpy(x, start, sizeof(float) * N * GAUSS_DIMS);
     dc_flow_config cfg;
@@ -222,31 +222,32 @@ static void test_sde_streams_and_limits(void **state) {
     dc_error err = {0};
     memcpy(a, start, sizeof a);
     memcpy(b, start, sizeof b);
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, a, &err),
-                     DC_OK);
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
-                     DC_OK);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, a, &err), DC_OK);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err), DC_OK);
     assert_memory_equal(a, b, sizeof a);
     /* the first two samples alone */
     memcpy(c, start, sizeof c);
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, 2, GAUSS_DIMS, &cfg, 1.0f, c, &err),
-                     DC_OK);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, 2, GAUSS_DIMS, &cfg, 1.0f, c, &err), DC_OK);
     assert_memory_equal(a, c, sizeof(float) * 2 * GAUSS_DIMS);
     /* another seed: every sample moves */
     cfg.seed = 10;
     memcpy(b, start, sizeof b);
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
-                     DC_OK);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err), DC_OK);
     for (int i = 0; i < N; i++)
         assert_true(tu_max_abs_err(a + i * GAUSS_DIMS, b + i * GAUSS_DIMS, GAUSS_DIMS) > 1e-3);
     /* churn 0: the Euler ODE */
     cfg.churn = 0.0f;
     memcpy(b, start, sizeof b);
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
-                     DC_OK);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err), DC_OK);
     memcpy(c, start, sizeof c);
-    assert_int_equal(dc_flow_integrate(velocity_gaussian, &g, N, GAUSS_DIMS, 10, DC_SAMPLER_EULER, c, &err),
-                     DC_OK);
+    assert_int_equal(
+        dc_flow_integrate(velocity_gaussian, &g, N, GAUSS_DIMS, 10, DC_SAMPLER_EULER, c, &err),
+        DC_OK);
     assert_memory_equal(b, c, sizeof b);
     /* one point: whatever the noise on the way, the last step x - t v(x, t) is the point */
     const float point[GAUSS_DIMS] = {0.25f, -0.75f};
@@ -261,21 +262,24 @@ static void test_sde_streams_and_limits(void **state) {
     cfg.sampler = DC_SAMPLER_EULER;
     memcpy(b, start, sizeof b);
     g.calls = 0;
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 0.5f, b, &err),
-                     DC_OK);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 0.5f, b, &err), DC_OK);
     assert_int_equal(g.calls, 7);
     /* refused, by name */
     cfg.churn = -1.0f;
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
-                     DC_ERR_ARG);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
+        DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "churn -1"));
     cfg.churn = 1.0f;
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 0.0f, b, &err),
-                     DC_ERR_ARG);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 0.0f, b, &err),
+        DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "start time 0"));
     cfg.guidance = 2.0f;
-    assert_int_equal(dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
-                     DC_ERR_ARG);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_gaussian, &g, N, GAUSS_DIMS, &cfg, 1.0f, b, &err),
+        DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "guidance 2 needs a class"));
     dc_sampler s;
     assert_int_equal(dc_sampler_parse("sde", &s, &err), DC_OK);
@@ -483,7 +487,9 @@ static int cell_px(const png *p, int row, int col, int y, int x) {
     return p->px[(size_t)(sep + row * (SIDE + sep) + y) * p->w + sep + col * (SIDE + sep) + x];
 }
 
-static int grid_side(int cells) { return cells * (SIDE + DC_GRID_SEPARATOR) + DC_GRID_SEPARATOR; }
+static int grid_side(int cells) {
+    return cells * (SIDE + DC_GRID_SEPARATOR) + DC_GRID_SEPARATOR;
+}
 
 /* Largest difference between two cells. */
 static int cell_diff(const png *a, int ra, int ca, const png *b, int rb, int cb) {
@@ -602,9 +608,8 @@ static void test_cli_complete_dream_interpolate(void **state) {
                                    bin, dir, dir),
                          0);
     assert_int_equal(tu_system("grep -q 'deterministic ODE' %s/bad.log", dir), 0);
-    assert_int_not_equal(tu_system("%s generate %s/run --class 2 --device cpu >%s/bad.log 2>&1",
-                                   bin, dir, dir),
-                         0);
+    assert_int_not_equal(
+        tu_system("%s generate %s/run --class 2 --device cpu >%s/bad.log 2>&1", bin, dir, dir), 0);
     assert_int_equal(tu_system("grep -q 'unconditional' %s/bad.log", dir), 0);
     /* the SDE sampler through generate */
     assert_int_equal(tu_system("%s generate %s/run -n 2 --steps 3 --sampler sde --churn 0.5 -o "

@@ -19,11 +19,12 @@
  * mask; grid rows per image: the input with its hole (mid-grey), the variants, the
  * original. */
 static int complete_flow(dc_model *m, const float *orig, int n, const float *mask,
-                         const dc_flow_config *cfg, int variants, int resample, const char *mask_name,
-                         const char *out) {
+                         const dc_flow_config *cfg, int variants, int resample,
+                         const char *mask_name, const char *out) {
     const int C = m->spec.channels, S = m->spec.size, cols = variants + 2;
     const size_t isz = (size_t)C * S * S, plane = (size_t)S * S, total = (size_t)n * variants;
-    float *known = malloc(sizeof(float) * total * isz), *masks = malloc(sizeof(float) * total * plane);
+    float *known = malloc(sizeof(float) * total * isz),
+          *masks = malloc(sizeof(float) * total * plane);
     float *filled = malloc(sizeof(float) * total * isz);
     float *grid = malloc(sizeof(float) * (size_t)n * cols * isz);
     int rc = 1;
@@ -120,7 +121,8 @@ int dc_cmd_complete(int argc, char **argv) {
         const int fb = n * variants < COMPLETE_BATCH ? n * variants : COMPLETE_BATCH;
         if (dc_cli_open_run("complete", run, be, fb, &m, NULL)) goto done;
     }
-    if (!flow && (m->x < 0 || !dc_model_kind_has(m->spec.kind, DC_KIND_ENCODER | DC_KIND_DECODER))) {
+    if (!flow &&
+        (m->x < 0 || !dc_model_kind_has(m->spec.kind, DC_KIND_ENCODER | DC_KIND_DECODER))) {
         dc_cli_fail("complete",
                     "a '%s' model has no image input to complete (use complete, vae or "
                     "diffusion)",

@@ -12,7 +12,8 @@
 #include "cli/gen_common.h"
 
 #define FLOW_CANVASES 4 /* grey, white, black, noise */
-#define FLOW_STRENGTH 0.8f /* enough noise for new shapes, little enough to keep the canvas's tone */
+#define FLOW_STRENGTH                                                                              \
+    0.8f /* enough noise for new shapes, little enough to keep the canvas's tone */
 #define FLOW_SEEDS 8
 
 /* SDEdit from the canvases (and the given images): row r, column 0 the canvas, column
@@ -22,7 +23,8 @@ static int dream_flow(dc_model *m, const dc_flow_config *cfg, float strength, in
     const int C = m->spec.channels, S = m->spec.size, rows = FLOW_CANVASES + n_images;
     const int cols = seeds + 1;
     const size_t isz = (size_t)C * S * S;
-    float *canvas = malloc(sizeof(float) * rows * isz), *dreams = malloc(sizeof(float) * rows * isz);
+    float *canvas = malloc(sizeof(float) * rows * isz),
+          *dreams = malloc(sizeof(float) * rows * isz);
     float *grid = malloc(sizeof(float) * (size_t)rows * cols * isz), *given = NULL;
     int rc = 1;
     dc_error err = {0};
@@ -78,7 +80,8 @@ int dc_cmd_dream(int argc, char **argv) {
     dc_args a;
     if (dc_args_parse(&a, "dream", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help") || a.n_positional < 1) {
-        printf("usage: deconv dream RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device ...]\n"
+        printf("usage: deconv dream RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device "
+               "...]\n"
                "       deconv dream RUN [IMAGE...] [--strength S] [--count N] [--steps N]\n"
                "                    [--sampler euler|heun|sde] [--churn C]   (diffusion runs)\n"
                "Writes DIR/dream_canvas.png (blank/white/black inputs with random codes),\n"

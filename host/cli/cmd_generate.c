@@ -85,7 +85,8 @@ int dc_cmd_generate(int argc, char **argv) {
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
     char path[1200]; /* --dir/sample_NNNN.png: the longest name checked before any work */
-    if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1)) return 2;
+    if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1))
+        return 2;
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;

@@ -117,7 +117,8 @@ int dc_cmd_interpolate(int argc, char **argv) {
     if (dc_cli_path("interpolate", def_out, sizeof def_out, "%s/interpolation.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
     if (steps < 2 || steps > 256 || frames < 2 || frames > 256)
-        return dc_cli_fail("interpolate", "%d frames: use 2 to 256", steps < 2 || steps > 256 ? steps : frames);
+        return dc_cli_fail("interpolate", "%d frames: use 2 to 256",
+                           steps < 2 || steps > 256 ? steps : frames);
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;
@@ -131,12 +132,12 @@ int dc_cmd_interpolate(int argc, char **argv) {
     if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW) && !list) {
         if (a.n_positional != 1) {
             dc_cli_fail("interpolate", "a diffusion run interpolates between the noises of two "
-                        "seeds (--from S --to S), not between images");
+                                       "seeds (--from S --to S), not between images");
             goto done;
         }
         if (flow_cfg.sampler == DC_SAMPLER_SDE) {
             dc_cli_fail("interpolate", "--sampler sde: the frames need the deterministic ODE "
-                        "(euler or heun) to vary smoothly");
+                                       "(euler or heun) to vary smoothly");
             goto done;
         }
         dc_model_free(m);
@@ -146,8 +147,10 @@ int dc_cmd_interpolate(int argc, char **argv) {
         goto done;
     }
     if (a.n_positional != (list ? 1 : 3)) {
-        dc_cli_fail("interpolate", "a %s run interpolates between two images: deconv interpolate "
-                    "RUN A B", dc_model_kind_name(m->spec.kind));
+        dc_cli_fail("interpolate",
+                    "a %s run interpolates between two images: deconv interpolate "
+                    "RUN A B",
+                    dc_model_kind_name(m->spec.kind));
         goto done;
     }
     const int glo = dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS);

@@ -44,8 +44,7 @@ void dc_flow_config_default(dc_flow_config *c) {
 }
 
 static dc_status check_config(const dc_flow_config *cfg, float t_start, dc_error *err) {
-    if (!cfg)
-        return dc_set_error(err, DC_ERR_ARG, "flow sampling: no config");
+    if (!cfg) return dc_set_error(err, DC_ERR_ARG, "flow sampling: no config");
     if (cfg->steps < 1 || cfg->steps > 100000 ||
         (unsigned)cfg->sampler >= DC_ARRAY_LEN(sampler_names) || !(cfg->churn >= 0.0f) ||
         !(cfg->churn <= 100.0f) || !(t_start > 0.0f && t_start <= 1.0f) || cfg->class_label < -1 ||
@@ -77,8 +76,8 @@ typedef struct flow_work {
 
 /* One step from t to t_next < t; `last`: the step that ends at t = 0 (always Euler's). */
 static dc_status flow_step(dc_velocity_fn velocity, void *user, int n, size_t numel,
-                           const dc_flow_config *cfg, float t, float t_next, int last,
-                           dc_rng *rngs, flow_work *w, float *x, dc_error *err) {
+                           const dc_flow_config *cfg, float t, float t_next, int last, dc_rng *rngs,
+                           flow_work *w, float *x, dc_error *err) {
     const size_t total = (size_t)n * numel;
     const float dt = t - t_next;
     float *v1 = w->v1, *v2 = w->v2, *pred = w->pred;
@@ -277,9 +276,8 @@ static dc_status check_model(const dc_model *m, const dc_flow_config *cfg, const
  * may be `start`) to 0, in chunks of the model's batch, clamped to [-1, 1]; with known
  * pixels (known, masks: inpainting) those are kept exactly. */
 static dc_status model_run(dc_model *m, int n, const dc_flow_config *cfg, float t_start,
-                           const float *start, const float *known, const float *masks,
-                           int resample, float *out, float *trajectory, int snapshots,
-                           dc_error *err) {
+                           const float *start, const float *known, const float *masks, int resample,
+                           float *out, float *trajectory, int snapshots, dc_error *err) {
     const size_t plane = (size_t)m->spec.size * m->spec.size;
     const size_t numel = (size_t)m->spec.channels * plane;
     const int B = m->batch;
@@ -336,8 +334,8 @@ dc_status dc_flow_generate(dc_model *m, int n, const dc_flow_config *cfg, const 
         return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: %d trajectory snapshots (use >= 2)",
                             snapshots);
     if (noise)
-        memcpy(out, noise, sizeof(float) * (size_t)n * m->spec.channels * m->spec.size *
-                               m->spec.size);
+        memcpy(out, noise,
+               sizeof(float) * (size_t)n * m->spec.channels * m->spec.size * m->spec.size);
     else
         dc_flow_noise(m, n, cfg->seed, out);
     return model_run(m, n, cfg, 1.0f, out, NULL, NULL, 0, out, trajectory, snapshots, err);

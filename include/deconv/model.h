@@ -271,7 +271,7 @@ typedef enum dc_sampler {
                            * x + (1 - t) v, the predicted noise). One velocity per step;
                            * the last step, ending at t = 0, is Euler's. churn 0 is Euler. */
 } dc_sampler;
-#define DC_FLOW_STEPS 32  /* the default number of sampler steps */
+#define DC_FLOW_STEPS 32   /* the default number of sampler steps */
 #define DC_FLOW_CHURN 1.0f /* the SDE sampler's default churn */
 const char *dc_sampler_name(dc_sampler s);
 dc_status dc_sampler_parse(const char *name, dc_sampler *out, dc_error *err);
@@ -280,15 +280,15 @@ int dc_sampler_evaluations(dc_sampler s, int steps);
 
 /* How a flow model samples. */
 typedef struct dc_flow_config {
-    int steps;          /* equal steps from the start time to t = 0 */
+    int steps; /* equal steps from the start time to t = 0 */
     dc_sampler sampler;
-    uint64_t seed;      /* the starting noises (dc_flow_noise) and, per sample, the
-                         * stochastic draws (SDE, inpainting's noised known pixels and
-                         * re-noising), so sample i does not depend on how many run */
-    float churn;        /* DC_SAMPLER_SDE: g(t)^2 = 2 churn t (>= 0) */
-    int class_label;    /* -1: unconditional; >= 0: class-conditioned models only (the
-                         * velocity function takes it) */
-    float guidance;     /* classifier-free guidance weight w (0: none; needs class_label) */
+    uint64_t seed;   /* the starting noises (dc_flow_noise) and, per sample, the
+                      * stochastic draws (SDE, inpainting's noised known pixels and
+                      * re-noising), so sample i does not depend on how many run */
+    float churn;     /* DC_SAMPLER_SDE: g(t)^2 = 2 churn t (>= 0) */
+    int class_label; /* -1: unconditional; >= 0: class-conditioned models only (the
+                      * velocity function takes it) */
+    float guidance;  /* classifier-free guidance weight w (0: none; needs class_label) */
 } dc_flow_config;
 /* DC_FLOW_STEPS Euler steps, seed 1, churn DC_FLOW_CHURN, unconditional, no guidance. */
 void dc_flow_config_default(dc_flow_config *c);
