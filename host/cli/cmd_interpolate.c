@@ -116,9 +116,8 @@ int dc_cmd_interpolate(int argc, char **argv) {
     char def_out[1100];
     if (dc_cli_path("interpolate", def_out, sizeof def_out, "%s/interpolation.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
-    if (steps < 2 || steps > 256 || frames < 2 || frames > 256)
-        return dc_cli_fail("interpolate", "%d frames: use 2 to 256",
-                           steps < 2 || steps > 256 ? steps : frames);
+    if (frames < 2 || frames > 256)
+        return dc_cli_fail("interpolate", "--frames %d: use 2 to 256", frames);
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;
@@ -141,9 +140,13 @@ int dc_cmd_interpolate(int argc, char **argv) {
             goto done;
         }
         dc_model_free(m);
-        m = NULL; /* the frames run as one batch */
+        m = NULL; /* the frames run in batches of up to 32 */
         if (dc_cli_open_run("interpolate", run, be, frames < 32 ? frames : 32, &m, NULL)) goto done;
         rc = interpolate_flow(m, &flow_cfg, from, to, frames, out);
+        goto done;
+    }
+    if (steps < 2 || steps > 256) {
+        dc_cli_fail("interpolate", "%d points: use 2 to 256", steps);
         goto done;
     }
     if (a.n_positional != (list ? 1 : 3)) {
