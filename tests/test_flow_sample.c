@@ -207,6 +207,82 @@ static dc_status velocity_to_point(void *user, const float *x, float t, int n, f
     return DC_OK;
 }
 
+/* Data: two images, a and b = -a, equally likely. The ideal velocity is (x - E[x0 | x_t]) / t
+ * with the posterior weight of a: 1 / (1 + exp((|x - (1-t) a|^2 - |x - (1-t) b|^2) / 2t^2)). */
+enum { PAIR_PIX = 8 };
+static const float pair_a[PAIR_PIX] = {1, 1, -1, 1, -1, -1, 1, -1};
+
+static dc_status velocity_pair(void *user, const float *x, float t, int n, float *v,
+                               dc_error *err) {
+    (void)user, (void)err;
+    for (int i = 0; i < n; i++) {
+        double da = 0, db = 0;
+        for (int p = 0; p < PAIR_PIX; p++) {
+            const double xa = x[i * PAIR_PIX + p] - (1 - t) * pair_a[p];
+            const double xb = x[i * PAIR_PIX + p] + (1 - t) * pair_a[p];
+            da += xa * xa, db += xb * xb;
+        }
+        const double e = (da - db) / (2.0 * t * t);
+        const double wa = e > 0 ? exp(-e) / (1 + exp(-e)) : 1 / (1 + exp(e));
+        for (int p = 0; p < PAIR_PIX; p++) {
+            const double x0 = (2 * wa - 1) * pair_a[p];
+            v[i * PAIR_PIX + p] = (float)((x[i * PAIR_PIX + p] - x0) / t);
+        }
+    }
+    return DC_OK;
+}
+
+/* Inpainting picks the image the known pixels belong to: with the left half known from a
+ * (even states) or b (odd), at least 95 % of 400 completions land within 0.05 of that
+ * image's hidden half, for every sampler, and 99 % with 3 resamples (the re-noising lets
+ * the hole follow the known half), while plain sampling from the same noises splits between
+ * a and b (each 30 % to 70 %). */
+static void test_inpaint_completes_the_right_image(void **state) {
+    (void)state;
+    enum { N = 400 };
+    float *known = malloc(sizeof(float) * N * PAIR_PIX),
+          *masks = malloc(sizeof(float) * N * PAIR_PIX);
+    float *start = malloc(sizeof(float) * N * PAIR_PIX), *x = malloc(sizeof(float) * N * PAIR_PIX);
+    for (int i = 0; i < N; i++)
+        for (int p = 0; p < PAIR_PIX; p++) {
+            known[i * PAIR_PIX + p] = i % 2 ? -pair_a[p] : pair_a[p];
+            masks[i * PAIR_PIX + p] = p >= PAIR_PIX / 2;
+        }
+    normals(start, N * PAIR_PIX, 31);
+    dc_error err = {0};
+    dc_flow_config cfg;
+    dc_flow_config_default(&cfg);
+    cfg.steps = 16;
+    memcpy(x, start, sizeof(float) * N * PAIR_PIX);
+    assert_int_equal(
+        dc_flow_integrate_config(velocity_pair, NULL, N, PAIR_PIX, &cfg, 1.0f, x, &err), DC_OK);
+    int as = 0;
+    for (int i = 0; i < N; i++)
+        as += tu_max_abs_err(x + i * PAIR_PIX, pair_a, PAIR_PIX) < 0.05;
+    print_message("plain sampling: %d of %d samples are a\n", as, N);
+    assert_true(as > 0.3 * N && as < 0.7 * N);
+    for (int sampler = DC_SAMPLER_EULER; sampler <= DC_SAMPLER_SDE; sampler++)
+        for (int resample = 1; resample <= 3; resample += 2) {
+            cfg.sampler = (dc_sampler)sampler;
+            memcpy(x, start, sizeof(float) * N * PAIR_PIX);
+            assert_int_equal(dc_flow_integrate_inpaint(velocity_pair, NULL, N, PAIR_PIX, PAIR_PIX,
+                                                       &cfg, known, masks, resample, x, &err),
+                             DC_OK);
+            int right = 0;
+            for (int i = 0; i < N; i++) {
+                right += tu_max_abs_err(x + i * PAIR_PIX, known + i * PAIR_PIX, PAIR_PIX) < 0.05;
+                for (int p = 0; p < PAIR_PIX / 2; p++)
+                    assert_true(x[i * PAIR_PIX + p] == known[i * PAIR_PIX + p]);
+            }
+            print_message("inpainting, %s, resample %d: %d of %d complete their image\n",
+                          dc_sampler_name(cfg.sampler), resample, right, N);
+            if (right < (resample > 1 ? 0.99 : 0.95) * N)
+                fail_msg("%s, resample %d: %d of %d completions match the known half",
+                         dc_sampler_name(cfg.sampler), resample, right, N);
+        }
+    free(known), free(masks), free(start), free(x);
+}
+
 /* Seeds and streams: the SDE repeats per seed and differs between seeds; sample i does not
  * depend on how many run with it; churn 0 is Euler bit for bit; the last step (Euler's)
  * lands a point-mass field exactly on its point; bad settings are refused by name. */
@@ -626,6 +702,7 @@ int main(void) {
         cmocka_unit_test(test_ode_orders_on_gaussian),
         cmocka_unit_test(test_sde_ends_at_the_data_distribution),
         cmocka_unit_test(test_sde_streams_and_limits),
+        cmocka_unit_test(test_inpaint_completes_the_right_image),
         cmocka_unit_test(test_inpaint_keeps_known_pixels),
         cmocka_unit_test(test_edit_strength),
         cmocka_unit_test(test_cpu_vs_opencl),

@@ -205,6 +205,28 @@ dc_status dc_flow_integrate_config(dc_velocity_fn velocity, void *user, int n, s
     return st;
 }
 
+dc_status dc_flow_integrate_inpaint(dc_velocity_fn velocity, void *user, int n, size_t numel,
+                                    size_t plane, const dc_flow_config *cfg, const float *known,
+                                    const float *masks, int resample, float *x, dc_error *err) {
+    if (n < 1 || n > (1 << 24) || !known || !masks || plane == 0 || numel % plane)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "inpainting: bad arguments (%d states of %zu values, masks of %zu)", n,
+                            numel, plane);
+    if (resample < 1 || resample > 1000)
+        return dc_set_error(err, DC_ERR_ARG, "inpainting: resample %d (use 1 to 1000)", resample);
+    dc_rng *rngs = malloc(sizeof(dc_rng) * (size_t)n);
+    if (!rngs) return dc_set_error(err, DC_ERR_OOM, "inpainting: out of memory");
+    if (cfg) seed_streams(rngs, n, cfg->seed, 0);
+    const flow_guide guide = {known, masks, plane, resample};
+    dc_status st = integrate(velocity, user, n, numel, cfg, 1.0f, rngs, &guide, x, NULL, 0, err);
+    free(rngs);
+    for (int s = 0; st == DC_OK && s < n; s++)
+        for (size_t i = 0; i < numel; i++)
+            if (masks[(size_t)s * plane + i % plane] <= 0.5f)
+                x[(size_t)s * numel + i] = known[(size_t)s * numel + i];
+    return st;
+}
+
 dc_status dc_flow_integrate(dc_velocity_fn velocity, void *user, int n, size_t numel, int steps,
                             dc_sampler sampler, float *x, dc_error *err) {
     dc_flow_config cfg;

@@ -305,6 +305,13 @@ dc_status dc_flow_integrate(dc_velocity_fn velocity, void *user, int n, size_t n
 dc_status dc_flow_integrate_config(dc_velocity_fn velocity, void *user, int n, size_t numel,
                                    const dc_flow_config *cfg, float t_start, float *x,
                                    dc_error *err);
+/* Inpainting (as dc_flow_inpaint below) with any velocity field: x (n states, in place)
+ * from the starting noise at t = 1 to t = 0; known [n, numel], masks [n, plane] (1 =
+ * hidden, the same for each of the numel / plane channels). The result keeps the known
+ * values exactly; nothing is clamped. */
+dc_status dc_flow_integrate_inpaint(dc_velocity_fn velocity, void *user, int n, size_t numel,
+                                    size_t plane, const dc_flow_config *cfg, const float *known,
+                                    const float *masks, int resample, float *x, dc_error *err);
 /* The starting noise of n samples [n, C, S, S]: sample i's noise comes from
  * (dc_seed_mix(seed, DC_SAMPLING_STREAM), i), so it does not depend on n. */
 void dc_flow_noise(const dc_model *m, int n, uint64_t seed, float *noise);
