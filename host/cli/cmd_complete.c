@@ -1,6 +1,7 @@
 /* deconv complete: fill the hidden part of given images; --passes k feeds the output back
  * k times (the owner's iterative refinement: the known pixels are restored each pass,
- * the model's guess stays in the hidden region). */
+ * the model's guess stays in the hidden region). A diffusion run inpaints instead
+ * (dc_flow_inpaint): --variants different completions per image. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,59 @@
 #define COMPLETE_BATCH 32
 /* Columns of the grid: more images continue in further blocks of rows. */
 #define GRID_COLUMNS 16
+/* Diffusion: completions per image, and repeats of each step (RePaint's resampling) */
+#define FLOW_VARIANTS 4
+#define FLOW_RESAMPLE 3
+
+/* Diffusion inpainting: `variants` completions of each of the n images, all with the one
+ * mask; grid rows per image: the input with its hole (mid-grey), the variants, the
+ * original. */
+static int complete_flow(dc_model *m, const float *orig, int n, const float *mask,
+                         const dc_flow_config *cfg, int variants, int resample,
+                         const char *mask_name, const char *out) {
+    const int C = m->spec.channels, S = m->spec.size, cols = variants + 2;
+    const size_t isz = (size_t)C * S * S, plane = (size_t)S * S, total = (size_t)n * variants;
+    float *known = malloc(sizeof(float) * total * isz),
+          *masks = malloc(sizeof(float) * total * plane);
+    float *filled = malloc(sizeof(float) * total * isz);
+    float *grid = malloc(sizeof(float) * (size_t)n * cols * isz);
+    int rc = 1;
+    dc_error err = {0};
+    if (!known || !masks || !filled || !grid) {
+        dc_cli_fail("complete", "out of memory for %d images x %d variants", n, variants);
+        goto done;
+    }
+    /* sample i * variants + v: image i; the variants differ by their sample index */
+    for (size_t k = 0; k < total; k++) {
+        memcpy(known + k * isz, orig + (k / variants) * isz, sizeof(float) * isz);
+        memcpy(masks + k * plane, mask, sizeof(float) * plane);
+    }
+    const double t0 = dc_cli_now_s();
+    if (dc_flow_inpaint(m, (int)total, cfg, known, masks, resample, filled, &err) != DC_OK) {
+        dc_cli_fail("complete", "%s", err.msg);
+        goto done;
+    }
+    const double secs = dc_cli_now_s() - t0;
+    for (int i = 0; i < n; i++) {
+        float *row = grid + (size_t)i * cols * isz;
+        dc_mask_apply(orig + (size_t)i * isz, mask, C, S, S, 0.0f, 1.0f, 1, row, NULL);
+        memcpy(row + isz, filled + (size_t)i * variants * isz, sizeof(float) * variants * isz);
+        memcpy(row + (size_t)(cols - 1) * isz, orig + (size_t)i * isz, sizeof(float) * isz);
+    }
+    if (dc_image_write_grid(out, grid, n * cols, C, S, S, n, cols, DC_RANGE_PM1, &err) != DC_OK) {
+        dc_cli_fail("complete", "%s", err.msg);
+        goto done;
+    }
+    printf("inpainting: %d %s steps x %d resamples, %.3f s per completion\n", cfg->steps,
+           dc_sampler_name(cfg->sampler), resample, secs / (double)total);
+    printf("wrote %s (%d images x %d variants, mask %s; rows: images; columns: input with the "
+           "hole, variants, original)\n",
+           out, n, variants, mask_name);
+    rc = 0;
+done:
+    free(known), free(masks), free(filled), free(grid);
+    return rc;
+}
 
 int dc_cmd_complete(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
@@ -18,11 +72,18 @@ int dc_cmd_complete(int argc, char **argv) {
     if (dc_args_flag(&a, "help") || a.n_positional < 2) {
         printf("usage: deconv complete RUN IMAGE... [--mask KIND] [--passes K] [--noise STD]\n"
                "                       [--seed S] [-o GRID.png] [--device ...]\n"
+               "       diffusion runs: [--variants N] [--resample R] [--steps N]\n"
+               "                       [--sampler euler|heun|sde] [--churn C]\n"
                "Any number of images. Rows of the grid: the masked input, then one row per\n"
                "pass, then the original; more than %d images continue in further blocks of\n"
                "rows.\n"
-               "--noise: std of the random code (default 0: the deterministic completion).\n",
-               GRID_COLUMNS);
+               "--noise: std of the random code (default 0: the deterministic completion).\n"
+               "A diffusion run inpaints: --variants (%d) completions per image from different\n"
+               "noises; before every step the known pixels are set to the image noised to that\n"
+               "t, and every step but the last runs --resample (%d) times, re-noised back in\n"
+               "between (RePaint). Grid rows: images; columns: the input with its hole, the\n"
+               "variants, the original.\n",
+               GRID_COLUMNS, FLOW_VARIANTS, FLOW_RESAMPLE);
         return dc_args_flag(&a, "help") ? 0 : 2;
     }
     const char *run = a.positional[0];
@@ -34,6 +95,14 @@ int dc_cmd_complete(int argc, char **argv) {
     char def_out[1100];
     if (dc_cli_path("complete", def_out, sizeof def_out, "%s/completed.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
+    const int variants = dc_args_int(&a, "variants", FLOW_VARIANTS);
+    const int resample = dc_args_int(&a, "resample", FLOW_RESAMPLE);
+    dc_flow_config flow_cfg;
+    if (gen_flow_config("complete", &a, &flow_cfg)) return 1;
+    if (variants < 1 || variants > 64)
+        return dc_cli_fail("complete", "--variants %d: use 1 to 64", variants);
+    if (resample < 1 || resample > 100)
+        return dc_cli_fail("complete", "--resample %d: use 1 to 100", resample);
     if (passes < 1 || passes > 64) return dc_cli_fail("complete", "--passes %d: use 1 to 64", passes);
     dc_error err = {0};
     dc_backend *be = NULL;
@@ -44,8 +113,19 @@ int dc_cmd_complete(int argc, char **argv) {
     float *orig = NULL, *x = NULL, *y = NULL, *rows = NULL, *grid = NULL, *mask = NULL;
     const int batch = n < COMPLETE_BATCH ? n : COMPLETE_BATCH;
     if (dc_cli_open_run("complete", run, be, batch, &m, NULL)) goto done;
-    if (m->x < 0 || !dc_model_kind_has(m->spec.kind, DC_KIND_ENCODER | DC_KIND_DECODER)) {
-        dc_cli_fail("complete", "a '%s' model has no image input to complete (use complete or vae)",
+    const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
+    if (flow && n * variants > batch) {
+        /* the variants run together: a batch of up to COMPLETE_BATCH of them */
+        dc_model_free(m);
+        m = NULL;
+        const int fb = n * variants < COMPLETE_BATCH ? n * variants : COMPLETE_BATCH;
+        if (dc_cli_open_run("complete", run, be, fb, &m, NULL)) goto done;
+    }
+    if (!flow &&
+        (m->x < 0 || !dc_model_kind_has(m->spec.kind, DC_KIND_ENCODER | DC_KIND_DECODER))) {
+        dc_cli_fail("complete",
+                    "a '%s' model has no image input to complete (use complete, vae or "
+                    "diffusion)",
                     dc_model_kind_name(m->spec.kind));
         goto done;
     }
@@ -69,6 +149,10 @@ int dc_cmd_complete(int argc, char **argv) {
     dc_rng rng;
     dc_rng_seed(&rng, seed);
     dc_mask_make(mk, S, S, &rng, mask);
+    if (flow) {
+        rc = complete_flow(m, orig, n, mask, &flow_cfg, variants, resample, dc_mask_name(mk), out);
+        goto done;
+    }
 #define ROW_IMAGE(r, i) (rows + ((size_t)(r) * n + (i)) * isz)
     for (int first = 0; first < n; first += batch) {
         const int count = n - first < batch ? n - first : batch;

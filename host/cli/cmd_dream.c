@@ -2,28 +2,109 @@
  *   dream_canvas.png  — blank (gray), white and black canvases with random codes
  *                       (complete/vae: through the whole encoder-decoder)
  *   dream_onehot.png  — one-hot latents e_i * scale through the decoder, one per latent
- *   dream_zero.png    — the zero latent and its neighbours +-scale along the first axes */
+ *   dream_zero.png    — the zero latent and its neighbours +-scale along the first axes
+ * A diffusion run dreams by SDEdit (dc_flow_edit): dream_canvas.png, rows per canvas
+ * (grey, white, black, noise, then the images given), the canvas and then one column per
+ * seed, each noised to t = --strength and integrated back to t = 0. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/gen_common.h"
+
+#define FLOW_CANVASES 4 /* grey, white, black, noise */
+#define FLOW_STRENGTH                                                                              \
+    0.8f /* enough noise for new shapes, little enough to keep the canvas's tone */
+#define FLOW_SEEDS 8
+
+/* SDEdit from the canvases (and the given images): row r, column 0 the canvas, column
+ * 1 + j the dream of seed cfg->seed + j. */
+static int dream_flow(dc_model *m, const dc_flow_config *cfg, float strength, int seeds,
+                      char **images, int n_images, const char *path) {
+    const int C = m->spec.channels, S = m->spec.size, rows = FLOW_CANVASES + n_images;
+    const int cols = seeds + 1;
+    const size_t isz = (size_t)C * S * S;
+    float *canvas = malloc(sizeof(float) * rows * isz),
+          *dreams = malloc(sizeof(float) * rows * isz);
+    float *grid = malloc(sizeof(float) * (size_t)rows * cols * isz), *given = NULL;
+    int rc = 1;
+    dc_error err = {0};
+    if (!canvas || !dreams || !grid) {
+        dc_cli_fail("dream", "out of memory");
+        goto done;
+    }
+    const float fills[3] = {0.0f, 1.0f, -1.0f};
+    for (int r = 0; r < 3; r++)
+        for (size_t k = 0; k < isz; k++)
+            canvas[(size_t)r * isz + k] = fills[r];
+    dc_rng rng; /* the noise canvas: uniform in [-1, 1], the same for every seed */
+    dc_rng_seed(&rng, dc_seed_mix(cfg->seed, 0x6e6f697365ULL));
+    for (size_t k = 0; k < isz; k++)
+        canvas[3 * isz + k] = 2.0f * dc_rng_uniform(&rng) - 1.0f;
+    if (n_images > 0) {
+        if (gen_load_images("dream", m, images, n_images, &given)) goto done;
+        memcpy(canvas + FLOW_CANVASES * isz, given, sizeof(float) * n_images * isz);
+    }
+    for (int r = 0; r < rows; r++)
+        memcpy(grid + (size_t)r * cols * isz, canvas + (size_t)r * isz, sizeof(float) * isz);
+    const double t0 = dc_cli_now_s();
+    for (int j = 0; j < seeds; j++) {
+        dc_flow_config c = *cfg;
+        c.seed = cfg->seed + (uint64_t)j;
+        if (dc_flow_edit(m, rows, &c, canvas, strength, dreams, &err) != DC_OK) {
+            dc_cli_fail("dream", "%s", err.msg);
+            goto done;
+        }
+        for (int r = 0; r < rows; r++)
+            memcpy(grid + ((size_t)r * cols + 1 + j) * isz, dreams + (size_t)r * isz,
+                   sizeof(float) * isz);
+    }
+    const double secs = dc_cli_now_s() - t0;
+    if (dc_image_write_grid(path, grid, rows * cols, C, S, S, rows, cols, DC_RANGE_PM1, &err)) {
+        dc_cli_fail("dream", "%s", err.msg);
+        goto done;
+    }
+    printf("SDEdit: strength %g, %s sampler, %.3f s per image\n", (double)strength,
+           dc_sampler_name(cfg->sampler), secs / ((double)rows * seeds));
+    printf("wrote %s (rows: grey, white, black, noise canvas%s; columns: the canvas, then seeds "
+           "%llu to %llu)\n",
+           path, n_images ? ", the given images" : "", (unsigned long long)cfg->seed,
+           (unsigned long long)(cfg->seed + (uint64_t)seeds - 1));
+    rc = 0;
+done:
+    free(canvas), free(dreams), free(grid), free(given);
+    return rc;
+}
 
 int dc_cmd_dream(int argc, char **argv) {
     static const char *const flags[] = {"help", NULL};
     dc_args a;
     if (dc_args_parse(&a, "dream", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help") || a.n_positional < 1) {
-        printf("usage: deconv dream RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device ...]\n"
+        printf("usage: deconv dream RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device "
+               "...]\n"
+               "       deconv dream RUN [IMAGE...] [--strength S] [--count N] [--steps N]\n"
+               "                    [--sampler euler|heun|sde] [--churn C]   (diffusion runs)\n"
                "Writes DIR/dream_canvas.png (blank/white/black inputs with random codes),\n"
                "DIR/dream_onehot.png (one-hot latents * S through the decoder, first N latents)\n"
-               "and DIR/dream_zero.png. DIR defaults to RUN.\n");
+               "and DIR/dream_zero.png. DIR defaults to RUN.\n"
+               "A diffusion run writes DIR/dream_canvas.png by SDEdit: each canvas (grey,\n"
+               "white, black, uniform noise, then the IMAGEs) noised to t = --strength in\n"
+               "(0, 1] (default %g) and integrated back to t = 0; rows: canvases; columns: the\n"
+               "canvas, then N (default %d) seeds from --seed.\n",
+               (double)FLOW_STRENGTH, FLOW_SEEDS);
         return dc_args_flag(&a, "help") ? 0 : 2;
     }
     const char *run = a.positional[0];
     const char *dir = dc_args_str(&a, "out", run);
     float scale = dc_args_float(&a, "scale", 3.0f);
-    int count = dc_args_int(&a, "count", 32);
+    const int count_given = dc_args_int(&a, "count", -1);
+    int count = count_given > 0 ? count_given : 32;
     uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
+    const float strength = dc_args_float(&a, "strength", FLOW_STRENGTH);
+    dc_flow_config flow_cfg;
+    if (gen_flow_config("dream", &a, &flow_cfg)) return 1;
+    if (!(strength > 0.0f && strength <= 1.0f))
+        return dc_cli_fail("dream", "--strength %g: use a value in (0, 1]", (double)strength);
     /* the longest of the three file names first: a folder too long for it is refused
      * before any work (never a cut path) */
     char path[1200];
@@ -36,7 +117,22 @@ int dc_cmd_dream(int argc, char **argv) {
     dc_model *m = NULL, *dec = NULL;
     float *x = NULL, *y = NULL, *z = NULL;
     const int per = 8;
+    const int n_images = a.n_positional - 1;
     if (dc_cli_open_run("dream", run, be, per, &m, NULL)) goto done;
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
+        const int seeds = count_given > 0 ? count_given : FLOW_SEEDS;
+        if (seeds > 64) {
+            dc_cli_fail("dream", "--count %d: use 1 to 64 seeds", seeds);
+            goto done;
+        }
+        rc = dream_flow(m, &flow_cfg, strength, seeds, a.positional + 1, n_images, path);
+        goto done;
+    }
+    if (n_images > 0) {
+        dc_cli_fail("dream", "images to dream from are for diffusion runs; %s is a %s", run,
+                    dc_model_kind_name(m->spec.kind));
+        goto done;
+    }
     if (!dc_model_kind_has(m->spec.kind, DC_KIND_DECODER)) {
         dc_cli_fail("dream", "a %s has no decoder (try deconv visualize ascent)",
                     dc_model_kind_name(m->spec.kind));

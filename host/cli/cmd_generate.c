@@ -57,40 +57,36 @@ int dc_cmd_generate(int argc, char **argv) {
     if (dc_args_parse(&a, "generate", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help") || a.n_positional < 1) {
         printf("usage: deconv generate RUN [-n N] [--seed S] [--temperature T] [--noise STD]\n"
-               "                       [--steps N] [--sampler euler|heun] [--trajectory GRID.png]\n"
+               "                       [--steps N] [--sampler euler|heun|sde] [--churn C]\n"
+               "                       [--class K] [--guidance W] [--trajectory GRID.png]\n"
                "                       [-o GRID.png] [--dir FOLDER] [--device ...]\n"
                "New images: vae decodes z ~ N(0, T^2); glo decodes draws from a Gaussian fitted\n"
                "to its learned latents; complete feeds a blank canvas (everything hidden) with\n"
                "random codes of std --noise (default: the trained --noise, or 1); diffusion\n"
-               "integrates its velocity from noise at t = 1 to t = 0 in --steps (%d) Euler or\n"
-               "Heun steps (--sampler, default euler), and --trajectory draws the path of every\n"
-               "sample (rows: t = 1 ... 0).\n",
-               DC_FLOW_STEPS);
+               "integrates its velocity from noise at t = 1 to t = 0 in --steps (%d) steps of\n"
+               "--sampler: euler (default) or heun (the ODE), or sde (Euler-Maruyama of the\n"
+               "reverse SDE, fresh noise of weight --churn, default %g, at every step);\n"
+               "--trajectory draws the path of every sample (rows: t = 1 ... 0). --class and\n"
+               "--guidance (classifier-free) are for class-conditioned diffusion runs.\n",
+               DC_FLOW_STEPS, (double)DC_FLOW_CHURN);
         return a.n_positional < 1 && !dc_args_flag(&a, "help") ? 2 : 0;
     }
     const char *run = a.positional[0];
     int n = dc_args_int(&a, "n", 16);
-    uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
+    dc_flow_config flow_cfg;
+    if (gen_flow_config("generate", &a, &flow_cfg)) return 1;
+    const uint64_t seed = flow_cfg.seed;
     float temp = dc_args_float(&a, "temperature", 1.0f);
     float noise = dc_args_float(&a, "noise", -1.0f);
     char def_out[1100];
     if (dc_cli_path("generate", def_out, sizeof def_out, "%s/generated.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
     const char *dir = dc_args_str(&a, "dir", NULL);
-    const int steps = dc_args_int(&a, "steps", DC_FLOW_STEPS);
-    const char *sampler_name = dc_args_str(&a, "sampler", "euler");
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
     char path[1200]; /* --dir/sample_NNNN.png: the longest name checked before any work */
-    if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1)) return 2;
-    if (steps < 1 || steps > 10000)
-        return dc_cli_fail("generate", "--steps %d: use 1 to 10000", steps);
-    dc_sampler sampler;
-    {
-        dc_error perr = {0};
-        if (dc_sampler_parse(sampler_name, &sampler, &perr) != DC_OK)
-            return dc_cli_fail("generate", "--sampler: %s", perr.msg);
-    }
+    if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1))
+        return 2;
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;
@@ -116,7 +112,7 @@ int dc_cmd_generate(int argc, char **argv) {
     img = malloc(sizeof(float) * n * isz);
     if (!img) goto done;
     if (flow) {
-        if (gen_flow_sample("generate", m, n, steps, sampler, seed, img, trajectory)) goto done;
+        if (gen_flow_sample("generate", m, n, &flow_cfg, img, trajectory)) goto done;
     } else if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
         /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
         float *x = calloc((size_t)n * isz, sizeof(float));

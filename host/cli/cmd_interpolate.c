@@ -1,5 +1,7 @@
-/* deconv interpolate: decode the line between two images' latents. */
+/* deconv interpolate: decode the line between two images' latents; for a diffusion run,
+ * integrate the points of the great circle between two seeds' starting noises. */
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,26 +35,89 @@ static void list_split(const dc_dataset *train, const dc_dataset *val) {
     for (int i = 0; i < val->n; i++) printf("    -  %s\n", val->names ? val->names[i] : "(unnamed)");
 }
 
+/* Spherical interpolation between a and b at u in [0, 1]: along the great circle, so every
+ * frame's norm stays that of a Gaussian draw (a straight line passes through low-norm
+ * points that the flow never starts from). Nearly parallel ends: the straight line. */
+static void slerp(const float *a, const float *b, size_t n, double u, float *out) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++)
+        ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    const double cosine = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 1.0;
+    const double theta = acos(cosine < -1 ? -1 : cosine > 1 ? 1 : cosine), s = sin(theta);
+    const double wa = s > 1e-6 ? sin((1 - u) * theta) / s : 1 - u;
+    const double wb = s > 1e-6 ? sin(u * theta) / s : u;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)(wa * a[i] + wb * b[i]);
+}
+
+/* The frames between the noises of seeds `from` and `to`, each integrated by the ODE: a
+ * one-row strip. */
+static int interpolate_flow(dc_model *m, const dc_flow_config *cfg, uint64_t from, uint64_t to,
+                            int frames, const char *out) {
+    const int C = m->spec.channels, S = m->spec.size;
+    const size_t isz = (size_t)C * S * S;
+    float *ends = malloc(sizeof(float) * 2 * isz), *noise = malloc(sizeof(float) * frames * isz);
+    float *img = malloc(sizeof(float) * frames * isz);
+    int rc = 1;
+    dc_error err = {0};
+    if (!ends || !noise || !img) {
+        dc_cli_fail("interpolate", "out of memory");
+        goto done;
+    }
+    /* sample 0 of each seed: the image deconv generate --seed draws first */
+    dc_flow_noise(m, 1, from, ends);
+    dc_flow_noise(m, 1, to, ends + isz);
+    for (int f = 0; f < frames; f++)
+        slerp(ends, ends + isz, isz, (double)f / (frames - 1), noise + (size_t)f * isz);
+    if (dc_flow_generate(m, frames, cfg, noise, img, NULL, 0, &err) != DC_OK ||
+        dc_image_write_grid(out, img, frames, C, S, S, 1, frames, DC_RANGE_PM1, &err) != DC_OK) {
+        dc_cli_fail("interpolate", "%s", err.msg);
+        goto done;
+    }
+    printf("wrote %s (%d frames from the noise of seed %llu to that of seed %llu, slerp; %d %s "
+           "steps)\n",
+           out, frames, (unsigned long long)from, (unsigned long long)to, cfg->steps,
+           dc_sampler_name(cfg->sampler));
+    rc = 0;
+done:
+    free(ends), free(noise), free(img);
+    return rc;
+}
+
 int dc_cmd_interpolate(int argc, char **argv) {
     static const char *const flags[] = {"help", "list", NULL};
     dc_args a;
     if (dc_args_parse(&a, "interpolate", argc, argv, flags)) return 2;
     const int list = dc_args_flag(&a, "list");
-    if (dc_args_flag(&a, "help") || a.n_positional != (list ? 1 : 3)) {
+    if (dc_args_flag(&a, "help") || (a.n_positional != 1 && a.n_positional != (list ? 1 : 3))) {
         printf("usage: deconv interpolate RUN A B [--steps N] [-o GRID.png] [--device ...]\n"
                "       deconv interpolate RUN --list\n"
+               "       deconv interpolate RUN [--from S] [--to S] [--frames K] [--steps N]\n"
+               "                          [--sampler euler|heun]   (diffusion runs)\n"
                "Decodes N points on the line between the latents of A and B. complete, vae: A\n"
                "and B are image files, encoded (complete: the code before noise; vae: the mean).\n"
                "glo: A and B are training images, by index or file name; --list prints the\n"
-               "run's training split with indices and file names.\n");
+               "run's training split with indices and file names.\n"
+               "diffusion: K (default 8) points on the great circle (slerp) between the starting\n"
+               "noises of seeds --from (1) and --to (2), each integrated by the ODE in --steps\n"
+               "(%d) steps: a one-row strip.\n",
+               DC_FLOW_STEPS);
         return dc_args_flag(&a, "help") ? 0 : 2;
     }
     const char *run = a.positional[0];
-    int steps = dc_args_int(&a, "steps", 8);
+    /* --steps: the points for the latent kinds (as --frames), the sampler's steps for
+     * diffusion */
+    const int steps_given = dc_args_int(&a, "steps", -1), frames = dc_args_int(&a, "frames", 8);
+    int steps = dc_args_int(&a, "frames", steps_given > 0 ? steps_given : 8);
+    const uint64_t from = (uint64_t)dc_args_long(&a, "from", 1);
+    const uint64_t to = (uint64_t)dc_args_long(&a, "to", 2);
+    dc_flow_config flow_cfg;
+    if (gen_flow_config("interpolate", &a, &flow_cfg)) return 1;
     char def_out[1100];
     if (dc_cli_path("interpolate", def_out, sizeof def_out, "%s/interpolation.png", run)) return 2;
     const char *out = dc_args_str(&a, "output", def_out);
-    if (steps < 2 || steps > 256) return dc_cli_fail("interpolate", "--steps %d: use 2 to 256", steps);
+    if (frames < 2 || frames > 256)
+        return dc_cli_fail("interpolate", "--frames %d: use 2 to 256", frames);
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;
@@ -63,6 +128,34 @@ int dc_cmd_interpolate(int argc, char **argv) {
     dc_dataset *train = NULL, *val = NULL;
     float *img = NULL, *codes = NULL, *z = NULL, *outimg = NULL;
     if (dc_cli_open_run("interpolate", run, be, 2, &m, &meta)) goto done;
+    if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW) && !list) {
+        if (a.n_positional != 1) {
+            dc_cli_fail("interpolate", "a diffusion run interpolates between the noises of two "
+                                       "seeds (--from S --to S), not between images");
+            goto done;
+        }
+        if (flow_cfg.sampler == DC_SAMPLER_SDE) {
+            dc_cli_fail("interpolate", "--sampler sde: the frames need the deterministic ODE "
+                                       "(euler or heun) to vary smoothly");
+            goto done;
+        }
+        dc_model_free(m);
+        m = NULL; /* the frames run in batches of up to 32 */
+        if (dc_cli_open_run("interpolate", run, be, frames < 32 ? frames : 32, &m, NULL)) goto done;
+        rc = interpolate_flow(m, &flow_cfg, from, to, frames, out);
+        goto done;
+    }
+    if (steps < 2 || steps > 256) {
+        dc_cli_fail("interpolate", "%d points: use 2 to 256", steps);
+        goto done;
+    }
+    if (a.n_positional != (list ? 1 : 3)) {
+        dc_cli_fail("interpolate",
+                    "a %s run interpolates between two images: deconv interpolate "
+                    "RUN A B",
+                    dc_model_kind_name(m->spec.kind));
+        goto done;
+    }
     const int glo = dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS);
     if ((list || glo) && gen_run_split("interpolate", &meta, m, &train, &val)) goto done;
     if (list) {

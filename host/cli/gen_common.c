@@ -98,8 +98,8 @@ int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_da
     return 0;
 }
 
-int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler sampler,
-                    uint64_t seed, float *images, const char *trajectory_png) {
+int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *cfg, float *images,
+                    const char *trajectory_png) {
     enum { SNAPSHOTS = 9 };
     const int C = m->spec.channels, S = m->spec.size;
     float *traj = NULL;
@@ -108,18 +108,17 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler s
     dc_error err = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    dc_status st =
-        dc_flow_sample(m, n, steps, sampler, seed, NULL, images, traj, traj ? SNAPSHOTS : 0, &err);
+    dc_status st = dc_flow_generate(m, n, cfg, NULL, images, traj, traj ? SNAPSHOTS : 0, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (st != DC_OK) {
         free(traj);
         return dc_cli_fail(cmd, "%s", err.msg);
     }
     const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    const int evals = sampler == DC_SAMPLER_HEUN ? 2 * steps - 1 : steps;
+    const int evals = dc_sampler_evaluations(cfg->sampler, cfg->steps);
     printf("sampling: %d %s steps (%d network evaluations), %.3f s per image, %.2f ms per image "
            "and evaluation\n",
-           steps, dc_sampler_name(sampler), evals, secs / n, 1e3 * secs / n / evals);
+           cfg->steps, dc_sampler_name(cfg->sampler), evals, secs / n, 1e3 * secs / n / evals);
     if (traj) {
         /* rows: the snapshots from noise to image; columns: the samples */
         st = dc_image_write_grid(trajectory_png, traj, SNAPSHOTS * n, C, S, S, SNAPSHOTS, n,
@@ -128,5 +127,27 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler s
         if (st != DC_OK) return dc_cli_fail(cmd, "%s", err.msg);
         printf("wrote the sampling trajectory (rows t = 1 ... 0) to %s\n", trajectory_png);
     }
+    return 0;
+}
+
+int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg) {
+    dc_flow_config_default(cfg);
+    cfg->steps = dc_args_int(a, "steps", DC_FLOW_STEPS);
+    cfg->seed = (uint64_t)dc_args_long(a, "seed", 1);
+    cfg->churn = dc_args_float(a, "churn", DC_FLOW_CHURN);
+    cfg->class_label = dc_args_int(a, "class", -1);
+    cfg->guidance = dc_args_float(a, "guidance", 0.0f);
+    const char *sampler = dc_args_str(a, "sampler", "euler");
+    if (cfg->steps < 1 || cfg->steps > 10000)
+        return dc_cli_fail(cmd, "--steps %d: use 1 to 10000", cfg->steps);
+    if (cfg->churn < 0.0f || cfg->churn > 100.0f)
+        return dc_cli_fail(cmd, "--churn %g: use 0 to 100", (double)cfg->churn);
+    if (cfg->class_label < -1)
+        return dc_cli_fail(cmd, "--class %d: use a class index >= 0", cfg->class_label);
+    if (cfg->guidance != 0.0f && cfg->class_label < 0)
+        return dc_cli_fail(cmd, "--guidance %g needs --class K", (double)cfg->guidance);
+    dc_error err = {0};
+    if (dc_sampler_parse(sampler, &cfg->sampler, &err) != DC_OK)
+        return dc_cli_fail(cmd, "--sampler: %s", err.msg);
     return 0;
 }

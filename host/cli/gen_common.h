@@ -21,10 +21,13 @@ int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t se
 int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,
                          uint64_t seed, float *out);
 /* Diffusion: n new images by integrating the model's velocity from the seed's noises
- * (dc_flow_sample); with trajectory_png, a grid of each sample's path (9 rows, t = 1 to 0)
+ * (dc_flow_generate); with trajectory_png, a grid of each sample's path (9 rows, t = 1 to 0)
  * is written there. Prints the sampling time per image and per step. */
-int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler sampler,
-                    uint64_t seed, float *images, const char *trajectory_png);
+int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *cfg, float *images,
+                    const char *trajectory_png);
+/* Diffusion: the sampler options every flow command takes (--steps, --sampler, --churn,
+ * --seed; --class, --guidance) into cfg. Non-zero (after a message) when one is bad. */
+int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg);
 /* Re-create the run's training and validation split from its checkpoint metadata. */
 int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
                   dc_dataset **val);

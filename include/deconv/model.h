@@ -269,7 +269,8 @@ dc_status dc_model_fill_batch_slice(const dc_model *m, const struct dc_dataset *
 /* Upload a prepared batch into the model's graph inputs. */
 dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err);
 
-/* ---- flow matching (the diffusion kind, host/models/diffusion.c) ----
+/* ---- flow matching (the diffusion kind: host/models/diffusion.c trains, flow_sample.c
+ * samples) ----
  * Rectified flow: x_t = (1 - t) x0 + t * noise for t in [0, 1], so dx_t/dt = noise - x0:
  * the model learns that velocity by MSE, and new images integrate dx/dt = v(x, t) from
  * pure noise at t = 1 back to t = 0. */
@@ -277,27 +278,84 @@ typedef enum dc_sampler {
     DC_SAMPLER_EULER = 0, /* one velocity per step, first order */
     DC_SAMPLER_HEUN,      /* Euler predictor + trapezoidal corrector: two velocities per
                            * step (the last step, ending at t = 0, is Euler), second order */
+    DC_SAMPLER_SDE,       /* Euler-Maruyama of the reverse SDE with the flow's marginals:
+                           * dx = [v - (g^2 / 2) score] dt + g dW, g(t)^2 = 2 churn t, with
+                           * score = -(x + (1 - t) v) / t, so one step of size h is
+                           * x - h v - h churn eps_hat + sqrt(2 churn t h) z (eps_hat =
+                           * x + (1 - t) v, the predicted noise). One velocity per step;
+                           * the last step, ending at t = 0, is Euler's. churn 0 is Euler. */
 } dc_sampler;
-#define DC_FLOW_STEPS 32 /* the default number of sampler steps */
+#define DC_FLOW_STEPS 32   /* the default number of sampler steps */
+#define DC_FLOW_CHURN 1.0f /* the SDE sampler's default churn */
 const char *dc_sampler_name(dc_sampler s);
 dc_status dc_sampler_parse(const char *name, dc_sampler *out, dc_error *err);
+/* Velocity network evaluations per sample for `steps` steps of a sampler. */
+int dc_sampler_evaluations(dc_sampler s, int steps);
+
+/* How a flow model samples. */
+typedef struct dc_flow_config {
+    int steps; /* equal steps from the start time to t = 0 */
+    dc_sampler sampler;
+    uint64_t seed;   /* the starting noises (dc_flow_noise) and, per sample, the
+                      * stochastic draws (SDE, inpainting's noised known pixels and
+                      * re-noising), so sample i does not depend on how many run */
+    float churn;     /* DC_SAMPLER_SDE: g(t)^2 = 2 churn t (>= 0) */
+    int class_label; /* -1: unconditional; >= 0: class-conditioned models only (the
+                      * velocity function takes it) */
+    float guidance;  /* classifier-free guidance weight w (0: none; needs class_label) */
+} dc_flow_config;
+/* DC_FLOW_STEPS Euler steps, seed 1, churn DC_FLOW_CHURN, unconditional, no guidance. */
+void dc_flow_config_default(dc_flow_config *c);
+
 /* The velocity field at time t of n states x (each `numel` floats) into v. */
 typedef dc_status (*dc_velocity_fn)(void *user, const float *x, float t, int n, float *v,
                                     dc_error *err);
-/* Integrates x (n states, in place) from t = 1 to t = 0 in `steps` equal steps. */
+/* Integrates x (n states, in place) from t = 1 to t = 0 in `steps` equal steps (the SDE
+ * sampler: churn DC_FLOW_CHURN, seed 1). */
 dc_status dc_flow_integrate(dc_velocity_fn velocity, void *user, int n, size_t numel, int steps,
                             dc_sampler sampler, float *x, dc_error *err);
+/* The same with every setting of a config (class_label and guidance are the velocity's
+ * business and ignored here), from t = t_start in (0, 1] to 0. */
+dc_status dc_flow_integrate_config(dc_velocity_fn velocity, void *user, int n, size_t numel,
+                                   const dc_flow_config *cfg, float t_start, float *x,
+                                   dc_error *err);
+/* Inpainting (as dc_flow_inpaint below) with any velocity field: x (n states, in place)
+ * from the starting noise at t = 1 to t = 0; known [n, numel], masks [n, plane] (1 =
+ * hidden, the same for each of the numel / plane channels). The result keeps the known
+ * values exactly; nothing is clamped. */
+dc_status dc_flow_integrate_inpaint(dc_velocity_fn velocity, void *user, int n, size_t numel,
+                                    size_t plane, const dc_flow_config *cfg, const float *known,
+                                    const float *masks, int resample, float *x, dc_error *err);
 /* The starting noise of n samples [n, C, S, S]: sample i's noise comes from
  * (dc_seed_mix(seed, DC_SAMPLING_STREAM), i), so it does not depend on n. */
 void dc_flow_noise(const dc_model *m, int n, uint64_t seed, float *noise);
 /* n new images [n, C, S, S] from a diffusion model: the ODE integrated from
  * dc_flow_noise(m, n, seed) (or from `noise` when it is not NULL), in chunks of the
- * model's batch, in eval mode, and clamped to the data's range [-1, 1]. trajectory (NULL: none) gets `snapshots` >= 2 states of
- * every sample, at evenly spaced steps from the noise to the result:
- * [snapshots, n, C, S, S]. The graph's inputs are overwritten. */
+ * model's batch, in eval mode, and clamped to the data's range [-1, 1]. trajectory (NULL:
+ * none) gets `snapshots` >= 2 states of every sample, at evenly spaced steps from the noise
+ * to the result: [snapshots, n, C, S, S]. The graph's inputs are overwritten. */
 dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
                          const float *noise, float *out, float *trajectory, int snapshots,
                          dc_error *err);
+/* dc_flow_sample with every setting of a config. */
+dc_status dc_flow_generate(dc_model *m, int n, const dc_flow_config *cfg, const float *noise,
+                           float *out, float *trajectory, int snapshots, dc_error *err);
+/* SDEdit: each canvas [n, C, S, S] noised to t = strength in (0, 1] by sample i's
+ * dc_flow_noise (x = (1 - s) canvas + s noise), then integrated to t = 0 in
+ * max(1, round(cfg->steps * strength)) steps (the full sampler's step size); clamped to
+ * [-1, 1]. Strength 1 ignores the canvas (plain sampling). */
+dc_status dc_flow_edit(dc_model *m, int n, const dc_flow_config *cfg, const float *canvas,
+                       float strength, float *out, dc_error *err);
+/* Inpainting (RePaint-style) of n images [n, C, S, S] with masks [n, S, S] (1 = hidden,
+ * all channels): from noise, before every step the known pixels are replaced by the image
+ * noised to that step's t (x_t = (1 - t) x0 + t z, a fresh z each time), and each step but
+ * the last is repeated `resample` >= 1 times, the state re-noised from t_next back to t in
+ * between (x_t = a x_next + sqrt(t^2 - a^2 t_next^2) z, a = (1 - t) / (1 - t_next)) so the
+ * hole harmonises with its surroundings. The result keeps the known pixels exactly and
+ * clamps the hole to [-1, 1]. Network evaluations: about resample x those of cfg's sampler.
+ * Two samples of one image differ by their index (the seed's streams). */
+dc_status dc_flow_inpaint(dc_model *m, int n, const dc_flow_config *cfg, const float *images,
+                          const float *masks, int resample, float *out, dc_error *err);
 
 DC_API_END
 #ifdef __cplusplus
