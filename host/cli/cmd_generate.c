@@ -58,13 +58,17 @@ int dc_cmd_generate(int argc, char **argv) {
     if (dc_args_flag(&a, "help") || a.n_positional < 1) {
         printf("usage: deconv generate RUN [-n N] [--seed S] [--temperature T] [--noise STD]\n"
                "                       [--steps N] [--sampler euler|heun] [--trajectory GRID.png]\n"
+               "                       [--class K] [--guidance W]\n"
                "                       [-o GRID.png] [--dir FOLDER] [--device ...]\n"
                "New images: vae decodes z ~ N(0, T^2); glo decodes draws from a Gaussian fitted\n"
                "to its learned latents; complete feeds a blank canvas (everything hidden) with\n"
                "random codes of std --noise (default: the trained --noise, or 1); diffusion\n"
                "integrates its velocity from noise at t = 1 to t = 0 in --steps (%d) Euler or\n"
                "Heun steps (--sampler, default euler), and --trajectory draws the path of every\n"
-               "sample (rows: t = 1 ... 0).\n",
+               "sample (rows: t = 1 ... 0). A diffusion model trained on classes draws class K\n"
+               "with --class K and classifier-free guidance --guidance W (1: the plain\n"
+               "conditional model, 0: unconditional, above 1: more class-like; default 1);\n"
+               "without --class it samples unconditionally.\n",
                DC_FLOW_STEPS);
         return a.n_positional < 1 && !dc_args_flag(&a, "help") ? 2 : 0;
     }
@@ -80,6 +84,13 @@ int dc_cmd_generate(int argc, char **argv) {
     const int steps = dc_args_int(&a, "steps", DC_FLOW_STEPS);
     const char *sampler_name = dc_args_str(&a, "sampler", "euler");
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
+    const int class_label = dc_args_int(&a, "class", -1);
+    const char *guidance_opt = dc_args_str(&a, "guidance", NULL);
+    const float guidance = dc_args_float(&a, "guidance", 1.0f);
+    if (dc_args_str(&a, "class", NULL) && class_label < 0)
+        return dc_cli_fail("generate", "--class %d: classes are numbered from 0", class_label);
+    if (guidance_opt && class_label < 0)
+        return dc_cli_fail("generate", "--guidance needs --class K (the class to guide towards)");
     if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
     char path[1200]; /* --dir/sample_NNNN.png: the longest name checked before any work */
     if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1)) return 2;
@@ -101,6 +112,12 @@ int dc_cmd_generate(int argc, char **argv) {
     /* a flow model samples in chunks of its batch: no need for a batch of thousands */
     if (dc_cli_open_run("generate", run, be, n < 64 ? n : 64, &m, NULL)) goto done;
     const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
+    if (class_label >= 0 && !flow) {
+        dc_cli_fail("generate", "--class: %s is a %s model; only a diffusion model trained on "
+                                "classes takes a class",
+                    run, dc_model_kind_name(m->spec.kind));
+        goto done;
+    }
     if (!flow && n > m->batch) {
         dc_model_free(m);
         m = NULL;
@@ -116,7 +133,9 @@ int dc_cmd_generate(int argc, char **argv) {
     img = malloc(sizeof(float) * n * isz);
     if (!img) goto done;
     if (flow) {
-        if (gen_flow_sample("generate", m, n, steps, sampler, seed, img, trajectory)) goto done;
+        if (gen_flow_sample("generate", m, n, steps, sampler, seed, class_label, guidance, img,
+                            trajectory))
+            goto done;
     } else if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
         /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
         float *x = calloc((size_t)n * isz, sizeof(float));

@@ -51,6 +51,8 @@ static void usage(void) {
         "           --code noise|vae  --bottleneck dense|conv  --feedback P (0.3)  (complete)\n"
         "           --classes N  --no-batchnorm\n"
         "           --dropout P\n"
+        "           --label-dropout P (0.1)  --unconditional  (diffusion: data with classes\n"
+        "           conditions the model on them unless --unconditional)\n"
         "training:  --epochs N (guns 400, diffusion on guns 800, other data 20 (diffusion 2),\n"
         "           classifier 10)\n"
         "           --batch N (guns 16, classifier 128, else 64)  --optim adam|adamw|sgd  --lr LR\n"
@@ -173,7 +175,7 @@ static int new_run_opts(dc_args *a, train_cli *c) {
 
 int dc_cmd_train(int argc, char **argv) {
     static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
-                                        "quiet", "force", NULL};
+                                        "quiet", "force", "unconditional", NULL};
     dc_args a;
     if (dc_args_parse(&a, "train", argc, argv, flags)) return 2;
     if (dc_args_flag(&a, "help")) {

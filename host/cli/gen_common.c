@@ -99,7 +99,8 @@ int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_da
 }
 
 int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler sampler,
-                    uint64_t seed, float *images, const char *trajectory_png) {
+                    uint64_t seed, int class_label, float guidance, float *images,
+                    const char *trajectory_png) {
     enum { SNAPSHOTS = 9 };
     const int C = m->spec.channels, S = m->spec.size;
     float *traj = NULL;
@@ -108,15 +109,19 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler s
     dc_error err = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    dc_status st =
-        dc_flow_sample(m, n, steps, sampler, seed, NULL, images, traj, traj ? SNAPSHOTS : 0, &err);
+    dc_status st = dc_flow_sample_guided(m, n, steps, sampler, seed, NULL, images, traj,
+                                         traj ? SNAPSHOTS : 0, class_label, guidance, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (st != DC_OK) {
         free(traj);
         return dc_cli_fail(cmd, "%s", err.msg);
     }
     const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    const int evals = sampler == DC_SAMPLER_HEUN ? 2 * steps - 1 : steps;
+    /* guidance other than 0 or 1 runs the class and the null class: two passes per step */
+    const int guided = class_label >= 0 && guidance != 0.0f && guidance != 1.0f;
+    const int evals = (sampler == DC_SAMPLER_HEUN ? 2 * steps - 1 : steps) * (guided ? 2 : 1);
+    if (class_label >= 0)
+        printf("class %d, classifier-free guidance %g\n", class_label, (double)guidance);
     printf("sampling: %d %s steps (%d network evaluations), %.3f s per image, %.2f ms per image "
            "and evaluation\n",
            steps, dc_sampler_name(sampler), evals, secs / n, 1e3 * secs / n / evals);

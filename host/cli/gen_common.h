@@ -21,10 +21,12 @@ int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t se
 int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,
                          uint64_t seed, float *out);
 /* Diffusion: n new images by integrating the model's velocity from the seed's noises
- * (dc_flow_sample); with trajectory_png, a grid of each sample's path (9 rows, t = 1 to 0)
- * is written there. Prints the sampling time per image and per step. */
+ * (dc_flow_sample_guided: class_label -1 unconditional, else that class with guidance
+ * weight `guidance`); with trajectory_png, a grid of each sample's path (9 rows, t = 1 to
+ * 0) is written there. Prints the sampling time per image and per step. */
 int gen_flow_sample(const char *cmd, dc_model *m, int n, int steps, dc_sampler sampler,
-                    uint64_t seed, float *images, const char *trajectory_png);
+                    uint64_t seed, int class_label, float guidance, float *images,
+                    const char *trajectory_png);
 /* Re-create the run's training and validation split from its checkpoint metadata. */
 int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
                   dc_dataset **val);

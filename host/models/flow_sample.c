@@ -93,30 +93,63 @@ typedef struct model_velocity {
     dc_model *m;
     float *x, *t, *v; /* [batch] staging */
     size_t numel;
+    int class_label;  /* class-conditioned models: the class, or -1 for the null class */
+    float guidance;   /* classifier-free guidance weight w (with a class) */
+    float *v_null;    /* [batch] the null class's velocity, when guiding */
+    int32_t *labels;  /* [batch] staging of the class input */
 } model_velocity;
 
+/* One forward pass: the velocity of the staged states with every image of class `label`
+ * (ignored by an unconditional model) into out [batch]. */
+static dc_status forward_velocity(model_velocity *mv, int label, float t, float *out,
+                                  dc_error *err) {
+    dc_model *m = mv->m;
+    dc_status st = DC_OK;
+    for (int i = 0; m->labels >= 0 && i < m->batch; i++)
+        mv->labels[i] = label;
+    if ((st = dc_graph_set_input(m->g, m->x, mv->x)) != DC_OK ||
+        (st = dc_graph_set_input(m->g, m->time, mv->t)) != DC_OK ||
+        (m->labels >= 0 && (st = dc_graph_set_input_int(m->g, m->labels, mv->labels)) != DC_OK) ||
+        (st = dc_graph_forward(m->g, m->out)) != DC_OK ||
+        (st = dc_graph_read(m->g, m->out, out)) != DC_OK)
+        return dc_set_error(err, st, "diffusion velocity at t = %g: %s", (double)t,
+                            dc_graph_error(m->g)->msg);
+    return DC_OK;
+}
+
+/* Classifier-free guidance: v = v_null + w (v_class - v_null). w = 1 is the conditional
+ * velocity and w = 0 the unconditional one, each from its own pass alone (exactly); no
+ * class (-1) is the unconditional velocity. */
 static dc_status velocity_of_model(void *user, const float *x, float t, int n, float *v,
                                    dc_error *err) {
     model_velocity *mv = user;
     dc_model *m = mv->m;
-    const size_t bytes = sizeof(float) * (size_t)n * mv->numel;
-    memcpy(mv->x, x, bytes);
+    const size_t count = (size_t)n * mv->numel;
+    memcpy(mv->x, x, sizeof(float) * count);
     for (int i = 0; i < m->batch; i++)
         mv->t[i] = t;
-    dc_status st;
-    if ((st = dc_graph_set_input(m->g, m->x, mv->x)) != DC_OK ||
-        (st = dc_graph_set_input(m->g, m->time, mv->t)) != DC_OK ||
-        (st = dc_graph_forward(m->g, m->out)) != DC_OK ||
-        (st = dc_graph_read(m->g, m->out, mv->v)) != DC_OK)
-        return dc_set_error(err, st, "diffusion velocity at t = %g: %s", (double)t,
-                            dc_graph_error(m->g)->msg);
-    memcpy(v, mv->v, bytes);
+    const int null_class = m->spec.cond_classes, w_is_0 = mv->guidance == 0.0f;
+    const int use_class = m->labels >= 0 && mv->class_label >= 0 && !w_is_0;
+    const int use_null = m->labels >= 0 && (mv->class_label < 0 || mv->guidance != 1.0f);
+    if (use_null) DC_TRY(forward_velocity(mv, null_class, t, use_class ? mv->v_null : mv->v, err));
+    if (use_class || m->labels < 0) DC_TRY(forward_velocity(mv, mv->class_label, t, mv->v, err));
+    if (use_class && use_null)
+        for (size_t i = 0; i < count; i++)
+            mv->v[i] = mv->v_null[i] + mv->guidance * (mv->v[i] - mv->v_null[i]);
+    memcpy(v, mv->v, sizeof(float) * count);
     return DC_OK;
 }
 
 dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
                          const float *noise, float *out, float *trajectory, int snapshots,
                          dc_error *err) {
+    return dc_flow_sample_guided(m, n, steps, sampler, seed, noise, out, trajectory, snapshots, -1,
+                                 1.0f, err);
+}
+
+dc_status dc_flow_sample_guided(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
+                                const float *noise, float *out, float *trajectory, int snapshots,
+                                int class_label, float guidance, dc_error *err) {
     if (!m || !out || n < 1) return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: bad arguments");
     if (!dc_model_kind_has(m->spec.kind, DC_KIND_FLOW) || m->x < 0 || m->time < 0 || m->out < 0)
         return dc_set_error(err, DC_ERR_ARG,
@@ -126,13 +159,27 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
     if (trajectory && snapshots < 2)
         return dc_set_error(err, DC_ERR_ARG, "dc_flow_sample: %d trajectory snapshots (use >= 2)",
                             snapshots);
+    if (class_label >= 0 && m->labels < 0)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "class %d: this diffusion model was trained without classes "
+                            "(unconditional); only a model trained on data with classes (and "
+                            "without --unconditional) takes a class",
+                            class_label);
+    if (class_label >= m->spec.cond_classes && m->labels >= 0)
+        return dc_set_error(err, DC_ERR_ARG, "class %d: the model knows classes 0 to %d",
+                            class_label, m->spec.cond_classes - 1);
+    if (!isfinite(guidance))
+        return dc_set_error(err, DC_ERR_ARG, "guidance %g is not a finite number",
+                            (double)guidance);
     const size_t numel = (size_t)m->spec.channels * m->spec.size * m->spec.size;
     const int B = m->batch;
-    model_velocity mv = {m, calloc((size_t)B * numel, sizeof(float)), malloc(sizeof(float) * B),
-                         malloc(sizeof(float) * (size_t)B * numel), numel};
+    model_velocity mv = {m,     calloc((size_t)B * numel, sizeof(float)), malloc(sizeof(float) * B),
+                         malloc(sizeof(float) * (size_t)B * numel), numel, class_label < 0 ? -1 : class_label,
+                         guidance, malloc(sizeof(float) * (size_t)B * numel),
+                         calloc((size_t)B, sizeof(int32_t))};
     float *chunk_traj = trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
     dc_status st = DC_OK;
-    if (!mv.x || !mv.t || !mv.v || (trajectory && !chunk_traj)) {
+    if (!mv.x || !mv.t || !mv.v || !mv.v_null || !mv.labels || (trajectory && !chunk_traj)) {
         st = dc_set_error(err, DC_ERR_OOM, "sampling %d images: out of memory", n);
         goto out;
     }
@@ -162,6 +209,6 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
     }
     dc_graph_set_train(m->g, 1);
 out:
-    free(mv.x), free(mv.t), free(mv.v), free(chunk_traj);
+    free(mv.x), free(mv.t), free(mv.v), free(mv.v_null), free(mv.labels), free(chunk_traj);
     return st;
 }
