@@ -197,7 +197,9 @@ static void velocity(dc_model *m, const float *x, float t, int label, float *v) 
     assert_int_equal(dc_graph_read(m->g, m->out, v), DC_OK);
 }
 
-static float clamp1(float v) { return v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v; }
+static float clamp1(float v) {
+    return v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+}
 
 /* One Euler step from t = 1 ends at x = noise - v(noise, 1): the sample shows the velocity
  * the sampler used. w = 1 must be the class's own velocity and w = 0 the null class's,
@@ -261,9 +263,9 @@ static void test_guidance_weights(void **state) {
         dc_flow_sample_guided(m, n, 1, DC_SAMPLER_EULER, 0, noise, got, NULL, 0, 3, 1.0f, &err),
         DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "classes 0 to 2"));
-    assert_int_equal(dc_flow_sample_guided(m, n, 1, DC_SAMPLER_EULER, 0, noise, got, NULL, 0, 1,
-                                           NAN, &err),
-                     DC_ERR_ARG);
+    assert_int_equal(
+        dc_flow_sample_guided(m, n, 1, DC_SAMPLER_EULER, 0, noise, got, NULL, 0, 1, NAN, &err),
+        DC_ERR_ARG);
     dc_model_free(m);
 
     /* a model without classes refuses any class */
@@ -462,7 +464,8 @@ static void test_cli_class_options(void **state) {
                                ">%s/cond.log 2>&1",
                                bin, common, classes, dir, dir),
                      0);
-    assert_int_equal(tu_system("grep -q 'conditioned on the data.s 2 classes' %s/cond.log", dir), 0);
+    assert_int_equal(tu_system("grep -q 'conditioned on the data.s 2 classes' %s/cond.log", dir),
+                     0);
     assert_int_equal(tu_system("%s train %s --data %s --unconditional --out %s/uncond "
                                ">%s/uncond.log 2>&1",
                                bin, common, classes, dir, dir),
@@ -470,8 +473,8 @@ static void test_cli_class_options(void **state) {
     assert_int_equal(tu_system("%s train %s --data %s --out %s/flatrun >%s/flat.log 2>&1", bin,
                                common, flat, dir, dir),
                      0);
-    assert_int_equal(tu_system("grep -q 'unconditional (the data has no classes)' %s/flat.log", dir),
-                     0);
+    assert_int_equal(
+        tu_system("grep -q 'unconditional (the data has no classes)' %s/flat.log", dir), 0);
 
     assert_int_equal(tu_system("%s generate %s/cond -n 2 --steps 2 --class 1 --guidance 2 "
                                "-o %s/c1.png --device cpu >%s/gen.log 2>&1",
@@ -500,12 +503,13 @@ static void test_cli_class_options(void **state) {
         assert_int_equal(tu_system("grep -q 'trained without classes' %s/bad.log", dir), 0);
     }
     /* the denoiser of the conditioned run exports with its class input */
-    assert_int_equal(tu_system("%s export %s/cond --format onnx -o %s/cond.onnx >%s/export.log 2>&1 "
-                               "&& %s export %s/cond --format npz -o %s/cond.npz >>%s/export.log "
-                               "2>&1 && test -s %s/cond.onnx && test -s %s/cond.npz && grep -c "
-                               "class_embed.weight %s/cond.onnx >/dev/null",
-                               bin, dir, dir, dir, bin, dir, dir, dir, dir, dir, dir),
-                     0);
+    assert_int_equal(
+        tu_system("%s export %s/cond --format onnx -o %s/cond.onnx >%s/export.log 2>&1 "
+                  "&& %s export %s/cond --format npz -o %s/cond.npz >>%s/export.log "
+                  "2>&1 && test -s %s/cond.onnx && test -s %s/cond.npz && grep -c "
+                  "class_embed.weight %s/cond.onnx >/dev/null",
+                  bin, dir, dir, dir, bin, dir, dir, dir, dir, dir, dir),
+        0);
     /* --label-dropout belongs to the diffusion model */
     assert_int_not_equal(tu_system("%s train --model vae --data %s --label-dropout 0.1 --epochs 1 "
                                    "--out %s/vae >%s/bad.log 2>&1",
@@ -518,12 +522,9 @@ static void test_cli_class_options(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_label_dropout_rate),
-        cmocka_unit_test(test_classes_from_data),
-        cmocka_unit_test(test_guidance_weights),
-        cmocka_unit_test(test_cpu_vs_opencl),
-        cmocka_unit_test(test_checkpoint_roundtrip),
-        cmocka_unit_test(test_cli_class_options),
+        cmocka_unit_test(test_label_dropout_rate),   cmocka_unit_test(test_classes_from_data),
+        cmocka_unit_test(test_guidance_weights),     cmocka_unit_test(test_cpu_vs_opencl),
+        cmocka_unit_test(test_checkpoint_roundtrip), cmocka_unit_test(test_cli_class_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,8 +113,9 @@ int dc_cmd_generate(int argc, char **argv) {
     if (dc_cli_open_run("generate", run, be, n < 64 ? n : 64, &m, NULL)) goto done;
     const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
     if (class_label >= 0 && !flow) {
-        dc_cli_fail("generate", "--class: %s is a %s model; only a diffusion model trained on "
-                                "classes takes a class",
+        dc_cli_fail("generate",
+                    "--class: %s is a %s model; only a diffusion model trained on "
+                    "classes takes a class",
                     run, dc_model_kind_name(m->spec.kind));
         goto done;
     }

@@ -117,8 +117,9 @@ int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
     const char *label_dropout = dc_args_str(a, "label-dropout", NULL);
     const int unconditional = dc_args_flag(a, "unconditional");
     if ((label_dropout || unconditional) && !dc_model_kind_has(spec->kind, DC_KIND_FLOW)) {
-        fprintf(stderr, "deconv %s: --label-dropout and --unconditional are options of the "
-                        "diffusion model\n",
+        fprintf(stderr,
+                "deconv %s: --label-dropout and --unconditional are options of the "
+                "diffusion model\n",
                 a->cmd);
         return 2;
     }

@@ -33,7 +33,7 @@
 void dc_kind_diffusion_defaults(dc_model_spec *s) {
     s->mask = DC_MASK_NONE;
     s->noise = 0.0f;
-    s->loss_full = 1; /* the per-pixel weight the validation reads: all ones */
+    s->loss_full = 1;     /* the per-pixel weight the validation reads: all ones */
     s->cond_classes = -1; /* classes when the data has them (dc_model_spec_fit_data) */
     s->label_dropout = 0.1f;
 }

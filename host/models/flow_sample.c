@@ -93,10 +93,10 @@ typedef struct model_velocity {
     dc_model *m;
     float *x, *t, *v; /* [batch] staging */
     size_t numel;
-    int class_label;  /* class-conditioned models: the class, or -1 for the null class */
-    float guidance;   /* classifier-free guidance weight w (with a class) */
-    float *v_null;    /* [batch] the null class's velocity, when guiding */
-    int32_t *labels;  /* [batch] staging of the class input */
+    int class_label; /* class-conditioned models: the class, or -1 for the null class */
+    float guidance;  /* classifier-free guidance weight w (with a class) */
+    float *v_null;   /* [batch] the null class's velocity, when guiding */
+    int32_t *labels; /* [batch] staging of the class input */
 } model_velocity;
 
 /* One forward pass: the velocity of the staged states with every image of class `label`
@@ -173,9 +173,14 @@ dc_status dc_flow_sample_guided(dc_model *m, int n, int steps, dc_sampler sample
                             (double)guidance);
     const size_t numel = (size_t)m->spec.channels * m->spec.size * m->spec.size;
     const int B = m->batch;
-    model_velocity mv = {m,     calloc((size_t)B * numel, sizeof(float)), malloc(sizeof(float) * B),
-                         malloc(sizeof(float) * (size_t)B * numel), numel, class_label < 0 ? -1 : class_label,
-                         guidance, malloc(sizeof(float) * (size_t)B * numel),
+    model_velocity mv = {m,
+                         calloc((size_t)B * numel, sizeof(float)),
+                         malloc(sizeof(float) * B),
+                         malloc(sizeof(float) * (size_t)B * numel),
+                         numel,
+                         class_label < 0 ? -1 : class_label,
+                         guidance,
+                         malloc(sizeof(float) * (size_t)B * numel),
                          calloc((size_t)B, sizeof(int32_t))};
     float *chunk_traj = trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
     dc_status st = DC_OK;
