@@ -138,6 +138,20 @@ static void test_label_dropout_rate(void **state) {
         dc_batch_free(&pb);
         dc_model_free(m);
     }
+    /* a conditioned model refuses images without labels */
+    dc_dataset *unlabelled;
+    assert_int_equal(dc_dataset_create(4, 1, SIDE, SIDE, 0, &unlabelled, &err), DC_OK);
+    dc_model_spec spec;
+    class_spec(&spec, CLASSES);
+    dc_model *m = make_model(be, &spec, 16, 1);
+    dc_batch b;
+    assert_int_equal(dc_batch_alloc(m, &b, &err), DC_OK);
+    const int32_t some[2] = {0, 1};
+    assert_int_equal(dc_model_fill_batch(m, unlabelled, some, 2, NULL, 1, &b, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "conditioned on 3 classes"));
+    dc_batch_free(&b);
+    dc_model_free(m);
+    dc_dataset_free(unlabelled);
     dc_model_free(plain);
     dc_dataset_free(ds);
     dc_backend_free(be);

@@ -256,8 +256,11 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
     ok = ok && cJSON_AddNumberToObject(o, "batchnorm", s->batchnorm);
     ok = ok && json_add_float(o, "dropout", s->dropout);
-    ok = ok && cJSON_AddNumberToObject(o, "cond_classes", s->cond_classes);
-    ok = ok && json_add_float(o, "label_dropout", s->label_dropout);
+    /* only the kinds that have them: other kinds' descriptions stay as they were */
+    if (dc_model_kind_has(s->kind, DC_KIND_FLOW)) {
+        ok = ok && cJSON_AddNumberToObject(o, "cond_classes", s->cond_classes);
+        ok = ok && json_add_float(o, "label_dropout", s->label_dropout);
+    }
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
