@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deconv/data.h"
 #include "deconv/io.h"
 #include "deconv/model.h"
 #include "testutil.h"
@@ -73,12 +74,15 @@ typedef struct io_case {
     int channels, kernel, tied, glo_count, classes, batchnorm;
 } io_case;
 
+/* diffusion: `classes` are the conditioning classes (0: unconditional) */
 static const io_case cases[] = {
     {"complete", "complete", 1, 3, 0, 0, 0, 0},
     {"complete --tied", "complete", 3, 3, 1, 0, 0, 0},
     {"vae", "vae", 1, 5, 0, 0, 0, 0},
     {"glo", "glo", 3, 3, 0, 5, 0, 0},
     {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1},
+    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0},
+    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0},
 };
 
 static void make_spec(const io_case *c, dc_model_spec *s) {
@@ -92,6 +96,11 @@ static void make_spec(const io_case *c, dc_model_spec *s) {
     if (c->glo_count) s->glo_count = c->glo_count;
     if (c->classes) s->classes = c->classes;
     s->batchnorm = c->batchnorm;
+    if (s->kind == DC_MODEL_DIFFUSION) {
+        /* base 6: groups of 1 to 3 channels (6, 12 and the concatenations' 18, 24) */
+        s->base = 6;
+        s->cond_classes = c->classes;
+    }
     assert_int_equal(dc_model_spec_check(s, &err), DC_OK);
 }
 
@@ -185,9 +194,10 @@ static void write_reference(const char *dir, dc_params *p) {
 
 typedef struct io_tensor {
     const char *name;
-    float *data;
+    const void *data;
     int ndim;
     int shape[4];
+    int int64; /* the data are int64 (class labels), not float32 */
 } io_tensor;
 
 static size_t io_numel(const io_tensor *t) {
@@ -199,9 +209,10 @@ static size_t io_numel(const io_tensor *t) {
 static void json_list(FILE *f, const char *dir, const char *prefix, const io_tensor *t, int n) {
     for (int i = 0; i < n; i++) {
         char file[128];
-        snprintf(file, sizeof file, "%s_%s.f32", prefix, t[i].name);
-        write_file(path_in(dir, file), t[i].data, io_numel(&t[i]) * sizeof(float));
-        fprintf(f, "%s{\"name\": \"%s\", \"file\": \"%s\", \"shape\": [", i ? ", " : "", t[i].name, file);
+        snprintf(file, sizeof file, "%s_%s.%s", prefix, t[i].name, t[i].int64 ? "i64" : "f32");
+        write_file(path_in(dir, file), t[i].data, io_numel(&t[i]) * (t[i].int64 ? 8 : sizeof(float)));
+        fprintf(f, "%s{\"name\": \"%s\", \"file\": \"%s\", \"dtype\": \"%s\", \"shape\": [",
+                i ? ", " : "", t[i].name, file, t[i].int64 ? "int64" : "float32");
         for (int d = 0; d < t[i].ndim; d++) fprintf(f, d ? ", %d" : "%d", t[i].shape[d]);
         fprintf(f, "]}");
     }
@@ -246,8 +257,8 @@ static void reference_forward(const char *dir, dc_model *m) {
             mag += fabs(lat[i]);
         }
         assert_true(mag > 0.1 * B * L); /* real noise, not zeros */
-        io_tensor in[2] = {{"image", img, 4, {B, C, S, S}}, {"noise", lat, 2, {B, L}}};
-        io_tensor o[1] = {{"output", out, 4, {B, C, S, S}}};
+        io_tensor in[2] = {{"image", img, 4, {B, C, S, S}, 0}, {"noise", lat, 2, {B, L}, 0}};
+        io_tensor o[1] = {{"output", out, 4, {B, C, S, S}, 0}};
         write_manifest(dir, m, in, 2, o, 1);
         free(img), free(code), free(lat), free(out);
     } else if (s->kind == DC_MODEL_CLASSIFIER) {
@@ -264,10 +275,38 @@ static void reference_forward(const char *dir, dc_model *m) {
             for (int k = 0; k < K; k++) sum += exp(logits[n * K + k] - mx);
             for (int k = 0; k < K; k++) prob[n * K + k] = (float)(exp(logits[n * K + k] - mx) / sum);
         }
-        io_tensor in[1] = {{"image", img, 4, {B, C, S, S}}};
-        io_tensor o[2] = {{"probabilities", prob, 2, {B, K}}, {"logits", logits, 2, {B, K}}};
+        io_tensor in[1] = {{"image", img, 4, {B, C, S, S}, 0}};
+        io_tensor o[2] = {{"probabilities", prob, 2, {B, K}, 0}, {"logits", logits, 2, {B, K}, 0}};
         write_manifest(dir, m, in, 1, o, 2);
         free(img), free(logits), free(prob);
+    } else if (s->kind == DC_MODEL_DIFFUSION) {
+        /* the denoiser on noised images at different times, each image its own class (the
+         * null class, row cond_classes, included) */
+        float *x = malloc(sizeof(float) * B * C * S * S), *t = malloc(sizeof(float) * B);
+        float *v = malloc(sizeof(float) * B * C * S * S);
+        float aug[B * DC_AUGMENT_PARAMS]; /* the augmentation input: any values, not only zeros */
+        int32_t cls[B];
+        int64_t cls64[B];
+        tu_fill_uniform(x, (size_t)B * C * S * S, &rng, -2, 2);
+        tu_fill_uniform(aug, (size_t)B * DC_AUGMENT_PARAMS, &rng, -1, 1);
+        for (int n = 0; n < B; n++) {
+            t[n] = (float)(n + 1) / (B + 1);
+            cls[n] = s->cond_classes > 0 ? (n == B - 1 ? s->cond_classes : n % s->cond_classes) : 0;
+            cls64[n] = cls[n];
+        }
+        assert_int_equal(dc_graph_set_input(g, m->x, x), DC_OK);
+        assert_int_equal(dc_graph_set_input(g, m->time, t), DC_OK);
+        assert_int_equal(dc_graph_set_input(g, m->aug, aug), DC_OK);
+        if (s->cond_classes > 0) assert_int_equal(dc_graph_set_input_int(g, m->labels, cls), DC_OK);
+        assert_int_equal(dc_graph_forward(g, m->out), DC_OK);
+        assert_int_equal(dc_graph_read(g, m->out, v), DC_OK);
+        io_tensor in[4] = {{"x", x, 4, {B, C, S, S}, 0},
+                           {"t", t, 2, {B, 1}, 0},
+                           {"aug", aug, 2, {B, DC_AUGMENT_PARAMS}, 0},
+                           {"class", cls64, 1, {B}, 1}};
+        io_tensor o[1] = {{"velocity", v, 4, {B, C, S, S}, 0}};
+        write_manifest(dir, m, in, s->cond_classes > 0 ? 4 : 3, o, 1);
+        free(x), free(t), free(v);
     } else { /* vae, glo: the decoder from z */
         dc_model *dec = NULL;
         dc_error err = {0};
@@ -278,8 +317,8 @@ static void reference_forward(const char *dir, dc_model *m) {
         assert_int_equal(dc_graph_set_input(dec->g, dec->z_in, z), DC_OK);
         assert_int_equal(dc_graph_forward(dec->g, dec->out), DC_OK);
         assert_int_equal(dc_graph_read(dec->g, dec->out, out), DC_OK);
-        io_tensor in[1] = {{"z", z, 2, {B, L}}};
-        io_tensor o[1] = {{"output", out, 4, {B, C, S, S}}};
+        io_tensor in[1] = {{"z", z, 2, {B, L}, 0}};
+        io_tensor o[1] = {{"output", out, 4, {B, C, S, S}, 0}};
         write_manifest(dir, m, in, 1, o, 1);
         free(z), free(out);
         dc_model_free(dec);
@@ -341,6 +380,8 @@ static void test_export_complete_tied(void **state) { (void)state, export_case(&
 static void test_export_vae(void **state) { (void)state, export_case(&cases[2]); }
 static void test_export_glo(void **state) { (void)state, export_case(&cases[3]); }
 static void test_export_classifier(void **state) { (void)state, export_case(&cases[4]); }
+static void test_export_diffusion(void **state) { (void)state, export_case(&cases[5]); }
+static void test_export_diffusion_classes(void **state) { (void)state, export_case(&cases[6]); }
 
 /* -------------------------------------------------------------- round trips */
 static void forward_out(dc_model *m, const float *x, float *out, size_t n) {
@@ -1116,6 +1157,8 @@ int main(void) {
         cmocka_unit_test(test_export_vae),
         cmocka_unit_test(test_export_glo),
         cmocka_unit_test(test_export_classifier),
+        cmocka_unit_test(test_export_diffusion),
+        cmocka_unit_test(test_export_diffusion_classes),
         cmocka_unit_test(test_roundtrip_forward),
         cmocka_unit_test(test_roundtrip_optimizer),
         cmocka_unit_test(test_roundtrip_ema),

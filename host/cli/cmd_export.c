@@ -14,7 +14,9 @@ static void usage(FILE *f) {
             "  --format F     safetensors: weights and metadata without optimizer state\n"
             "                 npz: one float32 array per parameter (numpy.load)\n"
             "                 onnx: inference graph (opset 13); complete: inputs image, noise;\n"
-            "                 vae/glo: decoder from z; classifier: probabilities, logits\n"
+            "                 vae/glo: decoder from z; classifier: probabilities, logits;\n"
+            "                 diffusion: the denoiser, inputs x, t, aug (zeros to sample) and\n"
+            "                 on a class-conditioned model class (int64), output velocity\n"
             "  -o, --output OUT  default: RUN/model.npz, RUN/model.onnx,\n"
             "                 RUN/model.weights.safetensors (beside a checkpoint file: its name\n"
             "                 with the new extension)\n");

@@ -66,8 +66,10 @@ int dc_cmd_generate(int argc, char **argv) {
                "integrates its velocity from noise at t = 1 to t = 0 in --steps (%d) steps of\n"
                "--sampler: euler (default) or heun (the ODE), or sde (Euler-Maruyama of the\n"
                "reverse SDE, fresh noise of weight --churn, default %g, at every step);\n"
-               "--trajectory draws the path of every sample (rows: t = 1 ... 0). --class and\n"
-               "--guidance (classifier-free) are for class-conditioned diffusion runs.\n",
+               "--trajectory draws the path of every sample (rows: t = 1 ... 0). A diffusion\n"
+               "model trained on classes draws class K with --class K and classifier-free\n"
+               "guidance --guidance W (1: the plain conditional model, 0: unconditional, above\n"
+               "1: more class-like; default 1); without --class it samples unconditionally.\n",
                DC_FLOW_STEPS, (double)DC_FLOW_CHURN);
         return a.n_positional < 1 && !dc_args_flag(&a, "help") ? 2 : 0;
     }
@@ -97,6 +99,13 @@ int dc_cmd_generate(int argc, char **argv) {
     /* a flow model samples in chunks of its batch: no need for a batch of thousands */
     if (dc_cli_open_run("generate", run, be, n < 64 ? n : 64, &m, NULL)) goto done;
     const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
+    if (flow_cfg.class_label >= 0 && !flow) {
+        dc_cli_fail("generate",
+                    "--class: %s is a %s model; only a diffusion model trained on "
+                    "classes takes a class",
+                    run, dc_model_kind_name(m->spec.kind));
+        goto done;
+    }
     if (!flow && n > m->batch) {
         dc_model_free(m);
         m = NULL;

@@ -72,6 +72,8 @@ static void usage(void) {
         "           --code noise|vae  --bottleneck dense|conv  --feedback P (0.3)  (complete)\n"
         "           --classes N  --no-batchnorm\n"
         "           --dropout P\n"
+        "           --label-dropout P (0.1)  --unconditional  (diffusion: data with classes\n"
+        "           conditions the model on them unless --unconditional)\n"
         "training:  --epochs N (guns 400, diffusion on guns 3000, other data 20 (diffusion 4),\n"
         "           classifier 10)\n"
         "           --batch N (guns 16, classifier 128, else 64)  --optim adam|adamw|sgd  --lr LR\n"
@@ -281,7 +283,8 @@ static void join_command(char *buf, size_t cap, int argc, char **argv) {
 
 int dc_cmd_train(int argc, char **argv) {
     static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
-                                        "quiet", "force", "sync-batchnorm", NULL};
+                                        "quiet", "force", "sync-batchnorm",
+                                        "unconditional", NULL};
     dc_args a;
     train_cli c;
     memset(&c, 0, sizeof c);

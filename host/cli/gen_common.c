@@ -116,9 +116,14 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *c
     }
     const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     const int evals = dc_sampler_evaluations(cfg->sampler, cfg->steps);
+    /* guidance other than 0 or 1 runs the class and the null class: two passes per step */
+    const int guided = cfg->class_label >= 0 && cfg->guidance != 0.0f && cfg->guidance != 1.0f;
+    const int passes = evals * (guided ? 2 : 1);
+    if (cfg->class_label >= 0)
+        printf("class %d, classifier-free guidance %g\n", cfg->class_label, (double)cfg->guidance);
     printf("sampling: %d %s steps (%d network evaluations), %.3f s per image, %.2f ms per image "
            "and evaluation\n",
-           cfg->steps, dc_sampler_name(cfg->sampler), evals, secs / n, 1e3 * secs / n / evals);
+           cfg->steps, dc_sampler_name(cfg->sampler), passes, secs / n, 1e3 * secs / n / passes);
     if (traj) {
         /* rows: the snapshots from noise to image; columns: the samples */
         st = dc_image_write_grid(trajectory_png, traj, SNAPSHOTS * n, C, S, S, SNAPSHOTS, n,
@@ -136,7 +141,8 @@ int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg) {
     cfg->seed = (uint64_t)dc_args_long(a, "seed", 1);
     cfg->churn = dc_args_float(a, "churn", DC_FLOW_CHURN);
     cfg->class_label = dc_args_int(a, "class", -1);
-    cfg->guidance = dc_args_float(a, "guidance", 0.0f);
+    /* with a class: the plain conditional model unless told otherwise */
+    cfg->guidance = dc_args_float(a, "guidance", cfg->class_label >= 0 ? 1.0f : 0.0f);
     const char *sampler = dc_args_str(a, "sampler", "euler");
     if (cfg->steps < 1 || cfg->steps > 10000)
         return dc_cli_fail(cmd, "--steps %d: use 1 to 10000", cfg->steps);
@@ -144,8 +150,8 @@ int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg) {
         return dc_cli_fail(cmd, "--churn %g: use 0 to 100", (double)cfg->churn);
     if (cfg->class_label < -1)
         return dc_cli_fail(cmd, "--class %d: use a class index >= 0", cfg->class_label);
-    if (cfg->guidance != 0.0f && cfg->class_label < 0)
-        return dc_cli_fail(cmd, "--guidance %g needs --class K", (double)cfg->guidance);
+    if (dc_args_str(a, "guidance", NULL) && cfg->class_label < 0)
+        return dc_cli_fail(cmd, "--guidance needs --class K (the class to guide towards)");
     dc_error err = {0};
     if (dc_sampler_parse(sampler, &cfg->sampler, &err) != DC_OK)
         return dc_cli_fail(cmd, "--sampler: %s", err.msg);

@@ -130,6 +130,18 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
     if (dc_args_flag(a, "no-batchnorm")) spec->batchnorm = 0;
     spec->dropout = dc_args_float(a, "dropout", spec->dropout);
     spec->glo_count = dc_args_int(a, "glo-count", spec->glo_count > 0 ? spec->glo_count : 1);
+    /* diffusion: class conditioning follows the data unless --unconditional */
+    const char *label_dropout = dc_args_str(a, "label-dropout", NULL);
+    const int unconditional = dc_args_flag(a, "unconditional");
+    if ((label_dropout || unconditional) && !dc_model_kind_has(spec->kind, DC_KIND_FLOW)) {
+        fprintf(stderr,
+                "deconv %s: --label-dropout and --unconditional are options of the "
+                "diffusion model\n",
+                a->cmd);
+        return 2;
+    }
+    spec->label_dropout = dc_args_float(a, "label-dropout", spec->label_dropout);
+    if (unconditional) spec->cond_classes = 0;
     if (dc_model_spec_check(spec, &err) != DC_OK) {
         fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
         return 2;

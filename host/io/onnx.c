@@ -11,6 +11,7 @@
  * needs one.
  *
  * Field numbers are onnx.proto's (onnx/onnx.proto3 in the ONNX repository). */
+#include <math.h>
 #include <stdarg.h>
 
 #include "deconv/io.h"
@@ -45,7 +46,8 @@ enum {
 typedef struct ox_io {
     int node;
     char name[NAME_CAP];
-    int rank; /* inputs: declared rank */
+    int rank;  /* inputs: declared rank */
+    int int64; /* inputs: int64 (class labels) rather than float */
 } ox_io;
 
 typedef struct ox {
@@ -144,6 +146,31 @@ static void init_int64(ox *x, const char *name, const int64_t *v, int n) {
     dc_pb_end(b, s);
 }
 
+static void init_float(ox *x, const char *name, const float *v, int n, const int64_t *dims,
+                       int ndim) {
+    pb_buf *b = &x->inits;
+    size_t s = dc_pb_begin(b, GRAPH_INITIALIZER);
+    for (int d = 0; d < ndim; d++) dc_pb_int(b, TENSOR_DIMS, dims[d]);
+    dc_pb_int(b, TENSOR_DATA_TYPE, DTYPE_FLOAT);
+    dc_pb_string(b, TENSOR_NAME, name);
+    uint8_t *raw = malloc(4 * (size_t)(n > 0 ? n : 1));
+    if (!raw) {
+        ox_fail(x, DC_ERR_OOM, "out of memory");
+    } else {
+        for (int i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &v[i], 4);
+            for (int k = 0; k < 4; k++) raw[4 * i + k] = (uint8_t)(u >> (8 * k));
+        }
+        dc_pb_bytes(b, TENSOR_RAW_DATA, raw, 4 * (size_t)n);
+        free(raw);
+    }
+    dc_pb_end(b, s);
+}
+
+/* A scalar float initializer (broadcasts in Mul/Add). */
+static void init_scalar(ox *x, const char *name, float v) { init_float(x, name, &v, 1, NULL, 0); }
+
 static void value_info(pb_buf *b, int field, const char *name, int elem, int rank, const int *shape) {
     size_t s = dc_pb_begin(b, field);
     dc_pb_string(b, VALUE_NAME, name);
@@ -192,6 +219,110 @@ static const char *as4d(ox *x, int i) {
     return x->vname4[i];
 }
 
+/* The node's value as [N, features]: itself, or a Flatten of its 4-D form. */
+static const char *as2d(ox *x, int i) {
+    if (x->rank[i] == 2) return x->vname[i];
+    if (!x->vname4[i][0]) {
+        /* reuse vname4's slot: a 4-D value never needs a 4-D view */
+        snprintf(x->vname4[i], NAME_CAP, "%.90s/2d", x->vname[i]);
+        const char *in = x->vname[i];
+        size_t s = node_open(x, "Flatten", x->vname4[i], &in, 1, x->vname4[i]);
+        attr_int(&x->nodes, "axis", 1);
+        dc_pb_end(&x->nodes, s);
+    }
+    return x->vname4[i];
+}
+
+/* Group normalisation (opset 13 has no GroupNormalization): [N, C, H, W] -> [N, G, C/G*H*W]
+ * -> InstanceNormalization (per (image, group) mean and biased variance, unit scale) ->
+ * [N, C, H, W] -> * weight[C, 1, 1] + bias[C, 1, 1]. */
+static void emit_groupnorm(ox *x, const dc_node *n, const char *in, const char *out) {
+    const int C = n->shape[1], H = n->shape[2], W = n->shape[3], G = n->k;
+    char grouped[NAME_CAP + 16], normed[NAME_CAP + 16], back[NAME_CAP + 16], scaled[NAME_CAP + 16];
+    char gshape[NAME_CAP + 16], bshape[NAME_CAP + 16], ones[NAME_CAP + 16], zeros[NAME_CAP + 16];
+    char pshape[NAME_CAP + 16], gamma[NAME_CAP + 16], beta[NAME_CAP + 16];
+    const char *nm = n->name;
+    snprintf(grouped, sizeof grouped, "%.90s/grouped", nm);
+    snprintf(normed, sizeof normed, "%.90s/normed", nm);
+    snprintf(back, sizeof back, "%.90s/ungrouped", nm);
+    snprintf(scaled, sizeof scaled, "%.90s/scaled", nm);
+    snprintf(gshape, sizeof gshape, "%.90s/group_shape", nm);
+    snprintf(bshape, sizeof bshape, "%.90s/image_shape", nm);
+    snprintf(ones, sizeof ones, "%.90s/unit_scale", nm);
+    snprintf(zeros, sizeof zeros, "%.90s/zero_bias", nm);
+    snprintf(pshape, sizeof pshape, "%.90s/param_shape", nm);
+    snprintf(gamma, sizeof gamma, "%.90s/weight_c11", nm);
+    snprintf(beta, sizeof beta, "%.90s/bias_c11", nm);
+    const int64_t gs[3] = {0, G, (int64_t)(C / G) * H * W}, bs[4] = {-1, C, H, W};
+    const int64_t ps[3] = {C, 1, 1}, gdim = G;
+    init_int64(x, gshape, gs, 3);
+    init_int64(x, bshape, bs, 4);
+    init_int64(x, pshape, ps, 3);
+    float *unit = malloc(sizeof(float) * (size_t)G), *zero = calloc((size_t)G, sizeof(float));
+    if (!unit || !zero) {
+        free(unit), free(zero);
+        ox_fail(x, DC_ERR_OOM, "out of memory");
+        return;
+    }
+    for (int k = 0; k < G; k++) unit[k] = 1.0f;
+    init_float(x, ones, unit, G, &gdim, 1);
+    init_float(x, zeros, zero, G, &gdim, 1);
+    free(unit), free(zero);
+    const char *r1[2] = {in, gshape};
+    node_simple(x, "Reshape", grouped, r1, 2, grouped);
+    const char *inorm[3] = {grouped, ones, zeros};
+    size_t s = node_open(x, "InstanceNormalization", normed, inorm, 3, normed);
+    attr_float(&x->nodes, "epsilon", n->eps);
+    dc_pb_end(&x->nodes, s);
+    const char *r2[2] = {normed, bshape};
+    node_simple(x, "Reshape", back, r2, 2, back);
+    const char *rg[2] = {param_name(x, n, 0), pshape};
+    node_simple(x, "Reshape", gamma, rg, 2, gamma);
+    const char *rb[2] = {param_name(x, n, 1), pshape};
+    node_simple(x, "Reshape", beta, rb, 2, beta);
+    const char *mul[2] = {back, gamma};
+    node_simple(x, "Mul", scaled, mul, 2, scaled);
+    const char *add[2] = {scaled, beta};
+    node_simple(x, "Add", nm, add, 2, out);
+}
+
+/* The sinusoidal embedding as deconv computes it (backend/primitives.def time_embed):
+ * a = (scale * t) * f_k with f_k = exp(-log(max_period) k / half) in float, [sin a, cos a]. */
+static void emit_time_embed(ox *x, const dc_node *n, const char *t, const char *out) {
+    const int dim = n->out_ch, half = dim / 2;
+    char scale[NAME_CAP + 16], freqs[NAME_CAP + 16], st[NAME_CAP + 16], arg[NAME_CAP + 16];
+    char sn[NAME_CAP + 16], cs[NAME_CAP + 16];
+    const char *nm = n->name;
+    snprintf(scale, sizeof scale, "%.90s/scale", nm);
+    snprintf(freqs, sizeof freqs, "%.90s/frequencies", nm);
+    snprintf(st, sizeof st, "%.90s/scaled_t", nm);
+    snprintf(arg, sizeof arg, "%.90s/angle", nm);
+    snprintf(sn, sizeof sn, "%.90s/sin", nm);
+    snprintf(cs, sizeof cs, "%.90s/cos", nm);
+    float *f = malloc(sizeof(float) * (size_t)half);
+    if (!f) {
+        ox_fail(x, DC_ERR_OOM, "out of memory");
+        return;
+    }
+    const float lp = logf(n->p);
+    for (int k = 0; k < half; k++) f[k] = expf(-lp * (float)k / (float)half);
+    const int64_t fd[2] = {1, half};
+    init_float(x, freqs, f, half, fd, 2);
+    free(f);
+    init_scalar(x, scale, n->alpha);
+    const char *m1[2] = {t, scale};
+    node_simple(x, "Mul", st, m1, 2, st);
+    const char *m2[2] = {st, freqs};
+    node_simple(x, "Mul", arg, m2, 2, arg);
+    const char *a = arg;
+    node_simple(x, "Sin", sn, &a, 1, sn);
+    node_simple(x, "Cos", cs, &a, 1, cs);
+    const char *cat[2] = {sn, cs};
+    size_t s = node_open(x, "Concat", nm, cat, 2, out);
+    attr_int(&x->nodes, "axis", 1);
+    dc_pb_end(&x->nodes, s);
+}
+
 static void emit_softmax(ox *x, const char *in, int in_rank, const dc_node *shape_of, const char *base,
                          const char *out) {
     if (in_rank == 2) {
@@ -226,6 +357,7 @@ static void emit_node(ox *x, int i) {
     size_t s;
     switch (n->op) {
     case DC_OP_INPUT:
+    case DC_OP_INPUT_INT:
         return; /* a graph input */
     case DC_OP_CONV2D: {
         /* a conv followed by batch norm may have no bias: ONNX's bias input is optional */
@@ -354,6 +486,46 @@ static void emit_node(ox *x, int i) {
         x->rank[i] = x->rank[a];
         return;
     }
+    case DC_OP_SILU: { /* x * Sigmoid(x) */
+        char sig[NAME_CAP + 16];
+        snprintf(sig, sizeof sig, "%.90s/sigmoid", name);
+        const char *in = x->vname[a];
+        node_simple(x, "Sigmoid", sig, &in, 1, sig);
+        const char *ins[2] = {in, sig};
+        node_simple(x, "Mul", name, ins, 2, out);
+        x->rank[i] = x->rank[a];
+        return;
+    }
+    case DC_OP_CONCAT: {
+        const char *ins[2] = {as4d(x, a), as4d(x, n->in[1])};
+        s = node_open(x, "Concat", name, ins, 2, out);
+        attr_int(b, "axis", 1);
+        dc_pb_end(b, s);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_GROUPNORM:
+        emit_groupnorm(x, n, as4d(x, a), out);
+        x->rank[i] = 4;
+        return;
+    case DC_OP_ADD_CHANNELS: { /* [N, C, H, W] + [N, C, 1, 1]: ONNX broadcasting */
+        const char *ins[2] = {as4d(x, a), as4d(x, n->in[1])};
+        node_simple(x, "Add", name, ins, 2, out);
+        x->rank[i] = 4;
+        return;
+    }
+    case DC_OP_TIME_EMBED:
+        emit_time_embed(x, n, as2d(x, a), out);
+        x->rank[i] = 2;
+        return;
+    case DC_OP_EMBEDDING: { /* rows of the table by the integer input: Gather on axis 0 */
+        const char *ins[2] = {param_name(x, n, 0), x->vname[a]};
+        s = node_open(x, "Gather", name, ins, 2, out);
+        attr_int(b, "axis", 0);
+        dc_pb_end(b, s);
+        x->rank[i] = 2;
+        return;
+    }
     case DC_OP_SOFTMAX:
         emit_softmax(x, x->vname[a], x->rank[a], n, name, out);
         x->rank[i] = x->rank[a] == 2 ? 2 : 4;
@@ -428,7 +600,9 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
         if (x->need[i] && g->nodes[i].op == DC_OP_GAUSSIAN_NOISE) n_noise++;
     for (int i = 0; i < nn; i++) {
         const dc_node *n = &g->nodes[i];
-        if (!x->need[i] || (n->op != DC_OP_INPUT && n->op != DC_OP_GAUSSIAN_NOISE)) continue;
+        if (!x->need[i] || (n->op != DC_OP_INPUT && n->op != DC_OP_INPUT_INT &&
+                            n->op != DC_OP_GAUSSIAN_NOISE))
+            continue;
         if (x->n_in == MAX_IO) return ox_fail(x, DC_ERR_UNSUPPORTED, "more than %d inputs", MAX_IO);
         ox_io *io = &x->in[x->n_in++];
         io->node = i;
@@ -440,8 +614,18 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
             io->rank = 0; /* set from its input's rank during the walk */
             continue;
         }
+        if (n->op == DC_OP_INPUT_INT) {
+            /* class labels or table rows: one int64 per image */
+            snprintf(io->name, NAME_CAP, "%.100s", n->name);
+            io->rank = 1;
+            io->int64 = 1;
+            x->rank[i] = 1;
+            dc_strlcpy(x->vname[i], io->name, NAME_CAP);
+            continue;
+        }
         if (i == m->x)
-            snprintf(io->name, NAME_CAP, "image");
+            snprintf(io->name, NAME_CAP, "%s",
+                     dc_model_kind_has(m->spec.kind, DC_KIND_FLOW) ? "x" : "image");
         else if (i == m->z_in)
             snprintf(io->name, NAME_CAP, "z");
         else
@@ -461,9 +645,6 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
     for (int k = 0; k < x->n_out; k++) dc_strlcpy(x->vname[x->out[k].node], x->out[k].name, NAME_CAP);
     for (int i = 0; i < nn && x->st == DC_OK; i++) {
         if (!x->need[i]) continue;
-        if (g->nodes[i].op == DC_OP_INPUT_INT)
-            return ox_fail(x, DC_ERR_UNSUPPORTED, "integer input '%s' (%s) cannot be exported", g->nodes[i].name,
-                           "labels or indices");
         emit_node(x, i);
         if (g->nodes[i].op == DC_OP_GAUSSIAN_NOISE)
             for (int k = 0; k < x->n_in; k++)
@@ -489,7 +670,8 @@ static dc_status export_graph(ox *x, const dc_model *m, pb_buf *model) {
     for (int k = 0; k < x->n_in; k++) {
         const dc_node *n = &g->nodes[x->in[k].node];
         int shape[4] = {0, n->shape[1], n->ndim > 2 ? n->shape[2] : 1, n->ndim > 3 ? n->shape[3] : 1};
-        value_info(&gb, GRAPH_INPUT, x->in[k].name, DTYPE_FLOAT, x->in[k].rank, shape);
+        value_info(&gb, GRAPH_INPUT, x->in[k].name, x->in[k].int64 ? DTYPE_INT64 : DTYPE_FLOAT,
+                   x->in[k].rank, shape);
     }
     if (classifies) {
         const dc_node *n = &g->nodes[x->out[0].node];

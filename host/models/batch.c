@@ -63,6 +63,11 @@ dc_status dc_model_fill_batch_slice(const dc_model *m, const dc_dataset *ds, con
     if (dc_model_kind_has(s->kind, DC_KIND_CLASSIFIES) && !ds->labels)
         return dc_set_error(err, DC_ERR_ARG, "dataset '%s' has no labels; a classifier needs them",
                             ds->source);
+    if (s->cond_classes > 0 && !ds->labels)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "dataset '%s' has no labels; a model conditioned on %d classes needs "
+                            "them",
+                            ds->source, s->cond_classes);
     const int hw = s->size * s->size;
     for (int slot = 0; slot < b->n; slot++) {
         /* the global slot keys the item and its random draws: a rank's slice of a global

@@ -11,7 +11,13 @@
  * ResBlock(in -> out): groupnorm-SiLU-conv, groupnorm, + dense(SiLU(time embedding)) per
  * channel, SiLU-conv, + the input (a 1x1 conv when the channels change).
  * Time embedding: sinusoidal(t) -> dense(4 base) -> SiLU -> dense(4 base), plus a dense
- * projection of the image's augmentation parameters (zeros when sampling). */
+ * projection of the image's augmentation parameters (zeros when sampling).
+ *
+ * Class conditioning (spec.cond_classes > 0): a learned embedding of the class (row K for
+ * class K, row cond_classes for the "null" class) is added to the time embedding. Training
+ * replaces a spec.label_dropout share of the labels by the null class, so the one network
+ * learns both v(x, t, class) and v(x, t) and sampling can extrapolate from the second
+ * towards the first (classifier-free guidance, flow_sample.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +27,15 @@
 
 /* the batch's own random stream, apart from the augmentation's (seed, slot) draws */
 #define FLOW_BATCH_STREAM 0x666c6f77ULL
+/* label dropout's stream: a separate one, so unconditional batches stay as they were */
+#define FLOW_LABEL_STREAM 0x6c61626cULL
 
 void dc_kind_diffusion_defaults(dc_model_spec *s) {
     s->mask = DC_MASK_NONE;
     s->noise = 0.0f;
-    s->loss_full = 1; /* the per-pixel weight the validation reads: all ones */
+    s->loss_full = 1;     /* the per-pixel weight the validation reads: all ones */
+    s->cond_classes = -1; /* classes when the data has them (dc_model_spec_fit_data) */
+    s->label_dropout = 0.1f;
 }
 
 dc_status dc_kind_diffusion_check(const dc_model_spec *s, dc_error *err) {
@@ -97,6 +107,12 @@ void dc_kind_diffusion_build(dc_model *m) {
     m->aug = dc_input(g, "aug", DC_AUGMENT_PARAMS, 1, 1);
     dc_name(g, "aug_fc");
     temb = dc_add(g, temb, dc_dense(g, m->aug, tdim));
+    if (s->cond_classes > 0) {
+        /* the class input carries the null class (row cond_classes) when dropped */
+        m->labels = dc_input_int(g, "class");
+        dc_name(g, "class_embed");
+        temb = dc_add(g, temb, dc_embedding(g, m->labels, s->cond_classes + 1, tdim, 0.1f));
+    }
     /* every ResBlock projects SiLU(embedding) to its channels */
     temb = dc_silu(g, temb);
 
@@ -142,7 +158,8 @@ void dc_kind_diffusion_build(dc_model *m) {
 
 /* The augmented clean images in b->target become the noised inputs and their velocities:
  * per image t ~ U(0, 1) and noise ~ N(0, I) from (seed, slot), so a batch depends on the
- * step's seed only and a resumed run draws the same. */
+ * step's seed only and a resumed run draws the same. With classes, each label becomes the
+ * null class with probability label_dropout, drawn from (seed, slot) as well. */
 dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t seed,
                                        int first_slot, dc_error *err) {
     (void)err;
@@ -161,8 +178,12 @@ dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t 
             w[p] = 1.0f;
         }
         b->t[slot] = t;
+        if (m->spec.cond_classes > 0) {
+            dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)slot), FLOW_LABEL_STREAM));
+            if (dc_rng_uniform(&rng) < m->spec.label_dropout)
+                b->labels[slot] = m->spec.cond_classes;
+        }
     }
-    (void)m;
     return DC_OK;
 }
 

@@ -254,26 +254,50 @@ typedef struct model_velocity {
     dc_model *m;
     float *x, *t, *v; /* [batch] staging */
     size_t numel;
-    int class_label;
-    float guidance;
+    int class_label; /* class-conditioned models: the class, or -1 for the null class */
+    float guidance;  /* classifier-free guidance weight w (with a class) */
+    float *v_null;   /* [batch] the null class's velocity, when guiding */
+    int32_t *labels; /* [batch] staging of the class input */
 } model_velocity;
 
+/* One forward pass: the velocity of the staged states with every image of class `label`
+ * (ignored by an unconditional model) into out [batch]. */
+static dc_status forward_velocity(model_velocity *mv, int label, float t, float *out,
+                                  dc_error *err) {
+    dc_model *m = mv->m;
+    dc_status st = DC_OK;
+    for (int i = 0; m->labels >= 0 && i < m->batch; i++)
+        mv->labels[i] = label;
+    if ((st = dc_graph_set_input(m->g, m->x, mv->x)) != DC_OK ||
+        (st = dc_graph_set_input(m->g, m->time, mv->t)) != DC_OK ||
+        (m->labels >= 0 && (st = dc_graph_set_input_int(m->g, m->labels, mv->labels)) != DC_OK) ||
+        (st = dc_graph_forward(m->g, m->out)) != DC_OK ||
+        (st = dc_graph_read(m->g, m->out, out)) != DC_OK)
+        return dc_set_error(err, st, "diffusion velocity at t = %g: %s", (double)t,
+                            dc_graph_error(m->g)->msg);
+    return DC_OK;
+}
+
+/* Classifier-free guidance: v = v_null + w (v_class - v_null). w = 1 is the conditional
+ * velocity and w = 0 the unconditional one, each from its own pass alone (exactly); no
+ * class (-1) is the unconditional velocity. */
 static dc_status velocity_of_model(void *user, const float *x, float t, int n, float *v,
                                    dc_error *err) {
     model_velocity *mv = user;
     dc_model *m = mv->m;
-    const size_t bytes = sizeof(float) * (size_t)n * mv->numel;
-    memcpy(mv->x, x, bytes);
+    const size_t count = (size_t)n * mv->numel;
+    memcpy(mv->x, x, sizeof(float) * count);
     for (int i = 0; i < m->batch; i++)
         mv->t[i] = t;
-    dc_status st;
-    if ((st = dc_graph_set_input(m->g, m->x, mv->x)) != DC_OK ||
-        (st = dc_graph_set_input(m->g, m->time, mv->t)) != DC_OK ||
-        (st = dc_graph_forward(m->g, m->out)) != DC_OK ||
-        (st = dc_graph_read(m->g, m->out, mv->v)) != DC_OK)
-        return dc_set_error(err, st, "diffusion velocity at t = %g: %s", (double)t,
-                            dc_graph_error(m->g)->msg);
-    memcpy(v, mv->v, bytes);
+    const int null_class = m->spec.cond_classes, w_is_0 = mv->guidance == 0.0f;
+    const int use_class = m->labels >= 0 && mv->class_label >= 0 && !w_is_0;
+    const int use_null = m->labels >= 0 && (mv->class_label < 0 || mv->guidance != 1.0f);
+    if (use_null) DC_TRY(forward_velocity(mv, null_class, t, use_class ? mv->v_null : mv->v, err));
+    if (use_class || m->labels < 0) DC_TRY(forward_velocity(mv, mv->class_label, t, mv->v, err));
+    if (use_class && use_null)
+        for (size_t i = 0; i < count; i++)
+            mv->v[i] = mv->v_null[i] + mv->guidance * (mv->v[i] - mv->v_null[i]);
+    memcpy(v, mv->v, sizeof(float) * count);
     return DC_OK;
 }
 
@@ -288,9 +312,16 @@ static dc_status check_model(const dc_model *m, const dc_flow_config *cfg, const
                             what, dc_model_kind_name(m->spec.kind));
     if (cfg && cfg->class_label >= 0 && m->labels < 0)
         return dc_set_error(err, DC_ERR_ARG,
-                            "%s: class %d asked of an unconditional diffusion model (it was "
-                            "trained without class labels)",
+                            "%s: class %d: this diffusion model was trained without classes "
+                            "(unconditional); only a model trained on data with classes (and "
+                            "without --unconditional) takes a class",
                             what, cfg->class_label);
+    if (cfg && m->labels >= 0 && cfg->class_label >= m->spec.cond_classes)
+        return dc_set_error(err, DC_ERR_ARG, "%s: class %d: the model knows classes 0 to %d", what,
+                            cfg->class_label, m->spec.cond_classes - 1);
+    if (cfg && !isfinite(cfg->guidance))
+        return dc_set_error(err, DC_ERR_ARG, "%s: guidance %g is not a finite number", what,
+                            (double)cfg->guidance);
     return DC_OK;
 }
 
@@ -308,12 +339,15 @@ static dc_status model_run(dc_model *m, int n, const dc_flow_config *cfg, float 
                          malloc(sizeof(float) * B),
                          malloc(sizeof(float) * (size_t)B * numel),
                          numel,
-                         cfg->class_label,
-                         cfg->guidance};
+                         cfg->class_label < 0 ? -1 : cfg->class_label,
+                         cfg->guidance,
+                         malloc(sizeof(float) * (size_t)B * numel),
+                         calloc((size_t)B, sizeof(int32_t))};
     float *chunk_traj = trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
     dc_rng *rngs = malloc(sizeof(dc_rng) * (size_t)B);
     dc_status st = DC_OK;
-    if (!mv.x || !mv.t || !mv.v || !rngs || (trajectory && !chunk_traj)) {
+    if (!mv.x || !mv.t || !mv.v || !mv.v_null || !mv.labels || !rngs ||
+        (trajectory && !chunk_traj)) {
         st = dc_set_error(err, DC_ERR_OOM, "sampling %d images: out of memory", n);
         goto out;
     }
@@ -347,7 +381,8 @@ static dc_status model_run(dc_model *m, int n, const dc_flow_config *cfg, float 
     }
     dc_graph_set_train(m->g, 1);
 out:
-    free(mv.x), free(mv.t), free(mv.v), free(chunk_traj), free(rngs);
+    free(mv.x), free(mv.t), free(mv.v), free(mv.v_null), free(mv.labels), free(chunk_traj),
+        free(rngs);
     return st;
 }
 
@@ -376,6 +411,17 @@ dc_status dc_flow_sample(dc_model *m, int n, int steps, dc_sampler sampler, uint
     dc_flow_config cfg;
     dc_flow_config_default(&cfg);
     cfg.steps = steps, cfg.sampler = sampler, cfg.seed = seed;
+    return dc_flow_generate(m, n, &cfg, noise, out, trajectory, snapshots, err);
+}
+
+dc_status dc_flow_sample_guided(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
+                                const float *noise, float *out, float *trajectory, int snapshots,
+                                int class_label, float guidance, dc_error *err) {
+    dc_flow_config cfg;
+    dc_flow_config_default(&cfg);
+    cfg.steps = steps, cfg.sampler = sampler, cfg.seed = seed;
+    cfg.class_label = class_label;
+    cfg.guidance = class_label >= 0 ? guidance : 0.0f; /* no class: nothing to guide towards */
     return dc_flow_generate(m, n, &cfg, noise, out, trajectory, snapshots, err);
 }
 

@@ -78,8 +78,11 @@ static const dc_kind_row rows[DC_MODEL_KIND_COUNT] = {
             .build = dc_kind_diffusion_build,
             .fill_batch = dc_kind_diffusion_fill_batch,
             .onnx_output = "velocity",
-            .onnx_doc = "deconv flow-matching U-Net: x = (1 - t) image + t noise, t [N, 1, 1, "
-                        "1] in [0, 1] -> velocity (noise - image)",
+            .onnx_doc = "deconv flow-matching U-Net (the denoiser): x [N, C, S, S] = (1 - t) "
+                        "image + t noise, t [N, 1] in [0, 1], aug [N, 5] the augmentation "
+                        "parameters (zeros to sample), and for a class-conditioned model "
+                        "class [N] int64 (0 .. classes - 1, or classes: the null class of "
+                        "classifier-free guidance) -> velocity [N, C, S, S] (noise - image)",
         },
 };
 

@@ -88,6 +88,25 @@ dc_status dc_model_spec_fit_data(dc_model_spec *s, const dc_dataset *train, int 
             return dc_set_error(err, DC_ERR_SHAPE, "the data has %d classes, the model has %d",
                                 train->n_classes, s->classes);
     }
+    if (dc_model_kind_has(s->kind, DC_KIND_FLOW)) {
+        /* class conditioning: on when the data has classes, unless the spec says 0 */
+        if (!(flags & DC_FIT_RESUMING) && s->cond_classes < 0)
+            s->cond_classes = train->labels && train->n_classes > 0 ? train->n_classes : 0;
+        if (s->cond_classes > 0 && (!train->labels || train->n_classes > s->cond_classes))
+            return dc_set_error(err, DC_ERR_SHAPE,
+                                "the model is conditioned on %d classes, the data has %d",
+                                s->cond_classes, train->labels ? train->n_classes : 0);
+        if (note && cap && s->cond_classes > 0)
+            snprintf(note, cap,
+                     "conditioned on the data's %d classes (label dropout %g to the null class "
+                     "for classifier-free guidance; --unconditional turns it off)",
+                     s->cond_classes, (double)s->label_dropout);
+        else if (note && cap)
+            snprintf(note, cap, "unconditional (%s)",
+                     train->labels && train->n_classes > 0 ? "--unconditional"
+                                                           : "the data has no classes");
+        return DC_OK;
+    }
     if ((flags & DC_FIT_RESUMING) || !dc_model_kind_has(s->kind, DC_KIND_ENCODER) ||
         !dc_model_kind_has(s->kind, DC_KIND_DECODER))
         return DC_OK;
@@ -187,6 +206,18 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
                                 "resolution's %d x %d pixels (channels x %d x %d)",
                                 s->latent, side, side, side, side);
     }
+    if (s->cond_classes != 0 && !(row->info.flags & DC_KIND_FLOW))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "class conditioning (%d classes) is an option of the diffusion model",
+                            s->cond_classes);
+    if (s->cond_classes < -1 || s->cond_classes > 65535)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "model spec: %d conditioning classes (use 0 to 65535, or -1: from the "
+                            "data)",
+                            s->cond_classes);
+    if (!(s->label_dropout >= 0.0f && s->label_dropout < 1.0f))
+        return dc_set_error(err, DC_ERR_ARG, "--label-dropout %g must be in [0, 1)",
+                            (double)s->label_dropout);
     if (row->check) DC_TRY(row->check(s, err));
     if (!(s->dropout >= 0 && s->dropout < 1))
         return dc_set_error(err, DC_ERR_ARG, "--dropout %g must be in [0, 1)", (double)s->dropout);
@@ -225,6 +256,11 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
     ok = ok && cJSON_AddNumberToObject(o, "batchnorm", s->batchnorm);
     ok = ok && json_add_float(o, "dropout", s->dropout);
+    /* only the kinds that have them: other kinds' descriptions stay as they were */
+    if (dc_model_kind_has(s->kind, DC_KIND_FLOW)) {
+        ok = ok && cJSON_AddNumberToObject(o, "cond_classes", s->cond_classes);
+        ok = ok && json_add_float(o, "label_dropout", s->label_dropout);
+    }
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
@@ -261,7 +297,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"loss_full", &d->loss_full, NULL}, {"beta", NULL, &d->beta},
         {"glo_count", &d->glo_count, NULL}, {"classes", &d->classes, NULL},
         {"batchnorm", &d->batchnorm, NULL}, {"dropout", NULL, &d->dropout},
-        {"feedback", NULL, &d->feedback},
+        {"feedback", NULL, &d->feedback},   {"cond_classes", &d->cond_classes, NULL},
+        {"label_dropout", NULL, &d->label_dropout},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -285,6 +322,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     d->code = DC_CODE_NOISE;
     d->bottleneck = DC_BOTTLENECK_DENSE;
     if (!cJSON_GetObjectItemCaseSensitive(o, "feedback")) d->feedback = 0.0f;
+    /* diffusion checkpoints from before class conditioning are unconditional */
+    if (!cJSON_GetObjectItemCaseSensitive(o, "cond_classes")) d->cond_classes = 0;
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
     if (cJSON_IsString(loss) && loss->valuestring)
         DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));

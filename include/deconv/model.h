@@ -123,6 +123,12 @@ typedef struct dc_model_spec {
     int classes;         /* classifier */
     int batchnorm;       /* classifier: batch norm after each conv */
     float dropout;       /* classifier: dropout before the last dense layer */
+    int cond_classes;    /* diffusion: classes the denoiser is conditioned on (0: none,
+                          * unconditional; -1: as many as the training data has, set by
+                          * dc_model_spec_fit_data); class K is row K of the class embedding,
+                          * row cond_classes the learned "null" class */
+    float label_dropout; /* diffusion with classes: share of the training images whose
+                          * label is replaced by the null class (classifier-free guidance) */
 } dc_model_spec;
 
 /* Defaults for a kind at the given image size and channels. */
@@ -171,7 +177,8 @@ typedef struct dc_model {
     int x;        /* image input (masked for complete) */
     int target;   /* full image target */
     int weight;   /* per-pixel loss weight */
-    int labels;   /* classifier labels */
+    int labels;   /* classifier labels; diffusion with classes: the class of each image
+                   * (the input "class"; cond_classes is the null class) */
     int index;    /* glo: training-image index */
     int latent;   /* the code the decoder starts from (after noise / sampling) */
     int code;     /* complete: encoder code before noise; vae: mu */
@@ -241,7 +248,8 @@ typedef struct dc_batch {
     float *target;     /* full image */
     float *weight;     /* per-pixel loss weight */
     float *mask;       /* 1 = hidden, one plane per image */
-    int32_t *labels;   /* classifier */
+    int32_t *labels;   /* classifier; diffusion with classes: the class input, after label
+                        * dropout */
     int32_t *index;    /* glo: dataset index of each item */
     float *t;          /* diffusion: the time of each item (x = the noised image, target =
                         * the velocity) */
@@ -302,7 +310,8 @@ typedef struct dc_flow_config {
     float churn;     /* DC_SAMPLER_SDE: g(t)^2 = 2 churn t (>= 0) */
     int class_label; /* -1: unconditional; >= 0: class-conditioned models only (the
                       * velocity function takes it) */
-    float guidance;  /* classifier-free guidance weight w (0: none; needs class_label) */
+    float guidance;  /* with a class: classifier-free guidance weight w, v = v_null + w
+                      * (v_class - v_null) (1: the conditional velocity); 0 without */
 } dc_flow_config;
 /* DC_FLOW_STEPS Euler steps, seed 1, churn DC_FLOW_CHURN, unconditional, no guidance. */
 void dc_flow_config_default(dc_flow_config *c);
@@ -356,6 +365,15 @@ dc_status dc_flow_edit(dc_model *m, int n, const dc_flow_config *cfg, const floa
  * Two samples of one image differ by their index (the seed's streams). */
 dc_status dc_flow_inpaint(dc_model *m, int n, const dc_flow_config *cfg, const float *images,
                           const float *masks, int resample, float *out, dc_error *err);
+/* The same for a class-conditioned model (spec.cond_classes > 0): class_label in
+ * [0, cond_classes) samples that class with classifier-free guidance weight `guidance`,
+ * v = v_null + guidance * (v_class - v_null) (1: the conditional velocity, 0: the
+ * unconditional one, > 1: stronger class likeness); class_label -1 samples unconditionally
+ * (the null class; guidance unused). A class for a model without classes is an error.
+ * dc_flow_sample is class -1. */
+dc_status dc_flow_sample_guided(dc_model *m, int n, int steps, dc_sampler sampler, uint64_t seed,
+                                const float *noise, float *out, float *trajectory, int snapshots,
+                                int class_label, float guidance, dc_error *err);
 
 DC_API_END
 #ifdef __cplusplus

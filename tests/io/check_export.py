@@ -19,8 +19,10 @@ Checks, in order:
   3. onnx.checker.check_model(full_check=True) accepts the ONNX file; its inputs,
      outputs and (for tied weights) shared initializers are as documented;
   4. PyTorch builds the same network from nn.Conv2d / nn.ConvTranspose2d / nn.Linear /
-     nn.BatchNorm2d / nn.Embedding, loads the .npz arrays by name with load_state_dict,
-     and reproduces deconv's outputs within 1e-4 (relative to the largest output).
+     nn.BatchNorm2d / nn.Embedding (the diffusion U-Net also from nn.GroupNorm, SiLU and
+     its own sinusoidal time embedding), loads the .npz arrays by name with
+     load_state_dict, and reproduces deconv's outputs within 1e-4 (relative to the
+     largest output).
 
 Exit status: 0 all good, 1 a check failed, 77 a required module is missing.
 """
@@ -162,6 +164,10 @@ def check_onnx(d, man, ref):
     if ins != want_in or outs != want_out:
         fail("onnx: inputs %s outputs %s, expected %s %s" % (ins, outs, want_in, want_out))
     for vi, want in zip(list(g.input) + list(g.output), man["inputs"] + man["outputs"]):
+        elem = vi.type.tensor_type.elem_type
+        want_elem = onnx.TensorProto.INT64 if want.get("dtype") == "int64" else onnx.TensorProto.FLOAT
+        if elem != want_elem:
+            fail("onnx: %s has element type %d, expected %d" % (vi.name, elem, want_elem))
         dims = vi.type.tensor_type.shape.dim
         if dims[0].dim_param != "N" or [x.dim_value for x in dims[1:]] != want["shape"][1:]:
             fail("onnx: %s has shape %s" % (vi.name, dims))
@@ -193,9 +199,101 @@ def kind_of(spec):
     return spec["kind"]
 
 
+def build_torch_unet(spec, spec_aug_dim):
+    """The diffusion kind's U-Net as README's diffusion section describes it, written with
+    PyTorch's own layers; module names are deconv's parameter prefixes."""
+    import math
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    C, base, L, k = spec["channels"], spec["base"], spec["blocks"], spec["kernel"]
+    classes = spec.get("cond_classes", 0)
+    tdim, sin_dim = 4 * base, base + (base & 1)
+    aug_dim = spec_aug_dim
+
+    def groups(ch):  # the largest count <= 8 that divides ch
+        g = 8
+        while ch % g:
+            g -= 1
+        return g
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.time_fc1 = nn.Linear(sin_dim, tdim)
+            self.time_fc2 = nn.Linear(tdim, tdim)
+            self.aug_fc = nn.Linear(aug_dim, tdim)  # the augmentation parameters (zeros: none)
+            if classes > 0:
+                self.class_embed = nn.Embedding(classes + 1, tdim)  # + the null class
+            self.stem = nn.Conv2d(C, base, k, 1, k // 2)
+            ch = base
+            for l in range(L):
+                out = base << l
+                self.res("down%d" % (l + 1), ch, out)
+                ch = out
+                if l + 1 < L:
+                    setattr(self, "down%d_pool" % (l + 1), nn.Conv2d(ch, ch, 3, 2, 1))
+            self.res("mid", ch, ch)
+            for l in range(L - 1, -1, -1):
+                out = base << l
+                self.res("up%d" % (l + 1), ch + out, out)
+                ch = out
+                if l > 0:
+                    setattr(self, "up%d_deconv" % (l + 1),
+                            nn.ConvTranspose2d(ch, base << (l - 1), 4, 2, 1))
+                    ch = base << (l - 1)
+            self.out_norm = nn.GroupNorm(groups(ch), ch, eps=1e-5)
+            self.out = nn.Conv2d(ch, C, k, 1, k // 2)
+
+        def res(self, p, cin, cout):
+            setattr(self, p + "_norm1", nn.GroupNorm(groups(cin), cin, eps=1e-5))
+            setattr(self, p + "_conv1", nn.Conv2d(cin, cout, k, 1, k // 2))
+            setattr(self, p + "_time", nn.Linear(tdim, cout))
+            setattr(self, p + "_norm2", nn.GroupNorm(groups(cout), cout, eps=1e-5))
+            setattr(self, p + "_conv2", nn.Conv2d(cout, cout, k, 1, k // 2))
+            if cin != cout:
+                setattr(self, p + "_skip", nn.Conv2d(cin, cout, 1))
+
+        def run_res(self, p, x, temb):
+            m = lambda s: getattr(self, p + s)
+            h = m("_conv1")(F.silu(m("_norm1")(x)))
+            h = F.silu(m("_norm2")(h) + m("_time")(temb)[:, :, None, None])
+            h = m("_conv2")(h)
+            return h + (m("_skip")(x) if hasattr(self, p + "_skip") else x)
+
+        def forward(self, x, t, aug, cls=None):
+            half = sin_dim // 2
+            freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+            a = (1000.0 * t.reshape(-1, 1)) * freqs[None, :]
+            temb = self.time_fc2(F.silu(self.time_fc1(torch.cat([torch.sin(a), torch.cos(a)], 1))))
+            temb = temb + self.aug_fc(aug)
+            if classes > 0:
+                temb = temb + self.class_embed(cls)
+            temb = F.silu(temb)
+            h, skips = self.stem(x), []
+            for l in range(L):
+                h = self.run_res("down%d" % (l + 1), h, temb)
+                skips.append(h)
+                if l + 1 < L:
+                    h = getattr(self, "down%d_pool" % (l + 1))(h)
+            h = self.run_res("mid", h, temb)
+            for l in range(L - 1, -1, -1):
+                h = self.run_res("up%d" % (l + 1), torch.cat([h, skips[l]], 1), temb)
+                if l > 0:
+                    h = getattr(self, "up%d_deconv" % (l + 1))(h)
+            return self.out(F.silu(self.out_norm(h)))
+
+    return UNet()
+
+
 def build_torch(spec, names):
     import torch
     import torch.nn as nn
+
+    if spec["kind"] == "diffusion":
+        aug_dim = names["aug_fc.weight"].shape[1]
+        return build_torch_unet(spec, aug_dim)
 
     kind, C, S, base, blocks, k = (spec["kind"], spec["channels"], spec["size"], spec["base"],
                                    spec["blocks"], spec["kernel"])
@@ -276,7 +374,7 @@ def check_torch(d, man, weights):
         print("SKIP: torch missing:", e)
         sys.exit(77)
     spec = man["spec"]
-    net = build_torch(spec, set(weights))
+    net = build_torch(spec, weights)
     state = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
     if spec.get("tied"):
         # the documented tying: decoder block i uses the mirrored encoder conv's kernel
@@ -288,13 +386,16 @@ def check_torch(d, man, weights):
     net.eval()
     feeds = {}
     for i in man["inputs"]:
-        a = np.fromfile(os.path.join(d, i["file"]), dtype="<f4").reshape(i["shape"])
+        dtype = "<i8" if i.get("dtype") == "int64" else "<f4"
+        a = np.fromfile(os.path.join(d, i["file"]), dtype=dtype).reshape(i["shape"])
         feeds[i["name"]] = torch.from_numpy(a)
     with torch.no_grad():
         kind = spec["kind"]
         if kind == "classifier":
             prob, logits = net.classify(feeds["image"])
             got = {"probabilities": prob, "logits": logits}
+        elif kind == "diffusion":
+            got = {"velocity": net(feeds["x"], feeds["t"], feeds["aug"], feeds.get("class"))}
         elif kind == "complete":
             code = net.enc_fc(net.encode(feeds["image"]))
             got = {"output": net.decode(code + feeds["noise"])}

@@ -1,7 +1,7 @@
 // Runs deconv's exported ONNX model with onnxruntime-node (run by tests/test_io.c).
 //
 // usage: node run_onnx.js DIR
-// DIR/io.json lists the inputs to feed (float32 files + shapes) and deconv's own outputs
+// DIR/io.json lists the inputs to feed (float32 or int64 files + shapes) and deconv's own outputs
 // for them; every output must match within 1e-4 relative to the largest reference value.
 // Exit status: 0 all good, 1 mismatch or error, 77 onnxruntime-node is not installed.
 'use strict';
@@ -30,7 +30,15 @@ function readF32(file) {
 async function main() {
   const session = await ort.InferenceSession.create(path.join(dir, 'model.onnx'));
   const feeds = {};
-  for (const i of man.inputs) feeds[i.name] = new ort.Tensor('float32', readF32(i.file), i.shape);
+  for (const i of man.inputs) {
+    if (i.dtype === 'int64') {
+      // class labels: int64, little-endian
+      const b = new Uint8Array(fs.readFileSync(path.join(dir, i.file)));
+      feeds[i.name] = new ort.Tensor('int64', new BigInt64Array(b.buffer, 0, b.byteLength / 8), i.shape);
+    } else {
+      feeds[i.name] = new ort.Tensor('float32', readF32(i.file), i.shape);
+    }
+  }
   const results = await session.run(feeds);
   let ok = true;
   for (const o of man.outputs) {
