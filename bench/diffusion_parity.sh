@@ -10,7 +10,7 @@
 #   EPOCHS=1 bench/diffusion_parity.sh
 #   SIDES=twin bench/diffusion_parity.sh      only the twin (SIDES=deconv: only deconv)
 #   THREADS=2 OUT=runs/parity DECONV_BIN=build/deconv PYTHON=/usr/bin/python3
-#   SMOKE=1 bench/diffusion_parity.sh         a minute-long run of the whole pipeline on 384
+#   SMOKE=1 bench/diffusion_parity.sh         a minutes-long run of the whole pipeline on 384
 #                                             images (6 steps, 50 samples: no figures to read)
 # Writes OUT/deconv_eval.json, OUT/twin_eval.json, OUT/twin_samples.npy, OUT/twin_run.json
 # and prints the figures side by side.
