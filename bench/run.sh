@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS=${THREADS:-$(nproc)}
-MODELS=${MODELS:-complete,vae,glo,classifier}
+MODELS=${MODELS:-complete,vae,glo,classifier,diffusion}
 WARMUP=${WARMUP:-3}
 REPEATS=${REPEATS:-5}
 STEPS=${STEPS:-5}

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch twin of deconv's model presets, for `bench/run.sh`.
 
-The same four networks layer for layer (host/models/models.c), the same batch sizes, the
+The same five networks layer for layer (host/models/*.c; `diffusion` is the flow-matching
+U-Net of host/models/diffusion.c at 32x32, base 32, 3 levels), the same batch sizes, the
 same losses and Adam, on the CPU with the same thread count (or on a CUDA GPU with
 `--device cuda`, for bench/gpu.sh: then `--tf32 off` gives true FP32 convolutions and
 matmuls, the fair comparison for OpenCL, and `--tf32 on` PyTorch's default). A timed training step is what
@@ -32,6 +33,7 @@ PRESETS = {
     "vae": dict(size=64, batch=64),
     "glo": dict(size=64, batch=64, glo_count=1024),
     "classifier": dict(size=28, batch=128),
+    "diffusion": dict(size=32, batch=64),
 }
 CHANNELS, BASE, BLOCKS, KERNEL = 1, 32, 3, 3
 LATENT = {"complete": 128, "vae": 128, "glo": 32}
@@ -39,6 +41,11 @@ NOISE_STD = 1.0      # complete: std of the code noise, added in eval mode too
 VISIBLE_WEIGHT = 0.1  # complete: loss weight of the visible (top) half
 BETA = 1.0           # vae
 CLASSES = 10
+# diffusion (host/models/diffusion.c): U-Net levels, the time embedding's sinusoid scale and
+# longest period (dc_time_embedding(t, base, 1000, 10000)), group norm's eps
+UNET_LEVELS = 3
+TIME_SCALE, TIME_MAX_PERIOD = 1000.0, 10000.0
+GN_EPS = 1e-5
 
 
 class Encoder(nn.Module):
@@ -161,6 +168,136 @@ class Classifier(nn.Module):
         return self(batch["x"])
 
 
+# ---------------------------------------------------------------- diffusion (flow matching)
+def norm_groups(ch):
+    """deconv's group count: the largest count <= 8 that divides the channels."""
+    g = 8
+    while ch % g:
+        g -= 1
+    return g
+
+
+def time_embedding(t, dim, scale=TIME_SCALE, max_period=TIME_MAX_PERIOD):
+    """[sin(a_k), cos(a_k)], a_k = scale * t * max_period^(-k / (dim/2)), k < dim/2 (the
+    time_embedding op, host/ops/unet.c)."""
+    half = dim // 2
+    freqs = max_period ** (-torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    a = scale * t.reshape(-1, 1) * freqs
+    return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
+
+
+class ResBlock(nn.Module):
+    """groupnorm-SiLU-conv, + dense(SiLU(temb)) per channel, groupnorm-SiLU-conv, + the input
+    (a 1x1 conv when the channels change)."""
+
+    def __init__(self, cin, cout, tdim):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(norm_groups(cin), cin, eps=GN_EPS)
+        self.conv1 = nn.Conv2d(cin, cout, KERNEL, 1, KERNEL // 2)
+        self.time = nn.Linear(tdim, cout)
+        self.norm2 = nn.GroupNorm(norm_groups(cout), cout, eps=GN_EPS)
+        self.conv2 = nn.Conv2d(cout, cout, KERNEL, 1, KERNEL // 2)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, temb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time(temb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + (self.skip(x) if self.skip is not None else x)
+
+
+class Diffusion(nn.Module):
+    """The residual U-Net of host/models/diffusion.c: stem conv -> per level ResBlock (skip
+    kept), stride-2 conv down (not after the last) -> middle ResBlock -> per level, lowest
+    first: concat [h, skip], ResBlock, ConvTranspose2d k4 s2 p1 to the next level's channels
+    (not after the top) -> groupnorm -> SiLU -> conv to the image. Time: sinusoid(base) ->
+    dense(4 base) -> SiLU -> dense(4 base) -> SiLU, projected per ResBlock. Initialised as
+    deconv initialises: He-normal convs (transposed: fan-in C k^2 / stride^2), Xavier-uniform
+    dense layers, zero biases, group norm 1 / 0."""
+
+    def __init__(self, channels=CHANNELS, base=BASE, levels=UNET_LEVELS):
+        super().__init__()
+        tdim = 4 * base
+        self.sin_dim = base + (base & 1)
+        self.time_fc1 = nn.Linear(self.sin_dim, tdim)
+        self.time_fc2 = nn.Linear(tdim, tdim)
+        self.stem = nn.Conv2d(channels, base, KERNEL, 1, KERNEL // 2)
+        self.down, self.pool = nn.ModuleList(), nn.ModuleList()
+        ch = base
+        for lvl in range(levels):
+            out = base << lvl
+            self.down.append(ResBlock(ch, out, tdim))
+            ch = out
+            if lvl + 1 < levels:
+                self.pool.append(nn.Conv2d(ch, ch, 3, 2, 1))
+        self.mid = ResBlock(ch, ch, tdim)
+        self.up, self.deconv = nn.ModuleList(), nn.ModuleList()
+        for lvl in range(levels - 1, -1, -1):
+            out = base << lvl
+            self.up.append(ResBlock(ch + out, out, tdim))
+            ch = out
+            if lvl > 0:
+                self.deconv.append(nn.ConvTranspose2d(ch, base << (lvl - 1), 4, 2, 1))
+                ch = base << (lvl - 1)
+        self.out_norm = nn.GroupNorm(norm_groups(ch), ch, eps=GN_EPS)
+        self.out = nn.Conv2d(ch, channels, KERNEL, 1, KERNEL // 2)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        for mod in self.modules():
+            if isinstance(mod, nn.ConvTranspose2d):
+                cin, _, kh, kw = mod.weight.shape
+                fan_in = cin * kh * kw / (mod.stride[0] * mod.stride[1])
+                mod.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
+            elif isinstance(mod, nn.Conv2d):
+                mod.weight.normal_(0.0, (2.0 / mod.weight[0].numel()) ** 0.5)
+            elif isinstance(mod, nn.Linear):
+                nn.init.xavier_uniform_(mod.weight)
+            else:
+                continue
+            nn.init.zeros_(mod.bias)
+
+    def forward(self, x, t):
+        temb = F.silu(self.time_fc1(time_embedding(t, self.sin_dim)))
+        temb = F.silu(self.time_fc2(temb))
+        h = self.stem(x)
+        skips = []
+        for lvl, block in enumerate(self.down):
+            h = block(h, temb)
+            skips.append(h)
+            if lvl < len(self.pool):
+                h = self.pool[lvl](h)
+        h = self.mid(h, temb)
+        for i, block in enumerate(self.up):
+            h = block(torch.cat([h, skips.pop()], dim=1), temb)
+            if i < len(self.deconv):
+                h = self.deconv[i](h)
+        return self.out(F.silu(self.out_norm(h)))
+
+    def loss(self, batch):
+        """Flow matching: x_t = (1 - t) x0 + t n, t ~ U(0, 1) per image; MSE on v = n - x0."""
+        x0 = batch["target"]
+        t = torch.rand(x0.shape[0], device=x0.device)
+        noise = torch.randn_like(x0)
+        tb = t.view(-1, 1, 1, 1)
+        return F.mse_loss(self((1 - tb) * x0 + tb * noise, t), noise - x0)
+
+    def infer(self, batch):
+        return self(batch["x"], batch["t"])
+
+    @torch.no_grad()
+    def sample(self, noise, steps):
+        """Euler from t = 1 to 0 in `steps` equal steps, clamped to [-1, 1] at the end
+        (host/models/flow_sample.c)."""
+        x = noise.clone()
+        for step in range(steps):
+            t, t_next = (steps - step) / steps, (steps - step - 1) / steps
+            v = self(x, torch.full((x.shape[0],), t, device=x.device))
+            x -= (t - t_next) * v
+        return x.clamp_(-1.0, 1.0)
+
+
 def build(kind):
     if kind == "complete":
         return Complete()
@@ -168,6 +305,8 @@ def build(kind):
         return VAE()
     if kind == "glo":
         return GLO(PRESETS["glo"]["glo_count"])
+    if kind == "diffusion":
+        return Diffusion()
     return Classifier()
 
 
@@ -185,6 +324,7 @@ def random_batch(kind, batch, size, gen):
         "weight": weight,
         "labels": torch.randint(0, CLASSES, (batch,), generator=gen),
         "index": torch.randint(0, PRESETS["glo"]["glo_count"], (batch,), generator=gen),
+        "t": torch.rand(batch, generator=gen),
     }
     return b
 
@@ -265,7 +405,7 @@ def bench(kind, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="complete,vae,glo,classifier")
+    ap.add_argument("--models", default="complete,vae,glo,classifier,diffusion")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)

@@ -480,6 +480,113 @@ static void test_fashion_mnist_end_to_end(void **state) {
     cJSON_Delete(j);
 }
 
+/* A little-endian float32 .npy of `count` values in the given shape (what numpy.save writes). */
+static void write_npy(const char *path, const float *v, size_t count, const char *shape,
+                      const char *descr) {
+    char header[128];
+    int len = snprintf(header, sizeof header,
+                       "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
+    /* pad with spaces so that magic + version + length + header ends on a 64-byte boundary */
+    const int total = (10 + len + 1 + 63) / 64 * 64;
+    while (10 + len + 1 < total)
+        header[len++] = ' ';
+    header[len++] = '\n';
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    const unsigned char pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(len & 255), (unsigned char)(len >> 8)};
+    assert_int_equal(fwrite(pre, 1, 10, f), 10);
+    assert_int_equal(fwrite(header, 1, (size_t)len, f), (size_t)len);
+    assert_int_equal(fwrite(v, sizeof(float), count, f), count);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* deconv eval --images: the Fashion-MNIST test set scored against itself sits at the
+ * bottom of every figure (FD ~0, precision and recall 1); files of the wrong shape, type or
+ * format, and a run given with --images, are refused with a message naming the problem. */
+static void test_eval_images(void **state) {
+    (void)state;
+    struct stat st;
+    if (stat(DC_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", &st) != 0)
+        TU_SKIP_OR_FAIL("Fashion-MNIST is not installed in " DC_FASHION_MNIST_DIR);
+    const char *bin = tu_cli_path();
+    dc_dataset *test = NULL;
+    dc_error err = {0};
+    if (dc_dataset_load_path("fashion-mnist:test", 32, 1, &test, &err) != DC_OK)
+        fail_msg("%s", err.msg);
+    char path[1200], shape[64];
+    snprintf(path, sizeof path, "%s/test_set.npy", g_dir);
+    snprintf(shape, sizeof shape, "%d, 1, 32, 32", test->n);
+    write_npy(path, dc_dataset_image(test, 0), (size_t)test->n * 32 * 32, shape, "<f4");
+    assert_int_equal(
+        tu_system("DECONV_CACHE=%s/cache %s eval --images %s --data fashion-mnist --device cpu "
+                  "--json %s/images.json > %s/images.txt",
+                  g_dir, bin, path, g_dir, g_dir),
+        0);
+    snprintf(path, sizeof path, "%s/images.json", g_dir);
+    cJSON *j = read_json(path);
+    assert_int_equal((int)num(j, "n_samples", NULL), test->n);
+    const cJSON *fm = cJSON_GetObjectItem(j, "fashion_mnist");
+    const cJSON *s = cJSON_GetObjectItem(fm, "samples"),
+                *fl = cJSON_GetObjectItem(fm, "floor_train_vs_test");
+    assert_int_equal((int)num(s, "n", NULL), test->n);
+    /* the same features on both sides: only rounding in the matrix square root is left, a
+     * hundredth of the floor of as many training images at most */
+    const double fd = num(s, "frechet_distance", NULL),
+                 floor_fd = num(fl, "frechet_distance", NULL);
+    if (!(floor_fd > 0 && fabs(fd) < 0.01 * floor_fd))
+        fail_msg("test set vs itself: FD %g (floor %g)", fd, floor_fd);
+    assert_float_equal(num(s, "precision", NULL), 1.0, 0);
+    assert_float_equal(num(s, "recall", NULL), 1.0, 0);
+    assert_true(verdict(j, "realism (Frechet distance)"));
+    assert_true(verdict(j, "realism (precision)"));
+    assert_true(verdict(j, "coverage (recall)"));
+    cJSON_Delete(j);
+    assert_int_equal(tu_system("grep -q 'Frechet distance to the test set' %s/images.txt", g_dir),
+                     0);
+
+    /* the wrong shape: 16x16 images */
+    snprintf(path, sizeof path, "%s/small.npy", g_dir);
+    write_npy(path, dc_dataset_image(test, 0), 4 * 16 * 16, "4, 1, 16, 16", "<f4");
+    assert_int_equal(tu_system("%s eval --images %s --device cpu 2> %s/err.txt", bin, path, g_dir),
+                     1);
+    assert_int_equal(
+        tu_system("grep -q 'small.npy: shape \\[4, 1, 16, 16\\].*32x32 grey' %s/err.txt", g_dir),
+        0);
+    /* RGB 32x32 */
+    write_npy(path, dc_dataset_image(test, 0), 2 * 3 * 32 * 32, "2, 3, 32, 32", "<f4");
+    assert_int_equal(tu_system("%s eval --images %s --device cpu 2> %s/err.txt", bin, path, g_dir),
+                     1);
+    assert_int_equal(tu_system("grep -q 'shape \\[2, 3, 32, 32\\]' %s/err.txt", g_dir), 0);
+    /* float64 values */
+    write_npy(path, dc_dataset_image(test, 0), 2 * 32 * 32, "1, 1, 32, 32", "<f8");
+    assert_int_equal(tu_system("%s eval --images %s --device cpu 2> %s/err.txt", bin, path, g_dir),
+                     1);
+    assert_int_equal(tu_system("grep -q \"float32 ('<f4')\" %s/err.txt", g_dir), 0);
+    /* fewer values than the header promises */
+    write_npy(path, dc_dataset_image(test, 0), 32 * 32, "2, 32, 32", "<f4");
+    assert_int_equal(tu_system("%s eval --images %s --device cpu 2> %s/err.txt", bin, path, g_dir),
+                     1);
+    assert_int_equal(tu_system("grep -q 'not 2 images of 32x32 float32' %s/err.txt", g_dir), 0);
+    /* not a .npy at all, a missing file, a run next to --images, another data set */
+    assert_int_equal(
+        tu_system("%s eval --images %s/images.json --device cpu 2> %s/err.txt", bin, g_dir, g_dir),
+        1);
+    assert_int_equal(tu_system("grep -q 'images.json: not a NumPy .npy file' %s/err.txt", g_dir),
+                     0);
+    assert_int_equal(
+        tu_system("%s eval --images %s/none.npy --device cpu 2> %s/err.txt", bin, g_dir, g_dir), 1);
+    assert_int_equal(tu_system("grep -q 'none.npy: No such file' %s/err.txt", g_dir), 0);
+    assert_int_equal(
+        tu_system("%s eval %s --images %s --device cpu 2> %s/err.txt", bin, g_dir, path, g_dir), 1);
+    assert_int_equal(tu_system("grep -q 'not a run' %s/err.txt", g_dir), 0);
+    assert_int_equal(
+        tu_system("%s eval --images %s --data cifar --device cpu 2> %s/err.txt", bin, path, g_dir),
+        1);
+    assert_int_equal(tu_system("grep -q 'only fashion-mnist' %s/err.txt", g_dir), 0);
+    dc_dataset_free(test);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noise_and_grey_fail_realism),
@@ -488,6 +595,7 @@ int main(void) {
         cmocka_unit_test(test_eval_json_end_to_end),
         cmocka_unit_test(test_pinned_classifier),
         cmocka_unit_test(test_fashion_mnist_end_to_end),
+        cmocka_unit_test(test_eval_images),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

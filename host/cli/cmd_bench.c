@@ -35,7 +35,7 @@
 extern char **environ;
 
 #define BENCH_RESULT_TAG "deconv-bench-result "
-#define BENCH_ALL_MODELS "complete,vae,glo,classifier"
+#define BENCH_ALL_MODELS "complete,vae,glo,classifier,diffusion"
 
 typedef struct bench_opts {
     char devices[256];
@@ -92,11 +92,13 @@ static cJSON *json_doubles(const double *v, int n) {
 }
 
 /* ------------------------------------------------------------------ presets */
-/* The benchmark's fixed configurations: the presets' defaults at their usual sizes. */
+/* The benchmark's fixed configurations: the presets' defaults at their usual sizes (the
+ * diffusion U-Net at Fashion-MNIST's 32x32, as bench/torch_twin.py builds it). */
 static int bench_preset(const char *model, int batch_override, dc_model_spec *spec, int *batch,
                         dc_error *err) {
     const int cls = !strcmp(model, "classifier");
-    if (dc_model_spec_default(spec, model, 1, cls ? 28 : 64, err) != DC_OK) return -1;
+    const int size = cls ? 28 : !strcmp(model, "diffusion") ? 32 : 64;
+    if (dc_model_spec_default(spec, model, 1, size, err) != DC_OK) return -1;
     if (!strcmp(model, "glo")) spec->glo_count = 1024;
     *batch = batch_override > 0 ? batch_override : (cls ? 128 : 64);
     return dc_model_spec_check(spec, err) == DC_OK ? 0 : -1;
@@ -119,6 +121,7 @@ static void fill_random_batch(const dc_model *m, dc_batch *b, uint64_t seed) {
                       b->weight + (size_t)slot * b->image_numel);
         b->labels[slot] = (int32_t)dc_rng_below(&rng, (uint32_t)(s->classes > 1 ? s->classes : 2));
         b->index[slot] = (int32_t)dc_rng_below(&rng, (uint32_t)(s->glo_count > 0 ? s->glo_count : 1));
+        b->t[slot] = dc_rng_uniform(&rng); /* diffusion: the noise level */
     }
 }
 
@@ -809,9 +812,10 @@ static void print_table(const cJSON *results, const cJSON *startups) {
 static void usage(void) {
     printf("usage: deconv bench [options]\n"
            "Training and inference images/s of the model presets (complete, vae, glo at 64x64\n"
-           "batch 64, glo with 1024 latents; classifier 28x28 batch 128), median of repeated\n"
-           "timed runs after warm-up, with FLOPs, achieved GFLOP/s, the backend's GEMM rate on\n"
-           "the step's own products, peak memory, and the OpenCL start-up time.\n\n"
+           "batch 64, glo with 1024 latents; classifier 28x28 batch 128; diffusion 32x32\n"
+           "batch 64), median of repeated timed runs after warm-up, with FLOPs, achieved\n"
+           "GFLOP/s, the backend's GEMM rate on the step's own products, peak memory, and the\n"
+           "OpenCL start-up time.\n\n"
            "  --device LIST     cpu, opencl, opencl:P:D, comma-separated (cpu)\n"
            "  --models LIST     %s (all)\n"
            "  --warmup N        untimed steps first (3)\n"

@@ -1,10 +1,12 @@
 /* deconv eval RUN: test accuracy and confusion matrix of a classifier run; other runs
- * (complete, vae, glo) are handed to dc_cli_eval_generative. */
+ * (complete, vae, glo) are handed to dc_cli_eval_generative. deconv eval --images FILE.npy
+ * scores images made elsewhere (host/cli/eval_fashion.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cli/cli.h"
+#include "cli/eval_report.h"
 #include "deconv/data.h"
 #include "deconv/train.h"
 #include "deconv/viz.h"
@@ -39,7 +41,13 @@ static void eval_usage(FILE *f) {
         "images against the test set. One verdict line per figure; --json writes every figure,\n"
         "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
         "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
-        "--no-cache.\n",
+        "--no-cache.\n\n"
+        "usage: deconv eval --images FILE.npy [--data fashion-mnist] [--classifier FILE]\n"
+        "  [--json FILE|-] [--no-cache] [--device ...]\n"
+        "The Fashion-MNIST block above (Frechet distance, precision/recall, class histogram\n"
+        "against the test set, next to the floor) for images made elsewhere, e.g. the PyTorch\n"
+        "twin's samples (bench/diffusion_parity.sh): a float32 .npy of [N, 1, 32, 32] or\n"
+        "[N, 32, 32] with values in [-1, 1].\n",
         DECONV_ASSETS_DIR);
 }
 
@@ -104,6 +112,26 @@ static int map_classes(const dc_dataset *ds, const char *what, char **names, int
         }
     }
     return 0;
+}
+
+static int eval_images(dc_args *a, const char *images) {
+    const char *data = dc_args_str(a, "data", "fashion-mnist");
+    const char *classifier =
+        dc_args_str(a, "classifier", DECONV_ASSETS_DIR "/fm32_classifier.safetensors");
+    const char *json = dc_args_str(a, "json", NULL);
+    const int use_cache = !dc_args_flag(a, "no-cache");
+    if (a->n_positional != 0)
+        return dc_cli_fail("eval", "--images scores a file, not a run: drop '%s'",
+                           a->positional[0]);
+    if (strcmp(data, "fashion-mnist") != 0)
+        return dc_cli_fail(
+            "eval", "--images with --data %s: only fashion-mnist has a pinned classifier", data);
+    dc_backend *be = NULL;
+    int rc = dc_cli_backend_last(a, &be);
+    if (rc) return rc;
+    rc = ev_fashion_mnist_images("eval", be, images, classifier, json, use_cache);
+    dc_backend_free(be);
+    return rc;
 }
 
 static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
@@ -246,6 +274,8 @@ int dc_cmd_eval(int argc, char **argv) {
         eval_usage(stdout);
         return 0;
     }
+    const char *images = dc_args_str(&a, "images", NULL);
+    if (images) return eval_images(&a, images);
     if (a.n_positional != 1) {
         eval_usage(stderr);
         return 2;

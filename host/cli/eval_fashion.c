@@ -319,3 +319,155 @@ done:
     dc_model_free(clf);
     return rc;
 }
+
+/* ------------------------------------------------------------------ --images FILE.npy
+ * Images made elsewhere (the PyTorch twin's samples, bench/diffusion_parity.sh) scored with
+ * the same classifier features as a run's own samples. The file is a NumPy .npy of
+ * little-endian float32 in C order, shape [N, 1, 32, 32] or [N, 32, 32], values in [-1, 1]. */
+
+/* The .npy header's dict: "descr", "fortran_order" and the shape tuple. 0, or 1 after
+ * printing why. */
+static int npy_parse_header(const char *cmd, const char *path, const char *h, long *dims,
+                            int *ndim) {
+    const char *d = strstr(h, "'descr'"), *f = strstr(h, "'fortran_order'"),
+               *s = strstr(h, "'shape'");
+    if (!d || !f || !s)
+        return dc_cli_fail(cmd, "--images %s: the .npy header lacks descr, fortran_order or shape",
+                           path);
+    d = strchr(d + 7, '\'');
+    if (!d || strncmp(d, "'<f4'", 5) != 0) {
+        const char *close = d ? strchr(d + 1, '\'') : NULL;
+        return dc_cli_fail(
+            cmd,
+            "--images %s: the values must be little-endian float32 ('<f4'), the header says %.*s",
+            path, close ? (int)(close - d + 1) : 1, close ? d : "?");
+    }
+    if (!strstr(f, "False"))
+        return dc_cli_fail(
+            cmd, "--images %s: Fortran-order arrays are not read (save a C-order array)", path);
+    s = strchr(s, '(');
+    *ndim = 0;
+    while (s && *ndim < 5) {
+        s++;
+        while (*s == ' ')
+            s++;
+        if (*s == ')') break;
+        char *end;
+        const long v = strtol(s, &end, 10);
+        if (end == s || v < 0) break;
+        dims[(*ndim)++] = v;
+        s = end;
+        while (*s == ' ')
+            s++;
+        if (*s != ',') break;
+    }
+    if (!s || *ndim == 0)
+        return dc_cli_fail(cmd, "--images %s: cannot read the shape in the .npy header", path);
+    return 0;
+}
+
+/* The float32 images of a .npy file into *out (n images of 32x32). 0, or 1 after printing why. */
+static int npy_read_images(const char *cmd, const char *path, float **out, int *n_out) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return dc_cli_fail(cmd, "--images %s: %s", path, strerror(errno));
+    unsigned char pre[12];
+    char *header = NULL;
+    float *data = NULL;
+    int rc = 1;
+    size_t header_len = 0, pre_len = 10;
+    if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        dc_cli_fail(cmd, "--images %s: not a NumPy .npy file (no \\x93NUMPY magic)", path);
+        goto done;
+    }
+    if (pre[6] == 1) {
+        header_len = pre[8] | (size_t)pre[9] << 8;
+    } else if (pre[6] == 2 || pre[6] == 3) {
+        if (fread(pre + 10, 1, 2, fp) != 2) {
+            dc_cli_fail(cmd, "--images %s: the .npy header is cut short", path);
+            goto done;
+        }
+        header_len = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        pre_len = 12;
+    } else {
+        dc_cli_fail(cmd, "--images %s: .npy format version %d is not known", path, pre[6]);
+        goto done;
+    }
+    if (header_len > 65536 || !(header = calloc(header_len + 1, 1)) ||
+        fread(header, 1, header_len, fp) != header_len) {
+        dc_cli_fail(cmd, "--images %s: cannot read the .npy header (%zu bytes)", path, header_len);
+        goto done;
+    }
+    long dims[5];
+    int ndim = 0;
+    if (npy_parse_header(cmd, path, header, dims, &ndim)) goto done;
+    const int grey4 = ndim == 4 && dims[1] == 1 && dims[2] == 32 && dims[3] == 32;
+    const int grey3 = ndim == 3 && dims[1] == 32 && dims[2] == 32;
+    if (!grey4 && !grey3) {
+        char shape[96] = "";
+        size_t used = 0;
+        for (int i = 0; i < ndim && used < sizeof shape; i++)
+            used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%ld", i ? ", " : "",
+                                     dims[i]);
+        dc_cli_fail(cmd,
+                    "--images %s: shape [%s]; the pinned classifier needs 32x32 grey images, "
+                    "[N, 1, 32, 32] or [N, 32, 32]",
+                    path, shape);
+        goto done;
+    }
+    if (dims[0] < 1 || dims[0] > 1000000) {
+        dc_cli_fail(cmd, "--images %s: %ld images (use 1 to 1000000)", path, dims[0]);
+        goto done;
+    }
+    const size_t count = (size_t)dims[0] * 32 * 32;
+    if (!(data = malloc(sizeof(float) * count))) {
+        dc_cli_fail(cmd, "--images %s: out of memory for %ld images", path, dims[0]);
+        goto done;
+    }
+    if (fread(data, sizeof(float), count, fp) != count || fgetc(fp) != EOF) {
+        dc_cli_fail(
+            cmd,
+            "--images %s: the data after the %zu-byte header is not %ld images of 32x32 float32",
+            path, pre_len + header_len, dims[0]);
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(data[i])) {
+            dc_cli_fail(cmd, "--images %s: image %zu holds a non-finite value", path,
+                        i / (32 * 32));
+            goto done;
+        }
+    *out = data, data = NULL;
+    *n_out = (int)dims[0];
+    rc = 0;
+done:
+    free(header);
+    free(data);
+    fclose(fp);
+    return rc;
+}
+
+int ev_fashion_mnist_images(const char *cmd, dc_backend *be, const char *npy_path,
+                            const char *classifier_path, const char *json, int use_cache) {
+    float *img = NULL;
+    int n = 0;
+    if (npy_read_images(cmd, npy_path, &img, &n)) return 1;
+    ev_report r;
+    if (ev_report_init(&r, json && strcmp(json, "-") == 0 ? stderr : stdout)) {
+        free(img);
+        return dc_cli_fail(cmd, "out of memory");
+    }
+    cJSON_AddStringToObject(r.root, "images", npy_path);
+    cJSON_AddStringToObject(r.root, "data", "fashion-mnist");
+    cJSON_AddNumberToObject(r.root, "n_samples", n);
+    fprintf(r.text, "images %s: %d of 32x32\n", npy_path, n);
+    int rc = ev_fashion_mnist(&r, cmd, be, classifier_path, img, n, 1, 32, use_cache);
+    if (rc == 0) {
+        ev_report_finish(&r);
+        if (json && ev_report_write_json(&r, json))
+            rc = dc_cli_fail(cmd, "--json %s: cannot write it (%s)", json, strerror(errno));
+    }
+    ev_report_free(&r);
+    free(img);
+    return rc;
+}

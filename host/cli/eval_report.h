@@ -82,4 +82,11 @@ int ev_small_data(ev_report *r, const float *samples, int n, const float *train,
 int ev_fashion_mnist(ev_report *r, const char *cmd, dc_backend *be, const char *classifier_path,
                      const float *samples, int n, int c, int size, int use_cache);
 
+/* deconv eval --images FILE.npy: the Fashion-MNIST block on images made elsewhere (e.g. the
+ * PyTorch twin's samples): a little-endian float32 .npy of [N, 1, 32, 32] or [N, 32, 32] in
+ * [-1, 1]. json: NULL, a path or "-" (stdout). Returns the exit status (0, or 1 after
+ * printing why). */
+int ev_fashion_mnist_images(const char *cmd, dc_backend *be, const char *npy_path,
+                            const char *classifier_path, const char *json, int use_cache);
+
 #endif
