@@ -177,6 +177,9 @@ def norm_groups(ch):
     return g
 
 
+AUG_PARAMS = 5  # DC_AUGMENT_PARAMS: flip, shift x, shift y, log scale, angle
+
+
 def time_embedding(t, dim, scale=TIME_SCALE, max_period=TIME_MAX_PERIOD):
     """[sin(a_k), cos(a_k)], a_k = scale * t * max_period^(-k / (dim/2)), k < dim/2 (the
     time_embedding op, host/ops/unet.c)."""
@@ -187,7 +190,7 @@ def time_embedding(t, dim, scale=TIME_SCALE, max_period=TIME_MAX_PERIOD):
 
 
 class ResBlock(nn.Module):
-    """groupnorm-SiLU-conv, + dense(SiLU(temb)) per channel, groupnorm-SiLU-conv, + the input
+    """groupnorm-SiLU-conv, groupnorm, + dense(temb) per channel, SiLU-conv, + the input
     (a 1x1 conv when the channels change)."""
 
     def __init__(self, cin, cout, tdim):
@@ -201,8 +204,8 @@ class ResBlock(nn.Module):
 
     def forward(self, x, temb):
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time(temb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.norm2(h) + self.time(temb)[:, :, None, None]
+        h = self.conv2(F.silu(h))
         return h + (self.skip(x) if self.skip is not None else x)
 
 
@@ -211,7 +214,8 @@ class Diffusion(nn.Module):
     kept), stride-2 conv down (not after the last) -> middle ResBlock -> per level, lowest
     first: concat [h, skip], ResBlock, ConvTranspose2d k4 s2 p1 to the next level's channels
     (not after the top) -> groupnorm -> SiLU -> conv to the image. Time: sinusoid(base) ->
-    dense(4 base) -> SiLU -> dense(4 base) -> SiLU, projected per ResBlock. Initialised as
+    dense(4 base) -> SiLU -> dense(4 base), + dense(augmentation parameters, 5 -> 4 base;
+    zeros without augmentation) -> SiLU, projected per ResBlock. Initialised as
     deconv initialises: He-normal convs (transposed: fan-in C k^2 / stride^2), Xavier-uniform
     dense layers, zero biases, group norm 1 / 0."""
 
@@ -221,6 +225,7 @@ class Diffusion(nn.Module):
         self.sin_dim = base + (base & 1)
         self.time_fc1 = nn.Linear(self.sin_dim, tdim)
         self.time_fc2 = nn.Linear(tdim, tdim)
+        self.aug_fc = nn.Linear(AUG_PARAMS, tdim)
         self.stem = nn.Conv2d(channels, base, KERNEL, 1, KERNEL // 2)
         self.down, self.pool = nn.ModuleList(), nn.ModuleList()
         ch = base
@@ -258,9 +263,11 @@ class Diffusion(nn.Module):
                 continue
             nn.init.zeros_(mod.bias)
 
-    def forward(self, x, t):
+    def forward(self, x, t, aug=None):
+        if aug is None:  # no augmentation (and sampling): zeros
+            aug = x.new_zeros(x.shape[0], AUG_PARAMS)
         temb = F.silu(self.time_fc1(time_embedding(t, self.sin_dim)))
-        temb = F.silu(self.time_fc2(temb))
+        temb = F.silu(self.time_fc2(temb) + self.aug_fc(aug))
         h = self.stem(x)
         skips = []
         for lvl, block in enumerate(self.down):
