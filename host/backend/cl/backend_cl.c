@@ -843,6 +843,7 @@ void dc_cl_free(dc_backend *be, dc_buffer *buf) {
 
 dc_status dc_cl_sync(dc_backend *be) {
     cl_backend *b = (cl_backend *)be;
+    b->budget.host_waits++;
     DC_CL_CHECK(b, clFinish(b->queue));
     return DC_OK;
 }
@@ -862,4 +863,13 @@ double dc_cl_program_seconds(const dc_backend *be) {
 const char *dc_cl_cache_file(const dc_backend *be) {
     const cl_backend *b = as_cl(be);
     return b ? b->cache_file : "";
+}
+int dc_cl_budget_get(const dc_backend *be, dc_cl_budget *out) {
+    const cl_backend *b = as_cl(be);
+    if (!b) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    *out = b->budget;
+    return 1;
 }

@@ -6,6 +6,7 @@
 #include <CL/cl.h>
 
 #include "internal.h"
+#include "backend_cl.h"
 
 /* Every kernel in the cl/ folder, by name without the "dc_" prefix. */
 #define DC_CL_KERNELS(X)                                                                           \
@@ -53,6 +54,7 @@ typedef struct cl_backend {
     double build_seconds;
     char cache_file[1024];
     int used_clblast; /* CLBlast holds programs for our context in its process cache */
+    dc_cl_budget budget; /* what has been enqueued so far (dc_cl_budget_get) */
 } cl_backend;
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown OpenCL error". */

@@ -91,7 +91,7 @@ static void ka_geom(kargs *a, const dc_win2d *g, int n0, int nb) {
 
 /* Enqueue with `groups` work-groups of the kernel's size, or (groups == 0) enough groups
  * to cover `items` work-items: the range is padded and the kernels bounds-check. */
-static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
+static dc_status ka_launch(kargs *a, size_t items, size_t groups, size_t rd, size_t wr) {
     cl_backend *b = a->b;
     if (a->e != CL_SUCCESS)
         return dc_set_error(&b->base.err, DC_ERR_CL,
@@ -103,6 +103,9 @@ static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
     if (global == 0) return DC_OK;
     cl_int e =
         clEnqueueNDRangeKernel(b->queue, b->kernels[a->k], 1, NULL, &global, &local, 0, NULL, NULL);
+    b->budget.kernels++;
+    b->budget.read_bytes += 4.0 * (double)rd;
+    b->budget.write_bytes += 4.0 * (double)wr;
     if (e != CL_SUCCESS)
         return dc_set_error(&b->base.err, DC_ERR_CL,
                             "OpenCL clEnqueueNDRangeKernel failed on %s: %s (%d) for %s (global "
@@ -111,11 +114,13 @@ static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
                             dc_cl_kernel_name(a->k), global, local);
     return DC_OK;
 }
-static dc_status ka_run(kargs *a, size_t items) {
-    return ka_launch(a, items, 0);
+/* rd, wr: the elements the launch reads and writes in device memory, for the step budget
+ * (each tensor counted once per pass; caches ignored). */
+static dc_status ka_run(kargs *a, size_t items, size_t rd, size_t wr) {
+    return ka_launch(a, items, 0, rd, wr);
 }
-static dc_status ka_run_groups(kargs *a, size_t groups) {
-    return ka_launch(a, 0, groups);
+static dc_status ka_run_groups(kargs *a, size_t groups, size_t rd, size_t wr) {
+    return ka_launch(a, 0, groups, rd, wr);
 }
 
 /* Work-groups of a two-stage reduction over n elements with kernel k. */
@@ -134,7 +139,7 @@ static dc_status reduce_final(dc_backend *be, size_t count, dc_ptr out, float mu
     ka_float(&a, mul);
     ka_float(&a, div);
     ka_scratch(&a);
-    return ka_run_groups(&a, 1);
+    return ka_run_groups(&a, 1, count, 1);
 }
 
 /* ------------------------------------------------------------- BLAS-like */
@@ -152,6 +157,9 @@ static dc_status cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t by
     cl_backend *b = (cl_backend *)be;
     DC_TRY(check_range(be, dst, bytes, "write"));
     if (bytes == 0) return DC_OK;
+    b->budget.h2d++;
+    b->budget.h2d_bytes += (double)bytes;
+    b->budget.host_waits++;
     DC_CL_CHECK(b, clEnqueueWriteBuffer(b->queue, dst.buf->mem, CL_TRUE, dst.off * 4, bytes, src, 0,
                                         NULL, NULL));
     return DC_OK;
@@ -160,10 +168,13 @@ static dc_status cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t by
 static dc_status cl_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
     cl_backend *b = (cl_backend *)be;
     DC_TRY(check_range(be, src, bytes, "read"));
+    b->budget.host_waits++;
     if (bytes == 0) {
         DC_CL_CHECK(b, clFinish(b->queue));
         return DC_OK;
     }
+    b->budget.d2h++;
+    b->budget.d2h_bytes += (double)bytes;
     DC_CL_CHECK(b, clEnqueueReadBuffer(b->queue, src.buf->mem, CL_TRUE, src.off * 4, bytes, dst, 0,
                                        NULL, NULL));
     return DC_OK;
@@ -174,6 +185,9 @@ static dc_status cl_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
     DC_TRY(check_range(be, dst, n * 4, "copy"));
     DC_TRY(check_range(be, src, n * 4, "copy"));
     if (n == 0 || (dst.buf == src.buf && dst.off == src.off)) return DC_OK;
+    b->budget.copies++;
+    b->budget.read_bytes += 4.0 * (double)n;
+    b->budget.write_bytes += 4.0 * (double)n;
     if (dst.buf == src.buf && dst.off < src.off + n && src.off < dst.off + n) {
         /* overlapping ranges (memmove on the CPU): OpenCL refuses, so go through a temp */
         cl_int e;
@@ -199,7 +213,7 @@ static dc_status cl_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
     ka_ptr(&a, dst);
     ka_uint(&a, n);
     ka_float(&a, value);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 0, n);
 }
 
 static dc_status cl_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
@@ -209,7 +223,7 @@ static dc_status cl_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
     ka_ptr(&a, dst);
     ka_uint(&a, n);
     ka_float(&a, alpha);
-    return ka_run(&a, n);
+    return ka_run(&a, n, n, n);
 }
 
 static dc_status cl_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alpha) {
@@ -221,7 +235,7 @@ static dc_status cl_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alp
     ka_ptr(&a, x);
     ka_uint(&a, n);
     ka_float(&a, alpha);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 2 * n, n);
 }
 
 static dc_status cl_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n) {
@@ -237,7 +251,7 @@ static dc_status cl_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x
     ka_ptr(&a, x1);
     ka_ptr(&a, x2);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, (op == 2 ? 3 : 2) * n, n);
 }
 
 static dc_status cl_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n,
@@ -253,7 +267,7 @@ static dc_status cl_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2,
     ka_uint(&a, n);
     ka_float(&a, eps);
     ka_float(&a, threshold);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 2 * n, n);
 }
 
 /* CLBlast's own status codes; the others are OpenCL error codes. */
@@ -300,12 +314,16 @@ static dc_status cl_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, fl
         ka_uint(&a, n);
         ka_uint(&a, ldc);
         ka_float(&a, beta);
-        return ka_run(&a, (size_t)m * n);
+        return ka_run(&a, (size_t)m * n, beta != 0.0f ? (size_t)m * n : 0, (size_t)m * n);
     }
     DC_TRY(need(be, "gemm", "A", pa, ta ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
     DC_TRY(need(be, "gemm", "B", pb, tb ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n));
     cl_backend *b = B(be);
     b->used_clblast = 1;
+    b->budget.gemm_calls++;
+    b->budget.flops += 2.0 * m * (double)n * k;
+    b->budget.read_bytes += 4.0 * ((double)m * k + (double)k * n + (beta != 0.0f ? (double)m * n : 0));
+    b->budget.write_bytes += 4.0 * (double)m * n;
     CLBlastStatusCode s =
         CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                      tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)m, (size_t)n, (size_t)k,
@@ -331,7 +349,7 @@ static dc_status cl_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, i
     ka_int(&a, squares);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, n, groups));
     return reduce_final(be, groups, out, 1.0f, 1.0f);
 }
 
@@ -368,7 +386,7 @@ static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
     ka_ptr(&a, x);
     ka_ptr(&a, cols);
     ka_uint(&a, gpr);
-    return ka_run_groups(&a, rows * gpr);
+    return ka_run_groups(&a, rows * gpr, (size_t)nb * g->c * g->h * g->w, total);
 }
 
 static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
@@ -384,7 +402,7 @@ static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
     ka_ptr(&a, cols);
     ka_ptr(&a, x);
     ka_uint(&a, total);
-    return ka_run(&a, total);
+    return ka_run(&a, total, (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow + total, total);
 }
 
 static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
@@ -406,7 +424,7 @@ static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, beta);
-    return ka_run(&a, total);
+    return ka_run(&a, total, (beta != 0.0f ? 2 : 1) * total, total);
 }
 
 static dc_status cl_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, int nb, int c,
@@ -424,7 +442,7 @@ static dc_status cl_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, i
     ka_int(&a, nb);
     ka_int(&a, c);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
 }
 
 static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {
@@ -438,7 +456,7 @@ static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c
     ka_uint(&a, total);
     ka_int(&a, c);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
 }
 
 static dc_status cl_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
@@ -453,7 +471,7 @@ static dc_status cl_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c);
+    return ka_run_groups(&a, (size_t)c, (size_t)n * c * hw + c, (size_t)c);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -478,7 +496,7 @@ static dc_status cl_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_
     ka_ptr(&a, y);
     ka_ptr(&a, sw);
     ka_uint(&a, small);
-    return ka_run(&a, small);
+    return ka_run(&a, small, big, 2 * small);
 }
 
 static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
@@ -497,7 +515,7 @@ static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc
     ka_ptr(&a, sw);
     ka_ptr(&a, dx);
     ka_uint(&a, scatter ? small : big);
-    return ka_run(&a, scatter ? small : big);
+    return ka_run(&a, scatter ? small : big, scatter ? 3 * small : 2 * small + big, scatter ? small : big);
 }
 
 static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
@@ -512,7 +530,7 @@ static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_p
     ka_ptr(&a, sw);
     ka_ptr(&a, y);
     ka_uint(&a, big);
-    return ka_run(&a, big);
+    return ka_run(&a, big, 2 * small, big);
 }
 
 static dc_status cl_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
@@ -527,7 +545,7 @@ static dc_status cl_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_
     ka_ptr(&a, sw);
     ka_ptr(&a, dx);
     ka_uint(&a, small);
-    return ka_run(&a, small);
+    return ka_run(&a, small, big + 2 * small, small);
 }
 
 static dc_status cl_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) {
@@ -539,7 +557,7 @@ static dc_status cl_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) 
     ka_ptr(&a, y);
     ka_int(&a, nc);
     ka_int(&a, hw);
-    return ka_run(&a, (size_t)nc);
+    return ka_run(&a, (size_t)nc, (size_t)nc * hw, (size_t)nc);
 }
 
 static dc_status cl_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw) {
@@ -552,7 +570,7 @@ static dc_status cl_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw
     ka_ptr(&a, dx);
     ka_uint(&a, total);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total + (size_t)nc, total);
 }
 
 /* -------------------------------------------------------------- activations */
@@ -568,7 +586,7 @@ static dc_status cl_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_
     ka_ptr(&a, x);
     ka_ptr(&a, y);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, n, n);
 }
 
 static dc_status cl_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
@@ -591,7 +609,7 @@ static dc_status cl_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_
     ka_ptr(&a, dy);
     ka_ptr(&a, dx);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 3 * n, n);
 }
 
 /* -------------------------------------------------------------- batch norm */
@@ -610,7 +628,7 @@ static dc_status cl_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c);
+    return ka_run_groups(&a, (size_t)c, 2 * (size_t)n * c * hw, 2 * (size_t)c);
 }
 
 static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
@@ -634,7 +652,7 @@ static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, eps);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
 }
 
 static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
@@ -665,7 +683,7 @@ static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&a, hw);
     ka_float(&a, eps);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c);
+    return ka_run_groups(&a, (size_t)c, 5 * total, total + 2 * (size_t)c);
 }
 
 /* ---------------------------------------------------------------- randomness */
@@ -680,7 +698,7 @@ static dc_status cl_randn(dc_backend *be, dc_ptr dst, size_t n, uint64_t seed, f
     ka_uint(&a, (uint32_t)(seed >> 32));
     ka_float(&a, mean);
     ka_float(&a, std);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 0, n);
 }
 
 static dc_status cl_dropout_mask(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed, float p) {
@@ -694,7 +712,7 @@ static dc_status cl_dropout_mask(dc_backend *be, dc_ptr mask, size_t n, uint64_t
     ka_uint(&a, (uint32_t)(seed >> 32));
     ka_float(&a, p);
     ka_float(&a, keep);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 0, n);
 }
 
 static dc_status cl_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps, dc_ptr z,
@@ -710,7 +728,7 @@ static dc_status cl_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps
     ka_ptr(&a, eps);
     ka_ptr(&a, z);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 3 * n, n);
 }
 
 static dc_status cl_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz, dc_ptr dmu,
@@ -728,7 +746,7 @@ static dc_status cl_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz
     ka_ptr(&a, dmu);
     ka_ptr(&a, dlv);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 5 * n, 2 * n);
 }
 
 /* ------------------------------------------------------------------ losses */
@@ -752,7 +770,7 @@ static dc_status cl_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weigh
     ka_float(&a, k);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, (weight.buf ? 3 : 2) * n, n + groups));
     return reduce_final(be, groups, loss, 1.0f, (float)n);
 }
 
@@ -775,7 +793,7 @@ static dc_status cl_bce_tanh(dc_backend *be, dc_ptr x, dc_ptr target, dc_ptr wei
     ka_float(&a, scale / (float)n);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, (weight.buf ? 3 : 2) * n, n + groups));
     return reduce_final(be, groups, loss, 1.0f, (float)n);
 }
 
@@ -789,7 +807,7 @@ static dc_status cl_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int row
     ka_ptr(&a, probs);
     ka_int(&a, rows);
     ka_int(&a, k);
-    return ka_run(&a, (size_t)rows);
+    return ka_run(&a, (size_t)rows, (size_t)rows * k, (size_t)rows * k);
 }
 
 static dc_status cl_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, int rows, int k,
@@ -813,7 +831,7 @@ static dc_status cl_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, i
     ka_ptr(&a, dlogits);
     ka_float(&a, scale / (float)rows);
     ka_scratch(&a);
-    return ka_run_groups(&a, 1);
+    return ka_run_groups(&a, 1, total + (size_t)rows, 2 * total + 1);
 }
 
 static dc_status cl_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows, int dim,
@@ -837,7 +855,7 @@ static dc_status cl_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows,
     ka_float(&a, scale / (float)rows);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, 2 * n, 2 * n + groups));
     return reduce_final(be, groups, loss, -0.5f, (float)rows);
 }
 
@@ -859,7 +877,7 @@ static dc_status cl_gather_rows(dc_backend *be, dc_ptr table, dc_ptr idx, dc_ptr
     ka_int(&a, rows);
     ka_int(&a, dim);
     ka_uint(&a, table_rows > UINT_MAX ? UINT_MAX : table_rows);
-    return ka_run(&a, (size_t)rows * dim);
+    return ka_run(&a, (size_t)rows * dim, (size_t)rows * dim + (size_t)rows, (size_t)rows * dim);
 }
 
 static dc_status cl_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, dc_ptr dy, int rows,
@@ -878,7 +896,7 @@ static dc_status cl_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, 
     ka_int(&a, rows);
     ka_int(&a, dim);
     ka_int(&a, table_rows);
-    return ka_run(&a, (size_t)rows * dim);
+    return ka_run(&a, (size_t)rows * dim, 2 * (size_t)rows * dim + (size_t)rows, (size_t)rows * dim);
 }
 
 /* --------------------------------------------------------------- optimizers */
@@ -899,7 +917,7 @@ static dc_status cl_sgd_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, siz
     ka_float(&a, momentum);
     ka_float(&a, wd);
     ka_int(&a, nesterov);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 3 * n, 2 * n);
 }
 
 static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
@@ -926,7 +944,7 @@ static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc
     ka_int(&a, decoupled);
     ka_float(&a, bc1);
     ka_float(&a, bc2);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 4 * n, 3 * n);
 }
 
 static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm) {
@@ -936,7 +954,7 @@ static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, floa
     ka_ptr(&a, sumsq);
     ka_ptr(&a, gscale);
     ka_float(&a, max_norm);
-    return ka_run(&a, 1);
+    return ka_run(&a, 1, 1, 1);
 }
 
 /* ------------------------------------------------------------- U-Net ops */
@@ -959,7 +977,7 @@ static dc_status cl_chan_slice(dc_backend *be, int dir, dc_ptr big, int cbig, in
     ka_int(&a, csmall);
     ka_uint(&a, total);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, (dir ? 2 : 1) * total, total);
 }
 
 static dc_status gn_args(dc_backend *be, const char *op, dc_ptr x, dc_ptr mean, dc_ptr var, int n,
@@ -983,7 +1001,7 @@ static dc_status cl_gn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_ptr(&a, var);
     ka_uint(&a, (size_t)(c / groups) * hw);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)n * groups);
+    return ka_run_groups(&a, (size_t)n * groups, 2 * (size_t)n * c * hw, 2 * (size_t)n * groups);
 }
 
 static dc_status cl_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
@@ -1005,7 +1023,7 @@ static dc_status cl_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, hw);
     ka_int(&a, groups);
     ka_float(&a, eps);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
 }
 
 static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
@@ -1032,7 +1050,7 @@ static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&a, groups);
     ka_float(&a, eps);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, (size_t)c));
+    DC_TRY(ka_run_groups(&a, (size_t)c, 2 * total, 2 * (size_t)c));
     kargs d = ka(be, DC_K_gn_bwd_dx);
     ka_ptr(&d, x);
     ka_ptr(&d, mean);
@@ -1045,7 +1063,7 @@ static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&d, groups);
     ka_float(&d, eps);
     ka_scratch(&d);
-    return ka_run_groups(&d, (size_t)n * groups);
+    return ka_run_groups(&d, (size_t)n * groups, 4 * total, total);
 }
 
 static dc_status upsample_args(dc_backend *be, const char *op, dc_ptr small, dc_ptr big, int nc,
@@ -1068,7 +1086,7 @@ static dc_status cl_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int
     ka_int(&a, h);
     ka_int(&a, w);
     ka_int(&a, s);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total / ((size_t)s * s), total);
 }
 
 static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w, int s) {
@@ -1081,7 +1099,7 @@ static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, i
     ka_int(&a, h);
     ka_int(&a, w);
     ka_int(&a, s);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total * s * s + total, total);
 }
 
 static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int dim, float scale,
@@ -1101,7 +1119,7 @@ static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int
     ka_int(&a, dim);
     ka_float(&a, scale);
     ka_float(&a, max_period);
-    return ka_run(&a, total);
+    return ka_run(&a, total, (size_t)rows, 2 * total);
 }
 
 
