@@ -5,7 +5,10 @@
 
 /* cols[r][col], r = (ci*kh + i)*kw + j, col = (n - n0)*oh*ow + oy*ow + ox.
  * One work-item per column-matrix element, the work-groups filling one row each. */
-__kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global float *cols,
+/* With act != DC_FACT_NONE, x is the gradient of a fused activation's output y and the
+ * columns get the gradient before the activation (dc_fact_grad), computed on the fly. */
+__kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global const float *y,
+                        ulong y_off, int act, int mode, float alpha, __global float *cols,
                         ulong cols_off, uint groups_per_row) {
     /* each work-group fills part of one row r of the column matrix, so the row's (channel,
      * kernel tap) decomposition is uniform over the group and each work-item divides only
@@ -23,7 +26,9 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
     float v = 0.0f;
     if (iy >= 0 && iy < G_H(g) && ix >= 0 && ix < G_W(g)) {
         const ulong plane = ((ulong)(G_N0(g) + (int)n) * G_C(g) + ci) * (ulong)(G_H(g) * G_W(g));
-        v = x[x_off + plane + (ulong)(iy * G_W(g) + ix)];
+        const ulong at = plane + (ulong)(iy * G_W(g) + ix);
+        v = x[x_off + at];
+        if (act != DC_FACT_NONE) v = dc_fact_grad(act, mode, alpha, y[y_off + at], v);
     }
     cols[cols_off + (ulong)r * ncols + col] = v;
 }
@@ -31,8 +36,11 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
 /* x += fold(cols), gathered: one work-item per image pixel visits every (i, j) window
  * tap that lands on it, in the same order as the CPU's scatter loop, so the sums match
  * bit for bit and no atomics are needed. */
+/* accumulate 0: x = fold(cols) instead (the images' every tap is in cols), then
+ * + bias[ci] (has_bias) and the fused activation: a transposed convolution's epilogue. */
 __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __global float *x,
-                        ulong x_off, uint total) {
+                        ulong x_off, uint total, int accumulate, __global const float *bias,
+                        ulong bias_off, int has_bias, int act, float alpha) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
     const int w = G_W(g), h = G_H(g);
@@ -45,7 +53,7 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
     const uint ohw = (uint)(G_OH(g) * G_OW(g)), ncols = (uint)G_NB(g) * ohw;
     const ulong xi =
         x_off + ((ulong)(G_N0(g) + n) * G_C(g) + ci) * (ulong)(h * w) + (ulong)(iy * w + ix);
-    float acc = x[xi];
+    float acc = accumulate ? x[xi] : 0.0f;
     for (int i = 0; i < G_KH(g); i++) {
         const int ty = iy + G_PH(g) - i;
         if (ty < 0) break;
@@ -62,13 +70,14 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
             acc += cols[cols_off + (ulong)r * ncols + (ulong)n * ohw + (uint)(oy * G_OW(g) + ox)];
         }
     }
-    x[xi] = acc;
+    if (has_bias) acc += bias[bias_off + ci];
+    x[xi] = dc_fact_apply(act, alpha, acc);
 }
 
 /* dst[n0 + n][ch][p] = beta*dst + src[ch][n*hw + p] (+ bias[ch]); one item per element. */
 __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global const float *bias,
                             ulong bias_off, int has_bias, __global float *dst, ulong dst_off,
-                            int n0, int nb, int c, int hw, float beta) {
+                            int n0, int nb, int c, int hw, float beta, int act, float alpha) {
     const uint idx = get_global_id(0);
     if (idx >= (uint)nb * (uint)c * (uint)hw) return;
     const uint p = idx % (uint)hw, t = idx / (uint)hw;
@@ -77,9 +86,9 @@ __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global c
     const float b = has_bias ? bias[bias_off + ch] : 0.0f;
     const ulong di = dst_off + ((ulong)(n0 + (int)n) * c + ch) * hw + p;
     if (beta == 0.0f)
-        dst[di] = s + b;
+        dst[di] = dc_fact_apply(act, alpha, s + b);
     else
-        dst[di] = beta * dst[di] + s + b;
+        dst[di] = dc_fact_apply(act, alpha, beta * dst[di] + s + b);
 }
 
 /* dst[ch][n*hw + p] = src[n0 + n][ch][p] */
@@ -100,16 +109,30 @@ __kernel void dc_bias_add(__global float *y, ulong y_off, __global const float *
     y[y_off + idx] += bias[bias_off + (idx / (uint)hw) % (uint)c];
 }
 
-/* db[ch] += sum over n and p of dy[n][ch][p]; one work-group per channel. */
-__kernel void dc_bias_grad(__global float *db, ulong db_off, __global const float *dy, ulong dy_off,
-                           int n, int c, int hw, __local float *scratch) {
-    const uint ch = get_group_id(0);
-    const uint m = (uint)n * (uint)hw;
+/* First stage of the per-channel gradient sums (bias gradients), many work-groups per
+ * channel so that a large device stays busy: channel ch's values t = (n - n0)*hw + p of
+ * images [n0, n0 + nb) are split into runs of `span`, one work-group per (channel, run);
+ * partial[ch * groups_per_ch + run] = the run's sum of g = dc_fact_grad(y, dy) (dy itself
+ * without a fused activation). write_cm: also store g channel-major,
+ * cm[ch][t] (the transposed gradient a convolution's GEMMs take). dc_chan_final adds the
+ * partials. */
+__kernel void dc_chan_grad(__global const float *dy, ulong dy_off, __global const float *y,
+                           ulong y_off, int act, int mode, float alpha, __global float *cm,
+                           ulong cm_off, int write_cm, int n0, int nb, int c, int hw,
+                           uint groups_per_ch, uint span, __global float *partial,
+                           __local float *scratch) {
+    const uint grp = get_group_id(0), ch = grp / groups_per_ch, run = grp - ch * groups_per_ch;
+    const uint m = (uint)nb * (uint)hw, t0 = run * span;
+    const uint t1 = t0 + span < m ? t0 + span : m;
     float sum = 0.0f, comp = 0.0f;
-    for (uint t = get_local_id(0); t < m; t += get_local_size(0)) {
+    for (uint t = t0 + get_local_id(0); t < t1; t += get_local_size(0)) {
         const uint i = t / (uint)hw, p = t - i * (uint)hw;
-        DC_KAHAN_ADD(sum, comp, dy[dy_off + ((ulong)i * c + ch) * hw + p]);
+        const ulong at = ((ulong)(n0 + (int)i) * c + ch) * hw + p;
+        const float v = act == DC_FACT_NONE ? dy[dy_off + at]
+                                            : dc_fact_grad(act, mode, alpha, y[y_off + at], dy[dy_off + at]);
+        if (write_cm) cm[cm_off + (ulong)ch * m + t] = v;
+        DC_KAHAN_ADD(sum, comp, v);
     }
     const float total = dc_group_sum(scratch, sum);
-    if (get_local_id(0) == 0) db[db_off + ch] += total;
+    if (get_local_id(0) == 0) partial[grp] = total;
 }

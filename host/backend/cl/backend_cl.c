@@ -679,6 +679,7 @@ void dc_cl_destroy(dc_backend *be) {
     if (b->queue) clFinish(b->queue);
     release_program(b);
     if (b->partial) clReleaseMemObject(b->partial);
+    dc_cl_free_work(be);
     if (b->queue) clReleaseCommandQueue(b->queue);
     if (b->ctx) clReleaseContext(b->ctx);
     /* CLBlast keeps compiled programs per context in a process-wide cache; they retain our
@@ -772,12 +773,24 @@ dc_status dc_backend_create_opencl(int platform, int device, dc_backend **out, d
     }
     if (s == DC_OK) {
         b->partial =
-            clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, DC_CL_MAX_GROUPS * sizeof(float), NULL, &e);
+            clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, DC_CL_PARTIALS * sizeof(float), NULL, &e);
         if (e != CL_SUCCESS) s = dc_cl_fail(&b->base.err, b->base.device_name, e, "clCreateBuffer");
     }
     if (s == DC_OK && clGetDeviceInfo(b->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof b->max_alloc,
                                       &b->max_alloc, NULL) != CL_SUCCESS)
         b->max_alloc = 0;
+    if (s == DC_OK) {
+        /* a convolution's columns for as many images as fit in an eighth of the device's
+         * memory (one buffer at most): the whole batch in one chunk on a GPU, so one GEMM
+         * per product instead of one per chunk; never below the graph's 32 MB workspace */
+        cl_ulong global = 0;
+        clGetDeviceInfo(b->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL);
+        cl_ulong budget = global / 8;
+        if (b->max_alloc && budget > b->max_alloc) budget = b->max_alloc;
+        if (budget > ((cl_ulong)1 << 30)) budget = (cl_ulong)1 << 30;
+        if (budget < ((cl_ulong)32 << 20)) budget = (cl_ulong)32 << 20;
+        b->work_budget = (size_t)(budget / sizeof(float));
+    }
     if (s == DC_OK) s = build_program(b);
     if (s != DC_OK) {
         if (err) {
@@ -872,4 +885,12 @@ int dc_cl_budget_get(const dc_backend *be, dc_cl_budget *out) {
     }
     *out = b->budget;
     return 1;
+}
+
+void dc_cl_free_work(dc_backend *be) {
+    cl_backend *b = (cl_backend *)be;
+    if (!b->work) return;
+    clReleaseMemObject(b->work->mem);
+    free(b->work);
+    b->work = NULL;
 }

@@ -12,7 +12,7 @@
 #define DC_CL_KERNELS(X)                                                                           \
     X(fill)                                                                                        \
     X(scale) X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta)      \
-        X(im2col) X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(bias_grad) X(maxpool_fwd)    \
+        X(im2col) X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final) X(maxpool_fwd)    \
             X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd) X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) \
                 X(bn_stats) X(bn_apply) X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd)          \
                     X(reparam_bwd) X(mse_partial) X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
@@ -28,8 +28,11 @@ enum {
         DC_K_COUNT
 };
 
-/* Upper bound on the work-groups of a two-stage reduction (size of the partials buffer). */
+/* Upper bound on the work-groups of a two-stage reduction over one range. */
 #define DC_CL_MAX_GROUPS 1024
+/* Size of the partials buffer (floats): per-channel reductions use up to this many
+ * work-groups over all channels. */
+#define DC_CL_PARTIALS 65536
 /* Work-group size we aim for; the device and each kernel may cap it lower. */
 #define DC_CL_LOCAL_TARGET 256
 
@@ -49,7 +52,9 @@ typedef struct cl_backend {
     cl_kernel kernels[DC_K_COUNT];
     size_t local[DC_K_COUNT]; /* power-of-two work-group size per kernel */
     cl_ulong max_alloc;       /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
-    cl_mem partial;           /* DC_CL_MAX_GROUPS floats for two-stage reductions */
+    cl_mem partial;           /* DC_CL_PARTIALS floats for two-stage reductions */
+    dc_buffer *work;          /* the fused convolutions' columns, grown on demand */
+    size_t work_budget;       /* elements a convolution's chunk of images may use */
     int from_cache;
     double build_seconds;
     char cache_file[1024];
@@ -79,6 +84,8 @@ dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
 void dc_cl_free(dc_backend *be, dc_buffer *buf);
 dc_status dc_cl_sync(dc_backend *be);
 void dc_cl_destroy(dc_backend *be);
+/* Releases the fused convolutions' column buffer (not counted in bytes_allocated). */
+void dc_cl_free_work(dc_backend *be);
 
 extern const dc_backend_ops dc_cl_ops;
 

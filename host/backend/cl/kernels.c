@@ -369,13 +369,19 @@ static dc_status check_chunk(dc_backend *be, const char *op, const dc_win2d *g, 
     return DC_OK;
 }
 
-static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
-                           dc_ptr cols) {
+/* No activation fused into a kernel's epilogue (cl/common.cl's DC_FACT_NONE). */
+#define DC_FACT_NONE (-1)
+
+/* im2col; with act, x is the gradient of the fused activation's output act_y and the
+ * columns hold the gradient before the activation. */
+static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
+                            dc_ptr act_y, const dc_fused_act *act, dc_ptr cols) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
     const size_t total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
     DC_TRY(need(be, "im2col", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(need(be, "im2col", "cols", cols, total));
+    if (act) DC_TRY(need(be, "im2col", "activation output", act_y, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(fits32(be, "im2col", total));
     /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
@@ -384,29 +390,54 @@ static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
     kargs a = ka(be, DC_K_im2col);
     ka_geom(&a, g, n0, nb);
     ka_ptr(&a, x);
+    ka_ptr(&a, act_y.buf ? act_y : x);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_int(&a, act ? act->mode : 0);
+    ka_float(&a, act ? act->alpha : 0.0f);
     ka_ptr(&a, cols);
     ka_uint(&a, gpr);
     return ka_run_groups(&a, rows * gpr, (size_t)nb * g->c * g->h * g->w, total);
 }
 
-static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
-                           dc_ptr x) {
+static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
+                           dc_ptr cols) {
+    return im2col_act(be, g, n0, nb, x, dc_null_ptr(), NULL, cols);
+}
+
+/* col2im; accumulate 0 overwrites x (images n0..n0+nb) instead, then adds bias (when set)
+ * and applies act: a transposed convolution's epilogue in the same pass. */
+static dc_status col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
+                                 dc_ptr x, int accumulate, dc_ptr bias, const dc_fused_act *act) {
     DC_TRY(check_win(be, "col2im", g));
     DC_TRY(check_chunk(be, "col2im", g, n0, nb));
     const size_t total = (size_t)nb * g->c * g->h * g->w;
     DC_TRY(need(be, "col2im", "cols", cols, (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
     DC_TRY(need(be, "col2im", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(fits32(be, "col2im", (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
+    if (bias.buf) DC_TRY(need(be, "col2im", "bias", bias, (size_t)g->c));
     kargs a = ka(be, DC_K_col2im);
     ka_geom(&a, g, n0, nb);
     ka_ptr(&a, cols);
     ka_ptr(&a, x);
     ka_uint(&a, total);
-    return ka_run(&a, total, (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow + total, total);
+    ka_int(&a, accumulate);
+    ka_ptr(&a, bias.buf ? bias : cols);
+    ka_int(&a, bias.buf != NULL);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_float(&a, act ? act->alpha : 0.0f);
+    return ka_run(&a, total,
+                  (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow + (accumulate ? total : 0),
+                  total);
 }
 
-static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
-                               int c, int hw, float beta) {
+static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
+                           dc_ptr x) {
+    return col2im_epilogue(be, g, n0, nb, cols, x, 1, dc_null_ptr(), NULL);
+}
+
+/* cm_to_nchw with a fused activation after the bias (act NULL: none). */
+static dc_status cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0,
+                                int nb, int c, int hw, float beta, const dc_fused_act *act) {
     const size_t total = (size_t)nb * c * hw;
     if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL cm_to_nchw: negative size");
@@ -424,7 +455,14 @@ static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, beta);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_float(&a, act ? act->alpha : 0.0f);
     return ka_run(&a, total, (beta != 0.0f ? 2 : 1) * total, total);
+}
+
+static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
+                               int c, int hw, float beta) {
+    return cm_to_nchw_act(be, src, bias, dst, n0, nb, c, hw, beta, NULL);
 }
 
 static dc_status cl_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, int nb, int c,
@@ -459,19 +497,56 @@ static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c
     return ka_run(&a, total, total, total);
 }
 
+/* Per-channel gradient sums over images [n0, n0 + nb) of an NCHW gradient dy (c channels,
+ * hw pixels): db[ch] += sum of g, g = dy or, with act, the gradient before the fused
+ * activation whose output is act_y. cm (when set) also receives g channel-major,
+ * [c][nb*hw]. Two stages: many work-groups per channel write partial sums (a big device
+ * stays busy even with few channels), then one work-group per channel adds them in a fixed
+ * order (deterministic). db NULL: only the transposed copy. */
+static dc_status chan_sums(dc_backend *be, dc_ptr dy, dc_ptr act_y, const dc_fused_act *act,
+                           dc_ptr cm, int n0, int nb, int c, int hw, dc_ptr db) {
+    if (c <= 0 || nb <= 0 || hw <= 0) return DC_OK;
+    const size_t m = (size_t)nb * hw, local = B(be)->local[DC_K_chan_grad];
+    /* about 8 values per work-item, and no more groups than the partials buffer holds */
+    size_t groups_per_ch = (m + local * 8 - 1) / (local * 8);
+    if (groups_per_ch * (size_t)c > DC_CL_PARTIALS) groups_per_ch = DC_CL_PARTIALS / (size_t)c;
+    if (groups_per_ch < 1)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL channel sums: %d channels exceed the %d partial sums", c,
+                            DC_CL_PARTIALS);
+    const size_t span = (m + groups_per_ch - 1) / groups_per_ch;
+    kargs a = ka(be, DC_K_chan_grad);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, act_y.buf ? act_y : dy);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_int(&a, act ? act->mode : 0);
+    ka_float(&a, act ? act->alpha : 0.0f);
+    ka_ptr(&a, cm.buf ? cm : dy);
+    ka_int(&a, cm.buf != NULL);
+    ka_int(&a, n0);
+    ka_int(&a, nb);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_uint(&a, groups_per_ch);
+    ka_uint(&a, span);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups_per_ch * (size_t)c, (act ? 2 : 1) * m * (size_t)c,
+                         (cm.buf ? m * (size_t)c : 0) + groups_per_ch * (size_t)c));
+    if (!db.buf) return DC_OK;
+    kargs f = ka(be, DC_K_chan_final);
+    ka_mem(&f, B(be)->partial);
+    ka_uint(&f, groups_per_ch);
+    ka_ptr(&f, db);
+    ka_scratch(&f);
+    return ka_run_groups(&f, (size_t)c, groups_per_ch * (size_t)c + (size_t)c, (size_t)c);
+}
+
 static dc_status cl_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
     DC_TRY(need(be, "bias_grad", "db", db, (size_t)c));
     DC_TRY(need(be, "bias_grad", "dy", dy, (size_t)n * c * hw));
     DC_TRY(fits32(be, "bias_grad", (size_t)n * c * hw));
-    if (c <= 0) return DC_OK;
-    kargs a = ka(be, DC_K_bias_grad);
-    ka_ptr(&a, db);
-    ka_ptr(&a, dy);
-    ka_int(&a, n);
-    ka_int(&a, c);
-    ka_int(&a, hw);
-    ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c, (size_t)n * c * hw + c, (size_t)c);
+    return chan_sums(be, dy, dc_null_ptr(), NULL, dc_null_ptr(), 0, n, c, hw, db);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -1123,15 +1198,188 @@ static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int
 }
 
 
+/* ------------------------------------------------------ fused convolutions
+ * The same im2col + GEMM products as the composed path (host/ops/conv.c), but with the
+ * columns in a buffer of the backend's own, sized to hold the whole batch where the device
+ * has the memory (one GEMM per product instead of one per chunk), and with the epilogues
+ * fused: bias and activation in the pass that leaves the column layout, the activation's
+ * gradient and the bias gradient in the pass that enters it. */
+
+/* The column buffer, at least `elems` floats. */
+static dc_status work_at_least(dc_backend *be, size_t elems, dc_ptr *out) {
+    cl_backend *b = B(be);
+    if (!b->work || b->work->bytes < elems * 4) {
+        dc_cl_free_work(be); /* queued commands keep the old one alive */
+        DC_TRY(dc_cl_alloc(be, elems * 4, &b->work));
+        /* the backend's own, like its partials: not the caller's allocation (the peak
+         * keeps it) */
+        be->bytes_allocated -= b->work->bytes;
+    }
+    *out = (dc_ptr){b->work, 0};
+    return DC_OK;
+}
+
+/* Images per chunk when each needs per_image floats of columns. */
+static int conv_chunk(dc_backend *be, size_t per_image, int n) {
+    size_t nb = per_image ? B(be)->work_budget / per_image : (size_t)n;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)n) nb = (size_t)n;
+    return (int)nb;
+}
+
+static dc_status check_act(dc_backend *be, const char *op, const dc_fused_act *act) {
+    if (act && act->kind != DC_ACT_RELU && act->kind != DC_ACT_LEAKY_RELU)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: only ReLU and leaky ReLU fuse (activation %d)", op,
+                            act->kind);
+    return DC_OK;
+}
+
+static dc_status cl_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                               dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
+    DC_TRY(check_win(be, "conv2d_fwd", g));
+    DC_TRY(check_act(be, "conv2d_fwd", act));
+    const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
+    DC_TRY(need(be, "conv2d_fwd", "weight", w, (size_t)oc * K));
+    DC_TRY(need(be, "conv2d_fwd", "y", y, (size_t)g->n * oc * ohw));
+    const int nb = conv_chunk(be, ((size_t)K + oc) * ohw, g->n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)K + oc) * ohw * nb, &work));
+    for (int n0 = 0; n0 < g->n; n0 += nb) {
+        const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
+        dc_ptr cols = work, ycm = dc_ptr_at(work, (size_t)K * cols_n);
+        DC_TRY(cl_im2col(be, g, n0, cnt, x, cols));
+        DC_TRY(cl_gemm(be, 0, 0, oc, cols_n, K, 1.0f, w, K, cols, cols_n, 0.0f, ycm, cols_n));
+        DC_TRY(cm_to_nchw_act(be, ycm, bias, y, n0, cnt, oc, ohw, 0.0f, act));
+    }
+    return DC_OK;
+}
+
+static dc_status cl_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                               dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                               const dc_fused_act *act) {
+    DC_TRY(check_win(be, "conv2d_bwd", g));
+    DC_TRY(check_act(be, "conv2d_bwd", act));
+    const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
+    const size_t out_total = (size_t)g->n * oc * ohw;
+    DC_TRY(need(be, "conv2d_bwd", "dy", dy, out_total));
+    if (act) DC_TRY(need(be, "conv2d_bwd", "y", y, out_total));
+    if (db.buf) DC_TRY(need(be, "conv2d_bwd", "db", db, (size_t)oc));
+    DC_TRY(need(be, "conv2d_bwd", "dw", dw, (size_t)oc * K));
+    DC_TRY(fits32(be, "conv2d_bwd", out_total));
+    const int nb = conv_chunk(be, ((size_t)K + oc) * ohw, g->n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)K + oc) * ohw * nb, &work));
+    for (int n0 = 0; n0 < g->n; n0 += nb) {
+        const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
+        dc_ptr dycm = work, cols = dc_ptr_at(work, (size_t)oc * cols_n);
+        /* the gradient before the activation, channel-major, and the bias sums in one pass */
+        DC_TRY(chan_sums(be, dy, y, act, dycm, n0, cnt, oc, ohw, db));
+        DC_TRY(cl_im2col(be, g, n0, cnt, x, cols));
+        /* dW [oc, K] += dy_cm [oc, cols] cols^T */
+        DC_TRY(cl_gemm(be, 0, 1, oc, K, cols_n, 1.0f, dycm, cols_n, cols, cols_n, 1.0f, dw, K));
+        if (dx.buf) {
+            /* dcols [K, cols] = W^T dy_cm, folded into dx */
+            DC_TRY(cl_gemm(be, 1, 0, K, cols_n, oc, 1.0f, w, K, dycm, cols_n, 0.0f, cols, cols_n));
+            DC_TRY(cl_col2im(be, g, n0, cnt, cols, dx));
+        }
+    }
+    return DC_OK;
+}
+
+static dc_status cl_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                 dc_ptr w, dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
+    DC_TRY(check_win(be, "conv_t2d_fwd", g));
+    DC_TRY(check_act(be, "conv_t2d_fwd", act));
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow;
+    DC_TRY(need(be, "conv_t2d_fwd", "weight", w, (size_t)cin * R));
+    DC_TRY(need(be, "conv_t2d_fwd", "y", y, (size_t)n * g->c * g->h * g->w));
+    dc_win2d wb = *g;
+    wb.n = n;
+    const int nb = conv_chunk(be, ((size_t)R + cin) * hw, n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)R + cin) * hw * nb, &work));
+    for (int n0 = 0; n0 < n; n0 += nb) {
+        const int cnt = n0 + nb <= n ? nb : n - n0, cols_n = cnt * hw;
+        dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
+        DC_TRY(cl_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));
+        /* cols [R, cols] = W [cin, R]^T x_cm [cin, cols], folded into y with bias and act */
+        DC_TRY(cl_gemm(be, 1, 0, R, cols_n, cin, 1.0f, w, R, xcm, cols_n, 0.0f, cols, cols_n));
+        DC_TRY(col2im_epilogue(be, &wb, n0, cnt, cols, y, 0, bias, act));
+    }
+    return DC_OK;
+}
+
+/* dst_i [m, n] += A [m, k] B_i [k, n] for `count` images i, B_i and dst_i at fixed strides:
+ * one CLBlast call for the whole batch. */
+static dc_status gemm_batched(dc_backend *be, int m, int n, int k, dc_ptr a, int lda, dc_ptr bm,
+                              int ldb, size_t b_stride, dc_ptr c, int ldc, size_t c_stride,
+                              int count) {
+    if (m <= 0 || n <= 0 || k <= 0 || count <= 0) return DC_OK;
+    DC_TRY(need(be, "gemm_batched", "A", a, (size_t)(m - 1) * lda + k));
+    DC_TRY(need(be, "gemm_batched", "B", bm, b_stride * (count - 1) + (size_t)(k - 1) * ldb + n));
+    DC_TRY(need(be, "gemm_batched", "C", c, c_stride * (count - 1) + (size_t)(m - 1) * ldc + n));
+    cl_backend *b = B(be);
+    b->used_clblast = 1;
+    b->budget.gemm_calls++;
+    b->budget.flops += 2.0 * m * (double)n * k * count;
+    b->budget.read_bytes += 4.0 * ((double)m * k + ((double)k * n + (double)m * n) * count);
+    b->budget.write_bytes += 4.0 * (double)m * n * count;
+    CLBlastStatusCode s = CLBlastSgemmStridedBatched(
+        CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, (size_t)m, (size_t)n,
+        (size_t)k, 1.0f, a.buf->mem, a.off, (size_t)lda, 0, bm.buf->mem, bm.off, (size_t)ldb,
+        b_stride, 1.0f, c.buf->mem, c.off, (size_t)ldc, c_stride, (size_t)count, &b->queue, NULL);
+    if (s != CLBlastSuccess)
+        return dc_set_error(&be->err, DC_ERR_CL,
+                            "OpenCL CLBlastSgemmStridedBatched failed on %s: %s (%d) for m=%d "
+                            "n=%d k=%d, %d images",
+                            be->device_name, clblast_status_name(s), (int)s, m, n, k, count);
+    return DC_OK;
+}
+
+static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                 dc_ptr w, dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                                 const dc_fused_act *act) {
+    DC_TRY(check_win(be, "conv_t2d_bwd", g));
+    DC_TRY(check_act(be, "conv_t2d_bwd", act));
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, big = g->h * g->w;
+    const size_t out_total = (size_t)n * g->c * big;
+    DC_TRY(need(be, "conv_t2d_bwd", "dy", dy, out_total));
+    if (act) DC_TRY(need(be, "conv_t2d_bwd", "y", y, out_total));
+    DC_TRY(need(be, "conv_t2d_bwd", "dw", dw, (size_t)cin * R));
+    DC_TRY(fits32(be, "conv_t2d_bwd", out_total));
+    if (db.buf) {
+        DC_TRY(need(be, "conv_t2d_bwd", "db", db, (size_t)g->c));
+        DC_TRY(chan_sums(be, dy, y, act, dc_null_ptr(), 0, n, g->c, big, db));
+    }
+    dc_win2d wb = *g;
+    wb.n = n;
+    const int nb = conv_chunk(be, ((size_t)R + cin) * hw, n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)R + cin) * hw * nb, &work));
+    for (int n0 = 0; n0 < n; n0 += nb) {
+        const int cnt = n0 + nb <= n ? nb : n - n0, cols_n = cnt * hw;
+        dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
+        /* the columns of the gradient before the activation */
+        DC_TRY(need(be, "conv_t2d_bwd", "x", x, (size_t)n * cin * hw));
+        DC_TRY(im2col_act(be, &wb, n0, cnt, dy, y, act, cols));
+        DC_TRY(cl_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));
+        /* dW [cin, R] += x_cm [cin, cols] cols^T */
+        DC_TRY(cl_gemm(be, 0, 1, cin, R, cols_n, 1.0f, xcm, cols_n, cols, cols_n, 1.0f, dw, R));
+        /* dx_i [cin, hw] += W [cin, R] cols[:, image i], every image in one call, straight
+         * into the NCHW gradient */
+        if (dx.buf)
+            DC_TRY(gemm_batched(be, cin, hw, R, w, R, cols, cols_n, (size_t)hw,
+                                dc_ptr_at(dx, (size_t)n0 * cin * hw), hw, (size_t)cin * hw, cnt));
+    }
+    return DC_OK;
+}
+
 /* No host threads to set: the device runs the kernels. */
 #define dc_cl_set_threads NULL
 /* Not provided (the ops compose them from the other primitives). */
 #define cl_bn_apply_act NULL
 #define cl_bn_bwd_act NULL
-#define cl_conv2d_fwd NULL
-#define cl_conv2d_bwd NULL
-#define cl_conv_t2d_fwd NULL
-#define cl_conv_t2d_bwd NULL
 
 /* Generated from the primitive list: services are dc_cl_<name> (backend_cl.c), primitives
  * cl_<name> (this file). */
