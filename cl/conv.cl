@@ -7,9 +7,24 @@
  * One work-item per column-matrix element, the work-groups filling one row each. */
 /* With act != DC_FACT_NONE, x is the gradient of a fused activation's output y and the
  * columns get the gradient before the activation (dc_fact_grad), computed on the fly. */
+/* Work-groups past the column matrix's (final_channels of them) finish a channel
+ * reduction whose partials an earlier launch wrote, as dc_chan_final does: two independent
+ * jobs in one launch, one launch fewer per convolution backward. */
 __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global const float *y,
                         ulong y_off, int act, int mode, float alpha, __global float *cols,
-                        ulong cols_off, uint groups_per_row) {
+                        ulong cols_off, uint groups_per_row, uint col_groups,
+                        uint final_channels, __global const float *partial, uint groups_per_ch,
+                        __global float *db, ulong db_off, __local float *scratch) {
+    if (get_group_id(0) >= col_groups) {
+        const uint ch = get_group_id(0) - col_groups, lid = get_local_id(0);
+        if (ch >= final_channels) return;
+        float sum = 0.0f, comp = 0.0f;
+        for (uint t = lid; t < groups_per_ch; t += get_local_size(0))
+            DC_KAHAN_ADD(sum, comp, partial[(ulong)ch * groups_per_ch + t]);
+        const float total = dc_group_sum(scratch, sum);
+        if (lid == 0) db[db_off + ch] += total;
+        return;
+    }
     /* each work-group fills part of one row r of the column matrix, so the row's (channel,
      * kernel tap) decomposition is uniform over the group and each work-item divides only
      * for its (image, pixel); the writes of a group are contiguous */
@@ -40,7 +55,7 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
  * + bias[ci] (has_bias) and the fused activation: a transposed convolution's epilogue. */
 __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __global float *x,
                         ulong x_off, uint total, int accumulate, __global const float *bias,
-                        ulong bias_off, int has_bias, int act, float alpha) {
+                        ulong bias_off, int has_bias, int act, float alpha, int image_major) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
     const int w = G_W(g), h = G_H(g);
@@ -67,7 +82,10 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
             const int ox = tx / G_SW(g);
             if (ox >= G_OW(g)) continue;
             const uint r = (uint)((ci * G_KH(g) + i) * G_KW(g) + j);
-            acc += cols[cols_off + (ulong)r * ncols + (ulong)n * ohw + (uint)(oy * G_OW(g) + ox)];
+            /* columns [r][n*ohw + p], or per image [n][r][p] (a batched GEMM's output) */
+            const ulong at = image_major ? ((ulong)n * (ulong)(G_C(g) * G_KH(g) * G_KW(g)) + r) * ohw
+                                         : (ulong)r * ncols + (ulong)n * ohw;
+            acc += cols[cols_off + at + (uint)(oy * G_OW(g) + ox)];
         }
     }
     if (has_bias) acc += bias[bias_off + ci];

@@ -676,7 +676,10 @@ static dc_status build_program(cl_backend *b) {
 void dc_cl_destroy(dc_backend *be) {
     cl_backend *b = (cl_backend *)be;
     if (!b) return;
-    if (b->queue) clFinish(b->queue);
+    if (b->queue) {
+        (void)dc_cl_flush(be);
+        clFinish(b->queue);
+    }
     release_program(b);
     if (b->partial) clReleaseMemObject(b->partial);
     dc_cl_free_work(be);
@@ -848,6 +851,11 @@ dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out) {
 
 void dc_cl_free(dc_backend *be, dc_buffer *buf) {
     if (!buf) return;
+    /* pending updates may use it; a failure there is kept in be->err */
+    cl_backend *b = (cl_backend *)be;
+    if (b->adam.runs && (b->adam.p.buf == buf || b->adam.g.buf == buf || b->adam.m.buf == buf ||
+                         b->adam.v.buf == buf || b->adam.gscale.buf == buf))
+        (void)dc_cl_flush(be);
     be->bytes_allocated -= buf->bytes;
     /* commands still queued on it keep it alive until they finish (OpenCL semantics) */
     clReleaseMemObject(buf->mem);
@@ -856,6 +864,7 @@ void dc_cl_free(dc_backend *be, dc_buffer *buf) {
 
 dc_status dc_cl_sync(dc_backend *be) {
     cl_backend *b = (cl_backend *)be;
+    DC_TRY(dc_cl_flush(be));
     b->budget.host_waits++;
     DC_CL_CHECK(b, clFinish(b->queue));
     return DC_OK;

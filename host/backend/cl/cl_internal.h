@@ -41,6 +41,21 @@ struct dc_buffer {
     size_t bytes; /* as requested (the allocation is rounded up) */
 };
 
+/* Adam updates waiting to be launched: the optimizer calls adam_update once per run of
+ * parameters with the same weight decay (weights, biases, weights, ...); consecutive calls
+ * over adjacent ranges merge into one launch, made before any other command is enqueued
+ * (dc_cl_flush). */
+#define DC_CL_ADAM_RUNS 16
+typedef struct dc_cl_pending_adam {
+    int runs; /* 0: nothing pending */
+    dc_ptr p, g, m, v, gscale;
+    size_t n;
+    float lr, beta1, beta2, eps, bc1, bc2;
+    int decoupled;
+    cl_uint ends[DC_CL_ADAM_RUNS];
+    float wds[DC_CL_ADAM_RUNS];
+} dc_cl_pending_adam;
+
 typedef struct cl_backend {
     dc_backend base;
     int platform_index, device_index;
@@ -60,6 +75,7 @@ typedef struct cl_backend {
     char cache_file[1024];
     int used_clblast; /* CLBlast holds programs for our context in its process cache */
     dc_cl_budget budget; /* what has been enqueued so far (dc_cl_budget_get) */
+    dc_cl_pending_adam adam;
 } cl_backend;
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown OpenCL error". */
@@ -84,6 +100,8 @@ dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
 void dc_cl_free(dc_backend *be, dc_buffer *buf);
 dc_status dc_cl_sync(dc_backend *be);
 void dc_cl_destroy(dc_backend *be);
+/* Launches what is pending (merged optimizer updates); every entry point calls it first. */
+dc_status dc_cl_flush(dc_backend *be);
 /* Releases the fused convolutions' column buffer (not counted in bytes_allocated). */
 void dc_cl_free_work(dc_backend *be);
 

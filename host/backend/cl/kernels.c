@@ -372,10 +372,19 @@ static dc_status check_chunk(dc_backend *be, const char *op, const dc_win2d *g, 
 /* No activation fused into a kernel's epilogue (cl/common.cl's DC_FACT_NONE). */
 #define DC_FACT_NONE (-1)
 
+/* The second stage of a channel reduction (chan_sums), left for a later launch to finish:
+ * db[ch] += the sum of partial[ch * groups_per_ch ...]. */
+typedef struct chan_final_job {
+    int channels;
+    size_t groups_per_ch;
+    dc_ptr db;
+} chan_final_job;
+
 /* im2col; with act, x is the gradient of the fused activation's output act_y and the
  * columns hold the gradient before the activation. */
 static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
-                            dc_ptr act_y, const dc_fused_act *act, dc_ptr cols) {
+                            dc_ptr act_y, const dc_fused_act *act, dc_ptr cols,
+                            const chan_final_job *fin) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
     const size_t total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
@@ -396,18 +405,25 @@ static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     ka_float(&a, act ? act->alpha : 0.0f);
     ka_ptr(&a, cols);
     ka_uint(&a, gpr);
-    return ka_run_groups(&a, rows * gpr, (size_t)nb * g->c * g->h * g->w, total);
+    ka_uint(&a, rows * gpr);
+    ka_uint(&a, fin ? (size_t)fin->channels : 0);
+    ka_mem(&a, B(be)->partial);
+    ka_uint(&a, fin ? fin->groups_per_ch : 1);
+    ka_ptr(&a, fin ? fin->db : cols);
+    ka_scratch(&a);
+    return ka_run_groups(&a, rows * gpr + (fin ? (size_t)fin->channels : 0), (size_t)nb * g->c * g->h * g->w, total);
 }
 
 static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
                            dc_ptr cols) {
-    return im2col_act(be, g, n0, nb, x, dc_null_ptr(), NULL, cols);
+    return im2col_act(be, g, n0, nb, x, dc_null_ptr(), NULL, cols, NULL);
 }
 
 /* col2im; accumulate 0 overwrites x (images n0..n0+nb) instead, then adds bias (when set)
  * and applies act: a transposed convolution's epilogue in the same pass. */
 static dc_status col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
-                                 dc_ptr x, int accumulate, dc_ptr bias, const dc_fused_act *act) {
+                                 dc_ptr x, int accumulate, dc_ptr bias, const dc_fused_act *act,
+                                 int image_major) {
     DC_TRY(check_win(be, "col2im", g));
     DC_TRY(check_chunk(be, "col2im", g, n0, nb));
     const size_t total = (size_t)nb * g->c * g->h * g->w;
@@ -425,6 +441,7 @@ static dc_status col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int 
     ka_int(&a, bias.buf != NULL);
     ka_int(&a, act ? act->kind : DC_FACT_NONE);
     ka_float(&a, act ? act->alpha : 0.0f);
+    ka_int(&a, image_major);
     return ka_run(&a, total,
                   (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow + (accumulate ? total : 0),
                   total);
@@ -432,7 +449,7 @@ static dc_status col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int 
 
 static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
                            dc_ptr x) {
-    return col2im_epilogue(be, g, n0, nb, cols, x, 1, dc_null_ptr(), NULL);
+    return col2im_epilogue(be, g, n0, nb, cols, x, 1, dc_null_ptr(), NULL, 0);
 }
 
 /* cm_to_nchw with a fused activation after the bias (act NULL: none). */
@@ -504,7 +521,9 @@ static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c
  * stays busy even with few channels), then one work-group per channel adds them in a fixed
  * order (deterministic). db NULL: only the transposed copy. */
 static dc_status chan_sums(dc_backend *be, dc_ptr dy, dc_ptr act_y, const dc_fused_act *act,
-                           dc_ptr cm, int n0, int nb, int c, int hw, dc_ptr db) {
+                           dc_ptr cm, int n0, int nb, int c, int hw, dc_ptr db,
+                           chan_final_job *later) {
+    if (later) later->channels = 0;
     if (c <= 0 || nb <= 0 || hw <= 0) return DC_OK;
     const size_t m = (size_t)nb * hw, local = B(be)->local[DC_K_chan_grad];
     /* about 8 values per work-item, and no more groups than the partials buffer holds */
@@ -534,6 +553,10 @@ static dc_status chan_sums(dc_backend *be, dc_ptr dy, dc_ptr act_y, const dc_fus
     DC_TRY(ka_run_groups(&a, groups_per_ch * (size_t)c, (act ? 2 : 1) * m * (size_t)c,
                          (cm.buf ? m * (size_t)c : 0) + groups_per_ch * (size_t)c));
     if (!db.buf) return DC_OK;
+    if (later) { /* the caller's next launch finishes it */
+        *later = (chan_final_job){c, groups_per_ch, db};
+        return DC_OK;
+    }
     kargs f = ka(be, DC_K_chan_final);
     ka_mem(&f, B(be)->partial);
     ka_uint(&f, groups_per_ch);
@@ -546,7 +569,7 @@ static dc_status cl_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c
     DC_TRY(need(be, "bias_grad", "db", db, (size_t)c));
     DC_TRY(need(be, "bias_grad", "dy", dy, (size_t)n * c * hw));
     DC_TRY(fits32(be, "bias_grad", (size_t)n * c * hw));
-    return chan_sums(be, dy, dc_null_ptr(), NULL, dc_null_ptr(), 0, n, c, hw, db);
+    return chan_sums(be, dy, dc_null_ptr(), NULL, dc_null_ptr(), 0, n, c, hw, db, NULL);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -995,6 +1018,45 @@ static dc_status cl_sgd_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, siz
     return ka_run(&a, n, 3 * n, 2 * n);
 }
 
+static dc_status adam_launch(dc_backend *be, const dc_cl_pending_adam *q) {
+    cl_uint16 ends;
+    cl_float16 wds;
+    for (int r = 0; r < 16; r++) {
+        const int last = r < q->runs ? r : q->runs - 1;
+        ends.s[r] = q->ends[last];
+        wds.s[r] = q->wds[last];
+    }
+    kargs a = ka(be, DC_K_adam_update);
+    ka_ptr(&a, q->p);
+    ka_ptr(&a, q->g);
+    ka_ptr(&a, q->m);
+    ka_ptr(&a, q->v);
+    ka_uint(&a, q->n);
+    ka_ptr(&a, q->gscale);
+    ka_float(&a, q->lr);
+    ka_float(&a, q->beta1);
+    ka_float(&a, q->beta2);
+    ka_float(&a, q->eps);
+    ka_set(&a, sizeof ends, &ends);
+    ka_set(&a, sizeof wds, &wds);
+    ka_int(&a, q->decoupled);
+    ka_float(&a, q->bc1);
+    ka_float(&a, q->bc2);
+    return ka_run(&a, q->n, 4 * q->n, 3 * q->n);
+}
+
+dc_status dc_cl_flush(dc_backend *be) {
+    cl_backend *b = B(be);
+    if (!b->adam.runs) return DC_OK;
+    const dc_cl_pending_adam q = b->adam;
+    b->adam.runs = 0;
+    return adam_launch(be, &q);
+}
+
+static int same_ptr(dc_ptr a, dc_ptr b) {
+    return a.buf == b.buf && a.off == b.off;
+}
+
 static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
                                 dc_ptr gscale, float lr, float beta1, float beta2, float eps,
                                 float wd, int decoupled, float bc1, float bc2) {
@@ -1004,22 +1066,27 @@ static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc
     DC_TRY(need(be, "adam_update", "v", v, n));
     DC_TRY(need(be, "adam_update", "gscale", gscale, 1));
     DC_TRY(fits32(be, "adam_update", n));
-    kargs a = ka(be, DC_K_adam_update);
-    ka_ptr(&a, p);
-    ka_ptr(&a, g);
-    ka_ptr(&a, m);
-    ka_ptr(&a, v);
-    ka_uint(&a, n);
-    ka_ptr(&a, gscale);
-    ka_float(&a, lr);
-    ka_float(&a, beta1);
-    ka_float(&a, beta2);
-    ka_float(&a, eps);
-    ka_float(&a, wd);
-    ka_int(&a, decoupled);
-    ka_float(&a, bc1);
-    ka_float(&a, bc2);
-    return ka_run(&a, n, 4 * n, 3 * n);
+    if (n == 0) return DC_OK;
+    dc_cl_pending_adam *q = &B(be)->adam;
+    /* the next run of the same arenas with the same settings: one launch for both */
+    if (q->runs && q->runs < DC_CL_ADAM_RUNS && q->n + n <= UINT_MAX &&
+        same_ptr(p, dc_ptr_at(q->p, q->n)) && same_ptr(g, dc_ptr_at(q->g, q->n)) &&
+        same_ptr(m, dc_ptr_at(q->m, q->n)) && same_ptr(v, dc_ptr_at(q->v, q->n)) &&
+        same_ptr(gscale, q->gscale) && lr == q->lr && beta1 == q->beta1 && beta2 == q->beta2 &&
+        eps == q->eps && decoupled == q->decoupled && bc1 == q->bc1 && bc2 == q->bc2) {
+        q->n += n;
+        q->ends[q->runs] = (cl_uint)q->n;
+        q->wds[q->runs] = wd;
+        q->runs++;
+        return DC_OK;
+    }
+    DC_TRY(dc_cl_flush(be));
+    *q = (dc_cl_pending_adam){.runs = 1, .p = p, .g = g, .m = m, .v = v, .gscale = gscale,
+                              .n = n, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                              .bc1 = bc1, .bc2 = bc2, .decoupled = decoupled};
+    q->ends[0] = (cl_uint)n;
+    q->wds[0] = wd;
+    return DC_OK;
 }
 
 static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm) {
@@ -1237,6 +1304,7 @@ static dc_status check_act(dc_backend *be, const char *op, const dc_fused_act *a
 
 static dc_status cl_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
     DC_TRY(check_win(be, "conv2d_fwd", g));
     DC_TRY(check_act(be, "conv2d_fwd", act));
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
@@ -1258,6 +1326,7 @@ static dc_status cl_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr
 static dc_status cl_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
                                const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
     DC_TRY(check_win(be, "conv2d_bwd", g));
     DC_TRY(check_act(be, "conv2d_bwd", act));
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
@@ -1274,8 +1343,9 @@ static dc_status cl_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr
         const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
         dc_ptr dycm = work, cols = dc_ptr_at(work, (size_t)oc * cols_n);
         /* the gradient before the activation, channel-major, and the bias sums in one pass */
-        DC_TRY(chan_sums(be, dy, y, act, dycm, n0, cnt, oc, ohw, db));
-        DC_TRY(cl_im2col(be, g, n0, cnt, x, cols));
+        chan_final_job fin;
+        DC_TRY(chan_sums(be, dy, y, act, dycm, n0, cnt, oc, ohw, db, &fin));
+        DC_TRY(im2col_act(be, g, n0, cnt, x, dc_null_ptr(), NULL, cols, &fin));
         /* dW [oc, K] += dy_cm [oc, cols] cols^T */
         DC_TRY(cl_gemm(be, 0, 1, oc, K, cols_n, 1.0f, dycm, cols_n, cols, cols_n, 1.0f, dw, K));
         if (dx.buf) {
@@ -1287,48 +1357,27 @@ static dc_status cl_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr
     return DC_OK;
 }
 
-static dc_status cl_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
-                                 dc_ptr w, dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
-    DC_TRY(check_win(be, "conv_t2d_fwd", g));
-    DC_TRY(check_act(be, "conv_t2d_fwd", act));
-    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow;
-    DC_TRY(need(be, "conv_t2d_fwd", "weight", w, (size_t)cin * R));
-    DC_TRY(need(be, "conv_t2d_fwd", "y", y, (size_t)n * g->c * g->h * g->w));
-    dc_win2d wb = *g;
-    wb.n = n;
-    const int nb = conv_chunk(be, ((size_t)R + cin) * hw, n);
-    dc_ptr work;
-    DC_TRY(work_at_least(be, ((size_t)R + cin) * hw * nb, &work));
-    for (int n0 = 0; n0 < n; n0 += nb) {
-        const int cnt = n0 + nb <= n ? nb : n - n0, cols_n = cnt * hw;
-        dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
-        DC_TRY(cl_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));
-        /* cols [R, cols] = W [cin, R]^T x_cm [cin, cols], folded into y with bias and act */
-        DC_TRY(cl_gemm(be, 1, 0, R, cols_n, cin, 1.0f, w, R, xcm, cols_n, 0.0f, cols, cols_n));
-        DC_TRY(col2im_epilogue(be, &wb, n0, cnt, cols, y, 0, bias, act));
-    }
-    return DC_OK;
-}
-
-/* dst_i [m, n] += A [m, k] B_i [k, n] for `count` images i, B_i and dst_i at fixed strides:
- * one CLBlast call for the whole batch. */
-static dc_status gemm_batched(dc_backend *be, int m, int n, int k, dc_ptr a, int lda, dc_ptr bm,
-                              int ldb, size_t b_stride, dc_ptr c, int ldc, size_t c_stride,
-                              int count) {
+/* dst_i [m, n] = op(A) [m, k] B_i [k, n] + beta dst_i for `count` images i, B_i and dst_i
+ * at fixed strides, A shared: one CLBlast call for the whole batch. */
+static dc_status gemm_batched(dc_backend *be, int trans_a, int m, int n, int k, dc_ptr a, int lda,
+                              dc_ptr bm, int ldb, size_t b_stride, float beta, dc_ptr c, int ldc,
+                              size_t c_stride, int count) {
     if (m <= 0 || n <= 0 || k <= 0 || count <= 0) return DC_OK;
-    DC_TRY(need(be, "gemm_batched", "A", a, (size_t)(m - 1) * lda + k));
+    DC_TRY(need(be, "gemm_batched", "A", a,
+                trans_a ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
     DC_TRY(need(be, "gemm_batched", "B", bm, b_stride * (count - 1) + (size_t)(k - 1) * ldb + n));
     DC_TRY(need(be, "gemm_batched", "C", c, c_stride * (count - 1) + (size_t)(m - 1) * ldc + n));
     cl_backend *b = B(be);
     b->used_clblast = 1;
     b->budget.gemm_calls++;
     b->budget.flops += 2.0 * m * (double)n * k * count;
-    b->budget.read_bytes += 4.0 * ((double)m * k + ((double)k * n + (double)m * n) * count);
+    b->budget.read_bytes +=
+        4.0 * ((double)m * k + ((double)k * n + (beta != 0.0f ? (double)m * n : 0)) * count);
     b->budget.write_bytes += 4.0 * (double)m * n * count;
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(
-        CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, (size_t)m, (size_t)n,
-        (size_t)k, 1.0f, a.buf->mem, a.off, (size_t)lda, 0, bm.buf->mem, bm.off, (size_t)ldb,
-        b_stride, 1.0f, c.buf->mem, c.off, (size_t)ldc, c_stride, (size_t)count, &b->queue, NULL);
+        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+        CLBlastTransposeNo, (size_t)m, (size_t)n, (size_t)k, 1.0f, a.buf->mem, a.off, (size_t)lda,
+        0, bm.buf->mem, bm.off, (size_t)ldb, b_stride, beta, c.buf->mem, c.off, (size_t)ldc, c_stride, (size_t)count, &b->queue, NULL);
     if (s != CLBlastSuccess)
         return dc_set_error(&be->err, DC_ERR_CL,
                             "OpenCL CLBlastSgemmStridedBatched failed on %s: %s (%d) for m=%d "
@@ -1337,9 +1386,34 @@ static dc_status gemm_batched(dc_backend *be, int m, int n, int k, dc_ptr a, int
     return DC_OK;
 }
 
+static dc_status cl_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                 dc_ptr w, dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_win(be, "conv_t2d_fwd", g));
+    DC_TRY(check_act(be, "conv_t2d_fwd", act));
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow;
+    DC_TRY(need(be, "conv_t2d_fwd", "weight", w, (size_t)cin * R));
+    DC_TRY(need(be, "conv_t2d_fwd", "y", y, (size_t)n * g->c * g->h * g->w));
+    dc_win2d wb = *g;
+    wb.n = n;
+    const int nb = conv_chunk(be, (size_t)R * hw, n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, (size_t)R * hw * nb, &work));
+    for (int n0 = 0; n0 < n; n0 += nb) {
+        const int cnt = n0 + nb <= n ? nb : n - n0;
+        /* cols_i [R, hw] = W [cin, R]^T x_i [cin, hw] for every image in one call, straight
+         * from the NCHW input, then folded into y with bias and act */
+        DC_TRY(gemm_batched(be, 1, R, hw, cin, w, R, dc_ptr_at(x, (size_t)n0 * cin * hw), hw,
+                            (size_t)cin * hw, 0.0f, work, hw, (size_t)R * hw, cnt));
+        DC_TRY(col2im_epilogue(be, &wb, n0, cnt, work, y, 0, bias, act, 1));
+    }
+    return DC_OK;
+}
+
 static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
                                  dc_ptr w, dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
                                  const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
     DC_TRY(check_win(be, "conv_t2d_bwd", g));
     DC_TRY(check_act(be, "conv_t2d_bwd", act));
     const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, big = g->h * g->w;
@@ -1348,9 +1422,10 @@ static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int c
     if (act) DC_TRY(need(be, "conv_t2d_bwd", "y", y, out_total));
     DC_TRY(need(be, "conv_t2d_bwd", "dw", dw, (size_t)cin * R));
     DC_TRY(fits32(be, "conv_t2d_bwd", out_total));
+    chan_final_job fin = {0, 0, {NULL, 0}};
     if (db.buf) {
         DC_TRY(need(be, "conv_t2d_bwd", "db", db, (size_t)g->c));
-        DC_TRY(chan_sums(be, dy, y, act, dc_null_ptr(), 0, n, g->c, big, db));
+        DC_TRY(chan_sums(be, dy, y, act, dc_null_ptr(), 0, n, g->c, big, db, &fin));
     }
     dc_win2d wb = *g;
     wb.n = n;
@@ -1362,14 +1437,14 @@ static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int c
         dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
         /* the columns of the gradient before the activation */
         DC_TRY(need(be, "conv_t2d_bwd", "x", x, (size_t)n * cin * hw));
-        DC_TRY(im2col_act(be, &wb, n0, cnt, dy, y, act, cols));
+        DC_TRY(im2col_act(be, &wb, n0, cnt, dy, y, act, cols, n0 == 0 && fin.channels ? &fin : NULL));
         DC_TRY(cl_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));
         /* dW [cin, R] += x_cm [cin, cols] cols^T */
         DC_TRY(cl_gemm(be, 0, 1, cin, R, cols_n, 1.0f, xcm, cols_n, cols, cols_n, 1.0f, dw, R));
         /* dx_i [cin, hw] += W [cin, R] cols[:, image i], every image in one call, straight
          * into the NCHW gradient */
         if (dx.buf)
-            DC_TRY(gemm_batched(be, cin, hw, R, w, R, cols, cols_n, (size_t)hw,
+            DC_TRY(gemm_batched(be, 0, cin, hw, R, w, R, cols, cols_n, (size_t)hw, 1.0f,
                                 dc_ptr_at(dx, (size_t)n0 * cin * hw), hw, (size_t)cin * hw, cnt));
     }
     return DC_OK;
@@ -1383,11 +1458,26 @@ static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int c
 
 /* Generated from the primitive list: services are dc_cl_<name> (backend_cl.c), primitives
  * cl_<name> (this file). */
+/* Every primitive but adam_update launches the pending Adam updates first, so the queue
+ * keeps the order of the calls (generated from the primitive list). */
+#define DC_SERVICE(ret, name, params)
+#define DC_PRIM(name, params, args, flops, elems, variant)                                        \
+    static dc_status clq_##name params {                                                           \
+        if (DC_PRIM_ID_##name != DC_PRIM_ID_adam_update) DC_TRY(dc_cl_flush(be));                  \
+        return cl_##name args;                                                                     \
+    }
+#define DC_PRIM_OPT(name, params, args, flops, elems, variant)
+#include "backend/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
+
 const dc_backend_ops dc_cl_ops = {
     .name = "opencl",
 #define DC_SERVICE(ret, name, params) .name = dc_cl_##name,
-#define DC_PRIM(name, params, args, flops, elems, variant) .name = cl_##name,
-#define DC_PRIM_OPT DC_PRIM
+#define DC_PRIM(name, params, args, flops, elems, variant) .name = clq_##name,
+/* the optional (fused) ones launch what is pending themselves */
+#define DC_PRIM_OPT(name, params, args, flops, elems, variant) .name = cl_##name,
 #include "backend/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
