@@ -2,8 +2,9 @@
  * per context, cached on disk as a device binary), memory, and device listing. The
  * primitives themselves are in kernels.c, the kernels in the cl/ folder.
  *
- * Memory semantics: one in-order queue per backend. read() blocks, write() blocks (the
- * host buffer may be reused as soon as it returns), everything else only enqueues. */
+ * Memory semantics: one in-order queue per backend. read() blocks; write() copies the
+ * host data at once (the host buffer may be reused as soon as it returns) but does not wait
+ * for the queue; everything else only enqueues. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <clblast_c.h>

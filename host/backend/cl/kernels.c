@@ -159,6 +159,20 @@ static dc_status cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t by
     if (bytes == 0) return DC_OK;
     b->budget.h2d++;
     b->budget.h2d_bytes += (double)bytes;
+    /* The data is copied into a buffer of its own at once (CL_MEM_COPY_HOST_PTR: the
+     * caller may reuse its memory when this returns) and from there in queue order, so the
+     * host does not wait for the kernels already queued (a step's input batch). */
+    cl_int e;
+    cl_mem staged =
+        clCreateBuffer(b->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)src, &e);
+    if (e == CL_SUCCESS) {
+        e = clEnqueueCopyBuffer(b->queue, staged, dst.buf->mem, 0, dst.off * 4, bytes, 0, NULL,
+                                NULL);
+        clReleaseMemObject(staged); /* freed once the copy has run */
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBuffer");
+        return DC_OK;
+    }
+    /* no memory for a staged copy: write in place and wait for it */
     b->budget.host_waits++;
     DC_CL_CHECK(b, clEnqueueWriteBuffer(b->queue, dst.buf->mem, CL_TRUE, dst.off * 4, bytes, src, 0,
                                         NULL, NULL));
@@ -406,6 +420,7 @@ static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     ka_ptr(&a, cols);
     ka_uint(&a, gpr);
     ka_uint(&a, rows * gpr);
+    if (fin && !fin->channels) fin = NULL;
     ka_uint(&a, fin ? (size_t)fin->channels : 0);
     ka_mem(&a, B(be)->partial);
     ka_uint(&a, fin ? fin->groups_per_ch : 1);
@@ -523,7 +538,7 @@ static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c
 static dc_status chan_sums(dc_backend *be, dc_ptr dy, dc_ptr act_y, const dc_fused_act *act,
                            dc_ptr cm, int n0, int nb, int c, int hw, dc_ptr db,
                            chan_final_job *later) {
-    if (later) later->channels = 0;
+    if (later) *later = (chan_final_job){0, 1, dc_null_ptr()};
     if (c <= 0 || nb <= 0 || hw <= 0) return DC_OK;
     const size_t m = (size_t)nb * hw, local = B(be)->local[DC_K_chan_grad];
     /* about 8 values per work-item, and no more groups than the partials buffer holds */
