@@ -386,6 +386,14 @@ static dc_status check_chunk(dc_backend *be, const char *op, const dc_win2d *g, 
 /* No activation fused into a kernel's epilogue (cl/common.cl's DC_FACT_NONE). */
 #define DC_FACT_NONE (-1)
 
+static dc_status check_act(dc_backend *be, const char *op, const dc_fused_act *act) {
+    if (act && act->kind != DC_ACT_RELU && act->kind != DC_ACT_LEAKY_RELU)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: only ReLU and leaky ReLU fuse (activation %d)", op,
+                            act->kind);
+    return DC_OK;
+}
+
 /* The second stage of a channel reduction (chan_sums), left for a later launch to finish:
  * db[ch] += the sum of partial[ch * groups_per_ch ...]. */
 typedef struct chan_final_job {
@@ -744,8 +752,11 @@ static dc_status cl_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     return ka_run_groups(&a, (size_t)c, 2 * (size_t)n * c * hw, 2 * (size_t)c);
 }
 
-static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                             dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+static dc_status cl_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
+                                 dc_ptr gamma, dc_ptr beta, dc_ptr y, int n, int c, int hw,
+                                 float eps, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_act(be, "bn_apply_act", act));
     const size_t total = (size_t)n * c * hw;
     DC_TRY(need(be, "bn_apply", "x", x, total));
     DC_TRY(need(be, "bn_apply", "y", y, total));
@@ -765,13 +776,23 @@ static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, eps);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_float(&a, act ? act->alpha : 0.0f);
     return ka_run(&a, total, total, total);
 }
 
-static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                           dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
-                           float eps) {
+static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                             dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+    return cl_bn_apply_act(be, x, mean, var, gamma, beta, y, n, c, hw, eps, NULL);
+}
+
+static dc_status cl_bn_bwd_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                               dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n,
+                               int c, int hw, float eps, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_act(be, "bn_bwd_act", act));
     const size_t total = (size_t)n * c * hw;
+    if (act) DC_TRY(need(be, "bn_bwd", "y", y, total));
     DC_TRY(need(be, "bn_bwd", "x", x, total));
     DC_TRY(need(be, "bn_bwd", "dy", dy, total));
     DC_TRY(need(be, "bn_bwd", "dx", dx, total));
@@ -795,8 +816,19 @@ static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, eps);
+    ka_ptr(&a, act ? y : dy);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_int(&a, act ? act->mode : 0);
+    ka_float(&a, act ? act->alpha : 0.0f);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c, 5 * total, total + 2 * (size_t)c);
+    return ka_run_groups(&a, (size_t)c, (act ? 7 : 5) * total, total + 2 * (size_t)c);
+}
+
+static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                           dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
+                           float eps) {
+    return cl_bn_bwd_act(be, x, mean, var, gamma, dc_null_ptr(), dy, dx, dgamma, dbeta, n, c, hw,
+                         eps, NULL);
 }
 
 /* ---------------------------------------------------------------- randomness */
@@ -1309,13 +1341,6 @@ static int conv_chunk(dc_backend *be, size_t per_image, int n) {
     return (int)nb;
 }
 
-static dc_status check_act(dc_backend *be, const char *op, const dc_fused_act *act) {
-    if (act && act->kind != DC_ACT_RELU && act->kind != DC_ACT_LEAKY_RELU)
-        return dc_set_error(&be->err, DC_ERR_ARG,
-                            "OpenCL %s: only ReLU and leaky ReLU fuse (activation %d)", op,
-                            act->kind);
-    return DC_OK;
-}
 
 static dc_status cl_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
@@ -1467,9 +1492,6 @@ static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int c
 
 /* No host threads to set: the device runs the kernels. */
 #define dc_cl_set_threads NULL
-/* Not provided (the ops compose them from the other primitives). */
-#define cl_bn_apply_act NULL
-#define cl_bn_bwd_act NULL
 
 /* Generated from the primitive list: services are dc_cl_<name> (backend_cl.c), primitives
  * cl_<name> (this file). */
