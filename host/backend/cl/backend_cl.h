@@ -13,17 +13,17 @@
  * `deconv bench --profile` prints (take the difference of two snapshots). Counted where the
  * backend enqueues, so it holds for any device. */
 typedef struct dc_cl_budget {
-    double kernels;     /* our own kernel launches (clEnqueueNDRangeKernel) */
-    double gemm_calls;  /* CLBlast GEMM calls: each is 1 device kernel (direct GEMM) or up
-                           to 4 (indirect: pad/transpose copies of A, B, C around the kernel) */
-    double copies;      /* device-to-device buffer copies */
-    double h2d, d2h;    /* host<->device transfers (count) and their bytes */
+    double kernels;    /* our own kernel launches (clEnqueueNDRangeKernel) */
+    double gemm_calls; /* CLBlast GEMM calls: each is 1 device kernel (direct GEMM) or up
+                          to 4 (indirect: pad/transpose copies of A, B, C around the kernel) */
+    double copies;     /* device-to-device buffer copies */
+    double h2d, d2h;   /* host<->device transfers (count) and their bytes */
     double h2d_bytes, d2h_bytes;
-    double host_waits;  /* calls where the host waits for the device (blocking transfers,
-                           clFinish) */
+    double host_waits; /* calls where the host waits for the device (blocking transfers,
+                          clFinish) */
     double read_bytes, write_bytes; /* device memory the commands read / write (each tensor
                                        once per pass: a lower bound, caches ignored) */
-    double flops;       /* GEMM FLOPs (multiply-add = 2); elementwise arithmetic not counted */
+    double flops; /* GEMM FLOPs (multiply-add = 2); elementwise arithmetic not counted */
 } dc_cl_budget;
 
 #ifdef DECONV_HAVE_OPENCL

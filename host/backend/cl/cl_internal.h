@@ -11,15 +11,16 @@
 /* Every kernel in the cl/ folder, by name without the "dc_" prefix. */
 #define DC_CL_KERNELS(X)                                                                           \
     X(fill)                                                                                        \
-    X(scale) X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta)      \
-        X(im2col) X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final) X(maxpool_fwd)    \
-            X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd) X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) \
-                X(bn_stats) X(bn_apply) X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd)          \
-                    X(reparam_bwd) X(mse_partial) X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
-                        X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)            \
-                            X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply)            \
-                                X(gn_bwd_dx) X(gn_bwd_param) X(upsample_fwd)               \
-                                    X(upsample_bwd) X(time_embed)
+    X(scale)                                                                                       \
+    X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col)     \
+        X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final)               \
+            X(maxpool_fwd) X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd)       \
+                X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_apply) X(bn_bwd)      \
+                    X(randn) X(dropout_mask) X(reparam_fwd) X(reparam_bwd) X(mse_partial)          \
+                        X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)               \
+                            X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)        \
+                                X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply) X(gn_bwd_dx)   \
+                                    X(gn_bwd_param) X(upsample_fwd) X(upsample_bwd) X(time_embed)
 
 enum {
 #define X(k) DC_K_##k,
@@ -73,7 +74,7 @@ typedef struct cl_backend {
     int from_cache;
     double build_seconds;
     char cache_file[1024];
-    int used_clblast; /* CLBlast holds programs for our context in its process cache */
+    int used_clblast;    /* CLBlast holds programs for our context in its process cache */
     dc_cl_budget budget; /* what has been enqueued so far (dc_cl_budget_get) */
     dc_cl_pending_adam adam;
 } cl_backend;

@@ -336,7 +336,8 @@ static dc_status cl_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, fl
     b->used_clblast = 1;
     b->budget.gemm_calls++;
     b->budget.flops += 2.0 * m * (double)n * k;
-    b->budget.read_bytes += 4.0 * ((double)m * k + (double)k * n + (beta != 0.0f ? (double)m * n : 0));
+    b->budget.read_bytes +=
+        4.0 * ((double)m * k + (double)k * n + (beta != 0.0f ? (double)m * n : 0));
     b->budget.write_bytes += 4.0 * (double)m * n;
     CLBlastStatusCode s =
         CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
@@ -412,7 +413,9 @@ static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     const size_t total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
     DC_TRY(need(be, "im2col", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(need(be, "im2col", "cols", cols, total));
-    if (act) DC_TRY(need(be, "im2col", "activation output", act_y, (size_t)(n0 + nb) * g->c * g->h * g->w));
+    if (act)
+        DC_TRY(
+            need(be, "im2col", "activation output", act_y, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(fits32(be, "im2col", total));
     /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
@@ -434,7 +437,8 @@ static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, d
     ka_uint(&a, fin ? fin->groups_per_ch : 1);
     ka_ptr(&a, fin ? fin->db : cols);
     ka_scratch(&a);
-    return ka_run_groups(&a, rows * gpr + (fin ? (size_t)fin->channels : 0), (size_t)nb * g->c * g->h * g->w, total);
+    return ka_run_groups(&a, rows * gpr + (fin ? (size_t)fin->channels : 0),
+                         (size_t)nb * g->c * g->h * g->w, total);
 }
 
 static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
@@ -476,8 +480,8 @@ static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
 }
 
 /* cm_to_nchw with a fused activation after the bias (act NULL: none). */
-static dc_status cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0,
-                                int nb, int c, int hw, float beta, const dc_fused_act *act) {
+static dc_status cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
+                                int c, int hw, float beta, const dc_fused_act *act) {
     const size_t total = (size_t)nb * c * hw;
     if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL cm_to_nchw: negative size");
@@ -636,7 +640,8 @@ static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc
     ka_ptr(&a, sw);
     ka_ptr(&a, dx);
     ka_uint(&a, scatter ? small : big);
-    return ka_run(&a, scatter ? small : big, scatter ? 3 * small : 2 * small + big, scatter ? small : big);
+    return ka_run(&a, scatter ? small : big, scatter ? 3 * small : 2 * small + big,
+                  scatter ? small : big);
 }
 
 static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
@@ -752,9 +757,9 @@ static dc_status cl_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     return ka_run_groups(&a, (size_t)c, 2 * (size_t)n * c * hw, 2 * (size_t)c);
 }
 
-static dc_status cl_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var,
-                                 dc_ptr gamma, dc_ptr beta, dc_ptr y, int n, int c, int hw,
-                                 float eps, const dc_fused_act *act) {
+static dc_status cl_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                                 dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps,
+                                 const dc_fused_act *act) {
     DC_TRY(dc_cl_flush(be));
     DC_TRY(check_act(be, "bn_apply_act", act));
     const size_t total = (size_t)n * c * hw;
@@ -1041,7 +1046,8 @@ static dc_status cl_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, 
     ka_int(&a, rows);
     ka_int(&a, dim);
     ka_int(&a, table_rows);
-    return ka_run(&a, (size_t)rows * dim, 2 * (size_t)rows * dim + (size_t)rows, (size_t)rows * dim);
+    return ka_run(&a, (size_t)rows * dim, 2 * (size_t)rows * dim + (size_t)rows,
+                  (size_t)rows * dim);
 }
 
 /* --------------------------------------------------------------- optimizers */
@@ -1128,9 +1134,20 @@ static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc
         return DC_OK;
     }
     DC_TRY(dc_cl_flush(be));
-    *q = (dc_cl_pending_adam){.runs = 1, .p = p, .g = g, .m = m, .v = v, .gscale = gscale,
-                              .n = n, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
-                              .bc1 = bc1, .bc2 = bc2, .decoupled = decoupled};
+    *q = (dc_cl_pending_adam){.runs = 1,
+                              .p = p,
+                              .g = g,
+                              .m = m,
+                              .v = v,
+                              .gscale = gscale,
+                              .n = n,
+                              .lr = lr,
+                              .beta1 = beta1,
+                              .beta2 = beta2,
+                              .eps = eps,
+                              .bc1 = bc1,
+                              .bc2 = bc2,
+                              .decoupled = decoupled};
     q->ends[0] = (cl_uint)n;
     q->wds[0] = wd;
     return DC_OK;
@@ -1278,7 +1295,8 @@ static dc_status cl_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int
     return ka_run(&a, total, total / ((size_t)s * s), total);
 }
 
-static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w, int s) {
+static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w,
+                                 int s) {
     DC_TRY(upsample_args(be, "upsample_bwd", dx, dy, nc, h, w, s));
     const size_t total = (size_t)nc * h * w;
     kargs a = ka(be, DC_K_upsample_bwd);
@@ -1311,7 +1329,6 @@ static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int
     return ka_run(&a, total, (size_t)rows, 2 * total);
 }
 
-
 /* ------------------------------------------------------ fused convolutions
  * The same im2col + GEMM products as the composed path (host/ops/conv.c), but with the
  * columns in a buffer of the backend's own, sized to hold the whole batch where the device
@@ -1340,7 +1357,6 @@ static int conv_chunk(dc_backend *be, size_t per_image, int n) {
     if (nb > (size_t)n) nb = (size_t)n;
     return (int)nb;
 }
-
 
 static dc_status cl_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
@@ -1417,7 +1433,8 @@ static dc_status gemm_batched(dc_backend *be, int trans_a, int m, int n, int k, 
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
         CLBlastTransposeNo, (size_t)m, (size_t)n, (size_t)k, 1.0f, a.buf->mem, a.off, (size_t)lda,
-        0, bm.buf->mem, bm.off, (size_t)ldb, b_stride, beta, c.buf->mem, c.off, (size_t)ldc, c_stride, (size_t)count, &b->queue, NULL);
+        0, bm.buf->mem, bm.off, (size_t)ldb, b_stride, beta, c.buf->mem, c.off, (size_t)ldc,
+        c_stride, (size_t)count, &b->queue, NULL);
     if (s != CLBlastSuccess)
         return dc_set_error(&be->err, DC_ERR_CL,
                             "OpenCL CLBlastSgemmStridedBatched failed on %s: %s (%d) for m=%d "
@@ -1477,7 +1494,8 @@ static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int c
         dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
         /* the columns of the gradient before the activation */
         DC_TRY(need(be, "conv_t2d_bwd", "x", x, (size_t)n * cin * hw));
-        DC_TRY(im2col_act(be, &wb, n0, cnt, dy, y, act, cols, n0 == 0 && fin.channels ? &fin : NULL));
+        DC_TRY(
+            im2col_act(be, &wb, n0, cnt, dy, y, act, cols, n0 == 0 && fin.channels ? &fin : NULL));
         DC_TRY(cl_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));
         /* dW [cin, R] += x_cm [cin, cols] cols^T */
         DC_TRY(cl_gemm(be, 0, 1, cin, R, cols_n, 1.0f, xcm, cols_n, cols, cols_n, 1.0f, dw, R));
@@ -1498,7 +1516,7 @@ static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int c
 /* Every primitive but adam_update launches the pending Adam updates first, so the queue
  * keeps the order of the calls (generated from the primitive list). */
 #define DC_SERVICE(ret, name, params)
-#define DC_PRIM(name, params, args, flops, elems, variant)                                        \
+#define DC_PRIM(name, params, args, flops, elems, variant)                                         \
     static dc_status clq_##name params {                                                           \
         if (DC_PRIM_ID_##name != DC_PRIM_ID_adam_update) DC_TRY(dc_cl_flush(be));                  \
         return cl_##name args;                                                                     \
