@@ -12,7 +12,9 @@
 #   2. deconv devices                                   (devices.txt)
 #   3. the CPU-vs-OpenCL parity tests on the GPU         (parity.log)
 #   4. deconv bench --device opencl, every preset, with the OpenCL start-up time (first
-#      start compiles the kernels, the second reads the binary cache)  (bench_cl.log, cl.json)
+#      start compiles the kernels, the second reads the binary cache) and one profiled step:
+#      the per-primitive times and the step's budget (launches, device traffic, transfers)
+#      next to its roofline estimate                                  (bench_cl.log, cl.json)
 #   5. the PyTorch twin on CUDA, true FP32 and TF32     (torch_fp32.json, torch_tf32.json)
 #   6. RESULTS.md: ours vs PyTorch FP32 (bench/report.py), plus the TF32 figures
 # Environment: MODELS (default all four presets), TORCH_DEVICE (default cuda; cpu for a dry
@@ -108,7 +110,7 @@ step 200 "parity tests (CPU vs OpenCL)" parity.log .gpu/bin/test_backend_parity
 # shellcheck disable=SC2086
 step 240 "deconv bench --device $CLDEV" bench_cl.log \
     .gpu/bin/deconv bench --device "$CLDEV" --models "$MODELS" --warmup "${WARMUP:-2}" \
-    --repeats "${REPEATS:-3}" --steps "${STEPS:-5}" $BENCH_FLAGS --json "$OUT/cl.json"
+    --repeats "${REPEATS:-3}" --steps "${STEPS:-5}" --profile 1 $BENCH_FLAGS --json "$OUT/cl.json"
 
 # 5. PyTorch twin (the same networks) on CUDA: true FP32 first (the fair comparison), TF32
 for tf in off on; do

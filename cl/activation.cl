@@ -1,13 +1,6 @@
 /* Activations and their backward passes, with the three ReLU backward modes that the
  * explanation methods use. Values mirror dc_act_kind and dc_relu_mode. */
-#define DC_ACT_RELU 0
-#define DC_ACT_LEAKY_RELU 1
-#define DC_ACT_TANH 2
-#define DC_ACT_SIGMOID 3
-#define DC_ACT_SILU 4
-#define DC_RELU_NORMAL 0
-#define DC_RELU_GUIDED 1
-#define DC_RELU_DECONVNET 2
+/* (the DC_ACT_* and DC_RELU_* values are in common.cl: the fused epilogues use them too) */
 
 __kernel void dc_act_fwd(int kind, float alpha, __global const float *x, ulong x_off,
                          __global float *y, ulong y_off, uint n) {

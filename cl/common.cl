@@ -74,3 +74,44 @@ float dc_group_sum(__local float *s, float v) {
 #define G_OW(g) (g).sb
 #define G_N0(g) (g).sc
 #define G_NB(g) (g).sd
+
+/* dc_act_kind and dc_relu_mode values. */
+#define DC_ACT_RELU 0
+#define DC_ACT_LEAKY_RELU 1
+#define DC_ACT_TANH 2
+#define DC_ACT_SIGMOID 3
+#define DC_ACT_SILU 4
+#define DC_RELU_NORMAL 0
+#define DC_RELU_GUIDED 1
+#define DC_RELU_DECONVNET 2
+/* No activation fused into an epilogue (the act argument of the fused kernels). */
+#define DC_FACT_NONE (-1)
+
+/* A fused activation (dc_fused_act: ReLU or leaky ReLU with alpha >= 0) applied to v, as
+ * dc_act_fwd computes it. */
+float dc_fact_apply(int act, float alpha, float v) {
+    if (act == DC_ACT_RELU) return v > 0.0f ? v : 0.0f;
+    if (act == DC_ACT_LEAKY_RELU) return v > 0.0f ? v : alpha * v;
+    return v;
+}
+
+/* The gradient through a fused activation, read from its output y (positive exactly where
+ * the input is) and the output's gradient d, with the ReLU backward mode; as dc_act_bwd. */
+float dc_fact_grad(int act, int mode, float alpha, float y, float d) {
+    if (act == DC_FACT_NONE) return d;
+    if (mode == DC_RELU_GUIDED) return (y > 0.0f && d > 0.0f) ? d : 0.0f;
+    if (mode == DC_RELU_DECONVNET) return d > 0.0f ? d : 0.0f;
+    return y > 0.0f ? d : (act == DC_ACT_RELU ? 0.0f : alpha) * d;
+}
+
+/* Second stage: out[ch] += sum of the channel's partials, one work-group per channel, the
+ * partials added in a fixed order. */
+__kernel void dc_chan_final(__global const float *partial, uint groups_per_ch,
+                            __global float *out, ulong out_off, __local float *scratch) {
+    const uint ch = get_group_id(0), lid = get_local_id(0);
+    float sum = 0.0f, comp = 0.0f;
+    for (uint t = lid; t < groups_per_ch; t += get_local_size(0))
+        DC_KAHAN_ADD(sum, comp, partial[(ulong)ch * groups_per_ch + t]);
+    const float total = dc_group_sum(scratch, sum);
+    if (lid == 0) out[out_off + ch] += total;
+}

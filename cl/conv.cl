@@ -5,8 +5,26 @@
 
 /* cols[r][col], r = (ci*kh + i)*kw + j, col = (n - n0)*oh*ow + oy*ow + ox.
  * One work-item per column-matrix element, the work-groups filling one row each. */
-__kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global float *cols,
-                        ulong cols_off, uint groups_per_row) {
+/* With act != DC_FACT_NONE, x is the gradient of a fused activation's output y and the
+ * columns get the gradient before the activation (dc_fact_grad), computed on the fly. */
+/* Work-groups past the column matrix's (final_channels of them) finish a channel
+ * reduction whose partials an earlier launch wrote, as dc_chan_final does: two independent
+ * jobs in one launch, one launch fewer per convolution backward. */
+__kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global const float *y,
+                        ulong y_off, int act, int mode, float alpha, __global float *cols,
+                        ulong cols_off, uint groups_per_row, uint col_groups,
+                        uint final_channels, __global const float *partial, uint groups_per_ch,
+                        __global float *db, ulong db_off, __local float *scratch) {
+    if (get_group_id(0) >= col_groups) {
+        const uint ch = get_group_id(0) - col_groups, lid = get_local_id(0);
+        if (ch >= final_channels) return;
+        float sum = 0.0f, comp = 0.0f;
+        for (uint t = lid; t < groups_per_ch; t += get_local_size(0))
+            DC_KAHAN_ADD(sum, comp, partial[(ulong)ch * groups_per_ch + t]);
+        const float total = dc_group_sum(scratch, sum);
+        if (lid == 0) db[db_off + ch] += total;
+        return;
+    }
     /* each work-group fills part of one row r of the column matrix, so the row's (channel,
      * kernel tap) decomposition is uniform over the group and each work-item divides only
      * for its (image, pixel); the writes of a group are contiguous */
@@ -23,7 +41,9 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
     float v = 0.0f;
     if (iy >= 0 && iy < G_H(g) && ix >= 0 && ix < G_W(g)) {
         const ulong plane = ((ulong)(G_N0(g) + (int)n) * G_C(g) + ci) * (ulong)(G_H(g) * G_W(g));
-        v = x[x_off + plane + (ulong)(iy * G_W(g) + ix)];
+        const ulong at = plane + (ulong)(iy * G_W(g) + ix);
+        v = x[x_off + at];
+        if (act != DC_FACT_NONE) v = dc_fact_grad(act, mode, alpha, y[y_off + at], v);
     }
     cols[cols_off + (ulong)r * ncols + col] = v;
 }
@@ -31,8 +51,11 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
 /* x += fold(cols), gathered: one work-item per image pixel visits every (i, j) window
  * tap that lands on it, in the same order as the CPU's scatter loop, so the sums match
  * bit for bit and no atomics are needed. */
+/* accumulate 0: x = fold(cols) instead (the images' every tap is in cols), then
+ * + bias[ci] (has_bias) and the fused activation: a transposed convolution's epilogue. */
 __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __global float *x,
-                        ulong x_off, uint total) {
+                        ulong x_off, uint total, int accumulate, __global const float *bias,
+                        ulong bias_off, int has_bias, int act, float alpha, int image_major) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
     const int w = G_W(g), h = G_H(g);
@@ -45,7 +68,7 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
     const uint ohw = (uint)(G_OH(g) * G_OW(g)), ncols = (uint)G_NB(g) * ohw;
     const ulong xi =
         x_off + ((ulong)(G_N0(g) + n) * G_C(g) + ci) * (ulong)(h * w) + (ulong)(iy * w + ix);
-    float acc = x[xi];
+    float acc = accumulate ? x[xi] : 0.0f;
     for (int i = 0; i < G_KH(g); i++) {
         const int ty = iy + G_PH(g) - i;
         if (ty < 0) break;
@@ -59,16 +82,20 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
             const int ox = tx / G_SW(g);
             if (ox >= G_OW(g)) continue;
             const uint r = (uint)((ci * G_KH(g) + i) * G_KW(g) + j);
-            acc += cols[cols_off + (ulong)r * ncols + (ulong)n * ohw + (uint)(oy * G_OW(g) + ox)];
+            /* columns [r][n*ohw + p], or per image [n][r][p] (a batched GEMM's output) */
+            const ulong at = image_major ? ((ulong)n * (ulong)(G_C(g) * G_KH(g) * G_KW(g)) + r) * ohw
+                                         : (ulong)r * ncols + (ulong)n * ohw;
+            acc += cols[cols_off + at + (uint)(oy * G_OW(g) + ox)];
         }
     }
-    x[xi] = acc;
+    if (has_bias) acc += bias[bias_off + ci];
+    x[xi] = dc_fact_apply(act, alpha, acc);
 }
 
 /* dst[n0 + n][ch][p] = beta*dst + src[ch][n*hw + p] (+ bias[ch]); one item per element. */
 __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global const float *bias,
                             ulong bias_off, int has_bias, __global float *dst, ulong dst_off,
-                            int n0, int nb, int c, int hw, float beta) {
+                            int n0, int nb, int c, int hw, float beta, int act, float alpha) {
     const uint idx = get_global_id(0);
     if (idx >= (uint)nb * (uint)c * (uint)hw) return;
     const uint p = idx % (uint)hw, t = idx / (uint)hw;
@@ -77,9 +104,9 @@ __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global c
     const float b = has_bias ? bias[bias_off + ch] : 0.0f;
     const ulong di = dst_off + ((ulong)(n0 + (int)n) * c + ch) * hw + p;
     if (beta == 0.0f)
-        dst[di] = s + b;
+        dst[di] = dc_fact_apply(act, alpha, s + b);
     else
-        dst[di] = beta * dst[di] + s + b;
+        dst[di] = dc_fact_apply(act, alpha, beta * dst[di] + s + b);
 }
 
 /* dst[ch][n*hw + p] = src[n0 + n][ch][p] */
@@ -100,16 +127,30 @@ __kernel void dc_bias_add(__global float *y, ulong y_off, __global const float *
     y[y_off + idx] += bias[bias_off + (idx / (uint)hw) % (uint)c];
 }
 
-/* db[ch] += sum over n and p of dy[n][ch][p]; one work-group per channel. */
-__kernel void dc_bias_grad(__global float *db, ulong db_off, __global const float *dy, ulong dy_off,
-                           int n, int c, int hw, __local float *scratch) {
-    const uint ch = get_group_id(0);
-    const uint m = (uint)n * (uint)hw;
+/* First stage of the per-channel gradient sums (bias gradients), many work-groups per
+ * channel so that a large device stays busy: channel ch's values t = (n - n0)*hw + p of
+ * images [n0, n0 + nb) are split into runs of `span`, one work-group per (channel, run);
+ * partial[ch * groups_per_ch + run] = the run's sum of g = dc_fact_grad(y, dy) (dy itself
+ * without a fused activation). write_cm: also store g channel-major,
+ * cm[ch][t] (the transposed gradient a convolution's GEMMs take). dc_chan_final adds the
+ * partials. */
+__kernel void dc_chan_grad(__global const float *dy, ulong dy_off, __global const float *y,
+                           ulong y_off, int act, int mode, float alpha, __global float *cm,
+                           ulong cm_off, int write_cm, int n0, int nb, int c, int hw,
+                           uint groups_per_ch, uint span, __global float *partial,
+                           __local float *scratch) {
+    const uint grp = get_group_id(0), ch = grp / groups_per_ch, run = grp - ch * groups_per_ch;
+    const uint m = (uint)nb * (uint)hw, t0 = run * span;
+    const uint t1 = t0 + span < m ? t0 + span : m;
     float sum = 0.0f, comp = 0.0f;
-    for (uint t = get_local_id(0); t < m; t += get_local_size(0)) {
+    for (uint t = t0 + get_local_id(0); t < t1; t += get_local_size(0)) {
         const uint i = t / (uint)hw, p = t - i * (uint)hw;
-        DC_KAHAN_ADD(sum, comp, dy[dy_off + ((ulong)i * c + ch) * hw + p]);
+        const ulong at = ((ulong)(n0 + (int)i) * c + ch) * hw + p;
+        const float v = act == DC_FACT_NONE ? dy[dy_off + at]
+                                            : dc_fact_grad(act, mode, alpha, y[y_off + at], dy[dy_off + at]);
+        if (write_cm) cm[cm_off + (ulong)ch * m + t] = v;
+        DC_KAHAN_ADD(sum, comp, v);
     }
     const float total = dc_group_sum(scratch, sum);
-    if (get_local_id(0) == 0) db[db_off + ch] += total;
+    if (get_local_id(0) == 0) partial[grp] = total;
 }

@@ -17,13 +17,23 @@ __kernel void dc_sgd_update(__global float *p, ulong p_off, __global const float
 
 /* Adam (decoupled == 0: L2 folded into the gradient) / AdamW (decoupled == 1);
  * bc1 = 1 - beta1^t and bc2 = 1 - beta2^t come from the host. */
+/* Up to 16 consecutive parameter runs in one launch (the host merges the optimizer's
+ * per-run calls): element i belongs to the first run s with i < ends[s] and takes its
+ * weight decay wds[s]. */
 __kernel void dc_adam_update(__global float *p, ulong p_off, __global const float *g, ulong g_off,
                              __global float *m, ulong m_off, __global float *v, ulong v_off, uint n,
                              __global const float *gscale, ulong gscale_off, float lr, float beta1,
-                             float beta2, float eps, float wd, int decoupled, float bc1,
-                             float bc2) {
+                             float beta2, float eps, uint16 ends, float16 wds, int decoupled,
+                             float bc1, float bc2) {
     const uint i = get_global_id(0);
     if (i >= n) return;
+    const uint e[16] = {ends.s0, ends.s1, ends.s2, ends.s3, ends.s4, ends.s5, ends.s6, ends.s7,
+                        ends.s8, ends.s9, ends.sa, ends.sb, ends.sc, ends.sd, ends.se, ends.sf};
+    const float w[16] = {wds.s0, wds.s1, wds.s2, wds.s3, wds.s4, wds.s5, wds.s6, wds.s7,
+                         wds.s8, wds.s9, wds.sa, wds.sb, wds.sc, wds.sd, wds.se, wds.sf};
+    int run = 0;
+    while (run < 15 && i >= e[run]) run++;
+    const float wd = w[run];
     float pi = p[p_off + i];
     float gi = gscale[gscale_off] * g[g_off + i];
     if (decoupled)

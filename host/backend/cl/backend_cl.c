@@ -2,8 +2,9 @@
  * per context, cached on disk as a device binary), memory, and device listing. The
  * primitives themselves are in kernels.c, the kernels in the cl/ folder.
  *
- * Memory semantics: one in-order queue per backend. read() blocks, write() blocks (the
- * host buffer may be reused as soon as it returns), everything else only enqueues. */
+ * Memory semantics: one in-order queue per backend. read() blocks; write() copies the
+ * host data at once (the host buffer may be reused as soon as it returns) but does not wait
+ * for the queue; everything else only enqueues. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <clblast_c.h>
@@ -676,9 +677,13 @@ static dc_status build_program(cl_backend *b) {
 void dc_cl_destroy(dc_backend *be) {
     cl_backend *b = (cl_backend *)be;
     if (!b) return;
-    if (b->queue) clFinish(b->queue);
+    if (b->queue) {
+        (void)dc_cl_flush(be);
+        clFinish(b->queue);
+    }
     release_program(b);
     if (b->partial) clReleaseMemObject(b->partial);
+    dc_cl_free_work(be);
     if (b->queue) clReleaseCommandQueue(b->queue);
     if (b->ctx) clReleaseContext(b->ctx);
     /* CLBlast keeps compiled programs per context in a process-wide cache; they retain our
@@ -772,12 +777,24 @@ dc_status dc_backend_create_opencl(int platform, int device, dc_backend **out, d
     }
     if (s == DC_OK) {
         b->partial =
-            clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, DC_CL_MAX_GROUPS * sizeof(float), NULL, &e);
+            clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, DC_CL_PARTIALS * sizeof(float), NULL, &e);
         if (e != CL_SUCCESS) s = dc_cl_fail(&b->base.err, b->base.device_name, e, "clCreateBuffer");
     }
     if (s == DC_OK && clGetDeviceInfo(b->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof b->max_alloc,
                                       &b->max_alloc, NULL) != CL_SUCCESS)
         b->max_alloc = 0;
+    if (s == DC_OK) {
+        /* a convolution's columns for as many images as fit in an eighth of the device's
+         * memory (one buffer at most): the whole batch in one chunk on a GPU, so one GEMM
+         * per product instead of one per chunk; never below the graph's 32 MB workspace */
+        cl_ulong global = 0;
+        clGetDeviceInfo(b->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL);
+        cl_ulong budget = global / 8;
+        if (b->max_alloc && budget > b->max_alloc) budget = b->max_alloc;
+        if (budget > ((cl_ulong)1 << 30)) budget = (cl_ulong)1 << 30;
+        if (budget < ((cl_ulong)32 << 20)) budget = (cl_ulong)32 << 20;
+        b->work_budget = (size_t)(budget / sizeof(float));
+    }
     if (s == DC_OK) s = build_program(b);
     if (s != DC_OK) {
         if (err) {
@@ -835,6 +852,11 @@ dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out) {
 
 void dc_cl_free(dc_backend *be, dc_buffer *buf) {
     if (!buf) return;
+    /* pending updates may use it; a failure there is kept in be->err */
+    cl_backend *b = (cl_backend *)be;
+    if (b->adam.runs && (b->adam.p.buf == buf || b->adam.g.buf == buf || b->adam.m.buf == buf ||
+                         b->adam.v.buf == buf || b->adam.gscale.buf == buf))
+        (void)dc_cl_flush(be);
     be->bytes_allocated -= buf->bytes;
     /* commands still queued on it keep it alive until they finish (OpenCL semantics) */
     clReleaseMemObject(buf->mem);
@@ -843,6 +865,8 @@ void dc_cl_free(dc_backend *be, dc_buffer *buf) {
 
 dc_status dc_cl_sync(dc_backend *be) {
     cl_backend *b = (cl_backend *)be;
+    DC_TRY(dc_cl_flush(be));
+    b->budget.host_waits++;
     DC_CL_CHECK(b, clFinish(b->queue));
     return DC_OK;
 }
@@ -862,4 +886,21 @@ double dc_cl_program_seconds(const dc_backend *be) {
 const char *dc_cl_cache_file(const dc_backend *be) {
     const cl_backend *b = as_cl(be);
     return b ? b->cache_file : "";
+}
+int dc_cl_budget_get(const dc_backend *be, dc_cl_budget *out) {
+    const cl_backend *b = as_cl(be);
+    if (!b) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    *out = b->budget;
+    return 1;
+}
+
+void dc_cl_free_work(dc_backend *be) {
+    cl_backend *b = (cl_backend *)be;
+    if (!b->work) return;
+    clReleaseMemObject(b->work->mem);
+    free(b->work);
+    b->work = NULL;
 }

@@ -6,19 +6,21 @@
 #include <CL/cl.h>
 
 #include "internal.h"
+#include "backend_cl.h"
 
 /* Every kernel in the cl/ folder, by name without the "dc_" prefix. */
 #define DC_CL_KERNELS(X)                                                                           \
     X(fill)                                                                                        \
-    X(scale) X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta)      \
-        X(im2col) X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(bias_grad) X(maxpool_fwd)    \
-            X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd) X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) \
-                X(bn_stats) X(bn_apply) X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd)          \
-                    X(reparam_bwd) X(mse_partial) X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)         \
-                        X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)            \
-                            X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply)            \
-                                X(gn_bwd_dx) X(gn_bwd_param) X(upsample_fwd)               \
-                                    X(upsample_bwd) X(time_embed)
+    X(scale)                                                                                       \
+    X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col)     \
+        X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final)               \
+            X(maxpool_fwd) X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd)       \
+                X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_apply) X(bn_bwd)      \
+                    X(randn) X(dropout_mask) X(reparam_fwd) X(reparam_bwd) X(mse_partial)          \
+                        X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)               \
+                            X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)        \
+                                X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply) X(gn_bwd_dx)   \
+                                    X(gn_bwd_param) X(upsample_fwd) X(upsample_bwd) X(time_embed)
 
 enum {
 #define X(k) DC_K_##k,
@@ -27,8 +29,11 @@ enum {
         DC_K_COUNT
 };
 
-/* Upper bound on the work-groups of a two-stage reduction (size of the partials buffer). */
+/* Upper bound on the work-groups of a two-stage reduction over one range. */
 #define DC_CL_MAX_GROUPS 1024
+/* Size of the partials buffer (floats): per-channel reductions use up to this many
+ * work-groups over all channels. */
+#define DC_CL_PARTIALS 65536
 /* Work-group size we aim for; the device and each kernel may cap it lower. */
 #define DC_CL_LOCAL_TARGET 256
 
@@ -36,6 +41,21 @@ struct dc_buffer {
     cl_mem mem;
     size_t bytes; /* as requested (the allocation is rounded up) */
 };
+
+/* Adam updates waiting to be launched: the optimizer calls adam_update once per run of
+ * parameters with the same weight decay (weights, biases, weights, ...); consecutive calls
+ * over adjacent ranges merge into one launch, made before any other command is enqueued
+ * (dc_cl_flush). */
+#define DC_CL_ADAM_RUNS 16
+typedef struct dc_cl_pending_adam {
+    int runs; /* 0: nothing pending */
+    dc_ptr p, g, m, v, gscale;
+    size_t n;
+    float lr, beta1, beta2, eps, bc1, bc2;
+    int decoupled;
+    cl_uint ends[DC_CL_ADAM_RUNS];
+    float wds[DC_CL_ADAM_RUNS];
+} dc_cl_pending_adam;
 
 typedef struct cl_backend {
     dc_backend base;
@@ -48,11 +68,15 @@ typedef struct cl_backend {
     cl_kernel kernels[DC_K_COUNT];
     size_t local[DC_K_COUNT]; /* power-of-two work-group size per kernel */
     cl_ulong max_alloc;       /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
-    cl_mem partial;           /* DC_CL_MAX_GROUPS floats for two-stage reductions */
+    cl_mem partial;           /* DC_CL_PARTIALS floats for two-stage reductions */
+    dc_buffer *work;          /* the fused convolutions' columns, grown on demand */
+    size_t work_budget;       /* elements a convolution's chunk of images may use */
     int from_cache;
     double build_seconds;
     char cache_file[1024];
-    int used_clblast; /* CLBlast holds programs for our context in its process cache */
+    int used_clblast;    /* CLBlast holds programs for our context in its process cache */
+    dc_cl_budget budget; /* what has been enqueued so far (dc_cl_budget_get) */
+    dc_cl_pending_adam adam;
 } cl_backend;
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown OpenCL error". */
@@ -77,6 +101,10 @@ dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
 void dc_cl_free(dc_backend *be, dc_buffer *buf);
 dc_status dc_cl_sync(dc_backend *be);
 void dc_cl_destroy(dc_backend *be);
+/* Launches what is pending (merged optimizer updates); every entry point calls it first. */
+dc_status dc_cl_flush(dc_backend *be);
+/* Releases the fused convolutions' column buffer (not counted in bytes_allocated). */
+void dc_cl_free_work(dc_backend *be);
 
 extern const dc_backend_ops dc_cl_ops;
 

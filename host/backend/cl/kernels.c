@@ -91,7 +91,7 @@ static void ka_geom(kargs *a, const dc_win2d *g, int n0, int nb) {
 
 /* Enqueue with `groups` work-groups of the kernel's size, or (groups == 0) enough groups
  * to cover `items` work-items: the range is padded and the kernels bounds-check. */
-static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
+static dc_status ka_launch(kargs *a, size_t items, size_t groups, size_t rd, size_t wr) {
     cl_backend *b = a->b;
     if (a->e != CL_SUCCESS)
         return dc_set_error(&b->base.err, DC_ERR_CL,
@@ -103,6 +103,9 @@ static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
     if (global == 0) return DC_OK;
     cl_int e =
         clEnqueueNDRangeKernel(b->queue, b->kernels[a->k], 1, NULL, &global, &local, 0, NULL, NULL);
+    b->budget.kernels++;
+    b->budget.read_bytes += 4.0 * (double)rd;
+    b->budget.write_bytes += 4.0 * (double)wr;
     if (e != CL_SUCCESS)
         return dc_set_error(&b->base.err, DC_ERR_CL,
                             "OpenCL clEnqueueNDRangeKernel failed on %s: %s (%d) for %s (global "
@@ -111,11 +114,13 @@ static dc_status ka_launch(kargs *a, size_t items, size_t groups) {
                             dc_cl_kernel_name(a->k), global, local);
     return DC_OK;
 }
-static dc_status ka_run(kargs *a, size_t items) {
-    return ka_launch(a, items, 0);
+/* rd, wr: the elements the launch reads and writes in device memory, for the step budget
+ * (each tensor counted once per pass; caches ignored). */
+static dc_status ka_run(kargs *a, size_t items, size_t rd, size_t wr) {
+    return ka_launch(a, items, 0, rd, wr);
 }
-static dc_status ka_run_groups(kargs *a, size_t groups) {
-    return ka_launch(a, 0, groups);
+static dc_status ka_run_groups(kargs *a, size_t groups, size_t rd, size_t wr) {
+    return ka_launch(a, 0, groups, rd, wr);
 }
 
 /* Work-groups of a two-stage reduction over n elements with kernel k. */
@@ -134,7 +139,7 @@ static dc_status reduce_final(dc_backend *be, size_t count, dc_ptr out, float mu
     ka_float(&a, mul);
     ka_float(&a, div);
     ka_scratch(&a);
-    return ka_run_groups(&a, 1);
+    return ka_run_groups(&a, 1, count, 1);
 }
 
 /* ------------------------------------------------------------- BLAS-like */
@@ -152,6 +157,23 @@ static dc_status cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t by
     cl_backend *b = (cl_backend *)be;
     DC_TRY(check_range(be, dst, bytes, "write"));
     if (bytes == 0) return DC_OK;
+    b->budget.h2d++;
+    b->budget.h2d_bytes += (double)bytes;
+    /* The data is copied into a buffer of its own at once (CL_MEM_COPY_HOST_PTR: the
+     * caller may reuse its memory when this returns) and from there in queue order, so the
+     * host does not wait for the kernels already queued (a step's input batch). */
+    cl_int e;
+    cl_mem staged =
+        clCreateBuffer(b->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)src, &e);
+    if (e == CL_SUCCESS) {
+        e = clEnqueueCopyBuffer(b->queue, staged, dst.buf->mem, 0, dst.off * 4, bytes, 0, NULL,
+                                NULL);
+        clReleaseMemObject(staged); /* freed once the copy has run */
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBuffer");
+        return DC_OK;
+    }
+    /* no memory for a staged copy: write in place and wait for it */
+    b->budget.host_waits++;
     DC_CL_CHECK(b, clEnqueueWriteBuffer(b->queue, dst.buf->mem, CL_TRUE, dst.off * 4, bytes, src, 0,
                                         NULL, NULL));
     return DC_OK;
@@ -160,10 +182,13 @@ static dc_status cl_write(dc_backend *be, dc_ptr dst, const void *src, size_t by
 static dc_status cl_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
     cl_backend *b = (cl_backend *)be;
     DC_TRY(check_range(be, src, bytes, "read"));
+    b->budget.host_waits++;
     if (bytes == 0) {
         DC_CL_CHECK(b, clFinish(b->queue));
         return DC_OK;
     }
+    b->budget.d2h++;
+    b->budget.d2h_bytes += (double)bytes;
     DC_CL_CHECK(b, clEnqueueReadBuffer(b->queue, src.buf->mem, CL_TRUE, src.off * 4, bytes, dst, 0,
                                        NULL, NULL));
     return DC_OK;
@@ -174,6 +199,9 @@ static dc_status cl_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
     DC_TRY(check_range(be, dst, n * 4, "copy"));
     DC_TRY(check_range(be, src, n * 4, "copy"));
     if (n == 0 || (dst.buf == src.buf && dst.off == src.off)) return DC_OK;
+    b->budget.copies++;
+    b->budget.read_bytes += 4.0 * (double)n;
+    b->budget.write_bytes += 4.0 * (double)n;
     if (dst.buf == src.buf && dst.off < src.off + n && src.off < dst.off + n) {
         /* overlapping ranges (memmove on the CPU): OpenCL refuses, so go through a temp */
         cl_int e;
@@ -199,7 +227,7 @@ static dc_status cl_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
     ka_ptr(&a, dst);
     ka_uint(&a, n);
     ka_float(&a, value);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 0, n);
 }
 
 static dc_status cl_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
@@ -209,7 +237,7 @@ static dc_status cl_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
     ka_ptr(&a, dst);
     ka_uint(&a, n);
     ka_float(&a, alpha);
-    return ka_run(&a, n);
+    return ka_run(&a, n, n, n);
 }
 
 static dc_status cl_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alpha) {
@@ -221,7 +249,7 @@ static dc_status cl_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alp
     ka_ptr(&a, x);
     ka_uint(&a, n);
     ka_float(&a, alpha);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 2 * n, n);
 }
 
 static dc_status cl_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n) {
@@ -237,7 +265,7 @@ static dc_status cl_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x
     ka_ptr(&a, x1);
     ka_ptr(&a, x2);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, (op == 2 ? 3 : 2) * n, n);
 }
 
 static dc_status cl_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n,
@@ -253,7 +281,7 @@ static dc_status cl_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2,
     ka_uint(&a, n);
     ka_float(&a, eps);
     ka_float(&a, threshold);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 2 * n, n);
 }
 
 /* CLBlast's own status codes; the others are OpenCL error codes. */
@@ -300,12 +328,17 @@ static dc_status cl_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, fl
         ka_uint(&a, n);
         ka_uint(&a, ldc);
         ka_float(&a, beta);
-        return ka_run(&a, (size_t)m * n);
+        return ka_run(&a, (size_t)m * n, beta != 0.0f ? (size_t)m * n : 0, (size_t)m * n);
     }
     DC_TRY(need(be, "gemm", "A", pa, ta ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
     DC_TRY(need(be, "gemm", "B", pb, tb ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n));
     cl_backend *b = B(be);
     b->used_clblast = 1;
+    b->budget.gemm_calls++;
+    b->budget.flops += 2.0 * m * (double)n * k;
+    b->budget.read_bytes +=
+        4.0 * ((double)m * k + (double)k * n + (beta != 0.0f ? (double)m * n : 0));
+    b->budget.write_bytes += 4.0 * (double)m * n;
     CLBlastStatusCode s =
         CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                      tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)m, (size_t)n, (size_t)k,
@@ -331,7 +364,7 @@ static dc_status cl_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, i
     ka_int(&a, squares);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, n, groups));
     return reduce_final(be, groups, out, 1.0f, 1.0f);
 }
 
@@ -351,13 +384,38 @@ static dc_status check_chunk(dc_backend *be, const char *op, const dc_win2d *g, 
     return DC_OK;
 }
 
-static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
-                           dc_ptr cols) {
+/* No activation fused into a kernel's epilogue (cl/common.cl's DC_FACT_NONE). */
+#define DC_FACT_NONE (-1)
+
+static dc_status check_act(dc_backend *be, const char *op, const dc_fused_act *act) {
+    if (act && act->kind != DC_ACT_RELU && act->kind != DC_ACT_LEAKY_RELU)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: only ReLU and leaky ReLU fuse (activation %d)", op,
+                            act->kind);
+    return DC_OK;
+}
+
+/* The second stage of a channel reduction (chan_sums), left for a later launch to finish:
+ * db[ch] += the sum of partial[ch * groups_per_ch ...]. */
+typedef struct chan_final_job {
+    int channels;
+    size_t groups_per_ch;
+    dc_ptr db;
+} chan_final_job;
+
+/* im2col; with act, x is the gradient of the fused activation's output act_y and the
+ * columns hold the gradient before the activation. */
+static dc_status im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
+                            dc_ptr act_y, const dc_fused_act *act, dc_ptr cols,
+                            const chan_final_job *fin) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
     const size_t total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
     DC_TRY(need(be, "im2col", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(need(be, "im2col", "cols", cols, total));
+    if (act)
+        DC_TRY(
+            need(be, "im2col", "activation output", act_y, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(fits32(be, "im2col", total));
     /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
@@ -366,29 +424,64 @@ static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
     kargs a = ka(be, DC_K_im2col);
     ka_geom(&a, g, n0, nb);
     ka_ptr(&a, x);
+    ka_ptr(&a, act_y.buf ? act_y : x);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_int(&a, act ? act->mode : 0);
+    ka_float(&a, act ? act->alpha : 0.0f);
     ka_ptr(&a, cols);
     ka_uint(&a, gpr);
-    return ka_run_groups(&a, rows * gpr);
+    ka_uint(&a, rows * gpr);
+    if (fin && !fin->channels) fin = NULL;
+    ka_uint(&a, fin ? (size_t)fin->channels : 0);
+    ka_mem(&a, B(be)->partial);
+    ka_uint(&a, fin ? fin->groups_per_ch : 1);
+    ka_ptr(&a, fin ? fin->db : cols);
+    ka_scratch(&a);
+    return ka_run_groups(&a, rows * gpr + (fin ? (size_t)fin->channels : 0),
+                         (size_t)nb * g->c * g->h * g->w, total);
 }
 
-static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
-                           dc_ptr x) {
+static dc_status cl_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
+                           dc_ptr cols) {
+    return im2col_act(be, g, n0, nb, x, dc_null_ptr(), NULL, cols, NULL);
+}
+
+/* col2im; accumulate 0 overwrites x (images n0..n0+nb) instead, then adds bias (when set)
+ * and applies act: a transposed convolution's epilogue in the same pass. */
+static dc_status col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
+                                 dc_ptr x, int accumulate, dc_ptr bias, const dc_fused_act *act,
+                                 int image_major) {
     DC_TRY(check_win(be, "col2im", g));
     DC_TRY(check_chunk(be, "col2im", g, n0, nb));
     const size_t total = (size_t)nb * g->c * g->h * g->w;
     DC_TRY(need(be, "col2im", "cols", cols, (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
     DC_TRY(need(be, "col2im", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
     DC_TRY(fits32(be, "col2im", (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
+    if (bias.buf) DC_TRY(need(be, "col2im", "bias", bias, (size_t)g->c));
     kargs a = ka(be, DC_K_col2im);
     ka_geom(&a, g, n0, nb);
     ka_ptr(&a, cols);
     ka_ptr(&a, x);
     ka_uint(&a, total);
-    return ka_run(&a, total);
+    ka_int(&a, accumulate);
+    ka_ptr(&a, bias.buf ? bias : cols);
+    ka_int(&a, bias.buf != NULL);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_float(&a, act ? act->alpha : 0.0f);
+    ka_int(&a, image_major);
+    return ka_run(&a, total,
+                  (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow + (accumulate ? total : 0),
+                  total);
 }
 
-static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
-                               int c, int hw, float beta) {
+static dc_status cl_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
+                           dc_ptr x) {
+    return col2im_epilogue(be, g, n0, nb, cols, x, 1, dc_null_ptr(), NULL, 0);
+}
+
+/* cm_to_nchw with a fused activation after the bias (act NULL: none). */
+static dc_status cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
+                                int c, int hw, float beta, const dc_fused_act *act) {
     const size_t total = (size_t)nb * c * hw;
     if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL cm_to_nchw: negative size");
@@ -406,7 +499,14 @@ static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, beta);
-    return ka_run(&a, total);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_float(&a, act ? act->alpha : 0.0f);
+    return ka_run(&a, total, (beta != 0.0f ? 2 : 1) * total, total);
+}
+
+static dc_status cl_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
+                               int c, int hw, float beta) {
+    return cm_to_nchw_act(be, src, bias, dst, n0, nb, c, hw, beta, NULL);
 }
 
 static dc_status cl_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, int nb, int c,
@@ -424,7 +524,7 @@ static dc_status cl_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, i
     ka_int(&a, nb);
     ka_int(&a, c);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
 }
 
 static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {
@@ -438,22 +538,65 @@ static dc_status cl_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c
     ka_uint(&a, total);
     ka_int(&a, c);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
+}
+
+/* Per-channel gradient sums over images [n0, n0 + nb) of an NCHW gradient dy (c channels,
+ * hw pixels): db[ch] += sum of g, g = dy or, with act, the gradient before the fused
+ * activation whose output is act_y. cm (when set) also receives g channel-major,
+ * [c][nb*hw]. Two stages: many work-groups per channel write partial sums (a big device
+ * stays busy even with few channels), then one work-group per channel adds them in a fixed
+ * order (deterministic). db NULL: only the transposed copy. */
+static dc_status chan_sums(dc_backend *be, dc_ptr dy, dc_ptr act_y, const dc_fused_act *act,
+                           dc_ptr cm, int n0, int nb, int c, int hw, dc_ptr db,
+                           chan_final_job *later) {
+    if (later) *later = (chan_final_job){0, 1, dc_null_ptr()};
+    if (c <= 0 || nb <= 0 || hw <= 0) return DC_OK;
+    const size_t m = (size_t)nb * hw, local = B(be)->local[DC_K_chan_grad];
+    /* about 8 values per work-item, and no more groups than the partials buffer holds */
+    size_t groups_per_ch = (m + local * 8 - 1) / (local * 8);
+    if (groups_per_ch * (size_t)c > DC_CL_PARTIALS) groups_per_ch = DC_CL_PARTIALS / (size_t)c;
+    if (groups_per_ch < 1)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL channel sums: %d channels exceed the %d partial sums", c,
+                            DC_CL_PARTIALS);
+    const size_t span = (m + groups_per_ch - 1) / groups_per_ch;
+    kargs a = ka(be, DC_K_chan_grad);
+    ka_ptr(&a, dy);
+    ka_ptr(&a, act_y.buf ? act_y : dy);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_int(&a, act ? act->mode : 0);
+    ka_float(&a, act ? act->alpha : 0.0f);
+    ka_ptr(&a, cm.buf ? cm : dy);
+    ka_int(&a, cm.buf != NULL);
+    ka_int(&a, n0);
+    ka_int(&a, nb);
+    ka_int(&a, c);
+    ka_int(&a, hw);
+    ka_uint(&a, groups_per_ch);
+    ka_uint(&a, span);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups_per_ch * (size_t)c, (act ? 2 : 1) * m * (size_t)c,
+                         (cm.buf ? m * (size_t)c : 0) + groups_per_ch * (size_t)c));
+    if (!db.buf) return DC_OK;
+    if (later) { /* the caller's next launch finishes it */
+        *later = (chan_final_job){c, groups_per_ch, db};
+        return DC_OK;
+    }
+    kargs f = ka(be, DC_K_chan_final);
+    ka_mem(&f, B(be)->partial);
+    ka_uint(&f, groups_per_ch);
+    ka_ptr(&f, db);
+    ka_scratch(&f);
+    return ka_run_groups(&f, (size_t)c, groups_per_ch * (size_t)c + (size_t)c, (size_t)c);
 }
 
 static dc_status cl_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
     DC_TRY(need(be, "bias_grad", "db", db, (size_t)c));
     DC_TRY(need(be, "bias_grad", "dy", dy, (size_t)n * c * hw));
     DC_TRY(fits32(be, "bias_grad", (size_t)n * c * hw));
-    if (c <= 0) return DC_OK;
-    kargs a = ka(be, DC_K_bias_grad);
-    ka_ptr(&a, db);
-    ka_ptr(&a, dy);
-    ka_int(&a, n);
-    ka_int(&a, c);
-    ka_int(&a, hw);
-    ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c);
+    return chan_sums(be, dy, dc_null_ptr(), NULL, dc_null_ptr(), 0, n, c, hw, db, NULL);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -478,7 +621,7 @@ static dc_status cl_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_
     ka_ptr(&a, y);
     ka_ptr(&a, sw);
     ka_uint(&a, small);
-    return ka_run(&a, small);
+    return ka_run(&a, small, big, 2 * small);
 }
 
 static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
@@ -497,7 +640,8 @@ static dc_status cl_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc
     ka_ptr(&a, sw);
     ka_ptr(&a, dx);
     ka_uint(&a, scatter ? small : big);
-    return ka_run(&a, scatter ? small : big);
+    return ka_run(&a, scatter ? small : big, scatter ? 3 * small : 2 * small + big,
+                  scatter ? small : big);
 }
 
 static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
@@ -512,7 +656,7 @@ static dc_status cl_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_p
     ka_ptr(&a, sw);
     ka_ptr(&a, y);
     ka_uint(&a, big);
-    return ka_run(&a, big);
+    return ka_run(&a, big, 2 * small, big);
 }
 
 static dc_status cl_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
@@ -527,7 +671,7 @@ static dc_status cl_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_
     ka_ptr(&a, sw);
     ka_ptr(&a, dx);
     ka_uint(&a, small);
-    return ka_run(&a, small);
+    return ka_run(&a, small, big + 2 * small, small);
 }
 
 static dc_status cl_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) {
@@ -539,7 +683,7 @@ static dc_status cl_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) 
     ka_ptr(&a, y);
     ka_int(&a, nc);
     ka_int(&a, hw);
-    return ka_run(&a, (size_t)nc);
+    return ka_run(&a, (size_t)nc, (size_t)nc * hw, (size_t)nc);
 }
 
 static dc_status cl_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw) {
@@ -552,7 +696,7 @@ static dc_status cl_gap_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int hw
     ka_ptr(&a, dx);
     ka_uint(&a, total);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total + (size_t)nc, total);
 }
 
 /* -------------------------------------------------------------- activations */
@@ -568,7 +712,7 @@ static dc_status cl_act_fwd(dc_backend *be, int kind, float alpha, dc_ptr x, dc_
     ka_ptr(&a, x);
     ka_ptr(&a, y);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, n, n);
 }
 
 static dc_status cl_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_ptr x, dc_ptr y,
@@ -591,7 +735,7 @@ static dc_status cl_act_bwd(dc_backend *be, int kind, int mode, float alpha, dc_
     ka_ptr(&a, dy);
     ka_ptr(&a, dx);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 3 * n, n);
 }
 
 /* -------------------------------------------------------------- batch norm */
@@ -610,11 +754,14 @@ static dc_status cl_bn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c);
+    return ka_run_groups(&a, (size_t)c, 2 * (size_t)n * c * hw, 2 * (size_t)c);
 }
 
-static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                             dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+static dc_status cl_bn_apply_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                                 dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps,
+                                 const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_act(be, "bn_apply_act", act));
     const size_t total = (size_t)n * c * hw;
     DC_TRY(need(be, "bn_apply", "x", x, total));
     DC_TRY(need(be, "bn_apply", "y", y, total));
@@ -634,13 +781,23 @@ static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, eps);
-    return ka_run(&a, total);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_float(&a, act ? act->alpha : 0.0f);
+    return ka_run(&a, total, total, total);
 }
 
-static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                           dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
-                           float eps) {
+static dc_status cl_bn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                             dc_ptr beta, dc_ptr y, int n, int c, int hw, float eps) {
+    return cl_bn_apply_act(be, x, mean, var, gamma, beta, y, n, c, hw, eps, NULL);
+}
+
+static dc_status cl_bn_bwd_act(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                               dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n,
+                               int c, int hw, float eps, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_act(be, "bn_bwd_act", act));
     const size_t total = (size_t)n * c * hw;
+    if (act) DC_TRY(need(be, "bn_bwd", "y", y, total));
     DC_TRY(need(be, "bn_bwd", "x", x, total));
     DC_TRY(need(be, "bn_bwd", "dy", dy, total));
     DC_TRY(need(be, "bn_bwd", "dx", dx, total));
@@ -664,8 +821,19 @@ static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&a, c);
     ka_int(&a, hw);
     ka_float(&a, eps);
+    ka_ptr(&a, act ? y : dy);
+    ka_int(&a, act ? act->kind : DC_FACT_NONE);
+    ka_int(&a, act ? act->mode : 0);
+    ka_float(&a, act ? act->alpha : 0.0f);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)c);
+    return ka_run_groups(&a, (size_t)c, (act ? 7 : 5) * total, total + 2 * (size_t)c);
+}
+
+static dc_status cl_bn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
+                           dc_ptr dy, dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw,
+                           float eps) {
+    return cl_bn_bwd_act(be, x, mean, var, gamma, dc_null_ptr(), dy, dx, dgamma, dbeta, n, c, hw,
+                         eps, NULL);
 }
 
 /* ---------------------------------------------------------------- randomness */
@@ -680,7 +848,7 @@ static dc_status cl_randn(dc_backend *be, dc_ptr dst, size_t n, uint64_t seed, f
     ka_uint(&a, (uint32_t)(seed >> 32));
     ka_float(&a, mean);
     ka_float(&a, std);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 0, n);
 }
 
 static dc_status cl_dropout_mask(dc_backend *be, dc_ptr mask, size_t n, uint64_t seed, float p) {
@@ -694,7 +862,7 @@ static dc_status cl_dropout_mask(dc_backend *be, dc_ptr mask, size_t n, uint64_t
     ka_uint(&a, (uint32_t)(seed >> 32));
     ka_float(&a, p);
     ka_float(&a, keep);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 0, n);
 }
 
 static dc_status cl_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps, dc_ptr z,
@@ -710,7 +878,7 @@ static dc_status cl_reparam_fwd(dc_backend *be, dc_ptr mu, dc_ptr lv, dc_ptr eps
     ka_ptr(&a, eps);
     ka_ptr(&a, z);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 3 * n, n);
 }
 
 static dc_status cl_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz, dc_ptr dmu,
@@ -728,7 +896,7 @@ static dc_status cl_reparam_bwd(dc_backend *be, dc_ptr lv, dc_ptr eps, dc_ptr dz
     ka_ptr(&a, dmu);
     ka_ptr(&a, dlv);
     ka_uint(&a, n);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 5 * n, 2 * n);
 }
 
 /* ------------------------------------------------------------------ losses */
@@ -752,7 +920,7 @@ static dc_status cl_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weigh
     ka_float(&a, k);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, (weight.buf ? 3 : 2) * n, n + groups));
     return reduce_final(be, groups, loss, 1.0f, (float)n);
 }
 
@@ -775,7 +943,7 @@ static dc_status cl_bce_tanh(dc_backend *be, dc_ptr x, dc_ptr target, dc_ptr wei
     ka_float(&a, scale / (float)n);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, (weight.buf ? 3 : 2) * n, n + groups));
     return reduce_final(be, groups, loss, 1.0f, (float)n);
 }
 
@@ -789,7 +957,7 @@ static dc_status cl_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int row
     ka_ptr(&a, probs);
     ka_int(&a, rows);
     ka_int(&a, k);
-    return ka_run(&a, (size_t)rows);
+    return ka_run(&a, (size_t)rows, (size_t)rows * k, (size_t)rows * k);
 }
 
 static dc_status cl_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, int rows, int k,
@@ -813,7 +981,7 @@ static dc_status cl_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, i
     ka_ptr(&a, dlogits);
     ka_float(&a, scale / (float)rows);
     ka_scratch(&a);
-    return ka_run_groups(&a, 1);
+    return ka_run_groups(&a, 1, total + (size_t)rows, 2 * total + 1);
 }
 
 static dc_status cl_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows, int dim,
@@ -837,7 +1005,7 @@ static dc_status cl_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows,
     ka_float(&a, scale / (float)rows);
     ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups));
+    DC_TRY(ka_run_groups(&a, groups, 2 * n, 2 * n + groups));
     return reduce_final(be, groups, loss, -0.5f, (float)rows);
 }
 
@@ -859,7 +1027,7 @@ static dc_status cl_gather_rows(dc_backend *be, dc_ptr table, dc_ptr idx, dc_ptr
     ka_int(&a, rows);
     ka_int(&a, dim);
     ka_uint(&a, table_rows > UINT_MAX ? UINT_MAX : table_rows);
-    return ka_run(&a, (size_t)rows * dim);
+    return ka_run(&a, (size_t)rows * dim, (size_t)rows * dim + (size_t)rows, (size_t)rows * dim);
 }
 
 static dc_status cl_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, dc_ptr dy, int rows,
@@ -878,7 +1046,8 @@ static dc_status cl_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, 
     ka_int(&a, rows);
     ka_int(&a, dim);
     ka_int(&a, table_rows);
-    return ka_run(&a, (size_t)rows * dim);
+    return ka_run(&a, (size_t)rows * dim, 2 * (size_t)rows * dim + (size_t)rows,
+                  (size_t)rows * dim);
 }
 
 /* --------------------------------------------------------------- optimizers */
@@ -899,7 +1068,46 @@ static dc_status cl_sgd_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, siz
     ka_float(&a, momentum);
     ka_float(&a, wd);
     ka_int(&a, nesterov);
-    return ka_run(&a, n);
+    return ka_run(&a, n, 3 * n, 2 * n);
+}
+
+static dc_status adam_launch(dc_backend *be, const dc_cl_pending_adam *q) {
+    cl_uint16 ends;
+    cl_float16 wds;
+    for (int r = 0; r < 16; r++) {
+        const int last = r < q->runs ? r : q->runs - 1;
+        ends.s[r] = q->ends[last];
+        wds.s[r] = q->wds[last];
+    }
+    kargs a = ka(be, DC_K_adam_update);
+    ka_ptr(&a, q->p);
+    ka_ptr(&a, q->g);
+    ka_ptr(&a, q->m);
+    ka_ptr(&a, q->v);
+    ka_uint(&a, q->n);
+    ka_ptr(&a, q->gscale);
+    ka_float(&a, q->lr);
+    ka_float(&a, q->beta1);
+    ka_float(&a, q->beta2);
+    ka_float(&a, q->eps);
+    ka_set(&a, sizeof ends, &ends);
+    ka_set(&a, sizeof wds, &wds);
+    ka_int(&a, q->decoupled);
+    ka_float(&a, q->bc1);
+    ka_float(&a, q->bc2);
+    return ka_run(&a, q->n, 4 * q->n, 3 * q->n);
+}
+
+dc_status dc_cl_flush(dc_backend *be) {
+    cl_backend *b = B(be);
+    if (!b->adam.runs) return DC_OK;
+    const dc_cl_pending_adam q = b->adam;
+    b->adam.runs = 0;
+    return adam_launch(be, &q);
+}
+
+static int same_ptr(dc_ptr a, dc_ptr b) {
+    return a.buf == b.buf && a.off == b.off;
 }
 
 static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
@@ -911,22 +1119,38 @@ static dc_status cl_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc
     DC_TRY(need(be, "adam_update", "v", v, n));
     DC_TRY(need(be, "adam_update", "gscale", gscale, 1));
     DC_TRY(fits32(be, "adam_update", n));
-    kargs a = ka(be, DC_K_adam_update);
-    ka_ptr(&a, p);
-    ka_ptr(&a, g);
-    ka_ptr(&a, m);
-    ka_ptr(&a, v);
-    ka_uint(&a, n);
-    ka_ptr(&a, gscale);
-    ka_float(&a, lr);
-    ka_float(&a, beta1);
-    ka_float(&a, beta2);
-    ka_float(&a, eps);
-    ka_float(&a, wd);
-    ka_int(&a, decoupled);
-    ka_float(&a, bc1);
-    ka_float(&a, bc2);
-    return ka_run(&a, n);
+    if (n == 0) return DC_OK;
+    dc_cl_pending_adam *q = &B(be)->adam;
+    /* the next run of the same arenas with the same settings: one launch for both */
+    if (q->runs && q->runs < DC_CL_ADAM_RUNS && q->n + n <= UINT_MAX &&
+        same_ptr(p, dc_ptr_at(q->p, q->n)) && same_ptr(g, dc_ptr_at(q->g, q->n)) &&
+        same_ptr(m, dc_ptr_at(q->m, q->n)) && same_ptr(v, dc_ptr_at(q->v, q->n)) &&
+        same_ptr(gscale, q->gscale) && lr == q->lr && beta1 == q->beta1 && beta2 == q->beta2 &&
+        eps == q->eps && decoupled == q->decoupled && bc1 == q->bc1 && bc2 == q->bc2) {
+        q->n += n;
+        q->ends[q->runs] = (cl_uint)q->n;
+        q->wds[q->runs] = wd;
+        q->runs++;
+        return DC_OK;
+    }
+    DC_TRY(dc_cl_flush(be));
+    *q = (dc_cl_pending_adam){.runs = 1,
+                              .p = p,
+                              .g = g,
+                              .m = m,
+                              .v = v,
+                              .gscale = gscale,
+                              .n = n,
+                              .lr = lr,
+                              .beta1 = beta1,
+                              .beta2 = beta2,
+                              .eps = eps,
+                              .bc1 = bc1,
+                              .bc2 = bc2,
+                              .decoupled = decoupled};
+    q->ends[0] = (cl_uint)n;
+    q->wds[0] = wd;
+    return DC_OK;
 }
 
 static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm) {
@@ -936,7 +1160,7 @@ static dc_status cl_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, floa
     ka_ptr(&a, sumsq);
     ka_ptr(&a, gscale);
     ka_float(&a, max_norm);
-    return ka_run(&a, 1);
+    return ka_run(&a, 1, 1, 1);
 }
 
 /* ------------------------------------------------------------- U-Net ops */
@@ -959,7 +1183,7 @@ static dc_status cl_chan_slice(dc_backend *be, int dir, dc_ptr big, int cbig, in
     ka_int(&a, csmall);
     ka_uint(&a, total);
     ka_int(&a, hw);
-    return ka_run(&a, total);
+    return ka_run(&a, total, (dir ? 2 : 1) * total, total);
 }
 
 static dc_status gn_args(dc_backend *be, const char *op, dc_ptr x, dc_ptr mean, dc_ptr var, int n,
@@ -983,7 +1207,7 @@ static dc_status cl_gn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_ptr(&a, var);
     ka_uint(&a, (size_t)(c / groups) * hw);
     ka_scratch(&a);
-    return ka_run_groups(&a, (size_t)n * groups);
+    return ka_run_groups(&a, (size_t)n * groups, 2 * (size_t)n * c * hw, 2 * (size_t)n * groups);
 }
 
 static dc_status cl_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
@@ -1005,7 +1229,7 @@ static dc_status cl_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, 
     ka_int(&a, hw);
     ka_int(&a, groups);
     ka_float(&a, eps);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total, total);
 }
 
 static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
@@ -1032,7 +1256,7 @@ static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&a, groups);
     ka_float(&a, eps);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, (size_t)c));
+    DC_TRY(ka_run_groups(&a, (size_t)c, 2 * total, 2 * (size_t)c));
     kargs d = ka(be, DC_K_gn_bwd_dx);
     ka_ptr(&d, x);
     ka_ptr(&d, mean);
@@ -1045,7 +1269,7 @@ static dc_status cl_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc
     ka_int(&d, groups);
     ka_float(&d, eps);
     ka_scratch(&d);
-    return ka_run_groups(&d, (size_t)n * groups);
+    return ka_run_groups(&d, (size_t)n * groups, 4 * total, total);
 }
 
 static dc_status upsample_args(dc_backend *be, const char *op, dc_ptr small, dc_ptr big, int nc,
@@ -1068,10 +1292,11 @@ static dc_status cl_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int
     ka_int(&a, h);
     ka_int(&a, w);
     ka_int(&a, s);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total / ((size_t)s * s), total);
 }
 
-static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w, int s) {
+static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w,
+                                 int s) {
     DC_TRY(upsample_args(be, "upsample_bwd", dx, dy, nc, h, w, s));
     const size_t total = (size_t)nc * h * w;
     kargs a = ka(be, DC_K_upsample_bwd);
@@ -1081,7 +1306,7 @@ static dc_status cl_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, i
     ka_int(&a, h);
     ka_int(&a, w);
     ka_int(&a, s);
-    return ka_run(&a, total);
+    return ka_run(&a, total, total * s * s + total, total);
 }
 
 static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int dim, float scale,
@@ -1101,27 +1326,213 @@ static dc_status cl_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int
     ka_int(&a, dim);
     ka_float(&a, scale);
     ka_float(&a, max_period);
-    return ka_run(&a, total);
+    return ka_run(&a, total, (size_t)rows, 2 * total);
 }
 
+/* ------------------------------------------------------ fused convolutions
+ * The same im2col + GEMM products as the composed path (host/ops/conv.c), but with the
+ * columns in a buffer of the backend's own, sized to hold the whole batch where the device
+ * has the memory (one GEMM per product instead of one per chunk), and with the epilogues
+ * fused: bias and activation in the pass that leaves the column layout, the activation's
+ * gradient and the bias gradient in the pass that enters it. */
+
+/* The column buffer, at least `elems` floats. */
+static dc_status work_at_least(dc_backend *be, size_t elems, dc_ptr *out) {
+    cl_backend *b = B(be);
+    if (!b->work || b->work->bytes < elems * 4) {
+        dc_cl_free_work(be); /* queued commands keep the old one alive */
+        DC_TRY(dc_cl_alloc(be, elems * 4, &b->work));
+        /* the backend's own, like its partials: not the caller's allocation (the peak
+         * keeps it) */
+        be->bytes_allocated -= b->work->bytes;
+    }
+    *out = (dc_ptr){b->work, 0};
+    return DC_OK;
+}
+
+/* Images per chunk when each needs per_image floats of columns. */
+static int conv_chunk(dc_backend *be, size_t per_image, int n) {
+    size_t nb = per_image ? B(be)->work_budget / per_image : (size_t)n;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)n) nb = (size_t)n;
+    return (int)nb;
+}
+
+static dc_status cl_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                               dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_win(be, "conv2d_fwd", g));
+    DC_TRY(check_act(be, "conv2d_fwd", act));
+    const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
+    DC_TRY(need(be, "conv2d_fwd", "weight", w, (size_t)oc * K));
+    DC_TRY(need(be, "conv2d_fwd", "y", y, (size_t)g->n * oc * ohw));
+    const int nb = conv_chunk(be, ((size_t)K + oc) * ohw, g->n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)K + oc) * ohw * nb, &work));
+    for (int n0 = 0; n0 < g->n; n0 += nb) {
+        const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
+        dc_ptr cols = work, ycm = dc_ptr_at(work, (size_t)K * cols_n);
+        DC_TRY(cl_im2col(be, g, n0, cnt, x, cols));
+        DC_TRY(cl_gemm(be, 0, 0, oc, cols_n, K, 1.0f, w, K, cols, cols_n, 0.0f, ycm, cols_n));
+        DC_TRY(cm_to_nchw_act(be, ycm, bias, y, n0, cnt, oc, ohw, 0.0f, act));
+    }
+    return DC_OK;
+}
+
+static dc_status cl_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
+                               dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                               const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_win(be, "conv2d_bwd", g));
+    DC_TRY(check_act(be, "conv2d_bwd", act));
+    const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
+    const size_t out_total = (size_t)g->n * oc * ohw;
+    DC_TRY(need(be, "conv2d_bwd", "dy", dy, out_total));
+    if (act) DC_TRY(need(be, "conv2d_bwd", "y", y, out_total));
+    if (db.buf) DC_TRY(need(be, "conv2d_bwd", "db", db, (size_t)oc));
+    DC_TRY(need(be, "conv2d_bwd", "dw", dw, (size_t)oc * K));
+    DC_TRY(fits32(be, "conv2d_bwd", out_total));
+    const int nb = conv_chunk(be, ((size_t)K + oc) * ohw, g->n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)K + oc) * ohw * nb, &work));
+    for (int n0 = 0; n0 < g->n; n0 += nb) {
+        const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
+        dc_ptr dycm = work, cols = dc_ptr_at(work, (size_t)oc * cols_n);
+        /* the gradient before the activation, channel-major, and the bias sums in one pass */
+        chan_final_job fin;
+        DC_TRY(chan_sums(be, dy, y, act, dycm, n0, cnt, oc, ohw, db, &fin));
+        DC_TRY(im2col_act(be, g, n0, cnt, x, dc_null_ptr(), NULL, cols, &fin));
+        /* dW [oc, K] += dy_cm [oc, cols] cols^T */
+        DC_TRY(cl_gemm(be, 0, 1, oc, K, cols_n, 1.0f, dycm, cols_n, cols, cols_n, 1.0f, dw, K));
+        if (dx.buf) {
+            /* dcols [K, cols] = W^T dy_cm, folded into dx */
+            DC_TRY(cl_gemm(be, 1, 0, K, cols_n, oc, 1.0f, w, K, dycm, cols_n, 0.0f, cols, cols_n));
+            DC_TRY(cl_col2im(be, g, n0, cnt, cols, dx));
+        }
+    }
+    return DC_OK;
+}
+
+/* dst_i [m, n] = op(A) [m, k] B_i [k, n] + beta dst_i for `count` images i, B_i and dst_i
+ * at fixed strides, A shared: one CLBlast call for the whole batch. */
+static dc_status gemm_batched(dc_backend *be, int trans_a, int m, int n, int k, dc_ptr a, int lda,
+                              dc_ptr bm, int ldb, size_t b_stride, float beta, dc_ptr c, int ldc,
+                              size_t c_stride, int count) {
+    if (m <= 0 || n <= 0 || k <= 0 || count <= 0) return DC_OK;
+    DC_TRY(need(be, "gemm_batched", "A", a,
+                trans_a ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
+    DC_TRY(need(be, "gemm_batched", "B", bm, b_stride * (count - 1) + (size_t)(k - 1) * ldb + n));
+    DC_TRY(need(be, "gemm_batched", "C", c, c_stride * (count - 1) + (size_t)(m - 1) * ldc + n));
+    cl_backend *b = B(be);
+    b->used_clblast = 1;
+    b->budget.gemm_calls++;
+    b->budget.flops += 2.0 * m * (double)n * k * count;
+    b->budget.read_bytes +=
+        4.0 * ((double)m * k + ((double)k * n + (beta != 0.0f ? (double)m * n : 0)) * count);
+    b->budget.write_bytes += 4.0 * (double)m * n * count;
+    CLBlastStatusCode s = CLBlastSgemmStridedBatched(
+        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+        CLBlastTransposeNo, (size_t)m, (size_t)n, (size_t)k, 1.0f, a.buf->mem, a.off, (size_t)lda,
+        0, bm.buf->mem, bm.off, (size_t)ldb, b_stride, beta, c.buf->mem, c.off, (size_t)ldc,
+        c_stride, (size_t)count, &b->queue, NULL);
+    if (s != CLBlastSuccess)
+        return dc_set_error(&be->err, DC_ERR_CL,
+                            "OpenCL CLBlastSgemmStridedBatched failed on %s: %s (%d) for m=%d "
+                            "n=%d k=%d, %d images",
+                            be->device_name, clblast_status_name(s), (int)s, m, n, k, count);
+    return DC_OK;
+}
+
+static dc_status cl_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                 dc_ptr w, dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_win(be, "conv_t2d_fwd", g));
+    DC_TRY(check_act(be, "conv_t2d_fwd", act));
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow;
+    DC_TRY(need(be, "conv_t2d_fwd", "weight", w, (size_t)cin * R));
+    DC_TRY(need(be, "conv_t2d_fwd", "y", y, (size_t)n * g->c * g->h * g->w));
+    dc_win2d wb = *g;
+    wb.n = n;
+    const int nb = conv_chunk(be, (size_t)R * hw, n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, (size_t)R * hw * nb, &work));
+    for (int n0 = 0; n0 < n; n0 += nb) {
+        const int cnt = n0 + nb <= n ? nb : n - n0;
+        /* cols_i [R, hw] = W [cin, R]^T x_i [cin, hw] for every image in one call, straight
+         * from the NCHW input, then folded into y with bias and act */
+        DC_TRY(gemm_batched(be, 1, R, hw, cin, w, R, dc_ptr_at(x, (size_t)n0 * cin * hw), hw,
+                            (size_t)cin * hw, 0.0f, work, hw, (size_t)R * hw, cnt));
+        DC_TRY(col2im_epilogue(be, &wb, n0, cnt, work, y, 0, bias, act, 1));
+    }
+    return DC_OK;
+}
+
+static dc_status cl_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
+                                 dc_ptr w, dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
+                                 const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_win(be, "conv_t2d_bwd", g));
+    DC_TRY(check_act(be, "conv_t2d_bwd", act));
+    const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, big = g->h * g->w;
+    const size_t out_total = (size_t)n * g->c * big;
+    DC_TRY(need(be, "conv_t2d_bwd", "dy", dy, out_total));
+    if (act) DC_TRY(need(be, "conv_t2d_bwd", "y", y, out_total));
+    DC_TRY(need(be, "conv_t2d_bwd", "dw", dw, (size_t)cin * R));
+    DC_TRY(fits32(be, "conv_t2d_bwd", out_total));
+    chan_final_job fin = {0, 0, {NULL, 0}};
+    if (db.buf) {
+        DC_TRY(need(be, "conv_t2d_bwd", "db", db, (size_t)g->c));
+        DC_TRY(chan_sums(be, dy, y, act, dc_null_ptr(), 0, n, g->c, big, db, &fin));
+    }
+    dc_win2d wb = *g;
+    wb.n = n;
+    const int nb = conv_chunk(be, ((size_t)R + cin) * hw, n);
+    dc_ptr work;
+    DC_TRY(work_at_least(be, ((size_t)R + cin) * hw * nb, &work));
+    for (int n0 = 0; n0 < n; n0 += nb) {
+        const int cnt = n0 + nb <= n ? nb : n - n0, cols_n = cnt * hw;
+        dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
+        /* the columns of the gradient before the activation */
+        DC_TRY(need(be, "conv_t2d_bwd", "x", x, (size_t)n * cin * hw));
+        DC_TRY(
+            im2col_act(be, &wb, n0, cnt, dy, y, act, cols, n0 == 0 && fin.channels ? &fin : NULL));
+        DC_TRY(cl_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));
+        /* dW [cin, R] += x_cm [cin, cols] cols^T */
+        DC_TRY(cl_gemm(be, 0, 1, cin, R, cols_n, 1.0f, xcm, cols_n, cols, cols_n, 1.0f, dw, R));
+        /* dx_i [cin, hw] += W [cin, R] cols[:, image i], every image in one call, straight
+         * into the NCHW gradient */
+        if (dx.buf)
+            DC_TRY(gemm_batched(be, 0, cin, hw, R, w, R, cols, cols_n, (size_t)hw, 1.0f,
+                                dc_ptr_at(dx, (size_t)n0 * cin * hw), hw, (size_t)cin * hw, cnt));
+    }
+    return DC_OK;
+}
 
 /* No host threads to set: the device runs the kernels. */
 #define dc_cl_set_threads NULL
-/* Not provided (the ops compose them from the other primitives). */
-#define cl_bn_apply_act NULL
-#define cl_bn_bwd_act NULL
-#define cl_conv2d_fwd NULL
-#define cl_conv2d_bwd NULL
-#define cl_conv_t2d_fwd NULL
-#define cl_conv_t2d_bwd NULL
 
 /* Generated from the primitive list: services are dc_cl_<name> (backend_cl.c), primitives
  * cl_<name> (this file). */
+/* Every primitive but adam_update launches the pending Adam updates first, so the queue
+ * keeps the order of the calls (generated from the primitive list). */
+#define DC_SERVICE(ret, name, params)
+#define DC_PRIM(name, params, args, flops, elems, variant)                                         \
+    static dc_status clq_##name params {                                                           \
+        if (DC_PRIM_ID_##name != DC_PRIM_ID_adam_update) DC_TRY(dc_cl_flush(be));                  \
+        return cl_##name args;                                                                     \
+    }
+#define DC_PRIM_OPT(name, params, args, flops, elems, variant)
+#include "deconv/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
+
 const dc_backend_ops dc_cl_ops = {
     .name = "opencl",
 #define DC_SERVICE(ret, name, params) .name = dc_cl_##name,
-#define DC_PRIM(name, params, args, flops, elems, variant) .name = cl_##name,
-#define DC_PRIM_OPT DC_PRIM
+#define DC_PRIM(name, params, args, flops, elems, variant) .name = clq_##name,
+/* the optional (fused) ones launch what is pending themselves */
+#define DC_PRIM_OPT(name, params, args, flops, elems, variant) .name = cl_##name,
 #include "deconv/primitives.def"
 #undef DC_SERVICE
 #undef DC_PRIM
