@@ -27,6 +27,7 @@ typedef struct dc_cl_budget {
 } dc_cl_budget;
 
 #ifdef DECONV_HAVE_OPENCL
+DC_API_BEGIN /* the CLI (bench, devices) reads these through the shared library too */
 /* The --device auto policy. Returns 1 with *platform and *device set when an OpenCL GPU or
  * accelerator exists (the first one); 0 otherwise. Either way `why` gets one sentence
  * naming what was found, for the line the CLI prints. */
@@ -41,6 +42,7 @@ double dc_cl_program_seconds(const dc_backend *be);
 const char *dc_cl_cache_file(const dc_backend *be);
 /* The budget so far; 0 (and *out zeroed) for a backend that is not OpenCL. */
 int dc_cl_budget_get(const dc_backend *be, dc_cl_budget *out);
+DC_API_END
 #else
 static inline int dc_opencl_auto_pick(int *platform, int *device, char *why, size_t cap) {
     *platform = *device = -1;
