@@ -625,9 +625,6 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
         aug->scale_min = 0.9f;
         aug->scale_max = 1.1f;
         aug->max_rotate_deg = 8.0f;
-        /* a model told the augmentation (diffusion) also sees half of the images untouched:
-         * any shift, scale or rotation resamples and softens the edges */
-        if (dc_model_kind_has(spec->kind, DC_KIND_FLOW)) aug->geometric_prob = 0.5f;
         /* fill uncovered pixels with the data's background: the mean of the corner pixels
          * (+1 for the white guns, -1 for Fashion-MNIST's black) */
         double corner = 0;
