@@ -17,7 +17,7 @@
 #               (a changed `deconv eval` gives new figures without retraining)
 #   CLASSIFIER=FILE     the feature network for the Frechet distance (default: eval's own,
 #               assets/fm32_classifier.safetensors; another one gives other FD figures)
-# The full run trains 5 gun models (400 epochs each; diffusion 800, about 12-30 minutes) and 4 Fashion-MNIST models (2 epochs
+# The full run trains 5 gun models (400 epochs each; diffusion 3000 at 32x32, 20-45 minutes) and 4 Fashion-MNIST models (2 epochs
 # each) and evaluates 10,000 samples per Fashion-MNIST model: 18 minutes measured on two
 # busy cores (5 for the guns, 13 for Fashion-MNIST).
 set -euo pipefail
