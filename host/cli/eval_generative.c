@@ -43,6 +43,8 @@ static int mask_count(const float *mask, int n) {
 /* Refinement: `deconv complete --passes k` feeds each completion back as the next input
  * (hidden pixels from the model, visible ones from the image); eval reports k = 1 and this. */
 #define EVAL_REFINE_PASSES 3
+/* diffusion inpainting in the evaluation: RePaint resampling per step (the command's default) */
+#define EVAL_FLOW_RESAMPLE 3
 
 static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_dataset *train,
                            const dc_dataset *eval, int draws, uint64_t seed) {
@@ -52,12 +54,22 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
     float *x = malloc(sizeof(float) * B * isz), *y = malloc(sizeof(float) * B * isz);
     float *stack = malloc(sizeof(float) * (size_t)draws * B * isz);
     const int sampled = dc_model_kind_has(m->spec.kind, DC_KIND_SAMPLED_CODE);
-    /* refinement passes only where the input is the masked image itself (not a vae's q(z|x)) */
-    const int refine = !sampled;
+    /* diffusion: RePaint-style inpainting (dc_flow_inpaint), the seeds as its codes */
+    const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
+    /* refinement passes only where the input is the masked image itself (not a vae's q(z|x)
+     * nor a flow's noisy state) */
+    const int refine = !sampled && !flow;
+    float *clean = flow ? malloc(sizeof(float) * B * isz) : NULL;
+    float *masks = flow ? malloc(sizeof(float) * B * HW) : NULL;
+    dc_flow_config fcfg;
+    dc_flow_config_default(&fcfg);
+    fcfg.seed = seed;
     float *xr = refine ? malloc(sizeof(float) * B * isz) : NULL;
     float *yr = refine ? malloc(sizeof(float) * B * isz) : NULL;
-    if (!mask || !mean || !x || !y || !stack || (refine && (!xr || !yr))) {
-        free(mask), free(mean), free(x), free(y), free(stack), free(xr), free(yr);
+    if (!mask || !mean || !x || !y || !stack || (refine && (!xr || !yr)) ||
+        (flow && (!clean || !masks))) {
+        free(mask), free(mean), free(x), free(y), free(stack), free(xr), free(yr), free(clean),
+            free(masks);
         return dc_cli_fail(cmd, "out of memory");
     }
     dc_mask_kind mk = gen_mask_kind(m);
@@ -73,7 +85,21 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
         for (int i = 0; i < B; i++)
             dc_mask_apply(dc_dataset_image(eval, first + i % count), mask, C, S, S, 0.0f, 1.0f, 1,
                           x + i * isz, NULL);
-        if (gen_forward_complete(cmd, m, x, 0.0f, 0, y)) goto fail;
+        if (flow) {
+            dc_error ferr = {0};
+            for (int i = 0; i < count; i++) {
+                memcpy(clean + i * isz, dc_dataset_image(eval, first + i), sizeof(float) * isz);
+                memcpy(masks + (size_t)i * HW, mask, sizeof(float) * HW);
+            }
+            fcfg.seed = seed;
+            if (dc_flow_inpaint(m, count, &fcfg, clean, masks, EVAL_FLOW_RESAMPLE, y, &ferr) !=
+                DC_OK) {
+                dc_cli_fail(cmd, "%s", ferr.msg);
+                goto fail;
+            }
+        } else if (gen_forward_complete(cmd, m, x, 0.0f, 0, y)) {
+            goto fail;
+        }
         if (refine) {
             memcpy(yr, y, sizeof(float) * B * isz);
             for (int p = 1; p < EVAL_REFINE_PASSES; p++) {
@@ -118,7 +144,15 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
         if (div_items < 64) {
             for (int d = 0; d < draws; d++) {
                 float *out = stack + (size_t)d * B * isz;
-                if (sampled) {
+                if (flow) {
+                    dc_error ferr = {0};
+                    fcfg.seed = dc_seed_mix(seed, (uint64_t)(first * 131 + d + 1));
+                    if (dc_flow_inpaint(m, count, &fcfg, clean, masks, EVAL_FLOW_RESAMPLE, out,
+                                        &ferr) != DC_OK) {
+                        dc_cli_fail(cmd, "%s", ferr.msg);
+                        goto fail;
+                    }
+                } else if (sampled) {
                     dc_graph_set_train(m->g, 1); /* sample z ~ q(z|x) */
                     dc_graph_set_seed(m->g, dc_seed_mix(seed, (uint64_t)(first * 131 + d)));
                     if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->out) ||
@@ -171,7 +205,9 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
     FILE *t = r->text;
     fprintf(t, "completion of the hidden region (mask %s) on %d images\n", dc_mask_name(mk), eval->n);
     fprintf(t, "  %-36s %10s %9s\n", "method", "MSE", "PSNR dB");
-    fprintf(t, "  %-36s %10.5f %9.2f\n", "model (no random code)", mse_model, psnr(mse_model));
+    fprintf(t, "  %-36s %10.5f %9.2f\n",
+            flow ? "model (inpainting, 32 Euler steps x 3)" : "model (no random code)", mse_model,
+            psnr(mse_model));
     const double mse_refined = se_refined / hidden;
     if (refine)
         fprintf(t, "  model, %d passes (--passes)%*s %10.5f %9.2f\n", EVAL_REFINE_PASSES, 10, "",
@@ -180,7 +216,11 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
     fprintf(t, "  %-36s %10.5f %9.2f\n", "baseline: nearest visible part", mse_nn, psnr(mse_nn));
     fprintf(t, "diversity over %d codes per input (mean per-pixel std, [-1,1] scale):\n", draws);
     fprintf(t, "  hidden region %.5f   whole image %.5f   (%s); training images differ by %.5f there\n",
-            dh, da, sampled ? "z ~ q(z|x)" : "code noise std = the trained --noise", train_hidden_spread);
+            dh, da,
+            flow      ? "inpaintings from different seeds"
+            : sampled ? "z ~ q(z|x)"
+                      : "code noise std = the trained --noise",
+            train_hidden_spread);
     cJSON *o = cJSON_AddObjectToObject(r->root, "completion");
     if (o) {
         cJSON_AddStringToObject(o, "mask", dc_mask_name(mk));
@@ -216,10 +256,10 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                "%d codes for one input change the hidden region by %.4f per pixel vs %.4f between "
                "training images%s",
                draws, dh, train_hidden_spread, code_ok ? "" : " (the code is ignored)");
-    free(mask), free(mean), free(x), free(y), free(stack), free(xr), free(yr);
+    free(mask), free(mean), free(x), free(y), free(stack), free(xr), free(yr), free(clean), free(masks);
     return 0;
 fail:
-    free(mask), free(mean), free(x), free(y), free(stack), free(xr), free(yr);
+    free(mask), free(mean), free(x), free(y), free(stack), free(xr), free(yr), free(clean), free(masks);
     return 1;
 }
 
@@ -356,15 +396,18 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     }
     fprintf(r.text, "run %s: %s model, %d training images of %s\n", run,
             dc_model_kind_name(m->spec.kind), train->n, train_data);
-    /* completion figures for the models that complete a masked image in one pass (a flow
-     * model's input is a noisy image at a time t: its inpainting is still to come) */
-    if (m->x >= 0 && !dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
+    /* completion figures: the models that complete a masked image in one pass, and a flow
+     * model by inpainting (about 100 network evaluations per completion: small data only,
+     * with 4 seeds for the diversity figure) */
+    const int flow = dc_model_kind_has(m->spec.kind, DC_KIND_FLOW);
+    if (m->x >= 0 && (!flow || !fashion)) {
         if (eval->n == 0) {
             fprintf(r.text, "no validation images (the run used --val 0): completion measured on the "
                             "training set\n");
             eval = train;
         }
-        if (eval_completion(&r, cmd, m, train, eval, draws, seed)) goto done;
+        if (eval_completion(&r, cmd, m, train, eval, flow && draws > 4 ? 4 : draws, seed))
+            goto done;
     }
     const int C = m->spec.channels, S = m->spec.size;
     const size_t isz = (size_t)C * S * S;
