@@ -174,7 +174,7 @@ static const struct {
     {"info", 1, "one RUN", 0},         {"train", 0, "options only", 1},
     {"devices", 0, "options only", 0}, {"bench", 0, "options only", 0},
     {"blur", 1, "one IMAGE", 0},       {"restore", 1, "one IMAGE", 0},
-    {"generate", 1, "one RUN", 0},     {"dream", 1, "one RUN", 0},
+    {"generate", 1, "one RUN", 0},     {"dream", -1, "", 0}, /* diffusion: RUN IMAGE... */
     {"interpolate", 3, "RUN A B", 0},  {"export", 1, "one RUN", 0},
     {"eval", 1, "one RUN", 1},         {"visualize", 2, "METHOD RUN", 1},
     {"complete", -1, "", 0},           {"predict", -1, "", 0},
