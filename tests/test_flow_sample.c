@@ -655,6 +655,12 @@ static void test_cli_complete_dream_interpolate(void **state) {
                                "--out %s --device cpu >%s/dream.log 2>&1",
                                bin, dir, dir, dir),
                      0);
+    /* --out DIR is created when missing (with its parents) */
+    assert_int_equal(tu_system("%s dream %s/run --count 1 --strength 0.5 --steps 2 --out "
+                               "%s/new/dreams --device cpu >%s/dream2.log 2>&1 && test -s "
+                               "%s/new/dreams/dream_canvas.png",
+                               bin, dir, dir, dir, dir),
+                     0);
     d = read_png(dir, "dream_canvas.png");
     assert_int_equal(d.w, grid_side(3));
     assert_int_equal(d.h, grid_side(4));

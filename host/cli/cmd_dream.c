@@ -119,6 +119,10 @@ int dc_cmd_dream(int argc, char **argv) {
     const int per = 8;
     const int n_images = a.n_positional - 1;
     if (dc_cli_open_run("dream", run, be, per, &m, NULL)) goto done;
+    if (dc_make_folders(dir, &err) != DC_OK) { /* --out DIR may be new */
+        dc_cli_fail("dream", "--out %s: %s", dir, err.msg);
+        goto done;
+    }
     if (dc_model_kind_has(m->spec.kind, DC_KIND_FLOW)) {
         const int seeds = count_given > 0 ? count_given : FLOW_SEEDS;
         if (seeds > 64) {

@@ -38,7 +38,7 @@ static char *join(const char *a, const char *b) {
     return p;
 }
 
-static dc_status make_folders(const char *path, dc_error *err) {
+dc_status dc_make_folders(const char *path, dc_error *err) {
     char *tmp = malloc(strlen(path) + 1);
     if (!tmp) return dc_set_error(err, DC_ERR_OOM, "run folder: out of memory");
     strcpy(tmp, path);
@@ -61,7 +61,7 @@ dc_status dc_run_lock_acquire(const char *folder, dc_run_lock **out, dc_error *e
     if (!out) return dc_set_error(err, DC_ERR_ARG, "dc_run_lock_acquire: out is NULL");
     *out = NULL;
     if (!folder || !folder[0]) return dc_set_error(err, DC_ERR_ARG, "no run folder given");
-    DC_TRY(make_folders(folder, err));
+    DC_TRY(dc_make_folders(folder, err));
     dc_run_lock *l = calloc(1, sizeof *l);
     char *path = join(folder, LOCK_FILE);
     if (l) l->folder = malloc(strlen(folder) + 1);

@@ -39,6 +39,8 @@ dc_status dc_checkpoint_load(const char *path, dc_params *params, dc_optim *opt,
  * acquire creates the folder (and its parents) when missing; a folder locked by a live
  * process is DC_ERR_STATE naming that process's id. */
 typedef struct dc_run_lock dc_run_lock;
+/* mkdir -p: the folder and any missing parents (0755); an existing folder is fine. */
+dc_status dc_make_folders(const char *path, dc_error *err);
 dc_status dc_run_lock_acquire(const char *folder, dc_run_lock **out, dc_error *err);
 void dc_run_lock_release(dc_run_lock *lock); /* NULL-safe */
 /* Remove the temp files ("NAME.tmp.PID...", see the atomic writes) that processes no longer
