@@ -34,11 +34,14 @@ static int has(const dc_model *m, unsigned flags) { return dc_model_kind_has(m->
 
 /* The grid's column labels: which columns are held-out images the model never trained on. */
 static void column_names(const train_samples *s, int n, char names[][32], const char **cols) {
+    /* a label gets one tile's width: about 6 pixels per character, so narrow tiles (32x32
+     * diffusion grids) get the short form, "val1" / "tr1" */
+    const int narrow = s->m->spec.size < 48;
     for (int i = 0; i < n; i++) {
         if (i < s->nval)
-            snprintf(names[i], 32, "val %d", i + 1);
+            snprintf(names[i], 32, narrow ? "val%d" : "val %d", i + 1);
         else
-            snprintf(names[i], 32, "train %d", i - s->nval + 1);
+            snprintf(names[i], 32, narrow ? "tr%d" : "train %d", i - s->nval + 1);
         cols[i] = names[i];
     }
 }
