@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,64 +26,13 @@
 #define REPORT_BEST_FILE "model.best.safetensors"
 #define REPORT_ACCURACY_FILE "val_accuracy.csv"
 
-/* ---- a growing string ---- */
-typedef struct html {
-    char *p;
-    size_t n, cap;
-    int oom;
-} html;
-
-static void h_printf(html *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void h_printf(html *b, const char *fmt, ...) {
-    while (!b->oom) {
-        va_list ap;
-        va_start(ap, fmt);
-        const size_t room = b->p ? b->cap - b->n : 0;
-        const int k = vsnprintf(b->p ? b->p + b->n : NULL, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)k < room) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? 2 * b->cap : 16384;
-        while (cap < b->n + (size_t)k + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-}
-
-static void h_text(html *b, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': h_printf(b, "&lt;"); break;
-        case '>': h_printf(b, "&gt;"); break;
-        case '&': h_printf(b, "&amp;"); break;
-        case '"': h_printf(b, "&quot;"); break;
-        default: h_printf(b, "%c", *s);
-        }
-    }
-}
-
 /* A small file as a data: URI (the prediction thumbnails stay inside the page). */
-static void h_data_uri(html *b, const char *path) {
+static void h_data_uri(dc_text *b, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return;
     unsigned char buf[3 * 1024];
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    h_printf(b, "data:image/png;base64,");
+    dc_text_printf(b, "data:image/png;base64,");
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
         char out[4 * 1024 + 1];
@@ -99,7 +47,7 @@ static void h_data_uri(html *b, const char *path) {
             out[j++] = i + 2 < got ? tab[v & 63] : '=';
         }
         out[j] = 0;
-        h_printf(b, "%s", out);
+        dc_text_printf(b, "%s", out);
         if (got < sizeof buf) break; /* full chunks are whole triples; only the last is not */
     }
     fclose(f);
@@ -149,10 +97,10 @@ static void acc_read(train_report *r) {
 }
 
 static dc_status acc_write(const train_report *r, int upto, dc_error *err) {
-    html b = {0};
-    h_printf(&b, "epoch,val_accuracy\n");
+    dc_text b = {0};
+    dc_text_printf(&b, "epoch,val_accuracy\n");
     for (int e = 1; e <= upto && e <= r->acc_cap; e++)
-        if (!isnan(r->acc[e - 1])) h_printf(&b, "%d,%.6f\n", e, r->acc[e - 1]);
+        if (!isnan(r->acc[e - 1])) dc_text_printf(&b, "%d,%.6f\n", e, r->acc[e - 1]);
     char path[1300];
     snprintf(path, sizeof path, "%s/%s", r->run, REPORT_ACCURACY_FILE);
     dc_status s = b.oom ? dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path)
@@ -328,18 +276,18 @@ void train_report_epoch(train_report *r, const train_samples *s, dc_trainer *t,
 
 /* ---- the page ---- */
 
-static void chart(html *b, const char *title, const char *ylabel, const dc_series *ser, int n,
+static void chart(dc_text *b, const char *title, const char *ylabel, const dc_series *ser, int n,
                   int log_y, double mark_x, const char *mark_label) {
     dc_chart c = {720, 320, title, "epoch", ylabel, ser, n, log_y, 1, mark_x, mark_label};
     dc_error err = {0};
     char *svg = dc_chart_svg(&c, &err);
     if (!svg) {
-        h_printf(b, "<p>chart: ");
-        h_text(b, err.msg);
-        h_printf(b, "</p>\n");
+        dc_text_printf(b, "<p>chart: ");
+        dc_text_escaped(b, err.msg);
+        dc_text_printf(b, "</p>\n");
         return;
     }
-    h_printf(b, "<figure>%s</figure>\n", svg);
+    dc_text_printf(b, "<figure>%s</figure>\n", svg);
     free(svg);
 }
 
@@ -354,21 +302,21 @@ static int wants_log(const double *v, int n) {
 }
 
 /* One JSON value as a table cell's text. */
-static void json_cell(html *b, const cJSON *v) {
+static void json_cell(dc_text *b, const cJSON *v) {
     if (cJSON_IsString(v)) {
-        h_text(b, v->valuestring);
+        dc_text_escaped(b, v->valuestring);
     } else if (cJSON_IsNumber(v)) {
         /* options stored as float32 read back as 0.00100000005: print them as given */
-        h_printf(b, "%.7g", v->valuedouble);
+        dc_text_printf(b, "%.7g", v->valuedouble);
     } else {
         char *txt = cJSON_PrintUnformatted(v);
-        h_text(b, txt ? txt : "?");
+        dc_text_escaped(b, txt ? txt : "?");
         free(txt);
     }
 }
 
 /* A JSON object as rows "key | value", nested objects as "outer.inner". */
-static void json_rows(html *b, const cJSON *obj, const char *prefix) {
+static void json_rows(dc_text *b, const cJSON *obj, const char *prefix) {
     for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next) {
         char key[256];
         snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
@@ -377,11 +325,11 @@ static void json_rows(html *b, const cJSON *obj, const char *prefix) {
             json_rows(b, it, key);
             continue;
         }
-        h_printf(b, "<tr><th>");
-        h_text(b, key);
-        h_printf(b, "</th><td>");
+        dc_text_printf(b, "<tr><th>");
+        dc_text_escaped(b, key);
+        dc_text_printf(b, "</th><td>");
         json_cell(b, it);
-        h_printf(b, "</td></tr>\n");
+        dc_text_printf(b, "</td></tr>\n");
     }
 }
 
@@ -397,21 +345,21 @@ static char *read_small_file(const char *path) {
 
 /* The configuration: config.json when the run folder holds one (every option), else what
  * the checkpoint stores (the training options and the model). */
-static void config_section(html *b, const train_report *r, dc_trainer *t,
+static void config_section(dc_text *b, const train_report *r, dc_trainer *t,
                            const dc_model_spec *spec) {
     char path[1300];
     snprintf(path, sizeof path, "%s/config.json", r->run);
     char *text = read_small_file(path);
     cJSON *cfg = text ? cJSON_Parse(text) : NULL;
-    h_printf(b, "<h2>Configuration</h2>\n<table class=\"kv\">\n");
+    dc_text_printf(b, "<h2>Configuration</h2>\n<table class=\"kv\">\n");
     if (cfg) {
-        h_printf(b, "<caption>from config.json</caption>\n");
+        dc_text_printf(b, "<caption>from config.json</caption>\n");
         json_rows(b, cfg, "");
     } else {
         char *opts = dc_train_config_to_json(dc_trainer_config(t));
         char *model = dc_model_spec_to_json(spec);
         cJSON *o = opts ? cJSON_Parse(opts) : NULL, *m = model ? cJSON_Parse(model) : NULL;
-        h_printf(b, "<caption>training options and model, as stored in the checkpoint</caption>\n");
+        dc_text_printf(b, "<caption>training options and model, as stored in the checkpoint</caption>\n");
         json_rows(b, o, "train");
         json_rows(b, m, "model");
         cJSON_Delete(o);
@@ -419,7 +367,7 @@ static void config_section(html *b, const train_report *r, dc_trainer *t,
         free(opts);
         free(model);
     }
-    h_printf(b, "</table>\n");
+    dc_text_printf(b, "</table>\n");
     cJSON_Delete(cfg);
     free(text);
 }
@@ -430,7 +378,7 @@ static int cmp_str(const void *a, const void *b) {
 
 /* Every samples/epoch_NNNN.png, newest first (relative links: the page sits in the run
  * folder next to them). */
-static void grids_section(html *b, const train_report *r) {
+static void grids_section(dc_text *b, const train_report *r) {
     char dir[1300];
     snprintf(dir, sizeof dir, "%s/samples", r->run);
     DIR *d = opendir(dir);
@@ -454,12 +402,12 @@ static void grids_section(html *b, const train_report *r) {
     closedir(d);
     if (n > 1) qsort(names, (size_t)n, sizeof(char *), cmp_str);
     if (n > 0) {
-        h_printf(b, "<h2>Samples over the epochs</h2>\n<p>The same items and random draws "
+        dc_text_printf(b, "<h2>Samples over the epochs</h2>\n<p>The same items and random draws "
                     "every time: rows and columns are labelled in each grid.</p>\n");
         for (int i = n - 1; i >= 0; i--) {
             int epoch = 0;
             sscanf(names[i], "epoch_%d", &epoch);
-            h_printf(b,
+            dc_text_printf(b,
                      "<figure class=\"grid\"><img loading=\"lazy\" src=\"samples/%s\" "
                      "alt=\"samples at epoch %d\"><figcaption>epoch %d%s</figcaption></figure>\n",
                      names[i], epoch, epoch, i == n - 1 ? " (latest)" : "");
@@ -478,7 +426,7 @@ static const char *class_label(const dc_dataset *ds, int k, char *buf, size_t ca
     return buf;
 }
 
-static void classifier_section(html *b, const train_report *r, const dc_dataset *train) {
+static void classifier_section(dc_text *b, const train_report *r, const dc_dataset *train) {
     if (!r->confusion) return;
     const int K = r->K;
     char a[128], c[128];
@@ -488,36 +436,36 @@ static void classifier_section(html *b, const train_report *r, const dc_dataset 
             total += r->confusion[(size_t)i * K + j];
             if (i == j) correct += r->confusion[(size_t)i * K + j];
         }
-    h_printf(b,
+    dc_text_printf(b,
              "<h2>Confusion matrix</h2>\n<p>The %s images (%d) after epoch %d: rows are the true "
              "class, columns the predicted one; accuracy %.4f. The shade is the share of the "
              "row.</p>\n<table class=\"cm\"><tr><th>true \\ predicted</th>",
              r->eval_is_val ? "validation" : "training (none held out)", r->eval_n,
              r->confusion_epoch, total ? (double)correct / (double)total : 0.0);
     for (int j = 0; j < K; j++) {
-        h_printf(b, "<th>");
-        h_text(b, class_label(train, j, a, sizeof a));
-        h_printf(b, "</th>");
+        dc_text_printf(b, "<th>");
+        dc_text_escaped(b, class_label(train, j, a, sizeof a));
+        dc_text_printf(b, "</th>");
     }
-    h_printf(b, "</tr>\n");
+    dc_text_printf(b, "</tr>\n");
     for (int i = 0; i < K; i++) {
         long row = 0;
         for (int j = 0; j < K; j++)
             row += r->confusion[(size_t)i * K + j];
-        h_printf(b, "<tr><th>");
-        h_text(b, class_label(train, i, a, sizeof a));
-        h_printf(b, "</th>");
+        dc_text_printf(b, "<tr><th>");
+        dc_text_escaped(b, class_label(train, i, a, sizeof a));
+        dc_text_printf(b, "</th>");
         for (int j = 0; j < K; j++) {
             const long v = r->confusion[(size_t)i * K + j];
             const double share = row ? (double)v / (double)row : 0.0;
-            h_printf(b, "<td style=\"background:rgba(%s,%.3f);color:%s\">%ld</td>",
+            dc_text_printf(b, "<td style=\"background:rgba(%s,%.3f);color:%s\">%ld</td>",
                      i == j ? "44,160,44" : "214,39,40", share, share > 0.6 ? "#fff" : "#000", v);
         }
-        h_printf(b, "</tr>\n");
+        dc_text_printf(b, "</tr>\n");
     }
-    h_printf(b, "</table>\n");
+    dc_text_printf(b, "</table>\n");
     if (r->n_pred == 0) return;
-    h_printf(b,
+    dc_text_printf(b,
              "<h2>Predictions</h2>\n<p>The first %d %s images after epoch %d (red: wrong).</p>"
              "\n<div class=\"preds\">\n",
              r->n_pred, r->eval_is_val ? "validation" : "training", r->confusion_epoch);
@@ -526,15 +474,15 @@ static void classifier_section(html *b, const train_report *r, const dc_dataset 
         snprintf(path, sizeof path, "%s/samples/%s_%02d.png", r->run,
                  r->eval_is_val ? "val" : "train", i);
         const int ok = r->pred[i].predicted == r->pred[i].truth;
-        h_printf(b, "<figure class=\"%s\"><img src=\"", ok ? "ok" : "wrong");
+        dc_text_printf(b, "<figure class=\"%s\"><img src=\"", ok ? "ok" : "wrong");
         h_data_uri(b, path);
-        h_printf(b, "\"><figcaption>");
-        h_text(b, class_label(train, r->pred[i].predicted, a, sizeof a));
-        h_printf(b, " (%.2f)<br>true: ", r->pred[i].prob);
-        h_text(b, class_label(train, r->pred[i].truth, c, sizeof c));
-        h_printf(b, "</figcaption></figure>\n");
+        dc_text_printf(b, "\"><figcaption>");
+        dc_text_escaped(b, class_label(train, r->pred[i].predicted, a, sizeof a));
+        dc_text_printf(b, " (%.2f)<br>true: ", r->pred[i].prob);
+        dc_text_escaped(b, class_label(train, r->pred[i].truth, c, sizeof c));
+        dc_text_printf(b, "</figcaption></figure>\n");
     }
-    h_printf(b, "</div>\n");
+    dc_text_printf(b, "</div>\n");
 }
 
 void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
@@ -558,15 +506,15 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
     }
     static const char *const status_name[] = {"running", "finished", "stopped", "stopped early",
                                               "failed"};
-    html b = {0};
-    h_printf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n");
+    dc_text b = {0};
+    dc_text_printf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n");
     if (status == TRAIN_RUNNING)
-        h_printf(&b, "<meta http-equiv=\"refresh\" content=\"%d\">\n", REPORT_REFRESH_S);
-    h_printf(&b, "<title>");
-    h_text(&b, status_name[status]);
-    h_printf(&b, ": ");
-    h_text(&b, r->run);
-    h_printf(&b,
+        dc_text_printf(&b, "<meta http-equiv=\"refresh\" content=\"%d\">\n", REPORT_REFRESH_S);
+    dc_text_printf(&b, "<title>");
+    dc_text_escaped(&b, status_name[status]);
+    dc_text_printf(&b, ": ");
+    dc_text_escaped(&b, r->run);
+    dc_text_printf(&b,
              "</title>\n<style>\n"
              "body{font-family:sans-serif;margin:1.5em 2em;background:#fafafa;color:#222}\n"
              ".status{padding:.6em 1em;border-radius:4px;font-size:1.1em;margin:1em 0}\n"
@@ -583,65 +531,65 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
              "\n.preds figure.wrong img{border-color:#d62728}\n"
              ".preds figcaption{font-size:12px;width:70px}\n"
              "</style></head><body>\n<h1>Training run ");
-    h_text(&b, r->run);
-    h_printf(&b, "</h1>\n");
+    dc_text_escaped(&b, r->run);
+    dc_text_printf(&b, "</h1>\n");
     /* status */
     const dc_train_epoch *e = r->have_last ? &r->last : NULL;
-    h_printf(&b, "<div class=\"status %s\"><b>%s</b>",
+    dc_text_printf(&b, "<div class=\"status %s\"><b>%s</b>",
              status == TRAIN_RUNNING    ? "running"
              : status == TRAIN_FINISHED ? "finished"
              : status == TRAIN_FAILED   ? "failed"
                                         : "stopped",
              status_name[status]);
-    if (e) h_printf(&b, " &mdash; epoch %d of %d", e->epoch, cfg->epochs);
-    h_printf(&b, "; last update %s", now);
+    if (e) dc_text_printf(&b, " &mdash; epoch %d of %d", e->epoch, cfg->epochs);
+    dc_text_printf(&b, "; last update %s", now);
     if (status == TRAIN_RUNNING)
-        h_printf(&b, " (this page reloads every %d s while the run goes on)", REPORT_REFRESH_S);
+        dc_text_printf(&b, " (this page reloads every %d s while the run goes on)", REPORT_REFRESH_S);
     if (note) {
-        h_printf(&b, "<br>");
-        h_text(&b, note);
+        dc_text_printf(&b, "<br>");
+        dc_text_escaped(&b, note);
     }
-    h_printf(&b, "</div>\n");
+    dc_text_printf(&b, "</div>\n");
     /* summary */
-    h_printf(&b, "<table class=\"kv\">\n<tr><th>model</th><td>%s%s</td></tr>\n",
+    dc_text_printf(&b, "<table class=\"kv\">\n<tr><th>model</th><td>%s%s</td></tr>\n",
              dc_model_kind_name(spec->kind), spec->tied ? " (tied)" : "");
-    h_printf(&b, "<tr><th>data</th><td>");
-    h_text(&b, cfg->data);
-    h_printf(&b, " (%d training / %d validation images, %dx%dx%d)</td></tr>\n", train->n, val->n,
+    dc_text_printf(&b, "<tr><th>data</th><td>");
+    dc_text_escaped(&b, cfg->data);
+    dc_text_printf(&b, " (%d training / %d validation images, %dx%dx%d)</td></tr>\n", train->n, val->n,
              spec->channels, spec->size, spec->size);
-    h_printf(&b, "<tr><th>device</th><td>");
-    h_text(&b, r->device);
-    h_printf(&b, "</td></tr>\n<tr><th>seed</th><td>%llu (split seed %llu)</td></tr>\n",
+    dc_text_printf(&b, "<tr><th>device</th><td>");
+    dc_text_escaped(&b, r->device);
+    dc_text_printf(&b, "</td></tr>\n<tr><th>seed</th><td>%llu (split seed %llu)</td></tr>\n",
              (unsigned long long)cfg->seed, (unsigned long long)cfg->split_seed);
-    h_printf(&b, "<tr><th>this session started</th><td>%s</td></tr>\n", r->started);
-    h_printf(&b, "<tr><th>version</th><td>deconv %s</td></tr>\n", DECONV_VERSION);
+    dc_text_printf(&b, "<tr><th>this session started</th><td>%s</td></tr>\n", r->started);
+    dc_text_printf(&b, "<tr><th>version</th><td>deconv %s</td></tr>\n", DECONV_VERSION);
     if (e) {
-        h_printf(&b,
+        dc_text_printf(&b,
                  "<tr><th>epoch</th><td>%d of %d (global step %ld)</td></tr>\n"
                  "<tr><th>train loss</th><td>%.6g</td></tr>\n"
                  "<tr><th>validation loss</th><td>%.6g</td></tr>\n",
                  e->epoch, cfg->epochs, e->global_step, e->train_loss, e->val_loss);
         if (!isnan(e->val_accuracy))
-            h_printf(&b, "<tr><th>validation accuracy</th><td>%.4f</td></tr>\n", e->val_accuracy);
-        h_printf(&b, "<tr><th>learning rate</th><td>%.4g</td></tr>\n", e->lr);
-        h_printf(&b, "<tr><th>speed</th><td>%.1f images/s</td></tr>\n", e->images_per_s);
+            dc_text_printf(&b, "<tr><th>validation accuracy</th><td>%.4f</td></tr>\n", e->val_accuracy);
+        dc_text_printf(&b, "<tr><th>learning rate</th><td>%.4g</td></tr>\n", e->lr);
+        dc_text_printf(&b, "<tr><th>speed</th><td>%.1f images/s</td></tr>\n", e->images_per_s);
     }
     if (r->best_epoch > 0)
-        h_printf(&b,
+        dc_text_printf(&b,
                  "<tr><th>best epoch</th><td>%d (validation loss %.6g): "
                  "<a href=\"%s\">%s</a></td></tr>\n",
                  r->best_epoch, r->best_val, REPORT_BEST_FILE, REPORT_BEST_FILE);
     if (r->early_stop > 0)
-        h_printf(&b,
+        dc_text_printf(&b,
                  "<tr><th>early stop</th><td>after %d epochs without a better validation "
                  "loss</td></tr>\n",
                  r->early_stop);
-    h_printf(&b,
+    dc_text_printf(&b,
              "<tr><th>files</th><td><a href=\"%s\">%s</a> (latest), <a href=\"loss.csv\">"
              "loss.csv</a></td></tr>\n</table>\n",
              DC_RUN_CHECKPOINT, DC_RUN_CHECKPOINT);
     /* curves */
-    h_printf(&b, "<h2>Curves</h2>\n");
+    dc_text_printf(&b, "<h2>Curves</h2>\n");
     char mark[96];
     snprintf(mark, sizeof mark, "best epoch %d", r->best_epoch);
     const double mx = r->best_epoch > 0 ? (double)r->best_epoch : NAN;
@@ -666,7 +614,7 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
     classifier_section(&b, r, train);
     grids_section(&b, r);
     config_section(&b, r, t, spec);
-    h_printf(&b, "</body></html>\n");
+    dc_text_printf(&b, "</body></html>\n");
     char path[1300];
     snprintf(path, sizeof path, "%s/report.html", r->run);
     dc_error err = {0};

@@ -242,18 +242,7 @@ void dc_chart_tick_label(double v, int decimals, char *buf, size_t cap) {
 
 /* ---- SVG ---- */
 
-typedef struct svg_buf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} svg_buf;
-
-static void svg_printf(svg_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void svg_printf(svg_buf *b, const char *fmt, ...) {
+void dc_text_printf(dc_text *b, const char *fmt, ...) {
     if (b->oom) return;
     for (;;) {
         va_list ap;
@@ -280,14 +269,14 @@ static void svg_printf(svg_buf *b, const char *fmt, ...) {
     }
 }
 
-static void svg_text(svg_buf *b, const char *s) {
+void dc_text_escaped(dc_text *b, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': svg_printf(b, "&lt;"); break;
-        case '>': svg_printf(b, "&gt;"); break;
-        case '&': svg_printf(b, "&amp;"); break;
-        case '"': svg_printf(b, "&quot;"); break;
-        default: svg_printf(b, "%c", *s);
+        case '<': dc_text_printf(b, "&lt;"); break;
+        case '>': dc_text_printf(b, "&gt;"); break;
+        case '&': dc_text_printf(b, "&amp;"); break;
+        case '"': dc_text_printf(b, "&quot;"); break;
+        default: dc_text_printf(b, "%c", *s);
         }
     }
 }
@@ -312,16 +301,16 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
     /* above the plot: the title, then a line for the marker's label */
     const int L = 72, R = 16, T = ch->title ? 40 : 22, B = 46;
     const int pw = W - L - R, ph = H - T - B;
-    svg_buf b = {0};
-    svg_printf(&b,
+    dc_text b = {0};
+    dc_text_printf(&b,
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
                "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>\n",
                W, H, W, H, W, H);
     if (ch->title) {
-        svg_printf(&b, "<text x=\"%d\" y=\"18\" font-size=\"14\" font-weight=\"bold\">", L);
-        svg_text(&b, ch->title);
-        svg_printf(&b, "</text>\n");
+        dc_text_printf(&b, "<text x=\"%d\" y=\"18\" font-size=\"14\" font-weight=\"bold\">", L);
+        dc_text_escaped(&b, ch->title);
+        dc_text_printf(&b, "</text>\n");
     }
     if (xmin <= xmax) {
         double xt[64], yt[64];
@@ -343,36 +332,36 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
         char lab[48];
         for (int i = 0; i < ny; i++) {
             const double py = PY(yt[i]);
-            svg_printf(&b,
+            dc_text_printf(&b,
                        "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"#e4e4e4\"/>\n",
                        L, py, L + pw, py);
             dc_chart_tick_label(yt[i], ydec, lab, sizeof lab);
-            svg_printf(&b,
+            dc_text_printf(&b,
                        "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\" "
                        "dominant-baseline=\"middle\">%s</text>\n",
                        L - 6, py, lab);
         }
         for (int i = 0; i < nx; i++) {
             const double px = PX(xt[i]);
-            svg_printf(&b,
+            dc_text_printf(&b,
                        "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n",
                        px, T, px, T + ph);
             dc_chart_tick_label(xt[i], xdec, lab, sizeof lab);
-            svg_printf(&b, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px,
+            dc_text_printf(&b, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px,
                        T + ph + 16, lab);
         }
         if (isfinite(ch->mark_x) && ch->mark_x >= x0 && ch->mark_x <= x1) {
             const double px = PX(ch->mark_x);
-            svg_printf(&b,
+            dc_text_printf(&b,
                        "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#2ca02c\" "
                        "stroke-width=\"1.5\" stroke-dasharray=\"5 4\"/>\n",
                        px, T, px, T + ph);
             if (ch->mark_label) {
                 const int right = px > L + pw * 0.6;
-                svg_printf(&b, "<text x=\"%.2f\" y=\"%d\" fill=\"#2ca02c\" text-anchor=\"%s\">",
+                dc_text_printf(&b, "<text x=\"%.2f\" y=\"%d\" fill=\"#2ca02c\" text-anchor=\"%s\">",
                            px + (right ? 0 : 4), T - 5, right ? "end" : "start");
-                svg_text(&b, ch->mark_label);
-                svg_printf(&b, "</text>\n");
+                dc_text_escaped(&b, ch->mark_label);
+                dc_text_printf(&b, "</text>\n");
             }
         }
         for (int s = 0; s < ch->n_series; s++) {
@@ -384,57 +373,57 @@ char *dc_chart_svg(const dc_chart *ch, dc_error *err) {
                 const double x = se->x[i], y = se->y[i];
                 if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) {
                     /* a gap in the data is a gap in the line */
-                    if (open) svg_printf(&b, "\"/>\n");
+                    if (open) dc_text_printf(&b, "\"/>\n");
                     open = 0;
                     continue;
                 }
                 if (!open)
-                    svg_printf(&b,
+                    dc_text_printf(&b,
                                "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
                                "stroke-linejoin=\"round\" points=\"",
                                col);
                 lx = PX(x), ly = PY(y);
-                svg_printf(&b, "%s%.2f,%.2f", open ? " " : "", lx, ly);
+                dc_text_printf(&b, "%s%.2f,%.2f", open ? " " : "", lx, ly);
                 open = 1;
                 points++;
             }
-            if (open) svg_printf(&b, "\"/>\n");
+            if (open) dc_text_printf(&b, "\"/>\n");
             if (points == 1) /* a single point is invisible as a line */
-                svg_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", lx, ly,
+                dc_text_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", lx, ly,
                            col);
             if (se->name) {
                 const int ly0 = T + 10 + 16 * s;
-                svg_printf(&b,
+                dc_text_printf(&b,
                            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                            "stroke-width=\"3\"/>\n<text x=\"%d\" y=\"%d\" "
                            "dominant-baseline=\"middle\">",
                            L + pw - 130, ly0, L + pw - 110, ly0, col, L + pw - 104, ly0);
-                svg_text(&b, se->name);
-                svg_printf(&b, "</text>\n");
+                dc_text_escaped(&b, se->name);
+                dc_text_printf(&b, "</text>\n");
             }
         }
 #undef PX
 #undef PY
     } else {
-        svg_printf(&b, "<text x=\"%d\" y=\"%d\">no data yet</text>\n", L + 10, T + ph / 2);
+        dc_text_printf(&b, "<text x=\"%d\" y=\"%d\">no data yet</text>\n", L + 10, T + ph / 2);
     }
-    svg_printf(&b,
+    dc_text_printf(&b,
                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000\"/>\n"
                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000\"/>\n",
                L, T, L, T + ph, L, T + ph, L + pw, T + ph);
     if (ch->xlabel) {
-        svg_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", L + pw / 2, H - 8);
-        svg_text(&b, ch->xlabel);
-        svg_printf(&b, "</text>\n");
+        dc_text_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", L + pw / 2, H - 8);
+        dc_text_escaped(&b, ch->xlabel);
+        dc_text_printf(&b, "</text>\n");
     }
     if (ch->ylabel || ch->log_y) {
-        svg_printf(&b, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">",
+        dc_text_printf(&b, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">",
                    T + ph / 2);
-        svg_text(&b, ch->ylabel ? ch->ylabel : "");
-        if (ch->log_y) svg_printf(&b, "%s(log scale)", ch->ylabel ? " " : "");
-        svg_printf(&b, "</text>\n");
+        dc_text_escaped(&b, ch->ylabel ? ch->ylabel : "");
+        if (ch->log_y) dc_text_printf(&b, "%s(log scale)", ch->ylabel ? " " : "");
+        dc_text_printf(&b, "</text>\n");
     }
-    svg_printf(&b, "</svg>\n");
+    dc_text_printf(&b, "</svg>\n");
     if (b.oom) {
         free(b.p);
         dc_set_error(err, DC_ERR_OOM, "chart '%s': out of memory",

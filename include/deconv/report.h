@@ -36,6 +36,21 @@ int dc_chart_log_ticks(double lo, double hi, double *ticks, int cap);
  * < 0). */
 void dc_chart_tick_label(double v, int decimals, char *buf, size_t cap);
 
+/* A growing string for generated text (SVG, HTML): printf appends, escaped appends with
+ * <, >, & and " as XML entities. oom is set (and later appends do nothing) when memory or
+ * formatting fails; the caller frees p. */
+typedef struct dc_text {
+    char *p;
+    size_t n, cap;
+    int oom;
+} dc_text;
+void dc_text_printf(dc_text *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void dc_text_escaped(dc_text *b, const char *s);
+
 /* A line chart as SVG (vector: crisp at any zoom), for inline use in HTML. */
 typedef struct dc_chart {
     int width, height;
