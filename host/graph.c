@@ -411,13 +411,16 @@ static dc_status run_backward(dc_graph *g, int root) {
 static dc_status walk_backward(dc_graph *g, int root, dc_relu_mode mode) {
     for (int i = root; i >= 0; i--) {
         dc_node *n = &g->nodes[i];
-        if (!g->reach[i] || !n->requires_grad || !dc_op_impls[n->op]->backward || n->fused) continue;
-        g->err.status = DC_OK;
-        g->err.msg[0] = 0;
-        if (dc_op_impls[n->op]->backward(g, n, mode) != DC_OK) {
-            if (g->err.msg[0] == 0) return be_fail(g, n, "backward");
-            return g->err.status;
+        if (g->reach[i] && n->requires_grad && dc_op_impls[n->op]->backward && !n->fused) {
+            g->err.status = DC_OK;
+            g->err.msg[0] = 0;
+            if (dc_op_impls[n->op]->backward(g, n, mode) != DC_OK) {
+                if (g->err.msg[0] == 0) return be_fail(g, n, "backward");
+                return g->err.status;
+            }
         }
+        if (g->backward_passed && g->backward_passed(g->backward_passed_user, i, &g->err) != DC_OK)
+            return g->err.status ? g->err.status : DC_ERR_IO;
     }
     return DC_OK;
 }

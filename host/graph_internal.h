@@ -61,6 +61,12 @@ struct dc_graph {
      * (values[0..n) in place), so they are the global batch's. NULL: per-rank statistics. */
     dc_status (*batch_sum)(void *user, double *values, int n, dc_error *err);
     void *batch_sum_user;
+    /* Called as backward passes each node (i falls from the root to 0; skipped nodes too):
+     * a parameter's gradient is complete once i is at or below the lowest node that uses
+     * it, so data-parallel training starts that bucket's all-reduce while backward goes on
+     * (host/dist/mpi.c). An error stops the backward pass. NULL: nobody listens. */
+    dc_status (*backward_passed)(void *user, int node, dc_error *err);
+    void *backward_passed_user;
 };
 
 /* Per-op behaviour, one entry per op in ops.def order. */

@@ -234,6 +234,13 @@ dc_status dc_train_load_data_opts(const dc_train_config *c, int size, int channe
     DC_TRY(dc_dataset_load_path_opts(c->data, size, channels, opts, &all, err));
     dc_status s = dc_dataset_split(all, c->val, c->split_seed, train, val, err);
     dc_dataset_free(all);
+    /* lazy loading (opts->lazy) leaves the training set to the trainer's epochs; every
+     * rank validates on all of the validation set */
+    if (s == DC_OK) s = dc_dataset_decode_all(*val, err);
+    if (s != DC_OK) {
+        dc_dataset_free(*train), dc_dataset_free(*val);
+        *train = *val = NULL;
+    }
     return s;
 }
 
@@ -559,6 +566,11 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
     if (!cfg->out[0])
         return dc_set_error(err, DC_ERR_ARG, "dc_trainer: no run folder (config.out)");
     if (train->n < 1) return dc_set_error(err, DC_ERR_ARG, "%s: no training images", train->source);
+    if (val->lazy)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "%s: the validation set is lazily loaded: decode it first "
+                            "(dc_dataset_decode_all)",
+                            val->source);
     dc_trainer *t = calloc(1, sizeof *t);
     if (!t) return dc_set_error(err, DC_ERR_OOM, "dc_trainer: out of memory");
     t->be = be;
@@ -626,13 +638,18 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
         aug->scale_max = 1.1f;
         aug->max_rotate_deg = 8.0f;
         /* fill uncovered pixels with the data's background: the mean of the corner pixels
-         * (+1 for the white guns, -1 for Fashion-MNIST's black) */
-        double corner = 0;
-        const int S = spec->size;
-        for (int i = 0; i < train->n; i++) {
-            const float *im = dc_dataset_image(train, i);
-            corner += (im[0] + im[S - 1] + im[(S - 1) * S] + im[S * S - 1]) / 4.0;
-        }
+         * (+1 for the white guns, -1 for Fashion-MNIST's black). Each rank takes every
+         * N-th image (a lazily loaded set decodes only those), the per-image values are
+         * exchanged (exactly: the other ranks add zeros) and summed in image order, as
+         * one process sums them */
+        double *corners = calloc((size_t)train->n, sizeof(double)), corner = 0;
+        s = corners ? dc_dataset_corner_means(train, dc_dist_rank(cfg->dist),
+                                              dc_dist_size(cfg->dist), corners, err)
+                    : dc_set_error(err, DC_ERR_OOM, "dc_trainer: out of memory");
+        if (s == DC_OK) s = dc_dist_sum(cfg->dist, corners, train->n, err);
+        for (int i = 0; s == DC_OK && i < train->n; i++) corner += corners[i];
+        free(corners);
+        if (s != DC_OK) goto fail;
         aug->fill = (float)(corner / train->n);
     }
     *out = t;
@@ -875,6 +892,28 @@ static dc_status check_params(dc_trainer *t, dc_error *err) {
     return DC_OK;
 }
 
+/* A lazily loaded training set decodes the items this rank's slices of the epoch's
+ * remaining batches hold (picked as dc_model_fill_batch_slice picks them) and drops the
+ * others: a rank holds its share of the images, not all of them. */
+static dc_status decode_epoch_share(dc_trainer *t, int epoch, dc_error *err) {
+    if (!t->train->lazy) return DC_OK;
+    int local, first_slot;
+    DC_TRY(dc_dist_batch_slice(t->cfg.dist, t->cfg.batch, &local, &first_slot, err));
+    const int B = t->cfg.batch, n = t->train->n;
+    const int from = epoch == t->epoch ? t->step_in_epoch : 0;
+    int32_t *items = malloc(sizeof(int32_t) * ((size_t)(t->steps_per_epoch - from) * local + 1));
+    if (!items) return dc_set_error(err, DC_ERR_OOM, "decoding the epoch's images: out of memory");
+    int count = 0;
+    for (int step = from; step < t->steps_per_epoch; step++) {
+        const int first = step * B, in_batch = n - first < B ? n - first : B;
+        for (int slot = first_slot; slot < first_slot + local; slot++)
+            items[count++] = t->perm[first + slot % in_batch];
+    }
+    dc_status s = dc_dataset_decode_only(t->train, items, count, err);
+    free(items);
+    return s;
+}
+
 /* One optimizer step on items perm[first..first+count); its loss is added to acc_loss on
  * the device. */
 static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss, dc_error *err) {
@@ -892,6 +931,7 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
     dc_graph_set_seed(m->g, draw_seed);
     dc_status s;
     if (m->spec.feedback > 0 && (s = self_feedback(t, draw_seed, err)) != DC_OK) return s;
+    DC_TRY(dc_dist_backward_begin(t->cfg.dist, m, err)); /* buckets start during backward */
     if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
         (s = dc_params_zero_grad(m->params)) != DC_OK ||
         (s = dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL)) != DC_OK)
@@ -945,6 +985,7 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
     long images_done = 0;
     for (int epoch = t->epoch; epoch < c->epochs; epoch++) {
         dc_epoch_permutation(t->perm, t->train->n, c->seed, epoch);
+        DC_TRY(decode_epoch_share(t, epoch, err));
         DC_BE(be, fill, acc_loss, 2, 0.0f);
         int acc_steps = 0, epoch_loss_n = 0;
         double epoch_loss = 0;

@@ -100,6 +100,7 @@ static void usage(void) {
         "data-parallel: mpirun -np N deconv train ... splits every batch over N ranks (--batch\n"
         "           is the global batch, a multiple of N; --threads per rank)\n"
         "           --sync-batchnorm (batch norm over the global batch; else per rank)\n"
+        "           --serial-exchange (all-reduce after backward, not overlapped with it)\n"
         "A non-empty run folder is refused without --resume or --force; one training at a\n"
         "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step and\n"
         "exits. A diverged run (NaN/Inf loss or weights) stops without saving.\n");
@@ -283,7 +284,7 @@ static void join_command(char *buf, size_t cap, int argc, char **argv) {
 
 int dc_cmd_train(int argc, char **argv) {
     static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
-                                        "quiet", "force", "sync-batchnorm",
+                                        "quiet", "force", "sync-batchnorm", "serial-exchange",
                                         "unconditional", NULL};
     dc_args a;
     train_cli c;
@@ -330,6 +331,7 @@ int dc_cmd_train(int argc, char **argv) {
     dc_dist *dist = NULL;
     dc_dist_options dist_opt = {0};
     dist_opt.sync_batchnorm = dc_args_flag(&a, "sync-batchnorm");
+    dist_opt.serial_exchange = dc_args_flag(&a, "serial-exchange");
     if (dc_dist_launched()) {
         if (dc_dist_create(&dist_opt, &dist, &err) != DC_OK)
             return dc_cli_fail("train", "started by mpirun: %s", err.msg);
@@ -342,6 +344,9 @@ int dc_cmd_train(int argc, char **argv) {
     if (c.cfg.log_every <= 0) c.cfg.log_every = 1;
     dc_cli_progress_init(&c.progress, 2, c.progress_every);
 
+    /* rank 0 holds every image (the fingerprint, the default loss, samples and report
+     * need them); the other ranks decode only their share of each epoch (IDX data) */
+    c.load.lazy = !rank0;
     dc_dataset *train = NULL, *val = NULL;
     if (dc_train_load_data_opts(&c.cfg, c.spec.size, c.spec.channels, &c.load, &train, &val,
                                 &err) != DC_OK) {
@@ -354,8 +359,8 @@ int dc_cmd_train(int argc, char **argv) {
     c.val = val;
     dc_trainer *t = NULL;
     rc = 1;
-    dc_cli_data_fingerprint(train, val, c.fingerprint, sizeof c.fingerprint);
-    if (resume) {
+    if (rank0) dc_cli_data_fingerprint(train, val, c.fingerprint, sizeof c.fingerprint);
+    if (resume && rank0) { /* a refusal on rank 0 ends every rank */
         char stored[32];
         stored_fingerprint(c.cfg.out, stored, sizeof stored);
         if (data_moved && !stored[0]) {
@@ -392,6 +397,10 @@ int dc_cmd_train(int argc, char **argv) {
         goto done;
     }
     if (note[0] && !c.quiet) fprintf(stderr, "deconv train: %s\n", note);
+    if (dist) { /* rank 0's loss for all: the others may hold no pixels to choose it by */
+        const int bce = dc_dist_any(dist, rank0 && c.spec.loss == DC_LOSS_BCE);
+        c.spec.loss = bce ? DC_LOSS_BCE : DC_LOSS_MSE;
+    }
     if (c.cfg.epochs <= at.epoch) {
         fprintf(stderr, "deconv train: %s already finished %d epochs (use --epochs to extend)\n",
                 c.cfg.out, at.epoch);
@@ -479,9 +488,11 @@ int dc_cmd_train(int argc, char **argv) {
         const double elapsed = dc_cli_now_s() - t_start;
         fprintf(stderr,
                 "deconv train: all-reduced %.0f bytes per step; %ld steps in %.3f s: %.3f s "
-                "(%.1f %%) in the exchange, %.3f s (%.1f %%) waiting for the slowest rank\n",
+                "(%.1f %%) in the exchange after backward, %.3f s (%.1f %%) in it during "
+                "backward, %.3f s (%.1f %%) waiting for the slowest rank\n",
                 st.bytes_per_step, st.steps, elapsed, st.comm_s,
-                elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0, st.wait_s,
+                elapsed > 0 ? 100 * st.comm_s / elapsed : 0.0, st.overlap_s,
+                elapsed > 0 ? 100 * st.overlap_s / elapsed : 0.0, st.wait_s,
                 elapsed > 0 ? 100 * st.wait_s / elapsed : 0.0);
     }
     dc_cli_progress_clear(&c.progress);

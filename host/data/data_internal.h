@@ -27,6 +27,20 @@ dc_status dc_image_check_encoded(const char *name, const unsigned char *bytes, s
 dc_status dc_image_fit(const float *src, int c, int h, int w, float *dst, int size,
                        dc_error *err);
 
+/* Lazy datasets (lazy.c). The pixels of an IDX images file's images `records` (ascending,
+ * no repeats) into dst[k], [channels, size, size] each, exactly as a whole load converts
+ * them (idx.c). */
+dc_status dc_idx_decode_records(const char *path, int rows, int cols, int channels, int size,
+                                const int32_t *records, int count, float *const *dst,
+                                dc_error *err);
+/* The lazy part of n images of an IDX file, none decoded; item i is record i. */
+dc_status dc_lazy_create(const char *path, int rows, int cols, int n, int channels, int size,
+                         dc_lazy_images **out, dc_error *err);
+void dc_lazy_free(dc_lazy_images *lazy);
+/* The lazy part of a subset: item i is the parent's item indices[i], none decoded. */
+dc_status dc_lazy_subset(const dc_lazy_images *lazy, const int32_t *indices, int count,
+                         dc_lazy_images **out, dc_error *err);
+
 /* Record where a dataset came from (truncated to fit ds->source). */
 void dc_dataset_set_source(dc_dataset *ds, const char *source);
 

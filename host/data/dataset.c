@@ -13,6 +13,7 @@ static void free_strings(char **s, int n) {
 void dc_dataset_free(dc_dataset *ds) {
     if (!ds) return;
     free(ds->images);
+    dc_lazy_free(ds->lazy);
     free(ds->labels);
     free_strings(ds->class_names, ds->n_classes);
     free_strings(ds->names, ds->n);
@@ -102,9 +103,22 @@ dc_status dc_dataset_subset(const dc_dataset *ds, const int32_t *indices, int co
     *out = NULL;
     DC_TRY(check_indices(ds, indices, count, "subset", err));
     dc_dataset *sub = NULL;
-    DC_TRY(dc_dataset_create(count, ds->c, ds->h, ds->w, ds->labels != NULL, &sub, err));
+    /* a lazy dataset's subset is lazy: the items' places in the file, no pixels */
+    DC_TRY(dc_dataset_create(ds->lazy ? 0 : count, ds->c, ds->h, ds->w, ds->labels != NULL, &sub,
+                             err));
     dc_dataset_set_source(sub, ds->source);
-    dc_status s = dc_dataset_batch(ds, indices, count, sub->images, sub->labels, err);
+    dc_status s = DC_OK;
+    if (ds->lazy) {
+        sub->n = count;
+        s = dc_lazy_subset(ds->lazy, indices, count, &sub->lazy, err);
+        if (s == DC_OK && ds->labels && count > 0 &&
+            !(sub->labels = malloc((size_t)count * sizeof(int32_t))))
+            s = dc_set_error(err, DC_ERR_OOM, "subset labels: out of memory");
+        for (int i = 0; s == DC_OK && sub->labels && i < count; i++)
+            sub->labels[i] = ds->labels[indices[i]];
+    } else {
+        s = dc_dataset_batch(ds, indices, count, sub->images, sub->labels, err);
+    }
     if (s == DC_OK)
         s = dc_dataset_set_class_names(sub, ds->class_names ? ds->n_classes : 0,
                                        (const char *const *)ds->class_names, err);
@@ -186,8 +200,13 @@ dc_status dc_dataset_batch(const dc_dataset *ds, const int32_t *indices, int cou
     DC_TRY(check_indices(ds, indices, count, "batch", err));
     size_t per = dc_dataset_image_numel(ds);
     for (int i = 0; i < count; i++) {
-        memcpy(dst_images + (size_t)i * per, dc_dataset_image(ds, indices[i]),
-               per * sizeof(float));
+        const float *src = dc_dataset_image(ds, indices[i]);
+        if (!src)
+            return dc_set_error(err, DC_ERR_STATE,
+                                "batch of dataset '%s': item %d is not decoded (a lazily "
+                                "loaded dataset: dc_dataset_decode_only)",
+                                ds->source, (int)indices[i]);
+        memcpy(dst_images + (size_t)i * per, src, per * sizeof(float));
         if (dst_labels) dst_labels[i] = ds->labels[indices[i]];
     }
     return DC_OK;

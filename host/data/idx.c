@@ -111,26 +111,49 @@ static dc_status check_magic(const char *path, uint32_t magic, uint32_t want, dc
                         (unsigned)want, hint);
 }
 
-/* The header and all pixels of an IDX images file: n images of rows x cols bytes. */
+#define IDX_IMAGES_HEADER 16
+
+/* The header of an IDX images file, checked: n images of rows x cols bytes. */
+static dc_status read_idx_header(gzFile f, const char *path, uint32_t *count, uint32_t *r,
+                                 uint32_t *c, dc_error *err) {
+    unsigned char hdr[IDX_IMAGES_HEADER] = {0};
+    DC_TRY(read_exact(f, path, hdr, sizeof hdr, "header", err));
+    DC_TRY(check_magic(path, read_be32(hdr), IDX_MAGIC_IMAGES, err));
+    *count = read_be32(hdr + 4), *r = read_be32(hdr + 8), *c = read_be32(hdr + 12);
+    if (*count == 0 || *count > INT_MAX || *r == 0 || *c == 0 || *r > IDX_MAX_SIDE ||
+        *c > IDX_MAX_SIDE)
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: implausible IDX image dimensions [%u, %u, %u] (images, rows, "
+                            "cols)",
+                            path, (unsigned)*count, (unsigned)*r, (unsigned)*c);
+    return DC_OK;
+}
+
+/* The header and all pixels of an IDX images file (pixels NULL: read through and
+ * dropped, so that a cut or damaged file is found without keeping it). */
 static dc_status read_idx_images(const char *path, unsigned char **pixels, int *n, int *rows,
                                  int *cols, dc_error *err) {
-    *pixels = NULL;
+    if (pixels) *pixels = NULL;
     gzFile f;
     DC_TRY(open_gz(path, &f, err));
-    unsigned char hdr[16] = {0};
-    dc_status s = read_exact(f, path, hdr, sizeof hdr, "header", err);
-    if (s == DC_OK) s = check_magic(path, read_be32(hdr), IDX_MAGIC_IMAGES, err);
-    uint32_t count = read_be32(hdr + 4), r = read_be32(hdr + 8), c = read_be32(hdr + 12);
-    if (s == DC_OK && (count == 0 || count > INT_MAX || r == 0 || c == 0 || r > IDX_MAX_SIDE ||
-                       c > IDX_MAX_SIDE))
-        s = dc_set_error(err, DC_ERR_FORMAT,
-                         "%s: implausible IDX image dimensions [%u, %u, %u] (images, rows, cols)",
-                         path, (unsigned)count, (unsigned)r, (unsigned)c);
-    if (s == DC_OK) s = read_growing(f, path, (size_t)count * r * c, pixels, err);
+    uint32_t count = 0, r = 0, c = 0;
+    dc_status s = read_idx_header(f, path, &count, &r, &c, err);
+    if (s == DC_OK && pixels) s = read_growing(f, path, (size_t)count * r * c, pixels, err);
+    if (s == DC_OK && !pixels) {
+        const size_t len = (size_t)count * r * c;
+        size_t got = 0, r_got;
+        unsigned char *chunk = malloc((size_t)1 << 20);
+        if (!chunk) s = dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
+        while (chunk && got < len &&
+               (r_got = read_upto(f, chunk, len - got < ((size_t)1 << 20) ? len - got
+                                                                          : ((size_t)1 << 20))) > 0)
+            got += r_got;
+        free(chunk);
+        if (s == DC_OK && got != len) s = truncated_error(f, path, "pixels", len, got, err);
+    }
     gzclose(f);
     if (s != DC_OK) {
-        free(*pixels);
-        *pixels = NULL;
+        if (pixels) free(*pixels), *pixels = NULL;
         return s;
     }
     *n = (int)count;
@@ -193,21 +216,55 @@ static dc_status fill_idx_images(dc_dataset *ds, const unsigned char *pixels, in
     return DC_OK;
 }
 
-dc_status dc_dataset_load_idx(const char *images_path, const char *labels_path, int size,
-                              int channels, dc_dataset **out, dc_error *err) {
+dc_status dc_idx_decode_records(const char *path, int rows, int cols, int channels, int size,
+                                const int32_t *records, int count, float *const *dst,
+                                dc_error *err) {
+    gzFile f;
+    DC_TRY(open_gz(path, &f, err));
+    const size_t bytes = (size_t)rows * (size_t)cols;
+    unsigned char *px = malloc(bytes);
+    float *scratch = malloc(bytes * sizeof(float));
+    dc_status s = px && scratch ? DC_OK : dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
+    for (int k = 0; s == DC_OK && k < count; k++) {
+        /* records ascend: every seek goes forward through the stream */
+        const z_off_t at = (z_off_t)(IDX_IMAGES_HEADER + (size_t)records[k] * bytes);
+        if (gzseek(f, at, SEEK_SET) != at)
+            s = truncated_error(f, path, "pixels", bytes, 0, err);
+        if (s == DC_OK) s = read_exact(f, path, px, bytes, "pixels", err);
+        if (s == DC_OK) s = convert_idx_image(px, rows, cols, channels, size, scratch, dst[k], err);
+    }
+    gzclose(f);
+    free(px);
+    free(scratch);
+    return s;
+}
+
+static dc_status load_idx(const char *images_path, const char *labels_path, int size,
+                          int channels, int lazy, dc_dataset **out, dc_error *err) {
     if (!images_path || !out)
         return dc_set_error(err, DC_ERR_ARG, "dc_dataset_load_idx: NULL argument");
     *out = NULL;
     if (channels != 1 && channels != 3)
         return dc_set_error(err, DC_ERR_ARG, "loading %s: channels must be 1 or 3, got %d",
                             images_path, channels);
+    /* lazy: the labels and where each image lies; the pixels are decoded when asked
+     * (host/data/lazy.c). The file is read through all the same, so that a cut or damaged
+     * one is refused here. */
     unsigned char *pixels = NULL;
     int n = 0, rows = 0, cols = 0;
-    DC_TRY(read_idx_images(images_path, &pixels, &n, &rows, &cols, err));
+    DC_TRY(read_idx_images(images_path, lazy ? NULL : &pixels, &n, &rows, &cols, err));
     if (size <= 0) size = rows > cols ? rows : cols;
     dc_dataset *ds = NULL;
-    dc_status s = dc_dataset_create(n, channels, size, size, labels_path != NULL, &ds, err);
-    if (s == DC_OK) s = fill_idx_images(ds, pixels, rows, cols, images_path, err);
+    dc_status s = dc_dataset_create(lazy ? 0 : n, channels, size, size, labels_path && !lazy,
+                                    &ds, err);
+    if (s == DC_OK && lazy) {
+        ds->n = n;
+        s = dc_lazy_create(images_path, rows, cols, n, channels, size, &ds->lazy, err);
+        if (s == DC_OK && labels_path && !(ds->labels = calloc((size_t)n, sizeof(int32_t))))
+            s = dc_set_error(err, DC_ERR_OOM, "%s: cannot allocate %d labels", labels_path, n);
+    } else if (s == DC_OK) {
+        s = fill_idx_images(ds, pixels, rows, cols, images_path, err);
+    }
     free(pixels);
     if (s == DC_OK && labels_path)
         s = read_idx_labels(labels_path, images_path, n, ds->labels, &ds->n_classes, err);
@@ -218,6 +275,11 @@ dc_status dc_dataset_load_idx(const char *images_path, const char *labels_path, 
     dc_dataset_set_source(ds, images_path);
     *out = ds;
     return DC_OK;
+}
+
+dc_status dc_dataset_load_idx(const char *images_path, const char *labels_path, int size,
+                              int channels, dc_dataset **out, dc_error *err) {
+    return load_idx(images_path, labels_path, size, channels, 0, out, err);
 }
 
 /* ------------------------------------------------------------ load by spec */
@@ -237,7 +299,7 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
-static dc_status load_fashion_mnist(const char *spec, int size, int channels,
+static dc_status load_fashion_mnist(const char *spec, int size, int channels, int lazy,
                                     dc_dataset **out, dc_error *err) {
     const char *part = spec[13] == ':' ? spec + 14 : "train";
     const char *prefix = NULL;
@@ -256,7 +318,7 @@ static dc_status load_fashion_mnist(const char *spec, int size, int channels,
                             "dataset '%s': %s or %s is missing (Debian package "
                             "dataset-fashion-mnist installs them)",
                             spec, images, labels);
-    DC_TRY(dc_dataset_load_idx(images, labels, size, channels, out, err));
+    DC_TRY(load_idx(images, labels, size, channels, lazy, out, err));
     dc_dataset_set_source(*out, spec);
     return dc_dataset_set_class_names(*out, 10, fashion_mnist_names, err);
 }
@@ -289,13 +351,14 @@ static int in_fashion_mnist_folder(const char *path) {
            (len == 13 || slash[-14] == '/');
 }
 
-static dc_status load_idx_file(const char *path, int size, int channels, dc_dataset **out,
-                               dc_error *err) {
+static dc_status load_idx_file(const char *path, int size, int channels, int lazy,
+                               dc_dataset **out, dc_error *err) {
     const size_t cap = strlen(path) + 8;
     char *labels = malloc(cap);
     if (!labels) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory", path);
     int have_labels = find_labels_beside(path, labels, cap);
-    dc_status s = dc_dataset_load_idx(path, have_labels ? labels : NULL, size, channels, out, err);
+    dc_status s =
+        load_idx(path, have_labels ? labels : NULL, size, channels, lazy, out, err);
     free(labels);
     if (s == DC_OK && have_labels && in_fashion_mnist_folder(path) && (*out)->n_classes <= 10)
         s = dc_dataset_set_class_names(*out, 10, fashion_mnist_names, err);
@@ -313,11 +376,11 @@ dc_status dc_dataset_load_path_opts(const char *spec, int size, int channels,
     if (!spec || !out) return dc_set_error(err, DC_ERR_ARG, "dc_dataset_load_path: NULL argument");
     *out = NULL;
     if (!strncmp(spec, "fashion-mnist", 13) && (spec[13] == 0 || spec[13] == ':'))
-        return load_fashion_mnist(spec, size, channels, out, err);
+        return load_fashion_mnist(spec, size, channels, opts && opts->lazy, out, err);
     if (path_is_dir(spec))
         return dc_dataset_load_folder_opts(spec, size, channels, opts, out, err);
     if (ends_with(spec, "-images-idx3-ubyte") || ends_with(spec, "-images-idx3-ubyte.gz"))
-        return load_idx_file(spec, size, channels, out, err);
+        return load_idx_file(spec, size, channels, opts && opts->lazy, out, err);
     if (path_is_file(spec))
         return dc_set_error(err, DC_ERR_FORMAT,
                             "%s: not a dataset; give a folder of images, an IDX images file "

@@ -4,6 +4,7 @@
  * stop) the training loop needs. Without MPI in the build only the one-process answers
  * remain. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,15 @@ dc_status dc_dist_attach(dc_dist *d, dc_model *m, dc_error *err) {
     (void)d, (void)m, (void)err;
     return DC_OK;
 }
+dc_status dc_dist_backward_begin(dc_dist *d, dc_model *m, dc_error *err) {
+    (void)d, (void)m, (void)err;
+    return DC_OK;
+}
 dc_status dc_dist_mean(dc_dist *d, float *values, int n, dc_error *err) {
+    (void)d, (void)values, (void)n, (void)err;
+    return DC_OK;
+}
+dc_status dc_dist_sum(dc_dist *d, double *values, int n, dc_error *err) {
     (void)d, (void)values, (void)n, (void)err;
     return DC_OK;
 }
@@ -113,6 +122,15 @@ struct dc_dist {
     MPI_Request *req;
     int req_cap;
     dc_dist_stats stats;
+    int overlap; /* start buckets during backward (dc_dist_backward_begin) */
+    /* the dense exchange of the step in progress: the parameters are staged from the last
+     * back (next counts down), buckets close at layer boundaries */
+    dc_model *armed; /* whose backward is watched; NULL: none */
+    int *done_at;    /* per parameter: the lowest node using it (INT_MAX: none) */
+    int done_cap;
+    int skip, next, buckets;
+    size_t total, at, bucket_start;
+    const char *last_name;
 };
 
 static double now_s(void) {
@@ -136,6 +154,7 @@ dc_status dc_dist_create(const dc_dist_options *opt, dc_dist **out, dc_error *er
     if (!d) return dc_set_error(err, DC_ERR_OOM, "dc_dist_create: out of memory");
     d->bucket_bytes = opt && opt->bucket_bytes ? opt->bucket_bytes : DEFAULT_BUCKET_BYTES;
     d->sync_batchnorm = opt && opt->sync_batchnorm;
+    d->overlap = !(opt && opt->serial_exchange);
     d->comm = MPI_COMM_NULL;
     int initialized = 0, rc;
     MPI_Initialized(&initialized);
@@ -168,6 +187,7 @@ void dc_dist_free(dc_dist *d) {
     free(d->stage);
     free(d->rows);
     free(d->req);
+    free(d->done_at);
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (d->finalize && !finalized) MPI_Finalize();
@@ -223,62 +243,81 @@ static dc_status be_fail(dc_backend *be, dc_error *err, const char *what, const 
 }
 
 /* The dense gradients: buckets of whole layers, from the last parameter back (the order
- * backward finishes them), each started as a non-blocking all-reduce as soon as it is
- * staged so the next bucket's device read overlaps it. */
-static dc_status reduce_dense(dc_dist *d, dc_params *p, int skip, double *bytes, dc_error *err) {
-    dc_backend *be = dc_params_backend(p);
+ * backward finishes them). dense_begin resets the cursor; dense_advance stages every
+ * parameter whose gradient is complete once backward has passed `node` (-1: all of them)
+ * and starts each bucket as a non-blocking all-reduce as soon as it is full, so the
+ * exchange moves while backward (or the next bucket's device read) goes on; dense_finish
+ * waits for all buckets and writes the means back. The buckets are the same whether they
+ * start during backward or after it. */
+static dc_status dense_begin(dc_dist *d, dc_params *p, int skip, dc_error *err) {
     const int count = dc_params_count(p);
-    size_t total = 0;
+    d->total = 0;
     for (int i = 0; i < count; i++) {
         const dc_param *q = dc_params_get(p, i);
-        if (q->trainable && i != skip) total += q->numel;
+        if (q->trainable && i != skip) d->total += q->numel;
     }
-    if (total == 0) return DC_OK;
-    DC_TRY(stage_reserve(d, total, err));
-    DC_TRY(req_reserve(d, count, err));
-    int buckets = 0, rc;
-    size_t at = 0, bucket_start = 0;
-    const char *last_name = NULL;
-    for (int i = count - 1; i >= 0; i--) {
-        dc_param *q = dc_params_get(p, i);
-        if (!q->trainable || i == skip) continue;
+    d->skip = skip;
+    d->next = count - 1;
+    d->at = d->bucket_start = 0;
+    d->buckets = 0;
+    d->last_name = NULL;
+    DC_TRY(stage_reserve(d, d->total ? d->total : 1, err));
+    return req_reserve(d, count + 1, err);
+}
+
+static dc_status start_bucket(dc_dist *d, dc_error *err) {
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, d->stage + d->bucket_start,
+                            (int)(d->at - d->bucket_start), MPI_FLOAT, MPI_SUM, d->comm,
+                            &d->req[d->buckets]);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "all-reduce of a gradient bucket");
+    d->buckets++;
+    d->bucket_start = d->at;
+    if (d->armed) d->stats.early_buckets++;
+    return DC_OK;
+}
+
+static dc_status dense_advance(dc_dist *d, dc_params *p, int node, dc_error *err) {
+    dc_backend *be = dc_params_backend(p);
+    const int first = d->next;
+    for (; d->next >= 0; d->next--) {
+        dc_param *q = dc_params_get(p, d->next);
+        if (!q->trainable || d->next == d->skip) continue;
+        if (node >= 0 && d->done_at && node > d->done_at[d->next]) break; /* not complete */
         /* a bucket closes at a layer boundary once it holds bucket_bytes */
-        if (last_name && !same_layer(last_name, q->name) &&
-            (at - bucket_start) * sizeof(float) >= d->bucket_bytes) {
-            if ((rc =
-                     MPI_Iallreduce(MPI_IN_PLACE, d->stage + bucket_start, (int)(at - bucket_start),
-                                    MPI_FLOAT, MPI_SUM, d->comm, &d->req[buckets])) != MPI_SUCCESS)
-                return mpi_fail(err, rc, "all-reduce of a gradient bucket");
-            buckets++;
-            bucket_start = at;
-        }
-        if (DC_BE(be, read, dc_tensor_ptr(q->grad), d->stage + at, q->numel * sizeof(float)))
+        if (d->last_name && !same_layer(d->last_name, q->name) &&
+            (d->at - d->bucket_start) * sizeof(float) >= d->bucket_bytes)
+            DC_TRY(start_bucket(d, err));
+        if (DC_BE(be, read, dc_tensor_ptr(q->grad), d->stage + d->at, q->numel * sizeof(float)))
             return be_fail(be, err, "reading the gradient of", q->name);
-        at += q->numel;
-        last_name = q->name;
-        if (buckets) {
-            int done;
-            MPI_Testall(buckets, d->req, &done, MPI_STATUSES_IGNORE); /* progress */
-        }
+        d->at += q->numel;
+        d->last_name = q->name;
     }
-    if ((rc = MPI_Iallreduce(MPI_IN_PLACE, d->stage + bucket_start, (int)(at - bucket_start),
-                             MPI_FLOAT, MPI_SUM, d->comm, &d->req[buckets])) != MPI_SUCCESS)
-        return mpi_fail(err, rc, "all-reduce of a gradient bucket");
-    buckets++;
-    if ((rc = MPI_Waitall(buckets, d->req, MPI_STATUSES_IGNORE)) != MPI_SUCCESS)
-        return mpi_fail(err, rc, "all-reduce of the gradients");
+    if (d->buckets && (first != d->next || node < 0)) {
+        int done; /* progress: Open MPI moves non-blocking collectives inside MPI calls */
+        MPI_Testall(d->buckets, d->req, &done, MPI_STATUSES_IGNORE);
+    }
+    return DC_OK;
+}
+
+static dc_status dense_finish(dc_dist *d, dc_params *p, double *bytes, dc_error *err) {
+    if (d->total == 0) return DC_OK;
+    DC_TRY(dense_advance(d, p, -1, err));
+    DC_TRY(start_bucket(d, err));
+    int rc = MPI_Waitall(d->buckets, d->req, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "all-reduce of the gradients");
+    dc_backend *be = dc_params_backend(p);
     const float inv = 1.0f / (float)d->size;
-    for (size_t k = 0; k < total; k++)
+    for (size_t k = 0; k < d->total; k++)
         d->stage[k] *= inv;
-    at = 0;
-    for (int i = count - 1; i >= 0; i--) {
+    size_t at = 0;
+    for (int i = dc_params_count(p) - 1; i >= 0; i--) {
         dc_param *q = dc_params_get(p, i);
-        if (!q->trainable || i == skip) continue;
+        if (!q->trainable || i == d->skip) continue;
         if (DC_BE(be, write, dc_tensor_ptr(q->grad), d->stage + at, q->numel * sizeof(float)))
             return be_fail(be, err, "writing the gradient of", q->name);
         at += q->numel;
     }
-    *bytes += (double)total * sizeof(float);
+    *bytes += (double)d->total * sizeof(float);
     return DC_OK;
 }
 
@@ -366,21 +405,71 @@ static dc_status reduce_state(dc_dist *d, dc_params *p, double *bytes, dc_error 
     return DC_OK;
 }
 
+/* GLO's latent table is exchanged by its rows, apart from the dense gradients. */
+static int latents_param(const dc_model *m) {
+    return dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS)
+               ? dc_params_find(m->params, "latents.weight")
+               : -1;
+}
+
+/* The graph's backward_passed hook while a training step's backward runs. */
+static dc_status backward_passed(void *user, int node, dc_error *err) {
+    dc_dist *d = user;
+    const double t0 = now_s();
+    dc_status s = dense_advance(d, d->armed->params, node, err);
+    d->stats.overlap_s += now_s() - t0;
+    return s;
+}
+
+static void disarm(dc_dist *d) {
+    if (d->armed) d->armed->g->backward_passed = NULL, d->armed->g->backward_passed_user = NULL;
+    d->armed = NULL;
+}
+
+dc_status dc_dist_backward_begin(dc_dist *d, dc_model *m, dc_error *err) {
+    if (!d || d->size < 2 || !d->overlap) return DC_OK;
+    if (!m || !m->g) return dc_set_error(err, DC_ERR_ARG, "dc_dist_backward_begin: no model");
+    disarm(d);
+    const int count = dc_params_count(m->params);
+    if (count > d->done_cap) {
+        int *p = realloc(d->done_at, (size_t)count * sizeof *p);
+        if (!p) return dc_set_error(err, DC_ERR_OOM, "overlapped all-reduce: out of memory");
+        d->done_at = p;
+        d->done_cap = count;
+    }
+    /* a parameter's gradient is complete when backward has passed every node that uses
+     * it (a tied weight has two) */
+    for (int i = 0; i < count; i++)
+        d->done_at[i] = INT_MAX;
+    for (int j = 0; j < m->g->n; j++)
+        for (int k = 0; k < 4; k++) {
+            const int q = m->g->nodes[j].param[k];
+            if (q >= 0 && q < count && j < d->done_at[q]) d->done_at[q] = j;
+        }
+    DC_TRY(dense_begin(d, m->params, latents_param(m), err));
+    d->armed = m;
+    m->g->backward_passed = backward_passed;
+    m->g->backward_passed_user = d;
+    return DC_OK;
+}
+
 dc_status dc_dist_reduce_step(dc_dist *d, dc_model *m, const dc_batch *b, dc_error *err) {
     if (!d || d->size < 2) return DC_OK;
     if (!m || !b) return dc_set_error(err, DC_ERR_ARG, "dc_dist_reduce_step: model and batch");
+    const int overlapped = d->armed == m;
+    disarm(d);
     /* a barrier first, so the exchange's time is not mixed with waiting for a slower
-     * rank (load imbalance, another job on the cores) */
+     * rank (load imbalance, another job on the cores); buckets started during backward
+     * move on meanwhile */
     const double t_wait = now_s();
     int rc = MPI_Barrier(d->comm);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "waiting for the other ranks");
     const double t0 = now_s();
     d->stats.wait_s += t0 - t_wait;
     double bytes = 0;
-    int latents = -1;
-    if (dc_model_kind_has(m->spec.kind, DC_KIND_LEARNED_LATENTS))
-        latents = dc_params_find(m->params, "latents.weight");
-    dc_status s = reduce_dense(d, m->params, latents, &bytes, err);
+    const int latents = latents_param(m);
+    dc_status s = overlapped ? DC_OK : dense_begin(d, m->params, latents, err);
+    if (s == DC_OK) s = dense_finish(d, m->params, &bytes, err);
     if (s == DC_OK && latents >= 0) s = reduce_rows(d, m->params, latents, b, &bytes, err);
     if (s == DC_OK) s = reduce_state(d, m->params, &bytes, err);
     if (s != DC_OK) return dc_wrap_error(err, s, "rank %d of %d", d->rank, d->size);
@@ -403,6 +492,12 @@ dc_status dc_dist_attach(dc_dist *d, dc_model *m, dc_error *err) {
     m->g->batch_sum = batch_sum;
     m->g->batch_sum_user = d;
     return DC_OK;
+}
+
+dc_status dc_dist_sum(dc_dist *d, double *values, int n, dc_error *err) {
+    if (!d || d->size < 2) return DC_OK;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, d->comm);
+    return rc == MPI_SUCCESS ? DC_OK : mpi_fail(err, rc, "summing over the ranks");
 }
 
 dc_status dc_dist_mean(dc_dist *d, float *values, int n, dc_error *err) {

@@ -78,6 +78,11 @@ dc_status dc_model_fill_batch_slice(const dc_model *m, const dc_dataset *ds, con
             return dc_set_error(err, DC_ERR_ARG, "batch: item %d outside dataset '%s' (%d items)",
                                 item, ds->source, ds->n);
         const float *src = dc_dataset_image(ds, item);
+        if (!src)
+            return dc_set_error(err, DC_ERR_STATE,
+                                "batch: item %d of dataset '%s' is not decoded on this rank "
+                                "(lazily loaded: dc_dataset_decode_only)",
+                                item, ds->source);
         float *tgt = b->target + (size_t)slot * b->image_numel;
         dc_rng rng;
         dc_rng_seed(&rng, dc_seed_mix(seed, (uint64_t)global_slot));

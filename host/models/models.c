@@ -112,8 +112,12 @@ dc_status dc_model_spec_fit_data(dc_model_spec *s, const dc_dataset *train, int 
         return DC_OK;
     /* MSE's optimum on black-and-white images is grey where unsure; cross-entropy's pushes
      * each pixel to one side: the default where the data is near-binary */
-    const double share =
-        dc_near_binary_share(train->images, (size_t)train->n * dc_dataset_image_numel(train));
+    /* a lazily loaded set holds no pixels here: the caller agrees on the loss with a
+     * rank that has them (deconv train under mpirun: rank 0) */
+    const double share = train->images ? dc_near_binary_share(train->images,
+                                                              (size_t)train->n *
+                                                                  dc_dataset_image_numel(train))
+                                       : 0.0;
     if (!(flags & DC_FIT_LOSS_GIVEN))
         s->loss = share >= DC_NEAR_BINARY_SHARE ? DC_LOSS_BCE : DC_LOSS_MSE;
     if (note)

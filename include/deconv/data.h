@@ -23,8 +23,12 @@ extern "C" {
 #endif
 DC_API_BEGIN
 
+/* Pixels decoded on demand (dc_load_options.lazy): opaque, owned by its dataset. */
+typedef struct dc_lazy_images dc_lazy_images;
+
 /* Plain data: read the fields directly. Images of item i start at
- * images + i * c * h * w. */
+ * images + i * c * h * w, or for a lazily loaded dataset (lazy != NULL, images NULL) at
+ * dc_dataset_image(ds, i): read pixels through dc_dataset_image. */
 typedef struct dc_dataset {
     int n, c, h, w;
     float *images;      /* n*c*h*w floats in [-1, 1]; NULL when n == 0 */
@@ -33,6 +37,8 @@ typedef struct dc_dataset {
     char **class_names; /* n_classes strings, or NULL when the source names none */
     char **names;       /* per-item source name ("ak47.png", "coat/12.png"), or NULL */
     char source[512];   /* where it came from, for messages */
+    dc_lazy_images *lazy; /* non-NULL: the pixels of the items dc_dataset_decode_only
+                             named, decoded from the file when asked */
 } dc_dataset;
 
 /* Fashion-MNIST as installed by Debian's dataset-fashion-mnist package. */
@@ -46,8 +52,12 @@ void dc_dataset_free(dc_dataset *ds);
 /* Copy class names into the dataset (replacing any) and set n_classes = count. */
 dc_status dc_dataset_set_class_names(dc_dataset *ds, int count, const char *const *names,
                                      dc_error *err);
-/* Pointer to item i's first value. */
+/* A lazily loaded dataset's item i, NULL when it is not decoded (use dc_dataset_image). */
+float *dc_dataset_lazy_image(const dc_dataset *ds, int i);
+/* Pointer to item i's first value; for a lazily loaded dataset NULL when item i is not
+ * decoded, and valid until the next dc_dataset_decode_only. */
 static inline float *dc_dataset_image(const dc_dataset *ds, int i) {
+    if (ds->lazy) return dc_dataset_lazy_image(ds, i);
     return ds->images + (size_t)i * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
 }
 static inline size_t dc_dataset_image_numel(const dc_dataset *ds) {
@@ -86,6 +96,9 @@ static inline size_t dc_dataset_image_numel(const dc_dataset *ds) {
  * defaults. */
 typedef struct dc_load_options {
     int64_t max_image_pixels; /* width x height cap per image file; <= 0: the default */
+    int lazy; /* IDX files (Fashion-MNIST): read the labels and check the file, but decode
+                 no pixels until dc_dataset_decode_only names the items wanted (each rank
+                 of data-parallel training: its share). Image folders load whole. */
 } dc_load_options;
 
 /* Decode one image file into dst, which holds channels * size * size floats. size must be
@@ -144,6 +157,30 @@ dc_status dc_dataset_detect_channels(const char *spec, int *channels, char *why,
 
 /* The ten Fashion-MNIST class names, "T-shirt/top" ... "Ankle boot". */
 const char *const *dc_fashion_mnist_class_names(void);
+
+/* ------------------------------------------------------------ lazy datasets
+ * A lazily loaded dataset (dc_load_options.lazy) keeps its labels, names and where each
+ * image lies in its file; only the items last named by dc_dataset_decode_only hold
+ * pixels. Its subsets (dc_dataset_subset, dc_dataset_split) are lazy too. The decoded
+ * pixels are the ones an ordinary load gives, bit for bit. */
+
+/* Decode the pixels of items[0..count) (repeats allowed) and free those of every other
+ * item, so memory holds these items only. Items already decoded are kept as they are.
+ * Nothing to do for an ordinary dataset. Errors name the file (a damaged one is found
+ * here). */
+dc_status dc_dataset_decode_only(const dc_dataset *ds, const int32_t *items, int count,
+                                 dc_error *err);
+/* Decode every item: a lazily loaded dataset becomes an ordinary one (lazy NULL). */
+dc_status dc_dataset_decode_all(dc_dataset *ds, dc_error *err);
+/* How many items hold decoded pixels now (n for an ordinary dataset). */
+int dc_dataset_decoded_count(const dc_dataset *ds);
+
+/* values[i] for i = first, first + stride, ... < n: the mean of item i's four corner
+ * pixels of its first channel, ((top-left + top-right + bottom-left + bottom-right) in
+ * float) / 4 in double; the other entries are left as they are. A lazily loaded dataset
+ * decodes those items a part at a time. */
+dc_status dc_dataset_corner_means(const dc_dataset *ds, int first, int stride, double *values,
+                                  dc_error *err);
 
 /* ------------------------------------------------------- subsets and batches */
 /* New dataset of the listed items, in the given order (labels, names, classes copied). */

@@ -5,7 +5,8 @@
  * each global batch (augmentation, masks, noise: dc_model_fill_batch_slice), runs forward
  * and backward on them, and the gradients are averaged over the ranks by MPI all-reduce in
  * buckets of whole layers, staged through host memory (OpenCL buffers included), before
- * every rank takes the same optimizer step. GLO's latent table is not all-reduced: the
+ * every rank takes the same optimizer step; a bucket starts as soon as backward has
+ * finished its layers, so the exchange overlaps the rest of the backward pass. GLO's latent table is not all-reduced: the
  * rows the ranks' slices touched are gathered, and only those rows are exchanged.
  * Non-trainable state (batch-norm running statistics) is averaged after every step, so the
  * ranks' weights stay identical. Batch norm normalises by per-rank statistics unless
@@ -43,6 +44,8 @@ typedef struct dc_dist_options {
     size_t bucket_bytes; /* gradients per all-reduce bucket, whole layers; 0: 4 MiB */
     int sync_batchnorm;  /* batch norm normalises by the global batch's statistics (summed
                             over the ranks in forward and backward); 0: per rank */
+    int serial_exchange; /* 1: all-reduce the gradients after backward, not during it
+                            (the same buckets and sums; for measuring the overlap) */
 } dc_dist_options;
 
 /* 1 when this build has MPI. */
@@ -71,15 +74,26 @@ dc_status dc_dist_attach(dc_dist *d, dc_model *m, dc_error *err);
 dc_status dc_dist_batch_slice(const dc_dist *d, int global_batch, int *local, int *first_slot,
                               dc_error *err);
 
+/* Right before the training step's backward: the graph reports each node backward has
+ * passed, and every bucket of gradients starts its all-reduce (MPI_Iallreduce) as soon as
+ * backward has completed all its layers, overlapping the exchange with the rest of the
+ * backward pass; dc_dist_reduce_step then waits for the buckets. Staging reads gradients
+ * from the device mid-backward (OpenCL: a blocking read per layer; the CPU backend: a
+ * copy). Nothing to do for NULL, one rank or serial_exchange. */
+dc_status dc_dist_backward_begin(dc_dist *d, dc_model *m, dc_error *err);
+
 /* After backward: average the gradients over the ranks (buckets of whole layers, the last
- * layers first, as backward produces them), GLO's latent rows that b's slices touched (all
- * ranks' b->index) and the non-trainable state. Nothing to do for NULL or one rank. */
+ * layers first, as backward produces them; those dc_dist_backward_begin started are waited
+ * for), GLO's latent rows that b's slices touched (all ranks' b->index) and the
+ * non-trainable state. Nothing to do for NULL or one rank. */
 dc_status dc_dist_reduce_step(dc_dist *d, dc_model *m, const dc_batch *b, dc_error *err);
 /* The seed of this rank's random draws inside the graph (dropout, code noise, sampling):
  * `seed` itself on rank 0 and in one process, an independent stream on the others (a
  * draw is keyed by its element's place in the rank's tensor, so equal seeds would give
  * every rank the same draws). */
 uint64_t dc_dist_draw_seed(const dc_dist *d, uint64_t seed);
+/* values[0..n) = their sum over the ranks (in place). */
+dc_status dc_dist_sum(dc_dist *d, double *values, int n, dc_error *err);
 /* values[0..n) = their mean over the ranks (in place). */
 dc_status dc_dist_mean(dc_dist *d, float *values, int n, dc_error *err);
 /* 1 on every rank when `flag` is nonzero on any rank. A failing exchange counts as 1. */
@@ -92,7 +106,11 @@ typedef struct dc_dist_stats {
     long steps;
     double bytes_per_step; /* bytes all-reduced by this rank in the last step */
     double wait_s;         /* seconds waiting at the step's start for the slowest rank */
-    double comm_s;         /* seconds in the exchange itself: staging, all-reduce, write-back */
+    double comm_s;         /* seconds in the exchange after backward: staging what is left,
+                              waiting for the all-reduce, write-back */
+    double overlap_s;      /* seconds of the exchange spent inside backward: staging,
+                              starting buckets, moving them on (dc_dist_backward_begin) */
+    long early_buckets;    /* gradient buckets started before backward ended */
 } dc_dist_stats;
 void dc_dist_get_stats(const dc_dist *d, dc_dist_stats *out);
 

@@ -5,6 +5,9 @@
  *                                       hold bit-identical weights, and rank 0 trains the
  *                                       same global batches in one process: the weights
  *                                       must agree within the README's tolerance
+ *   dist_train lazy-overlap WORK        the all-reduce overlapped with backward and lazily
+ *                                       loaded data change no bit of a 2-rank run; each
+ *                                       rank decodes only its share of the images
  *   dist_train kill WORK                rank 1 dies (SIGKILL) at step KILL_STEP; mpirun must
  *                                       end the job
  *   dist_train check WORK               (one process) the killed run's checkpoint loads,
@@ -232,6 +235,93 @@ out:
     return rc;
 }
 
+/* Largest |a - b| over the weights of two trainers' models. */
+static double trainers_diff(dc_trainer *a, dc_trainer *b) {
+    const char *where;
+    return max_diff(dc_trainer_model(a), dc_trainer_model(b), &where);
+}
+
+/* The classifier (augmented: the fill's exchange) trained three times on 2 ranks: eager
+ * data with the all-reduce after backward, eager data with it overlapped, lazily loaded
+ * data overlapped. Neither the overlap nor the lazy loading may change a bit of the
+ * weights; the overlapped runs must have started buckets inside backward, and each rank
+ * of the lazy run must hold only its share of the images. */
+static int lazy_overlap(const char *work) {
+    dc_error err = {0};
+    dc_dist *serial = NULL, *overlap = NULL;
+    dc_dist_options so = {0}, oo = {0};
+    so.bucket_bytes = oo.bucket_bytes = 4096; /* several buckets in this small model */
+    so.serial_exchange = 1;
+    if (dc_dist_create(&so, &serial, &err) != DC_OK || dc_dist_create(&oo, &overlap, &err))
+        return fail("dist", &err);
+    const int rank = dc_dist_rank(serial), ranks = dc_dist_size(serial);
+    preset p[3];
+    const char *tags[3] = {"serial", "overlap", "lazy"};
+    dc_dataset *tr = NULL, *va = NULL, *ltr = NULL, *lva = NULL;
+    dc_backend *be = NULL;
+    dc_trainer *t[3] = {NULL, NULL, NULL};
+    int rc = 1;
+    dc_load_options lazy = {0};
+    lazy.lazy = 1;
+    for (int i = 0; i < 3; i++) {
+        make_preset("classifier", "sgd", work, tags[i], &p[i], &err);
+        p[i].cfg.augment = 1;
+        p[i].cfg.dist = i == 0 ? serial : overlap;
+    }
+    if (dc_train_load_data(&p[0].cfg, 28, 1, &tr, &va, &err) != DC_OK ||
+        dc_train_load_data_opts(&p[2].cfg, 28, 1, &lazy, &ltr, &lva, &err) != DC_OK ||
+        dc_backend_create_cpu(1, &be, &err) != DC_OK) {
+        fail("setup", &err);
+        goto out;
+    }
+    if (!ltr->lazy || dc_dataset_decoded_count(ltr) != 0 || lva->lazy) {
+        fprintf(stderr, "dist_train: the lazy load decoded training images or left the "
+                        "validation set undecoded\n");
+        goto out;
+    }
+    dc_dist_stats before, after;
+    for (int i = 0; i < 3; i++) {
+        dc_dist_get_stats(overlap, &before);
+        if (train(be, &p[i], i == 2 ? ltr : tr, i == 2 ? lva : va, &t[i], NULL, &err) != DC_OK) {
+            fail(tags[i], &err);
+            goto out;
+        }
+        dc_dist_get_stats(overlap, &after);
+        if (i > 0 && after.early_buckets <= before.early_buckets) {
+            fprintf(stderr, "dist_train: %s: no bucket started during backward\n", tags[i]);
+            goto out;
+        }
+    }
+    dc_dist_stats st;
+    dc_dist_get_stats(serial, &st);
+    if (st.early_buckets != 0) {
+        fprintf(stderr, "dist_train: the serial exchange started buckets during backward\n");
+        goto out;
+    }
+    const double d_overlap = trainers_diff(t[0], t[1]), d_lazy = trainers_diff(t[1], t[2]);
+    /* this rank's share of the epoch: steps x its slice of each batch */
+    const int share = dc_trainer_steps_per_epoch(t[2]) * (p[2].cfg.batch / ranks);
+    const int decoded = dc_dataset_decoded_count(ltr);
+    printf("dist_train: rank %d: overlapped all-reduce vs after backward: largest difference "
+           "%g; lazy vs whole data: %g; %ld buckets started during backward; the lazy run "
+           "holds %d of %d training images decoded (share %d)\n",
+           rank, d_overlap, d_lazy, after.early_buckets, decoded, ltr->n, share);
+    if (d_overlap != 0 || d_lazy != 0 || decoded > share || decoded >= ltr->n) goto out;
+    if (!ranks_identical(serial, dc_trainer_model(t[2]), &err)) {
+        fprintf(stderr, "dist_train: rank %d: the ranks' weights differ\n", rank);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < 3; i++) dc_trainer_free(t[i]);
+    dc_backend_free(be);
+    dc_dataset_free(tr), dc_dataset_free(va), dc_dataset_free(ltr), dc_dataset_free(lva);
+    if (rc) dc_dist_abort(serial, rc, "lazy-overlap failed");
+    dc_dist_free(overlap);
+    dc_dist_free(serial);
+    return rc;
+}
+
 /* should_stop of the kill run: rank 1 dies after KILL_STEP steps. */
 typedef struct kill_state {
     int rank, steps;
@@ -387,10 +477,12 @@ out:
 int main(int argc, char **argv) {
     if (argc == 6 && !strcmp(argv[1], "match")) return match(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 3 && !strcmp(argv[1], "kill")) return kill_run(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "lazy-overlap")) return lazy_overlap(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "check")) return check_killed(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "resume")) return resume_ranks(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "resume1")) return resume_one(argv[2]);
-    fprintf(stderr, "usage: dist_train match KIND OPTIM DEVICE WORK | kill WORK | check WORK | "
+    fprintf(stderr, "usage: dist_train match KIND OPTIM DEVICE WORK | lazy-overlap WORK | "
+                    "kill WORK | check WORK | "
                     "resume WORK | resume1 WORK\n");
     return 2;
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Multi-rank checks of data-parallel training (CTest runs each case; tests/mpi/dist_train.c
 # holds the programs). 2 ranks on one machine, oversubscribed, one thread each.
-#   run.sh CASE DIST_TRAIN DECONV WORK     CASE: match-cpu | match-opencl | kill | resume | cli
+#   run.sh CASE DIST_TRAIN DECONV WORK     CASE: match-cpu | lazy-overlap | match-opencl | kill | resume |
+#                                            cli
 set -u
 case_name=$1 prog=$2 cli=$3 work=$4
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
@@ -18,6 +19,9 @@ match-cpu)
                 fail "$kind, $optim: 2 ranks do not match one process"
         done
     done ;;
+lazy-overlap)
+    $mpi 2 "$prog" lazy-overlap "$work" ||
+        fail "the overlapped all-reduce or the lazily loaded data changed the weights" ;;
 match-opencl)
     $mpi 2 "$prog" match glo adam opencl "$work" ||
         fail "glo on OpenCL: 2 ranks do not match one process" ;;

@@ -1,0 +1,245 @@
+/* Lazily loaded datasets (dc_load_options.lazy) and the graph's backward progress hook.
+ * Oracles: the ordinary (whole) load of the same file, bit for bit; the trainer on
+ * ordinarily loaded data, bit for bit; the node order of backward (the root down to 0). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deconv/data.h"
+#include "deconv/model.h"
+#include "deconv/train.h"
+#include "graph_internal.h"
+#include "testutil.h"
+
+#define FMNIST_TEST DC_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz"
+
+static void need_fashion_mnist(void) {
+    if (access(FMNIST_TEST, R_OK) != 0)
+        TU_SKIP_OR_FAIL("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+}
+
+/* Items of a lazy subset decoded on demand equal the whole load's, bit for bit; the rest
+ * hold nothing; decode_all gives the whole load back. Resized (size 20) and 3 channels
+ * take the conversion's other paths. */
+static void check_lazy_matches_whole(int size, int channels) {
+    dc_error err = {0};
+    dc_dataset *whole = NULL, *lazy = NULL;
+    dc_load_options opt = {0};
+    opt.lazy = 1;
+    assert_int_equal(dc_dataset_load_path("fashion-mnist:test", size, channels, &whole, &err),
+                     DC_OK);
+    assert_int_equal(
+        dc_dataset_load_path_opts("fashion-mnist:test", size, channels, &opt, &lazy, &err), DC_OK);
+    assert_non_null(lazy->lazy);
+    assert_null(lazy->images);
+    assert_int_equal(lazy->n, whole->n);
+    assert_int_equal(lazy->n_classes, whole->n_classes);
+    assert_memory_equal(lazy->labels, whole->labels, sizeof(int32_t) * whole->n);
+    assert_string_equal(lazy->class_names[3], whole->class_names[3]);
+    assert_int_equal(dc_dataset_decoded_count(lazy), 0);
+    assert_null(dc_dataset_image(lazy, 0));
+    const size_t bytes = dc_dataset_image_numel(whole) * sizeof(float);
+
+    /* a split of the lazy set is lazy and matches the whole set's split */
+    dc_dataset *wt = NULL, *wv = NULL, *lt = NULL, *lv = NULL;
+    assert_int_equal(dc_dataset_split(whole, 0.5f, 9, &wt, &wv, &err), DC_OK);
+    assert_int_equal(dc_dataset_split(lazy, 0.5f, 9, &lt, &lv, &err), DC_OK);
+    assert_non_null(lt->lazy);
+    assert_int_equal(lt->n, wt->n);
+    assert_memory_equal(lt->labels, wt->labels, sizeof(int32_t) * wt->n);
+
+    /* two rounds: the second keeps some items, drops others, adds new ones (repeats too) */
+    int32_t items[2][6] = {{4999, 3, 17, 3, 2500, 0}, {17, 4000, 1, 4999, 1, 42}};
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(dc_dataset_decode_only(lt, items[round], 6, &err), DC_OK);
+        assert_int_equal(dc_dataset_decoded_count(lt), 5);
+        for (int k = 0; k < 6; k++) {
+            const float *px = dc_dataset_image(lt, items[round][k]);
+            assert_non_null(px);
+            assert_memory_equal(px, dc_dataset_image(wt, items[round][k]), bytes);
+        }
+    }
+    assert_null(dc_dataset_image(lt, 3)); /* dropped in the second round */
+    assert_null(dc_dataset_image(lt, 2));
+    /* a batch of an item not decoded is refused, naming it */
+    float buf[3 * 32 * 32];
+    int32_t absent = 2;
+    assert_int_equal(dc_dataset_batch(lt, &absent, 1, buf, NULL, &err), DC_ERR_STATE);
+    assert_non_null(strstr(err.msg, "not decoded"));
+    int32_t outside = 5000;
+    assert_int_equal(dc_dataset_decode_only(lt, &outside, 1, &err), DC_ERR_ARG);
+
+    /* corner means: every second item from the lazy set, the others untouched */
+    double *a = calloc((size_t)wt->n, sizeof(double)), *b = calloc((size_t)wt->n, sizeof(double));
+    assert_int_equal(dc_dataset_corner_means(wt, 0, 1, a, &err), DC_OK);
+    assert_int_equal(dc_dataset_corner_means(lt, 1, 2, b, &err), DC_OK);
+    for (int i = 0; i < wt->n; i++) {
+        const float *im = dc_dataset_image(wt, i);
+        const int S = wt->w;
+        assert_true(a[i] == (im[0] + im[S - 1] + im[(S - 1) * S] + im[S * S - 1]) / 4.0);
+        if (i % 2)
+            assert_true(b[i] == a[i]);
+        else
+            assert_true(b[i] == 0.0);
+    }
+    free(a), free(b);
+
+    assert_int_equal(dc_dataset_decode_all(lv, &err), DC_OK);
+    assert_null(lv->lazy);
+    assert_int_equal(dc_dataset_decoded_count(lv), wv->n);
+    assert_memory_equal(lv->images, wv->images, bytes * wv->n);
+    dc_dataset_free(wt), dc_dataset_free(wv), dc_dataset_free(lt), dc_dataset_free(lv);
+    dc_dataset_free(whole);
+    dc_dataset_free(lazy);
+}
+
+static void test_lazy_load_matches_whole_load(void **state) {
+    (void)state;
+    need_fashion_mnist();
+    check_lazy_matches_whole(0, 1);
+    check_lazy_matches_whole(20, 3);
+}
+
+/* A cut file is refused when the lazy load opens it, as the whole load refuses it. */
+static void test_lazy_load_refuses_a_cut_file(void **state) {
+    (void)state;
+    need_fashion_mnist();
+    char *dir = tu_tmpdir("lazy_cut");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cut-images-idx3-ubyte", dir);
+    assert_int_equal(tu_system("gzip -dc %s | head -c 100000 > %s", FMNIST_TEST, path), 0);
+    dc_error err = {0};
+    dc_dataset *ds = NULL;
+    dc_load_options opt = {0};
+    opt.lazy = 1;
+    assert_int_equal(dc_dataset_load_path_opts(path, 0, 1, &opt, &ds, &err), DC_ERR_FORMAT);
+    assert_null(ds);
+    assert_non_null(strstr(err.msg, "truncated"));
+    assert_non_null(strstr(err.msg, path));
+    tu_system("rm -rf %s", dir);
+}
+
+/* One process on lazily loaded data: the trainer decodes each epoch's items itself and
+ * ends with the same weights, bit for bit, as on the whole data (augmented: the fill comes
+ * from the corner pixels of every image). */
+static void test_trainer_on_lazy_data(void **state) {
+    (void)state;
+    need_fashion_mnist();
+    dc_error err = {0};
+    dc_backend *be = NULL;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "classifier", 1, 28, &err), DC_OK);
+    spec.base = 4;
+    spec.blocks = 2;
+    spec.classes = 10;
+    char *dir = tu_tmpdir("lazy_train");
+    float *w[2] = {NULL, NULL};
+    size_t total = 0;
+    for (int lazy = 0; lazy < 2; lazy++) {
+        dc_train_config cfg;
+        dc_train_config_default(&cfg);
+        snprintf(cfg.data, sizeof cfg.data, "fashion-mnist:test");
+        snprintf(cfg.out, sizeof cfg.out, "%s/run%d", dir, lazy);
+        cfg.val = 0.97f; /* 300 training images, 2 epochs of 19 steps */
+        cfg.epochs = 2;
+        cfg.batch = 16;
+        cfg.augment = 1;
+        dc_load_options opt = {0};
+        opt.lazy = lazy;
+        dc_dataset *tr = NULL, *va = NULL;
+        assert_int_equal(dc_train_load_data_opts(&cfg, 28, 1, &opt, &tr, &va, &err), DC_OK);
+        assert_true(lazy ? tr->lazy != NULL : tr->lazy == NULL);
+        assert_null(va->lazy);
+        dc_trainer *t = NULL;
+        assert_int_equal(dc_trainer_create(be, &spec, tr, va, &cfg, NULL, &t, &err), DC_OK);
+        assert_int_equal(dc_trainer_run(t, &err), DC_OK);
+        /* one process holds the whole epoch: every item */
+        assert_int_equal(dc_dataset_decoded_count(tr), tr->n);
+        dc_params *p = dc_trainer_model(t)->params;
+        total = 0;
+        for (int i = 0; i < dc_params_count(p); i++) total += dc_params_get(p, i)->numel;
+        w[lazy] = malloc(total * sizeof(float));
+        for (int i = 0, at = 0; i < dc_params_count(p); at += (int)dc_params_get(p, i)->numel, i++)
+            assert_int_equal(dc_params_read(p, i, w[lazy] + at), DC_OK);
+        dc_trainer_free(t);
+        dc_dataset_free(tr), dc_dataset_free(va);
+    }
+    assert_memory_equal(w[0], w[1], total * sizeof(float));
+    free(w[0]), free(w[1]);
+    /* a lazy validation set is refused with a message */
+    dc_train_config cfg;
+    dc_train_config_default(&cfg);
+    snprintf(cfg.out, sizeof cfg.out, "%s/refused", dir);
+    dc_dataset *lz = NULL;
+    dc_load_options opt = {0};
+    opt.lazy = 1;
+    assert_int_equal(dc_dataset_load_path_opts("fashion-mnist:test", 28, 1, &opt, &lz, &err),
+                     DC_OK);
+    dc_trainer *t = NULL;
+    assert_int_equal(dc_trainer_create(be, &spec, lz, lz, &cfg, NULL, &t, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "validation set is lazily loaded"));
+    dc_dataset_free(lz);
+    dc_backend_free(be);
+    tu_system("rm -rf %s", dir);
+}
+
+/* The backward hook hears every node from the root down to 0, once each, and its error
+ * stops backward with that error. */
+typedef struct heard {
+    int nodes[64], n, fail_at;
+} heard;
+static dc_status hear(void *user, int node, dc_error *err) {
+    heard *h = user;
+    if (h->n < 64) h->nodes[h->n++] = node;
+    if (node == h->fail_at) return dc_set_error(err, DC_ERR_IO, "stopped at node %d", node);
+    return DC_OK;
+}
+
+static void test_backward_hook_order(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_backend *be = NULL;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "classifier", 1, 16, &err), DC_OK);
+    spec.base = 4;
+    spec.blocks = 2;
+    spec.classes = 3;
+    dc_model *m = NULL;
+    assert_int_equal(dc_model_create_training(be, &spec, 2, &m, &err), DC_OK);
+    float x[2 * 16 * 16];
+    dc_rng rng;
+    dc_rng_seed(&rng, 3);
+    tu_fill_uniform(x, 2 * 16 * 16, &rng, -1, 1);
+    int32_t labels[2] = {0, 2};
+    assert_int_equal(dc_graph_set_input(m->g, m->x, x), DC_OK);
+    assert_int_equal(dc_graph_set_input_int(m->g, m->labels, labels), DC_OK);
+    assert_int_equal(dc_graph_forward(m->g, -1), DC_OK);
+    heard h = {.n = 0, .fail_at = -1};
+    m->g->backward_passed = hear;
+    m->g->backward_passed_user = &h;
+    assert_int_equal(dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL), DC_OK);
+    assert_true(m->loss + 1 <= 64);
+    assert_int_equal(h.n, m->loss + 1);
+    for (int k = 0; k < h.n; k++) assert_int_equal(h.nodes[k], m->loss - k);
+    h.n = 0;
+    h.fail_at = m->loss / 2;
+    assert_int_equal(dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL), DC_ERR_IO);
+    assert_non_null(strstr(dc_graph_error(m->g)->msg, "stopped at node"));
+    assert_int_equal(h.n, m->loss - m->loss / 2 + 1);
+    dc_model_free(m);
+    dc_backend_free(be);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lazy_load_matches_whole_load),
+        cmocka_unit_test(test_lazy_load_refuses_a_cut_file),
+        cmocka_unit_test(test_trainer_on_lazy_data),
+        cmocka_unit_test(test_backward_hook_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
