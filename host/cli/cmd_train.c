@@ -326,12 +326,12 @@ int dc_cmd_train(int argc, char **argv) {
         fprintf(stderr, "deconv train: --force replaces a run, --resume continues one: give one\n");
         return 2;
     }
+    dc_dist_options dist_opt = {0}; /* read before the check for unknown options */
+    dist_opt.sync_batchnorm = dc_args_flag(&a, "sync-batchnorm");
+    dist_opt.serial_exchange = dc_args_flag(&a, "serial-exchange");
     if (dc_args_check_unused(&a)) return 2;
     c.tty = isatty(2);
     dc_dist *dist = NULL;
-    dc_dist_options dist_opt = {0};
-    dist_opt.sync_batchnorm = dc_args_flag(&a, "sync-batchnorm");
-    dist_opt.serial_exchange = dc_args_flag(&a, "serial-exchange");
     if (dc_dist_launched()) {
         if (dc_dist_create(&dist_opt, &dist, &err) != DC_OK)
             return dc_cli_fail("train", "started by mpirun: %s", err.msg);

@@ -8,8 +8,8 @@
 #include "data/data_internal.h"
 
 struct dc_lazy_images {
-    char *path;      /* the IDX images file */
-    int rows, cols;  /* its images' size */
+    char *path;     /* the IDX images file */
+    int rows, cols; /* its images' size */
     int channels, size;
     int n;
     int32_t *record; /* per item: its image's place in the file */
@@ -17,7 +17,7 @@ struct dc_lazy_images {
     int32_t *owner;  /* per slot: the item it holds, -1 when free */
     float *store;    /* slot_cap decoded images */
     int slot_cap, decoded;
-    size_t per;      /* floats per image */
+    size_t per; /* floats per image */
 };
 
 void dc_lazy_free(dc_lazy_images *lazy) {
@@ -45,7 +45,8 @@ static dc_status lazy_new(const char *path, int rows, int cols, int n, int chann
     }
     z->rows = rows, z->cols = cols, z->channels = channels, z->size = size, z->n = n;
     z->per = (size_t)channels * (size_t)size * (size_t)size;
-    for (int i = 0; i < n; i++) z->slot[i] = -1;
+    for (int i = 0; i < n; i++)
+        z->slot[i] = -1;
     *out = z;
     return DC_OK;
 }
@@ -53,15 +54,17 @@ static dc_status lazy_new(const char *path, int rows, int cols, int n, int chann
 dc_status dc_lazy_create(const char *path, int rows, int cols, int n, int channels, int size,
                          dc_lazy_images **out, dc_error *err) {
     DC_TRY(lazy_new(path, rows, cols, n, channels, size, out, err));
-    for (int i = 0; i < n; i++) (*out)->record[i] = i;
+    for (int i = 0; i < n; i++)
+        (*out)->record[i] = i;
     return DC_OK;
 }
 
 dc_status dc_lazy_subset(const dc_lazy_images *lazy, const int32_t *indices, int count,
                          dc_lazy_images **out, dc_error *err) {
-    DC_TRY(lazy_new(lazy->path, lazy->rows, lazy->cols, count, lazy->channels, lazy->size, out,
-                    err));
-    for (int i = 0; i < count; i++) (*out)->record[i] = lazy->record[indices[i]];
+    DC_TRY(
+        lazy_new(lazy->path, lazy->rows, lazy->cols, count, lazy->channels, lazy->size, out, err));
+    for (int i = 0; i < count; i++)
+        (*out)->record[i] = lazy->record[indices[i]];
     return DC_OK;
 }
 
@@ -122,7 +125,8 @@ dc_status dc_dataset_decode_only(const dc_dataset *ds, const int32_t *items, int
             st = dc_set_error(err, DC_ERR_OOM, "%s: cannot hold %d decoded images", ds->source,
                               needed);
         } else {
-            for (int s = z->slot_cap; s < needed; s++) z->owner[s] = -1;
+            for (int s = z->slot_cap; s < needed; s++)
+                z->owner[s] = -1;
             z->slot_cap = needed;
         }
     }
@@ -137,14 +141,15 @@ dc_status dc_dataset_decode_only(const dc_dataset *ds, const int32_t *items, int
             if (want[i] && z->slot[i] < 0) order[m].record = z->record[i], order[m++].item = i;
         qsort(order, (size_t)m, sizeof *order, by_record);
         for (int k = 0, free_slot = 0; k < m; k++, free_slot++) {
-            while (z->owner[free_slot] >= 0) free_slot++;
+            while (z->owner[free_slot] >= 0)
+                free_slot++;
             z->owner[free_slot] = order[k].item;
             z->slot[order[k].item] = free_slot;
             records[k] = order[k].record;
             dst[k] = z->store + (size_t)free_slot * z->per;
         }
-        st = dc_idx_decode_records(z->path, z->rows, z->cols, z->channels, z->size, records, m,
-                                   dst, err);
+        st = dc_idx_decode_records(z->path, z->rows, z->cols, z->channels, z->size, records, m, dst,
+                                   err);
         if (st != DC_OK) /* the half-decoded items hold nothing */
             for (int k = 0; k < m; k++) {
                 z->owner[z->slot[order[k].item]] = -1;
@@ -176,7 +181,8 @@ dc_status dc_dataset_decode_all(dc_dataset *ds, dc_error *err) {
     const int part = 4096;
     for (int first = 0; st == DC_OK && first < ds->n; first += part) {
         const int count = ds->n - first < part ? ds->n - first : part;
-        for (int k = 0; k < count; k++) all[k] = first + k;
+        for (int k = 0; k < count; k++)
+            all[k] = first + k;
         st = dc_dataset_decode_only(ds, all, count, err);
         for (int k = 0; st == DC_OK && k < count; k++)
             memcpy(images + (size_t)(first + k) * per, dc_dataset_lazy_image(ds, first + k),
@@ -203,7 +209,8 @@ dc_status dc_dataset_corner_means(const dc_dataset *ds, int first, int stride, d
     dc_status st = DC_OK;
     for (int i = first; st == DC_OK && i < ds->n;) {
         int count = 0;
-        for (; i < ds->n && count < part; i += stride) chunk[count++] = i;
+        for (; i < ds->n && count < part; i += stride)
+            chunk[count++] = i;
         st = dc_dataset_decode_only(ds, chunk, count, err);
         for (int k = 0; st == DC_OK && k < count; k++) {
             const float *im = dc_dataset_image(ds, chunk[k]);

@@ -266,9 +266,9 @@ static dc_status dense_begin(dc_dist *d, dc_params *p, int skip, dc_error *err) 
 }
 
 static dc_status start_bucket(dc_dist *d, dc_error *err) {
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, d->stage + d->bucket_start,
-                            (int)(d->at - d->bucket_start), MPI_FLOAT, MPI_SUM, d->comm,
-                            &d->req[d->buckets]);
+    int rc =
+        MPI_Iallreduce(MPI_IN_PLACE, d->stage + d->bucket_start, (int)(d->at - d->bucket_start),
+                       MPI_FLOAT, MPI_SUM, d->comm, &d->req[d->buckets]);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "all-reduce of a gradient bucket");
     d->buckets++;
     d->bucket_start = d->at;

@@ -6,10 +6,10 @@
  * and backward on them, and the gradients are averaged over the ranks by MPI all-reduce in
  * buckets of whole layers, staged through host memory (OpenCL buffers included), before
  * every rank takes the same optimizer step; a bucket starts as soon as backward has
- * finished its layers, so the exchange overlaps the rest of the backward pass. GLO's latent table is not all-reduced: the
- * rows the ranks' slices touched are gathered, and only those rows are exchanged.
- * Non-trainable state (batch-norm running statistics) is averaged after every step, so the
- * ranks' weights stay identical. Batch norm normalises by per-rank statistics unless
+ * finished its layers, so the exchange overlaps the rest of the backward pass. GLO's latent table
+ * is not all-reduced: the rows the ranks' slices touched are gathered, and only those rows are
+ * exchanged. Non-trainable state (batch-norm running statistics) is averaged after every step, so
+ * the ranks' weights stay identical. Batch norm normalises by per-rank statistics unless
  * sync_batchnorm is set: then every training-mode forward and backward exchanges each
  * batch-norm layer's sums, so it must run on all ranks at once (the trainer's steps do).
  *

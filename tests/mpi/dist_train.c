@@ -313,7 +313,8 @@ static int lazy_overlap(const char *work) {
     }
     rc = 0;
 out:
-    for (int i = 0; i < 3; i++) dc_trainer_free(t[i]);
+    for (int i = 0; i < 3; i++)
+        dc_trainer_free(t[i]);
     dc_backend_free(be);
     dc_dataset_free(tr), dc_dataset_free(va), dc_dataset_free(ltr), dc_dataset_free(lva);
     if (rc) dc_dist_abort(serial, rc, "lazy-overlap failed");

@@ -70,6 +70,13 @@ cli)
     cat "$work/cli.log"
     [ "$(grep -c "deconv train: done" "$work/cli.log")" = 1 ] || fail "not exactly one rank reported"
     [ -f "$out/model.safetensors" ] && [ -f "$out/loss.csv" ] || fail "no checkpoint or loss.csv"
+    # IDX data: rank 1 loads lazily and decodes only its share; one rank reports
+    $mpi 2 "$cli" train --model classifier --data fashion-mnist:test --val 0.9 --base 4 \
+        --blocks 2 --epochs 1 --batch 16 --threads 1 --device cpu --sync-batchnorm \
+        --serial-exchange --out "$work/fm" \
+        >"$work/fm.log" 2>&1 || { cat "$work/fm.log"; fail "classifier on Fashion-MNIST failed"; }
+    [ "$(grep -c "deconv train: done" "$work/fm.log")" = 1 ] || fail "Fashion-MNIST: not one report"
+    [ -f "$work/fm/model.safetensors" ] || fail "Fashion-MNIST: no checkpoint"
     timeout 120 $mpi 2 "$cli" train --model glo --size 16 --epochs 1 --batch 7 --threads 1 \
         --device cpu --out "$work/odd" >"$work/odd.log" 2>&1 && fail "batch 7 on 2 ranks was accepted"
     cat "$work/odd.log"
