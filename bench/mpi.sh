@@ -10,8 +10,9 @@
 #   DECONV_BIN=path/to/deconv bench/mpi.sh (default: build/deconv)
 #   MEMORY=60 bench/mpi.sh                instead: each rank's peak memory (VmHWM) training
 #                                         the classifier on Fashion-MNIST's 60000 images
-#                                         on 2 ranks, stopped (Ctrl-C) after 60 s: rank 0
-#                                         decodes every image, rank 1 only its share
+#                                         on 2 ranks, read after 60 s (the first epoch
+#                                         started): rank 0 decodes every image, rank 1
+#                                         only its share
 # Take figures only on a quiet machine (1-min load below ~1; see bench/NOTES.md).
 set -eu
 
@@ -26,15 +27,18 @@ MPI="mpirun --oversubscribe --allow-run-as-root --mca btl self,vader"
 
 if [ -n "${MEMORY:-}" ]; then
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    # each rank reports its own peak resident memory when it exits
-    $MPI -np 2 sh -c 'exec /usr/bin/time -f "rank $OMPI_COMM_WORLD_RANK: peak RSS %M KiB" "$@"' \
-        sh "$BIN" train --model classifier --data fashion-mnist --epochs 1 --batch 32 \
+    $MPI -np 2 "$BIN" train --model classifier --data fashion-mnist --epochs 1 --batch 32 \
         --threads 1 --device cpu --force --out "$WORK/mem" >"$WORK/mem.log" 2>&1 &
     pid=$!
     sleep "$MEMORY"
+    # each rank's peak resident memory so far (VmHWM), read before the run is stopped
+    for child in $(pgrep -P $pid); do
+        rank=$(tr '\0' '\n' <"/proc/$child/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+        [ -n "$rank" ] && echo "rank $rank: peak RSS $(grep VmHWM "/proc/$child/status" | tr -s ' \t' ' ')"
+    done
     kill -INT $pid
     wait $pid || true
-    grep -E "peak RSS|train images|interrupted" "$WORK/mem.log"
+    grep "train / " "$WORK/mem.log" || true
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
     exit 0
 fi
