@@ -14,7 +14,10 @@ What is the same as deconv's run (host/models/diffusion.c, host/train.c, host/op
             the script before training), initialised as deconv does
   training  flow matching: t ~ U(0, 1) per image, x_t = (1 - t) x0 + t n, MSE on v = n - x0;
             Adam (0.9, 0.999, eps 1e-8) at --lr 1e-3, batch 64, cosine decay to 0 over all
-            steps (no warm-up); --epochs 2 = 2 x ceil(54000 / 64) = 1688 steps
+            steps (no warm-up); --epochs 2 = 2 x ceil(54000 / 64) = 1688 steps; EMA weights
+            (--ema 0.999, as deconv's diffusion default: ema = d ema + (1 - d) w after every
+            step, d = min(decay, (1 + s) / (10 + s)) at step s, starting from the initial
+            weights) sample
   sampling  Euler, 32 steps from t = 1 to 0 (deconv's DC_FLOW_STEPS), clamped to [-1, 1];
             10,000 samples, as `deconv eval` makes for Fashion-MNIST runs
 
@@ -119,6 +122,8 @@ def main():
     ap.add_argument("--val", type=float, default=0.1, help="held-out share, as deconv's --val")
     ap.add_argument("--limit", type=int, default=0, help="--write-idx: the first N images only")
     ap.add_argument("--samples", type=int, default=10000)
+    ap.add_argument("--ema", type=float, default=0.999,
+                    help="EMA decay of the sampling weights (0: the trained weights, deconv --ema 0)")
     ap.add_argument("--sample-steps", type=int, default=32, help="Euler steps (DC_FLOW_STEPS)")
     ap.add_argument("--sample-batch", type=int, default=250)
     ap.add_argument("--size", type=int, default=32)
@@ -161,6 +166,7 @@ def main():
           f"({total / steps_per_epoch:.2f} epochs), lr {args.lr} {args.schedule}")
 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+    ema = [p.detach().clone() for p in model.parameters()] if args.ema > 0 else None
     gen = torch.Generator().manual_seed(args.seed)
     model.train()
     t0 = time.perf_counter()
@@ -176,6 +182,11 @@ def main():
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if ema is not None:
+                d = min(args.ema, (1.0 + step) / (10.0 + step))
+                with torch.no_grad():
+                    for e, p in zip(ema, model.parameters()):
+                        e.mul_(d).add_(p.detach(), alpha=1.0 - d)
             step += 1
             loss_sum += float(loss)
             loss_n += 1
@@ -189,6 +200,10 @@ def main():
     if args.checkpoint:
         torch.save(model.state_dict(), args.checkpoint)
 
+    if ema is not None:
+        with torch.no_grad():
+            for e, p in zip(ema, model.parameters()):
+                p.copy_(e)
     model.eval()
     t1 = time.perf_counter()
     noise_gen = torch.Generator().manual_seed(args.seed + 1)
@@ -203,7 +218,7 @@ def main():
           f"{args.samples} samples ({args.sample_steps} Euler steps) in {sample_s:.0f} s -> {args.out}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(params=params, steps=total, batch=args.batch, lr=args.lr,
+            json.dump(dict(params=params, steps=total, batch=args.batch, lr=args.lr, ema=args.ema,
                            schedule=args.schedule, n_train=len(train), train_s=train_s,
                            train_ips=total * args.batch / train_s, samples=args.samples,
                            sample_steps=args.sample_steps, sample_s=sample_s, losses=losses,

@@ -10,6 +10,8 @@
 #   EPOCHS=1 bench/diffusion_parity.sh
 #   SIDES=twin bench/diffusion_parity.sh      only the twin (SIDES=deconv: only deconv)
 #   THREADS=2 OUT=runs/parity DECONV_BIN=build/deconv PYTHON=/usr/bin/python3
+#   SAMPLES=2000 bench/diffusion_parity.sh     fewer samples per side (both sides the same: the
+#                                             figures compare, but FD grows as samples shrink)
 #   SMOKE=1 bench/diffusion_parity.sh         a minutes-long run of the whole pipeline on 384
 #                                             images (6 steps, 50 samples: no figures to read)
 # Writes OUT/deconv_eval.json, OUT/twin_eval.json, OUT/twin_samples.npy, OUT/twin_run.json
@@ -32,7 +34,7 @@ if [ -z "${DECONV_BIN:-}" ]; then
 fi
 mkdir -p "$OUT"
 
-SAMPLES=10000
+SAMPLES=${SAMPLES:-10000}
 DATA=fashion-mnist
 TWIN_DATA=""
 TWIN_EXTRA=""

@@ -516,6 +516,62 @@ static void test_cli_class_options(void **state) {
                              0);
         assert_int_equal(tu_system("grep -q 'trained without classes' %s/bad.log", dir), 0);
     }
+    /* eval samples a conditioned model class by class (sample i: class i mod K, seed
+     * dc_seed_mix(seed, K's index)) with the guidance asked: the saved samples equal the
+     * library's dc_flow_sample_guided on the run's checkpoint, class by class */
+    assert_int_equal(tu_system("%s eval %s/cond --samples 5 --steps 2 --guidance 2 --draws 2 "
+                               "--device cpu --save-samples %s/s.npy --json %s/e.json "
+                               ">%s/eval.log 2>&1 && grep -q 'each of the 2 classes in turn, "
+                               "guidance 2' %s/eval.log",
+                               bin, dir, dir, dir, dir, dir),
+                     0);
+    {
+        char path[1400];
+        snprintf(path, sizeof path, "%s/cond/model.safetensors", dir);
+        dc_error err = {0};
+        dc_meta meta = {0};
+        dc_model_spec spec;
+        assert_int_equal(dc_checkpoint_read_meta(path, &meta, &err), DC_OK);
+        assert_int_equal(dc_model_spec_from_json(dc_meta_get(&meta, "model"), &spec, &err), DC_OK);
+        dc_meta_clear(&meta);
+        assert_int_equal(spec.cond_classes, 2);
+        dc_backend *be = cpu();
+        dc_model *m = NULL;
+        assert_int_equal(dc_model_create(be, &spec, 32, &m, &err), DC_OK);
+        assert_int_equal(dc_checkpoint_load(path, m->params, NULL, NULL, &err), DC_OK);
+        float want[5 * PIX], got[5 * PIX], cls[3 * PIX];
+        for (int k = 0; k < 2; k++) {
+            const int nk = k ? 2 : 3;
+            assert_int_equal(dc_flow_sample_guided(m, nk, 2, DC_SAMPLER_EULER, dc_seed_mix(1, k),
+                                                   NULL, cls, NULL, 0, k, 2.0f, &err),
+                             DC_OK);
+            for (int j = 0; j < nk; j++) memcpy(want + (k + 2 * j) * PIX, cls + j * PIX, sizeof(float) * PIX);
+        }
+        snprintf(path, sizeof path, "%s/s.npy", dir);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        unsigned char pre[10];
+        assert_int_equal(fread(pre, 1, 10, fp), 10);
+        assert_memory_equal(pre, "\x93NUMPY\x01\x00", 8);
+        const int hlen = pre[8] | pre[9] << 8;
+        assert_int_equal((10 + hlen) % 64, 0);
+        char header[256] = {0};
+        assert_true(hlen < (int)sizeof header);
+        assert_int_equal(fread(header, 1, (size_t)hlen, fp), (size_t)hlen);
+        assert_non_null(strstr(header, "'descr': '<f4'"));
+        assert_non_null(strstr(header, "'shape': (5, 1, 16, 16)"));
+        assert_int_equal(fread(got, sizeof(float), 5 * PIX, fp), 5 * PIX);
+        assert_int_equal(fgetc(fp), EOF);
+        fclose(fp);
+        for (int i = 0; i < 5 * PIX; i++) assert_float_equal(got[i], want[i], 1e-6);
+        dc_model_free(m);
+        dc_backend_free(be);
+    }
+    assert_int_equal(tu_system("%s eval %s/cond --samples 4 --steps 2 --guidance 0 --draws 2 "
+                               "--device cpu >%s/eval0.log 2>&1 && grep -q 'classes: none' "
+                               "%s/eval0.log",
+                               bin, dir, dir, dir),
+                     0);
     /* the denoiser of the conditioned run exports with its class input */
     assert_int_equal(
         tu_system("%s export %s/cond --format onnx -o %s/cond.onnx >%s/export.log 2>&1 "

@@ -178,6 +178,70 @@ static void test_batch_is_flow_matching(void **state) {
     dc_dataset_free(ds);
 }
 
+/* --time-dist logit-normal: over 250 batches of 4 (1000 times), logit(t) has mean 0 and
+ * variance 1 within 4 standard errors, and the batch is still flow matching at that t; the
+ * spec round-trips through JSON and other kinds refuse the option. */
+static void test_logit_normal_times(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *ds = tiny_data(5);
+    dc_model_spec spec;
+    tiny_spec(&spec);
+    spec.time_dist = 1;
+    assert_int_equal(dc_model_spec_check(&spec, &err), DC_OK);
+    char *js = dc_model_spec_to_json(&spec);
+    dc_model_spec back;
+    assert_int_equal(dc_model_spec_from_json(js, &back, &err), DC_OK);
+    free(js);
+    assert_int_equal(back.time_dist, 1);
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model *m;
+    assert_int_equal(dc_model_create(be, &spec, 4, &m, &err), DC_OK);
+    dc_batch a;
+    assert_int_equal(dc_batch_alloc(m, &a, &err), DC_OK);
+    const int32_t idx[4] = {4, 0, 2, 1};
+    double sum = 0, sq = 0;
+    const int n = 1000;
+    for (int k = 0; k < n / 4; k++) {
+        assert_int_equal(dc_model_fill_batch(m, ds, idx, 4, NULL, 1000 + (uint64_t)k, &a, &err), DC_OK);
+        for (int slot = 0; slot < 4; slot++) {
+            const double t = a.t[slot], l = log(t / (1.0 - t));
+            assert_true(t > 0.0 && t < 1.0);
+            sum += l, sq += l * l;
+            const float *x0 = dc_dataset_image(ds, idx[slot]);
+            for (int p = 0; p < 256; p += 17)
+                assert_true(fabsf(a.x[slot * 256 + p] - a.t[slot] * a.target[slot * 256 + p] - x0[p]) < 1e-5f);
+        }
+    }
+    const double mean = sum / n, var = sq / n - mean * mean;
+    assert_true(fabs(mean) < 4.0 / sqrt(n));
+    assert_true(fabs(var - 1.0) < 4.0 * sqrt(2.0 / n));
+    /* uniform times (the default) are not logit-normal: their logits have variance pi^2 / 3 */
+    spec.time_dist = 0;
+    dc_model *u;
+    assert_int_equal(dc_model_create(be, &spec, 4, &u, &err), DC_OK);
+    sum = sq = 0;
+    for (int k = 0; k < n / 4; k++) {
+        assert_int_equal(dc_model_fill_batch(u, ds, idx, 4, NULL, 1000 + (uint64_t)k, &a, &err), DC_OK);
+        for (int slot = 0; slot < 4; slot++) {
+            const double t = a.t[slot], l = log(t / (1.0 - t));
+            sum += l, sq += l * l;
+        }
+    }
+    assert_true(sq / n - (sum / n) * (sum / n) > 2.5);
+    dc_model_spec vae;
+    assert_int_equal(dc_model_spec_default(&vae, "vae", 1, 16, &err), DC_OK);
+    vae.time_dist = 1;
+    assert_int_not_equal(dc_model_spec_check(&vae, &err), DC_OK);
+    assert_non_null(strstr(err.msg, "--time-dist"));
+    dc_batch_free(&a);
+    dc_model_free(u);
+    dc_model_free(m);
+    dc_backend_free(be);
+    dc_dataset_free(ds);
+}
+
 static float *model_weights(dc_model *m, size_t *n) {
     *n = dc_params_total(m->params);
     float *w = malloc(*n * sizeof(float));
@@ -458,6 +522,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_samplers_integrate_known_fields),
         cmocka_unit_test(test_batch_is_flow_matching),
+        cmocka_unit_test(test_logit_normal_times),
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_sampling_is_reproducible),
         cmocka_unit_test(test_cpu_vs_opencl),

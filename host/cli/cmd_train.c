@@ -74,6 +74,7 @@ static void usage(void) {
         "           --dropout P\n"
         "           --label-dropout P (0.1)  --unconditional  (diffusion: data with classes\n"
         "           conditions the model on them unless --unconditional)\n"
+        "           --time-dist uniform|logit-normal (diffusion training times; uniform)\n"
         "training:  --epochs N (guns 400, diffusion on guns 3000, other data 20 (diffusion 4),\n"
         "           classifier 10)\n"
         "           --batch N (guns 16, classifier 128, else 64)  --optim adam|adamw|sgd  --lr LR\n"
@@ -244,8 +245,9 @@ static int resume_fixed_options(dc_args *a) {
         "loss",       "beta",     "code",         "bottleneck", "feedback",
         "classes",    "dropout",  "glo-count",    "batch",      "lr",
         "optim",      "schedule", "weight-decay", "clip",       "seed",
-        "split-seed", "val",      "out",          NULL};
-    static const char *const flags[] = {"tied", "no-batchnorm", "augment", "no-augment", NULL};
+        "split-seed", "val",      "out",          "label-dropout", "time-dist", NULL};
+    static const char *const flags[] = {"tied",       "no-batchnorm",  "augment",
+                                        "no-augment", "unconditional", NULL};
     const char *given = NULL;
     for (int i = 0; !given && valued[i]; i++)
         if (dc_args_str(a, valued[i], NULL)) given = valued[i];

@@ -142,6 +142,16 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
     }
     spec->label_dropout = dc_args_float(a, "label-dropout", spec->label_dropout);
     if (unconditional) spec->cond_classes = 0;
+    const char *time_dist = dc_args_str(a, "time-dist", NULL);
+    if (time_dist) {
+        if (!strcmp(time_dist, "uniform")) spec->time_dist = 0;
+        else if (!strcmp(time_dist, "logit-normal")) spec->time_dist = 1;
+        else {
+            fprintf(stderr, "deconv %s: --time-dist %s: use uniform or logit-normal\n", a->cmd,
+                    time_dist);
+            return 2;
+        }
+    }
     if (dc_model_spec_check(spec, &err) != DC_OK) {
         fprintf(stderr, "deconv %s: %s\n", a->cmd, err.msg);
         return 2;

@@ -1,6 +1,7 @@
 /* The diffusion kind: a residual U-Net trained by flow matching (rectified flow).
  *
- * Training: x_t = (1 - t) x0 + t * noise with t ~ U(0, 1), and the network v(x_t, t) learns
+ * Training: x_t = (1 - t) x0 + t * noise with t ~ U(0, 1) (or logit-normal, --time-dist),
+ * and the network v(x_t, t) learns
  * the velocity noise - x0 by MSE. New images integrate dx/dt = v(x, t) from pure noise at
  * t = 1 to t = 0 (Euler or Heun).
  *
@@ -168,7 +169,9 @@ dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t 
         dc_rng rng;
         dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)(first_slot + slot)),
                                       FLOW_BATCH_STREAM));
-        const float t = dc_rng_uniform(&rng);
+        /* logit-normal (Esser et al. 2024): t = sigmoid(n), n ~ N(0, 1) */
+        const float t = m->spec.time_dist == 1 ? 1.0f / (1.0f + expf(-dc_rng_normal(&rng)))
+                                               : dc_rng_uniform(&rng);
         float *x = b->x + (size_t)slot * numel, *v = b->target + (size_t)slot * numel;
         float *w = b->weight + (size_t)slot * numel;
         for (size_t p = 0; p < numel; p++) {

@@ -222,6 +222,10 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
     if (!(s->label_dropout >= 0.0f && s->label_dropout < 1.0f))
         return dc_set_error(err, DC_ERR_ARG, "--label-dropout %g must be in [0, 1)",
                             (double)s->label_dropout);
+    if (s->time_dist != 0 && (s->time_dist != 1 || !dc_model_kind_has(s->kind, DC_KIND_FLOW)))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "--time-dist: logit-normal training times are an option of the "
+                            "diffusion model");
     if (row->check) DC_TRY(row->check(s, err));
     if (!(s->dropout >= 0 && s->dropout < 1))
         return dc_set_error(err, DC_ERR_ARG, "--dropout %g must be in [0, 1)", (double)s->dropout);
@@ -264,6 +268,7 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     if (dc_model_kind_has(s->kind, DC_KIND_FLOW)) {
         ok = ok && cJSON_AddNumberToObject(o, "cond_classes", s->cond_classes);
         ok = ok && json_add_float(o, "label_dropout", s->label_dropout);
+        ok = ok && cJSON_AddNumberToObject(o, "time_dist", s->time_dist);
     }
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -303,6 +308,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"batchnorm", &d->batchnorm, NULL}, {"dropout", NULL, &d->dropout},
         {"feedback", NULL, &d->feedback},   {"cond_classes", &d->cond_classes, NULL},
         {"label_dropout", NULL, &d->label_dropout},
+        {"time_dist", &d->time_dist, NULL},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;

@@ -129,6 +129,8 @@ typedef struct dc_model_spec {
                           * row cond_classes the learned "null" class */
     float label_dropout; /* diffusion with classes: share of the training images whose
                           * label is replaced by the null class (classifier-free guidance) */
+    int time_dist;       /* diffusion: the training times, 0: t ~ U(0, 1); 1: logit-normal,
+                          * t = sigmoid(n), n ~ N(0, 1) (more steps at mid noise levels) */
 } dc_model_spec;
 
 /* Defaults for a kind at the given image size and channels. */
