@@ -1,6 +1,7 @@
 /* OpenCL backend: device discovery, context and queue, the kernel program (built once
  * per context, cached on disk as a device binary), memory, and device listing. The
- * primitives themselves are in kernels.c, the kernels in the cl/ folder.
+ * primitives themselves are in one file per family (ops_table.c lists them), the kernels in
+ * the cl/ folder.
  *
  * Memory semantics: one in-order queue per backend. read() blocks; write() copies the
  * host data at once (the host buffer may be reused as soon as it returns) but does not wait

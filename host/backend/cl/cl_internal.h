@@ -1,5 +1,5 @@
-/* Private to the OpenCL backend's sources (backend_cl.c: device, program, memory;
- * kernels.c: the primitives). */
+/* Private to the OpenCL backend's sources (backend_cl.c: device, program, memory; the
+ * primitives in one file per family, launch.h their shared launch helpers). */
 #ifndef DECONV_BACKEND_CL_IMPL_H
 #define DECONV_BACKEND_CL_IMPL_H
 
@@ -15,7 +15,7 @@
     X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col)     \
         X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final)               \
             X(maxpool_fwd) X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd)       \
-                X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_apply) X(bn_bwd)      \
+                X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_stats_final) X(bn_apply) X(bn_bwd)      \
                     X(randn) X(dropout_mask) X(reparam_fwd) X(reparam_bwd) X(mse_partial)          \
                         X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)               \
                             X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)        \
@@ -96,7 +96,7 @@ dc_status dc_cl_fail(dc_error *err, const char *device, cl_int e, const char *ca
     } while (0)
 
 /* Memory and lifetime, the primitive list's services (backend_cl.c); the ops table is in
- * kernels.c. */
+ * ops_table.c. */
 dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
 void dc_cl_free(dc_backend *be, dc_buffer *buf);
 dc_status dc_cl_sync(dc_backend *be);
