@@ -855,8 +855,9 @@ void dc_cl_free(dc_backend *be, dc_buffer *buf) {
     if (!buf) return;
     /* pending updates may use it; a failure there is kept in be->err */
     cl_backend *b = (cl_backend *)be;
-    if (b->adam.runs && (b->adam.p.buf == buf || b->adam.g.buf == buf || b->adam.m.buf == buf ||
-                         b->adam.v.buf == buf || b->adam.gscale.buf == buf))
+    if ((b->adam.runs && (b->adam.p.buf == buf || b->adam.g.buf == buf || b->adam.m.buf == buf ||
+                          b->adam.v.buf == buf || b->adam.gscale.buf == buf)) ||
+        (b->fill.count && b->fill.dst.buf == buf))
         (void)dc_cl_flush(be);
     be->bytes_allocated -= buf->bytes;
     /* commands still queued on it keep it alive until they finish (OpenCL semantics) */

@@ -207,6 +207,9 @@ typedef struct chan_final_job {
 #undef DC_PRIM
 #undef DC_PRIM_OPT
 
+/* Launches a pending fill (memory.c); dc_cl_flush calls it. */
+dc_status dc_cl_flush_fill(dc_backend *be);
+
 /* Shared between families (conv.c). */
 dc_status dc_cl_im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
                            dc_ptr act_y, const dc_fused_act *act, dc_ptr cols,

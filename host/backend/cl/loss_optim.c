@@ -204,6 +204,8 @@ static dc_status adam_launch(dc_backend *be, const dc_cl_pending_adam *q) {
 
 dc_status dc_cl_flush(dc_backend *be) {
     cl_backend *b = B(be);
+    /* never both pending: a fill flushes pending updates, an update pending fills */
+    DC_TRY(dc_cl_flush_fill(be));
     if (!b->adam.runs) return DC_OK;
     const dc_cl_pending_adam q = b->adam;
     b->adam.runs = 0;

@@ -81,14 +81,45 @@ dc_status dc_cl_prim_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
     return DC_OK;
 }
 
+/* One launch fills up to two ranges: [0, n0) of d0 with v0, then n1 of d1 with v1. */
+static dc_status fill_launch(dc_backend *be, dc_ptr d0, size_t n0, float v0, dc_ptr d1, size_t n1,
+                             float v1) {
+    kargs a = ka(be, DC_K_fill);
+    ka_ptr(&a, d0);
+    ka_uint(&a, n0);
+    ka_float(&a, v0);
+    ka_ptr(&a, n1 ? d1 : d0);
+    ka_uint(&a, n1);
+    ka_float(&a, v1);
+    return ka_run(&a, n0 + n1, 0, n0 + n1);
+}
+
+dc_status dc_cl_flush_fill(dc_backend *be) {
+    dc_cl_pending_fill *q = &B(be)->fill;
+    if (!q->count) return DC_OK;
+    q->count = 0;
+    return fill_launch(be, q->dst, q->n, q->value, dc_null_ptr(), 0, 0.0f);
+}
+
+/* Not flushed by the ops table: a fill waits for the next command, and when that is a fill
+ * too both go in one launch. */
 dc_status dc_cl_prim_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
     DC_TRY(need(be, "fill", "dst", dst, n));
     DC_TRY(fits32(be, "fill", n));
-    kargs a = ka(be, DC_K_fill);
-    ka_ptr(&a, dst);
-    ka_uint(&a, n);
-    ka_float(&a, value);
-    return ka_run(&a, n, 0, n);
+    if (n == 0) return DC_OK;
+    cl_backend *b = B(be);
+    if (b->adam.runs) DC_TRY(dc_cl_flush(be)); /* keep the order of the calls */
+    dc_cl_pending_fill *q = &b->fill;
+    if (!q->count) {
+        *q = (dc_cl_pending_fill){1, dst, n, value};
+        return DC_OK;
+    }
+    q->count = 0;
+    if (q->n + n > UINT_MAX) {
+        DC_TRY(fill_launch(be, q->dst, q->n, q->value, dc_null_ptr(), 0, 0.0f));
+        return fill_launch(be, dst, n, value, dc_null_ptr(), 0, 0.0f);
+    }
+    return fill_launch(be, q->dst, q->n, q->value, dst, n, value);
 }
 
 dc_status dc_cl_prim_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {

@@ -6,12 +6,14 @@
 /* No host threads to set: the device runs the kernels. */
 #define dc_cl_set_threads NULL
 
-/* Every primitive but adam_update launches the pending Adam updates first, so the queue
- * keeps the order of the calls (generated from the primitive list). */
+/* Every primitive but adam_update and fill launches what is pending first, so the queue
+ * keeps the order of the calls (generated from the primitive list); those two merge with
+ * what is pending or flush it themselves. */
 #define DC_SERVICE(ret, name, params)
 #define DC_PRIM(name, params, args, flops, elems, variant)                                         \
     static dc_status clq_##name params {                                                           \
-        if (DC_PRIM_ID_##name != DC_PRIM_ID_adam_update) DC_TRY(dc_cl_flush(be));                  \
+        if (DC_PRIM_ID_##name != DC_PRIM_ID_adam_update && DC_PRIM_ID_##name != DC_PRIM_ID_fill)   \
+            DC_TRY(dc_cl_flush(be));                                                               \
         return dc_cl_prim_##name args;                                                             \
     }
 #define DC_PRIM_OPT(name, params, args, flops, elems, variant)
