@@ -194,6 +194,10 @@ dc_status dc_cl_prim_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, d
     DC_TRY(need(be, "gn_bwd", "dgamma", dgamma, (size_t)c));
     DC_TRY(need(be, "gn_bwd", "dbeta", dbeta, (size_t)c));
     if (n == 0) return DC_OK;
+    /* the parameter gradients over one or more work-groups per channel; with several, the
+     * dx launch's extra work-groups add their partial sums */
+    size_t runs = 1, span = 1;
+    DC_TRY(chan_runs(be, DC_K_gn_bwd_param, "gn_bwd", (size_t)n * hw, c, 2, &runs, &span));
     kargs a = ka(be, DC_K_gn_bwd_param);
     ka_ptr(&a, x);
     ka_ptr(&a, mean);
@@ -206,8 +210,12 @@ dc_status dc_cl_prim_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, d
     ka_int(&a, hw);
     ka_int(&a, groups);
     ka_float(&a, eps);
+    ka_uint(&a, runs);
+    ka_uint(&a, span);
+    ka_mem(&a, B(be)->partial);
     ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, (size_t)c, 2 * total, 2 * (size_t)c));
+    const size_t pairs = 2 * runs * (size_t)c, finals = runs > 1 ? (size_t)c : 0;
+    DC_TRY(ka_run_groups(&a, runs * (size_t)c, 2 * total, runs > 1 ? pairs : 2 * (size_t)c));
     kargs d = ka(be, DC_K_gn_bwd_dx);
     ka_ptr(&d, x);
     ka_ptr(&d, mean);
@@ -219,6 +227,13 @@ dc_status dc_cl_prim_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, d
     ka_int(&d, hw);
     ka_int(&d, groups);
     ka_float(&d, eps);
+    ka_uint(&d, (size_t)n * groups);
+    ka_uint(&d, finals);
+    ka_mem(&d, B(be)->partial);
+    ka_uint(&d, runs);
+    ka_ptr(&d, dgamma);
+    ka_ptr(&d, dbeta);
     ka_scratch(&d);
-    return ka_run_groups(&d, (size_t)n * groups, 4 * total, total);
+    return ka_run_groups(&d, (size_t)n * groups + finals, 4 * total + (finals ? pairs : 0),
+                         total + 2 * finals);
 }
