@@ -133,12 +133,13 @@ __kernel void dc_bias_add(__global float *y, ulong y_off, __global const float *
  * partial[ch * groups_per_ch + run] = the run's sum of g = dc_fact_grad(y, dy) (dy itself
  * without a fused activation). write_cm: also store g channel-major,
  * cm[ch][t] (the transposed gradient a convolution's GEMMs take). dc_chan_final adds the
- * partials. */
+ * partials; with one run per channel (direct), the run's sum goes straight to db[ch] +=,
+ * which is what dc_chan_final would add, in one launch instead of two. */
 __kernel void dc_chan_grad(__global const float *dy, ulong dy_off, __global const float *y,
                            ulong y_off, int act, int mode, float alpha, __global float *cm,
                            ulong cm_off, int write_cm, int n0, int nb, int c, int hw,
                            uint groups_per_ch, uint span, __global float *partial,
-                           __local float *scratch) {
+                           int direct, __global float *db, ulong db_off, __local float *scratch) {
     const uint grp = get_group_id(0), ch = grp / groups_per_ch, run = grp - ch * groups_per_ch;
     const uint m = (uint)nb * (uint)hw, t0 = run * span;
     const uint t1 = t0 + span < m ? t0 + span : m;
@@ -152,5 +153,9 @@ __kernel void dc_chan_grad(__global const float *dy, ulong dy_off, __global cons
         DC_KAHAN_ADD(sum, comp, v);
     }
     const float total = dc_group_sum(scratch, sum);
-    if (get_local_id(0) == 0) partial[grp] = total;
+    if (get_local_id(0) != 0) return;
+    if (direct)
+        db[db_off + ch] += total;
+    else
+        partial[grp] = total;
 }

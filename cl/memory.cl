@@ -1,8 +1,13 @@
 /* Element-wise arithmetic, the two-stage sum reduction and GEMM's k == 0 case. */
 
-__kernel void dc_fill(__global float *d, ulong d_off, uint n, float value) {
+/* Two ranges in one launch: n0 values of d0, then n1 of d1 (n1 = 0: one range). */
+__kernel void dc_fill(__global float *d0, ulong d0_off, uint n0, float v0, __global float *d1,
+                      ulong d1_off, uint n1, float v1) {
     const uint i = get_global_id(0);
-    if (i < n) d[d_off + i] = value;
+    if (i < n0)
+        d0[d0_off + i] = v0;
+    else if (i - n0 < n1)
+        d1[d1_off + (i - n0)] = v1;
 }
 
 __kernel void dc_scale(__global float *d, ulong d_off, uint n, float alpha) {

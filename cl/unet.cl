@@ -1,7 +1,7 @@
 /* The U-Net primitives: channel slices (concatenation), group normalisation, nearest
  * upsampling, sinusoidal time embedding. Group statistics and the backward are one
  * work-group per (image, group), whose values are contiguous; the per-channel parameter
- * gradients are one work-group per channel. */
+ * gradients one or more work-groups per channel. */
 
 /* dir 0: big[i][coff + ch][p] = small[i][ch][p]; dir 1: small[i][ch][p] += big[...] */
 __kernel void dc_chan_slice(int dir, __global float *big, ulong big_off, int cbig, int coff,
@@ -56,13 +56,36 @@ __kernel void dc_gn_apply(__global const float *x, ulong x_off, __global const f
 }
 
 /* dx of group gi: with g = gamma*dy over the group's m = cg*hw values,
- * dx += rstd/m * (m*g - sum g - xhat * sum g*xhat) */
+ * dx += rstd/m * (m*g - sum g - xhat * sum g*xhat).
+ * Work-groups past the n*groups of dx (final_channels of them) finish the parameter
+ * gradients whose per-run sums dc_gn_bwd_param left in partial (two per run): two
+ * independent jobs in one launch. */
 __kernel void dc_gn_bwd_dx(__global const float *x, ulong x_off, __global const float *mean,
                            ulong mean_off, __global const float *var, ulong var_off,
                            __global const float *gamma, ulong gamma_off, __global const float *dy,
                            ulong dy_off, __global float *dx, ulong dx_off, int c, int hw,
-                           int groups, float eps, __local float *scratch) {
+                           int groups, float eps, uint dx_groups, uint final_channels,
+                           __global const float *partial, uint groups_per_ch,
+                           __global float *dgamma, ulong dgamma_off, __global float *dbeta,
+                           ulong dbeta_off, __local float *scratch) {
     const uint gi = get_group_id(0), lid = get_local_id(0), step = get_local_size(0);
+    if (gi >= dx_groups) {
+        const uint ch = gi - dx_groups;
+        if (ch >= final_channels) return;
+        __global const float *p = partial + 2 * (ulong)ch * groups_per_ch;
+        float s1 = 0.0f, c1 = 0.0f, s2 = 0.0f, c2 = 0.0f;
+        for (uint r = lid; r < groups_per_ch; r += step) {
+            DC_KAHAN_ADD(s1, c1, p[2 * r]);
+            DC_KAHAN_ADD(s2, c2, p[2 * r + 1]);
+        }
+        const float sdy = dc_group_sum(scratch, s1);
+        const float sdyx = dc_group_sum(scratch, s2);
+        if (lid == 0) {
+            dgamma[dgamma_off + ch] += sdyx;
+            dbeta[dbeta_off + ch] += sdy;
+        }
+        return;
+    }
     const uint cg = (uint)c / (uint)groups, m = cg * (uint)hw;
     const uint ch0 = (gi % (uint)groups) * cg;
     const ulong base = (ulong)gi * m;
@@ -86,18 +109,24 @@ __kernel void dc_gn_bwd_dx(__global const float *x, ulong x_off, __global const 
     }
 }
 
-/* dgamma[ch] += sum_{i,p} dy*xhat, dbeta[ch] += sum_{i,p} dy; one work-group per channel */
+/* dgamma[ch] += sum_{i,p} dy*xhat, dbeta[ch] += sum_{i,p} dy over the channel's m = n*hw
+ * values, split into runs of `span` (work-group ch*groups_per_ch + run). One run per
+ * channel adds to dgamma and dbeta directly; several write partial[2*grp] (sum dy) and
+ * partial[2*grp + 1] (sum dy*xhat) for dc_gn_bwd_dx's extra work-groups to add. */
 __kernel void dc_gn_bwd_param(__global const float *x, ulong x_off, __global const float *mean,
                               ulong mean_off, __global const float *var, ulong var_off,
                               __global const float *dy, ulong dy_off, __global float *dgamma,
                               ulong dgamma_off, __global float *dbeta, ulong dbeta_off, int n,
-                              int c, int hw, int groups, float eps, __local float *scratch) {
-    const uint ch = get_group_id(0), lid = get_local_id(0), step = get_local_size(0);
-    const uint m = (uint)n * (uint)hw, j = ch / ((uint)c / (uint)groups);
+                              int c, int hw, int groups, float eps, uint groups_per_ch, uint span,
+                              __global float *partial, __local float *scratch) {
+    const uint grp = get_group_id(0), ch = grp / groups_per_ch, run = grp - ch * groups_per_ch;
+    const uint lid = get_local_id(0), step = get_local_size(0);
+    const uint m = (uint)n * (uint)hw, j = ch / ((uint)c / (uint)groups), t0 = run * span;
+    const uint t1 = t0 + span < m ? t0 + span : m;
     x += x_off;
     dy += dy_off;
     float s1 = 0.0f, c1 = 0.0f, s2 = 0.0f, c2 = 0.0f;
-    for (uint t = lid; t < m; t += step) {
+    for (uint t = t0 + lid; t < t1; t += step) {
         const uint i = t / (uint)hw, p = t - i * (uint)hw, gi = i * (uint)groups + j;
         const ulong o = ((ulong)i * c + ch) * hw + p;
         const float rstd = 1.0f / sqrt(var[var_off + gi] + eps);
@@ -106,9 +135,13 @@ __kernel void dc_gn_bwd_param(__global const float *x, ulong x_off, __global con
     }
     const float sdy = dc_group_sum(scratch, s1);
     const float sdyx = dc_group_sum(scratch, s2);
-    if (lid == 0) {
+    if (lid != 0) return;
+    if (groups_per_ch == 1) {
         dgamma[dgamma_off + ch] += sdyx;
         dbeta[dbeta_off + ch] += sdy;
+    } else {
+        partial[2 * (ulong)grp] = sdy;
+        partial[2 * (ulong)grp + 1] = sdyx;
     }
 }
 

@@ -360,9 +360,10 @@ static void test_cm_nchw_bias(void **state) {
     twin_free(&img);
     twin_free(&bias);
     twin_free(&db);
-    /* a long reduction (many elements per channel) and hw = 1 (dense bias) */
-    const int shapes[][3] = {{16, 3, 4099}, {64, 37, 1}};
-    for (int s = 0; s < 2; s++) {
+    /* long reductions (many work-groups per channel, odd sizes) and hw = 1 (dense bias, one
+     * work-group per channel) */
+    const int shapes[][3] = {{16, 3, 4099}, {64, 37, 1}, {129, 5, 1031}, {1000, 3, 1}};
+    for (int s = 0; s < 4; s++) {
         const int sn = shapes[s][0], sc = shapes[s][1], shw = shapes[s][2];
         twin dy = twin_new((size_t)sn * sc * shw), db2 = twin_new(sc);
         twin_rand(dy, -1, 1);
@@ -471,8 +472,11 @@ static void test_activations(void **state) {
 /* -------------------------------------------------------------- batch norm */
 static void test_batchnorm(void **state) {
     REQUIRE_CL();
-    const int shapes[][3] = {{4, 6, 50}, {32, 5, 1}, {8, 3, 4096}};
-    for (int s = 0; s < 3; s++) {
+    /* the last three spread each channel over many work-groups (long and odd-sized runs,
+     * a last run shorter than the others) */
+    const int shapes[][3] = {{4, 6, 50},    {32, 5, 1},    {8, 3, 4096},
+                             {67, 3, 1031}, {3, 2, 40009}, {129, 7, 97}};
+    for (int s = 0; s < 6; s++) {
         const int n = shapes[s][0], c = shapes[s][1], hw = shapes[s][2];
         const size_t total = (size_t)n * c * hw;
         twin x = twin_new(total + 1), y = twin_new(total + 2), dy = twin_new(total),
@@ -529,8 +533,10 @@ static void test_unet_prims(void **state) {
         twin_free(&big);
         twin_free(&small);
     }
-    const int shapes[][4] = {{2, 8, 50, 4}, {3, 6, 1, 6}, {2, 32, 1024, 8}, {4, 4, 9, 1}};
-    for (int sh = 0; sh < 4; sh++) {
+    /* the last two spread each channel's parameter gradient over many work-groups */
+    const int shapes[][4] = {{2, 8, 50, 4}, {3, 6, 1, 6},     {2, 32, 1024, 8},
+                             {4, 4, 9, 1},  {37, 4, 1031, 2}, {9, 6, 4099, 3}};
+    for (int sh = 0; sh < 6; sh++) {
         const int n = shapes[sh][0], c = shapes[sh][1], hw = shapes[sh][2], G = shapes[sh][3];
         const size_t total = (size_t)n * c * hw, ng = (size_t)n * G;
         twin x = twin_new(total + 1), y = twin_new(total + 2), dy = twin_new(total),

@@ -1,6 +1,7 @@
 /* OpenCL backend: device discovery, context and queue, the kernel program (built once
  * per context, cached on disk as a device binary), memory, and device listing. The
- * primitives themselves are in kernels.c, the kernels in the cl/ folder.
+ * primitives themselves are in one file per family (ops_table.c lists them), the kernels in
+ * the cl/ folder.
  *
  * Memory semantics: one in-order queue per backend. read() blocks; write() copies the
  * host data at once (the host buffer may be reused as soon as it returns) but does not wait
@@ -854,8 +855,9 @@ void dc_cl_free(dc_backend *be, dc_buffer *buf) {
     if (!buf) return;
     /* pending updates may use it; a failure there is kept in be->err */
     cl_backend *b = (cl_backend *)be;
-    if (b->adam.runs && (b->adam.p.buf == buf || b->adam.g.buf == buf || b->adam.m.buf == buf ||
-                         b->adam.v.buf == buf || b->adam.gscale.buf == buf))
+    if ((b->adam.runs && (b->adam.p.buf == buf || b->adam.g.buf == buf || b->adam.m.buf == buf ||
+                          b->adam.v.buf == buf || b->adam.gscale.buf == buf)) ||
+        (b->fill.count && b->fill.dst.buf == buf))
         (void)dc_cl_flush(be);
     be->bytes_allocated -= buf->bytes;
     /* commands still queued on it keep it alive until they finish (OpenCL semantics) */

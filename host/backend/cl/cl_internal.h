@@ -1,5 +1,5 @@
-/* Private to the OpenCL backend's sources (backend_cl.c: device, program, memory;
- * kernels.c: the primitives). */
+/* Private to the OpenCL backend's sources (backend_cl.c: device, program, memory; the
+ * primitives in one file per family, launch.h their shared launch helpers). */
 #ifndef DECONV_BACKEND_CL_IMPL_H
 #define DECONV_BACKEND_CL_IMPL_H
 
@@ -12,15 +12,17 @@
 #define DC_CL_KERNELS(X)                                                                           \
     X(fill)                                                                                        \
     X(scale)                                                                                       \
-    X(axpy) X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col)     \
-        X(col2im) X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final)               \
-            X(maxpool_fwd) X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd)       \
-                X(gap_fwd) X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_apply) X(bn_bwd)      \
-                    X(randn) X(dropout_mask) X(reparam_fwd) X(reparam_bwd) X(mse_partial)          \
-                        X(bce_tanh_partial) X(kl_partial) X(softmax) X(softmax_xent)               \
-                            X(gather_rows) X(scatter_add_rows) X(sgd_update) X(adam_update)        \
-                                X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply) X(gn_bwd_dx)   \
-                                    X(gn_bwd_param) X(upsample_fwd) X(upsample_bwd) X(time_embed)
+    X(axpy)                                                                                        \
+    X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col) X(col2im)   \
+        X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final) X(maxpool_fwd)          \
+            X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd) X(gap_fwd)           \
+                X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_stats_final) X(bn_apply)         \
+                    X(bn_bwd) X(randn) X(dropout_mask) X(reparam_fwd) X(reparam_bwd)               \
+                        X(mse_partial) X(bce_tanh_partial) X(kl_partial) X(softmax)                \
+                            X(softmax_xent) X(gather_rows) X(scatter_add_rows) X(sgd_update)       \
+                                X(adam_update) X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply) \
+                                    X(gn_bwd_dx) X(gn_bwd_param) X(upsample_fwd) X(upsample_bwd)   \
+                                        X(time_embed)
 
 enum {
 #define X(k) DC_K_##k,
@@ -57,6 +59,16 @@ typedef struct dc_cl_pending_adam {
     float wds[DC_CL_ADAM_RUNS];
 } dc_cl_pending_adam;
 
+/* A fill waiting for a second one: two consecutive fill calls (the gradient arenas are
+ * zeroed one after the other when a backward pass starts) share one launch. Launched, like
+ * the Adam updates, before any other command is enqueued (dc_cl_flush). */
+typedef struct dc_cl_pending_fill {
+    int count; /* 0 or 1 */
+    dc_ptr dst;
+    size_t n;
+    float value;
+} dc_cl_pending_fill;
+
 typedef struct cl_backend {
     dc_backend base;
     int platform_index, device_index;
@@ -77,6 +89,7 @@ typedef struct cl_backend {
     int used_clblast;    /* CLBlast holds programs for our context in its process cache */
     dc_cl_budget budget; /* what has been enqueued so far (dc_cl_budget_get) */
     dc_cl_pending_adam adam;
+    dc_cl_pending_fill fill;
 } cl_backend;
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "unknown OpenCL error". */
@@ -96,12 +109,13 @@ dc_status dc_cl_fail(dc_error *err, const char *device, cl_int e, const char *ca
     } while (0)
 
 /* Memory and lifetime, the primitive list's services (backend_cl.c); the ops table is in
- * kernels.c. */
+ * ops_table.c. */
 dc_status dc_cl_alloc(dc_backend *be, size_t bytes, dc_buffer **out);
 void dc_cl_free(dc_backend *be, dc_buffer *buf);
 dc_status dc_cl_sync(dc_backend *be);
 void dc_cl_destroy(dc_backend *be);
-/* Launches what is pending (merged optimizer updates); every entry point calls it first. */
+/* Launches what is pending (a fill, merged optimizer updates); every entry point calls it
+ * first. */
 dc_status dc_cl_flush(dc_backend *be);
 /* Releases the fused convolutions' column buffer (not counted in bytes_allocated). */
 void dc_cl_free_work(dc_backend *be);

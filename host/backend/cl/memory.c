@@ -1,0 +1,192 @@
+/* OpenCL primitives: host <-> device transfers, copies, element-wise arithmetic and the
+ * two-stage sum. */
+
+#include "launch.h"
+
+/* ------------------------------------------------------------- BLAS-like */
+/* ---- host <-> device transfers and copies ---- */
+static dc_status check_range(dc_backend *be, dc_ptr p, size_t bytes, const char *what) {
+    if (!p.buf) return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL %s: NULL buffer", what);
+    if (p.off * 4 + bytes > p.buf->bytes)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: %zu bytes at element %zu overrun a %zu-byte buffer", what,
+                            bytes, p.off, p.buf->bytes);
+    return DC_OK;
+}
+
+dc_status dc_cl_prim_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes) {
+    cl_backend *b = (cl_backend *)be;
+    DC_TRY(check_range(be, dst, bytes, "write"));
+    if (bytes == 0) return DC_OK;
+    b->budget.h2d++;
+    b->budget.h2d_bytes += (double)bytes;
+    /* The data is copied into a buffer of its own at once (CL_MEM_COPY_HOST_PTR: the
+     * caller may reuse its memory when this returns) and from there in queue order, so the
+     * host does not wait for the kernels already queued (a step's input batch). */
+    cl_int e;
+    cl_mem staged =
+        clCreateBuffer(b->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)src, &e);
+    if (e == CL_SUCCESS) {
+        e = clEnqueueCopyBuffer(b->queue, staged, dst.buf->mem, 0, dst.off * 4, bytes, 0, NULL,
+                                NULL);
+        clReleaseMemObject(staged); /* freed once the copy has run */
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBuffer");
+        return DC_OK;
+    }
+    /* no memory for a staged copy: write in place and wait for it */
+    b->budget.host_waits++;
+    DC_CL_CHECK(b, clEnqueueWriteBuffer(b->queue, dst.buf->mem, CL_TRUE, dst.off * 4, bytes, src, 0,
+                                        NULL, NULL));
+    return DC_OK;
+}
+
+dc_status dc_cl_prim_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
+    cl_backend *b = (cl_backend *)be;
+    DC_TRY(check_range(be, src, bytes, "read"));
+    b->budget.host_waits++;
+    if (bytes == 0) {
+        DC_CL_CHECK(b, clFinish(b->queue));
+        return DC_OK;
+    }
+    b->budget.d2h++;
+    b->budget.d2h_bytes += (double)bytes;
+    DC_CL_CHECK(b, clEnqueueReadBuffer(b->queue, src.buf->mem, CL_TRUE, src.off * 4, bytes, dst, 0,
+                                       NULL, NULL));
+    return DC_OK;
+}
+
+dc_status dc_cl_prim_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
+    cl_backend *b = (cl_backend *)be;
+    DC_TRY(check_range(be, dst, n * 4, "copy"));
+    DC_TRY(check_range(be, src, n * 4, "copy"));
+    if (n == 0 || (dst.buf == src.buf && dst.off == src.off)) return DC_OK;
+    b->budget.copies++;
+    b->budget.read_bytes += 4.0 * (double)n;
+    b->budget.write_bytes += 4.0 * (double)n;
+    if (dst.buf == src.buf && dst.off < src.off + n && src.off < dst.off + n) {
+        /* overlapping ranges (memmove on the CPU): OpenCL refuses, so go through a temp */
+        cl_int e;
+        cl_mem tmp = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, n * 4, NULL, &e);
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clCreateBuffer");
+        e = clEnqueueCopyBuffer(b->queue, src.buf->mem, tmp, src.off * 4, 0, n * 4, 0, NULL, NULL);
+        if (e == CL_SUCCESS)
+            e = clEnqueueCopyBuffer(b->queue, tmp, dst.buf->mem, 0, dst.off * 4, n * 4, 0, NULL,
+                                    NULL);
+        clReleaseMemObject(tmp); /* freed once the copies finish */
+        if (e != CL_SUCCESS) return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBuffer");
+        return DC_OK;
+    }
+    DC_CL_CHECK(b, clEnqueueCopyBuffer(b->queue, src.buf->mem, dst.buf->mem, src.off * 4,
+                                       dst.off * 4, n * 4, 0, NULL, NULL));
+    return DC_OK;
+}
+
+/* One launch fills up to two ranges: [0, n0) of d0 with v0, then n1 of d1 with v1. */
+static dc_status fill_launch(dc_backend *be, dc_ptr d0, size_t n0, float v0, dc_ptr d1, size_t n1,
+                             float v1) {
+    kargs a = ka(be, DC_K_fill);
+    ka_ptr(&a, d0);
+    ka_uint(&a, n0);
+    ka_float(&a, v0);
+    ka_ptr(&a, n1 ? d1 : d0);
+    ka_uint(&a, n1);
+    ka_float(&a, v1);
+    return ka_run(&a, n0 + n1, 0, n0 + n1);
+}
+
+dc_status dc_cl_flush_fill(dc_backend *be) {
+    dc_cl_pending_fill *q = &B(be)->fill;
+    if (!q->count) return DC_OK;
+    q->count = 0;
+    return fill_launch(be, q->dst, q->n, q->value, dc_null_ptr(), 0, 0.0f);
+}
+
+/* Not flushed by the ops table: a fill waits for the next command, and when that is a fill
+ * too both go in one launch. */
+dc_status dc_cl_prim_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
+    DC_TRY(need(be, "fill", "dst", dst, n));
+    DC_TRY(fits32(be, "fill", n));
+    if (n == 0) return DC_OK;
+    cl_backend *b = B(be);
+    if (b->adam.runs) DC_TRY(dc_cl_flush(be)); /* keep the order of the calls */
+    dc_cl_pending_fill *q = &b->fill;
+    if (!q->count) {
+        *q = (dc_cl_pending_fill){1, dst, n, value};
+        return DC_OK;
+    }
+    q->count = 0;
+    if (q->n + n > UINT_MAX) {
+        DC_TRY(fill_launch(be, q->dst, q->n, q->value, dc_null_ptr(), 0, 0.0f));
+        return fill_launch(be, dst, n, value, dc_null_ptr(), 0, 0.0f);
+    }
+    return fill_launch(be, q->dst, q->n, q->value, dst, n, value);
+}
+
+dc_status dc_cl_prim_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
+    DC_TRY(need(be, "scale", "dst", dst, n));
+    DC_TRY(fits32(be, "scale", n));
+    kargs a = ka(be, DC_K_scale);
+    ka_ptr(&a, dst);
+    ka_uint(&a, n);
+    ka_float(&a, alpha);
+    return ka_run(&a, n, n, n);
+}
+
+dc_status dc_cl_prim_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alpha) {
+    DC_TRY(need(be, "axpy", "y", y, n));
+    DC_TRY(need(be, "axpy", "x", x, n));
+    DC_TRY(fits32(be, "axpy", n));
+    kargs a = ka(be, DC_K_axpy);
+    ka_ptr(&a, y);
+    ka_ptr(&a, x);
+    ka_uint(&a, n);
+    ka_float(&a, alpha);
+    return ka_run(&a, n, 2 * n, n);
+}
+
+dc_status dc_cl_prim_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n) {
+    if (op < 0 || op > 2)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL binary: unknown op %d", op);
+    DC_TRY(need(be, "binary", "y", y, n));
+    DC_TRY(need(be, "binary", "a", x1, n));
+    DC_TRY(need(be, "binary", "b", x2, n));
+    DC_TRY(fits32(be, "binary", n));
+    kargs a = ka(be, DC_K_binary);
+    ka_int(&a, op);
+    ka_ptr(&a, y);
+    ka_ptr(&a, x1);
+    ka_ptr(&a, x2);
+    ka_uint(&a, n);
+    return ka_run(&a, n, (op == 2 ? 3 : 2) * n, n);
+}
+
+dc_status dc_cl_prim_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n,
+                                  float eps, float threshold) {
+    DC_TRY(need(be, "div_filtered", "y", y, n));
+    DC_TRY(need(be, "div_filtered", "a", x1, n));
+    DC_TRY(need(be, "div_filtered", "b", x2, n));
+    DC_TRY(fits32(be, "div_filtered", n));
+    kargs a = ka(be, DC_K_div_filtered);
+    ka_ptr(&a, y);
+    ka_ptr(&a, x1);
+    ka_ptr(&a, x2);
+    ka_uint(&a, n);
+    ka_float(&a, eps);
+    ka_float(&a, threshold);
+    return ka_run(&a, n, 2 * n, n);
+}
+
+dc_status dc_cl_prim_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, int squares) {
+    DC_TRY(need(be, "reduce_sum", "out", out, 1));
+    DC_TRY(need(be, "reduce_sum", "x", x, n));
+    DC_TRY(fits32(be, "reduce_sum", n));
+    const size_t groups = reduce_groups(be, DC_K_reduce_partial, n);
+    kargs a = ka(be, DC_K_reduce_partial);
+    ka_ptr(&a, x);
+    ka_uint(&a, n);
+    ka_int(&a, squares);
+    ka_mem(&a, B(be)->partial);
+    ka_scratch(&a);
+    DC_TRY(ka_run_groups(&a, groups, n, groups));
+    return reduce_final(be, groups, out, 1.0f, 1.0f);
+}
