@@ -818,10 +818,10 @@ static void warn(dc_trainer *t, const char *message) {
 /* Self-feedback (spec.feedback = p): each image with probability p trains on the input of
  * a later refinement pass, its hidden pixels replaced by the model's own completion fed
  * back 1 to FEEDBACK_MAX_PASSES times (uniformly), each pass as `deconv complete --passes`
- * runs it (dc_complete_feedback_inputs), with the trained code noise so the fed-back
- * completions vary as the model's completions do. No gradient flows through those passes
- * (their output is data here). Up to 3 passes: the evaluation's refinement figure feeds
- * back twice, and one pass only (the first design) left later passes' inputs unseen. */
+ * runs it by default (dc_complete_feedback_inputs; code noise 0: the trained std gave the
+ * same losses to the last digit). No gradient flows through those passes (their output is
+ * data here). Up to 3 passes: the evaluation's refinement figure feeds back twice, and one
+ * pass only (the first design) left later passes' inputs unseen. */
 #define FEEDBACK_MAX_PASSES 3
 static dc_status self_feedback(dc_trainer *t, uint64_t step_seed, dc_error *err) {
     dc_model *m = t->m;
@@ -838,8 +838,7 @@ static dc_status self_feedback(dc_trainer *t, uint64_t step_seed, dc_error *err)
         passes[i] = dc_rng_uniform(&rng) < m->spec.feedback
                         ? 1 + (int)dc_rng_below(&rng, FEEDBACK_MAX_PASSES)
                         : 0;
-    dc_status s = dc_complete_feedback_inputs(m, b->x, b->mask, passes, m->spec.noise, step_seed,
-                                              y, err);
+    dc_status s = dc_complete_feedback_inputs(m, b->x, b->mask, passes, 0.0f, step_seed, y, err);
     free(passes), free(y);
     /* back to the training step's mode and draws */
     dc_graph_set_train(m->g, 1);
