@@ -8,6 +8,8 @@
 
 #include "deconv/model.h"
 
+DC_API_BEGIN
+
 /* One pass as inference runs it: eval mode, code noise std `noise_std` (0: the
  * deterministic completion; the spec's std is restored after), draws from `seed`. x and out
  * hold the model's batch. Leaves the graph in eval mode with x as its input. */
@@ -27,5 +29,7 @@ void dc_complete_feed_back(const float *input, const float *completion, const fl
 dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks, const int *passes,
                                       float noise_std, uint64_t seed, float *scratch,
                                       dc_error *err);
+
+DC_API_END
 
 #endif
