@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "deconv/complete.h"
 #include "deconv/dist.h"
 #include "deconv/io.h"
 #include "deconv/report.h"
@@ -831,44 +832,35 @@ static void warn(dc_trainer *t, const char *message) {
     if (t->cb.warning) t->cb.warning(t->cb.user, message);
 }
 
-/* Self-feedback (spec.feedback = p): a first forward pass completes the batch, and each
- * image with probability p has its hidden pixels replaced by that completion, as
- * `deconv complete --passes` does between passes. The step then trains on those inputs;
- * no gradient flows through the first pass (its output is data here). */
+/* Self-feedback (spec.feedback = p): each image with probability p trains on the input of
+ * a later refinement pass, its hidden pixels replaced by the model's own completion fed
+ * back 1 to FEEDBACK_MAX_PASSES times (uniformly), each pass as `deconv complete --passes`
+ * runs it by default (dc_complete_feedback_inputs; code noise 0: the trained std gave the
+ * same losses to the last digit). No gradient flows through those passes (their output is
+ * data here). Up to 3 passes: the evaluation's refinement figure feeds back twice, and one
+ * pass only (the first design) left later passes' inputs unseen. */
+#define FEEDBACK_MAX_PASSES 3
 static dc_status self_feedback(dc_trainer *t, uint64_t step_seed, dc_error *err) {
     dc_model *m = t->m;
     dc_batch *b = &t->batch;
-    const int hw = m->spec.size * m->spec.size, C = m->spec.channels;
-    unsigned char *pick = malloc((size_t)b->n);
+    int *passes = malloc(sizeof(int) * (size_t)b->n);
     float *y = malloc(sizeof(float) * b->image_numel * (size_t)b->n);
-    if (!pick || !y) {
-        free(pick), free(y);
+    if (!passes || !y) {
+        free(passes), free(y);
         return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
     }
     dc_rng rng;
     dc_rng_seed(&rng, dc_seed_mix(step_seed, 0xfeedULL));
-    int any = 0;
-    for (int i = 0; i < b->n; i++) any |= pick[i] = dc_rng_uniform(&rng) < m->spec.feedback;
-    dc_status s = DC_OK;
-    if (any) {
-        /* the first pass as `deconv complete` runs it: eval mode, the trained code noise */
-        dc_graph_set_train(m->g, 0);
-        s = dc_graph_forward(m->g, m->out);
-        dc_graph_set_train(m->g, 1);
-        if (s == DC_OK) s = dc_graph_read(m->g, m->out, y);
-    }
-    for (int i = 0; any && s == DC_OK && i < b->n; i++) {
-        if (!pick[i]) continue;
-        const float *mask = b->mask + (size_t)i * hw, *yi = y + (size_t)i * b->image_numel;
-        float *x = b->x + (size_t)i * b->image_numel;
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < hw; p++)
-                if (mask[p] > 0.5f) x[(size_t)c * hw + p] = yi[(size_t)c * hw + p];
-    }
-    if (any && s == DC_OK) s = dc_graph_set_input(m->g, m->x, b->x);
-    free(pick), free(y);
-    if (s != DC_OK) return dc_set_error(err, s, "self-feedback: %s", dc_graph_error(m->g)->msg);
-    return DC_OK;
+    for (int i = 0; i < b->n; i++)
+        passes[i] = dc_rng_uniform(&rng) < m->spec.feedback
+                        ? 1 + (int)dc_rng_below(&rng, FEEDBACK_MAX_PASSES)
+                        : 0;
+    dc_status s = dc_complete_feedback_inputs(m, b->x, b->mask, passes, 0.0f, step_seed, y, err);
+    free(passes), free(y);
+    /* back to the training step's mode and draws */
+    dc_graph_set_train(m->g, 1);
+    dc_graph_set_seed(m->g, step_seed);
+    return s;
 }
 
 /* DC_ERR_NUMERIC naming the first parameter that holds a NaN or an infinity. */

@@ -291,7 +291,7 @@ static void test_model_kinds(void **state) {
                             "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
                             "\"mask\":\"mix\",\"visible_weight\":0.100000001,\"loss_full\":0,"
                             "\"loss\":\"mse\",\"code\":\"noise\",\"bottleneck\":\"dense\","
-                            "\"feedback\":0.300000012,\"beta\":1,\"glo_count\":0,\"classes\":10,"
+                            "\"feedback\":0.600000024,\"beta\":1,\"glo_count\":0,\"classes\":10,"
                             "\"batchnorm\":0,\"dropout\":0}");
     free(js);
     /* a completion model's spec from before the loss, code, bottleneck and feedback keys

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/gen_common.h"
+#include "deconv/complete.h"
 
 /* Images per forward pass: the model is built for this batch, more images run in chunks. */
 #define COMPLETE_BATCH 32
@@ -162,17 +163,16 @@ int dc_cmd_complete(int argc, char **argv) {
                           x + i * isz, NULL);
         memcpy(ROW_IMAGE(0, first), x, sizeof(float) * count * isz);
         for (int p = 0; p < passes; p++) {
-            if (gen_forward_complete("complete", m, x, noise, dc_seed_mix(seed, (uint64_t)p + 1), y))
+            if (dc_complete_pass(m, x, noise, dc_seed_mix(seed, (uint64_t)p + 1), y, &err) !=
+                DC_OK) {
+                dc_cli_fail("complete", "%s", err.msg);
                 goto done;
-            /* keep the known pixels, take the model's guess where hidden */
+            }
+            /* keep the known pixels, take the model's guess where hidden: the next input
+             * (training's self-feedback builds its inputs the same way) */
             for (int i = 0; i < batch; i++)
-                for (int c = 0; c < C; c++)
-                    for (int q = 0; q < S * S; q++) {
-                        size_t k = i * isz + (size_t)c * S * S + q;
-                        y[k] = mask[q] > 0.5f ? y[k] : orig[(first + i % count) * isz + k - i * isz];
-                    }
-            memcpy(ROW_IMAGE(p + 1, first), y, sizeof(float) * count * isz);
-            memcpy(x, y, sizeof(float) * batch * isz);
+                dc_complete_feed_back(x + i * isz, y + i * isz, mask, C, S * S, x + i * isz);
+            memcpy(ROW_IMAGE(p + 1, first), x, sizeof(float) * count * isz);
         }
         memcpy(ROW_IMAGE(R - 1, first), orig + first * isz, sizeof(float) * count * isz);
     }

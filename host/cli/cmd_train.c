@@ -69,7 +69,7 @@ static void usage(void) {
         "           --mask mix|full|bottom|top|left|right|box|random|none (complete: mix)\n"
         "           --visible-weight W (0.1)  --loss mse|bce[,masked|full] (near-binary data:\n"
         "           bce, else mse)  --beta B (vae and --code vae, 1.0)\n"
-        "           --code noise|vae  --bottleneck dense|conv  --feedback P (0.3)  (complete)\n"
+        "           --code noise|vae  --bottleneck dense|conv  --feedback P (0.6)  (complete)\n"
         "           --classes N  --no-batchnorm\n"
         "           --dropout P\n"
         "           --label-dropout P (0.1)  --unconditional  (diffusion: data with classes\n"

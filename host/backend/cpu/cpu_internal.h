@@ -1,7 +1,9 @@
-/* CPU backend internals (host/backend/cpu/), private to this folder. Layered in one
- * direction: the first part is the backend's core (its state and the shared loops, defined
- * in backend_cpu.c); winograd.c builds on that core only, and the last part is what
- * winograd.c offers back, the entry points backend_cpu.c's fused convolutions dispatch to. */
+/* CPU backend internals (host/backend/cpu/), private to this folder. The first part is the
+ * backend's core (its state and the shared loops, defined in backend_cpu.c); then the
+ * helpers shared between families (fused activations in activation.c, Winograd in
+ * winograd.c, which conv.c's fused convolutions dispatch to); last the primitives, one
+ * dc_cpu_<name> per entry of primitives.def, defined in the family files and collected
+ * into the ops table by backend_cpu.c. */
 #ifndef DECONV_BACKEND_CPU_INTERNAL_H
 #define DECONV_BACKEND_CPU_INTERNAL_H
 
@@ -36,8 +38,20 @@ float *dc_cpu_scratch(cpu_backend *b, size_t per_thread, int threads);
 double *dc_cpu_red_buffer(cpu_backend *b, size_t need);
 /* sum of one plane: float SIMD lanes in blocks, double across blocks */
 double dc_cpu_plane_sum(const float *restrict d, size_t hw);
+/* sum of (d - m)^2 over one plane, in the same blocks */
+double dc_cpu_plane_sqdev(const float *restrict d, size_t hw, float m);
+/* sums of dy and of dy * (x - m) over one plane, in the same blocks */
+void dc_cpu_plane_dy_dyx(const float *restrict dy, const float *restrict x, size_t hw, float m,
+                         double *sdy, double *sdyx);
 /* sum over images of part[i * c + ch], in image order */
 double dc_cpu_channel_total(const double *part, int n, int c, int ch);
+/* ---- activation rules (activation.c), shared with batch norm and the convolutions ---- */
+/* ReLU (y = x > 0 ? x : 0) or leaky ReLU (alpha x below 0) over n values; y may be x */
+void dc_cpu_relu_apply(int kind, float alpha, const float *x, float *y, size_t n);
+/* the backward rule of `mode` (dc_relu_mode) over n values: d = rule, or d += rule when acc;
+ * s is positive exactly where the activation's input is */
+void dc_cpu_relu_grad(int kind, float alpha, int mode, const float *restrict s,
+                      const float *restrict dy, float *restrict d, size_t n, int acc);
 /* per channel row of y [c][hw]: += b[c] (b may be NULL), then the fused activation (a may
  * be NULL) */
 void dc_cpu_bias_act_rows(float *restrict y, const float *b, int c, size_t hw,
@@ -55,19 +69,14 @@ dc_status dc_cpu_wino_bwd(cpu_backend *cb, const dc_win2d *g, int oc, const floa
                           const float *pw, const float *py, const float *pdy, float *pdx,
                           float *pdw, float *pdb, const dc_fused_act *act);
 
-/* ---- the U-Net primitives (unet.c); backend_cpu.c's table names them cpu_<name> ---- */
-dc_status dc_cpu_chan_slice(dc_backend *be, int dir, dc_ptr big, int cbig, int coff, dc_ptr small,
-                            int csmall, int n, int hw);
-dc_status dc_cpu_gn_stats(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, int n, int c, int hw,
-                          int groups);
-dc_status dc_cpu_gn_apply(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma,
-                          dc_ptr beta, dc_ptr y, int n, int c, int hw, int groups, float eps);
-dc_status dc_cpu_gn_bwd(dc_backend *be, dc_ptr x, dc_ptr mean, dc_ptr var, dc_ptr gamma, dc_ptr dy,
-                        dc_ptr dx, dc_ptr dgamma, dc_ptr dbeta, int n, int c, int hw, int groups,
-                        float eps);
-dc_status dc_cpu_upsample_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int h, int w, int s);
-dc_status dc_cpu_upsample_bwd(dc_backend *be, dc_ptr dy, dc_ptr dx, int nc, int h, int w, int s);
-dc_status dc_cpu_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int dim, float scale,
-                            float max_period);
+/* ---- the primitives: dc_cpu_<name> for every DC_PRIM of primitives.def (the services,
+ * memory and lifetime, stay private to backend_cpu.c) ---- */
+#define DC_SERVICE(ret, name, params)
+#define DC_PRIM(name, params, args, flops, elems, variant) dc_status dc_cpu_##name params;
+#define DC_PRIM_OPT DC_PRIM
+#include "deconv/primitives.def"
+#undef DC_SERVICE
+#undef DC_PRIM
+#undef DC_PRIM_OPT
 
 #endif
