@@ -883,47 +883,57 @@ static void print_table(const cJSON *results, const cJSON *startups) {
     }
 }
 
-static void usage(void) {
-    printf("usage: deconv bench [options]\n"
-           "Training and inference images/s of the model presets (complete, vae, glo at 64x64\n"
-           "batch 64, glo with 1024 latents; classifier 28x28 batch 128; diffusion 32x32\n"
-           "batch 64), median of repeated timed runs after warm-up, with FLOPs, achieved\n"
-           "GFLOP/s, the backend's GEMM rate on the step's own products, peak memory, and the\n"
-           "OpenCL start-up time.\n\n"
-           "  --device LIST     cpu, opencl, opencl:P:D, comma-separated (cpu)\n"
-           "  --models LIST     %s (all)\n"
-           "  --warmup N        untimed steps first (3)\n"
-           "  --repeats N       timed runs; the median is reported (5)\n"
-           "  --steps N         steps per timed run (5)\n"
-           "  --threads N       CPU backend threads (all cores)\n"
-           "  --batch N         override the presets' batch sizes\n"
-           "  --gemm-seconds S  measuring time per distinct GEMM shape (0.2)\n"
-           "  --no-gemm         skip the GEMM measurement\n"
-           "  --profile N       also time every backend primitive over N more training steps\n"
-           "  --trace           with --profile: print every primitive call of one step first\n"
-           "  --no-infer        skip the inference timing (e.g. to profile training alone)\n"
-           "  --startup         measure the start-up time on every device (default: OpenCL ones)\n"
-           "  --no-startup      never measure it\n"
-           "  --startup-model M model of the start-up probe (complete)\n"
-           "  --json FILE       write every figure as JSON\n"
-           "  --single          run one --device and one --models in this process and print its\n"
-           "                    result as one JSON line (what the parent spawns; handy under perf)\n",
-           BENCH_ALL_MODELS);
-}
+static const dc_option bench_options[] = {
+    {"device", 0, DC_OPT_TEXT, "LIST", "cpu, opencl, opencl:P:D, comma-separated", "cpu", NULL},
+    {"models", 0, DC_OPT_TEXT, "LIST", BENCH_ALL_MODELS, "all", "model"},
+    {"warmup", 0, DC_OPT_INT, "N", "untimed steps first", "3", NULL},
+    {"repeats", 0, DC_OPT_INT, "N", "timed runs; the median is reported", "5", NULL},
+    {"steps", 0, DC_OPT_INT, "N", "steps per timed run", "5", NULL},
+    {"threads", 0, DC_OPT_INT, "N", "CPU backend threads (0: all cores)", "all cores", NULL},
+    {"batch", 0, DC_OPT_INT, "N", "override the presets' batch sizes", NULL, NULL},
+    {"gemm-seconds", 0, DC_OPT_NUM, "S", "measuring time per distinct GEMM shape", "0.2", NULL},
+    {"no-gemm", 0, DC_OPT_FLAG, NULL, "skip the GEMM measurement", NULL, NULL},
+    {"profile", 0, DC_OPT_INT, "N", "also time every backend primitive over N more training steps",
+     NULL, NULL},
+    {"trace", 0, DC_OPT_FLAG, NULL, "with --profile: print every primitive call of one step first",
+     NULL, NULL},
+    {"no-infer", 0, DC_OPT_FLAG, NULL, "skip the inference timing (e.g. to profile training alone)",
+     NULL, NULL},
+    {"startup", 0, DC_OPT_FLAG, NULL,
+     "measure the start-up time on every device (default: OpenCL ones)", NULL, NULL},
+    {"no-startup", 0, DC_OPT_FLAG, NULL, "never measure it", NULL, NULL},
+    {"startup-model", 0, DC_OPT_TEXT, "M", "model of the start-up probe", "complete", NULL},
+    {"json", 0, DC_OPT_TEXT, "FILE", "write every figure as JSON", NULL, NULL},
+    {"single", 0, DC_OPT_FLAG, NULL,
+     "run one --device and one --models in this process and print its\nresult as one JSON line "
+     "(what the parent spawns; handy under perf)",
+     NULL, NULL},
+    {"startup-probe", 0, DC_OPT_FLAG, NULL, "the start-up child (spawned by the parent)", NULL,
+     NULL},
+    DC_OPT_END,
+};
+
+static const dc_command bench_command = {
+    .name = "bench",
+    .synopsis = "[options]",
+    .about = "Training and inference images/s of the model presets (complete, vae, glo at 64x64\n"
+             "batch 64, glo with 1024 latents; classifier 28x28 batch 128; diffusion 32x32\n"
+             "batch 64), median of repeated timed runs after warm-up, with FLOPs, achieved\n"
+             "GFLOP/s, the backend's GEMM rate on the step's own products, peak memory, and the\n"
+             "OpenCL start-up time.\n",
+    .options = bench_options,
+    .max_positional = 0,
+    .positional_what = "options only",
+    .computes = 1,
+};
 
 int dc_cmd_bench(int argc, char **argv) {
-    static const char *const flags[] = {"help", "no-gemm", "no-infer", "startup", "no-startup",
-                                        "single", "startup-probe", "trace", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "bench", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        usage();
-        return 0;
-    }
+    if (dc_args_parse(&a, &bench_command, argc, argv)) return a.status;
     bench_opts o;
     memset(&o, 0, sizeof o);
     snprintf(o.devices, sizeof o.devices, "%s", dc_args_str(&a, "device", "cpu"));
-    snprintf(o.models, sizeof o.models, "%s", dc_args_str(&a, "models", dc_args_str(&a, "model", BENCH_ALL_MODELS)));
+    snprintf(o.models, sizeof o.models, "%s", dc_args_str(&a, "models", BENCH_ALL_MODELS));
     o.warmup = dc_args_int(&a, "warmup", 3);
     o.repeats = dc_args_int(&a, "repeats", 5);
     o.steps = dc_args_int(&a, "steps", 5);
@@ -944,6 +954,13 @@ int dc_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "deconv bench: --warmup >= 0, --repeats in [1, 1000], --steps >= 1, "
                         "--batch >= 0, --gemm-seconds >= 0\n");
         return 2;
+    }
+    {
+        char devs[256];
+        snprintf(devs, sizeof devs, "%s", o.devices);
+        for (char *save = NULL, *dev = strtok_r(devs, ",", &save); dev;
+             dev = strtok_r(NULL, ",", &save))
+            if (dc_cli_check_device("bench", dev)) return 2;
     }
     if (single || probe) {
         if (strchr(o.devices, ',') || strchr(o.models, ','))
@@ -991,7 +1008,7 @@ int dc_cmd_bench(int argc, char **argv) {
         char mods[256];
         snprintf(mods, sizeof mods, "%s", o.models);
         for (char *msave = NULL, *mod = strtok_r(mods, ",", &msave); mod; mod = strtok_r(NULL, ",", &msave)) {
-            fprintf(stderr, "deconv bench: %s on %s ...\n", mod, dev);
+            if (!a.quiet) fprintf(stderr, "deconv bench: %s on %s ...\n", mod, dev);
             char *args[24];
             int n = 0;
             args[n++] = (char *)"--single";
