@@ -375,7 +375,7 @@ int dc_cmd_bench(int argc, char **argv) {
                 cJSON_AddStringToObject(r, "device", dev);
                 cJSON_AddStringToObject(r, "model", mod);
                 cJSON_AddStringToObject(r, "error", "the benchmark child failed (see above)");
-            } else {
+            } else if (!a.quiet) {
                 fprintf(stderr, "deconv bench: %s on %s: train %.1f img/s, inference %.1f img/s\n",
                         mod, dev, jnum(r, "train_ips"), jnum(r, "infer_ips"));
             }
@@ -383,7 +383,7 @@ int dc_cmd_bench(int argc, char **argv) {
         }
         const int is_cl = !strncmp(dev, "opencl", 6);
         if (o.startup == 1 || (o.startup == -1 && is_cl)) {
-            fprintf(stderr, "deconv bench: start-up time on %s ...\n", dev);
+            if (!a.quiet) fprintf(stderr, "deconv bench: start-up time on %s ...\n", dev);
             cJSON *s = startup_bench(&o, dev);
             if (s) cJSON_AddItemToArray(startups, s);
         }
