@@ -312,7 +312,7 @@ void dc_cli_exit_codes(FILE *f) {
 
 void dc_args_usage(const dc_command *cmd, FILE *f) {
     fprintf(f, "usage: deconv %s ", cmd->name);
-    print_indented(f, cmd->synopsis, 7 + 7 + (int)strlen(cmd->name));
+    print_indented(f, cmd->synopsis, (int)strlen("usage: deconv  ") + (int)strlen(cmd->name));
     fprintf(f, "\n\n");
     if (cmd->about) fprintf(f, "%s\n", cmd->about);
     fprintf(f, "options:\n");

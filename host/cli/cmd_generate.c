@@ -52,7 +52,7 @@ static void judge_samples(const dc_model *m, const float *img, int n, size_t isz
 }
 
 static const dc_option generate_options[] = {
-    {"n", 'n', DC_OPT_INT, "N", "how many images", "16", NULL},
+    {"count", 'n', DC_OPT_INT, "N", "how many images", "16", "n"},
     {"temperature", 0, DC_OPT_NUM, "T", "vae: z ~ N(0, T^2)", "1", NULL},
     {"noise", 0, DC_OPT_NUM, "STD", "complete: std of the random codes",
      "the trained --noise, or 1", NULL},
@@ -97,7 +97,7 @@ int dc_cmd_generate(int argc, char **argv) {
     if (dc_args_parse(&a, &generate_command, argc, argv)) return a.status;
     if (a.n_positional < 1) return dc_cli_usage("generate", "give a RUN (deconv generate --help)");
     const char *run = a.positional[0];
-    int n = dc_args_int(&a, "n", 16);
+    int n = dc_args_int(&a, "count", 16);
     dc_flow_config flow_cfg;
     int bad = gen_flow_config("generate", &a, &flow_cfg);
     if (bad) return bad;
@@ -109,7 +109,7 @@ int dc_cmd_generate(int argc, char **argv) {
     const char *out = dc_args_str(&a, "out", def_out);
     const char *dir = dc_args_str(&a, "dir", NULL);
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
-    if (n < 1 || n > 4096) return dc_cli_usage("generate", "-n %d: use 1 to 4096", n);
+    if (n < 1 || n > 4096) return dc_cli_usage("generate", "--count (-n) %d: use 1 to 4096", n);
     char path[1200]; /* --dir/sample_NNNN.png: the longest name checked before any work */
     if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1))
         return 2;
