@@ -441,8 +441,160 @@ static void test_bad_cli_input(void **state) {
     assert_int_equal(tu_system("%s train --bogus 1 2>%s", bin, err), 2);
     assert_int_equal(tu_system("grep -q bogus %s", err), 0);
     assert_int_equal(tu_system("%s generate %s/missing 2>%s", bin, g_dir, err), 1);
-    assert_int_equal(tu_system("%s train --device tpu --data %s/data 2>%s", bin, g_dir, err), 1);
+    /* an unknown device name is a usage error like an unknown model: exit status 2 */
+    assert_int_equal(tu_system("%s train --device tpu --data %s/data 2>%s", bin, g_dir, err), 2);
     assert_int_equal(tu_system("grep -q tpu %s", err), 0);
+}
+
+/* The command names, from the CLI's own list (host/cli/commands.def). */
+static int read_commands(char names[][32], int cap) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/host/cli/commands.def", tu_source_dir());
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    char line[512];
+    while (n < cap && fgets(line, sizeof line, f))
+        if (sscanf(line, "X(%31[a-z0-9_],", names[n]) == 1) n++;
+    fclose(f);
+    return n;
+}
+
+/* Runs "deconv ARGS" with stdout and stderr in files; the exit status. */
+static int run_cli(const char *out, const char *err, const char *args) {
+    return tu_system("%s %s >%s 2>%s", tu_cli_path(), args, out, err);
+}
+
+static int file_empty(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size == 0;
+}
+
+/* One grammar for every command: help, misspelt options and commands, bad values and the
+ * exit statuses are the same everywhere. */
+static void test_one_grammar_for_every_command(void **state) {
+    (void)state;
+    char names[64][32];
+    const int n = read_commands(names, 64);
+    assert_true(n >= 14);
+    char out[1300], err[1300], out2[1300], args[8192];
+    snprintf(out, sizeof out, "%s/grammar.out", g_dir);
+    snprintf(out2, sizeof out2, "%s/grammar2.out", g_dir);
+    snprintf(err, sizeof err, "%s/grammar.err", g_dir);
+    for (int i = 0; i < n; i++) {
+        const char *cmd = names[i];
+        /* -h and --help: usage on stdout, nothing on stderr, exit 0 */
+        const char *helps[] = {"-h", "--help"};
+        for (int h = 0; h < 2; h++) {
+            snprintf(args, sizeof args, "%s %s", cmd, helps[h]);
+            assert_int_equal(run_cli(out, err, args), 0);
+            assert_int_equal(tu_system("grep -q '^usage: deconv %s' %s", cmd, out), 0);
+            assert_true(file_empty(err));
+        }
+        /* help after other options, even a malformed one, still wins */
+        snprintf(args, sizeof args, "%s --bogus -h", cmd);
+        assert_int_equal(run_cli(out, err, args), 0);
+        /* deconv help CMD is CMD --help */
+        snprintf(args, sizeof args, "help %s", cmd);
+        assert_int_equal(run_cli(out2, err, args), 0);
+        assert_int_equal(tu_system("cmp -s %s %s", out, out2), 0);
+        /* a misspelt option: exit 2, the near option named on stderr, nothing on stdout */
+        snprintf(args, sizeof args, "%s --hepl", cmd);
+        assert_int_equal(run_cli(out, err, args), 2);
+        assert_int_equal(tu_system("grep -q \"deconv %s: unknown option '--hepl' (did you mean "
+                                   "--help?)\" %s",
+                                   cmd, err),
+                         0);
+        assert_true(file_empty(out));
+        /* an unknown option far from every name: no guess, but no "needs a value" either */
+        snprintf(args, sizeof args, "%s --zzzzzz", cmd);
+        assert_int_equal(run_cli(out, err, args), 2);
+        assert_int_equal(tu_system("grep -q \"unknown option '--zzzzzz'\" %s", err), 0);
+        assert_int_equal(tu_system("grep -q 'needs a value' %s", err), 1);
+        /* every command that computes takes --threads N, checked as a number */
+        const int computes = strcmp(cmd, "devices") && strcmp(cmd, "info");
+        snprintf(args, sizeof args, "%s %s abc", cmd, computes ? "--threads" : "--batch");
+        if (strcmp(cmd, "devices")) {
+            assert_int_equal(run_cli(out, err, args), 2);
+            assert_int_equal(tu_system("grep -q -- \"%s expects a whole number, got 'abc'\" %s",
+                                       computes ? "--threads" : "--batch", err),
+                             0);
+        }
+        /* and --json: a JSON output or a usage error, never ignored */
+        if (computes) {
+            snprintf(args, sizeof args, "%s --json", cmd);
+            const int rc = run_cli(out, err, args);
+            assert_int_equal(rc, 2);
+            assert_true(file_empty(out));
+        }
+    }
+    /* the near option of a real one, on the option of the command */
+    assert_int_equal(run_cli(out, err, "train --epoch 3"), 2);
+    assert_int_equal(tu_system("grep -q \"unknown option '--epoch' (did you mean --epochs?)\" %s",
+                               err),
+                     0);
+    assert_int_equal(run_cli(out, err, "train --modle vae"), 2);
+    assert_int_equal(tu_system("grep -q 'did you mean --model?' %s", err), 0);
+    assert_int_equal(run_cli(out, err, "info --bogus"), 2);
+    assert_int_equal(tu_system("grep -q \"unknown option '--bogus'\" %s", err), 0);
+    /* --json where a command has no JSON output says so */
+    assert_int_equal(run_cli(out, err, "blur --json"), 2);
+    assert_int_equal(tu_system("grep -q 'blur has no JSON output' %s", err), 0);
+    /* bad numbers name the option */
+    assert_int_equal(run_cli(out, err, "train --epochs abc"), 2);
+    assert_int_equal(tu_system("grep -q -- \"--epochs expects a whole number, got 'abc'\" %s",
+                               err),
+                     0);
+    assert_int_equal(run_cli(out, err, "train --lr nan"), 2);
+    assert_int_equal(tu_system("grep -q -- '--lr expects a finite number' %s", err), 0);
+    assert_int_equal(run_cli(out, err, "train --epochs"), 2);
+    assert_int_equal(tu_system("grep -q -- '--epochs needs a value' %s", err), 0);
+    /* misspelt commands */
+    assert_int_equal(run_cli(out, err, "trian"), 2);
+    assert_int_equal(tu_system("grep -q 'did you mean train?' %s", err), 0);
+    assert_int_equal(run_cli(out, err, "exprot"), 2);
+    assert_int_equal(tu_system("grep -q 'did you mean export?' %s", err), 0);
+    assert_int_equal(run_cli(out, err, "help trian"), 2);
+    assert_int_equal(tu_system("grep -q 'did you mean train?' %s", err), 0);
+    assert_int_equal(run_cli(out, err, "frobnicate"), 2);
+    assert_int_equal(tu_system("grep -q \"unknown command 'frobnicate'\" %s", err), 0);
+    /* the general help: stdout and exit 0 when asked for, stderr and 2 when no command */
+    assert_int_equal(run_cli(out, err, "--help"), 0);
+    assert_int_equal(tu_system("grep -q 'exit status' %s", out), 0);
+    assert_int_equal(run_cli(out, err, "help"), 0);
+    assert_int_equal(run_cli(out, err, ""), 2);
+    assert_true(file_empty(out));
+    /* an unknown --device or --model is a usage error on every command: exit 2 */
+    char run[1300];
+    snprintf(run, sizeof run, "%s/run_complete", g_dir);
+    snprintf(args, sizeof args, "train --device gpu --data %s/data", g_dir);
+    assert_int_equal(run_cli(out, err, args), 2);
+    assert_int_equal(tu_system("grep -q -- '--device gpu' %s", err), 0);
+    snprintf(args, sizeof args, "generate %s --device gpu", run);
+    assert_int_equal(run_cli(out, err, args), 2);
+    snprintf(args, sizeof args, "eval %s --device gpu", run);
+    assert_int_equal(run_cli(out, err, args), 2);
+    assert_int_equal(run_cli(out, err, "bench --device gpu"), 2);
+    assert_int_equal(run_cli(out, err, "train --model gan"), 2);
+    assert_int_equal(run_cli(out, err, "info --model gan"), 2);
+    assert_int_equal(run_cli(out, err, "bench --models gan"), 2);
+    /* stray positionals are still refused */
+    assert_int_equal(run_cli(out, err, "devices extra"), 2);
+    assert_int_equal(tu_system("grep -q \"unexpected argument 'extra'\" %s", err), 0);
+    /* one output option: --out / -o, the older --output and --dir still accepted */
+    snprintf(args, sizeof args, "dream %s --device cpu --quiet -o %s/dream_o", run, g_dir);
+    assert_int_equal(run_cli(out, err, args), 0);
+    assert_true(exists(g_dir, "dream_o/dream_onehot.png"));
+    snprintf(args, sizeof args, "dream %s --device cpu --quiet --dir %s/dream_dir", run, g_dir);
+    assert_int_equal(run_cli(out, err, args), 0);
+    assert_true(exists(g_dir, "dream_dir/dream_onehot.png"));
+    snprintf(args, sizeof args, "export %s --format npz --output %s/w.npz --quiet", run, g_dir);
+    assert_int_equal(run_cli(out, err, args), 0);
+    assert_true(exists(g_dir, "w.npz"));
+    /* --quiet: no info lines (the backend choice) on stderr */
+    snprintf(args, sizeof args, "generate %s -n 2 --device cpu --quiet --threads 1", run);
+    assert_int_equal(run_cli(out, err, args), 0);
+    assert_int_equal(tu_system("grep -q 'using' %s", err), 1);
 }
 
 int main(void) {
@@ -454,6 +606,7 @@ int main(void) {
         cmocka_unit_test(test_progress_fits_the_terminal),
         cmocka_unit_test(test_report_configuration),
         cmocka_unit_test(test_bad_cli_input),
+        cmocka_unit_test(test_one_grammar_for_every_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -577,12 +577,13 @@ static void test_eval_images(void **state) {
     assert_int_equal(
         tu_system("%s eval --images %s/none.npy --device cpu 2> %s/err.txt", bin, g_dir, g_dir), 1);
     assert_int_equal(tu_system("grep -q 'none.npy: No such file' %s/err.txt", g_dir), 0);
+    /* misuse, not a failure: exit status 2 as for every usage error */
     assert_int_equal(
-        tu_system("%s eval %s --images %s --device cpu 2> %s/err.txt", bin, g_dir, path, g_dir), 1);
+        tu_system("%s eval %s --images %s --device cpu 2> %s/err.txt", bin, g_dir, path, g_dir), 2);
     assert_int_equal(tu_system("grep -q 'not a run' %s/err.txt", g_dir), 0);
     assert_int_equal(
         tu_system("%s eval --images %s --data cifar --device cpu 2> %s/err.txt", bin, path, g_dir),
-        1);
+        2);
     assert_int_equal(tu_system("grep -q 'only fashion-mnist' %s/err.txt", g_dir), 0);
     dc_dataset_free(test);
 }

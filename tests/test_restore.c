@@ -707,9 +707,13 @@ static void test_cli_blur_restore(void **state) {
                        cli, d, d, d);
         assert_int_equal(rc, 1);
         assert_int_equal(tu_system("grep -q 'PSF 361 x 361 is larger than the image' '%s/err.log'", d), 0);
+        /* an option of the other method is a usage error: exit 2 */
         rc = tu_system("'%s' restore '%s/blurred.png' --method rl --balance 1 --gaussian 1 "
                        "2>'%s/err.log'", cli, d, d);
-        assert_int_equal(rc, 1);
+        assert_int_equal(rc, 2);
+        assert_int_equal(tu_system("grep -q -- '--balance applies to --method wiener' '%s/err.log'",
+                                   d),
+                         0);
         dc_fimage_free(blurred);
         dc_fimage_free(sharp);
     }

@@ -477,7 +477,8 @@ static void test_sizes_paths_counts(void **state) {
     snprintf(cls, sizeof cls, "%s/cls_run", g_dir);
     assert_int_equal(
         CLI("train --model classifier --data %s/cls --epochs 1 --out %s " SMALL, g_dir, cls), 0);
-    assert_int_equal(CLI("eval %s --data %s/cls --limit -5 --device cpu", cls, g_dir), 1);
+    /* a bad option value is a usage error (exit 2, as the README's table says) */
+    assert_int_equal(CLI("eval %s --data %s/cls --limit -5 --device cpu", cls, g_dir), 2);
     assert_true(err_has("--limit -5 must be >= 1"));
     assert_int_equal(CLI("eval %s --data %s/cls --max-image-pixels 100 --device cpu", cls, g_dir),
                      1);

@@ -5,36 +5,40 @@
 #include "cli/cli.h"
 #include "deconv/restore.h"
 
-static void blur_usage(FILE *f) {
-    fprintf(f,
-            "usage: deconv blur IMAGE -o OUT.png (--psf FILE | --gaussian SIGMA | --motion LEN,ANGLE)\n"
-            "                   [--noise none|gaussian|poisson] [--noise-std S] [--seed N]\n"
-            "                   [--save-psf PSF.txt]\n\n"
-            "Blurs IMAGE with the PSF exactly like scipy.signal.convolve2d(image, psf, 'same')\n"
-            "(zero boundaries; colour images channel by channel), adds noise, and writes an\n"
-            "8-bit PNG (values clipped to [0, 1]).\n\n"
-            "  --psf FILE          PSF from an image or a text matrix (.txt/.csv), normalised to sum 1\n"
-            "  --gaussian SIGMA    Gaussian PSF, size 2*ceil(3*SIGMA)+1\n"
-            "  --motion LEN,ANGLE  linear motion of LEN pixels at ANGLE degrees (counter-clockwise)\n"
-            "  --noise KIND        none (default), gaussian: + S*N(0,1), poisson: shot noise with\n"
-            "                      std S at intensity 1 (1/S^2 photons at full scale)\n"
-            "  --noise-std S       noise level (default 0.01; giving it alone means gaussian)\n"
-            "  --seed N            noise seed (default 1)\n"
-            "  --save-psf FILE     also write the PSF used as a text matrix\n");
-}
+static const dc_option blur_options[] = {
+    {"out", 'o', DC_OPT_TEXT, "OUT.png", "the blurred image (required)", NULL, "output"},
+    DC_OPT_PSF_ENTRIES,
+    {"noise", 0, DC_OPT_TEXT, "none|gaussian|poisson",
+     "gaussian: + S*N(0,1), poisson: shot noise with std S at\nintensity 1 (1/S^2 photons at full "
+     "scale)",
+     "none", NULL},
+    {"noise-std", 0, DC_OPT_NUM, "S", "noise level (giving it alone means gaussian)", "0.01",
+     NULL},
+    {"seed", 0, DC_OPT_INT, "N", "noise seed", "1", NULL},
+    {"save-psf", 0, DC_OPT_TEXT, "FILE", "also write the PSF used as a text matrix", NULL, NULL},
+    DC_OPT_END,
+};
+
+static const dc_command blur_command = {
+    .name = "blur",
+    .synopsis = "IMAGE -o OUT.png (--psf FILE | --gaussian SIGMA | --motion LEN,ANGLE)\n"
+                "[--noise none|gaussian|poisson] [--noise-std S] [--seed N] [--save-psf PSF.txt]",
+    .about = "Blurs IMAGE with the PSF exactly like scipy.signal.convolve2d(image, psf, 'same')\n"
+             "(zero boundaries; colour images channel by channel), adds noise, and writes an\n"
+             "8-bit PNG (values clipped to [0, 1]).\n",
+    .options = blur_options,
+    .max_positional = 1,
+    .positional_what = "one IMAGE",
+    .computes = 1,
+};
 
 int dc_cmd_blur(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
     dc_fimage *psf = NULL, *image = NULL, *blurred = NULL;
     dc_error err = {0};
     dc_args a;
-    int rc = dc_args_parse(&a, "blur", argc, argv, flags);
-    if (rc) goto out;
-    if (dc_args_flag(&a, "help")) {
-        blur_usage(stdout);
-        goto out;
-    }
-    const char *output = dc_args_str(&a, "output", NULL);
+    int rc = 0;
+    if (dc_args_parse(&a, &blur_command, argc, argv)) return a.status;
+    const char *output = dc_args_str(&a, "out", NULL);
     const char *noise_name = dc_args_str(&a, "noise", NULL);
     const char *noise_std_s = dc_args_str(&a, "noise-std", NULL);
     const float noise_std = dc_args_float(&a, "noise-std", 0.01f);
@@ -43,17 +47,16 @@ int dc_cmd_blur(int argc, char **argv) {
     if ((rc = dc_cli_psf(&a, &psf, NULL, 0))) goto out;
     if ((rc = dc_args_check_unused(&a))) goto out;
     if (a.n_positional != 1) {
-        blur_usage(stderr);
-        rc = 2;
+        rc = dc_cli_usage("blur", "give one IMAGE to blur (deconv blur --help)");
         goto out;
     }
     if (!output) {
-        rc = dc_cli_fail("blur", "no output: give -o OUT.png");
+        rc = dc_cli_usage("blur", "no output: give -o OUT.png");
         goto out;
     }
     dc_noise_kind noise = noise_std_s ? DC_NOISE_GAUSSIAN : DC_NOISE_NONE;
     if (noise_name && dc_noise_kind_parse(noise_name, &noise, &err) != DC_OK) {
-        rc = dc_cli_fail("blur", "--noise: %s", err.msg);
+        rc = dc_cli_usage("blur", "--noise: %s", err.msg);
         goto out;
     }
     const char *input = a.positional[0];
@@ -70,6 +73,7 @@ int dc_cmd_blur(int argc, char **argv) {
         rc = dc_cli_fail("blur", "%s", err.msg);
         goto out;
     }
+    if (a.quiet) goto out;
     fprintf(stderr, "deconv blur: %s (%d x %d x %d) * PSF %d x %d", input, image->h, image->w,
             image->c, psf->h, psf->w);
     if (noise == DC_NOISE_GAUSSIAN) fprintf(stderr, " + gaussian noise std %g", (double)noise_std);

@@ -66,27 +66,51 @@ done:
     return rc;
 }
 
+static const dc_option complete_options[] = {
+    {"mask", 0, DC_OPT_TEXT, "KIND", "what is hidden (the model's own mask)", NULL, NULL},
+    {"passes", 0, DC_OPT_INT, "K", "refinement passes (1 to 64)", "1", NULL},
+    {"noise", 0, DC_OPT_NUM, "STD", "std of the random code (0: the deterministic completion)",
+     "0", NULL},
+    {"out", 'o', DC_OPT_TEXT, "GRID.png", "the grid", "RUN/completed.png", "output"},
+    {"variants", 0, DC_OPT_INT, "N", "diffusion: completions per image",
+     DC_CLI_STR(FLOW_VARIANTS), NULL},
+    {"resample", 0, DC_OPT_INT, "R", "diffusion: RePaint resampling per step",
+     DC_CLI_STR(FLOW_RESAMPLE), NULL},
+    DC_OPT_END,
+};
+
+static void complete_notes(FILE *f) {
+    fprintf(f,
+            "Any number of images. Rows of the grid: the masked input, then one row per\n"
+            "pass, then the original; more than %d images continue in further blocks of\n"
+            "rows.\n"
+            "A diffusion run inpaints: --variants completions per image from different\n"
+            "noises; before every step the known pixels are set to the image noised to that\n"
+            "t, and every step but the last runs --resample times, re-noised back in\n"
+            "between (RePaint). Grid rows: images; columns: the input with its hole, the\n"
+            "variants, the original.\n",
+            GRID_COLUMNS);
+}
+
+static const dc_command complete_command = {
+    .name = "complete",
+    .synopsis = "RUN IMAGE... [--mask KIND] [--passes K] [--noise STD]\n"
+                "[--seed S] [-o GRID.png] [--device ...]\n"
+                "diffusion runs: [--variants N] [--resample R] [--steps N]\n"
+                "[--sampler euler|heun|sde] [--churn C]",
+    .about = "Fills the hidden part of images with a completion, vae or diffusion run.\n",
+    .options = complete_options,
+    .shared = gen_flow_options,
+    .notes = complete_notes,
+    .max_positional = -1,
+    .computes = 1,
+};
+
 int dc_cmd_complete(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "complete", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help") || a.n_positional < 2) {
-        printf("usage: deconv complete RUN IMAGE... [--mask KIND] [--passes K] [--noise STD]\n"
-               "                       [--seed S] [-o GRID.png] [--device ...]\n"
-               "       diffusion runs: [--variants N] [--resample R] [--steps N]\n"
-               "                       [--sampler euler|heun|sde] [--churn C]\n"
-               "Any number of images. Rows of the grid: the masked input, then one row per\n"
-               "pass, then the original; more than %d images continue in further blocks of\n"
-               "rows.\n"
-               "--noise: std of the random code (default 0: the deterministic completion).\n"
-               "A diffusion run inpaints: --variants (%d) completions per image from different\n"
-               "noises; before every step the known pixels are set to the image noised to that\n"
-               "t, and every step but the last runs --resample (%d) times, re-noised back in\n"
-               "between (RePaint). Grid rows: images; columns: the input with its hole, the\n"
-               "variants, the original.\n",
-               GRID_COLUMNS, FLOW_VARIANTS, FLOW_RESAMPLE);
-        return dc_args_flag(&a, "help") ? 0 : 2;
-    }
+    if (dc_args_parse(&a, &complete_command, argc, argv)) return a.status;
+    if (a.n_positional < 2)
+        return dc_cli_usage("complete", "give a RUN and at least one IMAGE (deconv complete --help)");
     const char *run = a.positional[0];
     const int n = a.n_positional - 1;
     int passes = dc_args_int(&a, "passes", 1);
@@ -95,16 +119,17 @@ int dc_cmd_complete(int argc, char **argv) {
     const char *mask_name = dc_args_str(&a, "mask", NULL);
     char def_out[1100];
     if (dc_cli_path("complete", def_out, sizeof def_out, "%s/completed.png", run)) return 2;
-    const char *out = dc_args_str(&a, "output", def_out);
+    const char *out = dc_args_str(&a, "out", def_out);
     const int variants = dc_args_int(&a, "variants", FLOW_VARIANTS);
     const int resample = dc_args_int(&a, "resample", FLOW_RESAMPLE);
     dc_flow_config flow_cfg;
-    if (gen_flow_config("complete", &a, &flow_cfg)) return 1;
+    int bad = gen_flow_config("complete", &a, &flow_cfg);
+    if (bad) return bad;
     if (variants < 1 || variants > 64)
-        return dc_cli_fail("complete", "--variants %d: use 1 to 64", variants);
+        return dc_cli_usage("complete", "--variants %d: use 1 to 64", variants);
     if (resample < 1 || resample > 100)
-        return dc_cli_fail("complete", "--resample %d: use 1 to 100", resample);
-    if (passes < 1 || passes > 64) return dc_cli_fail("complete", "--passes %d: use 1 to 64", passes);
+        return dc_cli_usage("complete", "--resample %d: use 1 to 100", resample);
+    if (passes < 1 || passes > 64) return dc_cli_usage("complete", "--passes %d: use 1 to 64", passes);
     dc_error err = {0};
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);

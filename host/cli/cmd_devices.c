@@ -3,23 +3,19 @@
 
 #include "cli/cli.h"
 
-static void devices_usage(FILE *f) {
-    fprintf(f,
-            "usage: deconv devices\n\n"
-            "Lists the native CPU backend and every OpenCL platform and device (type, global\n"
-            "memory, compute units, max work-group size, driver), each with the --device string\n"
-            "that selects it, and says what --device auto would pick.\n");
-}
+static const dc_command devices_command = {
+    .name = "devices",
+    .synopsis = "",
+    .about = "Lists the native CPU backend and every OpenCL platform and device (type, global\n"
+             "memory, compute units, max work-group size, driver), each with the --device string\n"
+             "that selects it, and says what --device auto would pick.\n",
+    .max_positional = 0,
+    .positional_what = "no arguments",
+};
 
 int dc_cmd_devices(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "devices", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        devices_usage(stdout);
-        return 0;
-    }
-    if (dc_args_check_unused(&a)) return 2; /* a stray argument too (exit 2: misuse) */
+    if (dc_args_parse(&a, &devices_command, argc, argv)) return a.status;
 
     dc_error err = {0};
     dc_backend *cpu = NULL;

@@ -75,25 +75,44 @@ done:
     return rc;
 }
 
+static const dc_option dream_options[] = {
+    {"out", 'o', DC_OPT_TEXT, "DIR", "where the images go (created)", "RUN", "output dir"},
+    {"scale", 0, DC_OPT_NUM, "S", "one-hot latents * S", "3", NULL},
+    {"count", 0, DC_OPT_INT, "N", "one-hot latents (diffusion: seeds)", "32; diffusion 8", NULL},
+    {"strength", 0, DC_OPT_NUM, "S", "diffusion: SDEdit noise level t in (0, 1]",
+     "0.8", NULL},
+    DC_OPT_END,
+};
+
+static void dream_notes(FILE *f) {
+    fprintf(f,
+            "Writes DIR/dream_canvas.png (blank/white/black inputs with random codes),\n"
+            "DIR/dream_onehot.png (one-hot latents * S through the decoder, first N latents)\n"
+            "and DIR/dream_zero.png.\n"
+            "A diffusion run writes DIR/dream_canvas.png by SDEdit: each canvas (grey,\n"
+            "white, black, uniform noise, then the IMAGEs) noised to t = --strength in\n"
+            "(0, 1] (default %g) and integrated back to t = 0; rows: canvases; columns: the\n"
+            "canvas, then N (default %d) seeds from --seed.\n",
+            (double)FLOW_STRENGTH, FLOW_SEEDS);
+}
+
+static const dc_command dream_command = {
+    .name = "dream",
+    .synopsis = "RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device ...]\n"
+                "RUN [IMAGE...] [--strength S] [--count N] [--steps N]\n"
+                "[--sampler euler|heun|sde] [--churn C]   (diffusion runs)",
+    .about = "Blank-canvas and one-hot-latent experiments through the decoder.\n",
+    .options = dream_options,
+    .shared = gen_flow_options,
+    .notes = dream_notes,
+    .max_positional = -1,
+    .computes = 1,
+};
+
 int dc_cmd_dream(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "dream", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help") || a.n_positional < 1) {
-        printf("usage: deconv dream RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device "
-               "...]\n"
-               "       deconv dream RUN [IMAGE...] [--strength S] [--count N] [--steps N]\n"
-               "                    [--sampler euler|heun|sde] [--churn C]   (diffusion runs)\n"
-               "Writes DIR/dream_canvas.png (blank/white/black inputs with random codes),\n"
-               "DIR/dream_onehot.png (one-hot latents * S through the decoder, first N latents)\n"
-               "and DIR/dream_zero.png. DIR defaults to RUN.\n"
-               "A diffusion run writes DIR/dream_canvas.png by SDEdit: each canvas (grey,\n"
-               "white, black, uniform noise, then the IMAGEs) noised to t = --strength in\n"
-               "(0, 1] (default %g) and integrated back to t = 0; rows: canvases; columns: the\n"
-               "canvas, then N (default %d) seeds from --seed.\n",
-               (double)FLOW_STRENGTH, FLOW_SEEDS);
-        return dc_args_flag(&a, "help") ? 0 : 2;
-    }
+    if (dc_args_parse(&a, &dream_command, argc, argv)) return a.status;
+    if (a.n_positional < 1) return dc_cli_usage("dream", "give a RUN (deconv dream --help)");
     const char *run = a.positional[0];
     const char *dir = dc_args_str(&a, "out", run);
     float scale = dc_args_float(&a, "scale", 3.0f);
@@ -102,9 +121,10 @@ int dc_cmd_dream(int argc, char **argv) {
     uint64_t seed = (uint64_t)dc_args_long(&a, "seed", 1);
     const float strength = dc_args_float(&a, "strength", FLOW_STRENGTH);
     dc_flow_config flow_cfg;
-    if (gen_flow_config("dream", &a, &flow_cfg)) return 1;
+    int bad = gen_flow_config("dream", &a, &flow_cfg);
+    if (bad) return bad;
     if (!(strength > 0.0f && strength <= 1.0f))
-        return dc_cli_fail("dream", "--strength %g: use a value in (0, 1]", (double)strength);
+        return dc_cli_usage("dream", "--strength %g: use a value in (0, 1]", (double)strength);
     /* the longest of the three file names first: a folder too long for it is refused
      * before any work (never a cut path) */
     char path[1200];

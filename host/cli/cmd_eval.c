@@ -16,45 +16,78 @@
  * options, calls dc_args_check_unused and returns the exit status. */
 int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be);
 
-static void eval_usage(FILE *f) {
+static const dc_option eval_options[] = {
+    {"data", 0, DC_OPT_TEXT, "FOLDER|IDX|fashion-mnist", "evaluation data",
+     "the run's validation split", NULL},
+    {"batch", 0, DC_OPT_INT, "N", "classifier: images per forward pass", "250", NULL},
+    {"limit", 0, DC_OPT_INT, "N", "the first N images only", "all; generative 500", NULL},
+    {"max-image-pixels", 0, DC_OPT_INT, "N", "width x height cap per image file", "64 Mpx",
+     NULL},
+    {"samples", 0, DC_OPT_INT, "N", "generative: new images to judge",
+     "64; 10000 for Fashion-MNIST runs", NULL},
+    {"draws", 0, DC_OPT_INT, "N", "complete/vae: codes per hidden region (diffusion: inpaintings)", "16", NULL},
+    {"seed", 0, DC_OPT_INT, "S", "generative: random seed", "1", NULL},
+    {"steps", 0, DC_OPT_INT, "N", "diffusion: sampler steps", DC_CLI_STR(DC_FLOW_STEPS), NULL},
+    {"sampler", 0, DC_OPT_TEXT, "euler|heun", "diffusion: the sampler", "euler", NULL},
+    {"guidance", 0, DC_OPT_NUM, "W",
+     "class-conditioned diffusion: classifier-free guidance (0: unconditional)", "1", NULL},
+    {"save-samples", 0, DC_OPT_TEXT, "FILE.npy",
+     "generative: write the samples as float32 [N, C, S, S] in [-1, 1]", NULL, NULL},
+    {"classifier", 0, DC_OPT_TEXT, "FILE", "the pinned Fashion-MNIST network",
+     "ASSETS/fm32_classifier.safetensors", NULL},
+    {"no-cache", 0, DC_OPT_FLAG, NULL, "do not cache the test set's features and the floor", NULL,
+     NULL},
+    {"images", 0, DC_OPT_TEXT, "FILE.npy", "score images made elsewhere (see below)", NULL, NULL},
+    {"json", 0, DC_OPT_TEXT, "FILE|-",
+     "generative: every figure, floor and verdict as JSON (\"-\": stdout,\nthe text then goes to "
+     "stderr)",
+     NULL, NULL},
+    DC_OPT_DEVICE_ENTRY,
+    DC_OPT_END,
+};
+
+static void eval_notes(FILE *f) {
     fprintf(
         f,
-        "usage: deconv eval RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n\n"
         "Classifier runs: accuracy on --data and the confusion matrix (rows: true class,\n"
-        "columns: predicted class) with the class names (--batch N, --limit N,\n"
-        "--max-image-pixels N). Without --data: the run's own validation split (a run on\n"
-        "Fashion-MNIST: its test set). A folder's class sub-folders are matched to the run's\n"
-        "classes by name, so a test folder may hold only some of them; a name the run does\n"
-        "not know is an error.\n\n"
-        "Generative runs (complete, vae, glo, diffusion): [--samples N] [--seed S] [--json FILE|-]\n"
-        "  [--classifier FILE] [--no-cache] [--data FOLDER|IDX] [--limit N] [--draws N]\n"
-        "  [--save-samples FILE.npy]  diffusion: [--steps N (32)] [--sampler euler|heun]\n"
-        "  [--guidance W (1)]\n"
-        "--samples new images (default 64; 10000 for Fashion-MNIST runs), made as `deconv\n"
-        "generate` makes them, each figure next to the same figure of the training images:\n"
-        "realism (mid-grey share, edge sharpness and length), memorisation (near-copies,\n"
-        "nearest/2nd-nearest ratio), novelty, diversity. complete/vae also: hidden-region\n"
-        "PSNR vs the training-set mean and nearest-visible-part baselines on the validation\n"
-        "split (or --data; the first --limit 500 images) and how much --draws 16 codes change\n"
-        "it (diffusion: the mean of --draws inpaintings against the baselines, and whether\n"
-        "single inpaintings stay sharp). A class-conditioned diffusion model samples each\n"
-        "class in turn with classifier-free guidance W (--guidance 0: unconditionally).\n"
-        "--save-samples writes the samples as float32 [N, C, S, S] in [-1, 1].\n"
-        "Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3) and the\n"
-        "class histogram in the 'gap' features of the pinned classifier (--classifier, default\n"
-        "%s/fm32_classifier.safetensors), next to the floor of as many training\n"
-        "images against the test set. One verdict line per figure; --json writes every figure,\n"
-        "floor and verdict (\"-\": stdout, the text then goes to stderr). The test set's\n"
+        "columns: predicted class) with the class names. Without --data: the run's own\n"
+        "validation split (a run on Fashion-MNIST: its test set). A folder's class sub-folders\n"
+        "are matched to the run's classes by name, so a test folder may hold only some of\n"
+        "them; a name the run does not know is an error.\n\n"
+        "Generative runs (complete, vae, glo, diffusion): --samples new images, made as\n"
+        "`deconv generate` makes them, each figure next to the same figure of the training\n"
+        "images: realism (mid-grey share, edge sharpness and length), memorisation\n"
+        "(near-copies, nearest/2nd-nearest ratio), novelty, diversity. complete/vae also:\n"
+        "hidden-region PSNR vs the training-set mean and nearest-visible-part baselines on the\n"
+        "validation split (or --data; the first --limit images) and how much --draws codes\n"
+        "change it (diffusion: the mean of --draws inpaintings against the baselines, and\n"
+        "whether single inpaintings stay sharp). A class-conditioned diffusion model samples\n"
+        "each class in turn with classifier-free guidance --guidance W (0: unconditionally).\n"
+        "Fashion-MNIST 32x32 runs also: Frechet distance, precision/recall (k = 3)\n"
+        "and the class histogram in the 'gap' features of the pinned classifier (--classifier,\n"
+        "default %s/fm32_classifier.safetensors), next to the floor of as many\n"
+        "training images against the test set. One verdict line per figure. The test set's\n"
         "features and the floor are cached in $DECONV_CACHE (default ~/.cache/deconv) unless\n"
         "--no-cache.\n\n"
-        "usage: deconv eval --images FILE.npy [--data fashion-mnist] [--classifier FILE]\n"
-        "  [--json FILE|-] [--no-cache] [--device ...]\n"
-        "The Fashion-MNIST block above (Frechet distance, precision/recall, class histogram\n"
-        "against the test set, next to the floor) for images made elsewhere, e.g. the PyTorch\n"
-        "twin's samples (bench/diffusion_parity.sh): a float32 .npy of [N, 1, 32, 32] or\n"
-        "[N, 32, 32] with values in [-1, 1].\n",
+        "deconv eval --images FILE.npy: the Fashion-MNIST block above (Frechet distance,\n"
+        "precision/recall, class histogram against the test set, next to the floor) for images\n"
+        "made elsewhere, e.g. the PyTorch twin's samples (bench/diffusion_parity.sh): a float32\n"
+        ".npy of [N, 1, 32, 32] or [N, 32, 32] with values in [-1, 1].\n",
         DECONV_ASSETS_DIR);
 }
+
+static const dc_command eval_command = {
+    .name = "eval",
+    .synopsis = "RUN [--device cpu|opencl|opencl:P:D|auto] [options]\n"
+                "--images FILE.npy [--data fashion-mnist] [--classifier FILE] [--json FILE|-]",
+    .about = "Classifier: test accuracy and confusion matrix; generative runs: their metrics.\n",
+    .options = eval_options,
+    .notes = eval_notes,
+    .max_positional = 1,
+    .positional_what = "one RUN",
+    .takes_data = 1,
+    .computes = 1,
+};
 
 /* The evaluation data when --data is not given: a Fashion-MNIST run's test set, else the
  * run's own validation part, split as training split it. */
@@ -126,10 +159,10 @@ static int eval_images(dc_args *a, const char *images) {
     const char *json = dc_args_str(a, "json", NULL);
     const int use_cache = !dc_args_flag(a, "no-cache");
     if (a->n_positional != 0)
-        return dc_cli_fail("eval", "--images scores a file, not a run: drop '%s'",
+        return dc_cli_usage("eval", "--images scores a file, not a run: drop '%s'",
                            a->positional[0]);
     if (strcmp(data, "fashion-mnist") != 0)
-        return dc_cli_fail(
+        return dc_cli_usage(
             "eval", "--images with --data %s: only fashion-mnist has a pinned classifier", data);
     dc_backend *be = NULL;
     int rc = dc_cli_backend_last(a, &be);
@@ -146,10 +179,10 @@ static int eval_classifier(dc_args *a, const char *run, dc_backend *be) {
     dc_load_options load;
     if (dc_cli_load_options(a, &load)) return 2;
     if (dc_args_check_unused(a)) return 2;
-    if (batch < 1) return dc_cli_fail("eval", "--batch %d must be >= 1", batch);
+    if (batch < 1) return dc_cli_usage("eval", "--batch %d must be >= 1", batch);
     /* absent means all; a given limit must be a count */
     if (dc_args_str(a, "limit", NULL) && limit < 1)
-        return dc_cli_fail("eval", "--limit %d must be >= 1 (leave it out to use every image)",
+        return dc_cli_usage("eval", "--limit %d must be >= 1 (leave it out to use every image)",
                            limit);
     dc_model *m = NULL;
     dc_meta meta = {0};
@@ -272,19 +305,11 @@ done:
 }
 
 int dc_cmd_eval(int argc, char **argv) {
-    static const char *const flags[] = {"help", "no-cache", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "eval", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        eval_usage(stdout);
-        return 0;
-    }
+    if (dc_args_parse(&a, &eval_command, argc, argv)) return a.status;
     const char *images = dc_args_str(&a, "images", NULL);
     if (images) return eval_images(&a, images);
-    if (a.n_positional != 1) {
-        eval_usage(stderr);
-        return 2;
-    }
+    if (a.n_positional != 1) return dc_cli_usage("eval", "give a RUN or --images FILE.npy");
     const char *run = a.positional[0];
     char path[4096];
     if (dc_cli_checkpoint_path(run, path, sizeof path))

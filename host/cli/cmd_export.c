@@ -7,20 +7,32 @@
 #include "deconv/io.h"
 #include "deconv/model.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: deconv export RUN --format safetensors|npz|onnx [-o OUT]\n"
-            "RUN is a run folder (its model.safetensors) or a .safetensors checkpoint.\n"
-            "  --format F     safetensors: weights and metadata without optimizer state\n"
-            "                 npz: one float32 array per parameter (numpy.load)\n"
-            "                 onnx: inference graph (opset 13); complete: inputs image, noise;\n"
-            "                 vae/glo: decoder from z; classifier: probabilities, logits;\n"
-            "                 diffusion: the denoiser, inputs x, t, aug (zeros to sample) and\n"
-            "                 on a class-conditioned model class (int64), output velocity\n"
-            "  -o, --output OUT  default: RUN/model.npz, RUN/model.onnx,\n"
-            "                 RUN/model.weights.safetensors (beside a checkpoint file: its name\n"
-            "                 with the new extension)\n");
-}
+static const dc_option export_options[] = {
+    {"format", 0, DC_OPT_TEXT, "safetensors|npz|onnx",
+     "safetensors: weights and metadata without optimizer state\n"
+     "npz: one float32 array per parameter (numpy.load)\n"
+     "onnx: inference graph (opset 13); complete: inputs image, noise;\n"
+     "vae/glo: decoder from z; classifier: probabilities, logits;\n"
+     "diffusion: the denoiser, inputs x, t, aug (zeros to sample) and\n"
+     "on a class-conditioned model class (int64), output velocity (required)",
+     NULL, NULL},
+    {"out", 'o', DC_OPT_TEXT, "OUT",
+     "the file; default: RUN/model.npz, RUN/model.onnx,\nRUN/model.weights.safetensors (beside a "
+     "checkpoint file: its name\nwith the new extension)",
+     NULL, "output"},
+    DC_OPT_END,
+};
+
+static const dc_command export_command = {
+    .name = "export",
+    .synopsis = "RUN --format safetensors|npz|onnx [-o OUT]",
+    .about = "Trained weights for other tools. RUN is a run folder (its model.safetensors) or a\n"
+             ".safetensors checkpoint.\n",
+    .options = export_options,
+    .max_positional = 1,
+    .positional_what = "one RUN",
+    .computes = 1,
+};
 
 static void default_output(const char *run, const char *ext, char *buf, size_t cap) {
     struct stat st;
@@ -37,25 +49,17 @@ static void default_output(const char *run, const char *ext, char *buf, size_t c
 }
 
 int dc_cmd_export(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "export", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        usage(stdout);
-        return 0;
-    }
+    if (dc_args_parse(&a, &export_command, argc, argv)) return a.status;
     const char *format = dc_args_str(&a, "format", NULL);
-    const char *out = dc_args_str(&a, "output", NULL);
+    const char *out = dc_args_str(&a, "out", NULL);
     if (dc_args_check_unused(&a)) return 2;
-    if (a.n_positional != 1) {
-        usage(stderr);
-        return 2;
-    }
-    if (!format) return dc_cli_fail("export", "--format is required: safetensors, npz or onnx"), 2;
+    if (a.n_positional != 1) return dc_cli_usage("export", "give one RUN (deconv export --help)");
+    if (!format) return dc_cli_usage("export", "--format is required: safetensors, npz or onnx");
     const char *ext = !strcmp(format, "npz") ? ".npz"
                     : !strcmp(format, "onnx") ? ".onnx"
                     : !strcmp(format, "safetensors") ? ".weights.safetensors" : NULL;
-    if (!ext) return dc_cli_fail("export", "--format %s: use safetensors, npz or onnx", format), 2;
+    if (!ext) return dc_cli_usage("export", "--format %s: use safetensors, npz or onnx", format);
     const char *run = a.positional[0];
     char path[4096];
     if (!out) {
@@ -93,7 +97,7 @@ int dc_cmd_export(int argc, char **argv) {
     int rc = 0;
     if (s != DC_OK)
         rc = dc_cli_fail("export", "%s", err.msg);
-    else
+    else if (!a.quiet)
         printf("exported the %s model to %s (%s)\n", dc_model_kind_name(model->spec.kind), out, format);
     dc_model_free(model);
     dc_meta_clear(&meta);

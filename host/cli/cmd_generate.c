@@ -51,41 +51,65 @@ static void judge_samples(const dc_model *m, const float *img, int n, size_t isz
                     : "");
 }
 
+static const dc_option generate_options[] = {
+    {"count", 'n', DC_OPT_INT, "N", "how many images", "16", "n"},
+    {"temperature", 0, DC_OPT_NUM, "T", "vae: z ~ N(0, T^2)", "1", NULL},
+    {"noise", 0, DC_OPT_NUM, "STD", "complete: std of the random codes",
+     "the trained --noise, or 1", NULL},
+    {"out", 'o', DC_OPT_TEXT, "GRID.png", "the grid of all images", "RUN/generated.png", "output"},
+    {"dir", 0, DC_OPT_TEXT, "FOLDER", "also each image as FOLDER/sample_NNNN.png", NULL, NULL},
+    {"trajectory", 0, DC_OPT_TEXT, "GRID.png",
+     "diffusion: the path of every sample (rows: t = 1 ... 0)", NULL, NULL},
+    DC_OPT_END,
+};
+
+static void generate_notes(FILE *f) {
+    fprintf(f,
+            "New images: vae decodes z ~ N(0, T^2); glo decodes draws from a Gaussian fitted\n"
+            "to its learned latents; complete feeds a blank canvas (everything hidden) with\n"
+            "random codes of std --noise; diffusion integrates its velocity from noise at\n"
+            "t = 1 to t = 0 in --steps (%d) steps of --sampler: euler or heun (the ODE), or\n"
+            "sde (Euler-Maruyama of the reverse SDE, fresh noise of weight --churn at every\n"
+            "step). A diffusion model trained on classes draws class K with --class K and\n"
+            "classifier-free guidance --guidance W; without --class it samples\n"
+            "unconditionally.\n",
+            DC_FLOW_STEPS);
+}
+
+static const dc_command generate_command = {
+    .name = "generate",
+    .synopsis = "RUN [-n N] [--seed S] [--temperature T] [--noise STD]\n"
+                "[--steps N] [--sampler euler|heun|sde] [--churn C]\n"
+                "[--class K] [--guidance W] [--trajectory GRID.png]\n"
+                "[-o GRID.png] [--dir FOLDER] [--device ...]",
+    .about = "New images from random latents (vae, glo), a blank canvas (complete) or noise\n"
+             "(diffusion).\n",
+    .options = generate_options,
+    .shared = gen_flow_options,
+    .notes = generate_notes,
+    .max_positional = 1,
+    .positional_what = "one RUN",
+    .computes = 1,
+};
+
 int dc_cmd_generate(int argc, char **argv) {
-    static const char *const flags[] = {"help", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "generate", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help") || a.n_positional < 1) {
-        printf("usage: deconv generate RUN [-n N] [--seed S] [--temperature T] [--noise STD]\n"
-               "                       [--steps N] [--sampler euler|heun|sde] [--churn C]\n"
-               "                       [--class K] [--guidance W] [--trajectory GRID.png]\n"
-               "                       [-o GRID.png] [--dir FOLDER] [--device ...]\n"
-               "New images: vae decodes z ~ N(0, T^2); glo decodes draws from a Gaussian fitted\n"
-               "to its learned latents; complete feeds a blank canvas (everything hidden) with\n"
-               "random codes of std --noise (default: the trained --noise, or 1); diffusion\n"
-               "integrates its velocity from noise at t = 1 to t = 0 in --steps (%d) steps of\n"
-               "--sampler: euler (default) or heun (the ODE), or sde (Euler-Maruyama of the\n"
-               "reverse SDE, fresh noise of weight --churn, default %g, at every step);\n"
-               "--trajectory draws the path of every sample (rows: t = 1 ... 0). A diffusion\n"
-               "model trained on classes draws class K with --class K and classifier-free\n"
-               "guidance --guidance W (1: the plain conditional model, 0: unconditional, above\n"
-               "1: more class-like; default 1); without --class it samples unconditionally.\n",
-               DC_FLOW_STEPS, (double)DC_FLOW_CHURN);
-        return a.n_positional < 1 && !dc_args_flag(&a, "help") ? 2 : 0;
-    }
+    if (dc_args_parse(&a, &generate_command, argc, argv)) return a.status;
+    if (a.n_positional < 1) return dc_cli_usage("generate", "give a RUN (deconv generate --help)");
     const char *run = a.positional[0];
-    int n = dc_args_int(&a, "n", 16);
+    int n = dc_args_int(&a, "count", 16);
     dc_flow_config flow_cfg;
-    if (gen_flow_config("generate", &a, &flow_cfg)) return 1;
+    int bad = gen_flow_config("generate", &a, &flow_cfg);
+    if (bad) return bad;
     const uint64_t seed = flow_cfg.seed;
     float temp = dc_args_float(&a, "temperature", 1.0f);
     float noise = dc_args_float(&a, "noise", -1.0f);
     char def_out[1100];
     if (dc_cli_path("generate", def_out, sizeof def_out, "%s/generated.png", run)) return 2;
-    const char *out = dc_args_str(&a, "output", def_out);
+    const char *out = dc_args_str(&a, "out", def_out);
     const char *dir = dc_args_str(&a, "dir", NULL);
     const char *trajectory = dc_args_str(&a, "trajectory", NULL);
-    if (n < 1 || n > 4096) return dc_cli_fail("generate", "-n %d: use 1 to 4096", n);
+    if (n < 1 || n > 4096) return dc_cli_usage("generate", "--count (-n) %d: use 1 to 4096", n);
     char path[1200]; /* --dir/sample_NNNN.png: the longest name checked before any work */
     if (dir && dc_cli_path("generate", path, sizeof path, "%s/sample_%04d.png", dir, n - 1))
         return 2;

@@ -96,19 +96,27 @@ static int info_run(const char *run) {
     return print_model(&at.spec, 1);
 }
 
+static const dc_option info_options[] = {
+    {"batch", 0, DC_OPT_INT, "N", "batch size of the built model", "1", NULL},
+    DC_OPT_END,
+};
+
+static const dc_command info_command = {
+    .name = "info",
+    .synopsis = "RUN\n[--model NAME] [model options] [--batch N]",
+    .about = "With a run folder (or its .safetensors file): the run's model, data, classes,\n"
+             "epochs done and best validation loss, then its config.json and layers.\n"
+             "Without: builds the model and prints one line per node: op, name, shape,\n"
+             "parameters.\n",
+    .options = info_options,
+    .shared = dc_cli_model_options,
+    .max_positional = 1,
+    .positional_what = "one RUN",
+};
+
 int dc_cmd_info(int argc, char **argv) {
-    static const char *const flags[] = {"help", "tied", "no-batchnorm", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "info", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        printf("usage: deconv info RUN\n"
-               "       deconv info [--model NAME] [model options] [--batch N]\n"
-               "With a run folder (or its .safetensors file): the run's model, data, classes,\n"
-               "epochs done and best validation loss, then its config.json and layers.\n"
-               "Without: builds the model and prints one line per node: op, name, shape,\n"
-               "parameters.\n");
-        return 0;
-    }
+    if (dc_args_parse(&a, &info_command, argc, argv)) return a.status;
     if (a.n_positional > 0) {
         /* the run's own model: model options would describe another one */
         if (dc_args_check_unused(&a)) return 2;

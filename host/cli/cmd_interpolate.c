@@ -84,26 +84,52 @@ done:
     return rc;
 }
 
+static const dc_option interpolate_options[] = {
+    {"out", 'o', DC_OPT_TEXT, "GRID.png", "the strip", "RUN/interpolation.png", "output"},
+    {"list", 0, DC_OPT_FLAG, NULL, "glo: print the training split with indices and file names",
+     NULL, NULL},
+    {"frames", 0, DC_OPT_INT, "K", "points on the line (2 to 256)", "8", NULL},
+    {"from", 0, DC_OPT_INT, "S", "diffusion: the seed of the first noise", "1", NULL},
+    {"to", 0, DC_OPT_INT, "S", "diffusion: the seed of the last noise", "2", NULL},
+    DC_OPT_END,
+};
+
+static void interpolate_notes(FILE *f) {
+    fprintf(f,
+            "Decodes N points on the line between the latents of A and B. complete, vae: A\n"
+            "and B are image files, encoded (complete: the code before noise; vae: the mean).\n"
+            "glo: A and B are training images, by index or file name; --list prints the\n"
+            "run's training split with indices and file names. --steps N gives the points\n"
+            "for these kinds (as --frames).\n"
+            "diffusion: K points on the great circle (slerp) between the starting noises of\n"
+            "seeds --from and --to, each integrated by the ODE in --steps (%d) steps: a\n"
+            "one-row strip.\n",
+            DC_FLOW_STEPS);
+}
+
+static const dc_command interpolate_command = {
+    .name = "interpolate",
+    .synopsis = "RUN A B [--steps N] [-o GRID.png] [--device ...]\n"
+                "RUN --list\n"
+                "RUN [--from S] [--to S] [--frames K] [--steps N]\n"
+                "[--sampler euler|heun]   (diffusion runs)",
+    .about = "Decodes the line between two images' latents.\n",
+    .options = interpolate_options,
+    .shared = gen_flow_options,
+    .notes = interpolate_notes,
+    .max_positional = 3,
+    .positional_what = "RUN A B",
+    .computes = 1,
+};
+
 int dc_cmd_interpolate(int argc, char **argv) {
-    static const char *const flags[] = {"help", "list", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "interpolate", argc, argv, flags)) return 2;
+    if (dc_args_parse(&a, &interpolate_command, argc, argv)) return a.status;
     const int list = dc_args_flag(&a, "list");
-    if (dc_args_flag(&a, "help") || (a.n_positional != 1 && a.n_positional != (list ? 1 : 3))) {
-        printf("usage: deconv interpolate RUN A B [--steps N] [-o GRID.png] [--device ...]\n"
-               "       deconv interpolate RUN --list\n"
-               "       deconv interpolate RUN [--from S] [--to S] [--frames K] [--steps N]\n"
-               "                          [--sampler euler|heun]   (diffusion runs)\n"
-               "Decodes N points on the line between the latents of A and B. complete, vae: A\n"
-               "and B are image files, encoded (complete: the code before noise; vae: the mean).\n"
-               "glo: A and B are training images, by index or file name; --list prints the\n"
-               "run's training split with indices and file names.\n"
-               "diffusion: K (default 8) points on the great circle (slerp) between the starting\n"
-               "noises of seeds --from (1) and --to (2), each integrated by the ODE in --steps\n"
-               "(%d) steps: a one-row strip.\n",
-               DC_FLOW_STEPS);
-        return dc_args_flag(&a, "help") ? 0 : 2;
-    }
+    if (a.n_positional != 1 && a.n_positional != (list ? 1 : 3))
+        return dc_cli_usage("interpolate",
+                            "give RUN A B, RUN --list, or a diffusion RUN (deconv interpolate "
+                            "--help)");
     const char *run = a.positional[0];
     /* --steps: the points for the latent kinds (as --frames), the sampler's steps for
      * diffusion */
@@ -112,12 +138,13 @@ int dc_cmd_interpolate(int argc, char **argv) {
     const uint64_t from = (uint64_t)dc_args_long(&a, "from", 1);
     const uint64_t to = (uint64_t)dc_args_long(&a, "to", 2);
     dc_flow_config flow_cfg;
-    if (gen_flow_config("interpolate", &a, &flow_cfg)) return 1;
+    int bad = gen_flow_config("interpolate", &a, &flow_cfg);
+    if (bad) return bad;
     char def_out[1100];
     if (dc_cli_path("interpolate", def_out, sizeof def_out, "%s/interpolation.png", run)) return 2;
-    const char *out = dc_args_str(&a, "output", def_out);
+    const char *out = dc_args_str(&a, "out", def_out);
     if (frames < 2 || frames > 256)
-        return dc_cli_fail("interpolate", "--frames %d: use 2 to 256", frames);
+        return dc_cli_usage("interpolate", "--frames %d: use 2 to 256", frames);
     dc_backend *be = NULL;
     const int st = dc_cli_backend_last(&a, &be);
     if (st) return st;

@@ -9,17 +9,30 @@
 #include "cli/cli.h"
 #include "deconv/viz.h"
 
-static void predict_usage(FILE *f) {
-    fprintf(f, "usage: deconv predict RUN IMAGE... [--top K] [--json] [--device D]\n"
-               "       [--max-image-pixels N]\n\n"
-               "The classifier run's top K classes (default 3) for each image file, by name,\n"
-               "with their probabilities (softmax of the scores). Each image is prepared as the\n"
-               "training images were: fitted into the model's square, its colour or grey as the\n"
-               "run's channels, JPEG turned upright by its EXIF orientation. --json prints one\n"
-               "JSON array instead: [{\"image\", \"top\": [{\"class\", \"index\",\n"
-               "\"probability\"}]}]. A file that cannot be read is named on stderr and the exit\n"
-               "status is 1.\n");
-}
+static const dc_option predict_options[] = {
+    {"top", 0, DC_OPT_INT, "K", "classes per image", "3", NULL},
+    {"json", 0, DC_OPT_FLAG, NULL,
+     "one JSON array on stdout instead of text:\n[{\"image\", \"top\": [{\"class\", \"index\", "
+     "\"probability\"}]}]",
+     NULL, NULL},
+    {"max-image-pixels", 0, DC_OPT_INT, "N", "width x height cap per image file", "64 Mpx",
+     NULL},
+    DC_OPT_DEVICE_ENTRY,
+    DC_OPT_END,
+};
+
+static const dc_command predict_command = {
+    .name = "predict",
+    .synopsis = "RUN IMAGE... [--top K] [--json] [--device D] [--max-image-pixels N]",
+    .about = "The classifier run's top K classes for each image file, by name, with their\n"
+             "probabilities (softmax of the scores). Each image is prepared as the training\n"
+             "images were: fitted into the model's square, its colour or grey as the run's\n"
+             "channels, JPEG turned upright by its EXIF orientation. A file that cannot be read\n"
+             "is named on stderr and the exit status is 1.\n",
+    .options = predict_options,
+    .max_positional = -1,
+    .computes = 1,
+};
 
 /* Stable softmax of scores[0..k) into p. */
 static void softmax(const float *scores, int k, double *p) {
@@ -45,17 +58,10 @@ static void rank(const double *p, int k, int *order) {
 }
 
 int dc_cmd_predict(int argc, char **argv) {
-    static const char *const flags[] = {"help", "json", NULL};
     dc_args a;
-    if (dc_args_parse(&a, "predict", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        predict_usage(stdout);
-        return 0;
-    }
-    if (a.n_positional < 2) {
-        predict_usage(stderr);
-        return 2;
-    }
+    if (dc_args_parse(&a, &predict_command, argc, argv)) return a.status;
+    if (a.n_positional < 2)
+        return dc_cli_usage("predict", "give a RUN and at least one IMAGE (deconv predict --help)");
     const int top_opt = dc_args_int(&a, "top", 3);
     const int json = dc_args_flag(&a, "json");
     dc_load_options load;

@@ -7,29 +7,45 @@
 #include "cli/cli.h"
 #include "deconv/restore.h"
 
-static void restore_usage(FILE *f) {
-    fprintf(f,
-            "usage: deconv restore IMAGE (--psf FILE | --gaussian SIGMA | --motion LEN,ANGLE)\n"
-            "                      [--method wiener|rl] [-o OUT.png] [--balance B]\n"
-            "                      [--regularizer laplacian|identity] [--iterations N]\n"
-            "                      [--filter-epsilon E] [--clip|--no-clip]\n"
-            "                      [--device cpu|opencl|opencl:P:D|auto] [--reference SHARP.png]\n\n"
-            "Deconvolves IMAGE as scikit-image 0.19's restoration.wiener / richardson_lucy do\n"
-            "(colour images channel by channel) and writes an 8-bit PNG.\n\n"
-            "  --psf FILE          PSF from an image or a text matrix (.txt/.csv), normalised to sum 1\n"
-            "  --gaussian SIGMA    Gaussian PSF, size 2*ceil(3*SIGMA)+1\n"
-            "  --motion LEN,ANGLE  linear motion of LEN pixels at ANGLE degrees (counter-clockwise)\n"
-            "  --method M          wiener (default; FFT on the host) or rl (Richardson-Lucy on --device)\n"
-            "  -o, --output FILE   default: IMAGE's name with _wiener.png / _rl.png\n"
-            "  --balance B         Wiener regularisation weight (default 0.05; larger: smoother)\n"
-            "  --regularizer R     Wiener prior: laplacian (default, as scikit-image) or identity\n"
-            "  --iterations N      Richardson-Lucy iterations (default 50, as scikit-image)\n"
-            "  --filter-epsilon E  Richardson-Lucy: ratios where the blurred estimate < E become 0\n"
-            "  --clip / --no-clip  clip the result to [-1, 1] before writing (default: clip)\n"
-            "  --device D          backend for rl (default auto: OpenCL if present, else CPU)\n"
-            "  --reference FILE    sharp image: print the PSNR of the input and of the result, over\n"
-            "                      the whole image and over the interior (a PSF-wide border left out)\n");
-}
+static const dc_option restore_options[] = {
+    DC_OPT_PSF_ENTRIES,
+    {"method", 0, DC_OPT_TEXT, "wiener|rl",
+     "wiener (FFT on the host) or rl (Richardson-Lucy on --device)", "wiener", NULL},
+    {"out", 'o', DC_OPT_TEXT, "FILE", "the restored image",
+     "IMAGE's name with _wiener.png / _rl.png", "output"},
+    {"balance", 0, DC_OPT_NUM, "B", "Wiener regularisation weight (larger: smoother)", "0.05",
+     NULL},
+    {"regularizer", 0, DC_OPT_TEXT, "laplacian|identity", "Wiener prior (laplacian as scikit-image)",
+     "laplacian", NULL},
+    {"iterations", 0, DC_OPT_INT, "N", "Richardson-Lucy iterations (as scikit-image)", "50", NULL},
+    {"filter-epsilon", 0, DC_OPT_NUM, "E",
+     "Richardson-Lucy: ratios where the blurred estimate < E become 0", NULL, NULL},
+    {"clip", 0, DC_OPT_FLAG, NULL, "clip the result to [-1, 1] before writing (the default)", NULL,
+     NULL},
+    {"no-clip", 0, DC_OPT_FLAG, NULL, "do not clip", NULL, NULL},
+    {"device", 0, DC_OPT_DEVICE, "cpu|opencl|opencl:P:D|auto",
+     "backend for rl (auto: OpenCL if present, else CPU)", "auto", NULL},
+    {"reference", 0, DC_OPT_TEXT, "FILE",
+     "sharp image: print the PSNR of the input and of the result, over\nthe whole image and over "
+     "the interior (a PSF-wide border left out)",
+     NULL, NULL},
+    DC_OPT_END,
+};
+
+static const dc_command restore_command = {
+    .name = "restore",
+    .synopsis = "IMAGE (--psf FILE | --gaussian SIGMA | --motion LEN,ANGLE)\n"
+                "[--method wiener|rl] [-o OUT.png] [--balance B]\n"
+                "[--regularizer laplacian|identity] [--iterations N]\n"
+                "[--filter-epsilon E] [--clip|--no-clip]\n"
+                "[--device cpu|opencl|opencl:P:D|auto] [--reference SHARP.png]",
+    .about = "Deconvolves IMAGE as scikit-image 0.19's restoration.wiener / richardson_lucy do\n"
+             "(colour images channel by channel) and writes an 8-bit PNG.\n",
+    .options = restore_options,
+    .max_positional = 1,
+    .positional_what = "one IMAGE",
+    .computes = 1,
+};
 
 int dc_cli_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
     static const char *const names[] = {"psf", "gaussian", "motion"};
@@ -38,14 +54,14 @@ int dc_cli_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
         const char *v = dc_args_str(a, names[i], NULL);
         if (!v) continue;
         if (name)
-            return dc_cli_fail(a->cmd, "give one of --psf, --gaussian, --motion, not --%s and --%s",
-                               name, names[i]);
+            return dc_cli_usage(a->cmd, "give one of --psf, --gaussian, --motion, not --%s and --%s",
+                                name, names[i]);
         name = names[i];
         value = v;
     }
     if (!name)
-        return dc_cli_fail(a->cmd,
-                           "no PSF: give --psf FILE, --gaussian SIGMA or --motion LEN,ANGLE");
+        return dc_cli_usage(a->cmd,
+                            "no PSF: give --psf FILE, --gaussian SIGMA or --motion LEN,ANGLE");
     dc_error err = {0};
     if (dc_psf_from_option(name, value, psf, &err) != DC_OK)
         return dc_cli_fail(a->cmd, "%s", err.msg);
@@ -60,21 +76,16 @@ static double now_seconds(void) {
 }
 
 int dc_cmd_restore(int argc, char **argv) {
-    static const char *const flags[] = {"help", "clip", "no-clip", NULL};
     dc_fimage *psf = NULL, *image = NULL, *result = NULL, *reference = NULL;
     dc_backend *be = NULL;
     char *default_out = NULL;
     dc_error err = {0};
     char psf_desc[600];
     dc_args a;
-    int rc = dc_args_parse(&a, "restore", argc, argv, flags);
-    if (rc) goto out;
-    if (dc_args_flag(&a, "help")) {
-        restore_usage(stdout);
-        goto out;
-    }
+    int rc = 0;
+    if (dc_args_parse(&a, &restore_command, argc, argv)) return a.status;
     const char *method = dc_args_str(&a, "method", "wiener");
-    const char *output = dc_args_str(&a, "output", NULL);
+    const char *output = dc_args_str(&a, "out", NULL);
     const char *reference_path = dc_args_str(&a, "reference", NULL);
     const char *reg_name = dc_args_str(&a, "regularizer", NULL);
     const int has_balance = dc_args_str(&a, "balance", NULL) != NULL;
@@ -93,26 +104,25 @@ int dc_cmd_restore(int argc, char **argv) {
     const int is_rl = !strcmp(method, "rl") || !strcmp(method, "richardson-lucy");
     if ((rc = dc_args_check_unused(&a))) goto out;
     if (a.n_positional != 1) {
-        restore_usage(stderr);
-        rc = 2;
+        rc = dc_cli_usage("restore", "give one IMAGE to restore (deconv restore --help)");
         goto out;
     }
     if (!is_rl && strcmp(method, "wiener")) {
-        rc = dc_cli_fail("restore", "unknown --method '%s' (use wiener or rl)", method);
+        rc = dc_cli_usage("restore", "unknown --method '%s' (use wiener or rl)", method);
         goto out;
     }
     if (clip && no_clip) {
-        rc = dc_cli_fail("restore", "give --clip or --no-clip, not both");
+        rc = dc_cli_usage("restore", "give --clip or --no-clip, not both");
         goto out;
     }
     wo.clip = ro.clip = !no_clip;
     if (is_rl && (has_balance || reg_name)) {
-        rc = dc_cli_fail("restore", "--%s applies to --method wiener",
+        rc = dc_cli_usage("restore", "--%s applies to --method wiener",
                          has_balance ? "balance" : "regularizer");
         goto out;
     }
     if (!is_rl && (has_iters || has_feps)) {
-        rc = dc_cli_fail("restore", "--%s applies to --method rl",
+        rc = dc_cli_usage("restore", "--%s applies to --method rl",
                          has_iters ? "iterations" : "filter-epsilon");
         goto out;
     }
@@ -120,7 +130,7 @@ int dc_cmd_restore(int argc, char **argv) {
         if (!strcmp(reg_name, "laplacian")) wo.reg = DC_WIENER_REG_LAPLACIAN;
         else if (!strcmp(reg_name, "identity")) wo.reg = DC_WIENER_REG_IDENTITY;
         else {
-            rc = dc_cli_fail("restore", "unknown --regularizer '%s' (use laplacian or identity)",
+            rc = dc_cli_usage("restore", "unknown --regularizer '%s' (use laplacian or identity)",
                              reg_name);
             goto out;
         }
@@ -170,7 +180,9 @@ int dc_cmd_restore(int argc, char **argv) {
         rc = dc_cli_fail("restore", "%s", err.msg);
         goto out;
     }
-    if (is_rl)
+    if (a.quiet)
+        ; /* only the PSNR figures below, which are results */
+    else if (is_rl)
         fprintf(stderr, "deconv restore: Richardson-Lucy, %d iterations%s, PSF %s, %s %d x %d x %d "
                         "in %.3f s -> %s\n",
                 ro.iterations, ro.filter_epsilon > 0 ? " (filtered)" : "", psf_desc, input,

@@ -54,58 +54,81 @@ typedef struct train_cli {
     int config_ok; /* run_config is complete: config.json may be written */
 } train_cli;
 
-static void usage(void) {
-    printf(
-        "usage: deconv train [options]\n"
-        "Trains a model and writes a run folder (checkpoint, loss.csv, loss.png, samples/,\n"
-        "report.html). Without --data it trains the completion model on the gun silhouettes\n"
-        "in assets/guns.\n\n"
-        "data:      --data FOLDER|IDX|fashion-mnist  --size N (64; classifier 28, diffusion 32)\n"
-        "           --channels 1|3  --val FRACTION (0.1)  --augment / --no-augment\n"
-        "           --max-image-pixels N (width x height cap per image file; 64 Mpx)\n"
-        "model:     --model complete|vae|glo|diffusion|classifier  --base N (32)\n"
-        "           --blocks N (3; diffusion: U-Net levels)\n"
-        "           --kernel K (3)  --latent N (128; glo 32)  --tied  --noise STD (1.0)\n"
-        "           --mask mix|full|bottom|top|left|right|box|random|none (complete: mix)\n"
-        "           --visible-weight W (0.1)  --loss mse|bce[,masked|full] (near-binary data:\n"
-        "           bce, else mse)  --beta B (vae and --code vae, 1.0)\n"
-        "           --code noise|vae  --bottleneck dense|conv  --feedback P (0.6)  (complete)\n"
-        "           --classes N  --no-batchnorm\n"
-        "           --dropout P\n"
-        "           --label-dropout P (0.1)  --unconditional  (diffusion: data with classes\n"
-        "           conditions the model on them unless --unconditional)\n"
-        "           --time-dist uniform|logit-normal (diffusion training times; uniform)\n"
-        "training:  --epochs N (guns 400, diffusion on guns 3000, other data 20 (diffusion 4),\n"
-        "           classifier 10)\n"
-        "           --batch N (guns 16, classifier 128, else 64)  --optim adam|adamw|sgd  --lr LR\n"
-        "           --schedule constant|cosine|step (classifier: cosine)  --weight-decay W\n"
-        "           --clip NORM  --ema DECAY (EMA weights for sampling; diffusion 0.999)\n"
-        "           --seed N (1)  --device cpu|opencl|opencl:P:D|auto  --threads N\n"
-        "           --split-seed N (1: which images are held out; --seed leaves it alone)\n"
-        "output:    --out RUN (runs/MODEL)  --save-every N  --sample-every N  --log-every STEPS\n"
-        "           --progress-every S (a plain progress line every S seconds when stderr is\n"
-        "           not a terminal; 10)  --early-stop N (stop after N epochs without a better\n"
-        "           validation loss; model.best.safetensors always keeps the best epoch)\n"
-        "           --quiet  --force (replace the old run's files in a non-empty --out)\n"
-        "resume:    --resume RUN  continues from RUN/model.safetensors. May change: --epochs\n"
-        "           (extends), --save-every, --sample-every, --log-every, --device, --threads,\n"
-        "           --quiet, --max-image-pixels, and --data only to a copy of the run's data\n"
-        "           (moved or renamed: its content must match config.json's fingerprint).\n"
-        "           Model and training options (--model, --size, --lr, --batch, --seed, ...)\n"
-        "           are the run's own; start a new run (--out) to change them.\n"
-        "Without --channels the data's images are looked at: colour gives 3, grey 1 (said in\n"
-        "one line). --data is stored as an absolute path, so a run resumes from any folder.\n"
-        "config.json in the run folder records every option, the seed, version, device, the\n"
-        "data (path, image counts, channels, class names) and the progress; the checkpoint\n"
-        "stores the class names (deconv predict, eval and visualize --class use them).\n"
-        "data-parallel: mpirun -np N deconv train ... splits every batch over N ranks (--batch\n"
-        "           is the global batch, a multiple of N; --threads per rank)\n"
-        "           --sync-batchnorm (batch norm over the global batch; else per rank)\n"
-        "           --serial-exchange (all-reduce after backward, not overlapped with it)\n"
-        "A non-empty run folder is refused without --resume or --force; one training at a\n"
-        "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step and\n"
-        "exits. A diverged run (NaN/Inf loss or weights) stops without saving.\n");
+static const dc_option train_options[] = {
+    {"data", 0, DC_OPT_TEXT, "FOLDER|IDX|fashion-mnist", "training images", "assets/guns", NULL},
+    {"val", 0, DC_OPT_NUM, "FRACTION", "held out for validation", "0.1", NULL},
+    {"augment", 0, DC_OPT_FLAG, NULL, "random flips and shifts (default: on for the guns)", NULL,
+     NULL},
+    {"no-augment", 0, DC_OPT_FLAG, NULL, "no augmentation", NULL, NULL},
+    {"max-image-pixels", 0, DC_OPT_INT, "N", "width x height cap per image file", "64 Mpx",
+     NULL},
+    {"epochs", 0, DC_OPT_INT, "N", "epochs to train",
+     "guns 400, diffusion on guns 3000,\nother data 20 (diffusion 4), classifier 10", NULL},
+    {"batch", 0, DC_OPT_INT, "N", "images per step", "guns 16, classifier 128, else 64", NULL},
+    {"optim", 0, DC_OPT_TEXT, "adam|adamw|sgd", "optimizer", "adam", NULL},
+    {"lr", 0, DC_OPT_NUM, "LR", "learning rate", NULL, NULL},
+    {"schedule", 0, DC_OPT_TEXT, "constant|cosine|step", "learning-rate schedule",
+     "classifier: cosine", NULL},
+    {"weight-decay", 0, DC_OPT_NUM, "W", "weight decay", NULL, NULL},
+    {"clip", 0, DC_OPT_NUM, "NORM", "gradient norm clipping", NULL, NULL},
+    {"ema", 0, DC_OPT_NUM, "DECAY", "EMA weights for sampling", "diffusion 0.999", NULL},
+    {"seed", 0, DC_OPT_INT, "N", "random seed", "1", NULL},
+    {"split-seed", 0, DC_OPT_INT, "N", "which images are held out (--seed leaves it alone)", "1",
+     NULL},
+    DC_OPT_DEVICE_ENTRY,
+    {"out", 'o', DC_OPT_TEXT, "RUN", "the run folder", "runs/MODEL", "output dir"},
+    {"save-every", 0, DC_OPT_INT, "N", "checkpoint every N epochs", NULL, NULL},
+    {"sample-every", 0, DC_OPT_INT, "N", "sample grid every N epochs", NULL, NULL},
+    {"log-every", 0, DC_OPT_INT, "STEPS", "loss.csv line every STEPS steps", NULL, NULL},
+    {"progress-every", 0, DC_OPT_NUM, "S",
+     "a plain progress line every S seconds when stderr is not a terminal", "10", NULL},
+    {"early-stop", 0, DC_OPT_INT, "N",
+     "stop after N epochs without a better validation loss\n(model.best.safetensors always keeps "
+     "the best epoch)",
+     NULL, NULL},
+    {"force", 0, DC_OPT_FLAG, NULL, "replace the old run's files in a non-empty --out", NULL,
+     NULL},
+    {"resume", 0, DC_OPT_TEXT, "RUN", "continue from RUN/model.safetensors (see below)", NULL,
+     NULL},
+    {"sync-batchnorm", 0, DC_OPT_FLAG, NULL,
+     "data-parallel: batch norm over the global batch (else per rank)", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+static void train_notes(FILE *f) {
+    fprintf(f,
+            "Resume: --resume RUN may change --epochs (extends), --save-every, --sample-every,\n"
+            "--log-every, --device, --threads, --quiet, --max-image-pixels, and --data only to a\n"
+            "copy of the run's data (moved or renamed: its content must match config.json's\n"
+            "fingerprint). Model and training options (--model, --size, --lr, --batch, --seed,\n"
+            "...) are the run's own; start a new run (--out) to change them.\n"
+            "Without --channels the data's images are looked at: colour gives 3, grey 1 (said in\n"
+            "one line). --data is stored as an absolute path, so a run resumes from any folder.\n"
+            "config.json in the run folder records every option, the seed, version, device, the\n"
+            "data (path, image counts, channels, class names) and the progress; the checkpoint\n"
+            "stores the class names (deconv predict, eval and visualize --class use them).\n"
+            "Data-parallel: mpirun -np N deconv train ... splits every batch over N ranks (--batch\n"
+            "is the global batch, a multiple of N; --threads per rank).\n"
+            "A non-empty run folder is refused without --resume or --force; one training at a\n"
+            "time per folder (locked). Ctrl-C saves a checkpoint at the end of the current step\n"
+            "and exits with status 130. A diverged run (NaN/Inf loss or weights) stops without\n"
+            "saving.\n");
 }
+
+static const dc_command train_command = {
+    .name = "train",
+    .synopsis = "[options]",
+    .about = "Trains a model and writes a run folder (checkpoint, loss.csv, loss.png, samples/,\n"
+             "report.html). Without --data it trains the completion model on the gun silhouettes\n"
+             "in assets/guns.\n",
+    .options = train_options,
+    .shared = dc_cli_model_options,
+    .notes = train_notes,
+    .max_positional = 0,
+    .positional_what = "options only",
+    .takes_data = 1,
+    .computes = 1,
+};
 
 /* ---- callbacks of the trainer ---- */
 static void on_progress(void *user, const dc_train_progress *p) {
@@ -160,9 +183,9 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         const char *optim = dc_args_str(a, "optim", "adam"),
                    *sched = dc_args_str(a, "schedule", NULL);
         if (dc_optim_kind_parse(optim, &o->optim, NULL) != DC_OK)
-            return dc_cli_fail("train", "--optim %s: use adam, adamw or sgd", optim);
+            return dc_cli_usage("train", "--optim %s: use adam, adamw or sgd", optim);
         if (sched && dc_schedule_parse(sched, &o->schedule, NULL) != DC_OK)
-            return dc_cli_fail("train", "--schedule %s: use constant, cosine or step", sched);
+            return dc_cli_usage("train", "--schedule %s: use constant, cosine or step", sched);
         o->batch = dc_args_int(a, "batch", o->batch);
         o->lr = dc_args_float(a, "lr", o->lr);
         o->val = dc_args_float(a, "val", o->val);
@@ -185,8 +208,8 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         fprintf(stderr, "deconv train: --early-stop and --progress-every must be >= 0\n");
         return 2;
     }
-    c->quiet = dc_args_flag(a, "quiet");
-    if (!(o->ema >= 0 && o->ema < 1)) return dc_cli_fail("train", "--ema %g: use a decay in [0, 1)", (double)o->ema);
+    c->quiet = a->quiet;
+    if (!(o->ema >= 0 && o->ema < 1)) return dc_cli_usage("train", "--ema %g: use a decay in [0, 1)", (double)o->ema);
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || !(o->val >= 0 && o->val < 1) ||
         o->save_every < 1 || o->sample_every < 1) {
         fprintf(stderr,
@@ -285,18 +308,11 @@ static void join_command(char *buf, size_t cap, int argc, char **argv) {
 }
 
 int dc_cmd_train(int argc, char **argv) {
-    static const char *const flags[] = {"help",  "tied",  "augment", "no-augment", "no-batchnorm",
-                                        "quiet", "force", "sync-batchnorm", "serial-exchange",
-                                        "unconditional", NULL};
     dc_args a;
     train_cli c;
     memset(&c, 0, sizeof c);
     join_command(c.command, sizeof c.command, argc, argv);
-    if (dc_args_parse(&a, "train", argc, argv, flags)) return 2;
-    if (dc_args_flag(&a, "help")) {
-        usage();
-        return 0;
-    }
+    if (dc_args_parse(&a, &train_command, argc, argv)) return a.status;
     dc_error err = {0};
     dc_train_config_default(&c.cfg);
     const char *resume = dc_args_str(&a, "resume", NULL);

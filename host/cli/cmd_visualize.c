@@ -39,17 +39,60 @@ typedef enum viz_method {
     VIZ_METHOD_COUNT
 } viz_method;
 
-static const char *const methods[VIZ_METHOD_COUNT] = {
+static const char *const methods[VIZ_METHOD_COUNT + 1] = { /* NULL-terminated */
     [VIZ_DECONVNET] = "deconvnet", [VIZ_GUIDED] = "guided", [VIZ_SALIENCY] = "saliency",
     [VIZ_OCCLUSION] = "occlusion", [VIZ_ASCENT] = "ascent", [VIZ_CAM] = "cam",
     [VIZ_GRADCAM] = "gradcam",     [VIZ_MAXACT] = "maxact", [VIZ_FILTERS] = "filters"};
 
-static void viz_usage(FILE *f) {
+static const dc_option viz_table[] = {
+    {"image", 0, DC_OPT_TEXT, "FILE", "an image file (resized to the model's input)", NULL, NULL},
+    {"index", 0, DC_OPT_INT, "I",
+     "item I of --data (default data: the run's own, a Fashion-MNIST\nrun's test set; index 0); "
+     "not with --image",
+     NULL, NULL},
+    {"data", 0, DC_OPT_TEXT, "SPEC", "the images of --index and maxact", "the run's own", NULL},
+    {"class", 0, DC_OPT_TEXT, "K",
+     "class to explain: number or name (the names the run stores;\ndefault: the predicted class)",
+     NULL, NULL},
+    {"layer", 0, DC_OPT_TEXT, "NODE", "the layer (deconvnet, cam, gradcam, maxact)",
+     "the last conv", NULL},
+    {"channel", 0, DC_OPT_INT, "C", "the channel (deconvnet, maxact)", "the strongest", NULL},
+    {"whole-map", 0, DC_OPT_FLAG, NULL, "deconvnet: all of the channel's map, not its maximum",
+     NULL, NULL},
+    {"out", 'o', DC_OPT_TEXT, "OUT.png", "PNG to write", "METHOD.png", "output"},
+    {"scale", 0, DC_OPT_INT, "S", "pixel size of the cells", "cells of about 224 pixels", NULL},
+    {"alpha", 0, DC_OPT_NUM, "A", "heatmap opacity over the image", "0.5", NULL},
+    {"samples", 0, DC_OPT_INT, "N", "saliency: SmoothGrad samples", NULL, NULL},
+    {"noise", 0, DC_OPT_NUM, "SIGMA", "saliency: SmoothGrad noise", NULL, NULL},
+    {"seed", 0, DC_OPT_INT, "S", "saliency, ascent: random seed", "1", NULL},
+    {"patch", 0, DC_OPT_INT, "P", "occlusion: square side", "6", NULL},
+    {"stride", 0, DC_OPT_INT, "S", "occlusion: step between squares", "2", NULL},
+    {"fill", 0, DC_OPT_NUM, "V", "occlusion: fill value",
+     "the data's background, the mean of\nthe images' border pixels", NULL},
+    {"batch", 0, DC_OPT_INT, "B", "saliency, occlusion, maxact: images per pass", "64", NULL},
+    {"steps", 0, DC_OPT_INT, "N", "ascent: steps", "200", NULL},
+    {"lr", 0, DC_OPT_NUM, "LR", "ascent: step size", "0.05", NULL},
+    {"l2", 0, DC_OPT_NUM, "W", "ascent: L2 penalty", "0.01", NULL},
+    {"blur-every", 0, DC_OPT_INT, "N", "ascent: blur every N steps", "4", NULL},
+    {"blur-sigma", 0, DC_OPT_NUM, "S", "ascent: blur width", "0.5", NULL},
+    {"jitter", 0, DC_OPT_INT, "J", "ascent: random shift in pixels", "1", NULL},
+    {"top", 0, DC_OPT_INT, "K", "maxact: images shown", "9", NULL},
+    {"limit", 0, DC_OPT_INT, "N", "maxact: the first N images of --data only", NULL, NULL},
+    {"sanity", 0, DC_OPT_FLAG, NULL,
+     "also run on randomly re-initialised weights with the class, layer\nand channel of the "
+     "trained model's run held fixed; write\nOUT_sanity.png and print PASS when the rank "
+     "correlation of the\ntwo maps (maxact: the share of images both find) is below\n"
+     "--sanity-threshold, FAIL otherwise",
+     NULL, NULL},
+    {"sanity-seed", 0, DC_OPT_INT, "S", "--sanity: seed of the random weights", "7", NULL},
+    {"sanity-threshold", 0, DC_OPT_NUM, "T", "--sanity: the PASS threshold", "0.5", NULL},
+    DC_OPT_DEVICE_ENTRY,
+    DC_OPT_END,
+};
+
+static void viz_notes(FILE *f) {
     fprintf(
         f,
-        "usage: deconv visualize METHOD RUN [--image FILE | --index I [--data SPEC]]\n"
-        "                        [--class K] [--layer NODE] [--channel C] [-o OUT.png]\n"
-        "                        [--sanity] [--device cpu|opencl|opencl:P:D|auto]\n\n"
         "METHOD (RUN: a classifier run folder or its .safetensors file):\n"
         "  deconvnet  Zeiler & Fergus: one activation of --layer (default: the last conv)\n"
         "             projected back to pixels through unpooling switches, rectification and\n"
@@ -57,36 +100,34 @@ static void viz_usage(FILE *f) {
         "             maximum, or --whole-map for all of the channel's map\n"
         "  guided     guided backpropagation from the class score\n"
         "  saliency   |d score / d pixel|; SmoothGrad with --samples N [--noise SIGMA] [--seed S]\n"
-        "  occlusion  drop in the class probability when a square is hidden:\n"
-        "             --patch P (6) --stride S (2) --fill V (default: the data's background,\n"
-        "             the mean of the images' border pixels) --batch B (64); warns when the\n"
-        "             largest drop is below 0.01\n"
+        "  occlusion  drop in the class probability when a square is hidden (--patch,\n"
+        "             --stride, --fill, --batch); warns when the largest drop is below 0.01\n"
         "  ascent     class model by gradient ascent from seeded noise (all classes unless\n"
-        "             --class): --steps (200) --lr (0.05) --l2 (0.01) --blur-every (4)\n"
-        "             --blur-sigma (0.5) --jitter (1) --seed (1); warns when the image does\n"
-        "             not end up classified as the class\n"
+        "             --class): --steps --lr --l2 --blur-every --blur-sigma --jitter --seed;\n"
+        "             warns when the image does not end up classified as the class\n"
         "  cam        class activation map from the dense weights over the last conv maps\n"
         "             (--layer: only the layer that feeds the global average pool)\n"
         "  gradcam    Grad-CAM at --layer (default: the last conv; maps with height and width)\n"
-        "  maxact     the --top K (9) images of --data that activate --channel C of --layer\n"
+        "  maxact     the --top K images of --data that activate --channel C of --layer\n"
         "             most, each with the crop of its receptive field; --limit N: first N only\n"
         "  filters    the first conv layer's kernels, each normalised to its own range\n\n"
-        "  --image FILE     an image file (resized to the model's input)\n"
-        "  --index I        item I of --data (default data: the run's own, a Fashion-MNIST\n"
-        "                   run's test set; index 0); not with --image\n"
-        "  --class K        class to explain: number or name (the names the run stores;\n"
-        "                   default: the predicted class)\n"
-        "  -o, --output F   PNG to write (default: METHOD.png)\n"
-        "  --scale S        pixel size of the cells (default: cells of about 224 pixels)\n"
-        "  --alpha A        heatmap opacity over the image (default 0.5)\n"
-        "  --sanity         also run on randomly re-initialised weights (--sanity-seed, 7) with\n"
-        "                   the class, layer and channel of the trained model's run held fixed;\n"
-        "                   write OUT_sanity.png and print PASS when the rank correlation of\n"
-        "                   the two maps (maxact: the share of images both find) is below\n"
-        "                   --sanity-threshold (0.5), FAIL otherwise\n"
         "An option the method does not use is an error (exit status 2), not ignored.\n"
         "Exit status 3: a map came out constant (reported on stderr; the PNG is still written).\n");
 }
+
+static const dc_command viz_command = {
+    .name = "visualize",
+    .synopsis = "METHOD RUN [--image FILE | --index I [--data SPEC]]\n"
+                "[--class K] [--layer NODE] [--channel C] [-o OUT.png]\n"
+                "[--sanity] [--device cpu|opencl|opencl:P:D|auto]",
+    .about = "Explains a classifier: what its units and classes respond to.\n",
+    .options = viz_table,
+    .notes = viz_notes,
+    .max_positional = 2,
+    .positional_what = "METHOD RUN",
+    .takes_data = 1,
+    .computes = 1,
+};
 
 #define M(x) (1u << (x))
 #define PER_IMAGE                                                                                  \
@@ -541,7 +582,6 @@ static void print_info(const viz_cli *v, const viz_out *r, dc_model *m, const ch
 }
 
 int dc_cmd_visualize(int argc, char **argv) {
-    static const char *const flags[] = {"help", "sanity", "whole-map", NULL};
     dc_args a;
     int rc = 2;
     dc_backend *be = NULL;
@@ -551,14 +591,9 @@ int dc_cmd_visualize(int argc, char **argv) {
     char **run_names = NULL;
     int n_run_names = 0;
     memset(&v, 0, sizeof v);
-    if (dc_args_parse(&a, "visualize", argc, argv, flags)) goto out;
-    if (dc_args_flag(&a, "help")) {
-        viz_usage(stdout);
-        rc = 0;
-        goto out;
-    }
+    if (dc_args_parse(&a, &viz_command, argc, argv)) return a.status;
     if (a.n_positional != 2) {
-        viz_usage(stderr);
+        rc = dc_cli_usage("visualize", "give a METHOD and a RUN (deconv visualize --help)");
         goto out;
     }
     v.method = a.positional[0];
@@ -572,6 +607,8 @@ int dc_cmd_visualize(int argc, char **argv) {
         for (int i = 0; i < VIZ_METHOD_COUNT; i++)
             fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == VIZ_METHOD_COUNT ? " or " : ", ",
                     methods[i]);
+        const char *guess = dc_cli_closest(v.method, methods);
+        if (guess) fprintf(stderr, "; did you mean %s?", guess);
         fprintf(stderr, ")\n");
         goto out;
     }
@@ -623,7 +660,7 @@ int dc_cmd_visualize(int argc, char **argv) {
     }
     char def_out[64];
     snprintf(def_out, sizeof def_out, "%s.png", v.method);
-    const char *out_path = dc_args_str(&a, "output", def_out);
+    const char *out_path = dc_args_str(&a, "out", def_out);
     const int scale_opt = dc_args_int(&a, "scale", 0);
     v.alpha = dc_args_float(&a, "alpha", 0.5f);
     if ((rc = dc_cli_backend_last(&a, &be))) goto out;

@@ -135,6 +135,21 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *c
     return 0;
 }
 
+const dc_option gen_flow_options[] = {
+    {"seed", 0, DC_OPT_INT, "S", "random seed", "1", NULL},
+    {"steps", 0, DC_OPT_INT, "N", "diffusion: integration steps", DC_CLI_STR(DC_FLOW_STEPS), NULL},
+    {"sampler", 0, DC_OPT_TEXT, "euler|heun|sde", "diffusion: the sampler", "euler", NULL},
+    {"churn", 0, DC_OPT_NUM, "C", "diffusion: weight of fresh noise per sde step",
+     "1", NULL},
+    {"class", 0, DC_OPT_INT, "K", "diffusion trained on classes: draw class K", NULL, NULL},
+    {"guidance", 0, DC_OPT_NUM, "W",
+     "classifier-free guidance with --class (1: plain conditional,\n0: unconditional, above 1: "
+     "more class-like)",
+     "1", NULL},
+    DC_OPT_DEVICE_ENTRY,
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
+};
+
 int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg) {
     dc_flow_config_default(cfg);
     cfg->steps = dc_args_int(a, "steps", DC_FLOW_STEPS);
@@ -145,15 +160,15 @@ int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg) {
     cfg->guidance = dc_args_float(a, "guidance", cfg->class_label >= 0 ? 1.0f : 0.0f);
     const char *sampler = dc_args_str(a, "sampler", "euler");
     if (cfg->steps < 1 || cfg->steps > 10000)
-        return dc_cli_fail(cmd, "--steps %d: use 1 to 10000", cfg->steps);
+        return dc_cli_usage(cmd, "--steps %d: use 1 to 10000", cfg->steps);
     if (cfg->churn < 0.0f || cfg->churn > 100.0f)
-        return dc_cli_fail(cmd, "--churn %g: use 0 to 100", (double)cfg->churn);
+        return dc_cli_usage(cmd, "--churn %g: use 0 to 100", (double)cfg->churn);
     if (cfg->class_label < -1)
-        return dc_cli_fail(cmd, "--class %d: use a class index >= 0", cfg->class_label);
+        return dc_cli_usage(cmd, "--class %d: use a class index >= 0", cfg->class_label);
     if (dc_args_str(a, "guidance", NULL) && cfg->class_label < 0)
-        return dc_cli_fail(cmd, "--guidance needs --class K (the class to guide towards)");
+        return dc_cli_usage(cmd, "--guidance needs --class K (the class to guide towards)");
     dc_error err = {0};
     if (dc_sampler_parse(sampler, &cfg->sampler, &err) != DC_OK)
-        return dc_cli_fail(cmd, "--sampler: %s", err.msg);
+        return dc_cli_usage(cmd, "--sampler: %s", err.msg);
     return 0;
 }

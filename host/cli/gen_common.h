@@ -28,6 +28,8 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *c
 /* Diffusion: the sampler options every flow command takes (--steps, --sampler, --churn,
  * --seed; --class, --guidance) into cfg. Non-zero (after a message) when one is bad. */
 int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg);
+/* Their table entries (with --device), the shared table of those commands. */
+extern const dc_option gen_flow_options[];
 /* Re-create the run's training and validation split from its checkpoint metadata. */
 int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
                   dc_dataset **val);

@@ -61,6 +61,40 @@ int dc_cli_open_run(const char *cmd, const char *run, dc_backend *be, int batch,
     return 0;
 }
 
+const dc_option dc_cli_model_options[] = {
+    {"model", 0, DC_OPT_TEXT, "complete|vae|glo|diffusion|classifier", "the model kind",
+     "complete", NULL},
+    {"size", 0, DC_OPT_INT, "N", "image side in pixels", "64; classifier 28, diffusion 32", NULL},
+    {"channels", 0, DC_OPT_INT, "1|3", "image channels", "the data's (train), else 1", NULL},
+    {"base", 0, DC_OPT_INT, "N", "channels of the first layer", "32", NULL},
+    {"blocks", 0, DC_OPT_INT, "N", "encoder/decoder blocks (diffusion: U-Net levels)", "3", NULL},
+    {"kernel", 0, DC_OPT_INT, "K", "convolution kernel side", "3", NULL},
+    {"latent", 0, DC_OPT_INT, "N", "latent size", "128; glo 32", NULL},
+    {"tied", 0, DC_OPT_FLAG, NULL, "decoder weights tied to the encoder's", NULL, NULL},
+    {"noise", 0, DC_OPT_NUM, "STD", "std of the random code (complete)", "1.0", NULL},
+    {"mask", 0, DC_OPT_TEXT, "mix|full|bottom|top|left|right|box|random|none",
+     "what is hidden while training (complete)", "mix", NULL},
+    {"visible-weight", 0, DC_OPT_NUM, "W", "loss weight of the visible pixels", "0.1", NULL},
+    {"loss", 0, DC_OPT_TEXT, "mse|bce[,masked|full]", "reconstruction loss",
+     "near-binary data: bce, else mse", NULL},
+    {"beta", 0, DC_OPT_NUM, "B", "KL weight (vae and --code vae)", "1.0", NULL},
+    {"code", 0, DC_OPT_TEXT, "noise|vae", "the random code of the completion model", NULL, NULL},
+    {"bottleneck", 0, DC_OPT_TEXT, "dense|conv", "completion model bottleneck", NULL, NULL},
+    {"feedback", 0, DC_OPT_NUM, "P", "share of steps fed the model's own output (complete)",
+     "0.6", NULL},
+    {"classes", 0, DC_OPT_INT, "N", "classes (classifier; default: the data's)", NULL, NULL},
+    {"no-batchnorm", 0, DC_OPT_FLAG, NULL, "no batch normalisation", NULL, NULL},
+    {"dropout", 0, DC_OPT_NUM, "P", "dropout before the classifier head", NULL, NULL},
+    {"glo-count", 0, DC_OPT_INT, "N", "latent codes a glo model holds", NULL, NULL},
+    {"label-dropout", 0, DC_OPT_NUM, "P", "share of steps trained without the class (diffusion)",
+     "0.1", NULL},
+    {"unconditional", 0, DC_OPT_FLAG, NULL,
+     "diffusion: ignore the data's classes (else it is conditioned on them)", NULL, NULL},
+    {"time-dist", 0, DC_OPT_TEXT, "uniform|logit-normal", "diffusion: the training times",
+     "uniform", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
+};
+
 int dc_cli_model_spec(dc_args *a, dc_model_spec *spec) {
     return dc_cli_model_spec_channels(a, spec, 1);
 }
