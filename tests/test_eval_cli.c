@@ -350,7 +350,7 @@ static void test_eval_json_end_to_end(void **state) {
         cJSON_Delete(j);
     }
     /* bad options are refused with the option named */
-    assert_int_equal(tu_system("%s eval %s --device cpu --samples 0 2>%s/err.txt", bin, run, g_dir), 1);
+    assert_int_equal(tu_system("%s eval %s --device cpu --samples 0 2>%s/err.txt", bin, run, g_dir), 2);
     assert_int_equal(tu_system("grep -q -- '--samples' %s/err.txt", g_dir), 0);
     assert_int_equal(tu_system("%s eval %s --device cpu --samples 4 --json %s/no/such/dir/x.json "
                                ">/dev/null 2>%s/err.txt",

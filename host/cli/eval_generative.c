@@ -445,11 +445,11 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     dc_sampler sampler;
     if (dc_args_check_unused(a)) return 2;
     if (!(guidance >= 0.0f && guidance <= 20.0f))
-        return dc_cli_fail(cmd, "--guidance %g: use a value in [0, 20]", (double)guidance);
+        return dc_cli_usage(cmd, "--guidance %g: use a value in [0, 20]", (double)guidance);
     if (dc_sampler_parse(sampler_name, &sampler, NULL) != DC_OK)
-        return dc_cli_fail(cmd, "--sampler %s: use euler or heun", sampler_name);
-    if (steps < 1) return dc_cli_fail(cmd, "--steps %d: use at least 1", steps);
-    if (draws < 2 || samples == 0 || samples < -1) return dc_cli_fail(cmd, "--draws must be >= 2 and --samples >= 1");
+        return dc_cli_usage(cmd, "--sampler %s: use euler or heun", sampler_name);
+    if (steps < 1) return dc_cli_usage(cmd, "--steps %d: use at least 1", steps);
+    if (draws < 2 || samples == 0 || samples < -1) return dc_cli_usage(cmd, "--draws must be >= 2 and --samples >= 1");
     ev_report r;
     if (ev_report_init(&r, json && strcmp(json, "-") == 0 ? stderr : stdout))
         return dc_cli_fail(cmd, "out of memory");
