@@ -145,7 +145,7 @@ int dc_cmd_generate(int argc, char **argv) {
     img = malloc(sizeof(float) * n * isz);
     if (!img) goto done;
     if (flow) {
-        if (gen_flow_sample("generate", m, n, &flow_cfg, img, trajectory)) goto done;
+        if (gen_flow_sample("generate", m, n, &flow_cfg, img, trajectory, a.quiet)) goto done;
     } else if (dc_model_kind_has(m->spec.kind, DC_KIND_CODE_NOISE)) {
         /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
         float *x = calloc((size_t)n * isz, sizeof(float));

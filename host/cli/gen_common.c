@@ -99,7 +99,7 @@ int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_da
 }
 
 int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *cfg, float *images,
-                    const char *trajectory_png) {
+                    const char *trajectory_png, int quiet) {
     enum { SNAPSHOTS = 9 };
     const int C = m->spec.channels, S = m->spec.size;
     float *traj = NULL;
@@ -119,9 +119,10 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *c
     /* guidance other than 0 or 1 runs the class and the null class: two passes per step */
     const int guided = cfg->class_label >= 0 && cfg->guidance != 0.0f && cfg->guidance != 1.0f;
     const int passes = evals * (guided ? 2 : 1);
-    if (cfg->class_label >= 0)
+    if (cfg->class_label >= 0 && !quiet)
         printf("class %d, classifier-free guidance %g\n", cfg->class_label, (double)cfg->guidance);
-    printf("sampling: %d %s steps (%d network evaluations), %.3f s per image, %.2f ms per image "
+    if (!quiet)
+        printf("sampling: %d %s steps (%d network evaluations), %.3f s per image, %.2f ms per image "
            "and evaluation\n",
            cfg->steps, dc_sampler_name(cfg->sampler), passes, secs / n, 1e3 * secs / n / passes);
     if (traj) {

@@ -22,9 +22,9 @@ int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noi
                          uint64_t seed, float *out);
 /* Diffusion: n new images by integrating the model's velocity from the seed's noises
  * (dc_flow_generate); with trajectory_png, a grid of each sample's path (9 rows, t = 1 to 0)
- * is written there. Prints the sampling time per image and per step. */
+ * is written there. Prints the sampling time per image and per step unless quiet. */
 int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *cfg, float *images,
-                    const char *trajectory_png);
+                    const char *trajectory_png, int quiet);
 /* Diffusion: the sampler options every flow command takes (--steps, --sampler, --churn,
  * --seed; --class, --guidance) into cfg. Non-zero (after a message) when one is bad. */
 int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg);
