@@ -92,6 +92,8 @@ static const dc_option train_options[] = {
      NULL},
     {"sync-batchnorm", 0, DC_OPT_FLAG, NULL,
      "data-parallel: batch norm over the global batch (else per rank)", NULL, NULL},
+    {"serial-exchange", 0, DC_OPT_FLAG, NULL,
+     "data-parallel: all-reduce after backward, not overlapped with it", NULL, NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
