@@ -670,6 +670,14 @@ static void test_cli_blur_restore(void **state) {
                            "--noise-std 0.005 --seed 3 --save-psf '%s/psf.txt' 2>'%s/blur.log'",
                            cli, in, d, d, d);
         if (rc != 0) fail_msg("deconv blur exited %d (see %s/blur.log)", rc, d);
+        /* a bad PSF value is misuse (exit 2); a PSF file that is not there is a failure (1) */
+        assert_int_equal(tu_system("'%s' blur '%s' -o '%s/x.png' --gaussian -1 2>'%s/bad.log'; "
+                                   "test $? -eq 2 && grep -q 'sigma' '%s/bad.log'",
+                                   cli, in, d, d, d),
+                         0);
+        assert_int_equal(tu_system("'%s' restore '%s' --psf '%s/none.txt' 2>/dev/null; test $? -eq 1",
+                                   cli, in, d),
+                         0);
         char path[800];
         snprintf(path, sizeof path, "%s/blurred.png", d);
         dc_fimage *blurred = NULL;

@@ -63,8 +63,10 @@ int dc_cli_psf(dc_args *a, dc_fimage **psf, char *desc, size_t cap) {
         return dc_cli_usage(a->cmd,
                             "no PSF: give --psf FILE, --gaussian SIGMA or --motion LEN,ANGLE");
     dc_error err = {0};
-    if (dc_psf_from_option(name, value, psf, &err) != DC_OK)
-        return dc_cli_fail(a->cmd, "%s", err.msg);
+    const dc_status st = dc_psf_from_option(name, value, psf, &err);
+    /* a bad --gaussian/--motion value is misuse (2); a PSF file that cannot be read is not */
+    if (st == DC_ERR_ARG) return dc_cli_usage(a->cmd, "%s", err.msg);
+    if (st != DC_OK) return dc_cli_fail(a->cmd, "%s", err.msg);
     if (desc) snprintf(desc, cap, "%s %s (%d x %d)", name, value, (*psf)->h, (*psf)->w);
     return 0;
 }
