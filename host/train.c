@@ -63,6 +63,7 @@ struct dc_trainer {
     dc_batch batch, eval_batch;
     dc_buffer *acc; /* the loss summed on the device between logging points */
     dc_augment_config aug;
+    dc_dataset *fine; /* the training images at augment_oversample x the size, or NULL */
     int32_t *perm;
     int steps_per_epoch;
     int epoch, step_in_epoch; /* position: epochs completed, steps done in the next one */
@@ -116,6 +117,10 @@ static dc_status config_check(const dc_train_config *c, dc_error *err) {
                             "training options: epochs %d, batch %d, save_every %d, sample_every "
                             "%d must be >= 1",
                             c->epochs, c->batch, c->save_every, c->sample_every);
+    if (c->augment_oversample < 0 || c->augment_oversample > DC_AUGMENT_OVERSAMPLE_MAX)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "training options: augment_oversample %d is outside [0, %d]",
+                            c->augment_oversample, DC_AUGMENT_OVERSAMPLE_MAX);
     if (!(c->lr > 0) || !(c->val >= 0 && c->val < 1) || !(c->ema >= 0 && c->ema < 1))
         return dc_set_error(err, DC_ERR_ARG,
                             "training options: lr %g must be > 0, val %g in [0, 1), ema %g in [0, 1)",
@@ -151,6 +156,7 @@ char *dc_train_config_to_json(const dc_train_config *c) {
         !cJSON_AddNumberToObject(o, "ema", float_decimal(c->ema)) ||
         !cJSON_AddNumberToObject(o, "val", float_decimal(c->val)) ||
         !cJSON_AddNumberToObject(o, "augment", c->augment) ||
+        !cJSON_AddNumberToObject(o, "augment_oversample", c->augment_oversample) ||
         !cJSON_AddRawToObject(o, "seed", seed) ||
         !cJSON_AddRawToObject(o, "split_seed", split_seed) ||
         !cJSON_AddNumberToObject(o, "save_every", c->save_every) ||
@@ -212,6 +218,8 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
     json_float(o, "ema", &c->ema);
     json_float(o, "val", &c->val);
     json_int(o, "augment", &c->augment);
+    /* runs made before it augmented at the model's size */
+    if (!json_int(o, "augment_oversample", &c->augment_oversample)) c->augment_oversample = 1;
     json_seed(o, "seed", &c->seed);
     /* runs made before the split had its own seed split by the seed */
     if (!json_seed(o, "split_seed", &c->split_seed)) c->split_seed = c->seed;
@@ -550,6 +558,7 @@ void dc_trainer_free(dc_trainer *t) {
     dc_optim_free(t->opt);
     dc_model_free(t->m);
     free(t->perm);
+    dc_dataset_free(t->fine);
     free(t->check_buf);
     hist_free(&t->hist);
     dc_run_lock_release(t->lock);
@@ -557,6 +566,37 @@ void dc_trainer_free(dc_trainer *t) {
 }
 
 /* Everything but the weights and the position. */
+/* The training images again at augment_oversample x the model's size, split as the
+ * training set was (the same data, fraction and split seed); each item must be the same
+ * image as the training set's. */
+static dc_status load_fine(dc_trainer *t, const dc_model_spec *spec, dc_error *err) {
+    const dc_train_config *cfg = &t->cfg;
+    const int k = cfg->augment_oversample;
+    if (!cfg->data[0])
+        return dc_set_error(err, DC_ERR_ARG,
+                            "dc_trainer: augment_oversample %d loads the data again, but the "
+                            "config names no data",
+                            k);
+    dc_load_options lo = {cfg->max_image_pixels, t->train->lazy != NULL};
+    dc_dataset *val = NULL;
+    dc_status s = dc_train_load_data_opts(cfg, spec->size * k, spec->channels, &lo, &t->fine,
+                                          &val, err);
+    dc_dataset_free(val);
+    if (s != DC_OK) return s;
+    const dc_dataset *a = t->train, *b = t->fine;
+    int same = b->n == a->n;
+    for (int i = 0; same && a->names && i < a->n; i++)
+        same = b->names && b->names[i] && a->names[i] && strcmp(a->names[i], b->names[i]) == 0;
+    if (!same)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "dc_trainer: %s loaded at %dx%d for augmentation holds other "
+                            "training images (%d) than the training set given (%d): pass the "
+                            "training set of config.data, split by config.val and split_seed",
+                            cfg->data, spec->size * k, spec->size * k, b->n, a->n);
+    t->aug.fine = t->fine;
+    return DC_OK;
+}
+
 static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const dc_dataset *train,
                                const dc_dataset *val, const dc_train_config *cfg,
                                const dc_train_callbacks *cb, dc_trainer **out, dc_error *err) {
@@ -652,6 +692,7 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
         free(corners);
         if (s != DC_OK) goto fail;
         aug->fill = (float)(corner / train->n);
+        if (cfg->augment_oversample > 1 && (s = load_fine(t, spec, err)) != DC_OK) goto fail;
     }
     *out = t;
     return DC_OK;
@@ -902,6 +943,7 @@ static dc_status decode_epoch_share(dc_trainer *t, int epoch, dc_error *err) {
             items[count++] = t->perm[first + slot % in_batch];
     }
     dc_status s = dc_dataset_decode_only(t->train, items, count, err);
+    if (s == DC_OK && t->fine && t->fine->lazy) s = dc_dataset_decode_only(t->fine, items, count, err);
     free(items);
     return s;
 }

@@ -618,6 +618,8 @@ static void test_train_config_json(void **state) {
     assert_true(b.epochs == 400 && b.batch == 16 && b.lr == 1e-3f && b.val == 0.1f);
     assert_true(b.optim == DC_OPTIM_SGD && b.schedule == DC_SCHED_COSINE && b.seed == 1);
     assert_true(b.save_every == 50 && b.sample_every == 50 && b.augment == 1);
+    /* runs made before augment_oversample augmented at the model's size */
+    assert_int_equal(b.augment_oversample, 1);
     /* before the split had its own seed, runs split by the seed */
     assert_true(b.split_seed == 1);
     dc_train_config_default(&b);
@@ -631,18 +633,20 @@ static void test_train_config_json(void **state) {
     json = dc_train_config_to_json(&b);
     const char *now = "{\"data\":\"assets/guns\",\"epochs\":400,\"batch\":16,\"lr\":0.00100000005,"
                       "\"optim\":\"sgd\",\"schedule\":\"cosine\",\"weight_decay\":0,\"clip\":0,"
-                      "\"ema\":0,\"val\":0.100000001,\"augment\":1,\"seed\":1,\"split_seed\":1,"
+                      "\"ema\":0,\"val\":0.100000001,\"augment\":1,\"augment_oversample\":1,"
+                      "\"seed\":1,\"split_seed\":1,"
                       "\"save_every\":50,\"sample_every\":50}";
     assert_string_equal(json, now);
     free(json);
     /* the split seed goes through JSON */
     dc_train_config_default(&a);
-    a.seed = 5, a.split_seed = 12345, a.ema = 0.999f;
+    a.seed = 5, a.split_seed = 12345, a.ema = 0.999f, a.augment_oversample = 2;
     json = dc_train_config_to_json(&a);
     dc_train_config_default(&b);
     assert_int_equal(dc_train_config_from_json(json, &b, &err), DC_OK);
     free(json);
     assert_true(b.seed == 5 && b.split_seed == 12345 && b.ema == 0.999f);
+    assert_int_equal(b.augment_oversample, 2);
     assert_int_equal(dc_train_config_from_json("{\"optim\":\"rmsprop\"}", &b, &err), DC_ERR_ARG);
     assert_non_null(strstr(err.msg, "rmsprop"));
     assert_int_equal(dc_train_config_from_json("{\"epochs\":", &b, &err), DC_ERR_FORMAT);
@@ -680,6 +684,92 @@ static void test_split_has_its_own_seed(void **state) {
     assert_string_not_equal(held_out[1], held_out[2]);  /* another split seed: another split */
     tu_system("rm -rf '%s'", dir);
     free(dir);
+}
+
+/* augment_oversample: the trainer loads the run's data again at k x the size and augments
+ * there. A batch filled with that copy as dc_augment_config.fine draws the same transforms
+ * as at the size, with other pixels; the trainer's weights after an epoch differ from those
+ * of oversample 1 (the setting reaches the batches) and repeat exactly; a training set that
+ * is not the data's split is refused by name. */
+static void test_trainer_augments_at_oversampled_size(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir("oversample"), *out = tu_tmpdir("oversample_run");
+    dc_error err = {0};
+    for (int i = 0; i < 12; i++) {
+        float img[16 * 16];
+        for (int p = 0; p < 256; p++) img[p] = ((p / 16 + i) % 7 < 3 && (p % 16) > i % 5) ? -1.0f : 1.0f;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/g%02d.png", dir, i);
+        assert_int_equal(dc_image_write_png(path, img, 1, 16, 16, DC_RANGE_PM1, &err), DC_OK);
+    }
+    dc_train_config c;
+    dc_train_config_default(&c);
+    snprintf(c.data, sizeof c.data, "%s", dir);
+    snprintf(c.out, sizeof c.out, "%s", out);
+    c.val = 0.25f, c.batch = 4, c.epochs = 1, c.augment = 1, c.augment_oversample = 2;
+    dc_dataset *train, *val, *fine, *fval;
+    if (dc_train_load_data(&c, 8, 1, &train, &val, &err) != DC_OK ||
+        dc_train_load_data(&c, 16, 1, &fine, &fval, &err) != DC_OK)
+        fail_msg("%s", err.msg);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 8, &err), DC_OK);
+    spec.base = 4, spec.blocks = 1, spec.latent = 4;
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_trainer *t;
+    if (dc_trainer_create(be, &spec, train, val, &c, NULL, &t, &err) != DC_OK) fail_msg("%s", err.msg);
+    /* the trainer's first batch, rebuilt by hand: items perm[0..4) of epoch 1 augmented at
+     * 16x16 with the trainer's config */
+    dc_model *m = dc_trainer_model(t);
+    dc_batch mine;
+    assert_int_equal(dc_batch_alloc(m, &mine, &err), DC_OK);
+    int32_t idx[4] = {0, 1, 2, 3};
+    dc_augment_config aug;
+    dc_augment_config_identity(&aug);
+    aug.hflip_prob = 0.5f, aug.max_translate = 0.5f, aug.scale_min = 0.9f, aug.scale_max = 1.1f;
+    aug.max_rotate_deg = 8.0f, aug.fine = fine;
+    assert_int_equal(dc_model_fill_batch(m, train, idx, 4, &aug, 7, &mine, &err), DC_OK);
+    dc_batch coarse;
+    assert_int_equal(dc_batch_alloc(m, &coarse, &err), DC_OK);
+    aug.fine = NULL;
+    assert_int_equal(dc_model_fill_batch(m, train, idx, 4, &aug, 7, &coarse, &err), DC_OK);
+    /* the same transforms, other pixels */
+    assert_memory_equal(mine.aug, coarse.aug, sizeof(float) * 4 * DC_AUGMENT_PARAMS);
+    assert_memory_not_equal(mine.target, coarse.target, sizeof(float) * mine.image_numel * 4);
+    dc_batch_free(&mine), dc_batch_free(&coarse);
+    dc_trainer_free(t);
+    float *w[3];
+    const int ks[3] = {2, 1, 2};
+    size_t nw = 0;
+    for (int r = 0; r < 3; r++) {
+        tu_system("rm -rf '%s'", out);
+        c.augment_oversample = ks[r];
+        if (dc_trainer_create(be, &spec, train, val, &c, NULL, &t, &err) != DC_OK ||
+            dc_trainer_run(t, &err) != DC_OK)
+            fail_msg("oversample %d: %s", ks[r], err.msg);
+        dc_params *ps = dc_trainer_model(t)->params;
+        const int pi = 0; /* the first convolution's kernel */
+        nw = dc_tensor_numel(&dc_params_get(ps, pi)->value);
+        w[r] = malloc(sizeof(float) * nw);
+        assert_int_equal(dc_params_read(ps, pi, w[r]), DC_OK);
+        dc_trainer_free(t);
+    }
+    assert_memory_not_equal(w[0], w[1], sizeof(float) * nw);
+    assert_memory_equal(w[0], w[2], sizeof(float) * nw);
+    free(w[0]), free(w[1]), free(w[2]);
+    c.augment_oversample = 2;
+    /* a training set that is not the config's data split */
+    dc_dataset *other;
+    assert_int_equal(dc_dataset_create(5, 1, 8, 8, 0, &other, &err), DC_OK);
+    tu_system("rm -rf '%s'", out);
+    assert_int_equal(dc_trainer_create(be, &spec, other, val, &c, NULL, &t, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "for augmentation"));
+    assert_null(t);
+    dc_dataset_free(other), dc_dataset_free(train), dc_dataset_free(val);
+    dc_dataset_free(fine), dc_dataset_free(fval);
+    dc_backend_free(be);
+    tu_system("rm -rf '%s' '%s'", dir, out);
+    free(dir), free(out);
 }
 
 /* glo's new samples must not retrace its training: the trainer initialises the latents
@@ -874,6 +964,7 @@ int main(void) {
         cmocka_unit_test(test_trainer_resume_is_bit_identical),
         cmocka_unit_test(test_train_config_json),
         cmocka_unit_test(test_split_has_its_own_seed),
+        cmocka_unit_test(test_trainer_augments_at_oversampled_size),
         cmocka_unit_test(test_glo_sampling_independent_of_training),
         cmocka_unit_test(test_glo_projection_fits_latents),
         cmocka_unit_test(test_mask_mix),

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,9 @@ static const dc_option train_options[] = {
     {"augment", 0, DC_OPT_FLAG, NULL, "random flips and shifts (default: on for the guns)", NULL,
      NULL},
     {"no-augment", 0, DC_OPT_FLAG, NULL, "no augmentation", NULL, NULL},
+    {"augment-oversample", 0, DC_OPT_INT, "K",
+     "augment at K x the size and filter down (edges stay sharp)", "2 for image folders, else 1",
+     NULL},
     {"max-image-pixels", 0, DC_OPT_INT, "N", "width x height cap per image file", "64 Mpx",
      NULL},
     {"epochs", 0, DC_OPT_INT, "N", "epochs to train",
@@ -198,6 +202,11 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
         o->split_seed = (uint64_t)dc_args_long(a, "split-seed", (long)o->split_seed);
         if (dc_args_flag(a, "augment")) o->augment = 1;
         if (dc_args_flag(a, "no-augment")) o->augment = 0;
+        o->augment_oversample = dc_args_int(a, "augment-oversample", o->augment_oversample);
+        if (o->augment_oversample != -1 &&
+            (o->augment_oversample < 1 || o->augment_oversample > DC_AUGMENT_OVERSAMPLE_MAX))
+            return dc_cli_usage("train", "--augment-oversample %d: use 1 to %d",
+                                o->augment_oversample, DC_AUGMENT_OVERSAMPLE_MAX);
     }
     o->epochs = dc_args_int(a, "epochs", o->epochs);
     o->save_every = dc_args_int(a, "save-every", o->save_every);
@@ -253,9 +262,16 @@ static int new_run_opts(dc_args *a, train_cli *c) {
         o->save_every = o->sample_every = td->save_every_bundled;
     }
     o->augment = -1;
+    o->augment_oversample = -1;
     int rc = read_opts(a, c, 0);
     if (rc) return rc;
     if (o->augment < 0) o->augment = is_guns && td->augment_bundled;
+    if (o->augment_oversample < 0) { /* image files hold more detail than the model's size;
+                                       IDX data is decoded at its native 28 pixels */
+        struct stat st;
+        const char *data = dc_args_str(a, "data", NULL);
+        o->augment_oversample = is_guns || (data && stat(data, &st) == 0 && S_ISDIR(st.st_mode)) ? 2 : 1;
+    }
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "runs/%s", dc_model_kind_name(spec->kind));
     return dc_cli_copy_path("train", "--out", dc_args_str(a, "out", def_out), o->out, sizeof o->out);
@@ -270,7 +286,8 @@ static int resume_fixed_options(dc_args *a) {
         "loss",       "beta",     "code",         "bottleneck", "feedback",
         "classes",    "dropout",  "glo-count",    "batch",      "lr",
         "optim",      "schedule", "weight-decay", "clip",       "seed",
-        "split-seed", "val",      "out",          "label-dropout", "time-dist", NULL};
+        "split-seed", "val",      "out",          "label-dropout", "time-dist",
+        "augment-oversample", NULL};
     static const char *const flags[] = {"tied",       "no-batchnorm",  "augment",
                                         "no-augment", "unconditional", NULL};
     const char *given = NULL;
@@ -367,6 +384,7 @@ int dc_cmd_train(int argc, char **argv) {
     /* rank 0 holds every image (the fingerprint, the default loss, samples and report
      * need them); the other ranks decode only their share of each epoch (IDX data) */
     c.load.lazy = !rank0;
+    c.cfg.max_image_pixels = c.load.max_image_pixels;
     dc_dataset *train = NULL, *val = NULL;
     if (dc_train_load_data_opts(&c.cfg, c.spec.size, c.spec.channels, &c.load, &train, &val,
                                 &err) != DC_OK) {

@@ -18,6 +18,7 @@ void dc_augment_config_identity(dc_augment_config *cfg) {
     cfg->max_rotate_deg = 0.0f;
     cfg->fill = 1.0f;
     cfg->geometric_prob = 1.0f;
+    cfg->fine = NULL;
 }
 
 dc_status dc_augment_config_check(const dc_augment_config *cfg, dc_error *err) {
@@ -119,6 +120,38 @@ void dc_augment_image_params(const float *src, float *dst, int c, int h, int w,
         return;
     }
     apply_similarity(src, dst, c, h, w, &t, cfg->fill);
+}
+
+dc_status dc_augment_image_fine(const float *src, const float *fine_src, float *dst, int c,
+                                int size, const dc_augment_config *cfg, dc_rng *rng,
+                                float *params, dc_error *err) {
+    const dc_dataset *fine = cfg->fine;
+    if (!fine || fine->c != c || fine->h != fine->w || size < 1 || fine->h % size != 0)
+        return dc_set_error(err, DC_ERR_SHAPE,
+                            "augment: the fine copy of the data holds %dx%dx%d images, not a "
+                            "multiple of the %dx%dx%d images it augments",
+                            fine ? fine->c : 0, fine ? fine->h : 0, fine ? fine->w : 0, c, size,
+                            size);
+    const int k = fine->h / size, big = fine->h;
+    similarity t = draw_similarity(cfg, rng);
+    params[0] = t.flip ? 1.0f : 0.0f;
+    params[1] = t.tx / (float)size;
+    params[2] = t.ty / (float)size;
+    params[3] = logf(t.scale);
+    params[4] = t.angle;
+    if (is_identity(&t)) {
+        memcpy(dst, src, (size_t)c * (size_t)size * (size_t)size * sizeof(float));
+        return DC_OK;
+    }
+    /* the same transform in the fine grid: only the shift is in pixels */
+    t.tx *= (float)k;
+    t.ty *= (float)k;
+    float *tmp = malloc(sizeof(float) * (size_t)c * (size_t)big * (size_t)big);
+    if (!tmp) return dc_set_error(err, DC_ERR_OOM, "augment: out of memory");
+    apply_similarity(fine_src, tmp, c, big, big, &t, cfg->fill);
+    dc_status s = dc_image_fit(tmp, c, big, big, dst, size, err);
+    free(tmp);
+    return s;
 }
 
 void dc_augment_image(const float *src, float *dst, int c, int h, int w,

@@ -87,7 +87,17 @@ dc_status dc_model_fill_batch_slice(const dc_model *m, const dc_dataset *ds, con
         dc_rng rng;
         dc_rng_seed(&rng, dc_seed_mix(seed, (uint64_t)global_slot));
         float *params = b->aug + (size_t)slot * DC_AUGMENT_PARAMS;
-        if (aug) {
+        if (aug && aug->fine) {
+            const float *fine_src = item < aug->fine->n ? dc_dataset_image(aug->fine, item) : NULL;
+            if (!fine_src)
+                return dc_set_error(err, DC_ERR_STATE,
+                                    "batch: item %d of the augmentation's fine copy of '%s' is "
+                                    "missing or not decoded on this rank",
+                                    item, ds->source);
+            dc_status st = dc_augment_image_fine(src, fine_src, tgt, s->channels, s->size, aug,
+                                                 &rng, params, err);
+            if (st != DC_OK) return st;
+        } else if (aug) {
             dc_augment_image_params(src, tgt, s->channels, s->size, s->size, aug, &rng, params);
         } else {
             memcpy(tgt, src, b->image_numel * sizeof(float));

@@ -55,6 +55,10 @@ typedef struct dc_train_config {
     float ema;            /* > 0: keep EMA weights with this decay (sampling uses them) */
     float val;            /* validation fraction of the data, [0, 1) */
     int augment;          /* flips, shifts, scaling, rotation (dc_augment_config) */
+    int augment_oversample; /* 2..4: the trainer loads `data` again at this many times the
+                               model's size and augments there (dc_augment_config.fine), so
+                               augmented images stay as sharp as the data; 0 or 1: augment
+                               at the model's size (runs made before it existed) */
     uint64_t seed;        /* initialisation, epoch order, augmentation, masks, noise */
     uint64_t split_seed;  /* which images are held out for validation: a seed of its own, so
                              that changing `seed` compares runs on the same held-out images */
@@ -65,6 +69,8 @@ typedef struct dc_train_config {
     int log_every;  /* progress callback every N steps; <= 0: once per epoch */
     struct dc_dist *dist; /* NULL: one process; else data-parallel over its ranks, batch
                              being the global batch (deconv/dist.h) */
+    int64_t max_image_pixels; /* the image loaders' cap when the trainer loads `data` itself
+                                 (augment_oversample); <= 0: the default */
 } dc_train_config;
 
 /* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, split seed
