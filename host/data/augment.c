@@ -107,14 +107,21 @@ static void apply_similarity(const float *src, float *dst, int c, int h, int w,
     }
 }
 
-void dc_augment_image_params(const float *src, float *dst, int c, int h, int w,
-                             const dc_augment_config *cfg, dc_rng *rng, float *params) {
+/* A draw and the DC_AUGMENT_PARAMS numbers a conditioned model reads for it. */
+static similarity draw_with_params(const dc_augment_config *cfg, dc_rng *rng, int h, int w,
+                                   float *params) {
     similarity t = draw_similarity(cfg, rng);
     params[0] = t.flip ? 1.0f : 0.0f;
     params[1] = t.tx / (float)w;
     params[2] = t.ty / (float)h;
     params[3] = logf(t.scale);
     params[4] = t.angle;
+    return t;
+}
+
+void dc_augment_image_params(const float *src, float *dst, int c, int h, int w,
+                             const dc_augment_config *cfg, dc_rng *rng, float *params) {
+    similarity t = draw_with_params(cfg, rng, h, w, params);
     if (is_identity(&t)) {
         memcpy(dst, src, (size_t)c * (size_t)h * (size_t)w * sizeof(float));
         return;
@@ -133,12 +140,7 @@ dc_status dc_augment_image_fine(const float *src, const float *fine_src, float *
                             fine ? fine->c : 0, fine ? fine->h : 0, fine ? fine->w : 0, c, size,
                             size);
     const int k = fine->h / size, big = fine->h;
-    similarity t = draw_similarity(cfg, rng);
-    params[0] = t.flip ? 1.0f : 0.0f;
-    params[1] = t.tx / (float)size;
-    params[2] = t.ty / (float)size;
-    params[3] = logf(t.scale);
-    params[4] = t.angle;
+    similarity t = draw_with_params(cfg, rng, size, size, params);
     if (is_identity(&t)) {
         memcpy(dst, src, (size_t)c * (size_t)size * (size_t)size * sizeof(float));
         return DC_OK;
