@@ -572,6 +572,12 @@ static void test_cli_class_options(void **state) {
                                "%s/eval0.log",
                                bin, dir, dir, dir),
                      0);
+    /* the inpaintings of eval's completion figure take --resample (1 to 1000) */
+    assert_int_equal(tu_system("%s eval %s/cond --samples 4 --steps 2 --resample 0 --device cpu "
+                               ">%s/bad.log 2>&1",
+                               bin, dir, dir),
+                     2);
+    assert_int_equal(tu_system("grep -q -- '--resample 0' %s/bad.log", dir), 0);
     /* the denoiser of the conditioned run exports with its class input */
     assert_int_equal(
         tu_system("%s export %s/cond --format onnx -o %s/cond.onnx >%s/export.log 2>&1 "

@@ -43,11 +43,13 @@ static int mask_count(const float *mask, int n) {
 /* Refinement: `deconv complete --passes k` feeds each completion back as the next input
  * (hidden pixels from the model, visible ones from the image); eval reports k = 1 and this. */
 #define EVAL_REFINE_PASSES 3
-/* diffusion inpainting in the evaluation: RePaint resampling per step (the command's default) */
+/* diffusion inpainting in the evaluation: RePaint resampling per step (complete's default) */
 #define EVAL_FLOW_RESAMPLE 3
 
+/* flow: the sampler settings of the inpaintings (eval's --steps, --sampler, --resample) */
 static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_dataset *train,
-                           const dc_dataset *eval, int draws, uint64_t seed) {
+                           const dc_dataset *eval, int draws, uint64_t seed,
+                           const dc_flow_config *flow_cfg, int resample) {
     const int C = m->spec.channels, S = m->spec.size, B = m->batch, HW = S * S;
     const size_t isz = (size_t)C * HW;
     float *mask = malloc(sizeof(float) * HW), *mean = calloc(isz, sizeof(float));
@@ -61,8 +63,7 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
     const int refine = !sampled && !flow;
     float *clean = flow ? malloc(sizeof(float) * B * isz) : NULL;
     float *masks = flow ? malloc(sizeof(float) * B * HW) : NULL;
-    dc_flow_config fcfg;
-    dc_flow_config_default(&fcfg);
+    dc_flow_config fcfg = *flow_cfg;
     fcfg.seed = seed;
     float *xr = refine ? malloc(sizeof(float) * B * isz) : NULL;
     float *yr = refine ? malloc(sizeof(float) * B * isz) : NULL;
@@ -97,7 +98,7 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                 memcpy(masks + (size_t)i * HW, mask, sizeof(float) * HW);
             }
             fcfg.seed = seed;
-            if (dc_flow_inpaint(m, count, &fcfg, clean, masks, EVAL_FLOW_RESAMPLE, y, &ferr) !=
+            if (dc_flow_inpaint(m, count, &fcfg, clean, masks, resample, y, &ferr) !=
                 DC_OK) {
                 dc_cli_fail(cmd, "%s", ferr.msg);
                 goto fail;
@@ -154,7 +155,7 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                 if (flow) {
                     dc_error ferr = {0};
                     fcfg.seed = dc_seed_mix(seed, (uint64_t)(first * 131 + d + 1));
-                    if (dc_flow_inpaint(m, count, &fcfg, clean, masks, EVAL_FLOW_RESAMPLE, out,
+                    if (dc_flow_inpaint(m, count, &fcfg, clean, masks, resample, out,
                                         &ferr) != DC_OK) {
                         dc_cli_fail(cmd, "%s", ferr.msg);
                         goto fail;
@@ -442,12 +443,15 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     const int steps = dc_args_int(a, "steps", DC_FLOW_STEPS);
     const char *sampler_name = dc_args_str(a, "sampler", "euler");
     const float guidance = dc_args_float(a, "guidance", 1.0f);
+    const int resample = dc_args_int(a, "resample", EVAL_FLOW_RESAMPLE);
     dc_sampler sampler;
     if (dc_args_check_unused(a)) return 2;
+    if (resample < 1 || resample > 1000)
+        return dc_cli_usage(cmd, "--resample %d: use 1 to 1000", resample);
     if (!(guidance >= 0.0f && guidance <= 20.0f))
         return dc_cli_usage(cmd, "--guidance %g: use a value in [0, 20]", (double)guidance);
     if (dc_sampler_parse(sampler_name, &sampler, NULL) != DC_OK)
-        return dc_cli_usage(cmd, "--sampler %s: use euler or heun", sampler_name);
+        return dc_cli_usage(cmd, "--sampler %s: use euler, heun or sde", sampler_name);
     if (steps < 1) return dc_cli_usage(cmd, "--steps %d: use at least 1", steps);
     if (draws < 2 || samples == 0 || samples < -1) return dc_cli_usage(cmd, "--draws must be >= 2 and --samples >= 1");
     ev_report r;
@@ -505,7 +509,11 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
                             "training set\n");
             eval = train;
         }
-        if (eval_completion(&r, cmd, m, train, eval, draws, seed))
+        dc_flow_config inpaint_cfg;
+        dc_flow_config_default(&inpaint_cfg);
+        inpaint_cfg.steps = steps;
+        inpaint_cfg.sampler = sampler;
+        if (eval_completion(&r, cmd, m, train, eval, draws, seed, &inpaint_cfg, resample))
             goto done;
     }
     const int C = m->spec.channels, S = m->spec.size;
