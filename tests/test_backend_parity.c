@@ -906,6 +906,25 @@ static void test_errors_and_accounting(void **state) {
     /* out-of-range use is refused with the op and the sizes named */
     assert_int_equal(cl->ops->fill(cl, (dc_ptr){b[0], 990}, 20, 1.0f), DC_ERR_ARG);
     if (!strstr(cl->err.msg, "fill")) fail_msg("range error does not name the op: %s", cl->err.msg);
+    /* every primitive's tensors are checked from one table: a short one is named, with its
+     * op and sizes, whatever its place in the table, optional ones included */
+    const dc_win2d pool = {.n = 1, .c = 1, .h = 20, .w = 20, .kh = 2, .kw = 2, .sh = 2, .sw = 2,
+                           .oh = 10, .ow = 10};
+    dc_ptr b0 = {b[0], 0};
+    assert_int_equal(cl->ops->maxpool_fwd(cl, &pool, b0, dc_ptr_at(b0, 400), dc_ptr_at(b0, 950)),
+                     DC_ERR_ARG);
+    if (!strstr(cl->err.msg, "maxpool_fwd") || !strstr(cl->err.msg, "switches") ||
+        !strstr(cl->err.msg, "100 elements at element 950"))
+        fail_msg("short switches not named: %s", cl->err.msg);
+    assert_int_equal(
+        cl->ops->mse(cl, b0, dc_ptr_at(b0, 100), dc_ptr_at(b0, 950), 100, dc_ptr_at(b0, 300),
+                     dc_ptr_at(b0, 400), 1.0f),
+        DC_ERR_ARG);
+    if (!strstr(cl->err.msg, "mse") || !strstr(cl->err.msg, "weight"))
+        fail_msg("short optional weight not named: %s", cl->err.msg);
+    assert_int_equal(cl->ops->axpy(cl, b0, (dc_ptr){NULL, 0}, 10, 1.0f), DC_ERR_ARG);
+    if (!strstr(cl->err.msg, "axpy") || !strstr(cl->err.msg, "x is NULL"))
+        fail_msg("missing tensor not named: %s", cl->err.msg);
     assert_int_equal(cl->ops->read(cl, (dc_ptr){b[1], 0}, z, 8), DC_ERR_ARG);
     for (int i = 0; i < 3; i++)
         cl->ops->free(cl, b[i]);

@@ -124,6 +124,22 @@ static void plat_str(cl_platform_id p, cl_platform_info what, char *out, size_t 
     out[cap - 1] = 0;
 }
 
+/* "0 = NAME, 1 = NAME, ...": the choices an error message lists, the platforms in plats
+ * (devs NULL) or the devices in devs. */
+static void list_choices(char *list, size_t cap, const cl_platform_id *plats,
+                         const cl_device_id *devs, cl_uint count) {
+    list[0] = 0;
+    for (cl_uint i = 0; i < count; i++) {
+        char name[128];
+        if (devs)
+            dev_str(devs[i], CL_DEVICE_NAME, name, sizeof name);
+        else
+            plat_str(plats[i], CL_PLATFORM_NAME, name, sizeof name);
+        const size_t used = strlen(list);
+        snprintf(list + used, cap - used, "%s%u = %s", i ? ", " : "", i, name);
+    }
+}
+
 static cl_device_type dev_type(cl_device_id d) {
     cl_device_type t = 0;
     if (clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL) != CL_SUCCESS) t = 0;
@@ -708,13 +724,8 @@ static dc_status open_device(cl_backend *b, int platform, int device) {
                                 "OpenCL: %u platform(s) but no device", np);
     }
     if ((cl_uint)platform >= np) {
-        char list[512] = "";
-        for (cl_uint p = 0; p < np; p++) {
-            char name[128];
-            plat_str(plats[p], CL_PLATFORM_NAME, name, sizeof name);
-            size_t used = strlen(list);
-            snprintf(list + used, sizeof list - used, "%s%u = %s", p ? ", " : "", p, name);
-        }
+        char list[512];
+        list_choices(list, sizeof list, plats, NULL, np);
         return dc_set_error(&b->base.err, DC_ERR_NOT_FOUND,
                             "OpenCL platform %d does not exist (platforms: %s; see deconv devices)",
                             platform, list);
@@ -732,13 +743,8 @@ static dc_status open_device(cl_backend *b, int platform, int device) {
             }
     }
     if ((cl_uint)device >= nd) {
-        char list[512] = "";
-        for (cl_uint d = 0; d < nd; d++) {
-            char name[128];
-            dev_str(devs[d], CL_DEVICE_NAME, name, sizeof name);
-            size_t used = strlen(list);
-            snprintf(list + used, sizeof list - used, "%s%u = %s", d ? ", " : "", d, name);
-        }
+        char list[512];
+        list_choices(list, sizeof list, NULL, devs, nd);
         return dc_set_error(&b->base.err, DC_ERR_NOT_FOUND,
                             "OpenCL device %d does not exist on platform %d (%s) (devices: %s; see "
                             "deconv devices)",

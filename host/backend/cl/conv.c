@@ -10,35 +10,19 @@ dc_status dc_cl_im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
                            const chan_final_job *fin) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
-    const size_t total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
-    DC_TRY(need(be, "im2col", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
-    DC_TRY(need(be, "im2col", "cols", cols, total));
-    if (act)
-        DC_TRY(
-            need(be, "im2col", "activation output", act_y, (size_t)(n0 + nb) * g->c * g->h * g->w));
-    DC_TRY(fits32(be, "im2col", total));
     /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
+    const size_t total = rows * ncols, images = (size_t)(n0 + nb) * g->c * g->h * g->w;
     const size_t local = B(be)->local[DC_K_im2col], gpr = (ncols + local - 1) / local;
+    DC_TRY(CHECK_TENSORS(be, "im2col", total, TENSOR("x", x, images), TENSOR("cols", cols, total),
+                         TENSOR_IF(act, "activation output", act_y, images)));
     DC_TRY(fits32(be, "im2col", rows * gpr));
-    kargs a = ka(be, DC_K_im2col);
-    ka_geom(&a, g, n0, nb);
-    ka_ptr(&a, x);
-    ka_ptr(&a, act_y.buf ? act_y : x);
-    ka_int(&a, act ? act->kind : DC_FACT_NONE);
-    ka_int(&a, act ? act->mode : 0);
-    ka_float(&a, act ? act->alpha : 0.0f);
-    ka_ptr(&a, cols);
-    ka_uint(&a, gpr);
-    ka_uint(&a, rows * gpr);
     if (fin && !fin->channels) fin = NULL;
-    ka_uint(&a, fin ? (size_t)fin->channels : 0);
-    ka_mem(&a, B(be)->partial);
-    ka_uint(&a, fin ? fin->groups_per_ch : 1);
-    ka_ptr(&a, fin ? fin->db : cols);
-    ka_scratch(&a);
-    return ka_run_groups(&a, rows * gpr + (fin ? (size_t)fin->channels : 0),
-                         (size_t)nb * g->c * g->h * g->w, total);
+    return LAUNCH_GROUPS(be, DC_K_im2col, rows * gpr + (fin ? (size_t)fin->channels : 0),
+                         (size_t)nb * g->c * g->h * g->w, total, KGEOM(g, n0, nb), KPTR(x),
+                         KPTR(act_y.buf ? act_y : x), KACT(act), KPTR(cols), KUINT(gpr),
+                         KUINT(rows * gpr), KUINT(fin ? (size_t)fin->channels : 0), KPARTIAL(be),
+                         KUINT(fin ? fin->groups_per_ch : 1), KPTR(fin ? fin->db : cols), KSCRATCH);
 }
 
 dc_status dc_cl_prim_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
@@ -54,24 +38,14 @@ dc_status dc_cl_col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int n
     DC_TRY(check_win(be, "col2im", g));
     DC_TRY(check_chunk(be, "col2im", g, n0, nb));
     const size_t total = (size_t)nb * g->c * g->h * g->w;
-    DC_TRY(need(be, "col2im", "cols", cols, (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
-    DC_TRY(need(be, "col2im", "x", x, (size_t)(n0 + nb) * g->c * g->h * g->w));
-    DC_TRY(fits32(be, "col2im", (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow));
-    if (bias.buf) DC_TRY(need(be, "col2im", "bias", bias, (size_t)g->c));
-    kargs a = ka(be, DC_K_col2im);
-    ka_geom(&a, g, n0, nb);
-    ka_ptr(&a, cols);
-    ka_ptr(&a, x);
-    ka_uint(&a, total);
-    ka_int(&a, accumulate);
-    ka_ptr(&a, bias.buf ? bias : cols);
-    ka_int(&a, bias.buf != NULL);
-    ka_int(&a, act ? act->kind : DC_FACT_NONE);
-    ka_float(&a, act ? act->alpha : 0.0f);
-    ka_int(&a, image_major);
-    return ka_run(&a, total,
-                  (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow + (accumulate ? total : 0),
-                  total);
+    const size_t cols_total = (size_t)g->c * g->kh * g->kw * nb * g->oh * g->ow;
+    DC_TRY(CHECK_TENSORS(be, "col2im", cols_total, TENSOR("cols", cols, cols_total),
+                         TENSOR("x", x, (size_t)(n0 + nb) * g->c * g->h * g->w),
+                         TENSOR_IF(bias.buf, "bias", bias, (size_t)g->c)));
+    return LAUNCH_ITEMS(be, DC_K_col2im, total, cols_total + (accumulate ? total : 0), total,
+                        KGEOM(g, n0, nb), KPTR(cols), KPTR(x), KUINT(total), KINT(accumulate),
+                        KPTR(bias.buf ? bias : cols), KINT(bias.buf != NULL), KACT_FWD(act),
+                        KINT(image_major));
 }
 
 dc_status dc_cl_prim_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
@@ -85,23 +59,12 @@ dc_status dc_cl_cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     const size_t total = (size_t)nb * c * hw;
     if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL cm_to_nchw: negative size");
-    DC_TRY(need(be, "cm_to_nchw", "src", src, total));
-    DC_TRY(need(be, "cm_to_nchw", "dst", dst, (size_t)(n0 + nb) * c * hw));
-    if (bias.buf) DC_TRY(need(be, "cm_to_nchw", "bias", bias, (size_t)c));
-    DC_TRY(fits32(be, "cm_to_nchw", total));
-    kargs a = ka(be, DC_K_cm_to_nchw);
-    ka_ptr(&a, src);
-    ka_ptr(&a, bias.buf ? bias : src);
-    ka_int(&a, bias.buf != NULL);
-    ka_ptr(&a, dst);
-    ka_int(&a, n0);
-    ka_int(&a, nb);
-    ka_int(&a, c);
-    ka_int(&a, hw);
-    ka_float(&a, beta);
-    ka_int(&a, act ? act->kind : DC_FACT_NONE);
-    ka_float(&a, act ? act->alpha : 0.0f);
-    return ka_run(&a, total, (beta != 0.0f ? 2 : 1) * total, total);
+    DC_TRY(CHECK_TENSORS(be, "cm_to_nchw", total, TENSOR("src", src, total),
+                         TENSOR("dst", dst, (size_t)(n0 + nb) * c * hw),
+                         TENSOR_IF(bias.buf, "bias", bias, (size_t)c)));
+    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, total, (beta != 0.0f ? 2 : 1) * total, total,
+                        KPTR(src), KPTR(bias.buf ? bias : src), KINT(bias.buf != NULL), KPTR(dst),
+                        KINT(n0), KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act));
 }
 
 dc_status dc_cl_prim_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
@@ -114,31 +77,18 @@ dc_status dc_cl_prim_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, 
     const size_t total = (size_t)nb * c * hw;
     if (n0 < 0 || nb < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL nchw_to_cm: negative size");
-    DC_TRY(need(be, "nchw_to_cm", "src", src, (size_t)(n0 + nb) * c * hw));
-    DC_TRY(need(be, "nchw_to_cm", "dst", dst, total));
-    DC_TRY(fits32(be, "nchw_to_cm", total));
-    kargs a = ka(be, DC_K_nchw_to_cm);
-    ka_ptr(&a, src);
-    ka_ptr(&a, dst);
-    ka_int(&a, n0);
-    ka_int(&a, nb);
-    ka_int(&a, c);
-    ka_int(&a, hw);
-    return ka_run(&a, total, total, total);
+    DC_TRY(CHECK_TENSORS(be, "nchw_to_cm", total, TENSOR("src", src, (size_t)(n0 + nb) * c * hw),
+                         TENSOR("dst", dst, total)));
+    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, total, total, total, KPTR(src), KPTR(dst), KINT(n0),
+                        KINT(nb), KINT(c), KINT(hw));
 }
 
 dc_status dc_cl_prim_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {
     const size_t total = (size_t)n * c * hw;
-    DC_TRY(need(be, "bias_add", "y", y, total));
-    DC_TRY(need(be, "bias_add", "bias", bias, (size_t)c));
-    DC_TRY(fits32(be, "bias_add", total));
-    kargs a = ka(be, DC_K_bias_add);
-    ka_ptr(&a, y);
-    ka_ptr(&a, bias);
-    ka_uint(&a, total);
-    ka_int(&a, c);
-    ka_int(&a, hw);
-    return ka_run(&a, total, total, total);
+    DC_TRY(CHECK_TENSORS(be, "bias_add", total, TENSOR("y", y, total),
+                         TENSOR("bias", bias, (size_t)c)));
+    return LAUNCH_ITEMS(be, DC_K_bias_add, total, total, total, KPTR(y), KPTR(bias), KUINT(total),
+                        KINT(c), KINT(hw));
 }
 
 /* Per-channel gradient sums over images [n0, n0 + nb) of an NCHW gradient dy (c channels,
@@ -156,44 +106,25 @@ dc_status dc_cl_chan_sums(dc_backend *be, dc_ptr dy, dc_ptr act_y, const dc_fuse
     const size_t m = (size_t)nb * hw;
     size_t groups_per_ch = 1, span = 1;
     DC_TRY(chan_runs(be, DC_K_chan_grad, "channel sums", m, c, 1, &groups_per_ch, &span));
-    kargs a = ka(be, DC_K_chan_grad);
-    ka_ptr(&a, dy);
-    ka_ptr(&a, act_y.buf ? act_y : dy);
-    ka_int(&a, act ? act->kind : DC_FACT_NONE);
-    ka_int(&a, act ? act->mode : 0);
-    ka_float(&a, act ? act->alpha : 0.0f);
-    ka_ptr(&a, cm.buf ? cm : dy);
-    ka_int(&a, cm.buf != NULL);
-    ka_int(&a, n0);
-    ka_int(&a, nb);
-    ka_int(&a, c);
-    ka_int(&a, hw);
-    ka_uint(&a, groups_per_ch);
-    ka_uint(&a, span);
-    ka_mem(&a, B(be)->partial);
     /* one run per channel: its sum is the channel's, added to db in this launch */
     const int direct = db.buf && groups_per_ch == 1;
-    ka_int(&a, direct);
-    ka_ptr(&a, direct ? db : dy);
-    ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups_per_ch * (size_t)c, (act ? 2 : 1) * m * (size_t)c,
-                         (cm.buf ? m * (size_t)c : 0) + groups_per_ch * (size_t)c));
+    DC_TRY(LAUNCH_GROUPS(
+        be, DC_K_chan_grad, groups_per_ch * (size_t)c, (act ? 2 : 1) * m * (size_t)c,
+        (cm.buf ? m * (size_t)c : 0) + groups_per_ch * (size_t)c, KPTR(dy),
+        KPTR(act_y.buf ? act_y : dy), KACT(act), KPTR(cm.buf ? cm : dy), KINT(cm.buf != NULL),
+        KINT(n0), KINT(nb), KINT(c), KINT(hw), KUINT(groups_per_ch), KUINT(span), KPARTIAL(be),
+        KINT(direct), KPTR(direct ? db : dy), KSCRATCH));
     if (!db.buf || direct) return DC_OK;
     if (later) { /* the caller's next launch finishes it */
         *later = (chan_final_job){c, groups_per_ch, db};
         return DC_OK;
     }
-    kargs f = ka(be, DC_K_chan_final);
-    ka_mem(&f, B(be)->partial);
-    ka_uint(&f, groups_per_ch);
-    ka_ptr(&f, db);
-    ka_scratch(&f);
-    return ka_run_groups(&f, (size_t)c, groups_per_ch * (size_t)c + (size_t)c, (size_t)c);
+    return LAUNCH_GROUPS(be, DC_K_chan_final, (size_t)c, groups_per_ch * (size_t)c + (size_t)c,
+                         (size_t)c, KPARTIAL(be), KUINT(groups_per_ch), KPTR(db), KSCRATCH);
 }
 
 dc_status dc_cl_prim_bias_grad(dc_backend *be, dc_ptr db, dc_ptr dy, int n, int c, int hw) {
-    DC_TRY(need(be, "bias_grad", "db", db, (size_t)c));
-    DC_TRY(need(be, "bias_grad", "dy", dy, (size_t)n * c * hw));
-    DC_TRY(fits32(be, "bias_grad", (size_t)n * c * hw));
+    DC_TRY(CHECK_TENSORS(be, "bias_grad", (size_t)n * c * hw, TENSOR("db", db, (size_t)c),
+                         TENSOR("dy", dy, (size_t)n * c * hw)));
     return dc_cl_chan_sums(be, dy, dc_null_ptr(), NULL, dc_null_ptr(), 0, n, c, hw, db, NULL);
 }

@@ -41,16 +41,12 @@ dc_status dc_cl_prim_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, f
     if (k <= 0) {
         /* C = beta*C, as the CPU backend does explicitly */
         DC_TRY(fits32(be, "gemm", (size_t)m * n));
-        kargs a = ka(be, DC_K_gemm_beta);
-        ka_ptr(&a, pc);
-        ka_uint(&a, m);
-        ka_uint(&a, n);
-        ka_uint(&a, ldc);
-        ka_float(&a, beta);
-        return ka_run(&a, (size_t)m * n, beta != 0.0f ? (size_t)m * n : 0, (size_t)m * n);
+        return LAUNCH_ITEMS(be, DC_K_gemm_beta, (size_t)m * n, beta != 0.0f ? (size_t)m * n : 0,
+                            (size_t)m * n, KPTR(pc), KUINT(m), KUINT(n), KUINT(ldc), KFLOAT(beta));
     }
-    DC_TRY(need(be, "gemm", "A", pa, ta ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
-    DC_TRY(need(be, "gemm", "B", pb, tb ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n));
+    DC_TRY(CHECK_TENSORS(
+        be, "gemm", 0, TENSOR("A", pa, ta ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k),
+        TENSOR("B", pb, tb ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n)));
     cl_backend *b = B(be);
     b->used_clblast = 1;
     b->budget.gemm_calls++;
@@ -75,10 +71,11 @@ static dc_status gemm_batched(dc_backend *be, int trans_a, int m, int n, int k, 
                               dc_ptr bm, int ldb, size_t b_stride, float beta, dc_ptr c, int ldc,
                               size_t c_stride, int count) {
     if (m <= 0 || n <= 0 || k <= 0 || count <= 0) return DC_OK;
-    DC_TRY(need(be, "gemm_batched", "A", a,
-                trans_a ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k));
-    DC_TRY(need(be, "gemm_batched", "B", bm, b_stride * (count - 1) + (size_t)(k - 1) * ldb + n));
-    DC_TRY(need(be, "gemm_batched", "C", c, c_stride * (count - 1) + (size_t)(m - 1) * ldc + n));
+    DC_TRY(CHECK_TENSORS(
+        be, "gemm_batched", 0,
+        TENSOR("A", a, trans_a ? (size_t)(k - 1) * lda + m : (size_t)(m - 1) * lda + k),
+        TENSOR("B", bm, b_stride * (count - 1) + (size_t)(k - 1) * ldb + n),
+        TENSOR("C", c, c_stride * (count - 1) + (size_t)(m - 1) * ldc + n)));
     cl_backend *b = B(be);
     b->used_clblast = 1;
     b->budget.gemm_calls++;
@@ -119,25 +116,34 @@ static dc_status work_at_least(dc_backend *be, size_t elems, dc_ptr *out) {
     return DC_OK;
 }
 
-/* Images per chunk when each needs per_image floats of columns. */
-static int conv_chunk(dc_backend *be, size_t per_image, int n) {
+/* Images per chunk when each needs per_image floats of columns, and the column buffer for
+ * one chunk. */
+static dc_status conv_chunk(dc_backend *be, size_t per_image, int n, int *images, dc_ptr *work) {
     size_t nb = per_image ? B(be)->work_budget / per_image : (size_t)n;
     if (nb < 1) nb = 1;
     if (nb > (size_t)n) nb = (size_t)n;
-    return (int)nb;
+    *images = (int)nb;
+    return work_at_least(be, per_image * nb, work);
+}
+
+/* What every fused convolution does first: launch what is pending, check the geometry and
+ * that the activation fuses. */
+static dc_status conv_begin(dc_backend *be, const char *op, const dc_win2d *g,
+                            const dc_fused_act *act) {
+    DC_TRY(dc_cl_flush(be));
+    DC_TRY(check_win(be, op, g));
+    return check_act(be, op, act);
 }
 
 dc_status dc_cl_prim_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                 dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
-    DC_TRY(dc_cl_flush(be));
-    DC_TRY(check_win(be, "conv2d_fwd", g));
-    DC_TRY(check_act(be, "conv2d_fwd", act));
+    DC_TRY(conv_begin(be, "conv2d_fwd", g, act));
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
-    DC_TRY(need(be, "conv2d_fwd", "weight", w, (size_t)oc * K));
-    DC_TRY(need(be, "conv2d_fwd", "y", y, (size_t)g->n * oc * ohw));
-    const int nb = conv_chunk(be, ((size_t)K + oc) * ohw, g->n);
+    DC_TRY(CHECK_TENSORS(be, "conv2d_fwd", 0, TENSOR("weight", w, (size_t)oc * K),
+                         TENSOR("y", y, (size_t)g->n * oc * ohw)));
+    int nb;
     dc_ptr work;
-    DC_TRY(work_at_least(be, ((size_t)K + oc) * ohw * nb, &work));
+    DC_TRY(conv_chunk(be, ((size_t)K + oc) * ohw, g->n, &nb, &work));
     for (int n0 = 0; n0 < g->n; n0 += nb) {
         const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
         dc_ptr cols = work, ycm = dc_ptr_at(work, (size_t)K * cols_n);
@@ -152,19 +158,15 @@ dc_status dc_cl_prim_conv2d_fwd(dc_backend *be, const dc_win2d *g, int oc, dc_pt
 dc_status dc_cl_prim_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_ptr x, dc_ptr w,
                                 dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
                                 const dc_fused_act *act) {
-    DC_TRY(dc_cl_flush(be));
-    DC_TRY(check_win(be, "conv2d_bwd", g));
-    DC_TRY(check_act(be, "conv2d_bwd", act));
+    DC_TRY(conv_begin(be, "conv2d_bwd", g, act));
     const int K = g->c * g->kh * g->kw, ohw = g->oh * g->ow;
     const size_t out_total = (size_t)g->n * oc * ohw;
-    DC_TRY(need(be, "conv2d_bwd", "dy", dy, out_total));
-    if (act) DC_TRY(need(be, "conv2d_bwd", "y", y, out_total));
-    if (db.buf) DC_TRY(need(be, "conv2d_bwd", "db", db, (size_t)oc));
-    DC_TRY(need(be, "conv2d_bwd", "dw", dw, (size_t)oc * K));
-    DC_TRY(fits32(be, "conv2d_bwd", out_total));
-    const int nb = conv_chunk(be, ((size_t)K + oc) * ohw, g->n);
+    DC_TRY(CHECK_TENSORS(be, "conv2d_bwd", out_total, TENSOR("dy", dy, out_total),
+                         TENSOR_IF(act, "y", y, out_total), TENSOR_IF(db.buf, "db", db, (size_t)oc),
+                         TENSOR("dw", dw, (size_t)oc * K)));
+    int nb;
     dc_ptr work;
-    DC_TRY(work_at_least(be, ((size_t)K + oc) * ohw * nb, &work));
+    DC_TRY(conv_chunk(be, ((size_t)K + oc) * ohw, g->n, &nb, &work));
     for (int n0 = 0; n0 < g->n; n0 += nb) {
         const int cnt = n0 + nb <= g->n ? nb : g->n - n0, cols_n = cnt * ohw;
         dc_ptr dycm = work, cols = dc_ptr_at(work, (size_t)oc * cols_n);
@@ -189,17 +191,15 @@ dc_status dc_cl_prim_conv2d_bwd(dc_backend *be, const dc_win2d *g, int oc, dc_pt
  * at fixed strides, A shared: one CLBlast call for the whole batch. */
 dc_status dc_cl_prim_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
                                   dc_ptr w, dc_ptr bias, dc_ptr y, const dc_fused_act *act) {
-    DC_TRY(dc_cl_flush(be));
-    DC_TRY(check_win(be, "conv_t2d_fwd", g));
-    DC_TRY(check_act(be, "conv_t2d_fwd", act));
+    DC_TRY(conv_begin(be, "conv_t2d_fwd", g, act));
     const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow;
-    DC_TRY(need(be, "conv_t2d_fwd", "weight", w, (size_t)cin * R));
-    DC_TRY(need(be, "conv_t2d_fwd", "y", y, (size_t)n * g->c * g->h * g->w));
+    DC_TRY(CHECK_TENSORS(be, "conv_t2d_fwd", 0, TENSOR("weight", w, (size_t)cin * R),
+                         TENSOR("y", y, (size_t)n * g->c * g->h * g->w)));
     dc_win2d wb = *g;
     wb.n = n;
-    const int nb = conv_chunk(be, (size_t)R * hw, n);
+    int nb;
     dc_ptr work;
-    DC_TRY(work_at_least(be, (size_t)R * hw * nb, &work));
+    DC_TRY(conv_chunk(be, (size_t)R * hw, n, &nb, &work));
     for (int n0 = 0; n0 < n; n0 += nb) {
         const int cnt = n0 + nb <= n ? nb : n - n0;
         /* cols_i [R, hw] = W [cin, R]^T x_i [cin, hw] for every image in one call, straight
@@ -214,30 +214,24 @@ dc_status dc_cl_prim_conv_t2d_fwd(dc_backend *be, const dc_win2d *g, int n, int 
 dc_status dc_cl_prim_conv_t2d_bwd(dc_backend *be, const dc_win2d *g, int n, int cin, dc_ptr x,
                                   dc_ptr w, dc_ptr y, dc_ptr dy, dc_ptr dx, dc_ptr dw, dc_ptr db,
                                   const dc_fused_act *act) {
-    DC_TRY(dc_cl_flush(be));
-    DC_TRY(check_win(be, "conv_t2d_bwd", g));
-    DC_TRY(check_act(be, "conv_t2d_bwd", act));
+    DC_TRY(conv_begin(be, "conv_t2d_bwd", g, act));
     const int R = g->c * g->kh * g->kw, hw = g->oh * g->ow, big = g->h * g->w;
     const size_t out_total = (size_t)n * g->c * big;
-    DC_TRY(need(be, "conv_t2d_bwd", "dy", dy, out_total));
-    if (act) DC_TRY(need(be, "conv_t2d_bwd", "y", y, out_total));
-    DC_TRY(need(be, "conv_t2d_bwd", "dw", dw, (size_t)cin * R));
-    DC_TRY(fits32(be, "conv_t2d_bwd", out_total));
+    DC_TRY(CHECK_TENSORS(
+        be, "conv_t2d_bwd", out_total, TENSOR("dy", dy, out_total),
+        TENSOR_IF(act, "y", y, out_total), TENSOR_IF(n > 0, "x", x, (size_t)n * cin * hw),
+        TENSOR("dw", dw, (size_t)cin * R), TENSOR_IF(db.buf, "db", db, (size_t)g->c)));
     chan_final_job fin = {0, 0, {NULL, 0}};
-    if (db.buf) {
-        DC_TRY(need(be, "conv_t2d_bwd", "db", db, (size_t)g->c));
-        DC_TRY(dc_cl_chan_sums(be, dy, y, act, dc_null_ptr(), 0, n, g->c, big, db, &fin));
-    }
+    if (db.buf) DC_TRY(dc_cl_chan_sums(be, dy, y, act, dc_null_ptr(), 0, n, g->c, big, db, &fin));
     dc_win2d wb = *g;
     wb.n = n;
-    const int nb = conv_chunk(be, ((size_t)R + cin) * hw, n);
+    int nb;
     dc_ptr work;
-    DC_TRY(work_at_least(be, ((size_t)R + cin) * hw * nb, &work));
+    DC_TRY(conv_chunk(be, ((size_t)R + cin) * hw, n, &nb, &work));
     for (int n0 = 0; n0 < n; n0 += nb) {
         const int cnt = n0 + nb <= n ? nb : n - n0, cols_n = cnt * hw;
         dc_ptr xcm = work, cols = dc_ptr_at(work, (size_t)cin * cols_n);
         /* the columns of the gradient before the activation */
-        DC_TRY(need(be, "conv_t2d_bwd", "x", x, (size_t)n * cin * hw));
         DC_TRY(dc_cl_im2col_act(be, &wb, n0, cnt, dy, y, act, cols,
                                 n0 == 0 && fin.channels ? &fin : NULL));
         DC_TRY(dc_cl_prim_nchw_to_cm(be, x, xcm, n0, cnt, cin, hw));

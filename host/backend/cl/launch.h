@@ -1,6 +1,6 @@
 /* Private to the OpenCL primitives (one file per family in this folder): argument
- * checks, kernel-argument setting and the one launch function that also counts the step
- * budget, and the helpers one family lends another. */
+ * checks, the kernel-argument table and the one launch function that also counts the step
+ * budget (launch.c), and the helpers one family lends another. */
 #ifndef DECONV_CL_LAUNCH_H
 #define DECONV_CL_LAUNCH_H
 
@@ -33,97 +33,86 @@ static inline dc_status fits32(dc_backend *be, const char *op, size_t n) {
     return DC_OK;
 }
 
+/* The tensors a primitive touches, as one table: each must lie inside its buffer (need),
+ * and `max_index` elements (0: none) must fit the kernels' 32-bit indices (fits32). */
+typedef struct need_spec {
+    const char *what; /* the tensor's name in the error */
+    dc_ptr p;
+    size_t elems;
+    int present; /* 0: an optional tensor absent this call, not checked */
+} need_spec;
+
+dc_status dc_cl_check_tensors(dc_backend *be, const char *op, size_t max_index,
+                              const need_spec *tensors, size_t count);
+
+#define TENSOR(what, p, elems) ((need_spec){(what), (p), (elems), 1})
+#define TENSOR_IF(present, what, p, elems) ((need_spec){(what), (p), (elems), (present) ? 1 : 0})
+/* CHECK_TENSORS(be, "op", n, TENSOR("x", x, n), TENSOR_IF(bias.buf, "bias", bias, c), ...) */
+#define CHECK_TENSORS(be, op, max_index, ...)                                                      \
+    dc_cl_check_tensors((be), (op), (max_index), (const need_spec[]){__VA_ARGS__},                 \
+                        DC_ARRAY_LEN(((const need_spec[]){__VA_ARGS__})))
+
 /* ------------------------------------------------------------------ launches */
-/* Arguments are set in order; the first failure is kept and reported by ka_run with
- * the kernel name and argument index. */
-typedef struct kargs {
-    cl_backend *b;
-    int k;
-    cl_uint next;
-    cl_int e;
-    cl_uint bad;
-} kargs;
+/* One kernel argument, tagged: a launch states its arguments as one table in the kernel's
+ * order and dc_cl_launch sets them, so each primitive says only what is its own. */
+typedef enum karg_kind {
+    KARG_PTR,     /* a buffer and its element offset: two arguments (cl_mem, cl_ulong) */
+    KARG_INT,     /* cl_int */
+    KARG_UINT,    /* cl_uint (the caller has checked the range) */
+    KARG_FLOAT,   /* cl_float */
+    KARG_MEM,     /* a bare cl_mem (the partials buffer) */
+    KARG_SCRATCH, /* the reduction scratch: one float of local memory per work-item */
+    KARG_GEOM,    /* a window geometry and an image range: one int16 */
+    KARG_ACT,     /* a fused activation: kind (DC_FACT_NONE without one), mode, alpha */
+    KARG_ACT_FWD, /* the same without the mode: kind, alpha */
+    KARG_BYTES    /* anything else, by size and address */
+} karg_kind;
 
-static inline kargs ka(dc_backend *be, int k) {
-    kargs a = {B(be), k, 0, CL_SUCCESS, 0};
-    return a;
-}
+typedef struct karg {
+    karg_kind kind;
+    union {
+        dc_ptr ptr;
+        int i;
+        size_t u;
+        float f;
+        cl_mem mem;
+        const dc_fused_act *act;
+        struct {
+            const dc_win2d *g;
+            int n0, nb;
+        } geom;
+        struct {
+            size_t size;
+            const void *value;
+        } bytes;
+    };
+} karg;
 
-static inline void ka_set(kargs *a, size_t size, const void *value) {
-    if (a->e == CL_SUCCESS) {
-        a->e = clSetKernelArg(a->b->kernels[a->k], a->next, size, value);
-        a->bad = a->next;
-    }
-    a->next++;
-}
-static inline void ka_ptr(kargs *a, dc_ptr p) {
-    cl_mem m = p.buf->mem;
-    cl_ulong off = p.off;
-    ka_set(a, sizeof m, &m);
-    ka_set(a, sizeof off, &off);
-}
-static inline void ka_int(kargs *a, int v) {
-    cl_int x = v;
-    ka_set(a, sizeof x, &x);
-}
-static inline void ka_uint(kargs *a, size_t v) {
-    cl_uint x = (cl_uint)v;
-    ka_set(a, sizeof x, &x);
-}
-static inline void ka_float(kargs *a, float v) {
-    cl_float x = v;
-    ka_set(a, sizeof x, &x);
-}
-static inline void ka_mem(kargs *a, cl_mem m) {
-    ka_set(a, sizeof m, &m);
-}
-/* The reduction scratch: one float per work-item. */
-static inline void ka_scratch(kargs *a) {
-    ka_set(a, a->b->local[a->k] * sizeof(float), NULL);
-}
-static inline void ka_geom(kargs *a, const dc_win2d *g, int n0, int nb) {
-    cl_int16 v;
-    memset(&v, 0, sizeof v);
-    const int f[14] = {g->n,  g->c,  g->h,  g->w,  g->kh, g->kw, g->sh,
-                       g->sw, g->ph, g->pw, g->oh, g->ow, n0,    nb};
-    for (int i = 0; i < 14; i++)
-        v.s[i] = f[i];
-    ka_set(a, sizeof v, &v);
-}
+#define KPTR(p) ((karg){.kind = KARG_PTR, .ptr = (p)})
+#define KINT(v) ((karg){.kind = KARG_INT, .i = (v)})
+#define KUINT(v) ((karg){.kind = KARG_UINT, .u = (v)})
+#define KFLOAT(v) ((karg){.kind = KARG_FLOAT, .f = (v)})
+#define KPARTIAL(be) ((karg){.kind = KARG_MEM, .mem = B(be)->partial})
+#define KSCRATCH ((karg){.kind = KARG_SCRATCH})
+#define KGEOM(g, n0, nb) ((karg){.kind = KARG_GEOM, .geom = {(g), (n0), (nb)}})
+#define KACT(a) ((karg){.kind = KARG_ACT, .act = (a)})
+#define KACT_FWD(a) ((karg){.kind = KARG_ACT_FWD, .act = (a)})
+#define KBYTES(v) ((karg){.kind = KARG_BYTES, .bytes = {sizeof(v), &(v)}})
 
-/* Enqueue with `groups` work-groups of the kernel's size, or (groups == 0) enough groups
- * to cover `items` work-items: the range is padded and the kernels bounds-check. */
-static inline dc_status ka_launch(kargs *a, size_t items, size_t groups, size_t rd, size_t wr) {
-    cl_backend *b = a->b;
-    if (a->e != CL_SUCCESS)
-        return dc_set_error(&b->base.err, DC_ERR_CL,
-                            "OpenCL clSetKernelArg failed on %s: %s (%d) for argument %u of %s",
-                            b->base.device_name, dc_cl_error_name(a->e), (int)a->e, a->bad,
-                            dc_cl_kernel_name(a->k));
-    const size_t local = b->local[a->k];
-    size_t global = groups ? groups * local : (items + local - 1) / local * local;
-    if (global == 0) return DC_OK;
-    cl_int e =
-        clEnqueueNDRangeKernel(b->queue, b->kernels[a->k], 1, NULL, &global, &local, 0, NULL, NULL);
-    b->budget.kernels++;
-    b->budget.read_bytes += 4.0 * (double)rd;
-    b->budget.write_bytes += 4.0 * (double)wr;
-    if (e != CL_SUCCESS)
-        return dc_set_error(&b->base.err, DC_ERR_CL,
-                            "OpenCL clEnqueueNDRangeKernel failed on %s: %s (%d) for %s (global "
-                            "%zu, local %zu)",
-                            b->base.device_name, dc_cl_error_name(e), (int)e,
-                            dc_cl_kernel_name(a->k), global, local);
-    return DC_OK;
-}
-/* rd, wr: the elements the launch reads and writes in device memory, for the step budget
- * (each tensor counted once per pass; caches ignored). */
-static inline dc_status ka_run(kargs *a, size_t items, size_t rd, size_t wr) {
-    return ka_launch(a, items, 0, rd, wr);
-}
-static inline dc_status ka_run_groups(kargs *a, size_t groups, size_t rd, size_t wr) {
-    return ka_launch(a, 0, groups, rd, wr);
-}
+/* Sets kernel k's arguments and enqueues it with `groups` work-groups of its size, or
+ * (groups == 0) enough groups to cover `items` work-items: the range is padded and the
+ * kernels bounds-check. rd, wr: the elements the launch reads and writes in device memory,
+ * for the step budget (each tensor counted once per pass; caches ignored). A failure names
+ * the device, the OpenCL error, the kernel and the argument or the range at fault. */
+dc_status dc_cl_launch(dc_backend *be, int k, size_t items, size_t groups, size_t rd, size_t wr,
+                       const karg *args, size_t count);
+
+#define KARGS_(...) (const karg[]){__VA_ARGS__}, DC_ARRAY_LEN(((const karg[]){__VA_ARGS__}))
+/* LAUNCH_ITEMS(be, DC_K_x, items, rd, wr, KPTR(x), KUINT(n), ...) */
+#define LAUNCH_ITEMS(be, k, items, rd, wr, ...)                                                    \
+    dc_cl_launch((be), (k), (items), 0, (rd), (wr), KARGS_(__VA_ARGS__))
+#define LAUNCH_GROUPS(be, k, groups, rd, wr, ...)                                                  \
+    dc_cl_launch((be), (k), 0, (groups), (rd), (wr), KARGS_(__VA_ARGS__))
 
 /* Work-groups of a two-stage reduction over n elements with kernel k. */
 static inline size_t reduce_groups(dc_backend *be, int k, size_t n) {
@@ -152,14 +141,8 @@ static inline dc_status chan_runs(dc_backend *be, int k, const char *op, size_t 
 /* Stage 2: out[0] = (mul * sum of the first `count` partials) / div. */
 static inline dc_status reduce_final(dc_backend *be, size_t count, dc_ptr out, float mul,
                                      float div) {
-    kargs a = ka(be, DC_K_reduce_final);
-    ka_mem(&a, B(be)->partial);
-    ka_uint(&a, count);
-    ka_ptr(&a, out);
-    ka_float(&a, mul);
-    ka_float(&a, div);
-    ka_scratch(&a);
-    return ka_run_groups(&a, 1, count, 1);
+    return LAUNCH_GROUPS(be, DC_K_reduce_final, 1, count, 1, KPARTIAL(be), KUINT(count), KPTR(out),
+                         KFLOAT(mul), KFLOAT(div), KSCRATCH);
 }
 /* ------------------------------------------------------- convolution plumbing */
 static inline dc_status check_win(dc_backend *be, const char *op, const dc_win2d *g) {

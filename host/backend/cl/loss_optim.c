@@ -4,64 +4,41 @@
 #include "launch.h"
 
 /* ------------------------------------------------------------------ losses */
+/* The element-wise losses (MSE, BCE on tanh outputs) share a kernel layout: per element the
+ * gradient, k * d(loss)/d(x), and per work-group a partial sum; the loss is their sum / n. */
+static dc_status elementwise_loss(dc_backend *be, const char *op, int kernel, const char *x_name,
+                                  dc_ptr x, dc_ptr target, dc_ptr weight, size_t n, dc_ptr loss,
+                                  const char *dx_name, dc_ptr dx, float k) {
+    DC_TRY(CHECK_TENSORS(be, op, n, TENSOR(x_name, x, n), TENSOR("target", target, n),
+                         TENSOR_IF(weight.buf, "weight", weight, n), TENSOR("loss", loss, 1),
+                         TENSOR(dx_name, dx, n)));
+    const size_t groups = reduce_groups(be, kernel, n);
+    DC_TRY(LAUNCH_GROUPS(be, kernel, groups, (weight.buf ? 3 : 2) * n, n + groups, KPTR(x),
+                         KPTR(target), KPTR(weight.buf ? weight : x), KINT(weight.buf != NULL),
+                         KUINT(n), KPTR(dx), KFLOAT(k), KPARTIAL(be), KSCRATCH));
+    return reduce_final(be, groups, loss, 1.0f, (float)n);
+}
+
 dc_status dc_cl_prim_mse(dc_backend *be, dc_ptr pred, dc_ptr target, dc_ptr weight, size_t n,
                          dc_ptr loss, dc_ptr dpred, float scale) {
-    DC_TRY(need(be, "mse", "pred", pred, n));
-    DC_TRY(need(be, "mse", "target", target, n));
-    if (weight.buf) DC_TRY(need(be, "mse", "weight", weight, n));
-    DC_TRY(need(be, "mse", "loss", loss, 1));
-    DC_TRY(need(be, "mse", "dpred", dpred, n));
-    DC_TRY(fits32(be, "mse", n));
-    const float k = 2.0f * scale / (float)n;
-    const size_t groups = reduce_groups(be, DC_K_mse_partial, n);
-    kargs a = ka(be, DC_K_mse_partial);
-    ka_ptr(&a, pred);
-    ka_ptr(&a, target);
-    ka_ptr(&a, weight.buf ? weight : pred);
-    ka_int(&a, weight.buf != NULL);
-    ka_uint(&a, n);
-    ka_ptr(&a, dpred);
-    ka_float(&a, k);
-    ka_mem(&a, B(be)->partial);
-    ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups, (weight.buf ? 3 : 2) * n, n + groups));
-    return reduce_final(be, groups, loss, 1.0f, (float)n);
+    return elementwise_loss(be, "mse", DC_K_mse_partial, "pred", pred, target, weight, n, loss,
+                            "dpred", dpred, 2.0f * scale / (float)n);
 }
 
 dc_status dc_cl_prim_bce_tanh(dc_backend *be, dc_ptr x, dc_ptr target, dc_ptr weight, size_t n,
                               dc_ptr loss, dc_ptr dx, float scale) {
-    DC_TRY(need(be, "bce_tanh", "x", x, n));
-    DC_TRY(need(be, "bce_tanh", "target", target, n));
-    if (weight.buf) DC_TRY(need(be, "bce_tanh", "weight", weight, n));
-    DC_TRY(need(be, "bce_tanh", "loss", loss, 1));
-    DC_TRY(need(be, "bce_tanh", "dx", dx, n));
-    DC_TRY(fits32(be, "bce_tanh", n));
-    const size_t groups = reduce_groups(be, DC_K_bce_tanh_partial, n);
-    kargs a = ka(be, DC_K_bce_tanh_partial);
-    ka_ptr(&a, x);
-    ka_ptr(&a, target);
-    ka_ptr(&a, weight.buf ? weight : x);
-    ka_int(&a, weight.buf != NULL);
-    ka_uint(&a, n);
-    ka_ptr(&a, dx);
-    ka_float(&a, scale / (float)n);
-    ka_mem(&a, B(be)->partial);
-    ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups, (weight.buf ? 3 : 2) * n, n + groups));
-    return reduce_final(be, groups, loss, 1.0f, (float)n);
+    return elementwise_loss(be, "bce_tanh", DC_K_bce_tanh_partial, "x", x, target, weight, n, loss,
+                            "dx", dx, scale / (float)n);
 }
 
 dc_status dc_cl_prim_softmax(dc_backend *be, dc_ptr logits, dc_ptr probs, int rows, int k) {
     if (rows < 0 || k <= 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL softmax: %d rows of %d classes", rows, k);
-    DC_TRY(need(be, "softmax", "logits", logits, (size_t)rows * k));
-    DC_TRY(need(be, "softmax", "probs", probs, (size_t)rows * k));
-    kargs a = ka(be, DC_K_softmax);
-    ka_ptr(&a, logits);
-    ka_ptr(&a, probs);
-    ka_int(&a, rows);
-    ka_int(&a, k);
-    return ka_run(&a, (size_t)rows, (size_t)rows * k, (size_t)rows * k);
+    const size_t total = (size_t)rows * k;
+    DC_TRY(CHECK_TENSORS(be, "softmax", 0, TENSOR("logits", logits, total),
+                         TENSOR("probs", probs, total)));
+    return LAUNCH_ITEMS(be, DC_K_softmax, (size_t)rows, total, total, KPTR(logits), KPTR(probs),
+                        KINT(rows), KINT(k));
 }
 
 dc_status dc_cl_prim_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, int rows, int k,
@@ -70,22 +47,12 @@ dc_status dc_cl_prim_softmax_xent(dc_backend *be, dc_ptr logits, dc_ptr labels, 
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL softmax_xent: %d rows of %d classes",
                             rows, k);
     const size_t total = (size_t)rows * k;
-    DC_TRY(need(be, "softmax_xent", "logits", logits, total));
-    DC_TRY(need(be, "softmax_xent", "labels", labels, (size_t)rows));
-    DC_TRY(need(be, "softmax_xent", "probs", probs, total));
-    DC_TRY(need(be, "softmax_xent", "loss", loss, 1));
-    DC_TRY(need(be, "softmax_xent", "dlogits", dlogits, total));
-    kargs a = ka(be, DC_K_softmax_xent);
-    ka_ptr(&a, logits);
-    ka_ptr(&a, labels);
-    ka_int(&a, rows);
-    ka_int(&a, k);
-    ka_ptr(&a, probs);
-    ka_ptr(&a, loss);
-    ka_ptr(&a, dlogits);
-    ka_float(&a, scale / (float)rows);
-    ka_scratch(&a);
-    return ka_run_groups(&a, 1, total + (size_t)rows, 2 * total + 1);
+    DC_TRY(CHECK_TENSORS(be, "softmax_xent", 0, TENSOR("logits", logits, total),
+                         TENSOR("labels", labels, (size_t)rows), TENSOR("probs", probs, total),
+                         TENSOR("loss", loss, 1), TENSOR("dlogits", dlogits, total)));
+    return LAUNCH_GROUPS(be, DC_K_softmax_xent, 1, total + (size_t)rows, 2 * total + 1,
+                         KPTR(logits), KPTR(labels), KINT(rows), KINT(k), KPTR(probs), KPTR(loss),
+                         KPTR(dlogits), KFLOAT(scale / (float)rows), KSCRATCH);
 }
 
 dc_status dc_cl_prim_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows, int dim,
@@ -93,23 +60,13 @@ dc_status dc_cl_prim_gauss_kl(dc_backend *be, dc_ptr mu, dc_ptr logvar, int rows
     if (rows <= 0 || dim < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL gauss_kl: %d rows of %d dims", rows, dim);
     const size_t n = (size_t)rows * dim;
-    DC_TRY(need(be, "gauss_kl", "mu", mu, n));
-    DC_TRY(need(be, "gauss_kl", "logvar", logvar, n));
-    DC_TRY(need(be, "gauss_kl", "loss", loss, 1));
-    DC_TRY(need(be, "gauss_kl", "dmu", dmu, n));
-    DC_TRY(need(be, "gauss_kl", "dlogvar", dlogvar, n));
-    DC_TRY(fits32(be, "gauss_kl", n));
+    DC_TRY(CHECK_TENSORS(be, "gauss_kl", n, TENSOR("mu", mu, n), TENSOR("logvar", logvar, n),
+                         TENSOR("loss", loss, 1), TENSOR("dmu", dmu, n),
+                         TENSOR("dlogvar", dlogvar, n)));
     const size_t groups = reduce_groups(be, DC_K_kl_partial, n);
-    kargs a = ka(be, DC_K_kl_partial);
-    ka_ptr(&a, mu);
-    ka_ptr(&a, logvar);
-    ka_uint(&a, n);
-    ka_ptr(&a, dmu);
-    ka_ptr(&a, dlogvar);
-    ka_float(&a, scale / (float)rows);
-    ka_mem(&a, B(be)->partial);
-    ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups, 2 * n, 2 * n + groups));
+    DC_TRY(LAUNCH_GROUPS(be, DC_K_kl_partial, groups, 2 * n, 2 * n + groups, KPTR(mu), KPTR(logvar),
+                         KUINT(n), KPTR(dmu), KPTR(dlogvar), KFLOAT(scale / (float)rows),
+                         KPARTIAL(be), KSCRATCH));
     return reduce_final(be, groups, loss, -0.5f, (float)rows);
 }
 
@@ -118,20 +75,14 @@ dc_status dc_cl_prim_gather_rows(dc_backend *be, dc_ptr table, dc_ptr idx, dc_pt
                                  int dim) {
     if (rows < 0 || dim <= 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL gather_rows: %d rows of %d", rows, dim);
-    DC_TRY(need(be, "gather_rows", "table", table, (size_t)dim));
-    DC_TRY(need(be, "gather_rows", "indices", idx, (size_t)rows));
-    DC_TRY(need(be, "gather_rows", "y", y, (size_t)rows * dim));
-    DC_TRY(fits32(be, "gather_rows", (size_t)rows * dim));
+    const size_t total = (size_t)rows * dim;
+    DC_TRY(CHECK_TENSORS(be, "gather_rows", total, TENSOR("table", table, (size_t)dim),
+                         TENSOR("indices", idx, (size_t)rows), TENSOR("y", y, total)));
     /* rows the table's buffer holds past its offset: the kernel's bounds for indices */
     const size_t table_rows = (table.buf->bytes / 4 - table.off) / (size_t)dim;
-    kargs a = ka(be, DC_K_gather_rows);
-    ka_ptr(&a, table);
-    ka_ptr(&a, idx);
-    ka_ptr(&a, y);
-    ka_int(&a, rows);
-    ka_int(&a, dim);
-    ka_uint(&a, table_rows > UINT_MAX ? UINT_MAX : table_rows);
-    return ka_run(&a, (size_t)rows * dim, (size_t)rows * dim + (size_t)rows, (size_t)rows * dim);
+    return LAUNCH_ITEMS(be, DC_K_gather_rows, total, total + (size_t)rows, total, KPTR(table),
+                        KPTR(idx), KPTR(y), KINT(rows), KINT(dim),
+                        KUINT(table_rows > UINT_MAX ? UINT_MAX : table_rows));
 }
 
 dc_status dc_cl_prim_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx, dc_ptr dy,
@@ -139,40 +90,21 @@ dc_status dc_cl_prim_scatter_add_rows(dc_backend *be, dc_ptr dtable, dc_ptr idx,
     if (rows < 0 || dim <= 0 || table_rows < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL scatter_add_rows: %d rows of %d", rows,
                             dim);
-    DC_TRY(need(be, "scatter_add_rows", "dtable", dtable, (size_t)table_rows * dim));
-    DC_TRY(need(be, "scatter_add_rows", "indices", idx, (size_t)rows));
-    DC_TRY(need(be, "scatter_add_rows", "dy", dy, (size_t)rows * dim));
-    DC_TRY(fits32(be, "scatter_add_rows", (size_t)rows * dim));
-    kargs a = ka(be, DC_K_scatter_add_rows);
-    ka_ptr(&a, dtable);
-    ka_ptr(&a, idx);
-    ka_ptr(&a, dy);
-    ka_int(&a, rows);
-    ka_int(&a, dim);
-    ka_int(&a, table_rows);
-    return ka_run(&a, (size_t)rows * dim, 2 * (size_t)rows * dim + (size_t)rows,
-                  (size_t)rows * dim);
+    const size_t total = (size_t)rows * dim;
+    DC_TRY(CHECK_TENSORS(be, "scatter_add_rows", total,
+                         TENSOR("dtable", dtable, (size_t)table_rows * dim),
+                         TENSOR("indices", idx, (size_t)rows), TENSOR("dy", dy, total)));
+    return LAUNCH_ITEMS(be, DC_K_scatter_add_rows, total, 2 * total + (size_t)rows, total,
+                        KPTR(dtable), KPTR(idx), KPTR(dy), KINT(rows), KINT(dim), KINT(table_rows));
 }
 
 /* --------------------------------------------------------------- optimizers */
 dc_status dc_cl_prim_sgd_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr v, size_t n,
                                 dc_ptr gscale, float lr, float momentum, float wd, int nesterov) {
-    DC_TRY(need(be, "sgd_update", "params", p, n));
-    DC_TRY(need(be, "sgd_update", "grads", g, n));
-    DC_TRY(need(be, "sgd_update", "velocity", v, n));
-    DC_TRY(need(be, "sgd_update", "gscale", gscale, 1));
-    DC_TRY(fits32(be, "sgd_update", n));
-    kargs a = ka(be, DC_K_sgd_update);
-    ka_ptr(&a, p);
-    ka_ptr(&a, g);
-    ka_ptr(&a, v);
-    ka_uint(&a, n);
-    ka_ptr(&a, gscale);
-    ka_float(&a, lr);
-    ka_float(&a, momentum);
-    ka_float(&a, wd);
-    ka_int(&a, nesterov);
-    return ka_run(&a, n, 3 * n, 2 * n);
+    DC_TRY(CHECK_TENSORS(be, "sgd_update", n, TENSOR("params", p, n), TENSOR("grads", g, n),
+                         TENSOR("velocity", v, n), TENSOR("gscale", gscale, 1)));
+    return LAUNCH_ITEMS(be, DC_K_sgd_update, n, 3 * n, 2 * n, KPTR(p), KPTR(g), KPTR(v), KUINT(n),
+                        KPTR(gscale), KFLOAT(lr), KFLOAT(momentum), KFLOAT(wd), KINT(nesterov));
 }
 
 static dc_status adam_launch(dc_backend *be, const dc_cl_pending_adam *q) {
@@ -183,23 +115,10 @@ static dc_status adam_launch(dc_backend *be, const dc_cl_pending_adam *q) {
         ends.s[r] = q->ends[last];
         wds.s[r] = q->wds[last];
     }
-    kargs a = ka(be, DC_K_adam_update);
-    ka_ptr(&a, q->p);
-    ka_ptr(&a, q->g);
-    ka_ptr(&a, q->m);
-    ka_ptr(&a, q->v);
-    ka_uint(&a, q->n);
-    ka_ptr(&a, q->gscale);
-    ka_float(&a, q->lr);
-    ka_float(&a, q->beta1);
-    ka_float(&a, q->beta2);
-    ka_float(&a, q->eps);
-    ka_set(&a, sizeof ends, &ends);
-    ka_set(&a, sizeof wds, &wds);
-    ka_int(&a, q->decoupled);
-    ka_float(&a, q->bc1);
-    ka_float(&a, q->bc2);
-    return ka_run(&a, q->n, 4 * q->n, 3 * q->n);
+    return LAUNCH_ITEMS(be, DC_K_adam_update, q->n, 4 * q->n, 3 * q->n, KPTR(q->p), KPTR(q->g),
+                        KPTR(q->m), KPTR(q->v), KUINT(q->n), KPTR(q->gscale), KFLOAT(q->lr),
+                        KFLOAT(q->beta1), KFLOAT(q->beta2), KFLOAT(q->eps), KBYTES(ends),
+                        KBYTES(wds), KINT(q->decoupled), KFLOAT(q->bc1), KFLOAT(q->bc2));
 }
 
 dc_status dc_cl_flush(dc_backend *be) {
@@ -219,12 +138,8 @@ static int same_ptr(dc_ptr a, dc_ptr b) {
 dc_status dc_cl_prim_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, dc_ptr v, size_t n,
                                  dc_ptr gscale, float lr, float beta1, float beta2, float eps,
                                  float wd, int decoupled, float bc1, float bc2) {
-    DC_TRY(need(be, "adam_update", "params", p, n));
-    DC_TRY(need(be, "adam_update", "grads", g, n));
-    DC_TRY(need(be, "adam_update", "m", m, n));
-    DC_TRY(need(be, "adam_update", "v", v, n));
-    DC_TRY(need(be, "adam_update", "gscale", gscale, 1));
-    DC_TRY(fits32(be, "adam_update", n));
+    DC_TRY(CHECK_TENSORS(be, "adam_update", n, TENSOR("params", p, n), TENSOR("grads", g, n),
+                         TENSOR("m", m, n), TENSOR("v", v, n), TENSOR("gscale", gscale, 1)));
     if (n == 0) return DC_OK;
     dc_cl_pending_adam *q = &B(be)->adam;
     /* the next run of the same arenas with the same settings: one launch for both */
@@ -260,11 +175,7 @@ dc_status dc_cl_prim_adam_update(dc_backend *be, dc_ptr p, dc_ptr g, dc_ptr m, d
 }
 
 dc_status dc_cl_prim_clip_scale(dc_backend *be, dc_ptr sumsq, dc_ptr gscale, float max_norm) {
-    DC_TRY(need(be, "clip_scale", "sumsq", sumsq, 1));
-    DC_TRY(need(be, "clip_scale", "gscale", gscale, 1));
-    kargs a = ka(be, DC_K_clip_scale);
-    ka_ptr(&a, sumsq);
-    ka_ptr(&a, gscale);
-    ka_float(&a, max_norm);
-    return ka_run(&a, 1, 1, 1);
+    DC_TRY(
+        CHECK_TENSORS(be, "clip_scale", 0, TENSOR("sumsq", sumsq, 1), TENSOR("gscale", gscale, 1)));
+    return LAUNCH_ITEMS(be, DC_K_clip_scale, 1, 1, 1, KPTR(sumsq), KPTR(gscale), KFLOAT(max_norm));
 }

@@ -84,14 +84,8 @@ dc_status dc_cl_prim_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
 /* One launch fills up to two ranges: [0, n0) of d0 with v0, then n1 of d1 with v1. */
 static dc_status fill_launch(dc_backend *be, dc_ptr d0, size_t n0, float v0, dc_ptr d1, size_t n1,
                              float v1) {
-    kargs a = ka(be, DC_K_fill);
-    ka_ptr(&a, d0);
-    ka_uint(&a, n0);
-    ka_float(&a, v0);
-    ka_ptr(&a, n1 ? d1 : d0);
-    ka_uint(&a, n1);
-    ka_float(&a, v1);
-    return ka_run(&a, n0 + n1, 0, n0 + n1);
+    return LAUNCH_ITEMS(be, DC_K_fill, n0 + n1, 0, n0 + n1, KPTR(d0), KUINT(n0), KFLOAT(v0),
+                        KPTR(n1 ? d1 : d0), KUINT(n1), KFLOAT(v1));
 }
 
 dc_status dc_cl_flush_fill(dc_backend *be) {
@@ -104,8 +98,7 @@ dc_status dc_cl_flush_fill(dc_backend *be) {
 /* Not flushed by the ops table: a fill waits for the next command, and when that is a fill
  * too both go in one launch. */
 dc_status dc_cl_prim_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
-    DC_TRY(need(be, "fill", "dst", dst, n));
-    DC_TRY(fits32(be, "fill", n));
+    DC_TRY(CHECK_TENSORS(be, "fill", n, TENSOR("dst", dst, n)));
     if (n == 0) return DC_OK;
     cl_backend *b = B(be);
     if (b->adam.runs) DC_TRY(dc_cl_flush(be)); /* keep the order of the calls */
@@ -123,70 +116,36 @@ dc_status dc_cl_prim_fill(dc_backend *be, dc_ptr dst, size_t n, float value) {
 }
 
 dc_status dc_cl_prim_scale(dc_backend *be, dc_ptr dst, size_t n, float alpha) {
-    DC_TRY(need(be, "scale", "dst", dst, n));
-    DC_TRY(fits32(be, "scale", n));
-    kargs a = ka(be, DC_K_scale);
-    ka_ptr(&a, dst);
-    ka_uint(&a, n);
-    ka_float(&a, alpha);
-    return ka_run(&a, n, n, n);
+    DC_TRY(CHECK_TENSORS(be, "scale", n, TENSOR("dst", dst, n)));
+    return LAUNCH_ITEMS(be, DC_K_scale, n, n, n, KPTR(dst), KUINT(n), KFLOAT(alpha));
 }
 
 dc_status dc_cl_prim_axpy(dc_backend *be, dc_ptr y, dc_ptr x, size_t n, float alpha) {
-    DC_TRY(need(be, "axpy", "y", y, n));
-    DC_TRY(need(be, "axpy", "x", x, n));
-    DC_TRY(fits32(be, "axpy", n));
-    kargs a = ka(be, DC_K_axpy);
-    ka_ptr(&a, y);
-    ka_ptr(&a, x);
-    ka_uint(&a, n);
-    ka_float(&a, alpha);
-    return ka_run(&a, n, 2 * n, n);
+    DC_TRY(CHECK_TENSORS(be, "axpy", n, TENSOR("y", y, n), TENSOR("x", x, n)));
+    return LAUNCH_ITEMS(be, DC_K_axpy, n, 2 * n, n, KPTR(y), KPTR(x), KUINT(n), KFLOAT(alpha));
 }
 
 dc_status dc_cl_prim_binary(dc_backend *be, int op, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n) {
     if (op < 0 || op > 2)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL binary: unknown op %d", op);
-    DC_TRY(need(be, "binary", "y", y, n));
-    DC_TRY(need(be, "binary", "a", x1, n));
-    DC_TRY(need(be, "binary", "b", x2, n));
-    DC_TRY(fits32(be, "binary", n));
-    kargs a = ka(be, DC_K_binary);
-    ka_int(&a, op);
-    ka_ptr(&a, y);
-    ka_ptr(&a, x1);
-    ka_ptr(&a, x2);
-    ka_uint(&a, n);
-    return ka_run(&a, n, (op == 2 ? 3 : 2) * n, n);
+    DC_TRY(
+        CHECK_TENSORS(be, "binary", n, TENSOR("y", y, n), TENSOR("a", x1, n), TENSOR("b", x2, n)));
+    return LAUNCH_ITEMS(be, DC_K_binary, n, (op == 2 ? 3 : 2) * n, n, KINT(op), KPTR(y), KPTR(x1),
+                        KPTR(x2), KUINT(n));
 }
 
 dc_status dc_cl_prim_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2, size_t n,
                                   float eps, float threshold) {
-    DC_TRY(need(be, "div_filtered", "y", y, n));
-    DC_TRY(need(be, "div_filtered", "a", x1, n));
-    DC_TRY(need(be, "div_filtered", "b", x2, n));
-    DC_TRY(fits32(be, "div_filtered", n));
-    kargs a = ka(be, DC_K_div_filtered);
-    ka_ptr(&a, y);
-    ka_ptr(&a, x1);
-    ka_ptr(&a, x2);
-    ka_uint(&a, n);
-    ka_float(&a, eps);
-    ka_float(&a, threshold);
-    return ka_run(&a, n, 2 * n, n);
+    DC_TRY(CHECK_TENSORS(be, "div_filtered", n, TENSOR("y", y, n), TENSOR("a", x1, n),
+                         TENSOR("b", x2, n)));
+    return LAUNCH_ITEMS(be, DC_K_div_filtered, n, 2 * n, n, KPTR(y), KPTR(x1), KPTR(x2), KUINT(n),
+                        KFLOAT(eps), KFLOAT(threshold));
 }
 
 dc_status dc_cl_prim_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, int squares) {
-    DC_TRY(need(be, "reduce_sum", "out", out, 1));
-    DC_TRY(need(be, "reduce_sum", "x", x, n));
-    DC_TRY(fits32(be, "reduce_sum", n));
+    DC_TRY(CHECK_TENSORS(be, "reduce_sum", n, TENSOR("out", out, 1), TENSOR("x", x, n)));
     const size_t groups = reduce_groups(be, DC_K_reduce_partial, n);
-    kargs a = ka(be, DC_K_reduce_partial);
-    ka_ptr(&a, x);
-    ka_uint(&a, n);
-    ka_int(&a, squares);
-    ka_mem(&a, B(be)->partial);
-    ka_scratch(&a);
-    DC_TRY(ka_run_groups(&a, groups, n, groups));
+    DC_TRY(LAUNCH_GROUPS(be, DC_K_reduce_partial, groups, n, groups, KPTR(x), KUINT(n),
+                         KINT(squares), KPARTIAL(be), KSCRATCH));
     return reduce_final(be, groups, out, 1.0f, 1.0f);
 }

@@ -6,8 +6,7 @@
 #include "cpu_internal.h"
 
 /* ---- pooling ---- */
-dc_status dc_cpu_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y,
-                             dc_ptr sw) {
+dc_status dc_cpu_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y, dc_ptr sw) {
     (void)be;
     const float *px = F(x);
     float *py = F(y);
@@ -77,45 +76,6 @@ dc_status dc_cpu_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr
     return DC_OK;
 }
 
-dc_status dc_cpu_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
-                             dc_ptr dx) {
-    (void)be;
-    const float *pdy = F(dy);
-    const int32_t *ps = IP(sw);
-    float *pdx = F(dx);
-    const int planes = g->n * g->c;
-    const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static)
-    for (int pl = 0; pl < planes; pl++)
-        for (size_t o = 0; o < out_plane; o++) {
-            const int32_t a = ps[pl * out_plane + o];
-            if (a >= 0) pdx[pl * in_plane + a] += pdy[pl * out_plane + o];
-        }
-    return DC_OK;
-}
-
-dc_status dc_cpu_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw,
-                            dc_ptr y) {
-    (void)be;
-    const float *px = F(x);
-    const int32_t *ps = IP(sw);
-    float *py = F(y);
-    const int planes = g->n * g->c;
-    const size_t big = (size_t)g->h * g->w, small = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static)
-    for (int pl = 0; pl < planes; pl++) {
-        float *d = py + pl * big;
-        memset(d, 0, big * sizeof(float));
-        /* overlapping windows can share a switch: the first window (row-major) writes the
-         * pixel, so walk backwards and let it write last; the backward matches this */
-        for (size_t o = small; o-- > 0;) {
-            const int32_t a = ps[pl * small + o];
-            if (a >= 0) d[a] = px[pl * small + o];
-        }
-    }
-    return DC_OK;
-}
-
 /* With overlapping windows several pooled values can share a switch; unpool writes that
  * pixel once, so only the first window (in row-major order) that points at a pixel is its
  * writer and receives the gradient. */
@@ -133,26 +93,70 @@ static int first_window_with_switch(const dc_win2d *g, const int32_t *sw_plane, 
     return 1;
 }
 
-dc_status dc_cpu_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
-                            dc_ptr dx) {
-    (void)be;
-    const float *pdy = F(dy);
-    const int32_t *ps = IP(sw);
-    float *pdx = F(dx);
-    const int planes = g->n * g->c;
-    const size_t big = (size_t)g->h * g->w, small = (size_t)g->oh * g->ow;
+/* What a pass through the switches does between the pooled tensor (`small`, one value per
+ * window) and the unpooled one (`big`, the input's size). */
+typedef enum switch_pass {
+    SWITCH_SCATTER_ADD,   /* big[switch] += small: max-pool backward */
+    SWITCH_SCATTER_FIRST, /* big = 0, big[switch] = small of the first window: unpool forward */
+    SWITCH_GATHER_FIRST,  /* small += big[switch], first window only: unpool backward */
+} switch_pass;
+
+/* The one traversal of one plane's switches. Its callers below pass `pass` as a constant,
+ * so each inlined copy is as tight as a loop written for that pass alone. */
+static inline void through_switches(const dc_win2d *g, int plane, const int32_t *sw, float *big,
+                                    float *small, switch_pass pass) {
+    const size_t big_plane = (size_t)g->h * g->w, small_plane = (size_t)g->oh * g->ow;
+    const int32_t *s = sw + plane * small_plane;
+    float *b = big + plane * big_plane, *p = small + plane * small_plane;
     const int overlap = g->kh > g->sh || g->kw > g->sw;
+    /* overlapping windows can share a switch and unpool writes the pixel of the first
+     * window (row-major): walk backwards so that it writes last */
+    const int backwards = pass == SWITCH_SCATTER_FIRST;
+    if (pass == SWITCH_SCATTER_FIRST) memset(b, 0, big_plane * sizeof(float));
+    for (size_t i = 0; i < small_plane; i++) {
+        const size_t o = backwards ? small_plane - 1 - i : i;
+        const int32_t a = s[o];
+        if (a < 0) continue;
+        if (pass == SWITCH_SCATTER_ADD)
+            b[a] += p[o];
+        else if (pass == SWITCH_SCATTER_FIRST)
+            b[a] = p[o];
+        else if (!overlap || first_window_with_switch(g, s, (int)(o / g->ow), (int)(o % g->ow), a))
+            p[o] += b[a];
+    }
+}
+
+/* A pass over every plane, a plane per thread; `pass` is tested once a plane. */
+static dc_status switch_pass_planes(const dc_win2d *g, dc_ptr sw, dc_ptr big, dc_ptr small,
+                                    switch_pass pass) {
+    const int planes = g->n * g->c;
+    const int32_t *s = IP(sw);
+    float *b = F(big), *p = F(small);
 #pragma omp parallel for schedule(static)
-    for (int pl = 0; pl < planes; pl++)
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++) {
-                const size_t i = pl * small + (size_t)oy * g->ow + ox;
-                const int32_t a = ps[i];
-                if (a < 0) continue;
-                if (overlap && !first_window_with_switch(g, ps + pl * small, oy, ox, a)) continue;
-                pdx[i] += pdy[pl * big + a];
-            }
+    for (int pl = 0; pl < planes; pl++) {
+        if (pass == SWITCH_SCATTER_ADD)
+            through_switches(g, pl, s, b, p, SWITCH_SCATTER_ADD);
+        else if (pass == SWITCH_SCATTER_FIRST)
+            through_switches(g, pl, s, b, p, SWITCH_SCATTER_FIRST);
+        else
+            through_switches(g, pl, s, b, p, SWITCH_GATHER_FIRST);
+    }
     return DC_OK;
+}
+
+dc_status dc_cpu_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
+    (void)be;
+    return switch_pass_planes(g, sw, dx, dy, SWITCH_SCATTER_ADD);
+}
+
+dc_status dc_cpu_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
+    (void)be;
+    return switch_pass_planes(g, sw, y, x, SWITCH_SCATTER_FIRST);
+}
+
+dc_status dc_cpu_unpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw, dc_ptr dx) {
+    (void)be;
+    return switch_pass_planes(g, sw, dy, dx, SWITCH_GATHER_FIRST);
 }
 
 dc_status dc_cpu_gap_fwd(dc_backend *be, dc_ptr x, dc_ptr y, int nc, int hw) {
