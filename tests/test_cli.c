@@ -255,6 +255,43 @@ static char *slurp(const char *path) {
     return buf;
 }
 
+/* --augment-oversample: 2 by default only for the bundled 64x64 guns at sizes up to 32
+ * (at 64 a copy at 128 would be upsampled), 1 for other data, a given value is kept, and
+ * one outside 1..4 is a usage error. config.json records what the run used. */
+static void test_augment_oversample_defaults(void **state) {
+    (void)state;
+    const char *bin = tu_cli_path();
+    static const struct {
+        const char *opts;
+        const char *want;
+    } cases[] = {
+        {"--size 16", "\"augment_oversample\":\t2"},
+        {"--size 64", "\"augment_oversample\":\t1"},
+        {"--size 16 --augment-oversample 3", "\"augment_oversample\":\t3"},
+        {"--size 16 --data %s/data --augment", "\"augment_oversample\":\t1"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char opts[512];
+        snprintf(opts, sizeof opts, cases[k].opts, g_dir);
+        assert_int_equal(tu_system("%s train --out %s/oversample %s --epochs 1 --base 4 --blocks 2 "
+                                   "--latent 8 --device cpu --quiet --threads 1 --sample-every 100",
+                                   bin, g_dir, opts),
+                         0);
+        char path[1300];
+        snprintf(path, sizeof path, "%s/oversample/config.json", g_dir);
+        char *text = slurp(path);
+        assert_non_null(text);
+        if (!strstr(text, cases[k].want)) fail_msg("%s: config.json lacks %s", opts, cases[k].want);
+        free(text);
+        tu_system("rm -rf '%s/oversample'", g_dir);
+    }
+    assert_int_equal(tu_system("%s train --out %s/oversample --augment-oversample 5 --epochs 1 "
+                               ">%s/over.log 2>&1",
+                               bin, g_dir, g_dir),
+                     2);
+    assert_int_equal(tu_system("grep -q -- '--augment-oversample 5' %s/over.log", g_dir), 0);
+}
+
 /* The run's loss.csv: epochs and validation losses, in file order. */
 static int read_val_losses(const char *run, int *epoch, double *val, int cap) {
     char path[1300], line[512];
@@ -602,6 +639,7 @@ int main(void) {
         cmocka_unit_test(test_train_and_generate_each_kind),
         cmocka_unit_test(test_complete_many_images),
         cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_augment_oversample_defaults),
         cmocka_unit_test(test_progress_best_early_stop_report),
         cmocka_unit_test(test_progress_fits_the_terminal),
         cmocka_unit_test(test_report_configuration),

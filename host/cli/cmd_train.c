@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +54,9 @@ typedef struct train_cli {
     int config_ok; /* run_config is complete: config.json may be written */
 } train_cli;
 
+/* assets/guns holds 64x64 PNGs (assets/make_guns.sh) */
+#define DC_GUNS_NATIVE_SIZE 64
+
 static const dc_option train_options[] = {
     {"data", 0, DC_OPT_TEXT, "FOLDER|IDX|fashion-mnist", "training images", "assets/guns", NULL},
     {"val", 0, DC_OPT_NUM, "FRACTION", "held out for validation", "0.1", NULL},
@@ -62,8 +64,8 @@ static const dc_option train_options[] = {
      NULL},
     {"no-augment", 0, DC_OPT_FLAG, NULL, "no augmentation", NULL, NULL},
     {"augment-oversample", 0, DC_OPT_INT, "K",
-     "augment at K x the size and filter down (edges stay sharp)", "2 for image folders, else 1",
-     NULL},
+     "augment at K x the size and filter down (edges stay sharp;\nfor images at least K x --size)",
+     "2 for the bundled guns at --size <= 32, else 1", NULL},
     {"max-image-pixels", 0, DC_OPT_INT, "N", "width x height cap per image file", "64 Mpx",
      NULL},
     {"epochs", 0, DC_OPT_INT, "N", "epochs to train",
@@ -266,12 +268,10 @@ static int new_run_opts(dc_args *a, train_cli *c) {
     int rc = read_opts(a, c, 0);
     if (rc) return rc;
     if (o->augment < 0) o->augment = is_guns && td->augment_bundled;
-    if (o->augment_oversample < 0) { /* image files hold more detail than the model's size;
-                                       IDX data is decoded at its native 28 pixels */
-        struct stat st;
-        const char *data = dc_args_str(a, "data", NULL);
-        o->augment_oversample = is_guns || (data && stat(data, &st) == 0 && S_ISDIR(st.st_mode)) ? 2 : 1;
-    }
+    /* only where the images hold the detail: the bundled guns are 64x64 (at 64 the copy
+     * loaded at 128 would be upsampled, blurring them more than resampling at 64 does) */
+    if (o->augment_oversample < 0)
+        o->augment_oversample = is_guns && 2 * spec->size <= DC_GUNS_NATIVE_SIZE ? 2 : 1;
     char def_out[1100];
     snprintf(def_out, sizeof def_out, "runs/%s", dc_model_kind_name(spec->kind));
     return dc_cli_copy_path("train", "--out", dc_args_str(a, "out", def_out), o->out, sizeof o->out);
