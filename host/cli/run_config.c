@@ -65,7 +65,8 @@ static dc_status hash_dataset_whole(uint64_t *h, const dc_dataset *ds, dc_error 
     for (int first = 0; first < ds->n; first += part) {
         const int count = ds->n - first < part ? ds->n - first : part;
         for (int k = 0; k < count; k++) items[k] = first + k;
-        DC_TRY(dc_dataset_decode_only(ds, items, count, err));
+        const dc_status s = dc_dataset_decode_only(ds, items, count, err);
+        if (s != DC_OK) return s;
         for (int k = 0; k < count; k++)
             *h = fnv1a(*h, dc_dataset_image(ds, first + k),
                        sizeof(float) * dc_dataset_image_numel(ds));
@@ -79,8 +80,9 @@ static dc_status hash_dataset_whole(uint64_t *h, const dc_dataset *ds, dc_error 
 dc_status dc_cli_data_fingerprint_whole(const dc_dataset *train, const dc_dataset *val,
                                         char *hex, size_t cap, dc_error *err) {
     uint64_t h = 14695981039346656037ull;
-    DC_TRY(hash_dataset_whole(&h, train, err));
-    DC_TRY(hash_dataset_whole(&h, val, err));
+    dc_status s = hash_dataset_whole(&h, train, err);
+    if (s == DC_OK) s = hash_dataset_whole(&h, val, err);
+    if (s != DC_OK) return s;
     snprintf(hex, cap, "%016llx", (unsigned long long)h);
     return DC_OK;
 }
