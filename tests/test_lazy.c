@@ -119,6 +119,7 @@ static void test_lazy_load_refuses_a_cut_file(void **state) {
     assert_non_null(strstr(err.msg, "truncated"));
     assert_non_null(strstr(err.msg, path));
     tu_system("rm -rf %s", dir);
+    free(dir);
 }
 
 /* The first n images and labels of Fashion-MNIST's test set as IDX files in dir; returns
@@ -214,6 +215,7 @@ static void test_trainer_on_lazy_data(void **state) {
     dc_dataset_free(lz);
     dc_backend_free(be);
     tu_system("rm -rf %s", dir);
+    free(dir);
 }
 
 /* A labelled folder made from the gun silhouettes: two classes, one with a nested
