@@ -33,14 +33,14 @@ dc_status dc_train_decode_epoch_share(const dc_dataset *train, const dc_dataset 
     return s;
 }
 
-dc_status dc_train_corner_fill(const dc_dataset *train, dc_dist *dist, float *fill,
-                               dc_error *err) {
+dc_status dc_train_corner_fill(const dc_dataset *train, dc_dist *dist, float *fill, dc_error *err) {
     double *corners = calloc((size_t)train->n, sizeof(double)), corner = 0;
     dc_status s = corners ? dc_dataset_corner_means(train, dc_dist_rank(dist), dc_dist_size(dist),
                                                     corners, err)
                           : dc_set_error(err, DC_ERR_OOM, "dc_trainer: out of memory");
     if (s == DC_OK) s = dc_dist_sum(dist, corners, train->n, err);
-    for (int i = 0; s == DC_OK && i < train->n; i++) corner += corners[i];
+    for (int i = 0; s == DC_OK && i < train->n; i++)
+        corner += corners[i];
     free(corners);
     if (s == DC_OK) *fill = (float)(corner / train->n);
     return s;
@@ -49,13 +49,15 @@ dc_status dc_train_corner_fill(const dc_dataset *train, dc_dist *dist, float *fi
 /* ---------------------------------------------------------------- fingerprint */
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
     const unsigned char *b = data;
-    for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 
 static uint64_t fnv1a_u64(uint64_t h, uint64_t v) {
     unsigned char b[8]; /* little-endian, the same bytes on every machine */
-    for (int k = 0; k < 8; k++) b[k] = (unsigned char)(v >> (8 * k));
+    for (int k = 0; k < 8; k++)
+        b[k] = (unsigned char)(v >> (8 * k));
     return fnv1a(h, b, sizeof b);
 }
 
@@ -70,11 +72,13 @@ static dc_status all_item_hashes(const dc_dataset *ds, dc_dist *dist, uint64_t *
     double *parts = calloc((size_t)n * 4 + 1, sizeof(double));
     if (!parts) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for hashes", ds->source);
     for (int i = 0; i < n; i++)
-        for (int k = 0; k < 4; k++) parts[4 * i + k] = (double)((hashes[i] >> (16 * k)) & 0xffff);
+        for (int k = 0; k < 4; k++)
+            parts[4 * i + k] = (double)((hashes[i] >> (16 * k)) & 0xffff);
     dc_status s = dc_dist_sum(dist, parts, 4 * n, err);
     for (int i = 0; s == DC_OK && i < n; i++) {
         hashes[i] = 0;
-        for (int k = 0; k < 4; k++) hashes[i] |= (uint64_t)parts[4 * i + k] << (16 * k);
+        for (int k = 0; k < 4; k++)
+            hashes[i] |= (uint64_t)parts[4 * i + k] << (16 * k);
     }
     free(parts);
     return s;
@@ -82,11 +86,13 @@ static dc_status all_item_hashes(const dc_dataset *ds, dc_dist *dist, uint64_t *
 
 static dc_status hash_dataset(uint64_t *h, const dc_dataset *ds, dc_dist *dist, dc_error *err) {
     const int32_t dims[4] = {ds->n, ds->c, ds->h, ds->w};
-    for (int k = 0; k < 4; k++) *h = fnv1a_u64(*h, (uint64_t)(uint32_t)dims[k]);
+    for (int k = 0; k < 4; k++)
+        *h = fnv1a_u64(*h, (uint64_t)(uint32_t)dims[k]);
     uint64_t *hashes = malloc(sizeof(uint64_t) * ((size_t)ds->n + 1));
     if (!hashes) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for hashes", ds->source);
     dc_status s = all_item_hashes(ds, dist, hashes, err);
-    for (int i = 0; s == DC_OK && i < ds->n; i++) *h = fnv1a_u64(*h, hashes[i]);
+    for (int i = 0; s == DC_OK && i < ds->n; i++)
+        *h = fnv1a_u64(*h, hashes[i]);
     free(hashes);
     for (int i = 0; s == DC_OK && ds->labels && i < ds->n; i++)
         *h = fnv1a_u64(*h, (uint64_t)(uint32_t)ds->labels[i]);
@@ -95,8 +101,8 @@ static dc_status hash_dataset(uint64_t *h, const dc_dataset *ds, dc_dist *dist, 
     return s;
 }
 
-dc_status dc_train_data_fingerprint(const dc_dataset *train, const dc_dataset *val,
-                                    dc_dist *dist, char *hex, size_t cap, dc_error *err) {
+dc_status dc_train_data_fingerprint(const dc_dataset *train, const dc_dataset *val, dc_dist *dist,
+                                    char *hex, size_t cap, dc_error *err) {
     if (!train || !val || !hex || cap < DC_DATA_FINGERPRINT_CHARS)
         return dc_set_error(err, DC_ERR_ARG, "dc_train_data_fingerprint: bad arguments");
     uint64_t h = 14695981039346656037ull;
@@ -111,8 +117,7 @@ dc_status dc_train_near_binary_share(const dc_dataset *train, dc_dist *dist, dou
     if (!train || !share)
         return dc_set_error(err, DC_ERR_ARG, "dc_train_near_binary_share: bad arguments");
     double near = 0; /* an integer count: exact in the sum over the ranks */
-    DC_TRY(dc_dataset_near_binary_count(train, dc_dist_rank(dist), dc_dist_size(dist), &near,
-                                        err));
+    DC_TRY(dc_dataset_near_binary_count(train, dc_dist_rank(dist), dc_dist_size(dist), &near, err));
     DC_TRY(dc_dist_sum(dist, &near, 1, err));
     const size_t n = (size_t)train->n * dc_dataset_image_numel(train);
     *share = n ? near / (double)n : 0.0;

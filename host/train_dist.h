@@ -19,7 +19,6 @@ dc_status dc_train_decode_epoch_share(const dc_dataset *train, const dc_dataset 
  * (dc_dataset_corner_means). Each rank takes every N-th image, the per-image values are
  * exchanged (exactly: the other ranks add zeros) and summed in image order, as one process
  * sums them. */
-dc_status dc_train_corner_fill(const dc_dataset *train, dc_dist *dist, float *fill,
-                               dc_error *err);
+dc_status dc_train_corner_fill(const dc_dataset *train, dc_dist *dist, float *fill, dc_error *err);
 
 #endif

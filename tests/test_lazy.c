@@ -257,7 +257,8 @@ static void check_lazy_folder(const char *dir, int size, int channels) {
     assert_int_equal(lazy->n_classes, 2);
     assert_string_equal(lazy->class_names[1], whole->class_names[1]);
     assert_memory_equal(lazy->labels, whole->labels, sizeof(int32_t) * whole->n);
-    for (int i = 0; i < whole->n; i++) assert_string_equal(lazy->names[i], whole->names[i]);
+    for (int i = 0; i < whole->n; i++)
+        assert_string_equal(lazy->names[i], whole->names[i]);
     const size_t bytes = dc_dataset_image_numel(whole) * sizeof(float);
 
     int32_t items[5] = {15, 0, 7, 0, 13};
@@ -395,7 +396,8 @@ static void test_trainer_on_lazy_folder(void **state) {
         assert_int_equal(dc_trainer_run(t, &err), DC_OK);
         dc_params *p = dc_trainer_model(t)->params;
         total = 0;
-        for (int i = 0; i < dc_params_count(p); i++) total += dc_params_get(p, i)->numel;
+        for (int i = 0; i < dc_params_count(p); i++)
+            total += dc_params_get(p, i)->numel;
         w[lazy] = malloc(total * sizeof(float));
         for (int i = 0, at = 0; i < dc_params_count(p); at += (int)dc_params_get(p, i)->numel, i++)
             assert_int_equal(dc_params_read(p, i, w[lazy] + at), DC_OK);

@@ -360,8 +360,8 @@ static void test_resume_anywhere(void **state) {
     dc_error err = {0};
     assert_int_equal(dc_train_read_checkpoint(run, &at, &err), DC_OK);
     dc_dataset *tr = NULL, *va = NULL;
-    assert_int_equal(
-        dc_train_load_data(&at.config, at.spec.size, at.spec.channels, &tr, &va, &err), DC_OK);
+    assert_int_equal(dc_train_load_data(&at.config, at.spec.size, at.spec.channels, &tr, &va, &err),
+                     DC_OK);
     uint64_t h = 14695981039346656037ull;
     const dc_dataset *sets[2] = {tr, va};
     for (int k = 0; k < 2; k++) {
@@ -386,9 +386,9 @@ static void test_resume_anywhere(void **state) {
     for (int round = 0; round < 2; round++) {
         /* round 0: the old fingerprint of this data, accepted; round 1: another, refused */
         cfg = read_json(path(run, "config.json"));
-        cJSON_ReplaceItemInObjectCaseSensitive(get(cfg, "data"), "fingerprint",
-                                               cJSON_CreateString(round ? "0123456789abcdef"
-                                                                        : old_fp));
+        cJSON_ReplaceItemInObjectCaseSensitive(
+            get(cfg, "data"), "fingerprint",
+            cJSON_CreateString(round ? "0123456789abcdef" : old_fp));
         char *text = cJSON_Print(cfg);
         FILE *f = fopen(path(run, "config.json"), "w");
         assert_non_null(f);

@@ -409,10 +409,10 @@ int dc_cmd_train(int argc, char **argv) {
         stored_fingerprint(c.cfg.out, stored, sizeof stored);
         /* a run folder from before item-wise fingerprints: compared the old way (rank 0
          * reads every image, a part at a time) */
-        if (stored[0] && strncmp(stored, DC_DATA_FINGERPRINT_PREFIX,
-                                 strlen(DC_DATA_FINGERPRINT_PREFIX)) != 0 &&
-            dc_cli_data_fingerprint_whole(train, val, c.fingerprint, sizeof c.fingerprint,
-                                          &err) != DC_OK) {
+        if (stored[0] &&
+            strncmp(stored, DC_DATA_FINGERPRINT_PREFIX, strlen(DC_DATA_FINGERPRINT_PREFIX)) != 0 &&
+            dc_cli_data_fingerprint_whole(train, val, c.fingerprint, sizeof c.fingerprint, &err) !=
+                DC_OK) {
             dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
             goto done;
         }
@@ -452,11 +452,11 @@ int dc_cmd_train(int argc, char **argv) {
         dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
         goto done;
     }
-    if (dc_model_spec_fit_data_share(
-            &c.spec, train,
-            (dc_args_str(&a, "classes", NULL) ? DC_FIT_CLASSES_GIVEN : 0) |
-                (named ? DC_FIT_LOSS_GIVEN : 0) | (resume ? DC_FIT_RESUMING : 0),
-            share, note, sizeof note, &err) != DC_OK) {
+    if (dc_model_spec_fit_data_share(&c.spec, train,
+                                     (dc_args_str(&a, "classes", NULL) ? DC_FIT_CLASSES_GIVEN : 0) |
+                                         (named ? DC_FIT_LOSS_GIVEN : 0) |
+                                         (resume ? DC_FIT_RESUMING : 0),
+                                     share, note, sizeof note, &err) != DC_OK) {
         dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
         goto done;
     }

@@ -64,7 +64,8 @@ static dc_status hash_dataset_whole(uint64_t *h, const dc_dataset *ds, dc_error 
     int32_t items[1024];
     for (int first = 0; first < ds->n; first += part) {
         const int count = ds->n - first < part ? ds->n - first : part;
-        for (int k = 0; k < count; k++) items[k] = first + k;
+        for (int k = 0; k < count; k++)
+            items[k] = first + k;
         const dc_status s = dc_dataset_decode_only(ds, items, count, err);
         if (s != DC_OK) return s;
         for (int k = 0; k < count; k++)
@@ -77,8 +78,8 @@ static dc_status hash_dataset_whole(uint64_t *h, const dc_dataset *ds, dc_error 
     return DC_OK;
 }
 
-dc_status dc_cli_data_fingerprint_whole(const dc_dataset *train, const dc_dataset *val,
-                                        char *hex, size_t cap, dc_error *err) {
+dc_status dc_cli_data_fingerprint_whole(const dc_dataset *train, const dc_dataset *val, char *hex,
+                                        size_t cap, dc_error *err) {
     uint64_t h = 14695981039346656037ull;
     dc_status s = hash_dataset_whole(&h, train, err);
     if (s == DC_OK) s = hash_dataset_whole(&h, val, err);

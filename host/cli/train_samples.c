@@ -72,7 +72,8 @@ dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dat
     const int ntrain = s->n - (nval < s->n ? nval : s->n);
     if (train->lazy && ntrain > 0) {
         int32_t first[TRAIN_SAMPLES_MAX];
-        for (int i = 0; i < ntrain; i++) first[i] = i;
+        for (int i = 0; i < ntrain; i++)
+            first[i] = i;
         DC_TRY(dc_dataset_subset(train, first, ntrain, &shown, err));
         dc_status ds = dc_dataset_decode_all(shown, err);
         if (ds != DC_OK) {
@@ -81,8 +82,8 @@ dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dat
         }
     }
     for (int i = 0; i < s->n; i++) {
-        const float *from = i < nval ? dc_dataset_image(val, i)
-                                     : dc_dataset_image(shown ? shown : train, i - nval);
+        const float *from =
+            i < nval ? dc_dataset_image(val, i) : dc_dataset_image(shown ? shown : train, i - nval);
         memcpy(dc_dataset_image(s->src, i), from, sizeof(float) * dc_dataset_image_numel(train));
         s->idx[i] = i;
     }

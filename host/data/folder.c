@@ -302,8 +302,8 @@ dc_status dc_dataset_load_folder_opts(const char *dir, int size, int channels,
     L.size = size;
     const int lazy = opts && opts->lazy;
     for (int i = 0; s == DC_OK && i < plan.rel.count; i++)
-        s = lazy ? list_one(dir, plan.rel.items[i], plan.labels[i], max_pixels, plan.rel.count,
-                            &L, err)
+        s = lazy ? list_one(dir, plan.rel.items[i], plan.labels[i], max_pixels, plan.rel.count, &L,
+                            err)
                  : load_one(dir, plan.rel.items[i], plan.labels[i], channels, max_pixels,
                             plan.rel.count, &L, err);
     if (s == DC_OK && L.n == 0)

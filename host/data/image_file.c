@@ -373,8 +373,7 @@ dc_status dc_image_decode_file(const char *path, int channels, int64_t max_pixel
     return s;
 }
 
-dc_status dc_image_check_file(const char *path, int64_t max_pixels, int *h, int *w,
-                              dc_error *err) {
+dc_status dc_image_check_file(const char *path, int64_t max_pixels, int *h, int *w, dc_error *err) {
     *h = *w = 0;
     unsigned char *file = NULL;
     size_t len = 0;

@@ -1,19 +1,19 @@
 /* Lazily loaded datasets (include/deconv/data.h, dc_load_options.lazy): the labels and
  * names stay in the dataset, the pixels of only the items last asked for sit in a store of
- * slots. The pixels come from an IDX images file or from a folder's image files. Data-parallel training asks, at each epoch's start, for the items its rank's
- * slices of that epoch's batches hold, so a rank keeps about 1/N of the images in memory
- * and decodes nothing else. */
+ * slots. The pixels come from an IDX images file or from a folder's image files. Data-parallel
+ * training asks, at each epoch's start, for the items its rank's slices of that epoch's batches
+ * hold, so a rank keeps about 1/N of the images in memory and decodes nothing else. */
 #include <math.h>
 #include <stdint.h>
 
 #include "data/data_internal.h"
 
 struct dc_lazy_images {
-    char *path;     /* the IDX images file, or the folder that holds files */
-    char **files;   /* image folders: per record, its file's name relative to path; NULL
-                       for IDX */
+    char *path;         /* the IDX images file, or the folder that holds files */
+    char **files;       /* image folders: per record, its file's name relative to path; NULL
+                           for IDX */
     int64_t max_pixels; /* image folders: the load's pixel cap per file */
-    int rows, cols; /* its images' size */
+    int rows, cols;     /* its images' size */
     int channels, size;
     int n;
     int32_t *record; /* per item: its image's place in the file */
@@ -72,16 +72,14 @@ static dc_status copy_files(dc_lazy_images *z, char *const *names, const int32_t
     z->files = calloc((size_t)n + 1, sizeof(char *));
     for (int i = 0; z->files && i < n; i++)
         if (!(z->files[i] = dc_data_strdup(names[pick ? pick[i] : i])))
-            return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for %d file names", z->path,
-                                n);
+            return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for %d file names", z->path, n);
     if (!z->files)
         return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for %d file names", z->path, n);
     return DC_OK;
 }
 
-dc_status dc_lazy_create_folder(const char *dir, char *const *files, int n, int channels,
-                                int size, int64_t max_pixels, dc_lazy_images **out,
-                                dc_error *err) {
+dc_status dc_lazy_create_folder(const char *dir, char *const *files, int n, int channels, int size,
+                                int64_t max_pixels, dc_lazy_images **out, dc_error *err) {
     DC_TRY(dc_lazy_create(dir, 0, 0, n, channels, size, out, err));
     (*out)->max_pixels = max_pixels;
     dc_status s = copy_files(*out, files, NULL, n, err);
@@ -306,8 +304,7 @@ static void visit_corner_mean(const dc_dataset *ds, int item, const float *im, v
 dc_status dc_dataset_corner_means(const dc_dataset *ds, int first, int stride, double *values,
                                   dc_error *err) {
     if (!values) return dc_set_error(err, DC_ERR_ARG, "dc_dataset_corner_means: bad arguments");
-    return walk_items(ds, first, stride, visit_corner_mean, values, "dc_dataset_corner_means",
-                      err);
+    return walk_items(ds, first, stride, visit_corner_mean, values, "dc_dataset_corner_means", err);
 }
 
 static void visit_item_hash(const dc_dataset *ds, int item, const float *im, void *user) {
@@ -336,8 +333,7 @@ static void visit_near_binary(const dc_dataset *ds, int item, const float *im, v
 
 dc_status dc_dataset_near_binary_count(const dc_dataset *ds, int first, int stride, double *near,
                                        dc_error *err) {
-    if (!near)
-        return dc_set_error(err, DC_ERR_ARG, "dc_dataset_near_binary_count: bad arguments");
-    return walk_items(ds, first, stride, visit_near_binary, near,
-                      "dc_dataset_near_binary_count", err);
+    if (!near) return dc_set_error(err, DC_ERR_ARG, "dc_dataset_near_binary_count: bad arguments");
+    return walk_items(ds, first, stride, visit_near_binary, near, "dc_dataset_near_binary_count",
+                      err);
 }

@@ -125,8 +125,8 @@ dc_status dc_model_spec_fit_data_share(dc_model_spec *s, const dc_dataset *train
         const size_t n = (size_t)train->n * dc_dataset_image_numel(train);
         share = n ? near / (double)n : 0.0;
     } else if (share < 0) {
-        share = dc_near_binary_share(train->images,
-                                     (size_t)train->n * dc_dataset_image_numel(train));
+        share =
+            dc_near_binary_share(train->images, (size_t)train->n * dc_dataset_image_numel(train));
     }
     if (!(flags & DC_FIT_LOSS_GIVEN))
         s->loss = share >= DC_NEAR_BINARY_SHARE ? DC_LOSS_BCE : DC_LOSS_MSE;

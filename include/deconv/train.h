@@ -111,8 +111,8 @@ dc_status dc_train_data_fingerprint(const dc_dataset *train, const dc_dataset *v
 /* dc_near_binary_share over all training pixels (for dc_model_spec_fit_data_share),
  * counted from the ranks' shares as dc_train_data_fingerprint does: equal on every rank
  * and to one process's figure. */
-dc_status dc_train_near_binary_share(const dc_dataset *train, struct dc_dist *dist,
-                                     double *share, dc_error *err);
+dc_status dc_train_near_binary_share(const dc_dataset *train, struct dc_dist *dist, double *share,
+                                     dc_error *err);
 
 /* A run folder (its model.safetensors) or a checkpoint file: the model, the options and the
  * position it was saved at. */
