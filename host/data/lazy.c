@@ -274,12 +274,16 @@ dc_status dc_dataset_decode_all(dc_dataset *ds, dc_error *err) {
 typedef void (*item_visit)(const dc_dataset *ds, int item, const float *image, void *user);
 
 /* Visits items first, first + stride, ... < n; a lazily loaded dataset decodes them a part
- * at a time (and afterwards holds the last part only). */
+ * at a time (and afterwards holds the last part only). A part holds up to 4096 images and
+ * 64 MiB of pixels, so that large images do not make a walk's store outgrow a rank's
+ * share of an epoch. */
 static dc_status walk_items(const dc_dataset *ds, int first, int stride, item_visit visit,
                             void *user, const char *what, dc_error *err) {
     if (!ds || first < 0 || stride < 1)
         return dc_set_error(err, DC_ERR_ARG, "%s: bad arguments", what);
-    const int part = 4096;
+    const size_t image_bytes = dc_dataset_image_numel(ds) * sizeof(float);
+    const size_t fit = image_bytes ? ((size_t)64 << 20) / image_bytes : 4096;
+    const int part = fit < 1 ? 1 : (fit > 4096 ? 4096 : (int)fit);
     int32_t *chunk = malloc(sizeof(int32_t) * part);
     if (!chunk) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory", what);
     dc_status st = DC_OK;
