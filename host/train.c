@@ -21,6 +21,7 @@
 #include "deconv/train.h"
 #include "internal.h"
 #include "models/kinds.h"
+#include "train_dist.h"
 
 #define CHECKPOINT_FILE "model.safetensors"
 /* Parameters are checked for NaN/Inf this often (and at every epoch's end and checkpoint);
@@ -679,19 +680,8 @@ static dc_status trainer_build(dc_backend *be, const dc_model_spec *spec, const 
         aug->scale_max = 1.1f;
         aug->max_rotate_deg = 8.0f;
         /* fill uncovered pixels with the data's background: the mean of the corner pixels
-         * (+1 for the white guns, -1 for Fashion-MNIST's black). Each rank takes every
-         * N-th image (a lazily loaded set decodes only those), the per-image values are
-         * exchanged (exactly: the other ranks add zeros) and summed in image order, as
-         * one process sums them */
-        double *corners = calloc((size_t)train->n, sizeof(double)), corner = 0;
-        s = corners ? dc_dataset_corner_means(train, dc_dist_rank(cfg->dist),
-                                              dc_dist_size(cfg->dist), corners, err)
-                    : dc_set_error(err, DC_ERR_OOM, "dc_trainer: out of memory");
-        if (s == DC_OK) s = dc_dist_sum(cfg->dist, corners, train->n, err);
-        for (int i = 0; s == DC_OK && i < train->n; i++) corner += corners[i];
-        free(corners);
-        if (s != DC_OK) goto fail;
-        aug->fill = (float)(corner / train->n);
+         * (+1 for the white guns, -1 for Fashion-MNIST's black), from the ranks' shares */
+        if ((s = dc_train_corner_fill(train, cfg->dist, &aug->fill, err)) != DC_OK) goto fail;
         if (cfg->augment_oversample > 1 && (s = load_fine(t, spec, err)) != DC_OK) goto fail;
     }
     *out = t;
@@ -925,29 +915,6 @@ static dc_status check_params(dc_trainer *t, dc_error *err) {
     return DC_OK;
 }
 
-/* A lazily loaded training set decodes the items this rank's slices of the epoch's
- * remaining batches hold (picked as dc_model_fill_batch_slice picks them) and drops the
- * others: a rank holds its share of the images, not all of them. */
-static dc_status decode_epoch_share(dc_trainer *t, int epoch, dc_error *err) {
-    if (!t->train->lazy) return DC_OK;
-    int local, first_slot;
-    DC_TRY(dc_dist_batch_slice(t->cfg.dist, t->cfg.batch, &local, &first_slot, err));
-    const int B = t->cfg.batch, n = t->train->n;
-    const int from = epoch == t->epoch ? t->step_in_epoch : 0;
-    int32_t *items = malloc(sizeof(int32_t) * ((size_t)(t->steps_per_epoch - from) * local + 1));
-    if (!items) return dc_set_error(err, DC_ERR_OOM, "decoding the epoch's images: out of memory");
-    int count = 0;
-    for (int step = from; step < t->steps_per_epoch; step++) {
-        const int first = step * B, in_batch = n - first < B ? n - first : B;
-        for (int slot = first_slot; slot < first_slot + local; slot++)
-            items[count++] = t->perm[first + slot % in_batch];
-    }
-    dc_status s = dc_dataset_decode_only(t->train, items, count, err);
-    if (s == DC_OK && t->fine && t->fine->lazy) s = dc_dataset_decode_only(t->fine, items, count, err);
-    free(items);
-    return s;
-}
-
 /* One optimizer step on items perm[first..first+count); its loss is added to acc_loss on
  * the device. */
 static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss, dc_error *err) {
@@ -1019,7 +986,10 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
     long images_done = 0;
     for (int epoch = t->epoch; epoch < c->epochs; epoch++) {
         dc_epoch_permutation(t->perm, t->train->n, c->seed, epoch);
-        DC_TRY(decode_epoch_share(t, epoch, err));
+        /* a lazily loaded set: this rank's share of the epoch (host/train_dist.c) */
+        DC_TRY(dc_train_decode_epoch_share(t->train, t->fine, t->perm,
+                                           epoch == t->epoch ? t->step_in_epoch : 0, steps,
+                                           c->batch, c->dist, err));
         DC_BE(be, fill, acc_loss, 2, 0.0f);
         int acc_steps = 0, epoch_loss_n = 0;
         double epoch_loss = 0;

@@ -119,6 +119,7 @@ static void test_lazy_load_refuses_a_cut_file(void **state) {
     assert_non_null(strstr(err.msg, "truncated"));
     assert_non_null(strstr(err.msg, path));
     tu_system("rm -rf %s", dir);
+    free(dir);
 }
 
 /* The first n images and labels of Fashion-MNIST's test set as IDX files in dir; returns
@@ -214,6 +215,200 @@ static void test_trainer_on_lazy_data(void **state) {
     dc_dataset_free(lz);
     dc_backend_free(be);
     tu_system("rm -rf %s", dir);
+    free(dir);
+}
+
+/* A labelled folder made from the gun silhouettes: two classes, one with a nested
+ * sub-folder, a non-square grey PGM (the fit's resize and padding), and a file that is no
+ * image, which both loads skip with a warning. The caller frees the path. */
+static char *make_gun_folder(void) {
+    char *dir = tu_tmpdir("lazy_folder");
+    const char *src = tu_source_dir();
+    assert_int_equal(tu_system("mkdir -p %s/a/deep %s/b && cp %s/assets/guns/a*.png %s/a/ && "
+                               "cp %s/assets/guns/m*.png %s/a/deep/ && "
+                               "cp %s/assets/guns/[b-l]*.png %s/b/ && "
+                               "echo 'not an image' > %s/b/broken.png && "
+                               "(printf 'P5\n40 24\n255\n'; head -c 960 /dev/urandom) > "
+                               "%s/b/wide.pgm",
+                               dir, dir, src, dir, src, dir, src, dir, dir, dir),
+                     0);
+    return dir;
+}
+
+/* A lazily loaded folder lists the same items as a whole load (names, labels, classes),
+ * decodes each item bit for bit as the whole load does, keeps its laziness through a
+ * split, and every whole-set figure computed from it (corner means, item hashes, the
+ * near-binary count, the data fingerprint) equals the whole load's. */
+static void check_lazy_folder(const char *dir, int size, int channels) {
+    dc_error err = {0};
+    dc_dataset *whole = NULL, *lazy = NULL;
+    dc_load_options opt = {0};
+    opt.lazy = 1;
+    assert_int_equal(dc_dataset_load_path(dir, size, channels, &whole, &err), DC_OK);
+    assert_int_equal(dc_dataset_load_path_opts(dir, size, channels, &opt, &lazy, &err), DC_OK);
+    assert_non_null(lazy->lazy);
+    assert_null(lazy->images);
+    assert_int_equal(dc_dataset_decoded_count(lazy), 0);
+    assert_int_equal(lazy->n, whole->n);
+    assert_int_equal(whole->n, 16); /* 15 guns and the PGM; the broken file skipped */
+    assert_int_equal(lazy->h, whole->h);
+    assert_int_equal(lazy->w, whole->w);
+    assert_int_equal(lazy->c, whole->c);
+    assert_int_equal(lazy->n_classes, 2);
+    assert_string_equal(lazy->class_names[1], whole->class_names[1]);
+    assert_memory_equal(lazy->labels, whole->labels, sizeof(int32_t) * whole->n);
+    for (int i = 0; i < whole->n; i++)
+        assert_string_equal(lazy->names[i], whole->names[i]);
+    const size_t bytes = dc_dataset_image_numel(whole) * sizeof(float);
+
+    int32_t items[5] = {15, 0, 7, 0, 13};
+    assert_int_equal(dc_dataset_decode_only(lazy, items, 5, &err), DC_OK);
+    assert_int_equal(dc_dataset_decoded_count(lazy), 4);
+    for (int k = 0; k < 5; k++)
+        assert_memory_equal(dc_dataset_image(lazy, items[k]), dc_dataset_image(whole, items[k]),
+                            bytes);
+    assert_null(dc_dataset_image(lazy, 1));
+
+    /* figures over the whole set from two "ranks" (every second item) */
+    double *ca = calloc((size_t)whole->n, sizeof(double));
+    double *cb = calloc((size_t)whole->n, sizeof(double));
+    uint64_t *ha = calloc((size_t)whole->n, sizeof(uint64_t));
+    uint64_t *hb = calloc((size_t)whole->n, sizeof(uint64_t));
+    double near_whole = 0, near_lazy = 0;
+    assert_int_equal(dc_dataset_corner_means(whole, 0, 1, ca, &err), DC_OK);
+    assert_int_equal(dc_dataset_item_hashes(whole, 0, 1, ha, &err), DC_OK);
+    assert_int_equal(dc_dataset_near_binary_count(whole, 0, 1, &near_whole, &err), DC_OK);
+    for (int rank = 0; rank < 2; rank++) {
+        assert_int_equal(dc_dataset_corner_means(lazy, rank, 2, cb, &err), DC_OK);
+        assert_int_equal(dc_dataset_item_hashes(lazy, rank, 2, hb, &err), DC_OK);
+        assert_int_equal(dc_dataset_near_binary_count(lazy, rank, 2, &near_lazy, &err), DC_OK);
+    }
+    /* the oracle of the near count: the share over the whole load's pixels */
+    const size_t numel = (size_t)whole->n * dc_dataset_image_numel(whole);
+    assert_true(near_whole / (double)numel == dc_near_binary_share(whole->images, numel));
+    assert_true(near_lazy == near_whole);
+    for (int i = 0; i < whole->n; i++) {
+        assert_true(ca[i] == cb[i]);
+        assert_true(ha[i] == hb[i]);
+    }
+    /* the item hashes tell items apart */
+    assert_true(ha[0] != ha[1]);
+    free(ca), free(cb), free(ha), free(hb);
+
+    /* a split of the lazy set is lazy; decoded whole it is the whole set's split */
+    dc_dataset *wt = NULL, *wv = NULL, *lt = NULL, *lv = NULL;
+    assert_int_equal(dc_dataset_split(whole, 0.25f, 3, &wt, &wv, &err), DC_OK);
+    assert_int_equal(dc_dataset_split(lazy, 0.25f, 3, &lt, &lv, &err), DC_OK);
+    assert_non_null(lt->lazy);
+    assert_non_null(lv->lazy);
+    assert_int_equal(dc_dataset_decoded_count(lt), 0);
+    int32_t last = lt->n - 1;
+    assert_int_equal(dc_dataset_decode_only(lt, &last, 1, &err), DC_OK);
+    assert_memory_equal(dc_dataset_image(lt, last), dc_dataset_image(wt, last), bytes);
+    assert_int_equal(dc_dataset_decode_all(lv, &err), DC_OK);
+    assert_null(lv->lazy);
+    assert_memory_equal(lv->images, wv->images, bytes * wv->n);
+    char fw[32], fl[32];
+    assert_int_equal(dc_train_data_fingerprint(wt, wv, NULL, fw, sizeof fw, &err), DC_OK);
+    assert_int_equal(dc_train_data_fingerprint(lt, lv, NULL, fl, sizeof fl, &err), DC_OK);
+    assert_string_equal(fw, fl);
+    assert_true(strncmp(fw, DC_DATA_FINGERPRINT_PREFIX, 3) == 0);
+    assert_int_equal(strlen(fw) + 1, DC_DATA_FINGERPRINT_CHARS);
+    /* other data: another fingerprint */
+    assert_int_equal(dc_train_data_fingerprint(wv, wt, NULL, fl, sizeof fl, &err), DC_OK);
+    assert_string_not_equal(fw, fl);
+    dc_dataset_free(wt), dc_dataset_free(wv), dc_dataset_free(lt), dc_dataset_free(lv);
+    dc_dataset_free(whole);
+    dc_dataset_free(lazy);
+}
+
+static void test_lazy_folder_matches_whole_load(void **state) {
+    (void)state;
+    char *dir = make_gun_folder();
+    check_lazy_folder(dir, 0, 1);
+    check_lazy_folder(dir, 20, 3);
+    tu_system("rm -rf %s", dir);
+    free(dir);
+}
+
+/* A file that turns unreadable after the lazy load listed it is an error naming the file
+ * when its item is decoded; the items decoded before stay as they were. */
+static void test_lazy_folder_file_turns_unreadable(void **state) {
+    (void)state;
+    char *dir = make_gun_folder();
+    dc_error err = {0};
+    dc_dataset *lazy = NULL;
+    dc_load_options opt = {0};
+    opt.lazy = 1;
+    assert_int_equal(dc_dataset_load_path_opts(dir, 16, 1, &opt, &lazy, &err), DC_OK);
+    int32_t item = 2;
+    assert_int_equal(dc_dataset_decode_only(lazy, &item, 1, &err), DC_OK);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, lazy->names[5]);
+    assert_int_equal(tu_system("head -c 60 %s > %s.cut && mv %s.cut %s", path, path, path, path),
+                     0);
+    int32_t both[2] = {2, 5};
+    assert_int_equal(dc_dataset_decode_only(lazy, both, 2, &err), DC_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(dc_dataset_image(lazy, 2));
+    assert_null(dc_dataset_image(lazy, 5));
+    /* gone altogether */
+    assert_int_equal(tu_system("rm %s", path), 0);
+    assert_int_equal(dc_dataset_decode_only(lazy, both + 1, 1, &err), DC_ERR_IO);
+    assert_non_null(strstr(err.msg, path));
+    dc_dataset_free(lazy);
+    tu_system("rm -rf %s", dir);
+    free(dir);
+}
+
+/* One process on a lazily loaded folder, augmented at twice the size (the trainer loads
+ * the folder again, lazily too, and decodes the same items in it): the weights equal the
+ * whole load's bit for bit. */
+static void test_trainer_on_lazy_folder(void **state) {
+    (void)state;
+    char *dir = make_gun_folder();
+    dc_error err = {0};
+    dc_backend *be = NULL;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
+    spec.base = 4;
+    spec.blocks = 2;
+    spec.latent = 8;
+    float *w[2] = {NULL, NULL};
+    size_t total = 0;
+    for (int lazy = 0; lazy < 2; lazy++) {
+        dc_train_config cfg;
+        dc_train_config_default(&cfg);
+        snprintf(cfg.data, sizeof cfg.data, "%s", dir);
+        snprintf(cfg.out, sizeof cfg.out, "%s/run%d", dir, lazy);
+        cfg.epochs = 2;
+        cfg.batch = 8;
+        cfg.augment = 1;
+        cfg.augment_oversample = 2;
+        dc_load_options opt = {0};
+        opt.lazy = lazy;
+        dc_dataset *tr = NULL, *va = NULL;
+        assert_int_equal(dc_train_load_data_opts(&cfg, 16, 1, &opt, &tr, &va, &err), DC_OK);
+        assert_true(lazy ? tr->lazy != NULL : tr->lazy == NULL);
+        dc_trainer *t = NULL;
+        assert_int_equal(dc_trainer_create(be, &spec, tr, va, &cfg, NULL, &t, &err), DC_OK);
+        assert_int_equal(dc_trainer_run(t, &err), DC_OK);
+        dc_params *p = dc_trainer_model(t)->params;
+        total = 0;
+        for (int i = 0; i < dc_params_count(p); i++)
+            total += dc_params_get(p, i)->numel;
+        w[lazy] = malloc(total * sizeof(float));
+        for (int i = 0, at = 0; i < dc_params_count(p); at += (int)dc_params_get(p, i)->numel, i++)
+            assert_int_equal(dc_params_read(p, i, w[lazy] + at), DC_OK);
+        dc_trainer_free(t);
+        dc_dataset_free(tr), dc_dataset_free(va);
+    }
+    assert_memory_equal(w[0], w[1], total * sizeof(float));
+    free(w[0]), free(w[1]);
+    dc_backend_free(be);
+    tu_system("rm -rf %s", dir);
+    free(dir);
 }
 
 /* The backward hook hears every node from the root down to 0, once each, and its error
@@ -270,6 +465,9 @@ int main(void) {
         cmocka_unit_test(test_lazy_load_matches_whole_load),
         cmocka_unit_test(test_lazy_load_refuses_a_cut_file),
         cmocka_unit_test(test_trainer_on_lazy_data),
+        cmocka_unit_test(test_lazy_folder_matches_whole_load),
+        cmocka_unit_test(test_lazy_folder_file_turns_unreadable),
+        cmocka_unit_test(test_trainer_on_lazy_folder),
         cmocka_unit_test(test_backward_hook_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "deconv/io.h"
+#include "deconv/train.h"
 #include "testutil.h"
 
 static char *g_dir;
@@ -347,6 +348,63 @@ static void test_resume_anywhere(void **state) {
     assert_int_equal(CLI("train --resume %s --epochs 4 --data %s --quiet --device cpu", run, other),
                      1);
     assert_true(file_has(g_err, "its images differ from the data"));
+
+    /* a run folder from before item-wise fingerprints stores the old one (16 hex digits):
+     * a resume compares with it, computed the old way. The oracle: FNV-1a over the sizes,
+     * the whole load's contiguous pixels, the labels and class names, train then val. */
+    cfg = read_json(path(run, "config.json"));
+    const char *now = cJSON_GetStringValue(get(cfg, "data.fingerprint"));
+    assert_true(strncmp(now, DC_DATA_FINGERPRINT_PREFIX, 3) == 0);
+    cJSON_Delete(cfg);
+    dc_train_checkpoint at;
+    dc_error err = {0};
+    assert_int_equal(dc_train_read_checkpoint(run, &at, &err), DC_OK);
+    dc_dataset *tr = NULL, *va = NULL;
+    assert_int_equal(dc_train_load_data(&at.config, at.spec.size, at.spec.channels, &tr, &va, &err),
+                     DC_OK);
+    uint64_t h = 14695981039346656037ull;
+    const dc_dataset *sets[2] = {tr, va};
+    for (int k = 0; k < 2; k++) {
+        const dc_dataset *ds = sets[k];
+        const int32_t dims[4] = {ds->n, ds->c, ds->h, ds->w};
+        const struct {
+            const void *p;
+            size_t len;
+        } parts[3] = {{dims, sizeof dims},
+                      {ds->images, sizeof(float) * dc_dataset_image_numel(ds) * ds->n},
+                      {ds->labels, ds->labels ? sizeof(int32_t) * ds->n : 0}};
+        for (int q = 0; q < 3; q++)
+            for (size_t i = 0; i < parts[q].len; i++)
+                h = (h ^ ((const unsigned char *)parts[q].p)[i]) * 1099511628211ull;
+        for (int c = 0; ds->class_names && c < ds->n_classes; c++)
+            for (size_t i = 0; i <= strlen(ds->class_names[c]); i++)
+                h = (h ^ (unsigned char)ds->class_names[c][i]) * 1099511628211ull;
+    }
+    dc_dataset_free(tr), dc_dataset_free(va);
+    char old_fp[32];
+    snprintf(old_fp, sizeof old_fp, "%016llx", (unsigned long long)h);
+    for (int round = 0; round < 2; round++) {
+        /* round 0: the old fingerprint of this data, accepted; round 1: another, refused */
+        cfg = read_json(path(run, "config.json"));
+        cJSON_ReplaceItemInObjectCaseSensitive(
+            get(cfg, "data"), "fingerprint",
+            cJSON_CreateString(round ? "0123456789abcdef" : old_fp));
+        char *text = cJSON_Print(cfg);
+        FILE *f = fopen(path(run, "config.json"), "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        free(text);
+        cJSON_Delete(cfg);
+        /* --data moves each round (grey, then the copy): a moved path must match */
+        assert_int_equal(CLI("train --resume %s --epochs %d --data %s --quiet --device cpu", run,
+                             4 + round, round ? copy : path(g_dir, "grey")),
+                         round ? 1 : 0);
+        if (round) {
+            assert_true(file_has(g_err, "its images differ from the data"));
+            assert_true(file_has(g_err, old_fp)); /* computed the old way */
+        }
+    }
 }
 
 int main(void) {

@@ -381,9 +381,10 @@ int dc_cmd_train(int argc, char **argv) {
     if (c.cfg.log_every <= 0) c.cfg.log_every = 1;
     dc_cli_progress_init(&c.progress, 2, c.progress_every);
 
-    /* rank 0 holds every image (the fingerprint, the default loss, samples and report
-     * need them); the other ranks decode only their share of each epoch (IDX data) */
-    c.load.lazy = !rank0;
+    /* under mpirun every rank decodes only its share of each epoch: the fingerprint and
+     * the default loss are computed from the ranks' shares, the samples and the report
+     * decode the few images they show */
+    c.load.lazy = dist != NULL;
     c.cfg.max_image_pixels = c.load.max_image_pixels;
     dc_dataset *train = NULL, *val = NULL;
     if (dc_train_load_data_opts(&c.cfg, c.spec.size, c.spec.channels, &c.load, &train, &val,
@@ -397,10 +398,24 @@ int dc_cmd_train(int argc, char **argv) {
     c.val = val;
     dc_trainer *t = NULL;
     rc = 1;
-    if (rank0) dc_cli_data_fingerprint(train, val, c.fingerprint, sizeof c.fingerprint);
+    /* every rank hashes its share; the item hashes are exchanged */
+    if (dc_train_data_fingerprint(train, val, dist, c.fingerprint, sizeof c.fingerprint, &err) !=
+        DC_OK) {
+        dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
+        goto done;
+    }
     if (resume && rank0) { /* a refusal on rank 0 ends every rank */
         char stored[32];
         stored_fingerprint(c.cfg.out, stored, sizeof stored);
+        /* a run folder from before item-wise fingerprints: compared the old way (rank 0
+         * reads every image, a part at a time) */
+        if (stored[0] &&
+            strncmp(stored, DC_DATA_FINGERPRINT_PREFIX, strlen(DC_DATA_FINGERPRINT_PREFIX)) != 0 &&
+            dc_cli_data_fingerprint_whole(train, val, c.fingerprint, sizeof c.fingerprint, &err) !=
+                DC_OK) {
+            dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
+            goto done;
+        }
         if (data_moved && !stored[0]) {
             dc_cli_fail("train",
                         "--data %s: cannot check that it holds the run's data (%s has no "
@@ -427,18 +442,25 @@ int dc_cmd_train(int argc, char **argv) {
     const char *loss_opt = dc_args_str(&a, "loss", NULL);
     const int named = loss_opt && (strstr(loss_opt, "mse") || strstr(loss_opt, "bce"));
     char note[256];
-    if (dc_model_spec_fit_data(&c.spec, train,
-                               (dc_args_str(&a, "classes", NULL) ? DC_FIT_CLASSES_GIVEN : 0) |
-                                   (named ? DC_FIT_LOSS_GIVEN : 0) | (resume ? DC_FIT_RESUMING : 0),
-                               note, sizeof note, &err) != DC_OK) {
+    /* the default loss reads the training pixels' near-binary share: under mpirun counted
+     * over the ranks' shares (every rank gets the same figure, and so the same loss) */
+    double share = -1.0;
+    if (dist && !resume && dc_model_kind_has(c.spec.kind, DC_KIND_ENCODER) &&
+        dc_model_kind_has(c.spec.kind, DC_KIND_DECODER) &&
+        !dc_model_kind_has(c.spec.kind, DC_KIND_FLOW) &&
+        dc_train_near_binary_share(train, dist, &share, &err) != DC_OK) {
+        dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
+        goto done;
+    }
+    if (dc_model_spec_fit_data_share(&c.spec, train,
+                                     (dc_args_str(&a, "classes", NULL) ? DC_FIT_CLASSES_GIVEN : 0) |
+                                         (named ? DC_FIT_LOSS_GIVEN : 0) |
+                                         (resume ? DC_FIT_RESUMING : 0),
+                                     share, note, sizeof note, &err) != DC_OK) {
         dc_cli_fail("train", "--data %s: %s", c.cfg.data, err.msg);
         goto done;
     }
     if (note[0] && !c.quiet) fprintf(stderr, "deconv train: %s\n", note);
-    if (dist) { /* rank 0's loss for all: the others may hold no pixels to choose it by */
-        const int bce = dc_dist_any(dist, rank0 && c.spec.loss == DC_LOSS_BCE);
-        c.spec.loss = bce ? DC_LOSS_BCE : DC_LOSS_MSE;
-    }
     if (c.cfg.epochs <= at.epoch) {
         fprintf(stderr, "deconv train: %s already finished %d epochs (use --epochs to extend)\n",
                 c.cfg.out, at.epoch);

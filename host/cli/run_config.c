@@ -54,22 +54,38 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-static uint64_t hash_dataset(uint64_t h, const dc_dataset *ds) {
+/* The fingerprint run folders stored before item-wise ones (dc_train_data_fingerprint):
+ * FNV-1a over the sizes, all pixels' bytes in item order, the labels and class names. A
+ * lazily loaded set is decoded a part at a time (the same bytes in the same order). */
+static dc_status hash_dataset_whole(uint64_t *h, const dc_dataset *ds, dc_error *err) {
     const int32_t dims[4] = {ds->n, ds->c, ds->h, ds->w};
-    h = fnv1a(h, dims, sizeof dims);
-    if (ds->n > 0) h = fnv1a(h, ds->images, sizeof(float) * dc_dataset_image_numel(ds) * ds->n);
-    if (ds->labels) h = fnv1a(h, ds->labels, sizeof(int32_t) * (size_t)ds->n);
+    *h = fnv1a(*h, dims, sizeof dims);
+    const int part = 1024;
+    int32_t items[1024];
+    for (int first = 0; first < ds->n; first += part) {
+        const int count = ds->n - first < part ? ds->n - first : part;
+        for (int k = 0; k < count; k++)
+            items[k] = first + k;
+        const dc_status s = dc_dataset_decode_only(ds, items, count, err);
+        if (s != DC_OK) return s;
+        for (int k = 0; k < count; k++)
+            *h = fnv1a(*h, dc_dataset_image(ds, first + k),
+                       sizeof(float) * dc_dataset_image_numel(ds));
+    }
+    if (ds->labels) *h = fnv1a(*h, ds->labels, sizeof(int32_t) * (size_t)ds->n);
     for (int k = 0; ds->class_names && k < ds->n_classes; k++)
-        h = fnv1a(h, ds->class_names[k], strlen(ds->class_names[k]) + 1);
-    return h;
+        *h = fnv1a(*h, ds->class_names[k], strlen(ds->class_names[k]) + 1);
+    return DC_OK;
 }
 
-void dc_cli_data_fingerprint(const dc_dataset *train, const dc_dataset *val, char *hex,
-                             size_t cap) {
+dc_status dc_cli_data_fingerprint_whole(const dc_dataset *train, const dc_dataset *val, char *hex,
+                                        size_t cap, dc_error *err) {
     uint64_t h = 14695981039346656037ull;
-    h = hash_dataset(h, train);
-    h = hash_dataset(h, val);
+    dc_status s = hash_dataset_whole(&h, train, err);
+    if (s == DC_OK) s = hash_dataset_whole(&h, val, err);
+    if (s != DC_OK) return s;
     snprintf(hex, cap, "%016llx", (unsigned long long)h);
+    return DC_OK;
 }
 
 char *dc_cli_read_text(const char *path) {

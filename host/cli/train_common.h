@@ -88,7 +88,7 @@ void train_report_finish(train_report *r, const train_samples *s, dc_trainer *t,
 typedef struct dc_cli_run_config {
     const char *folder, *command, *device, *backend, *started; /* started: ISO 8601, UTC */
     const char *channels_note;                                 /* how the channels were chosen */
-    const char *fingerprint; /* dc_cli_data_fingerprint of the run's data */
+    const char *fingerprint; /* dc_train_data_fingerprint of the run's data */
     int threads;
     const dc_model_spec *spec;
     const dc_train_config *cfg;
@@ -101,7 +101,10 @@ typedef struct dc_cli_run_config {
 int dc_cli_config_write(const dc_cli_run_config *rc, dc_trainer *t, const char *status);
 /* A content check of the data a run trains on: a hash of every image, label and class
  * name of both parts, as 16 hex digits. */
-void dc_cli_data_fingerprint(const dc_dataset *train, const dc_dataset *val, char *hex, size_t cap);
+/* The data fingerprint run folders stored before dc_train_data_fingerprint (16 hex
+ * digits, no prefix): a resume of such a run compares with it. */
+dc_status dc_cli_data_fingerprint_whole(const dc_dataset *train, const dc_dataset *val,
+                                        char *hex, size_t cap, dc_error *err);
 
 /* The built-in default data: $DECONV_DATA, else the source tree's assets/guns, else
  * ./assets/guns. */

@@ -202,6 +202,9 @@ static dc_status classify_eval_set(train_report *r, dc_trainer *t, const dc_data
         const int count = ds->n - first < B ? ds->n - first : B;
         for (int i = 0; i < count; i++)
             idx[i] = first + i;
+        /* a lazily loaded training set (no validation set under mpirun): a batch at a time;
+         * the trainer decodes its share again at the next epoch's start */
+        if (ds->lazy && (s = dc_dataset_decode_only(ds, idx, count, err)) != DC_OK) goto done;
         if ((s = dc_trainer_forward_eval(t, ds, idx, count, 0, &batch, err)) != DC_OK) goto done;
         if (dc_graph_read(m->g, m->out, scores) != DC_OK) {
             s = dc_set_error(err, DC_ERR_STATE, "confusion matrix: %s", dc_graph_error(m->g)->msg);
@@ -230,6 +233,12 @@ static dc_status classify_eval_set(train_report *r, dc_trainer *t, const dc_data
     r->eval_is_val = ds == val;
     r->eval_n = ds->n;
     /* the thumbnails, once: the same items every epoch */
+    if (ds->lazy) {
+        int32_t shown[TRAIN_REPORT_PREDICTIONS];
+        for (int i = 0; i < r->n_pred; i++)
+            shown[i] = r->pred[i].index;
+        if ((s = dc_dataset_decode_only(ds, shown, r->n_pred, err)) != DC_OK) goto done;
+    }
     for (int i = 0; i < r->n_pred; i++) {
         char path[1400];
         snprintf(path, sizeof path, "%s/samples/%s_%02d.png", r->run,

@@ -66,11 +66,28 @@ dc_status train_samples_init(train_samples *s, dc_trainer *trainer, const dc_dat
     s->n = nval + train->n < TRAIN_SAMPLES_MAX ? nval + train->n : TRAIN_SAMPLES_MAX;
     if (s->n > m->batch) s->n = m->batch;
     DC_TRY(dc_dataset_create(s->n, train->c, train->h, train->w, 0, &s->src, err));
+    /* a lazily loaded training set: the few shown are decoded in a copy of their own, so
+     * that the trainer's decoded share stays as it is */
+    dc_dataset *shown = NULL;
+    const int ntrain = s->n - (nval < s->n ? nval : s->n);
+    if (train->lazy && ntrain > 0) {
+        int32_t first[TRAIN_SAMPLES_MAX];
+        for (int i = 0; i < ntrain; i++)
+            first[i] = i;
+        DC_TRY(dc_dataset_subset(train, first, ntrain, &shown, err));
+        dc_status ds = dc_dataset_decode_all(shown, err);
+        if (ds != DC_OK) {
+            dc_dataset_free(shown);
+            return ds;
+        }
+    }
     for (int i = 0; i < s->n; i++) {
-        const float *from = i < nval ? dc_dataset_image(val, i) : dc_dataset_image(train, i - nval);
+        const float *from =
+            i < nval ? dc_dataset_image(val, i) : dc_dataset_image(shown ? shown : train, i - nval);
         memcpy(dc_dataset_image(s->src, i), from, sizeof(float) * dc_dataset_image_numel(train));
         s->idx[i] = i;
     }
+    dc_dataset_free(shown);
     snprintf(s->src->source, sizeof s->src->source, "samples of %.400s", train->source);
     DC_TRY(dc_batch_alloc(m, &s->batch, err));
     if (has(m, DC_KIND_DECODER)) {

@@ -10,6 +10,10 @@
  * malloc'ed. Errors name the file and the reason. */
 dc_status dc_image_decode_file(const char *path, int channels, int64_t max_pixels, float **out,
                                int *h, int *w, dc_error *err);
+/* The checks a decode runs before it decodes pixels (the structure checks below, the
+ * header's size, the pixel cap), without decoding: *h x *w is the upright image's size.
+ * A file that passes may still fail to decode (corrupt compressed data). */
+dc_status dc_image_check_file(const char *path, int64_t max_pixels, int *h, int *w, dc_error *err);
 /* The same for the file's bytes in memory; name is used in messages. */
 dc_status dc_image_decode_planes(const char *name, const unsigned char *bytes, size_t len,
                                  int channels, int64_t max_pixels, float **out, int *h, int *w,
@@ -33,6 +37,10 @@ dc_status dc_image_fit(const float *src, int c, int h, int w, float *dst, int si
 dc_status dc_idx_decode_records(const char *path, int rows, int cols, int channels, int size,
                                 const int32_t *records, int count, float *const *dst,
                                 dc_error *err);
+/* The lazy part of n image files dir/files[i] (relative names), none decoded; each is
+ * decoded and fitted into size x size exactly as dc_dataset_load_folder does it. */
+dc_status dc_lazy_create_folder(const char *dir, char *const *files, int n, int channels, int size,
+                                int64_t max_pixels, dc_lazy_images **out, dc_error *err);
 /* The lazy part of n images of an IDX file, none decoded; item i is record i. */
 dc_status dc_lazy_create(const char *path, int rows, int cols, int n, int channels, int size,
                          dc_lazy_images **out, dc_error *err);

@@ -219,6 +219,34 @@ static dc_status load_one(const char *dir, const char *rel, int32_t label, int c
     return DC_OK;
 }
 
+/* load_one for a lazy load: the file is read and checked (structure, size, pixel cap) as a
+ * decode checks it, but not decoded; a file that fails costs the same warning. */
+static dc_status list_one(const char *dir, const char *rel, int32_t label, int64_t max_pixels,
+                          int planned, loaded *L, dc_error *err) {
+    char *path = join_path(dir, rel);
+    if (!path) return dc_set_error(err, DC_ERR_OOM, "out of memory");
+    int h = 0, w = 0;
+    dc_error why = {DC_OK, ""};
+    dc_status s = dc_image_check_file(path, max_pixels, &h, &w, &why);
+    free(path);
+    if (s == DC_ERR_FORMAT || s == DC_ERR_IO) {
+        fprintf(stderr, "deconv: warning: skipping %s\n", why.msg);
+        return DC_OK;
+    }
+    if (s != DC_OK) return dc_set_error(err, s, "%s", why.msg);
+    if (L->size <= 0) L->size = h > w ? h : w;
+    if (!L->labels) {
+        L->labels = malloc((size_t)planned * sizeof(int32_t));
+        L->names = calloc((size_t)planned, sizeof(char *));
+    }
+    if (!L->labels || !L->names) return dc_set_error(err, DC_ERR_OOM, "out of memory");
+    L->labels[L->n] = label;
+    L->names[L->n] = dc_data_strdup(rel);
+    if (!L->names[L->n]) return dc_set_error(err, DC_ERR_OOM, "out of memory");
+    L->n++;
+    return DC_OK;
+}
+
 static void loaded_free(loaded *L, int planned) {
     free(L->images);
     free(L->labels);
@@ -272,14 +300,22 @@ dc_status dc_dataset_load_folder_opts(const char *dir, int size, int channels,
     dc_status s = make_plan(dir, &plan, 0, err);
     loaded L = {0};
     L.size = size;
+    const int lazy = opts && opts->lazy;
     for (int i = 0; s == DC_OK && i < plan.rel.count; i++)
-        s = load_one(dir, plan.rel.items[i], plan.labels[i], channels, max_pixels, plan.rel.count,
-                     &L, err);
+        s = lazy ? list_one(dir, plan.rel.items[i], plan.labels[i], max_pixels, plan.rel.count, &L,
+                            err)
+                 : load_one(dir, plan.rel.items[i], plan.labels[i], channels, max_pixels,
+                            plan.rel.count, &L, err);
     if (s == DC_OK && L.n == 0)
         s = dc_set_error(err, DC_ERR_NOT_FOUND,
                          "no readable image in folder %s (%d image file(s) found, all skipped)",
                          dir, plan.rel.count);
     if (s == DC_OK) s = build_dataset(dir, channels, &plan, &L, out, err);
+    if (s == DC_OK && lazy) {
+        s = dc_lazy_create_folder(dir, (*out)->names, (*out)->n, channels, L.size, max_pixels,
+                                  &(*out)->lazy, err);
+        if (s != DC_OK) dc_dataset_free(*out), *out = NULL;
+    }
     loaded_free(&L, plan.rel.count);
     load_plan_free(&plan);
     return s;

@@ -257,32 +257,42 @@ static dc_status apply_orientation(unsigned char *px, int *h, int *w, size_t byt
     return DC_OK;
 }
 
+/* The checks before any pixel is decoded: the structure (dc_image_check_encoded), the
+ * header's size, no zero side and the pixel cap. */
+static dc_status check_before_decoding(const char *name, const unsigned char *bytes, size_t len,
+                                       int64_t max_pixels, const char **format, int *info_h,
+                                       int *info_w, dc_error *err) {
+    if (max_pixels <= 0) max_pixels = DC_IMAGE_MAX_PIXELS_DEFAULT;
+    if (len == 0) return dc_set_error(err, DC_ERR_FORMAT, "%s: empty file", name);
+    if (len > INT_MAX) /* stb_image takes an int length */
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: file of %zu bytes is too large", name, len);
+    DC_TRY(dc_image_check_encoded(name, bytes, len, format, err));
+
+    /* The header's size first: nothing is allocated for an image over the cap. */
+    int comp = 0;
+    if (!stbi_info_from_memory(bytes, (int)len, info_w, info_h, &comp))
+        return decode_failed(err, name, *format, "read the header of");
+    if (*info_w <= 0 || *info_h <= 0)
+        return dc_set_error(err, DC_ERR_FORMAT, "%s: the %s image has a zero dimension (%dx%d)",
+                            name, *format, *info_w, *info_h);
+    int64_t pixels = (int64_t)*info_w * *info_h;
+    if (pixels > max_pixels)
+        return dc_set_error(err, DC_ERR_FORMAT,
+                            "%s: the %s image is %dx%d = %lld pixels, over the limit of %lld "
+                            "pixels per image",
+                            name, *format, *info_w, *info_h, (long long)pixels,
+                            (long long)max_pixels);
+    return DC_OK;
+}
+
 dc_status dc_image_decode_memory(const char *name, const unsigned char *bytes, size_t len,
                                  int allow16, int64_t max_pixels, void **pix, int *h, int *w,
                                  int *comp, int *wide, dc_error *err) {
     *pix = NULL;
     *h = *w = *comp = *wide = 0;
-    if (max_pixels <= 0) max_pixels = DC_IMAGE_MAX_PIXELS_DEFAULT;
-    if (len == 0) return dc_set_error(err, DC_ERR_FORMAT, "%s: empty file", name);
-    if (len > INT_MAX) /* stb_image takes an int length */
-        return dc_set_error(err, DC_ERR_FORMAT, "%s: file of %zu bytes is too large", name, len);
     const char *format = NULL;
-    DC_TRY(dc_image_check_encoded(name, bytes, len, &format, err));
-
-    /* The header's size first: nothing is allocated for an image over the cap. */
-    int info_w = 0, info_h = 0, info_comp = 0;
-    if (!stbi_info_from_memory(bytes, (int)len, &info_w, &info_h, &info_comp))
-        return decode_failed(err, name, format, "read the header of");
-    if (info_w <= 0 || info_h <= 0)
-        return dc_set_error(err, DC_ERR_FORMAT, "%s: the %s image has a zero dimension (%dx%d)",
-                            name, format, info_w, info_h);
-    int64_t pixels = (int64_t)info_w * info_h;
-    if (pixels > max_pixels)
-        return dc_set_error(err, DC_ERR_FORMAT,
-                            "%s: the %s image is %dx%d = %lld pixels, over the limit of %lld "
-                            "pixels per image",
-                            name, format, info_w, info_h, (long long)pixels,
-                            (long long)max_pixels);
+    int info_w = 0, info_h = 0;
+    DC_TRY(check_before_decoding(name, bytes, len, max_pixels, &format, &info_h, &info_w, err));
 
     const int is16 = allow16 && stbi_is_16_bit_from_memory(bytes, (int)len);
     void *px = is16 ? (void *)stbi_load_16_from_memory(bytes, (int)len, w, h, comp, 0)
@@ -359,6 +369,26 @@ dc_status dc_image_decode_file(const char *path, int channels, int64_t max_pixel
     size_t len = 0;
     DC_TRY(read_whole_file(path, &file, &len, err));
     dc_status s = dc_image_decode_planes(path, file, len, channels, max_pixels, out, h, w, err);
+    free(file);
+    return s;
+}
+
+dc_status dc_image_check_file(const char *path, int64_t max_pixels, int *h, int *w, dc_error *err) {
+    *h = *w = 0;
+    unsigned char *file = NULL;
+    size_t len = 0;
+    DC_TRY(read_whole_file(path, &file, &len, err));
+    const char *format = NULL;
+    dc_status s = check_before_decoding(path, file, len, max_pixels, &format, h, w, err);
+    if (s == DC_OK && !strcmp(format, "JPEG")) {
+        const int o = jpeg_exif_orientation(file, len);
+        if (o >= 5 && o <= 8) { /* turned a quarter: the upright image is w x h */
+            const int t = *h;
+            *h = *w;
+            *w = t;
+        }
+    }
+    if (s != DC_OK) *h = *w = 0;
     free(file);
     return s;
 }

@@ -81,6 +81,12 @@ double dc_near_binary_share(const float *images, size_t n) {
 
 dc_status dc_model_spec_fit_data(dc_model_spec *s, const dc_dataset *train, int flags,
                                  char *note, size_t cap, dc_error *err) {
+    return dc_model_spec_fit_data_share(s, train, flags, -1.0, note, cap, err);
+}
+
+dc_status dc_model_spec_fit_data_share(dc_model_spec *s, const dc_dataset *train, int flags,
+                                       double near_binary_share, char *note, size_t cap,
+                                       dc_error *err) {
     if (note && cap) note[0] = 0;
     if (dc_model_kind_has(s->kind, DC_KIND_CLASSIFIES) && train->n_classes > 0) {
         if (!(flags & (DC_FIT_CLASSES_GIVEN | DC_FIT_RESUMING))) s->classes = train->n_classes;
@@ -112,12 +118,16 @@ dc_status dc_model_spec_fit_data(dc_model_spec *s, const dc_dataset *train, int 
         return DC_OK;
     /* MSE's optimum on black-and-white images is grey where unsure; cross-entropy's pushes
      * each pixel to one side: the default where the data is near-binary */
-    /* a lazily loaded set holds no pixels here: the caller agrees on the loss with a
-     * rank that has them (deconv train under mpirun: rank 0) */
-    const double share = train->images ? dc_near_binary_share(train->images,
-                                                              (size_t)train->n *
-                                                                  dc_dataset_image_numel(train))
-                                       : 0.0;
+    double share = near_binary_share;
+    if (share < 0 && train->lazy) { /* a part at a time: the same count */
+        double near = 0;
+        DC_TRY(dc_dataset_near_binary_count(train, 0, 1, &near, err));
+        const size_t n = (size_t)train->n * dc_dataset_image_numel(train);
+        share = n ? near / (double)n : 0.0;
+    } else if (share < 0) {
+        share =
+            dc_near_binary_share(train->images, (size_t)train->n * dc_dataset_image_numel(train));
+    }
     if (!(flags & DC_FIT_LOSS_GIVEN))
         s->loss = share >= DC_NEAR_BINARY_SHARE ? DC_LOSS_BCE : DC_LOSS_MSE;
     if (note)

@@ -96,9 +96,13 @@ static inline size_t dc_dataset_image_numel(const dc_dataset *ds) {
  * defaults. */
 typedef struct dc_load_options {
     int64_t max_image_pixels; /* width x height cap per image file; <= 0: the default */
-    int lazy; /* IDX files (Fashion-MNIST): read the labels and check the file, but decode
-                 no pixels until dc_dataset_decode_only names the items wanted (each rank
-                 of data-parallel training: its share). Image folders load whole. */
+    int lazy; /* decode no pixels until dc_dataset_decode_only names the items wanted
+                 (each rank of data-parallel training: its share). IDX files (Fashion-MNIST):
+                 the labels are read and the file is checked. Image folders: the files are
+                 listed, labelled and each read and checked as a decode checks it (structure,
+                 header size, pixel cap: a refused file is skipped with the same warning);
+                 a file that passes but then fails to decode, or turns unreadable, is an
+                 error naming it when its item is decoded. */
 } dc_load_options;
 
 /* Decode one image file into dst, which holds channels * size * size floats. size must be
@@ -181,6 +185,15 @@ int dc_dataset_decoded_count(const dc_dataset *ds);
  * decodes those items a part at a time. */
 dc_status dc_dataset_corner_means(const dc_dataset *ds, int first, int stride, double *values,
                                   dc_error *err);
+/* The same walk for a content hash: hashes[i] for i = first, first + stride, ... < n is a
+ * 64-bit FNV-1a hash of item i's pixels (the float bytes), so that a fingerprint of the
+ * whole set can be made from shares decoded on different ranks. */
+dc_status dc_dataset_item_hashes(const dc_dataset *ds, int first, int stride, uint64_t *hashes,
+                                 dc_error *err);
+/* The same walk: how many pixel values of items first, first + stride, ... lie within 0.1
+ * of -1 or +1 (dc_near_binary_share's test), added to *near. */
+dc_status dc_dataset_near_binary_count(const dc_dataset *ds, int first, int stride, double *near,
+                                       dc_error *err);
 
 /* ------------------------------------------------------- subsets and batches */
 /* New dataset of the listed items, in the given order (labels, names, classes copied). */

@@ -163,6 +163,12 @@ enum { DC_FIT_CLASSES_GIVEN = 1, DC_FIT_LOSS_GIVEN = 2, DC_FIT_RESUMING = 4 };
 struct dc_dataset;
 dc_status dc_model_spec_fit_data(dc_model_spec *s, const struct dc_dataset *train, int flags,
                                  char *note, size_t cap, dc_error *err);
+/* The same with the training pixels' near-binary share given (>= 0; e.g. counted over the
+ * ranks of data-parallel training, dc_train_near_binary_share); < 0: computed from train
+ * (a lazily loaded set is decoded a part at a time for it). */
+dc_status dc_model_spec_fit_data_share(dc_model_spec *s, const struct dc_dataset *train, int flags,
+                                       double near_binary_share, char *note, size_t cap,
+                                       dc_error *err);
 /* Spec <-> JSON object text (for checkpoints' metadata; the kind by name). Caller frees
  * the string; NULL when out of memory. */
 char *dc_model_spec_to_json(const dc_model_spec *s);

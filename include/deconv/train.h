@@ -97,6 +97,23 @@ dc_status dc_train_load_data_opts(const dc_train_config *c, int size, int channe
                                   const dc_load_options *opts, dc_dataset **train,
                                   dc_dataset **val, dc_error *err);
 
+/* The content fingerprint of a run's data, as run folders store it (config.json):
+ * "i1-" and 16 hex digits of a 64-bit FNV-1a hash over both sets' sizes, each item's pixel
+ * hash (dc_dataset_item_hashes) in item order, the labels and the class names. Under
+ * data-parallel training (dist not NULL) every rank calls it: each hashes every N-th item
+ * (a lazily loaded set decodes only those, a part at a time) and the item hashes are
+ * exchanged, so every rank gets what one process computes. cap >= DC_DATA_FINGERPRINT_CHARS. */
+#define DC_DATA_FINGERPRINT_PREFIX "i1-"
+#define DC_DATA_FINGERPRINT_CHARS 20
+struct dc_dist;
+dc_status dc_train_data_fingerprint(const dc_dataset *train, const dc_dataset *val,
+                                    struct dc_dist *dist, char *hex, size_t cap, dc_error *err);
+/* dc_near_binary_share over all training pixels (for dc_model_spec_fit_data_share),
+ * counted from the ranks' shares as dc_train_data_fingerprint does: equal on every rank
+ * and to one process's figure. */
+dc_status dc_train_near_binary_share(const dc_dataset *train, struct dc_dist *dist, double *share,
+                                     dc_error *err);
+
 /* A run folder (its model.safetensors) or a checkpoint file: the model, the options and the
  * position it was saved at. */
 typedef struct dc_train_checkpoint {

@@ -8,6 +8,9 @@
  *   dist_train lazy-overlap WORK        the all-reduce overlapped with backward and lazily
  *                                       loaded data change no bit of a 2-rank run; each
  *                                       rank decodes only its share of the images
+ *   dist_train lazy-folder WORK         an image folder loaded lazily: 2 ranks match one
+ *                                       process on the whole load, each decodes its share,
+ *                                       and the fingerprint from the shares is one process's
  *   dist_train kill WORK                rank 1 dies (SIGKILL) at step KILL_STEP; mpirun must
  *                                       end the job
  *   dist_train check WORK               (one process) the killed run's checkpoint loads,
@@ -323,6 +326,93 @@ out:
     return rc;
 }
 
+/* An image folder loaded lazily on both ranks (the guns, augmented at twice the size: the
+ * trainer's second, oversampled copy is lazy too): the 2-rank run matches rank 0's
+ * one-process run on the whole load within the tolerance, each rank decoded only its
+ * share of the epoch, and the data fingerprint and near-binary share the ranks compute
+ * from their shares equal the one-process figures on the whole load. */
+static int lazy_folder(const char *work) {
+    dc_error err = {0};
+    dc_dist *d = NULL;
+    if (dc_dist_create(NULL, &d, &err) != DC_OK) return fail("dist", &err);
+    const int rank = dc_dist_rank(d), ranks = dc_dist_size(d);
+    preset p;
+    if (make_preset("complete", "sgd", work, "folder", &p, &err)) return fail("preset", &err);
+    p.cfg.dist = d;
+    p.cfg.augment_oversample = 2;
+    dc_dataset *tr = NULL, *va = NULL, *wtr = NULL, *wva = NULL;
+    dc_backend *be = NULL;
+    dc_trainer *t = NULL, *one = NULL;
+    float *init = NULL;
+    int rc = 1;
+    dc_load_options lazy = {0};
+    lazy.lazy = 1;
+    char fp_ranks[32], fp_one[32];
+    double share_ranks = -1, share_one = -1;
+    if (dc_train_load_data_opts(&p.cfg, p.spec.size, 1, &lazy, &tr, &va, &err) != DC_OK ||
+        dc_backend_create_cpu(1, &be, &err) != DC_OK) {
+        fail("setup", &err);
+        goto out;
+    }
+    if (!tr->lazy || dc_dataset_decoded_count(tr) != 0) {
+        fprintf(stderr, "dist_train: the folder did not load lazily\n");
+        goto out;
+    }
+    if (dc_train_data_fingerprint(tr, va, d, fp_ranks, sizeof fp_ranks, &err) != DC_OK ||
+        dc_train_near_binary_share(tr, d, &share_ranks, &err) != DC_OK) {
+        fail("fingerprint from the shares", &err);
+        goto out;
+    }
+    if (train(be, &p, tr, va, &t, NULL, &err) != DC_OK) {
+        fail("data-parallel run", &err);
+        goto out;
+    }
+    const int share = dc_trainer_steps_per_epoch(t) * (p.cfg.batch / ranks);
+    const int decoded = dc_dataset_decoded_count(tr);
+    printf("dist_train: rank %d: the lazily loaded folder holds %d of %d training images "
+           "decoded (share %d)\n",
+           rank, decoded, tr->n, share);
+    if (decoded > share || decoded >= tr->n) goto out;
+    if (!ranks_identical(d, dc_trainer_model(t), &err)) {
+        fprintf(stderr, "dist_train: rank %d: the ranks' weights differ\n", rank);
+        goto out;
+    }
+    rc = 0;
+    if (rank == 0) {
+        rc = 1;
+        preset q;
+        make_preset("complete", "sgd", work, "folder_one", &q, &err);
+        q.cfg.augment_oversample = 2;
+        if (dc_train_load_data(&q.cfg, q.spec.size, 1, &wtr, &wva, &err) != DC_OK ||
+            dc_train_data_fingerprint(wtr, wva, NULL, fp_one, sizeof fp_one, &err) != DC_OK ||
+            dc_train_near_binary_share(wtr, NULL, &share_one, &err) != DC_OK ||
+            train(be, &q, wtr, wva, &one, &init, &err) != DC_OK) {
+            fail("one-process run", &err);
+            goto out;
+        }
+        const char *where;
+        const double diff = max_diff(dc_trainer_model(t), dc_trainer_model(one), &where);
+        const double move = moved(dc_trainer_model(one), init);
+        printf("dist_train: folder, 2 ranks lazily vs one process on the whole load: largest "
+               "difference %.3g (in %s) = %.2g %% of the largest move %.3g (tolerance %.0f %%); "
+               "fingerprint %s vs %s; near-binary share %.6f vs %.6f\n",
+               diff, where, 100 * diff / move, move, 100 * RELATIVE_TOLERANCE, fp_ranks, fp_one,
+               share_ranks, share_one);
+        if (diff <= RELATIVE_TOLERANCE * move && !strcmp(fp_ranks, fp_one) &&
+            share_ranks == share_one)
+            rc = 0;
+    }
+out:
+    free(init);
+    dc_trainer_free(t);
+    dc_trainer_free(one);
+    dc_backend_free(be);
+    dc_dataset_free(tr), dc_dataset_free(va), dc_dataset_free(wtr), dc_dataset_free(wva);
+    if (rc) dc_dist_abort(d, rc, "lazy-folder failed");
+    dc_dist_free(d);
+    return rc;
+}
+
 /* should_stop of the kill run: rank 1 dies after KILL_STEP steps. */
 typedef struct kill_state {
     int rank, steps;
@@ -479,10 +569,12 @@ int main(int argc, char **argv) {
     if (argc == 6 && !strcmp(argv[1], "match")) return match(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 3 && !strcmp(argv[1], "kill")) return kill_run(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "lazy-overlap")) return lazy_overlap(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "lazy-folder")) return lazy_folder(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "check")) return check_killed(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "resume")) return resume_ranks(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "resume1")) return resume_one(argv[2]);
     fprintf(stderr, "usage: dist_train match KIND OPTIM DEVICE WORK | lazy-overlap WORK | "
+                    "lazy-folder WORK | "
                     "kill WORK | check WORK | "
                     "resume WORK | resume1 WORK\n");
     return 2;

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Multi-rank checks of data-parallel training (CTest runs each case; tests/mpi/dist_train.c
 # holds the programs). 2 ranks on one machine, oversubscribed, one thread each.
-#   run.sh CASE DIST_TRAIN DECONV WORK     CASE: match-cpu | lazy-overlap | match-opencl | kill | resume |
-#                                            cli
+#   run.sh CASE DIST_TRAIN DECONV WORK     CASE: match-cpu | lazy-overlap | lazy-folder |
+#                                            match-opencl | kill | resume | cli
 set -u
 case_name=$1 prog=$2 cli=$3 work=$4
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
@@ -22,6 +22,9 @@ match-cpu)
 lazy-overlap)
     $mpi 2 "$prog" lazy-overlap "$work" ||
         fail "the overlapped all-reduce or the lazily loaded data changed the weights" ;;
+lazy-folder)
+    $mpi 2 "$prog" lazy-folder "$work" ||
+        fail "the lazily loaded folder: no match with one process, or a rank decoded too much" ;;
 match-opencl)
     $mpi 2 "$prog" match glo adam opencl "$work" ||
         fail "glo on OpenCL: 2 ranks do not match one process" ;;
@@ -70,6 +73,27 @@ cli)
     cat "$work/cli.log"
     [ "$(grep -c "deconv train: done" "$work/cli.log")" = 1 ] || fail "not exactly one rank reported"
     [ -f "$out/model.safetensors" ] && [ -f "$out/loss.csv" ] || fail "no checkpoint or loss.csv"
+    # an image folder under mpirun: every rank loads it lazily; the data fingerprint the
+    # ranks compute from their shares is the one one process computes, and a resume with
+    # other data is still refused
+    fingerprint() { sed -n 's/.*"fingerprint":[[:space:]]*"\([^"]*\)".*/\1/p' "$1/config.json"; }
+    guns="${DECONV_SOURCE_DIR:-.}/assets/guns"
+    "$cli" train --model glo --size 16 --base 4 --blocks 2 --latent 8 --epochs 1 --batch 8 \
+        --threads 1 --device cpu --quiet --data "$guns" --out "$work/one" ||
+        fail "the one-process run failed"
+    [ -n "$(fingerprint "$out")" ] || fail "no fingerprint in config.json"
+    [ "$(fingerprint "$out")" = "$(fingerprint "$work/one")" ] ||
+        fail "fingerprints differ: 2 ranks $(fingerprint "$out"), one process $(fingerprint "$work/one")"
+    other="$work/other_guns"
+    mkdir -p "$other" && cp "$guns"/*.png "$other"/ && rm "$other"/uzi.png
+    $mpi 2 "$cli" train --resume "$out" --epochs 3 --threads 1 --device cpu --data "$other" \
+        >"$work/other.log" 2>&1 && { cat "$work/other.log"; fail "a resume on other data was accepted"; }
+    cat "$work/other.log"
+    grep -q "its images differ from the data run" "$work/other.log" || fail "no message for other data"
+    same="$work/same_guns"
+    mkdir -p "$same" && cp "$guns"/*.png "$same"/
+    $mpi 2 "$cli" train --resume "$out" --epochs 3 --threads 1 --device cpu --data "$same" \
+        >"$work/same.log" 2>&1 || { cat "$work/same.log"; fail "a resume on a copy of the data failed"; }
     # IDX data: rank 1 loads lazily and decodes only its share; one rank reports
     $mpi 2 "$cli" train --model classifier --data fashion-mnist:test --val 0.9 --base 4 \
         --blocks 2 --epochs 1 --batch 16 --threads 1 --device cpu --sync-batchnorm \
