@@ -119,7 +119,10 @@ def completion(j):
     if not c:
         return "— | — | —"
     refined = f' ({f(c["refined_psnr"], ".2f")})' if "refined_psnr" in c else ""
-    return f'{f(c["model_psnr"], ".2f")}{refined} | {f(c["mean_baseline_psnr"], ".2f")} | {f(c["nearest_baseline_psnr"], ".2f")}'
+    model = f'{f(c["model_psnr"], ".2f")}{refined}'
+    if "average_psnr" in c:  # diffusion: the verdict judges the mean of the draws' inpaintings
+        model = f'{f(c["average_psnr"], ".2f")} (mean of {c["average_of"]} inpaintings; one: {f(c["model_psnr"], ".2f")})'
+    return f'{model} | {f(c["mean_baseline_psnr"], ".2f")} | {f(c["nearest_baseline_psnr"], ".2f")}'
 
 if quick:
     print("<!-- QUICK=1: a few epochs only; these figures test the script, not the models -->")
