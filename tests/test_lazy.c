@@ -95,6 +95,18 @@ static void check_lazy_matches_whole(int size, int channels) {
     dc_dataset_free(lazy);
 }
 
+/* Every parameter of a trained model, concatenated in parameter order (caller frees). */
+static float *all_weights(dc_params *p, size_t *total) {
+    *total = 0;
+    for (int i = 0; i < dc_params_count(p); i++) *total += dc_params_get(p, i)->numel;
+    float *w = malloc(*total * sizeof(float));
+    assert_non_null(w);
+    size_t at = 0;
+    for (int i = 0; i < dc_params_count(p); at += dc_params_get(p, i)->numel, i++)
+        assert_int_equal(dc_params_read(p, i, w + at), DC_OK);
+    return w;
+}
+
 static void test_lazy_load_matches_whole_load(void **state) {
     (void)state;
     need_fashion_mnist();
@@ -189,13 +201,7 @@ static void test_trainer_on_lazy_data(void **state) {
         assert_int_equal(dc_trainer_run(t, &err), DC_OK);
         /* one process holds the whole epoch: every item */
         assert_int_equal(dc_dataset_decoded_count(tr), tr->n);
-        dc_params *p = dc_trainer_model(t)->params;
-        total = 0;
-        for (int i = 0; i < dc_params_count(p); i++)
-            total += dc_params_get(p, i)->numel;
-        w[lazy] = malloc(total * sizeof(float));
-        for (int i = 0, at = 0; i < dc_params_count(p); at += (int)dc_params_get(p, i)->numel, i++)
-            assert_int_equal(dc_params_read(p, i, w[lazy] + at), DC_OK);
+        w[lazy] = all_weights(dc_trainer_model(t)->params, &total);
         dc_trainer_free(t);
         dc_dataset_free(tr), dc_dataset_free(va);
     }
@@ -394,13 +400,7 @@ static void test_trainer_on_lazy_folder(void **state) {
         dc_trainer *t = NULL;
         assert_int_equal(dc_trainer_create(be, &spec, tr, va, &cfg, NULL, &t, &err), DC_OK);
         assert_int_equal(dc_trainer_run(t, &err), DC_OK);
-        dc_params *p = dc_trainer_model(t)->params;
-        total = 0;
-        for (int i = 0; i < dc_params_count(p); i++)
-            total += dc_params_get(p, i)->numel;
-        w[lazy] = malloc(total * sizeof(float));
-        for (int i = 0, at = 0; i < dc_params_count(p); at += (int)dc_params_get(p, i)->numel, i++)
-            assert_int_equal(dc_params_read(p, i, w[lazy] + at), DC_OK);
+        w[lazy] = all_weights(dc_trainer_model(t)->params, &total);
         dc_trainer_free(t);
         dc_dataset_free(tr), dc_dataset_free(va);
     }
