@@ -146,10 +146,11 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = torch_twin.Diffusion()
+    # without the mask-conditioned input, as the deconv run (--cond-mask 0)
+    model = torch_twin.Diffusion(cond=False)
     params = torch_twin.count_params(model)
     torch_twin.PRESETS["diffusion"]["size"] = args.size
-    theirs = torch_twin.deconv_params(args.deconv, "diffusion")
+    theirs = torch_twin.deconv_params(args.deconv, "diffusion", ["--cond-mask", "0"])
     print(f"twin parameters {params}, deconv's {theirs}")
     if theirs != params:
         sys.exit(f"diffusion_parity: parameter counts differ (twin {params}, deconv {theirs}): "

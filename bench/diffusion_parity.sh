@@ -52,8 +52,8 @@ fi
 
 case ",$SIDES," in
 *,deconv,*)
-    echo "== deconv train --model diffusion --data $DATA --size 32 --epochs $EPOCHS --unconditional"
-    "$DECONV_BIN" train --model diffusion --data "$DATA" --size 32 --epochs "$EPOCHS" --unconditional \
+    echo "== deconv train --model diffusion --data $DATA --size 32 --epochs $EPOCHS --unconditional --cond-mask 0"
+    "$DECONV_BIN" train --model diffusion --data "$DATA" --size 32 --epochs "$EPOCHS" --unconditional --cond-mask 0 \
         --device cpu --threads "$THREADS" --out "$OUT/deconv" --force --sample-every 1000
     echo "== deconv eval $OUT/deconv --samples $SAMPLES"
     "$DECONV_BIN" eval "$OUT/deconv" --device cpu --samples "$SAMPLES" --json "$OUT/deconv_eval.json" \

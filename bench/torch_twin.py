@@ -215,18 +215,22 @@ class Diffusion(nn.Module):
     first: concat [h, skip], ResBlock, ConvTranspose2d k4 s2 p1 to the next level's channels
     (not after the top) -> groupnorm -> SiLU -> conv to the image. Time: sinusoid(base) ->
     dense(4 base) -> SiLU -> dense(4 base), + dense(augmentation parameters, 5 -> 4 base;
-    zeros without augmentation) -> SiLU, projected per ResBlock. Initialised as
+    zeros without augmentation) -> SiLU, projected per ResBlock. With cond (deconv's default,
+    --cond-mask > 0) the stem also reads the known pixels and the mask (C + 1 channels; new
+    images: zeros and a mask of ones). Initialised as
     deconv initialises: He-normal convs (transposed: fan-in C k^2 / stride^2), Xavier-uniform
     dense layers, zero biases, group norm 1 / 0."""
 
-    def __init__(self, channels=CHANNELS, base=BASE, levels=UNET_LEVELS):
+    def __init__(self, channels=CHANNELS, base=BASE, levels=UNET_LEVELS, cond=True):
         super().__init__()
+        self.cond = cond
         tdim = 4 * base
         self.sin_dim = base + (base & 1)
         self.time_fc1 = nn.Linear(self.sin_dim, tdim)
         self.time_fc2 = nn.Linear(tdim, tdim)
         self.aug_fc = nn.Linear(AUG_PARAMS, tdim)
-        self.stem = nn.Conv2d(channels, base, KERNEL, 1, KERNEL // 2)
+        self.stem = nn.Conv2d(2 * channels + 1 if cond else channels, base, KERNEL, 1,
+                              KERNEL // 2)
         self.down, self.pool = nn.ModuleList(), nn.ModuleList()
         ch = base
         for lvl in range(levels):
@@ -263,9 +267,13 @@ class Diffusion(nn.Module):
                 continue
             nn.init.zeros_(mod.bias)
 
-    def forward(self, x, t, aug=None):
+    def forward(self, x, t, aug=None, cond=None):
         if aug is None:  # no augmentation (and sampling): zeros
             aug = x.new_zeros(x.shape[0], AUG_PARAMS)
+        if self.cond:
+            if cond is None:  # nothing known: zeros and a mask of ones
+                cond = torch.cat([torch.zeros_like(x), x.new_ones(x.shape[0], 1, *x.shape[2:])], 1)
+            x = torch.cat([x, cond], 1)
         temb = F.silu(self.time_fc1(time_embedding(t, self.sin_dim)))
         temb = F.silu(self.time_fc2(temb) + self.aug_fc(aug))
         h = self.stem(x)
@@ -288,7 +296,12 @@ class Diffusion(nn.Module):
         t = torch.rand(x0.shape[0], device=x0.device)
         noise = torch.randn_like(x0)
         tb = t.view(-1, 1, 1, 1)
-        return F.mse_loss(self((1 - tb) * x0 + tb * noise, t), noise - x0)
+        cond = None
+        if self.cond:  # half the images with their top half known, the rest nothing known
+            mask = torch.ones_like(x0[:, :1])
+            mask[: x0.shape[0] // 2, :, : x0.shape[2] // 2] = 0.0
+            cond = torch.cat([x0 * (1 - mask), mask], 1)
+        return F.mse_loss(self((1 - tb) * x0 + tb * noise, t, None, cond), noise - x0)
 
     def infer(self, batch):
         return self(batch["x"], batch["t"])
@@ -340,9 +353,11 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def deconv_params(binary, kind):
-    """'total trainable parameters' of `deconv info --model KIND --batch 1` at the bench sizes."""
+def deconv_params(binary, kind, extra=()):
+    """'total trainable parameters' of `deconv info --model KIND --batch 1` at the bench sizes
+    (extra: more model options)."""
     args = [binary, "info", "--model", kind, "--batch", "1", "--size", str(PRESETS[kind]["size"])]
+    args += list(extra)
     if kind == "glo":
         args += ["--glo-count", str(PRESETS["glo"]["glo_count"])]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout

@@ -207,6 +207,11 @@ static void velocity(dc_model *m, const float *x, float t, int label, float *v) 
     assert_int_equal(dc_graph_set_input(m->g, m->aug, aug), DC_OK);
     assert_int_equal(dc_graph_set_input(m->g, m->time, ts), DC_OK);
     if (m->labels >= 0) assert_int_equal(dc_graph_set_input_int(m->g, m->labels, cls), DC_OK);
+    if (m->cond >= 0) { /* the mask-conditioned input: nothing known, as new images */
+        float cond[2 * 2 * PIX];
+        for (int i = 0; i < 2; i++) dc_flow_cond_fill(NULL, NULL, 1, SIDE, cond + i * 2 * PIX);
+        assert_int_equal(dc_graph_set_input(m->g, m->cond, cond), DC_OK);
+    }
     assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
     assert_int_equal(dc_graph_read(m->g, m->out, v), DC_OK);
 }

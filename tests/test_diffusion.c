@@ -178,6 +178,155 @@ static void test_batch_is_flow_matching(void **state) {
     dc_dataset_free(ds);
 }
 
+/* The mask-conditioned denoiser (cond_mask, default 0.5): the batch's cond input holds each
+ * clean image where its mask is 0, zeros where it is 1, then the mask plane; the share of
+ * images with a partial mask is cond_mask (the rest fully hidden: nothing known, as new
+ * images are drawn); the spec round-trips through JSON and runs made before the option
+ * load without the input. Then the sampler's plumbing against a hand-made oracle: with the
+ * stem's weights on the noised image zeroed, the velocity depends on (cond, t) only, so one
+ * Euler step from t = 1 gives noise - v(cond, 1) in the hole, v computed by a forward pass
+ * fed dc_flow_cond_fill of the known pixels (inpainting) or of nothing known (new images). */
+static void test_mask_conditioned_denoiser(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *ds = tiny_data(5);
+    dc_model_spec spec;
+    tiny_spec(&spec);
+    assert_true(spec.cond_mask == 0.5f);
+    spec.cond_mask = 0.7f;
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model *m;
+    enum { B = 4, P = 256 };
+    assert_int_equal(dc_model_create(be, &spec, B, &m, &err), DC_OK);
+    assert_true(m->cond >= 0);
+    dc_batch b;
+    assert_int_equal(dc_batch_alloc(m, &b, &err), DC_OK);
+    const int32_t idx[3] = {4, 0, 2};
+    int partial = 0, total = 0;
+    for (int round = 0; round < 200; round++) {
+        assert_int_equal(dc_model_fill_batch(m, ds, idx, 3, NULL, 1000 + round, &b, &err), DC_OK);
+        for (int slot = 0; slot < B; slot++, total++) {
+            const float *x0 = dc_dataset_image(ds, idx[slot % 3]);
+            const float *cond = b.cond + (size_t)slot * 2 * P, *mask = b.mask + slot * P;
+            int hidden = 0;
+            for (int p = 0; p < P; p++) {
+                assert_true(mask[p] == 0.0f || mask[p] == 1.0f);
+                assert_true(cond[P + p] == mask[p]);
+                assert_true(cond[p] == (mask[p] > 0.5f ? 0.0f : x0[p]));
+                hidden += mask[p] > 0.5f;
+                /* the flow-matching pair is unchanged by the cond input */
+                assert_true(fabsf(b.x[slot * P + p] - b.t[slot] * b.target[slot * P + p] - x0[p]) <
+                            1e-5f);
+            }
+            assert_true(hidden > 0);
+            if (hidden < P) partial++;
+        }
+    }
+    /* 800 draws of probability 0.7: within 4 standard errors (0.016) */
+    if (fabs((double)partial / total - 0.7) > 4 * sqrt(0.7 * 0.3 / total))
+        fail_msg("%d of %d images had a part known (want 70 %%)", partial, total);
+    dc_batch_free(&b);
+    /* JSON: kept; absent (an older run) reads as 0 and builds no cond input */
+    char *json = dc_model_spec_to_json(&spec);
+    dc_model_spec back;
+    assert_int_equal(dc_model_spec_from_json(json, &back, &err), DC_OK);
+    assert_true(back.cond_mask == 0.7f);
+    free(json);
+    assert_int_equal(dc_model_spec_from_json("{\"kind\":\"diffusion\",\"base\":4,\"blocks\":2,"
+                                             "\"size\":16,\"channels\":1}",
+                                             &back, &err),
+                     DC_OK);
+    assert_true(back.cond_mask == 0.0f);
+    dc_model *old;
+    assert_int_equal(dc_model_create(be, &back, 2, &old, &err), DC_OK);
+    assert_true(old->cond < 0);
+    dc_model_free(old);
+    back.cond_mask = 1.5f;
+    assert_int_equal(dc_model_spec_check(&back, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "--cond-mask"));
+    dc_model_spec vs;
+    assert_int_equal(dc_model_spec_default(&vs, "vae", 1, 16, &err), DC_OK);
+    assert_true(vs.cond_mask == 0.0f);
+    vs.cond_mask = 0.5f;
+    assert_int_equal(dc_model_spec_check(&vs, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "diffusion"));
+
+    /* the sampler feeds the cond input: the stem's noised-image weights zeroed */
+    dc_rng rng;
+    dc_rng_seed(&rng, 12);
+    assert_int_equal(dc_params_init(m->params, &rng), DC_OK);
+    const int stem = dc_params_find(m->params, "stem.weight");
+    assert_true(stem >= 0);
+    dc_param *sp = dc_params_get(m->params, stem);
+    assert_int_equal(sp->value.shape[1], 3); /* x, known pixels, mask */
+    const size_t sn = (size_t)sp->value.shape[0] * 3 * sp->value.shape[2] * sp->value.shape[3];
+    const size_t kk = (size_t)sp->value.shape[2] * sp->value.shape[3];
+    float *sw = malloc(sizeof(float) * sn);
+    assert_int_equal(dc_params_read(m->params, stem, sw), DC_OK);
+    for (int o = 0; o < sp->value.shape[0]; o++)
+        memset(sw + (size_t)o * 3 * kk, 0, sizeof(float) * kk);
+    assert_int_equal(dc_params_write(m->params, stem, sw), DC_OK);
+    free(sw);
+    enum { N = 3 };
+    float images[N * P], masks[N * P], out[N * P], noise[N * P], cond[B * 2 * P];
+    float x[B * P] = {0}, t1[B] = {1, 1, 1, 1}, v[B * P], zeros[B * DC_AUGMENT_PARAMS] = {0};
+    for (int i = 0; i < N; i++) {
+        memcpy(images + i * P, dc_dataset_image(ds, i), sizeof(float) * P);
+        dc_mask_make(i == 0 ? DC_MASK_BOTTOM : i == 1 ? DC_MASK_LEFT : DC_MASK_BOX, 16, 16, NULL,
+                     masks + i * P);
+    }
+    dc_flow_config cfg;
+    dc_flow_config_default(&cfg);
+    cfg.steps = 1, cfg.seed = 3;
+    for (int inpaint = 0; inpaint < 2; inpaint++) {
+        if (inpaint)
+            assert_int_equal(dc_flow_inpaint(m, N, &cfg, images, masks, 1, out, &err), DC_OK);
+        else
+            assert_int_equal(dc_flow_generate(m, N, &cfg, NULL, out, NULL, 0, &err), DC_OK);
+        dc_flow_noise(m, N, cfg.seed, noise);
+        for (int s = 0; s < B; s++)
+            dc_flow_cond_fill(inpaint && s < N ? images + s * P : NULL,
+                              inpaint && s < N ? masks + s * P : NULL, 1, 16, cond + s * 2 * P);
+        dc_graph_set_train(m->g, 0);
+        assert_int_equal(dc_graph_set_input(m->g, m->x, x), DC_OK);
+        assert_int_equal(dc_graph_set_input(m->g, m->time, t1), DC_OK);
+        assert_int_equal(dc_graph_set_input(m->g, m->aug, zeros), DC_OK);
+        assert_int_equal(dc_graph_set_input(m->g, m->cond, cond), DC_OK);
+        assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
+        assert_int_equal(dc_graph_read(m->g, m->out, v), DC_OK);
+        dc_graph_set_train(m->g, 1);
+        double worst = 0;
+        int checked = 0;
+        for (int i = 0; i < N * P; i++) {
+            if (inpaint && masks[i] <= 0.5f) {
+                assert_true(out[i] == images[i]); /* known pixels kept exactly */
+                continue;
+            }
+            float want = noise[i] - v[i];
+            want = want < -1.0f ? -1.0f : want > 1.0f ? 1.0f : want;
+            worst = fmax(worst, fabs(out[i] - want));
+            checked++;
+        }
+        print_message("%s: %d pixels, max |sampler - oracle| %.2g\n",
+                      inpaint ? "inpainting" : "generation", checked, worst);
+        assert_true(checked > 0);
+        if (worst > 1e-5) fail_msg("%s differs from noise - v(cond, 1) by %g",
+                                   inpaint ? "inpainting" : "generation", worst);
+    }
+    /* and the cond input is read: the known pixels change the velocity */
+    float v2[B * P];
+    for (int s = 0; s < B; s++) dc_flow_cond_fill(NULL, NULL, 1, 16, cond + s * 2 * P);
+    assert_int_equal(dc_graph_set_input(m->g, m->cond, cond), DC_OK);
+    assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
+    assert_int_equal(dc_graph_read(m->g, m->out, v2), DC_OK);
+    assert_true(tu_max_abs_err(v, v2, N * P) > 1e-3);
+    assert_int_equal(dc_flow_default_resample(m), 1);
+    dc_model_free(m);
+    dc_backend_free(be);
+    dc_dataset_free(ds);
+}
+
 /* --time-dist logit-normal: over 250 batches of 4 (1000 times), logit(t) has mean 0 and
  * variance 1 within 4 standard errors, and the batch is still flow matching at that t; the
  * spec round-trips through JSON and other kinds refuse the option. */
@@ -523,6 +672,7 @@ int main(void) {
         cmocka_unit_test(test_samplers_integrate_known_fields),
         cmocka_unit_test(test_batch_is_flow_matching),
         cmocka_unit_test(test_logit_normal_times),
+        cmocka_unit_test(test_mask_conditioned_denoiser),
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_sampling_is_reproducible),
         cmocka_unit_test(test_cpu_vs_opencl),

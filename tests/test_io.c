@@ -72,17 +72,19 @@ static void rm_rf(const char *dir) { tu_system("rm -rf '%s'", dir); }
 typedef struct io_case {
     const char *label, *kind;
     int channels, kernel, tied, glo_count, classes, batchnorm;
+    int no_cond; /* diffusion: without the mask-conditioned input (cond_mask 0, older runs) */
 } io_case;
 
 /* diffusion: `classes` are the conditioning classes (0: unconditional) */
 static const io_case cases[] = {
-    {"complete", "complete", 1, 3, 0, 0, 0, 0},
-    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0},
-    {"vae", "vae", 1, 5, 0, 0, 0, 0},
-    {"glo", "glo", 3, 3, 0, 5, 0, 0},
-    {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1},
-    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0},
-    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0},
+    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0},
+    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0},
+    {"vae", "vae", 1, 5, 0, 0, 0, 0, 0},
+    {"glo", "glo", 3, 3, 0, 5, 0, 0, 0},
+    {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1, 0},
+    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0, 0},
+    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0},
+    {"diffusion, no cond input", "diffusion", 1, 3, 0, 0, 0, 0, 1},
 };
 
 static void make_spec(const io_case *c, dc_model_spec *s) {
@@ -100,6 +102,7 @@ static void make_spec(const io_case *c, dc_model_spec *s) {
         /* base 6: groups of 1 to 3 channels (6, 12 and the concatenations' 18, 24) */
         s->base = 6;
         s->cond_classes = c->classes;
+        if (c->no_cond) s->cond_mask = 0.0f;
     }
     assert_int_equal(dc_model_spec_check(s, &err), DC_OK);
 }
@@ -298,15 +301,30 @@ static void reference_forward(const char *dir, dc_model *m) {
         assert_int_equal(dc_graph_set_input(g, m->time, t), DC_OK);
         assert_int_equal(dc_graph_set_input(g, m->aug, aug), DC_OK);
         if (s->cond_classes > 0) assert_int_equal(dc_graph_set_input_int(g, m->labels, cls), DC_OK);
+        /* the mask-conditioned denoiser's known pixels: a different mask per image */
+        float *cond = malloc(sizeof(float) * B * (C + 1) * S * S);
+        if (m->cond >= 0) {
+            float *img = malloc(sizeof(float) * C * S * S), *mask = malloc(sizeof(float) * S * S);
+            for (int n = 0; n < B; n++) {
+                tu_fill_uniform(img, (size_t)C * S * S, &rng, -1, 1);
+                dc_mask_make(n % 3 == 0 ? DC_MASK_FULL : DC_MASK_RANDOM, S, S, &rng, mask);
+                dc_flow_cond_fill(img, mask, C, S, cond + (size_t)n * (C + 1) * S * S);
+            }
+            free(img), free(mask);
+            assert_int_equal(dc_graph_set_input(g, m->cond, cond), DC_OK);
+        }
         assert_int_equal(dc_graph_forward(g, m->out), DC_OK);
         assert_int_equal(dc_graph_read(g, m->out, v), DC_OK);
-        io_tensor in[4] = {{"x", x, 4, {B, C, S, S}, 0},
+        /* the ONNX inputs in the graph's order: x, t, aug, class (with classes), cond */
+        io_tensor in[5] = {{"x", x, 4, {B, C, S, S}, 0},
                            {"t", t, 2, {B, 1}, 0},
-                           {"aug", aug, 2, {B, DC_AUGMENT_PARAMS}, 0},
-                           {"class", cls64, 1, {B}, 1}};
+                           {"aug", aug, 2, {B, DC_AUGMENT_PARAMS}, 0}};
+        int n_in = 3;
+        if (s->cond_classes > 0) in[n_in++] = (io_tensor){"class", cls64, 1, {B}, 1};
+        if (m->cond >= 0) in[n_in++] = (io_tensor){"cond", cond, 4, {B, C + 1, S, S}, 0};
         io_tensor o[1] = {{"velocity", v, 4, {B, C, S, S}, 0}};
-        write_manifest(dir, m, in, s->cond_classes > 0 ? 4 : 3, o, 1);
-        free(x), free(t), free(v);
+        write_manifest(dir, m, in, n_in, o, 1);
+        free(x), free(t), free(v), free(cond);
     } else { /* vae, glo: the decoder from z */
         dc_model *dec = NULL;
         dc_error err = {0};
@@ -382,6 +400,7 @@ static void test_export_glo(void **state) { (void)state, export_case(&cases[3]);
 static void test_export_classifier(void **state) { (void)state, export_case(&cases[4]); }
 static void test_export_diffusion(void **state) { (void)state, export_case(&cases[5]); }
 static void test_export_diffusion_classes(void **state) { (void)state, export_case(&cases[6]); }
+static void test_export_diffusion_no_cond(void **state) { (void)state, export_case(&cases[7]); }
 
 /* -------------------------------------------------------------- round trips */
 static void forward_out(dc_model *m, const float *x, float *out, size_t n) {
@@ -1159,6 +1178,7 @@ int main(void) {
         cmocka_unit_test(test_export_classifier),
         cmocka_unit_test(test_export_diffusion),
         cmocka_unit_test(test_export_diffusion_classes),
+        cmocka_unit_test(test_export_diffusion_no_cond),
         cmocka_unit_test(test_roundtrip_forward),
         cmocka_unit_test(test_roundtrip_optimizer),
         cmocka_unit_test(test_roundtrip_ema),

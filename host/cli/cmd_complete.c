@@ -14,7 +14,6 @@
 #define GRID_COLUMNS 16
 /* Diffusion: completions per image, and repeats of each step (RePaint's resampling) */
 #define FLOW_VARIANTS 4
-#define FLOW_RESAMPLE 3
 
 /* Diffusion inpainting: `variants` completions of each of the n images, all with the one
  * mask; grid rows per image: the input with its hole (mid-grey), the variants, the
@@ -75,7 +74,7 @@ static const dc_option complete_options[] = {
     {"variants", 0, DC_OPT_INT, "N", "diffusion: completions per image",
      DC_CLI_STR(FLOW_VARIANTS), NULL},
     {"resample", 0, DC_OPT_INT, "R", "diffusion: RePaint resampling per step",
-     DC_CLI_STR(FLOW_RESAMPLE), NULL},
+     "3; 1 for a mask-conditioned model", NULL},
     DC_OPT_END,
 };
 
@@ -87,7 +86,8 @@ static void complete_notes(FILE *f) {
             "A diffusion run inpaints: --variants completions per image from different\n"
             "noises; before every step the known pixels are set to the image noised to that\n"
             "t, and every step but the last runs --resample times, re-noised back in\n"
-            "between (RePaint). Grid rows: images; columns: the input with its hole, the\n"
+            "between (RePaint; default 3, or 1 for a mask-conditioned model, which sees the\n"
+            "known pixels and the mask as inputs and has learned to complete). Grid rows: images; columns: the input with its hole, the\n"
             "variants, the original.\n",
             GRID_COLUMNS);
 }
@@ -121,13 +121,14 @@ int dc_cmd_complete(int argc, char **argv) {
     if (dc_cli_path("complete", def_out, sizeof def_out, "%s/completed.png", run)) return 2;
     const char *out = dc_args_str(&a, "out", def_out);
     const int variants = dc_args_int(&a, "variants", FLOW_VARIANTS);
-    const int resample = dc_args_int(&a, "resample", FLOW_RESAMPLE);
+    /* 0: the model's own default (dc_flow_default_resample), once it is open */
+    int resample = dc_args_int(&a, "resample", 0);
     dc_flow_config flow_cfg;
     int bad = gen_flow_config("complete", &a, &flow_cfg);
     if (bad) return bad;
     if (variants < 1 || variants > 64)
         return dc_cli_usage("complete", "--variants %d: use 1 to 64", variants);
-    if (resample < 1 || resample > 100)
+    if (dc_args_str(&a, "resample", NULL) && (resample < 1 || resample > 100))
         return dc_cli_usage("complete", "--resample %d: use 1 to 100", resample);
     if (passes < 1 || passes > 64) return dc_cli_usage("complete", "--passes %d: use 1 to 64", passes);
     dc_error err = {0};
@@ -176,6 +177,7 @@ int dc_cmd_complete(int argc, char **argv) {
     dc_rng_seed(&rng, seed);
     dc_mask_make(mk, S, S, &rng, mask);
     if (flow) {
+        if (resample == 0) resample = dc_flow_default_resample(m);
         rc = complete_flow(m, orig, n, mask, &flow_cfg, variants, resample, dc_mask_name(mk), out);
         goto done;
     }

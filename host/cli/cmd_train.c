@@ -287,7 +287,7 @@ static int resume_fixed_options(dc_args *a) {
         "classes",    "dropout",  "glo-count",    "batch",      "lr",
         "optim",      "schedule", "weight-decay", "clip",       "seed",
         "split-seed", "val",      "out",          "label-dropout", "time-dist",
-        "augment-oversample", NULL};
+        "augment-oversample", "cond-mask", NULL};
     static const char *const flags[] = {"tied",       "no-batchnorm",  "augment",
                                         "no-augment", "unconditional", NULL};
     const char *given = NULL;

@@ -44,7 +44,6 @@ static int mask_count(const float *mask, int n) {
  * (hidden pixels from the model, visible ones from the image); eval reports k = 1 and this. */
 #define EVAL_REFINE_PASSES 3
 /* diffusion inpainting in the evaluation: RePaint resampling per step (complete's default) */
-#define EVAL_FLOW_RESAMPLE 3
 
 /* flow: the sampler settings of the inpaintings (eval's --steps, --sampler, --resample) */
 static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_dataset *train,
@@ -443,10 +442,11 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
     const int steps = dc_args_int(a, "steps", DC_FLOW_STEPS);
     const char *sampler_name = dc_args_str(a, "sampler", "euler");
     const float guidance = dc_args_float(a, "guidance", 1.0f);
-    const int resample = dc_args_int(a, "resample", EVAL_FLOW_RESAMPLE);
+    /* 0: the model's own default (dc_flow_default_resample), once it is open */
+    int resample = dc_args_int(a, "resample", 0);
     dc_sampler sampler;
     if (dc_args_check_unused(a)) return 2;
-    if (resample < 1 || resample > 1000)
+    if (dc_args_str(a, "resample", NULL) && (resample < 1 || resample > 1000))
         return dc_cli_usage(cmd, "--resample %d: use 1 to 1000", resample);
     if (!(guidance >= 0.0f && guidance <= 20.0f))
         return dc_cli_usage(cmd, "--guidance %g: use a value in [0, 20]", (double)guidance);
@@ -513,6 +513,7 @@ int dc_cli_eval_generative(dc_args *a, const char *run, dc_backend *be) {
         dc_flow_config_default(&inpaint_cfg);
         inpaint_cfg.steps = steps;
         inpaint_cfg.sampler = sampler;
+        if (resample == 0) resample = flow ? dc_flow_default_resample(m) : 1;
         if (eval_completion(&r, cmd, m, train, eval, draws, seed, &inpaint_cfg, resample))
             goto done;
     }

@@ -92,6 +92,10 @@ const dc_option dc_cli_model_options[] = {
      "diffusion: ignore the data's classes (else it is conditioned on them)", NULL, NULL},
     {"time-dist", 0, DC_OPT_TEXT, "uniform|logit-normal", "diffusion: the training times",
      "uniform", NULL},
+    {"cond-mask", 0, DC_OPT_NUM, "P",
+     "diffusion: share of training images with a random part known (learned inpainting; 0: "
+     "none)",
+     "0.5", NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
@@ -176,6 +180,11 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
     }
     spec->label_dropout = dc_args_float(a, "label-dropout", spec->label_dropout);
     if (unconditional) spec->cond_classes = 0;
+    if (dc_args_str(a, "cond-mask", NULL) && !dc_model_kind_has(spec->kind, DC_KIND_FLOW)) {
+        fprintf(stderr, "deconv %s: --cond-mask is an option of the diffusion model\n", a->cmd);
+        return 2;
+    }
+    spec->cond_mask = dc_args_float(a, "cond-mask", spec->cond_mask);
     const char *time_dist = dc_args_str(a, "time-dist", NULL);
     if (time_dist) {
         if (!strcmp(time_dist, "uniform")) spec->time_dist = 0;

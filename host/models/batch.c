@@ -18,8 +18,9 @@ dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err) {
     b->index = calloc((size_t)b->n, sizeof(int32_t));
     b->t = calloc((size_t)b->n, sizeof(float));
     b->aug = calloc((size_t)b->n * DC_AUGMENT_PARAMS, sizeof(float));
+    if (m->cond >= 0) b->cond = calloc(n + planes, sizeof(float));
     if (!b->x || !b->target || !b->weight || !b->mask || !b->labels || !b->index || !b->t ||
-        !b->aug) {
+        !b->aug || (m->cond >= 0 && !b->cond)) {
         dc_batch_free(b);
         return dc_set_error(err, DC_ERR_OOM, "batch of %d images: out of memory", m->batch);
     }
@@ -36,6 +37,7 @@ void dc_batch_free(dc_batch *b) {
     free(b->index);
     free(b->t);
     free(b->aug);
+    free(b->cond);
     memset(b, 0, sizeof *b);
 }
 
@@ -125,6 +127,7 @@ dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err) {
     if (m->index >= 0 && (s = dc_graph_set_input_int(g, m->index, b->index))) goto fail;
     if (m->time >= 0 && (s = dc_graph_set_input(g, m->time, b->t))) goto fail;
     if (m->aug >= 0 && (s = dc_graph_set_input(g, m->aug, b->aug))) goto fail;
+    if (m->cond >= 0 && (s = dc_graph_set_input(g, m->cond, b->cond))) goto fail;
     return DC_OK;
 fail:
     return dc_set_error(err, s, "%s", dc_graph_error(g)->msg);

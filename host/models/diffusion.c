@@ -30,6 +30,27 @@
 #define FLOW_BATCH_STREAM 0x666c6f77ULL
 /* label dropout's stream: a separate one, so unconditional batches stay as they were */
 #define FLOW_LABEL_STREAM 0x6c61626cULL
+/* the known part's stream (cond_mask): a separate one as well */
+#define FLOW_MASK_STREAM 0x6d61736bULL
+
+/* The partial masks a training image of the mask-conditioned denoiser gets, in percent of
+ * those that get one: DC_MASK_MIX's draw without the full mask (which is the share
+ * 1 - cond_mask, the images with nothing known). */
+static const struct {
+    dc_mask_kind kind;
+    int percent;
+} cond_masks[] = {{DC_MASK_RANDOM, 25}, {DC_MASK_BOTTOM, 15}, {DC_MASK_TOP, 15},
+                  {DC_MASK_LEFT, 15},   {DC_MASK_RIGHT, 15},  {DC_MASK_BOX, 15}};
+
+void dc_flow_cond_fill(const float *image, const float *mask, int channels, int size,
+                       float *cond) {
+    const size_t plane = (size_t)size * size;
+    for (int c = 0; c < channels; c++)
+        for (size_t q = 0; q < plane; q++)
+            cond[c * plane + q] = mask && mask[q] <= 0.5f ? image[c * plane + q] : 0.0f;
+    for (size_t q = 0; q < plane; q++)
+        cond[channels * plane + q] = !mask || mask[q] > 0.5f ? 1.0f : 0.0f;
+}
 
 void dc_kind_diffusion_defaults(dc_model_spec *s) {
     s->mask = DC_MASK_NONE;
@@ -37,6 +58,7 @@ void dc_kind_diffusion_defaults(dc_model_spec *s) {
     s->loss_full = 1;     /* the per-pixel weight the validation reads: all ones */
     s->cond_classes = -1; /* classes when the data has them (dc_model_spec_fit_data) */
     s->label_dropout = 0.1f;
+    s->cond_mask = 0.5f;
 }
 
 dc_status dc_kind_diffusion_check(const dc_model_spec *s, dc_error *err) {
@@ -117,9 +139,17 @@ void dc_kind_diffusion_build(dc_model *m) {
     /* every ResBlock projects SiLU(embedding) to its channels */
     temb = dc_silu(g, temb);
 
+    /* The mask-conditioned denoiser: the known pixels and the mask enter beside the noised
+     * image, so completion is learned (the share cond_mask of the training images has a
+     * random part known) rather than only imposed while sampling. */
+    int stem_in = m->x;
+    if (s->cond_mask > 0.0f) {
+        m->cond = dc_input(g, "cond", C + 1, S, S);
+        stem_in = dc_concat(g, m->x, m->cond);
+    }
     char name[64];
     dc_name(g, "stem");
-    int h = dc_conv2d(g, m->x, s->base, s->kernel, 1, s->kernel / 2);
+    int h = dc_conv2d(g, stem_in, s->base, s->kernel, 1, s->kernel / 2);
     int skips[8], ch = s->base;
     for (int l = 0; l < L; l++) {
         const int out_ch = s->base << l;
@@ -174,6 +204,21 @@ dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t 
                                                : dc_rng_uniform(&rng);
         float *x = b->x + (size_t)slot * numel, *v = b->target + (size_t)slot * numel;
         float *w = b->weight + (size_t)slot * numel;
+        if (m->cond >= 0) {
+            /* the known part, from the clean image (v holds it until the loop below) */
+            const size_t plane = (size_t)m->spec.size * m->spec.size;
+            float *mask = b->mask + (size_t)slot * plane;
+            dc_rng mrng;
+            dc_rng_seed(&mrng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)(first_slot + slot)),
+                                           FLOW_MASK_STREAM));
+            const int known = dc_rng_uniform(&mrng) < m->spec.cond_mask;
+            int draw = (int)dc_rng_below(&mrng, 100), k = 0;
+            while (draw >= cond_masks[k].percent) draw -= cond_masks[k++].percent;
+            dc_mask_make(known ? cond_masks[k].kind : DC_MASK_FULL, m->spec.size, m->spec.size,
+                         &mrng, mask);
+            dc_flow_cond_fill(v, mask, m->spec.channels, m->spec.size,
+                              b->cond + (size_t)slot * (numel + plane));
+        }
         for (size_t p = 0; p < numel; p++) {
             const float noise = dc_rng_normal(&rng), x0 = v[p];
             x[p] = (1.0f - t) * x0 + t * noise;
@@ -182,7 +227,10 @@ dc_status dc_kind_diffusion_fill_batch(const dc_model *m, dc_batch *b, uint64_t 
         }
         b->t[slot] = t;
         if (m->spec.cond_classes > 0) {
-            dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)slot), FLOW_LABEL_STREAM));
+            /* keyed by the global slot, as every draw of the batch (a rank's slice draws
+             * what one process draws for those slots) */
+            dc_rng_seed(&rng, dc_seed_mix(dc_seed_mix(seed, (uint64_t)(first_slot + slot)),
+                                          FLOW_LABEL_STREAM));
             if (dc_rng_uniform(&rng) < m->spec.label_dropout)
                 b->labels[slot] = m->spec.cond_classes;
         }

@@ -345,9 +345,10 @@ static dc_status model_run(dc_model *m, int n, const dc_flow_config *cfg, float 
                          calloc((size_t)B, sizeof(int32_t))};
     float *chunk_traj = trajectory ? malloc(sizeof(float) * (size_t)snapshots * B * numel) : NULL;
     dc_rng *rngs = malloc(sizeof(dc_rng) * (size_t)B);
+    float *cond = m->cond >= 0 ? malloc(sizeof(float) * (size_t)B * (numel + plane)) : NULL;
     dc_status st = DC_OK;
     if (!mv.x || !mv.t || !mv.v || !mv.v_null || !mv.labels || !rngs ||
-        (trajectory && !chunk_traj)) {
+        (trajectory && !chunk_traj) || (m->cond >= 0 && !cond)) {
         st = dc_set_error(err, DC_ERR_OOM, "sampling %d images: out of memory", n);
         goto out;
     }
@@ -366,6 +367,20 @@ static dc_status model_run(dc_model *m, int n, const dc_flow_config *cfg, float 
         seed_streams(rngs, count, cfg->seed, first);
         const flow_guide guide = {known ? known + (size_t)first * numel : NULL,
                                   masks ? masks + (size_t)first * plane : NULL, plane, resample};
+        if (m->cond >= 0) {
+            /* the mask-conditioned denoiser sees the known pixels (inpainting) or nothing
+             * known (new images); the batch's unused slots likewise nothing */
+            for (int s = 0; s < B; s++)
+                dc_flow_cond_fill(known && s < count ? guide.known + (size_t)s * numel : NULL,
+                                  known && s < count ? guide.masks + (size_t)s * plane : NULL,
+                                  m->spec.channels, m->spec.size,
+                                  cond + (size_t)s * (numel + plane));
+            if ((st = dc_graph_set_input(m->g, m->cond, cond)) != DC_OK) {
+                st = dc_set_error(err, st, "sampling: the known pixels' input: %s",
+                                  dc_graph_error(m->g)->msg);
+                break;
+            }
+        }
         st = integrate(velocity_of_model, &mv, count, numel, cfg, t_start, rngs,
                        known ? &guide : NULL, x, chunk_traj, snapshots, err);
         /* the data's range: the ODE's end can overshoot it slightly */
@@ -382,7 +397,7 @@ static dc_status model_run(dc_model *m, int n, const dc_flow_config *cfg, float 
     dc_graph_set_train(m->g, 1);
 out:
     free(mv.x), free(mv.t), free(mv.v), free(mv.v_null), free(mv.labels), free(chunk_traj),
-        free(rngs);
+        free(rngs), free(cond);
     return st;
 }
 
@@ -459,3 +474,5 @@ dc_status dc_flow_inpaint(dc_model *m, int n, const dc_flow_config *cfg, const f
     dc_flow_noise(m, n, cfg->seed, out);
     return model_run(m, n, cfg, 1.0f, out, images, masks, resample, out, NULL, 0, err);
 }
+
+int dc_flow_default_resample(const dc_model *m) { return m && m->cond >= 0 ? 1 : 3; }

@@ -232,6 +232,13 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
     if (!(s->label_dropout >= 0.0f && s->label_dropout < 1.0f))
         return dc_set_error(err, DC_ERR_ARG, "--label-dropout %g must be in [0, 1)",
                             (double)s->label_dropout);
+    if (!(s->cond_mask >= 0.0f && s->cond_mask <= 1.0f))
+        return dc_set_error(err, DC_ERR_ARG, "--cond-mask %g must be in [0, 1]",
+                            (double)s->cond_mask);
+    if (s->cond_mask > 0.0f && !dc_model_kind_has(s->kind, DC_KIND_FLOW))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "--cond-mask: the mask-conditioned denoiser is an option of the "
+                            "diffusion model");
     if (s->time_dist != 0 && (s->time_dist != 1 || !dc_model_kind_has(s->kind, DC_KIND_FLOW)))
         return dc_set_error(err, DC_ERR_ARG,
                             "--time-dist: logit-normal training times are an option of the "
@@ -279,6 +286,7 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
         ok = ok && cJSON_AddNumberToObject(o, "cond_classes", s->cond_classes);
         ok = ok && json_add_float(o, "label_dropout", s->label_dropout);
         ok = ok && cJSON_AddNumberToObject(o, "time_dist", s->time_dist);
+        ok = ok && json_add_float(o, "cond_mask", s->cond_mask);
     }
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -318,7 +326,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"batchnorm", &d->batchnorm, NULL}, {"dropout", NULL, &d->dropout},
         {"feedback", NULL, &d->feedback},   {"cond_classes", &d->cond_classes, NULL},
         {"label_dropout", NULL, &d->label_dropout},
-        {"time_dist", &d->time_dist, NULL},
+        {"time_dist", &d->time_dist, NULL}, {"cond_mask", NULL, &d->cond_mask},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -344,6 +352,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     if (!cJSON_GetObjectItemCaseSensitive(o, "feedback")) d->feedback = 0.0f;
     /* diffusion checkpoints from before class conditioning are unconditional */
     if (!cJSON_GetObjectItemCaseSensitive(o, "cond_classes")) d->cond_classes = 0;
+    /* and from before the mask-conditioned denoiser have no cond input */
+    if (!cJSON_GetObjectItemCaseSensitive(o, "cond_mask")) d->cond_mask = 0.0f;
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
     if (cJSON_IsString(loss) && loss->valuestring)
         DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));
@@ -374,7 +384,8 @@ dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *
 
 static void model_reset_ids(dc_model *m) {
     m->x = m->target = m->weight = m->labels = m->index = m->latent = m->code = m->logvar = -1;
-    m->noise = m->z_in = m->out = m->loss = m->recon = m->kl = m->last_conv = m->time = m->aug = -1;
+    m->noise = m->z_in = m->out = m->loss = m->recon = m->kl = m->last_conv = m->time = m->aug =
+        m->cond = -1;
 }
 
 static dc_status build(dc_model *m, dc_error *err) {

@@ -131,6 +131,10 @@ typedef struct dc_model_spec {
                           * label is replaced by the null class (classifier-free guidance) */
     int time_dist;       /* diffusion: the training times, 0: t ~ U(0, 1); 1: logit-normal,
                           * t = sigmoid(n), n ~ N(0, 1) (more steps at mid noise levels) */
+    float cond_mask;     /* diffusion: share of the training images shown with a random part
+                          * known (the denoiser's "cond" input: the known pixels and the
+                          * mask; the rest see nothing known, as new images do); 0: no such
+                          * input (the graph of runs made before it existed) */
 } dc_model_spec;
 
 /* Defaults for a kind at the given image size and channels. */
@@ -201,6 +205,9 @@ typedef struct dc_model {
     int time;     /* diffusion: the time t of each image, [N, 1, 1, 1] */
     int aug;      /* diffusion: the augmentation applied to each training image,
                    * [N, DC_AUGMENT_PARAMS, 1, 1]; zeros (none) when sampling */
+    int cond;     /* diffusion with cond_mask > 0: the known pixels (hidden ones 0) and the
+                   * mask (1 = hidden) as one more channel, [N, C + 1, S, S]; nothing known:
+                   * zeros and a mask of ones */
     int decoder_only;
 } dc_model;
 
@@ -263,6 +270,8 @@ typedef struct dc_batch {
                         * the velocity) */
     float *aug;        /* the augmentation of each item, DC_AUGMENT_PARAMS per item (zeros
                         * without augmentation) */
+    float *cond;       /* diffusion with cond_mask > 0: the cond input of each item,
+                        * (channels + 1) planes */
 } dc_batch;
 
 dc_status dc_batch_alloc(const dc_model *m, dc_batch *b, dc_error *err);
@@ -370,9 +379,18 @@ dc_status dc_flow_edit(dc_model *m, int n, const dc_flow_config *cfg, const floa
  * between (x_t = a x_next + sqrt(t^2 - a^2 t_next^2) z, a = (1 - t) / (1 - t_next)) so the
  * hole harmonises with its surroundings. The result keeps the known pixels exactly and
  * clamps the hole to [-1, 1]. Network evaluations: about resample x those of cfg's sampler.
- * Two samples of one image differ by their index (the seed's streams). */
+ * A mask-conditioned model (cond >= 0) is also given the known pixels and the mask as its
+ * cond input at every step. Two samples of one image differ by their index (the seed's streams). */
 dc_status dc_flow_inpaint(dc_model *m, int n, const dc_flow_config *cfg, const float *images,
                           const float *masks, int resample, float *out, dc_error *err);
+/* The cond input (m->cond) of one image for the mask-conditioned denoiser: its pixels
+ * where mask <= 0.5 (known), 0 where hidden, then the mask plane as 0/1; mask NULL:
+ * nothing known (zeros and ones). cond holds (channels + 1) x size x size. */
+void dc_flow_cond_fill(const float *image, const float *mask, int channels, int size,
+                       float *cond);
+/* The resampling inpainting needs by default: 1 for a mask-conditioned denoiser (cond >= 0:
+ * it sees the known pixels and the mask, and has learned to complete), else 3. */
+int dc_flow_default_resample(const dc_model *m);
 /* The same for a class-conditioned model (spec.cond_classes > 0): class_label in
  * [0, cond_classes) samples that class with classifier-free guidance weight `guidance`,
  * v = v_null + guidance * (v_class - v_null) (1: the conditional velocity, 0: the

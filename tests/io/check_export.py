@@ -209,6 +209,8 @@ def build_torch_unet(spec, spec_aug_dim):
 
     C, base, L, k = spec["channels"], spec["base"], spec["blocks"], spec["kernel"]
     classes = spec.get("cond_classes", 0)
+    # the mask-conditioned denoiser: the known pixels and the mask beside the noised image
+    cond = spec.get("cond_mask", 0) > 0
     tdim, sin_dim = 4 * base, base + (base & 1)
     aug_dim = spec_aug_dim
 
@@ -226,7 +228,7 @@ def build_torch_unet(spec, spec_aug_dim):
             self.aug_fc = nn.Linear(aug_dim, tdim)  # the augmentation parameters (zeros: none)
             if classes > 0:
                 self.class_embed = nn.Embedding(classes + 1, tdim)  # + the null class
-            self.stem = nn.Conv2d(C, base, k, 1, k // 2)
+            self.stem = nn.Conv2d(2 * C + 1 if cond else C, base, k, 1, k // 2)
             ch = base
             for l in range(L):
                 out = base << l
@@ -262,7 +264,7 @@ def build_torch_unet(spec, spec_aug_dim):
             h = m("_conv2")(h)
             return h + (m("_skip")(x) if hasattr(self, p + "_skip") else x)
 
-        def forward(self, x, t, aug, cls=None):
+        def forward(self, x, t, aug, cls=None, known=None):
             half = sin_dim // 2
             freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
             a = (1000.0 * t.reshape(-1, 1)) * freqs[None, :]
@@ -271,7 +273,7 @@ def build_torch_unet(spec, spec_aug_dim):
             if classes > 0:
                 temb = temb + self.class_embed(cls)
             temb = F.silu(temb)
-            h, skips = self.stem(x), []
+            h, skips = self.stem(torch.cat([x, known], 1) if cond else x), []
             for l in range(L):
                 h = self.run_res("down%d" % (l + 1), h, temb)
                 skips.append(h)
@@ -395,7 +397,8 @@ def check_torch(d, man, weights):
             prob, logits = net.classify(feeds["image"])
             got = {"probabilities": prob, "logits": logits}
         elif kind == "diffusion":
-            got = {"velocity": net(feeds["x"], feeds["t"], feeds["aug"], feeds.get("class"))}
+            got = {"velocity": net(feeds["x"], feeds["t"], feeds["aug"], feeds.get("class"),
+                                   feeds.get("cond"))}
         elif kind == "complete":
             code = net.enc_fc(net.encode(feeds["image"]))
             got = {"output": net.decode(code + feeds["noise"])}
