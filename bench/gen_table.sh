@@ -15,6 +15,8 @@
 #   ONLY=guns|fashion   one of the two tables
 #   EVAL_ONLY=1 with WORK=DIR of an earlier run: keep its trained runs, evaluate them again
 #               (a changed `deconv eval` gives new figures without retraining)
+#   REUSE=1     with WORK=DIR: train only the models that have no run there yet (e.g. a
+#               diffusion run trained by the same command outside the script, copied in)
 #   CLASSIFIER=FILE     the feature network for the Frechet distance (default: eval's own,
 #               assets/fm32_classifier.safetensors; another one gives other FD figures)
 # The full run trains 5 gun models (400 epochs each; diffusion 3000 at 32x32, 20-45 minutes) and 4 Fashion-MNIST models (2 epochs
@@ -72,6 +74,8 @@ run_models() { # table extra_train extra_eval models...
     echo "== $table: $name: deconv train $opts --out $dir; deconv eval $dir $extra_eval" >&2
     if [ "${EVAL_ONLY:-0}" = 1 ]; then
       [ -f "$dir/model.safetensors" ] || { echo "gen_table.sh: EVAL_ONLY: no run at $dir" >&2; exit 1; }
+    elif [ "${REUSE:-0}" = 1 ] && [ -f "$dir/model.safetensors" ]; then
+      echo "gen_table.sh: REUSE: keeping the run at $dir" >&2
     else
       # shellcheck disable=SC2086
       "$bin" train $opts --out "$dir" --device "$device" --quiet >&2

@@ -608,6 +608,13 @@ static void test_cli_complete_dream_interpolate(void **state) {
                                bin, dir, data, data, dir, dir),
                      0);
     assert_int_equal(tu_system("grep -q '3 variants, mask box' %s/complete.log", dir), 0);
+    /* the run is mask-conditioned (the default --cond-mask 0.5): it inpaints without
+     * resampling unless told */
+    assert_int_equal(tu_system("%s complete %s/run %s/s01.png --variants 1 --steps 2 -o "
+                               "%s/c1.png --device cpu >%s/c1.log 2>&1 && grep -q '2 euler steps "
+                               "x 1 resamples' %s/c1.log",
+                               bin, dir, data, dir, dir, dir),
+                     0);
     png c = read_png(dir, "completed.png");
     assert_int_equal(c.w, grid_side(5));
     assert_int_equal(c.h, grid_side(2));

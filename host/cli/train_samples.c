@@ -135,37 +135,48 @@ static void composite(const train_samples *s, const float *out, int n, float *ds
             }
 }
 
-/* Diffusion: originals | new samples from two rows of fixed noises (the same every epoch)
- * | the first sample's path from noise (left) to image (right). */
+/* Diffusion: originals | (a mask-conditioned model: each original with its bottom half
+ * inpainted) | new samples from two rows of fixed noises (the same every epoch) | the first
+ * sample's path from noise (left) to image (right). */
 static dc_status flow_samples_write(train_samples *s, int epoch, dc_error *err) {
     dc_model *m = s->m;
     const int n = s->n, C = m->spec.channels, S = m->spec.size;
-    const size_t img = (size_t)C * S * S;
-    const int snaps = n >= 2 ? n : 2;
-    float *grid = calloc((size_t)4 * n * img, sizeof(float));
+    const size_t img = (size_t)C * S * S, plane = (size_t)S * S;
+    const int snaps = n >= 2 ? n : 2, completes = m->cond >= 0, R = 4 + completes;
+    float *grid = calloc((size_t)R * n * img, sizeof(float));
     float *traj = malloc(sizeof(float) * (size_t)snaps * 2 * n * img);
     float *out = malloc(sizeof(float) * 2 * (size_t)n * img);
+    float *masks = completes ? malloc(sizeof(float) * (size_t)n * plane) : NULL;
     dc_status st = DC_OK;
-    if (!grid || !traj || !out) {
+    if (!grid || !traj || !out || (completes && !masks)) {
         st = dc_set_error(err, DC_ERR_OOM, "samples: out of memory");
         goto out;
     }
     for (int i = 0; i < n; i++)
         memcpy(grid + (size_t)i * img, dc_dataset_image(s->src, i), sizeof(float) * img);
+    for (int i = 0; completes && i < n; i++)
+        dc_mask_make(DC_MASK_BOTTOM, S, S, NULL, masks + (size_t)i * plane);
     /* with the EMA weights when the run keeps them: those are what generate samples with */
     const int ema = dc_params_has_ema(m->params);
     if (ema && (st = dc_params_swap_ema(m->params)))
         goto out;
     st = dc_flow_sample(m, 2 * n, DC_FLOW_STEPS, DC_SAMPLER_EULER, dc_seed_mix(s->seed, 0x5a3d1e),
                         NULL, out, traj, snaps, err);
+    if (!st && completes) {
+        dc_flow_config cfg;
+        dc_flow_config_default(&cfg);
+        cfg.seed = dc_seed_mix(s->seed, 0x636f6d70);
+        st = dc_flow_inpaint(m, n, &cfg, grid, masks, dc_flow_default_resample(m),
+                             grid + (size_t)n * img, err);
+    }
     if (ema) {
         const dc_status back = dc_params_swap_ema(m->params);
         if (back && !st) st = dc_set_error(err, back, "%s", dc_params_error(m->params)->msg);
     }
     if (st) goto out;
-    memcpy(grid + (size_t)n * img, out, sizeof(float) * 2 * n * img);
+    memcpy(grid + (size_t)(1 + completes) * n * img, out, sizeof(float) * 2 * n * img);
     for (int k = 0; k < n; k++) /* snapshot k of sample 0 */
-        memcpy(grid + ((size_t)3 * n + k) * img, traj + (size_t)k * 2 * n * img,
+        memcpy(grid + ((size_t)(3 + completes) * n + k) * img, traj + (size_t)k * 2 * n * img,
                sizeof(float) * img);
     snprintf(s->latest, sizeof s->latest, "%s/epoch_%04d.png", s->dir, epoch);
     char names[TRAIN_SAMPLES_MAX][32];
@@ -173,14 +184,19 @@ static dc_status flow_samples_write(train_samples *s, int epoch, dc_error *err) 
     column_names(s, n, names, cols);
     static const char *const rows[] = {"original", "new samples", "new samples",
                                        "path of the first, noise to image"};
+    static const char *const rows_completes[] = {"original", "bottom half inpainted",
+                                                 "new samples", "new samples",
+                                                 "path of the first, noise to image"};
     char title[160];
     snprintf(title, sizeof title, "epoch %d: %d Euler steps from fixed noises%s", epoch,
              DC_FLOW_STEPS, ema ? " (EMA weights)" : "");
-    st = dc_report_write_labelled_grid(s->latest, grid, C, S, S, 4, n, title, rows, cols, err);
+    st = dc_report_write_labelled_grid(s->latest, grid, C, S, S, R, n, title,
+                                       completes ? rows_completes : rows, cols, err);
 out:
     free(grid);
     free(traj);
     free(out);
+    free(masks);
     return st;
 }
 
