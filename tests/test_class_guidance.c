@@ -577,6 +577,19 @@ static void test_cli_class_options(void **state) {
                                "%s/eval0.log",
                                bin, dir, dir, dir),
                      0);
+    /* the run is mask-conditioned (default --cond-mask): eval's inpaintings default to no
+     * resampling, and --resample sets it; the JSON says which */
+    assert_int_equal(tu_system("%s eval %s/cond --samples 4 --steps 2 --draws 2 --device cpu "
+                               "--json %s/e1.json >%s/e1.log 2>&1 && grep -Eq "
+                               "'\"resample\":[[:space:]]*1[,}]' %s/e1.json && grep -q "
+                               "'2 euler steps x 1)' %s/e1.log",
+                               bin, dir, dir, dir, dir, dir),
+                     0);
+    assert_int_equal(tu_system("%s eval %s/cond --samples 4 --steps 2 --draws 2 --resample 2 "
+                               "--device cpu --json %s/e2.json >%s/e2.log 2>&1 && grep -Eq "
+                               "'\"resample\":[[:space:]]*2[,}]' %s/e2.json",
+                               bin, dir, dir, dir, dir),
+                     0);
     /* the inpaintings of eval's completion figure take --resample (1 to 1000) */
     assert_int_equal(tu_system("%s eval %s/cond --samples 4 --steps 2 --resample 0 --device cpu "
                                ">%s/bad.log 2>&1",

@@ -219,9 +219,13 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
     FILE *t = r->text;
     fprintf(t, "completion of the hidden region (mask %s) on %d images\n", dc_mask_name(mk), eval->n);
     fprintf(t, "  %-36s %10s %9s\n", "method", "MSE", "PSNR dB");
-    fprintf(t, "  %-36s %10.5f %9.2f\n",
-            flow ? "model (inpainting, 32 Euler steps x 3)" : "model (no random code)", mse_model,
-            psnr(mse_model));
+    char model_label[80];
+    if (flow)
+        snprintf(model_label, sizeof model_label, "model (inpainting, %d %s steps x %d)",
+                 flow_cfg->steps, dc_sampler_name(flow_cfg->sampler), resample);
+    else
+        snprintf(model_label, sizeof model_label, "model (no random code)");
+    fprintf(t, "  %-36s %10.5f %9.2f\n", model_label, mse_model, psnr(mse_model));
     const double mse_refined = se_refined / hidden;
     if (refine)
         fprintf(t, "  model, %d passes (--passes)%*s %10.5f %9.2f\n", EVAL_REFINE_PASSES, 10, "",
@@ -255,6 +259,11 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
             cJSON_AddNumberToObject(o, "refine_passes", EVAL_REFINE_PASSES);
             ev_json_number(o, "refined_mse", mse_refined);
             ev_json_number(o, "refined_psnr", psnr(mse_refined));
+        }
+        if (flow) {
+            cJSON_AddNumberToObject(o, "steps", flow_cfg->steps);
+            cJSON_AddStringToObject(o, "sampler", dc_sampler_name(flow_cfg->sampler));
+            cJSON_AddNumberToObject(o, "resample", resample);
         }
         if (flow && hidden_avg > 0) {
             cJSON_AddNumberToObject(o, "average_of", draws);
