@@ -209,6 +209,24 @@ class ResBlock(nn.Module):
         return h + (self.skip(x) if self.skip is not None else x)
 
 
+class AttentionBlock(nn.Module):
+    """h + proj(attention(qkv(groupnorm(h)))) (deconv --attention): qkv a 1x1 conv C -> 3C
+    (queries, keys, values), single-head softmax(q^T k / sqrt(C)) over the H*W positions,
+    proj a 1x1 conv C -> C (the attention op, host/ops/unet.c)."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.norm = nn.GroupNorm(norm_groups(ch), ch, eps=GN_EPS)
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.proj = nn.Conv2d(ch, ch, 1)
+
+    def forward(self, x):
+        n, ch, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, ch, h * w).unbind(1)
+        a = torch.softmax(torch.bmm(q.transpose(1, 2), k) * ch ** -0.5, dim=-1)
+        return x + self.proj(torch.bmm(v, a.transpose(1, 2)).reshape(n, ch, h, w))
+
+
 class Diffusion(nn.Module):
     """The residual U-Net of host/models/diffusion.c: stem conv -> per level ResBlock (skip
     kept), stride-2 conv down (not after the last) -> middle ResBlock -> per level, lowest
@@ -217,11 +235,13 @@ class Diffusion(nn.Module):
     dense(4 base) -> SiLU -> dense(4 base), + dense(augmentation parameters, 5 -> 4 base;
     zeros without augmentation) -> SiLU, projected per ResBlock. With cond (deconv's default,
     --cond-mask > 0) the stem also reads the known pixels and the mask (C + 1 channels; new
-    images: zeros and a mask of ones). Initialised as
+    images: zeros and a mask of ones). With attention (--attention) an AttentionBlock follows
+    the middle ResBlock. Initialised as
     deconv initialises: He-normal convs (transposed: fan-in C k^2 / stride^2), Xavier-uniform
     dense layers, zero biases, group norm 1 / 0."""
 
-    def __init__(self, channels=CHANNELS, base=BASE, levels=UNET_LEVELS, cond=True):
+    def __init__(self, channels=CHANNELS, base=BASE, levels=UNET_LEVELS, cond=True,
+                 attention=False):
         super().__init__()
         self.cond = cond
         tdim = 4 * base
@@ -240,6 +260,7 @@ class Diffusion(nn.Module):
             if lvl + 1 < levels:
                 self.pool.append(nn.Conv2d(ch, ch, 3, 2, 1))
         self.mid = ResBlock(ch, ch, tdim)
+        self.mid_attn = AttentionBlock(ch) if attention else None
         self.up, self.deconv = nn.ModuleList(), nn.ModuleList()
         for lvl in range(levels - 1, -1, -1):
             out = base << lvl
@@ -284,6 +305,8 @@ class Diffusion(nn.Module):
             if lvl < len(self.pool):
                 h = self.pool[lvl](h)
         h = self.mid(h, temb)
+        if self.mid_attn is not None:
+            h = self.mid_attn(h)
         for i, block in enumerate(self.up):
             h = block(torch.cat([h, skips.pop()], dim=1), temb)
             if i < len(self.deconv):
@@ -318,7 +341,7 @@ class Diffusion(nn.Module):
         return x.clamp_(-1.0, 1.0)
 
 
-def build(kind):
+def build(kind, attention=False):
     if kind == "complete":
         return Complete()
     if kind == "vae":
@@ -326,7 +349,7 @@ def build(kind):
     if kind == "glo":
         return GLO(PRESETS["glo"]["glo_count"])
     if kind == "diffusion":
-        return Diffusion()
+        return Diffusion(attention=attention)
     return Classifier()
 
 
@@ -378,7 +401,8 @@ def bench(kind, args):
     p = PRESETS[kind]
     batch = args.batch or p["batch"]
     dev = torch.device(args.device)
-    model = build(kind).to(dev)
+    attention = kind == "diffusion" and args.attention
+    model = build(kind, attention).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     data = random_batch(kind, batch, p["size"], gen)
     data = {k: v.to(dev) for k, v in data.items()}
@@ -420,8 +444,10 @@ def bench(kind, args):
              train_ips=train_ips, train_ips_runs=train_runs,
              infer_ips=infer_ips, infer_ips_runs=infer_runs, loss=loss,
              loadavg_1min=[load_start, os.getloadavg()[0]])
+    if attention:
+        r["attention"] = True
     if args.deconv:
-        r["deconv_params"] = deconv_params(args.deconv, kind)
+        r["deconv_params"] = deconv_params(args.deconv, kind, ["--attention"] if attention else [])
     return r
 
 
@@ -434,6 +460,9 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=0, help="override the presets' batch sizes")
     ap.add_argument("--deconv", help="deconv binary: compare parameter counts with `deconv info`")
+    ap.add_argument("--attention", action="store_true",
+                    help="diffusion: with the self-attention block after the middle ResBlock "
+                         "(deconv train --attention)")
     ap.add_argument("--no-input-grad", action="store_true",
                     help="classifier: skip d(loss)/d(input), which deconv computes")
     ap.add_argument("--json", help="write the figures here")

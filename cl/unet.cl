@@ -1,7 +1,7 @@
 /* The U-Net primitives: channel slices (concatenation), group normalisation, nearest
- * upsampling, sinusoidal time embedding. Group statistics and the backward are one
- * work-group per (image, group), whose values are contiguous; the per-channel parameter
- * gradients one or more work-groups per channel. */
+ * upsampling, sinusoidal time embedding, self-attention. Group statistics and the backward
+ * are one work-group per (image, group), whose values are contiguous; the per-channel
+ * parameter gradients one or more work-groups per channel. */
 
 /* dir 0: big[i][coff + ch][p] = small[i][ch][p]; dir 1: small[i][ch][p] += big[...] */
 __kernel void dc_chan_slice(int dir, __global float *big, ulong big_off, int cbig, int coff,
@@ -179,4 +179,124 @@ __kernel void dc_time_embed(__global const float *t, ulong t_off, __global float
     const float a = scale * t[t_off + r] * f;
     y[y_off + (ulong)r * dim + k] = sin(a);
     y[y_off + (ulong)r * dim + nf + k] = cos(a);
+}
+
+/* ---- self-attention. qkv holds per image c query, c key and c value channels of hw
+ * positions; att [n, hw, hw] the probabilities (row p: query p over the keys j). One
+ * work-item per score, per row (softmax) or per output value. */
+
+/* att[i][p][j] = scale * sum_ch q[ch][p] k[ch][j]: the scores, before dc_attn_softmax */
+__kernel void dc_attn_scores(__global const float *qkv, ulong qkv_off, __global float *att,
+                             ulong att_off, uint total, int c, int hw, float scale) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint sq = (uint)hw * (uint)hw, i = idx / sq, r = idx - i * sq;
+    const uint p = r / (uint)hw, j = r - p * (uint)hw;
+    __global const float *q = qkv + qkv_off + (ulong)i * 3 * c * hw;
+    __global const float *k = q + (ulong)c * hw;
+    float s = 0.0f;
+    for (int ch = 0; ch < c; ch++)
+        s += q[(ulong)ch * hw + p] * k[(ulong)ch * hw + j];
+    att[att_off + idx] = scale * s;
+}
+
+/* each row of `rows` rows of hw scores -> its softmax, the row's maximum subtracted first */
+__kernel void dc_attn_softmax(__global float *att, ulong att_off, uint rows, int hw) {
+    const uint r = get_global_id(0);
+    if (r >= rows) return;
+    __global float *a = att + att_off + (ulong)r * hw;
+    float mx = a[0];
+    for (int j = 1; j < hw; j++)
+        mx = a[j] > mx ? a[j] : mx;
+    float sum = 0.0f, comp = 0.0f;
+    for (int j = 0; j < hw; j++) {
+        const float e = exp(a[j] - mx);
+        a[j] = e;
+        DC_KAHAN_ADD(sum, comp, e);
+    }
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < hw; j++)
+        a[j] *= inv;
+}
+
+/* y[i][ch][p] = sum_j v[ch][j] att[i][p][j] */
+__kernel void dc_attn_out(__global const float *qkv, ulong qkv_off, __global const float *att,
+                          ulong att_off, __global float *y, ulong y_off, uint total, int c,
+                          int hw) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint plane = (uint)c * (uint)hw, i = idx / plane, r = idx - i * plane;
+    const uint ch = r / (uint)hw, p = r - ch * (uint)hw;
+    __global const float *v = qkv + qkv_off + ((ulong)i * 3 * c + 2 * c + ch) * hw;
+    __global const float *a = att + att_off + ((ulong)i * hw + p) * hw;
+    float s = 0.0f;
+    for (int j = 0; j < hw; j++)
+        s += v[j] * a[j];
+    y[y_off + idx] = s;
+}
+
+/* The probabilities' gradient ds[i][p][j] = sum_ch dy[ch][p] v[ch][j], before
+ * dc_attn_softmax_bwd turns it into the scores' */
+__kernel void dc_attn_dprobs(__global const float *qkv, ulong qkv_off, __global const float *dy,
+                             ulong dy_off, __global float *ds, ulong ds_off, uint total, int c,
+                             int hw) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint sq = (uint)hw * (uint)hw, i = idx / sq, r = idx - i * sq;
+    const uint p = r / (uint)hw, j = r - p * (uint)hw;
+    __global const float *v = qkv + qkv_off + ((ulong)i * 3 * c + 2 * c) * hw;
+    __global const float *d = dy + dy_off + (ulong)i * c * hw;
+    float s = 0.0f;
+    for (int ch = 0; ch < c; ch++)
+        s += d[(ulong)ch * hw + p] * v[(ulong)ch * hw + j];
+    ds[ds_off + idx] = s;
+}
+
+/* per row: ds = att * (ds - sum_j att * ds), the softmax's backward */
+__kernel void dc_attn_softmax_bwd(__global const float *att, ulong att_off, __global float *ds,
+                                  ulong ds_off, uint rows, int hw) {
+    const uint r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float *a = att + att_off + (ulong)r * hw;
+    __global float *d = ds + ds_off + (ulong)r * hw;
+    float sum = 0.0f, comp = 0.0f;
+    for (int j = 0; j < hw; j++)
+        DC_KAHAN_ADD(sum, comp, a[j] * d[j]);
+    for (int j = 0; j < hw; j++)
+        d[j] = a[j] * (d[j] - sum);
+}
+
+/* dqkv += the gradient of one value of qkv (ds: the scores' gradient):
+ * query ch at p:  scale * sum_j ds[p][j] k[ch][j]
+ * key ch at j:    scale * sum_p ds[p][j] q[ch][p]
+ * value ch at j:  sum_p dy[ch][p] att[p][j] */
+__kernel void dc_attn_dqkv(__global const float *qkv, ulong qkv_off, __global const float *att,
+                           ulong att_off, __global const float *dy, ulong dy_off,
+                           __global const float *ds, ulong ds_off, __global float *dqkv,
+                           ulong dqkv_off, uint total, int c, int hw, float scale) {
+    const uint idx = get_global_id(0);
+    if (idx >= total) return;
+    const uint img = 3u * (uint)c * (uint)hw, i = idx / img, r = idx - i * img;
+    const uint ch3 = r / (uint)hw, pos = r - ch3 * (uint)hw;
+    const ulong base = (ulong)i * img, sq0 = (ulong)i * hw * hw;
+    float s = 0.0f;
+    if (ch3 < (uint)c) {
+        __global const float *k = qkv + qkv_off + base + ((ulong)c + ch3) * hw;
+        __global const float *row = ds + ds_off + sq0 + (ulong)pos * hw;
+        for (int j = 0; j < hw; j++)
+            s += row[j] * k[j];
+        s *= scale;
+    } else if (ch3 < 2u * (uint)c) {
+        __global const float *q = qkv + qkv_off + base + (ulong)(ch3 - (uint)c) * hw;
+        __global const float *col = ds + ds_off + sq0 + pos;
+        for (int p = 0; p < hw; p++)
+            s += col[(ulong)p * hw] * q[p];
+        s *= scale;
+    } else {
+        __global const float *d = dy + dy_off + ((ulong)i * c + (ch3 - 2u * (uint)c)) * hw;
+        __global const float *col = att + att_off + sq0 + pos;
+        for (int p = 0; p < hw; p++)
+            s += d[p] * col[(ulong)p * hw];
+    }
+    dqkv[dqkv_off + idx] += s;
 }

@@ -515,9 +515,10 @@ static void test_batchnorm(void **state) {
 }
 
 /* ------------------------------------------------------------ U-Net primitives */
-/* Concatenation slices, group norm, upsampling and the time embedding. The time embedding's
- * bound is REDUCE: its sine arguments reach scale*|t| = 1000, where one ulp of the argument
- * (6e-5) moves the value by as much, so libm and OpenCL exp/log may differ at that level. */
+/* Concatenation slices, group norm, upsampling, the time embedding and self-attention. The
+ * time embedding's bound is REDUCE: its sine arguments reach scale*|t| = 1000, where one ulp
+ * of the argument (6e-5) moves the value by as much, so libm and OpenCL exp/log may differ at
+ * that level. */
 static void test_unet_prims(void **state) {
     REQUIRE_CL();
     {
@@ -598,12 +599,51 @@ static void test_unet_prims(void **state) {
         twin_free(&t);
         twin_free(&y);
     }
+    /* self-attention {n, c, hw}: c not a multiple of 4, hw not a power of two, 256 positions
+     * (a 16x16 level); the last with integer queries and keys in [-12, 12] and c = 4 (scale
+     * 1/2): exact scores past 88, where exp overflows unless the row maximum is taken off */
+    const int att_shapes[][3] = {{3, 5, 15}, {2, 8, 64}, {1, 3, 7}, {2, 12, 256}, {3, 4, 10}};
+    for (int sh = 0; sh < 5; sh++) {
+        const int n = att_shapes[sh][0], c = att_shapes[sh][1], hw = att_shapes[sh][2];
+        const size_t qn = (size_t)n * 3 * c * hw, an = (size_t)n * hw * hw, yn = (size_t)n * c * hw;
+        const float scale = 1.0f / sqrtf((float)c);
+        twin qkv = twin_new(qn + 1), att = twin_new(an + 2), y = twin_new(yn + 3),
+             dy = twin_new(yn), dqkv = twin_new(qn + 1), work = twin_new(an + 5);
+        float *h = malloc(qn * 4);
+        tu_fill_uniform(h, qn, &F->rng, -1, 1);
+        if (sh == 4)
+            for (size_t i = 0; i < qn; i++)
+                if (i / (size_t)hw % (size_t)(3 * c) < (size_t)(2 * c))
+                    h[i] = (float)((int)dc_rng_below(&F->rng, 25) - 12);
+        twin_write(qkv, 1, h, qn);
+        free(h);
+        twin_rand(att, -1, 1);
+        twin_rand(y, -1, 1);
+        BOTH(attn_fwd, AT(qkv, 1), AT(att, 2), AT(y, 3), n, c, hw, scale);
+        check("attn_fwd probabilities", att, 0, att.n, REDUCE);
+        check("attn_fwd y", y, 0, y.n, REDUCE);
+        /* the backward from the same probabilities (the CPU's) on both */
+        float *pa = malloc(an * 4);
+        twin_read(att, 0, 2, pa, an);
+        twin_write(att, 2, pa, an);
+        free(pa);
+        twin_rand(dy, -1, 1);
+        twin_rand(dqkv, -1, 1);
+        twin_rand(work, -1, 1);
+        BOTH(attn_bwd, AT(qkv, 1), AT(att, 2), AT(dy, 0), AT(dqkv, 1), AT(work, 5), n, c, hw,
+             scale);
+        check("attn_bwd dqkv", dqkv, 0, dqkv.n, REDUCE);
+        twin *all[] = {&qkv, &att, &y, &dy, &dqkv, &work};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            twin_free(all[i]);
+    }
 }
 
 /* A tiny U-Net (conv -> group norm -> SiLU -> + time/class embedding -> strided conv down ->
- * transposed conv up -> nearest upsampling branch -> concat skip -> conv) trained 8 Adam
- * steps on both backends from the same weights and batches: the ops compose, and the losses
- * agree within 1e-3 relative (float32, different summation orders). */
+ * self-attention block -> transposed conv up -> nearest upsampling branch -> concat skip ->
+ * conv) trained 8 Adam steps on both backends from the same weights and batches: the ops
+ * compose, and the losses agree within 1e-3 relative (float32, different summation
+ * orders). */
 typedef struct unet_net {
     dc_params *p;
     dc_graph *g;
@@ -638,6 +678,11 @@ static void unet_build(dc_backend *be, unet_net *u) {
     dc_name(g, "gn2");
     d = dc_groupnorm(g, d, 2, 1e-5f);
     d = dc_silu(g, d);
+    /* d + proj(attention(qkv(d))) over the 4x4 positions, C = 3 */
+    dc_name(g, "qkv");
+    int qkv = dc_conv2d(g, d, 9, 1, 1, 0);
+    dc_name(g, "proj");
+    d = dc_add(g, d, dc_conv2d(g, dc_attention(g, qkv), 8, 1, 1, 0));
     dc_name(g, "up");
     int up = dc_conv_transpose2d(g, d, 8, 4, 2, 1, 0); /* 8x8 */
     int upn = dc_upsample_nearest(g, d, 2);

@@ -36,6 +36,8 @@ typedef struct op_case {
     int no_input_grad; /* the op passes no gradient to its inputs (time embedding) */
 } op_case;
 
+static int b_attn(dc_graph *g, const int *in, const op_case *c);
+
 static dc_backend *cpu(void) {
     dc_backend *be = NULL;
     dc_error err = {0};
@@ -57,6 +59,14 @@ static void fill_input(const op_case *c, int i, float *x, size_t n, dc_rng *rng)
         return;
     }
     tu_fill_uniform(x, n, rng, -1.0f, 1.0f);
+    if (c->build == b_attn && c->alpha > 0) {
+        /* integer queries and keys in [-alpha, alpha]: exact scores, large ones */
+        const int C = c->in_shape[i][1] / 3, hw = c->in_shape[i][2] * c->in_shape[i][3];
+        const int a = (int)c->alpha;
+        for (size_t j = 0; j < n; j++)
+            if ((int)(j / (size_t)hw % (size_t)(3 * C)) < 2 * C)
+                x[j] = (float)((int)dc_rng_below(rng, (uint32_t)(2 * a + 1)) - a);
+    }
     if (c->away_from_zero)
         for (size_t j = 0; j < n; j++)
             if (fabsf(x[j]) < 0.1f) x[j] = x[j] < 0 ? x[j] - 0.1f : x[j] + 0.1f;
@@ -570,6 +580,38 @@ static int b_temb_dense(dc_graph *g, const int *in, const op_case *c) {
     return dc_dense(g, e, c->out_ch);
 }
 
+/* single-head self-attention over the positions: [N, 3C, H, W] -> [N, C, H, W] */
+static int b_attn(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_attention(g, in[0]);
+}
+static void r_attn(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int N = c->in_shape[0][0], C = c->in_shape[0][1] / 3;
+    const int HW = c->in_shape[0][2] * c->in_shape[0][3];
+    double *e = malloc(sizeof(double) * HW);
+    for (int n = 0; n < N; n++) {
+        const float *q = in[0] + (size_t)n * 3 * C * HW, *k = q + (size_t)C * HW;
+        const float *v = k + (size_t)C * HW;
+        for (int p = 0; p < HW; p++) {
+            double mx = -HUGE_VAL, sum = 0;
+            for (int j = 0; j < HW; j++) {
+                double d = 0;
+                for (int ch = 0; ch < C; ch++) d += (double)q[ch * HW + p] * k[ch * HW + j];
+                e[j] = d / sqrt((double)C);
+                mx = fmax(mx, e[j]);
+            }
+            for (int j = 0; j < HW; j++) sum += (e[j] = exp(e[j] - mx));
+            for (int ch = 0; ch < C; ch++) {
+                double acc = 0;
+                for (int j = 0; j < HW; j++) acc += e[j] / sum * v[ch * HW + j];
+                out[((size_t)n * C + ch) * HW + p] = (float)acc;
+            }
+        }
+    }
+    free(e);
+}
+
 #define S4(n, c, h, w) {n, c, h, w}
 static const op_case cases[] = {
     {"conv2d 3x3 s1 p1", 1, {S4(2, 3, 7, 6)}, b_conv, r_conv, 3, 1, 1, 0, 4, 0, 0, 0, 1, 0, 0},
@@ -613,6 +655,13 @@ static const op_case cases[] = {
     {"upsample_nearest 3x", 1, {S4(1, 2, 2, 3)}, b_up, r_up, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"time_embedding", 1, {S4(3, 1, 1, 1)}, b_temb, r_temb, 0, 0, 0, 0, 10, 0, 0, 0, 1, 0, 1},
     {"time_embedding -> dense", 1, {S4(3, 1, 1, 1)}, b_temb_dense, NULL, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 1},
+    /* C not a multiple of 4, H*W not a power of two */
+    {"attention C3 3x5", 1, {S4(2, 9, 3, 5)}, b_attn, r_attn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"attention C5 2x3", 1, {S4(3, 15, 2, 3)}, b_attn, r_attn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"attention C1 1x7", 1, {S4(2, 3, 1, 7)}, b_attn, r_attn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    /* queries and keys integers in [-12, 12]: exact scores beyond 88, where exp overflows
+     * unless each row's maximum is taken off first */
+    {"attention C4 scores past 88", 1, {S4(2, 12, 2, 5)}, b_attn, r_attn, 0, 0, 0, 0, 0, 12.0f, 0, 0, 1, 0, 0},
 };
 
 static void test_all_ops(void **state) {
@@ -874,7 +923,8 @@ static void test_unet_builder_errors(void **state) {
         const char *want;
     } cases[] = {{0, "do not split into 4 groups"}, {1, "differ in height or width"},
                  {2, "one value per image and channel"}, {3, "must be even"},
-                 {4, "factor 0"}, {5, "one float per image"}, {6, "must be a float [N, C, H, W]"}};
+                 {4, "factor 0"}, {5, "one float per image"}, {6, "must be a float [N, C, H, W]"},
+                 {7, "must hold 3C channels"}, {8, "must be a float [N, C, H, W]"}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         dc_graph *g;
         assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
@@ -889,7 +939,9 @@ static void test_unet_builder_errors(void **state) {
         case 3: r = dc_time_embedding(g, t, 7, 1000.0f, 10000.0f); break;
         case 4: r = dc_upsample_nearest(g, x, 0); break;
         case 5: r = dc_time_embedding(g, v, 8, 1000.0f, 10000.0f); break;
-        default: r = dc_concat(g, x, lab); break;
+        case 6: r = dc_concat(g, x, lab); break;
+        case 7: r = dc_attention(g, y); break;
+        default: r = dc_attention(g, lab); break;
         }
         assert_int_equal(r, -1);
         assert_int_not_equal(dc_graph_finalize(g), DC_OK);

@@ -323,6 +323,69 @@ static void emit_time_embed(ox *x, const dc_node *n, const char *t, const char *
     dc_pb_end(&x->nodes, s);
 }
 
+/* Self-attention (backend/primitives.def attn_fwd) as standard operators: q, k, v are
+ * channel Slices of [N, 3C, H, W] reshaped to [N, C, HW]; probabilities = Softmax over the
+ * last axis of MatMul(q^T, k) * 1/sqrt(C) ([N, HW, HW], row p: query p); output =
+ * MatMul(v, probabilities^T) reshaped to [N, C, H, W]. */
+static void emit_attention(ox *x, const dc_node *n, const char *in, const char *out) {
+    const int C = n->shape[1], H = n->shape[2], W = n->shape[3];
+    const char *nm = n->name;
+    char part[3][NAME_CAP + 16], flat[3][NAME_CAP + 16], bounds[4][NAME_CAP + 16];
+    char axis[NAME_CAP + 16], fshape[NAME_CAP + 16], oshape[NAME_CAP + 16], qt[NAME_CAP + 16];
+    char scores[NAME_CAP + 16], scale[NAME_CAP + 16], scaled[NAME_CAP + 16];
+    char probs[NAME_CAP + 16], probs_t[NAME_CAP + 16], mixed[NAME_CAP + 16];
+    static const char *const which[3] = {"q", "k", "v"};
+    snprintf(axis, sizeof axis, "%.90s/channel_axis", nm);
+    snprintf(fshape, sizeof fshape, "%.90s/flat_shape", nm);
+    snprintf(oshape, sizeof oshape, "%.90s/image_shape", nm);
+    snprintf(qt, sizeof qt, "%.90s/q_t", nm);
+    snprintf(scores, sizeof scores, "%.90s/scores", nm);
+    snprintf(scale, sizeof scale, "%.90s/scale", nm);
+    snprintf(scaled, sizeof scaled, "%.90s/scaled", nm);
+    snprintf(probs, sizeof probs, "%.90s/probabilities", nm);
+    snprintf(probs_t, sizeof probs_t, "%.90s/probabilities_t", nm);
+    snprintf(mixed, sizeof mixed, "%.90s/mixed", nm);
+    const int64_t ax = 1, fs[3] = {0, C, (int64_t)H * W}, os[4] = {-1, C, H, W};
+    init_int64(x, axis, &ax, 1);
+    init_int64(x, fshape, fs, 3);
+    init_int64(x, oshape, os, 4);
+    init_scalar(x, scale, n->alpha);
+    for (int k = 0; k <= 3; k++) {
+        const int64_t at = (int64_t)k * C;
+        snprintf(bounds[k], sizeof bounds[k], "%.90s/channel_%d", nm, k * C);
+        init_int64(x, bounds[k], &at, 1);
+    }
+    for (int k = 0; k < 3; k++) {
+        snprintf(part[k], sizeof part[k], "%.90s/%s", nm, which[k]);
+        snprintf(flat[k], sizeof flat[k], "%.90s/%s_flat", nm, which[k]);
+        const char *sl[4] = {in, bounds[k], bounds[k + 1], axis};
+        node_simple(x, "Slice", part[k], sl, 4, part[k]);
+        const char *rs[2] = {part[k], fshape};
+        node_simple(x, "Reshape", flat[k], rs, 2, flat[k]);
+    }
+    static const int64_t perm[3] = {0, 2, 1};
+    const char *tq = flat[0];
+    size_t s = node_open(x, "Transpose", qt, &tq, 1, qt);
+    attr_ints(&x->nodes, "perm", perm, 3);
+    dc_pb_end(&x->nodes, s);
+    const char *mm1[2] = {qt, flat[1]};
+    node_simple(x, "MatMul", scores, mm1, 2, scores);
+    const char *mul[2] = {scores, scale};
+    node_simple(x, "Mul", scaled, mul, 2, scaled);
+    const char *sm = scaled;
+    s = node_open(x, "Softmax", probs, &sm, 1, probs);
+    attr_int(&x->nodes, "axis", 2);
+    dc_pb_end(&x->nodes, s);
+    const char *tp = probs;
+    s = node_open(x, "Transpose", probs_t, &tp, 1, probs_t);
+    attr_ints(&x->nodes, "perm", perm, 3);
+    dc_pb_end(&x->nodes, s);
+    const char *mm2[2] = {flat[2], probs_t};
+    node_simple(x, "MatMul", mixed, mm2, 2, mixed);
+    const char *rs[2] = {mixed, oshape};
+    node_simple(x, "Reshape", nm, rs, 2, out);
+}
+
 static void emit_softmax(ox *x, const char *in, int in_rank, const dc_node *shape_of, const char *base,
                          const char *out) {
     if (in_rank == 2) {
@@ -517,6 +580,10 @@ static void emit_node(ox *x, int i) {
     case DC_OP_TIME_EMBED:
         emit_time_embed(x, n, as2d(x, a), out);
         x->rank[i] = 2;
+        return;
+    case DC_OP_ATTENTION:
+        emit_attention(x, n, as4d(x, a), out);
+        x->rank[i] = 4;
         return;
     case DC_OP_EMBEDDING: { /* rows of the table by the integer input: Gather on axis 0 */
         const char *ins[2] = {param_name(x, n, 0), x->vname[a]};

@@ -13,6 +13,8 @@
  * channel, SiLU-conv, + the input (a 1x1 conv when the channels change).
  * Time embedding: sinusoidal(t) -> dense(4 base) -> SiLU -> dense(4 base), plus a dense
  * projection of the image's augmentation parameters (zeros when sampling).
+ * With spec.attention, a self-attention block follows the middle ResBlock:
+ * h + proj(attention(qkv(groupnorm(h)))), qkv (C -> 3C) and proj (C -> C) 1x1 convs.
  *
  * Class conditioning (spec.cond_classes > 0): a learned embedding of the class (row K for
  * class K, row cond_classes for the "null" class) is added to the time embedding. Training
@@ -109,6 +111,24 @@ static int res_block(dc_graph *g, const dc_model_spec *s, int x, int in_ch, int 
     return dc_add(g, h, skip);
 }
 
+/* Single-head self-attention over the positions (the DDPM U-Net's block at its lowest
+ * resolutions): every position sees the whole image, which the 3x3 convolutions of the
+ * lowest level reach only over a few pixels. */
+static int attention_block(dc_graph *g, int x, int ch, const char *prefix) {
+    char name[64];
+    snprintf(name, sizeof name, "%s_norm", prefix);
+    int h = norm(g, x, ch, name);
+    snprintf(name, sizeof name, "%s_qkv", prefix);
+    dc_name(g, name);
+    h = dc_conv2d(g, h, 3 * ch, 1, 1, 0);
+    dc_name(g, prefix);
+    h = dc_attention(g, h);
+    snprintf(name, sizeof name, "%s_proj", prefix);
+    dc_name(g, name);
+    h = dc_conv2d(g, h, ch, 1, 1, 0);
+    return dc_add(g, x, h);
+}
+
 void dc_kind_diffusion_build(dc_model *m) {
     const dc_model_spec *s = &m->spec;
     dc_graph *g = m->g;
@@ -164,6 +184,7 @@ void dc_kind_diffusion_build(dc_model *m) {
         }
     }
     h = res_block(g, s, h, ch, ch, temb, "mid");
+    if (s->attention) h = attention_block(g, h, ch, "mid_attn");
     for (int l = L - 1; l >= 0; l--) {
         const int out_ch = s->base << l;
         h = dc_concat(g, h, skips[l]);

@@ -239,6 +239,13 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG,
                             "--cond-mask: the mask-conditioned denoiser is an option of the "
                             "diffusion model");
+    if (s->attention != 0 && s->attention != 1)
+        return dc_set_error(err, DC_ERR_ARG, "model spec: attention %d must be 0 or 1",
+                            s->attention);
+    if (s->attention && !dc_model_kind_has(s->kind, DC_KIND_FLOW))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "--attention: the self-attention block is an option of the "
+                            "diffusion model");
     if (s->time_dist != 0 && (s->time_dist != 1 || !dc_model_kind_has(s->kind, DC_KIND_FLOW)))
         return dc_set_error(err, DC_ERR_ARG,
                             "--time-dist: logit-normal training times are an option of the "
@@ -287,6 +294,7 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
         ok = ok && json_add_float(o, "label_dropout", s->label_dropout);
         ok = ok && cJSON_AddNumberToObject(o, "time_dist", s->time_dist);
         ok = ok && json_add_float(o, "cond_mask", s->cond_mask);
+        ok = ok && cJSON_AddNumberToObject(o, "attention", s->attention);
     }
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -327,6 +335,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"feedback", NULL, &d->feedback},   {"cond_classes", &d->cond_classes, NULL},
         {"label_dropout", NULL, &d->label_dropout},
         {"time_dist", &d->time_dist, NULL}, {"cond_mask", NULL, &d->cond_mask},
+        {"attention", &d->attention, NULL},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -354,6 +363,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     if (!cJSON_GetObjectItemCaseSensitive(o, "cond_classes")) d->cond_classes = 0;
     /* and from before the mask-conditioned denoiser have no cond input */
     if (!cJSON_GetObjectItemCaseSensitive(o, "cond_mask")) d->cond_mask = 0.0f;
+    /* and from before the attention block have none (every kind's default as well) */
+    if (!cJSON_GetObjectItemCaseSensitive(o, "attention")) d->attention = 0;
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
     if (cJSON_IsString(loss) && loss->valuestring)
         DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));

@@ -1,6 +1,9 @@
 /* The U-Net ops of the diffusion models: channel concatenation (skip connections), group
  * normalisation, a per-(image, channel) broadcast add (time / class embeddings into feature
- * maps), nearest-neighbour upsampling and the sinusoidal time embedding. SiLU is in act.c. */
+ * maps), nearest-neighbour upsampling, the sinusoidal time embedding and single-head
+ * self-attention over an image's positions. SiLU is in act.c. */
+#include <math.h>
+
 #include "graph_internal.h"
 
 /* 0 when node x is a float [N, C, H, W] tensor, otherwise records an error and returns -1 */
@@ -199,8 +202,56 @@ static dc_status temb_forward(dc_graph *g, dc_node *n) {
                  n->out_ch, n->alpha, n->p);
 }
 
+/* ---- attention: [N, 3C, H, W] queries, keys, values -> [N, C, H, W] ----
+ * The probabilities [N, HW, HW] are kept (saved[0]) for the backward; the backward's
+ * scratch, the scores' gradient, is the shared workspace. */
+int dc_attention(dc_graph *g, int qkv) {
+    if (need_nchw(g, "attention", qkv)) return -1;
+    const dc_node *in = &g->nodes[qkv];
+    if (NC(in) % 3) {
+        char s[64];
+        return dc_graph_fail(g, DC_ERR_SHAPE,
+                             "attention: '%s' %s must hold 3C channels (queries, keys, values)",
+                             in->name, dc_shape_str(4, in->shape, s, sizeof s));
+    }
+    const int C = NC(in) / 3;
+    const size_t hw = (size_t)NH(in) * NW(in);
+    int shape[4] = {g->batch, C, NH(in), NW(in)};
+    int id = dc_graph_add_node(g, DC_OP_ATTENTION, &qkv, 1, 4, shape);
+    if (id < 0) return -1;
+    dc_node *n = &g->nodes[id];
+    n->alpha = 1.0f / sqrtf((float)C); /* the scores' scale */
+    n->saved_numel[0] = (size_t)g->batch * hw * hw;
+    return id;
+}
+
+static dc_status attn_forward(dc_graph *g, dc_node *n) {
+    return DC_BE(g->be, attn_fwd, dc_node_out(g, n->in[0]), dc_tensor_ptr(n->saved[0]),
+                 dc_tensor_ptr(n->out), g->batch, NC(n), NH(n) * NW(n), n->alpha);
+}
+
+static dc_status attn_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
+    (void)mode;
+    if (!dc_node_has_grad(g, n->in[0])) return DC_OK;
+    return DC_BE(g->be, attn_bwd, dc_node_out(g, n->in[0]), dc_tensor_ptr(n->saved[0]),
+                 dc_tensor_ptr(n->grad), dc_node_grad(g, n->in[0]), dc_work(g, 0), g->batch, NC(n),
+                 NH(n) * NW(n), n->alpha);
+}
+
+static size_t attn_workspace(const dc_graph *g, const dc_node *n) {
+    if (!g->nodes[n->in[0]].requires_grad) return 0;
+    return (size_t)g->batch * NH(n) * NW(n) * NH(n) * NW(n);
+}
+
+/* the two products, q^T k and v a^T: 2 * HW * HW * C multiply-adds per image */
+static double attn_flops(const dc_graph *g, const dc_node *n) {
+    const double hw = (double)NH(n) * NW(n);
+    return 4.0 * g->batch * hw * hw * NC(n);
+}
+
 const dc_op_impl dc_op_concat = {concat_forward, concat_backward, NULL, NULL};
 const dc_op_impl dc_op_groupnorm = {gn_forward, gn_backward, NULL, NULL};
 const dc_op_impl dc_op_add_channels = {addc_forward, addc_backward, NULL, NULL};
 const dc_op_impl dc_op_upsample = {up_forward, up_backward, NULL, NULL};
 const dc_op_impl dc_op_time_embed = {temb_forward, NULL, NULL, NULL};
+const dc_op_impl dc_op_attention = {attn_forward, attn_backward, attn_workspace, attn_flops};

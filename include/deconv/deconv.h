@@ -294,6 +294,11 @@ int dc_upsample_nearest(dc_graph *g, int x, int factor);
  * [sin(scale*t*f_k), cos(scale*t*f_k)], f_k = max_period^(-k/half), k < half (the
  * transformer / DDPM embedding; scale 1000 for t in [0, 1]). No gradient flows to t. */
 int dc_time_embedding(dc_graph *g, int t, int dim, float scale, float max_period);
+/* Single-head self-attention over the H*W positions of each image (Vaswani et al. 2017):
+ * qkv [N, 3C, H, W] holds the queries (channels 0..C-1), keys (C..2C-1) and values
+ * (2C..3C-1); out[:, p] = sum_j softmax_j(q_p . k_j / sqrt(C)) v_j, [N, C, H, W]. Keeps the
+ * N x HW x HW probabilities for the backward. */
+int dc_attention(dc_graph *g, int qkv);
 
 /* Allocate activations and gradients; params are allocated if not yet. */
 dc_status dc_graph_finalize(dc_graph *g);

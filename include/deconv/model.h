@@ -135,6 +135,9 @@ typedef struct dc_model_spec {
                           * known (the denoiser's "cond" input: the known pixels and the
                           * mask; the rest see nothing known, as new images do); 0: no such
                           * input (the graph of runs made before it existed) */
+    int attention;       /* diffusion: 1 adds a self-attention block at the lowest
+                          * resolution, after the middle ResBlock; 0 (the default, and runs
+                          * made before the option): none */
 } dc_model_spec;
 
 /* Defaults for a kind at the given image size and channels. */

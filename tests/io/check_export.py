@@ -211,6 +211,8 @@ def build_torch_unet(spec, spec_aug_dim):
     classes = spec.get("cond_classes", 0)
     # the mask-conditioned denoiser: the known pixels and the mask beside the noised image
     cond = spec.get("cond_mask", 0) > 0
+    # a self-attention block after the middle ResBlock
+    attention = spec.get("attention", 0) != 0
     tdim, sin_dim = 4 * base, base + (base & 1)
     aug_dim = spec_aug_dim
 
@@ -237,6 +239,10 @@ def build_torch_unet(spec, spec_aug_dim):
                 if l + 1 < L:
                     setattr(self, "down%d_pool" % (l + 1), nn.Conv2d(ch, ch, 3, 2, 1))
             self.res("mid", ch, ch)
+            if attention:
+                self.mid_attn_norm = nn.GroupNorm(groups(ch), ch, eps=1e-5)
+                self.mid_attn_qkv = nn.Conv2d(ch, 3 * ch, 1)
+                self.mid_attn_proj = nn.Conv2d(ch, ch, 1)
             for l in range(L - 1, -1, -1):
                 out = base << l
                 self.res("up%d" % (l + 1), ch + out, out)
@@ -264,6 +270,14 @@ def build_torch_unet(spec, spec_aug_dim):
             h = m("_conv2")(h)
             return h + (m("_skip")(x) if hasattr(self, p + "_skip") else x)
 
+        def run_attention(self, x):
+            # single head over the H*W positions: softmax_j(q_p . k_j / sqrt(C)) v_j
+            n, ch, hh, ww = x.shape
+            qkv = self.mid_attn_qkv(self.mid_attn_norm(x)).reshape(n, 3, ch, hh * ww)
+            q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+            a = torch.softmax(torch.bmm(q.transpose(1, 2), k) * (1.0 / math.sqrt(ch)), dim=-1)
+            return x + self.mid_attn_proj(torch.bmm(v, a.transpose(1, 2)).reshape(n, ch, hh, ww))
+
         def forward(self, x, t, aug, cls=None, known=None):
             half = sin_dim // 2
             freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
@@ -280,6 +294,8 @@ def build_torch_unet(spec, spec_aug_dim):
                 if l + 1 < L:
                     h = getattr(self, "down%d_pool" % (l + 1))(h)
             h = self.run_res("mid", h, temb)
+            if attention:
+                h = self.run_attention(h)
             for l in range(L - 1, -1, -1):
                 h = self.run_res("up%d" % (l + 1), torch.cat([h, skips[l]], 1), temb)
                 if l > 0:

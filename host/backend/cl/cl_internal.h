@@ -22,7 +22,8 @@
                             X(softmax_xent) X(gather_rows) X(scatter_add_rows) X(sgd_update)       \
                                 X(adam_update) X(clip_scale) X(chan_slice) X(gn_stats) X(gn_apply) \
                                     X(gn_bwd_dx) X(gn_bwd_param) X(upsample_fwd) X(upsample_bwd)   \
-                                        X(time_embed)
+                                        X(time_embed) X(attn_scores) X(attn_softmax) X(attn_out)   \
+                                            X(attn_dprobs) X(attn_softmax_bwd) X(attn_dqkv)
 
 enum {
 #define X(k) DC_K_##k,

@@ -1,5 +1,5 @@
 /* OpenCL primitives: pooling, activations, randomness and the U-Net's element-wise ops
- * (channel slices, upsampling, time embedding). */
+ * (channel slices, upsampling, time embedding) and self-attention. */
 
 #include "launch.h"
 
@@ -173,4 +173,50 @@ dc_status dc_cl_prim_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, in
     const size_t total = (size_t)rows * (dim / 2);
     return LAUNCH_ITEMS(be, DC_K_time_embed, total, (size_t)rows, 2 * total, KPTR(t), KPTR(y),
                         KUINT(total), KINT(dim), KFLOAT(scale), KFLOAT(max_period));
+}
+
+/* Self-attention: n images of c channels (3c in qkv) over hw positions; *qn, *an, *yn: the
+ * elements of qkv, of the probabilities and of the output. */
+static dc_status attn_args(dc_backend *be, const char *op, int n, int c, int hw, size_t *qn,
+                           size_t *an, size_t *yn) {
+    if (n < 0 || c <= 0 || hw <= 0)
+        return dc_set_error(&be->err, DC_ERR_ARG,
+                            "OpenCL %s: %d images of %d channels x %d positions", op, n, c, hw);
+    *yn = (size_t)n * c * hw;
+    *qn = 3 * *yn;
+    *an = (size_t)n * hw * hw;
+    return DC_OK;
+}
+
+/* the scores, their softmax rows, the output: three launches */
+dc_status dc_cl_prim_attn_fwd(dc_backend *be, dc_ptr qkv, dc_ptr att, dc_ptr y, int n, int c,
+                              int hw, float scale) {
+    size_t qn = 0, an = 0, yn = 0;
+    DC_TRY(attn_args(be, "attn_fwd", n, c, hw, &qn, &an, &yn));
+    DC_TRY(CHECK_TENSORS(be, "attn_fwd", qn > an ? qn : an, TENSOR("qkv", qkv, qn),
+                         TENSOR("att", att, an), TENSOR("y", y, yn)));
+    const size_t rows = (size_t)n * hw;
+    DC_TRY(LAUNCH_ITEMS(be, DC_K_attn_scores, an, 2 * yn, an, KPTR(qkv), KPTR(att), KUINT(an),
+                        KINT(c), KINT(hw), KFLOAT(scale)));
+    DC_TRY(LAUNCH_ITEMS(be, DC_K_attn_softmax, rows, an, an, KPTR(att), KUINT(rows), KINT(hw)));
+    return LAUNCH_ITEMS(be, DC_K_attn_out, yn, yn + an, yn, KPTR(qkv), KPTR(att), KPTR(y),
+                        KUINT(yn), KINT(c), KINT(hw));
+}
+
+/* the probabilities' gradient into work, the scores' in place, then dqkv: three launches */
+dc_status dc_cl_prim_attn_bwd(dc_backend *be, dc_ptr qkv, dc_ptr att, dc_ptr dy, dc_ptr dqkv,
+                              dc_ptr work, int n, int c, int hw, float scale) {
+    size_t qn = 0, an = 0, yn = 0;
+    DC_TRY(attn_args(be, "attn_bwd", n, c, hw, &qn, &an, &yn));
+    DC_TRY(CHECK_TENSORS(be, "attn_bwd", qn > an ? qn : an, TENSOR("qkv", qkv, qn),
+                         TENSOR("att", att, an), TENSOR("dy", dy, yn), TENSOR("dqkv", dqkv, qn),
+                         TENSOR("work", work, an)));
+    const size_t rows = (size_t)n * hw;
+    DC_TRY(LAUNCH_ITEMS(be, DC_K_attn_dprobs, an, 2 * yn, an, KPTR(qkv), KPTR(dy), KPTR(work),
+                        KUINT(an), KINT(c), KINT(hw)));
+    DC_TRY(LAUNCH_ITEMS(be, DC_K_attn_softmax_bwd, rows, 2 * an, an, KPTR(att), KPTR(work),
+                        KUINT(rows), KINT(hw)));
+    return LAUNCH_ITEMS(be, DC_K_attn_dqkv, qn, 2 * qn + yn + 2 * an, qn, KPTR(qkv), KPTR(att),
+                        KPTR(dy), KPTR(work), KPTR(dqkv), KUINT(qn), KINT(c), KINT(hw),
+                        KFLOAT(scale));
 }

@@ -1,7 +1,8 @@
 /* CPU primitives of the U-Net ops (see the "U-Net ops" block of primitives.def): channel
- * slices for concatenation, group normalisation, nearest upsampling and the sinusoidal time
- * embedding. Reductions accumulate in double in a fixed order, like the rest of the
- * reference backend. */
+ * slices for concatenation, group normalisation, nearest upsampling, the sinusoidal time
+ * embedding and self-attention. Reductions accumulate in double in a fixed order, like the
+ * rest of the reference backend. */
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -180,5 +181,86 @@ dc_status dc_cpu_time_embed(dc_backend *be, dc_ptr t, dc_ptr y, int rows, int di
             py[(size_t)r * dim + k] = sinf(a);
             py[(size_t)r * dim + half + k] = cosf(a);
         }
+    return DC_OK;
+}
+
+/* ---- self-attention: per image the scores and the output are two GEMMs (OpenBLAS on one
+ * thread, images in parallel, as the fused convolutions), softmax rows in between. The
+ * probabilities are kept for the backward (att), which recomputes nothing. ---- */
+static dc_status attn_check(dc_backend *be, const char *op, int n, int c, int hw) {
+    if (n < 0 || c <= 0 || hw <= 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "cpu %s: %d images of %d channels x %d positions",
+                            op, n, c, hw);
+    return DC_OK;
+}
+
+/* a[j] = exp(a[j] - max) / sum, in place: the same steps as the softmax primitive */
+static void softmax_row(float *a, int k) {
+    float mx = a[0];
+    for (int j = 1; j < k; j++)
+        mx = a[j] > mx ? a[j] : mx;
+    double s = 0;
+    for (int j = 0; j < k; j++)
+        s += (a[j] = expf(a[j] - mx));
+    const float inv = (float)(1.0 / s);
+    for (int j = 0; j < k; j++)
+        a[j] *= inv;
+}
+
+dc_status dc_cpu_attn_fwd(dc_backend *be, dc_ptr qkv, dc_ptr att, dc_ptr y, int n, int c, int hw,
+                          float scale) {
+    DC_TRY(attn_check(be, "attn_fwd", n, c, hw));
+    const float *px = F(qkv);
+    float *pa = F(att), *py = F(y);
+    const size_t plane = (size_t)c * hw, sq = (size_t)hw * hw;
+#pragma omp parallel for schedule(static) if (n > 1 && (size_t)n * sq * c > 65536)
+    for (int i = 0; i < n; i++) {
+        const float *q = px + 3 * plane * i, *k = q + plane, *v = k + plane;
+        float *a = pa + sq * i;
+        /* a [hw, hw] = scale q^T k, then each row's softmax */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hw, hw, c, scale, q, hw, k, hw, 0.0f,
+                    a, hw);
+        for (int p = 0; p < hw; p++)
+            softmax_row(a + (size_t)hw * p, hw);
+        /* y [c, hw] = v a^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, hw, hw, 1.0f, v, hw, a, hw, 0.0f,
+                    py + plane * i, hw);
+    }
+    return DC_OK;
+}
+
+dc_status dc_cpu_attn_bwd(dc_backend *be, dc_ptr qkv, dc_ptr att, dc_ptr dy, dc_ptr dqkv,
+                          dc_ptr work, int n, int c, int hw, float scale) {
+    DC_TRY(attn_check(be, "attn_bwd", n, c, hw));
+    const float *px = F(qkv), *pa = F(att), *pdy = F(dy);
+    float *pdx = F(dqkv), *pw = F(work);
+    const size_t plane = (size_t)c * hw, sq = (size_t)hw * hw;
+#pragma omp parallel for schedule(static) if (n > 1 && (size_t)n * sq * c > 32768)
+    for (int i = 0; i < n; i++) {
+        const float *q = px + 3 * plane * i, *k = q + plane, *v = k + plane;
+        const float *a = pa + sq * i, *d = pdy + plane * i;
+        float *dq = pdx + 3 * plane * i, *dk = dq + plane, *dv = dk + plane, *ds = pw + sq * i;
+        /* dv += dy a */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, hw, hw, 1.0f, d, hw, a, hw, 1.0f,
+                    dv, hw);
+        /* the probabilities' gradient dy^T v, then the scores': a (da - rowsum(a da)) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hw, hw, c, 1.0f, d, hw, v, hw, 0.0f,
+                    ds, hw);
+        for (int p = 0; p < hw; p++) {
+            const float *ar = a + (size_t)hw * p;
+            float *row = ds + (size_t)hw * p;
+            double r = 0;
+            for (int j = 0; j < hw; j++)
+                r += (double)ar[j] * row[j];
+            const float rf = (float)r;
+            for (int j = 0; j < hw; j++)
+                row[j] = ar[j] * (row[j] - rf);
+        }
+        /* dq += scale k ds^T, dk += scale q ds */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, hw, hw, scale, k, hw, ds, hw, 1.0f,
+                    dq, hw);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, hw, hw, scale, q, hw, ds, hw,
+                    1.0f, dk, hw);
+    }
     return DC_OK;
 }
