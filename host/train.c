@@ -110,14 +110,16 @@ void dc_train_config_default(dc_train_config *c) {
     c->split_seed = DC_TRAIN_SPLIT_SEED;
     c->save_every = 10;
     c->sample_every = 10;
+    c->val_every = 1;
 }
 
 static dc_status config_check(const dc_train_config *c, dc_error *err) {
-    if (c->epochs < 1 || c->batch < 1 || c->save_every < 1 || c->sample_every < 1)
+    if (c->epochs < 1 || c->batch < 1 || c->save_every < 1 || c->sample_every < 1 ||
+        c->val_every < 1)
         return dc_set_error(err, DC_ERR_ARG,
                             "training options: epochs %d, batch %d, save_every %d, sample_every "
-                            "%d must be >= 1",
-                            c->epochs, c->batch, c->save_every, c->sample_every);
+                            "%d, val_every %d must be >= 1",
+                            c->epochs, c->batch, c->save_every, c->sample_every, c->val_every);
     if (c->augment_oversample < 0 || c->augment_oversample > DC_AUGMENT_OVERSAMPLE_MAX)
         return dc_set_error(err, DC_ERR_ARG,
                             "training options: augment_oversample %d is outside [0, %d]",
@@ -161,7 +163,8 @@ char *dc_train_config_to_json(const dc_train_config *c) {
         !cJSON_AddRawToObject(o, "seed", seed) ||
         !cJSON_AddRawToObject(o, "split_seed", split_seed) ||
         !cJSON_AddNumberToObject(o, "save_every", c->save_every) ||
-        !cJSON_AddNumberToObject(o, "sample_every", c->sample_every)) {
+        !cJSON_AddNumberToObject(o, "sample_every", c->sample_every) ||
+        !cJSON_AddNumberToObject(o, "val_every", c->val_every)) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -226,6 +229,8 @@ dc_status dc_train_config_from_json(const char *json, dc_train_config *c, dc_err
     if (!json_seed(o, "split_seed", &c->split_seed)) c->split_seed = c->seed;
     json_int(o, "save_every", &c->save_every);
     json_int(o, "sample_every", &c->sample_every);
+    /* runs made before it validated every epoch */
+    if (!json_int(o, "val_every", &c->val_every)) c->val_every = 1;
     cJSON_Delete(o);
     return s;
 }
@@ -357,12 +362,13 @@ dc_status dc_train_read_checkpoint(const char *run_or_file, dc_train_checkpoint 
             out->step = step;
         }
         if (s == DC_OK && (out->config.epochs < 1 || out->config.batch < 1 ||
-                           out->config.save_every < 1 || out->config.sample_every < 1))
+                           out->config.save_every < 1 || out->config.sample_every < 1 ||
+                           out->config.val_every < 1))
             s = dc_set_error(err, DC_ERR_FORMAT,
                              "%s: stored training options out of range (epochs %d, batch %d, "
-                             "save_every %d, sample_every %d; each must be >= 1)",
+                             "save_every %d, sample_every %d, val_every %d; each must be >= 1)",
                              path, out->config.epochs, out->config.batch, out->config.save_every,
-                             out->config.sample_every);
+                             out->config.sample_every, out->config.val_every);
         if (s == DC_OK && (long)out->epoch + (out->step_in_epoch > 0) > out->step)
             s = dc_set_error(err, DC_ERR_FORMAT,
                              "%s: stored position epoch %d, step %d in it, global step %ld does "
@@ -944,31 +950,44 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
     return DC_OK;
 }
 
-/* Validation, loss.csv, the epoch_end callback and the checkpoint when one is due. */
+/* loss.csv as the history stands (rank 0), before any checkpoint: a resume reads its rows
+ * up to the checkpoint's epoch */
+static void flush_loss_csv(dc_trainer *t) {
+    dc_error csv_err = {0};
+    if (dc_dist_rank(t->cfg.dist) == 0 && write_loss_csv(t, &csv_err) != DC_OK)
+        warn(t, csv_err.msg);
+}
+
+/* Validation and loss.csv when due, the epoch_end callback and the checkpoint when one is
+ * due. Every rank takes the same decisions (they depend on the epoch only). */
 static dc_status end_epoch(dc_trainer *t, int epoch, double train_loss, double seconds,
                            long epoch_images, dc_error *err) {
     dc_train_epoch e = {0};
-    DC_TRY(check_params(t, err));
-    dc_status s = dc_trainer_validate(t, &e.val_loss, &e.val_accuracy, err);
-    if (s != DC_OK) return dc_wrap_error(err, s, "validation");
     e.epoch = epoch + 1;
     e.epochs = t->cfg.epochs;
+    e.last = epoch + 1 == t->cfg.epochs;
+    e.samples_due = (epoch + 1) % t->cfg.sample_every == 0 || e.last;
+    const int save_due = (epoch + 1) % t->cfg.save_every == 0 || e.last;
+    e.validated = (epoch + 1) % t->cfg.val_every == 0 || e.samples_due || save_due;
+    DC_TRY(check_params(t, err));
+    e.val_loss = e.val_accuracy = NAN;
+    if (e.validated) {
+        dc_status s = dc_trainer_validate(t, &e.val_loss, &e.val_accuracy, err);
+        if (s != DC_OK) return dc_wrap_error(err, s, "validation");
+    }
     e.global_step = t->global_step;
     e.train_loss = train_loss;
     e.lr = dc_optim_lr_at(&t->oc, t->global_step);
     e.images_per_s = epoch_images / (seconds > 1e-9 ? seconds : 1e-9);
-    e.last = epoch + 1 == t->cfg.epochs;
-    e.samples_due = (epoch + 1) % t->cfg.sample_every == 0 || e.last;
     if (hist_add(&t->hist, e.epoch, e.global_step, e.train_loss, e.val_loss, e.lr,
                  e.images_per_s) != DC_OK)
         return dc_set_error(err, DC_ERR_OOM, "loss history: out of memory");
-    dc_error csv_err = {0};
-    if (dc_dist_rank(t->cfg.dist) == 0 && write_loss_csv(t, &csv_err) != DC_OK)
-        warn(t, csv_err.msg);
+    if (e.validated) flush_loss_csv(t);
     t->epoch = epoch + 1;
     t->step_in_epoch = 0;
     if (t->cb.epoch_end) t->cb.epoch_end(t->cb.user, t, &e);
-    if ((epoch + 1) % t->cfg.save_every == 0 || e.last) {
+    if (save_due) {
+        dc_status s;
         if ((s = save_checkpoint(t, err)) != DC_OK)
             return dc_wrap_error(err, s, "saving the checkpoint");
     }
@@ -1044,6 +1063,7 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
                 /* a stop after the epoch's last step resumes at the next epoch's start */
                 if (t->step_in_epoch == steps) t->epoch = epoch + 1, t->step_in_epoch = 0;
                 DC_TRY(check_params(t, err));
+                flush_loss_csv(t); /* the epochs since the last validation */
                 dc_status s = save_checkpoint(t, err);
                 if (s != DC_OK)
                     return dc_wrap_error(err, s,
@@ -1058,6 +1078,7 @@ dc_status dc_trainer_run(dc_trainer *t, dc_error *err) {
         /* epoch_end may have asked to stop here (early stopping) */
         if (t->stop_at_epoch_end && epoch + 1 < c->epochs) {
             t->stop_at_epoch_end = 0;
+            flush_loss_csv(t);
             dc_status s = save_checkpoint(t, err);
             if (s != DC_OK)
                 return dc_wrap_error(err, s, "stopped, and the checkpoint could not be saved");

@@ -443,6 +443,135 @@ static void test_trainer_resume_is_bit_identical(void **state) {
     check_resume("glo", DC_OPTIM_ADAMW, DC_SCHED_CONSTANT, 4);
 }
 
+/* --val-every: validation, loss.csv and the epoch_end's `validated` every N epochs and at
+ * checkpoints, sample epochs and the end. Training itself does not depend on it (the same
+ * weights to the bit as validating every epoch), the validated epochs' losses are those of
+ * the every-epoch run, loss.csv holds every epoch (NaN where not validated), and a stop
+ * between validations still leaves loss.csv complete for the resume. */
+typedef struct cadence {
+    int validated[16];
+    double val[16];
+} cadence;
+static void note_cadence(void *u, dc_trainer *t, const dc_train_epoch *e) {
+    cadence *c = u;
+    (void)t;
+    assert_true(e->epoch >= 1 && e->epoch <= 15);
+    c->validated[e->epoch] = e->validated;
+    c->val[e->epoch] = e->val_loss;
+    assert_int_equal(!!isfinite(e->val_loss), !!e->validated);
+}
+static int csv_rows(const char *run, int *nan_rows) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/loss.csv", run);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    int rows = 0;
+    *nan_rows = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "epoch,", 6)) {
+            rows++;
+            /* the fourth field: val_loss */
+            const char *p = line;
+            for (int k = 0; k < 3 && p; k++)
+                if ((p = strchr(p, ','))) p++;
+            if (p && !strncmp(p, "nan", 3)) (*nan_rows)++;
+        }
+    fclose(f);
+    return rows;
+}
+static void test_val_every(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_dataset *all = trainer_data(), *train, *val;
+    assert_int_equal(dc_dataset_split(all, 0.2f, 9, &train, &val, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = 6, spec.mask = DC_MASK_RANDOM;
+    dc_train_config cfg;
+    dc_train_config_default(&cfg);
+    cfg.epochs = 7, cfg.batch = 4, cfg.save_every = 5, cfg.sample_every = 100, cfg.augment = 1;
+    char *dir = tu_tmpdir("val_every");
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+
+    cadence every = {0}, third = {0};
+    dc_train_callbacks cb = {&every, NULL, note_cadence, NULL, NULL, NULL};
+    dc_trainer *t;
+    snprintf(cfg.out, sizeof cfg.out, "%s/every", dir);
+    assert_int_equal(dc_trainer_create(be, &spec, train, val, &cfg, &cb, &t, &err), DC_OK);
+    if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+    size_t n;
+    float *want = trainer_weights(t, &n);
+    dc_trainer_free(t);
+
+    cfg.val_every = 3;
+    cb.user = &third;
+    snprintf(cfg.out, sizeof cfg.out, "%s/third", dir);
+    assert_int_equal(dc_trainer_create(be, &spec, train, val, &cfg, &cb, &t, &err), DC_OK);
+    if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+    size_t n2;
+    float *got = trainer_weights(t, &n2);
+    dc_trainer_free(t);
+    assert_int_equal(n, n2);
+    assert_memory_equal(want, got, n * sizeof(float));
+    free(got);
+    /* 3 and 6 by the cadence, 5 the checkpoint, 7 the last */
+    static const int due[8] = {0, 0, 0, 1, 0, 1, 1, 1};
+    for (int e = 1; e <= 7; e++) {
+        assert_int_equal(every.validated[e], 1);
+        assert_int_equal(third.validated[e], due[e]);
+        if (due[e]) assert_true(third.val[e] == every.val[e]);
+    }
+    int nan_rows;
+    assert_int_equal(csv_rows(cfg.out, &nan_rows), 7);
+    assert_int_equal(nan_rows, 3);
+    dc_train_checkpoint at;
+    assert_int_equal(dc_train_read_checkpoint(cfg.out, &at, &err), DC_OK);
+    assert_int_equal(at.config.val_every, 3);
+
+    /* stopped in epoch 5: epoch 4 was not validated, yet loss.csv has its row */
+    snprintf(cfg.out, sizeof cfg.out, "%s/stopped", dir);
+    cadence after = {0};
+    counts stop = {0};
+    const int spe = (train->n + cfg.batch - 1) / cfg.batch;
+    stop.stop_after = 4 * spe + 1;
+    dc_train_callbacks cbs = {&stop, NULL, NULL, NULL, NULL, stop_when_told};
+    assert_int_equal(dc_trainer_create(be, &spec, train, val, &cfg, &cbs, &t, &err), DC_OK);
+    assert_int_equal(dc_trainer_run(t, &err), DC_ERR_INTERRUPTED);
+    dc_trainer_free(t);
+    assert_int_equal(csv_rows(cfg.out, &nan_rows), 4);
+    assert_int_equal(nan_rows, 3); /* 1, 2 and 4 */
+    cb.user = &after;
+    if (dc_trainer_resume(be, cfg.out, train, val, NULL, &cb, &t, &err) != DC_OK)
+        fail_msg("%s", err.msg);
+    if (dc_trainer_run(t, &err) != DC_OK) fail_msg("%s", err.msg);
+    got = trainer_weights(t, &n2);
+    dc_trainer_free(t);
+    assert_memory_equal(want, got, n * sizeof(float));
+    free(got);
+    assert_int_equal(csv_rows(cfg.out, &nan_rows), 7);
+    assert_int_equal(nan_rows, 3);
+    for (int e = 5; e <= 7; e++) {
+        assert_int_equal(after.validated[e], due[e]);
+        if (due[e]) assert_true(after.val[e] == every.val[e]);
+    }
+
+    /* 0 is refused */
+    cfg.val_every = 0;
+    snprintf(cfg.out, sizeof cfg.out, "%s/zero", dir);
+    assert_int_equal(dc_trainer_create(be, &spec, train, val, &cfg, &cb, &t, &err), DC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "val_every 0"));
+
+    free(want);
+    dc_backend_free(be);
+    dc_dataset_free(all);
+    dc_dataset_free(train);
+    dc_dataset_free(val);
+    tu_system("rm -rf '%s'", dir);
+    free(dir);
+}
+
 /* The mix mask draws each kind at its stated rate (full 25 %, random 25 %, each fixed
  * region 10 %), and the full mask hides every pixel. */
 static void test_mask_mix(void **state) {
@@ -592,6 +721,7 @@ static void test_train_config_json(void **state) {
     a.epochs = 7, a.batch = 3, a.lr = 3.3e-4f, a.optim = DC_OPTIM_ADAMW;
     a.schedule = DC_SCHED_STEP, a.weight_decay = 0.05f, a.clip = 2.5f, a.val = 0.15f;
     a.augment = 1, a.seed = 18446744073709551557ull, a.save_every = 4, a.sample_every = 5;
+    a.val_every = 6;
     char *json = dc_train_config_to_json(&a);
     assert_non_null(json);
     dc_train_config_default(&b);
@@ -607,6 +737,7 @@ static void test_train_config_json(void **state) {
     assert_int_equal(b.augment, 1);
     assert_int_equal(b.save_every, 4);
     assert_int_equal(b.sample_every, 5);
+    assert_int_equal(b.val_every, 6);
     /* JSON numbers are doubles; the exact seed comes from the checkpoint's "seed" key */
     const char *old = "{\"data\":\"assets/guns\",\"epochs\":400,\"batch\":16,\"lr\":0.00100000005,"
                       "\"optim\":\"sgd\",\"schedule\":\"cosine\",\"weight_decay\":0,\"clip\":0,"
@@ -620,6 +751,8 @@ static void test_train_config_json(void **state) {
     assert_true(b.save_every == 50 && b.sample_every == 50 && b.augment == 1);
     /* runs made before augment_oversample augmented at the model's size */
     assert_int_equal(b.augment_oversample, 1);
+    /* runs made before val_every validated every epoch */
+    assert_int_equal(b.val_every, 1);
     /* before the split had its own seed, runs split by the seed */
     assert_true(b.split_seed == 1);
     dc_train_config_default(&b);
@@ -635,7 +768,7 @@ static void test_train_config_json(void **state) {
                       "\"optim\":\"sgd\",\"schedule\":\"cosine\",\"weight_decay\":0,\"clip\":0,"
                       "\"ema\":0,\"val\":0.100000001,\"augment\":1,\"augment_oversample\":1,"
                       "\"seed\":1,\"split_seed\":1,"
-                      "\"save_every\":50,\"sample_every\":50}";
+                      "\"save_every\":50,\"sample_every\":50,\"val_every\":1}";
     assert_string_equal(json, now);
     free(json);
     /* the split seed goes through JSON */
@@ -963,6 +1096,7 @@ int main(void) {
         cmocka_unit_test(test_prng),
         cmocka_unit_test(test_trainer_resume_is_bit_identical),
         cmocka_unit_test(test_train_config_json),
+        cmocka_unit_test(test_val_every),
         cmocka_unit_test(test_split_has_its_own_seed),
         cmocka_unit_test(test_trainer_augments_at_oversampled_size),
         cmocka_unit_test(test_glo_sampling_independent_of_training),

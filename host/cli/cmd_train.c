@@ -85,6 +85,10 @@ static const dc_option train_options[] = {
     {"out", 'o', DC_OPT_TEXT, "RUN", "the run folder", "runs/MODEL", "output dir"},
     {"save-every", 0, DC_OPT_INT, "N", "checkpoint every N epochs", NULL, NULL},
     {"sample-every", 0, DC_OPT_INT, "N", "sample grid every N epochs", NULL, NULL},
+    {"val-every", 0, DC_OPT_INT, "N",
+     "validation loss, loss.csv and report every N epochs\n(and at checkpoints and sample "
+     "epochs)",
+     "diffusion on guns 10, else 1", NULL},
     {"log-every", 0, DC_OPT_INT, "STEPS", "loss.csv line every STEPS steps", NULL, NULL},
     {"progress-every", 0, DC_OPT_NUM, "S",
      "a plain progress line every S seconds when stderr is not a terminal", "10", NULL},
@@ -106,7 +110,8 @@ static const dc_option train_options[] = {
 static void train_notes(FILE *f) {
     fprintf(f,
             "Resume: --resume RUN may change --epochs (extends), --save-every, --sample-every,\n"
-            "--log-every, --device, --threads, --quiet, --max-image-pixels, and --data only to a\n"
+            "--val-every, --log-every, --device, --threads, --quiet, --max-image-pixels, and\n"
+            "--data only to a\n"
             "copy of the run's data (moved or renamed: its content must match config.json's\n"
             "fingerprint). Model and training options (--model, --size, --lr, --batch, --seed,\n"
             "...) are the run's own; start a new run (--out) to change them.\n"
@@ -156,6 +161,9 @@ static int should_stop(void *user) {
 
 static void on_epoch_end(void *user, dc_trainer *t, const dc_train_epoch *e) {
     train_cli *c = user;
+    /* config.json, the log line and the report follow the validation's cadence (samples
+     * and checkpoints are always validated epochs) */
+    if (!e->validated) return;
     if (c->config_ok) dc_cli_config_write(&c->run_config, t, "running");
     if (!c->quiet && (!c->tty || e->samples_due)) {
         dc_cli_progress_clear(&c->progress);
@@ -213,6 +221,7 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
     o->epochs = dc_args_int(a, "epochs", o->epochs);
     o->save_every = dc_args_int(a, "save-every", o->save_every);
     o->sample_every = dc_args_int(a, "sample-every", o->sample_every);
+    o->val_every = dc_args_int(a, "val-every", o->val_every);
     o->log_every = dc_args_int(a, "log-every", o->log_every);
     c->threads = dc_args_int(a, "threads", 0);
     c->early_stop = dc_args_int(a, "early-stop", 0);
@@ -224,10 +233,10 @@ static int read_opts(dc_args *a, train_cli *c, int resumed) {
     c->quiet = a->quiet;
     if (!(o->ema >= 0 && o->ema < 1)) return dc_cli_usage("train", "--ema %g: use a decay in [0, 1)", (double)o->ema);
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || !(o->val >= 0 && o->val < 1) ||
-        o->save_every < 1 || o->sample_every < 1) {
+        o->save_every < 1 || o->sample_every < 1 || o->val_every < 1) {
         fprintf(stderr,
-                "deconv train: --epochs, --batch, --save-every, --sample-every must be >= 1, "
-                "--lr > 0, --val in [0, 1)\n");
+                "deconv train: --epochs, --batch, --save-every, --sample-every, --val-every must "
+                "be >= 1, --lr > 0, --val in [0, 1)\n");
         return 2;
     }
     return 0;
@@ -262,6 +271,7 @@ static int new_run_opts(dc_args *a, train_cli *c) {
     if (is_guns && td->batch_bundled) {
         o->batch = td->batch_bundled;
         o->save_every = o->sample_every = td->save_every_bundled;
+        if (td->val_every_bundled) o->val_every = td->val_every_bundled;
     }
     o->augment = -1;
     o->augment_oversample = -1;
@@ -299,7 +309,7 @@ static int resume_fixed_options(dc_args *a) {
     fprintf(stderr,
             "deconv train: --%s cannot change on --resume: the run keeps the value it was made "
             "with (see RUN/config.json). A resume may change --epochs, --save-every, "
-            "--sample-every, --log-every, --device, --threads, --quiet, --max-image-pixels, and "
+            "--sample-every, --val-every, --log-every, --device, --threads, --quiet, --max-image-pixels, and "
             "--data to a copy of the run's data; to change --%s, start a new run (--out)\n",
             given, given);
     return 2;

@@ -501,6 +501,13 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
     const dc_train_config *cfg = dc_trainer_config(t);
     dc_train_history h;
     dc_trainer_history(t, &h);
+    /* the validated epochs only (--val-every): a line through them, where the epochs in
+     * between would break it into single points */
+    double *vx = malloc(sizeof(double) * (size_t)(h.count > 0 ? h.count : 1)),
+           *vy = malloc(sizeof(double) * (size_t)(h.count > 0 ? h.count : 1));
+    int nv = 0;
+    for (int i = 0; vx && vy && i < h.count; i++)
+        if (isfinite(h.val_loss[i])) vx[nv] = h.epoch[i], vy[nv++] = h.val_loss[i];
     char now[64];
     utc_now(now, sizeof now);
     {
@@ -509,7 +516,7 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
         dc_error err = {0};
         snprintf(png, sizeof png, "%s/loss.png", r->run);
         dc_series ser[2] = {{"train", h.epoch, h.train_loss, h.count},
-                            {"validation", h.epoch, h.val_loss, h.count}};
+                            {"validation", vx, vy, nv}};
         if (dc_chart_write_png(png, 640, 360, "loss", "epoch", ser, 2, 1, &err) != DC_OK)
             fprintf(stderr, "deconv train: warning: chart: %s\n", err.msg);
     }
@@ -602,8 +609,7 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
     char mark[96];
     snprintf(mark, sizeof mark, "best epoch %d", r->best_epoch);
     const double mx = r->best_epoch > 0 ? (double)r->best_epoch : NAN;
-    dc_series loss[2] = {{"train", h.epoch, h.train_loss, h.count},
-                         {"validation", h.epoch, h.val_loss, h.count}};
+    dc_series loss[2] = {{"train", h.epoch, h.train_loss, h.count}, {"validation", vx, vy, nv}};
     chart(&b, "Loss", "loss", loss, 2, 1, mx, mark);
     dc_series lr[1] = {{"learning rate", h.epoch, h.lr, h.count}};
     chart(&b, "Learning rate (at the end of each epoch)", "learning rate", lr, 1,
@@ -632,6 +638,8 @@ void train_report_write(train_report *r, const train_samples *s, dc_trainer *t,
     else if (dc_write_file_atomic(path, b.p, b.n, &err) != DC_OK)
         fprintf(stderr, "deconv train: warning: report: %s\n", err.msg);
     free(b.p);
+    free(vx);
+    free(vy);
 }
 
 void train_report_finish(train_report *r, const train_samples *s, dc_trainer *t,

@@ -79,6 +79,7 @@ typedef struct dc_model_train_defaults {
     int epochs, epochs_bundled;
     int batch;                 /* any data */
     int batch_bundled, save_every_bundled; /* the bundled data (batch_bundled 0: as `batch`) */
+    int val_every_bundled;     /* validate every N epochs on the bundled data (0: every one) */
     int augment_bundled;       /* augment the bundled data by default */
     const char *schedule;      /* learning-rate schedule */
     float ema;                 /* EMA weight decay (dc_optim_config.ema_decay); 0: none */

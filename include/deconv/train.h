@@ -64,6 +64,9 @@ typedef struct dc_train_config {
                              that changing `seed` compares runs on the same held-out images */
     int save_every;   /* checkpoint every N epochs (and at the end) */
     int sample_every; /* epoch_end's samples_due every N epochs (and at the end) */
+    int val_every;    /* validation, loss.csv and epoch_end's `validated` every N epochs, and
+                         at every checkpoint, sample epoch and the end (runs of thousands of
+                         short epochs spent a third of their time there) */
     /* not stored */
     char out[1024]; /* run folder (created when missing) */
     int log_every;  /* progress callback every N steps; <= 0: once per epoch */
@@ -74,8 +77,8 @@ typedef struct dc_train_config {
 } dc_train_config;
 
 /* epochs 10, batch 64, lr 1e-3, adam, constant, val 0.1, seed 1, split seed
- * DC_TRAIN_SPLIT_SEED, save and sample every 10 epochs, no augmentation, data and out
- * empty. */
+ * DC_TRAIN_SPLIT_SEED, save and sample every 10 epochs, validate every epoch, no
+ * augmentation, data and out empty. */
 #define DC_TRAIN_SPLIT_SEED 1
 void dc_train_config_default(dc_train_config *c);
 /* The stored fields as a JSON object (caller frees), and back: fields missing from the
@@ -146,6 +149,8 @@ typedef struct dc_train_epoch {
     double images_per_s; /* this epoch */
     int last;            /* the final epoch of the run */
     int samples_due;     /* every sample_every epochs and at the last */
+    int validated;       /* validated this epoch (every val_every epochs, at checkpoints,
+                            sample epochs and the last); val_loss is NaN otherwise */
 } dc_train_epoch;
 
 typedef struct dc_trainer dc_trainer;
