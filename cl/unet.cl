@@ -200,23 +200,13 @@ __kernel void dc_attn_scores(__global const float *qkv, ulong qkv_off, __global 
     att[att_off + idx] = scale * s;
 }
 
-/* each row of `rows` rows of hw scores -> its softmax, the row's maximum subtracted first */
+/* each row of `rows` rows of hw scores -> its softmax in place (loss.cl's dc_softmax_row:
+ * the row's maximum subtracted first, the sum compensated) */
 __kernel void dc_attn_softmax(__global float *att, ulong att_off, uint rows, int hw) {
     const uint r = get_global_id(0);
     if (r >= rows) return;
     __global float *a = att + att_off + (ulong)r * hw;
-    float mx = a[0];
-    for (int j = 1; j < hw; j++)
-        mx = a[j] > mx ? a[j] : mx;
-    float sum = 0.0f, comp = 0.0f;
-    for (int j = 0; j < hw; j++) {
-        const float e = exp(a[j] - mx);
-        a[j] = e;
-        DC_KAHAN_ADD(sum, comp, e);
-    }
-    const float inv = 1.0f / sum;
-    for (int j = 0; j < hw; j++)
-        a[j] *= inv;
+    dc_softmax_row(a, a, hw);
 }
 
 /* y[i][ch][p] = sum_j v[ch][j] att[i][p][j] */
