@@ -61,13 +61,16 @@ static int teardown(void **state) {
 static void test_train_and_generate_each_kind(void **state) {
     (void)state;
     const char *bin = tu_cli_path();
-    const char *kinds[] = {"complete", "vae", "glo"};
-    for (int k = 0; k < 3; k++) {
+    /* the last: a completion model with the hole input, through every command */
+    const char *kinds[] = {"complete", "vae", "glo", "complete"};
+    const char *opts[] = {"--tied --mask random", "", "", "--hole-input --feedback 0.5"};
+    for (int k = 0; k < 4; k++) {
+        const int has_encoder = k != 2;
         char run[1200];
-        snprintf(run, sizeof run, "%s/run_%s", g_dir, kinds[k]);
+        snprintf(run, sizeof run, "%s/run_%s%s", g_dir, kinds[k], k == 3 ? "_hole" : "");
         assert_int_equal(tu_system("%s train --model %s --data %s/data --epochs 3 --out %s " SMALL
                                    " --sample-every 2 %s",
-                                   bin, kinds[k], g_dir, run, k == 0 ? "--tied --mask random" : ""),
+                                   bin, kinds[k], g_dir, run, opts[k]),
                          0);
         assert_true(exists(run, "model.safetensors"));
         assert_true(exists(run, "loss.csv"));
@@ -88,7 +91,7 @@ static void test_train_and_generate_each_kind(void **state) {
         assert_int_equal(tu_system("%s dream %s --device cpu >/dev/null", bin, run), 0);
         assert_true(exists(run, "dream_onehot.png"));
         assert_int_equal(tu_system("%s eval %s --device cpu --samples 8 --draws 4 > %s/eval.txt", bin, run, run), 0);
-        if (k < 2) {
+        if (has_encoder) {
             assert_int_equal(tu_system("%s complete %s %s/data/g01.png %s/data/g05.png --passes 3 "
                                        "--device cpu >/dev/null", bin, run, g_dir, g_dir), 0);
             assert_true(exists(run, "completed.png"));
@@ -126,7 +129,7 @@ static void test_train_and_generate_each_kind(void **state) {
         fclose(f);
         const long w = (long)hdr[16] << 24 | hdr[17] << 16 | hdr[18] << 8 | hdr[19];
         const long h = (long)hdr[20] << 24 | hdr[21] << 16 | hdr[22] << 8 | hdr[23];
-        const int rows = k == 0 ? 5 : 4;
+        const int rows = k == 0 || k == 3 ? 5 : 4;
         assert_true(w > 4 * 18 + 2 + 40);
         assert_true(h > rows * 18 + 2 + 12);
     }
@@ -481,6 +484,9 @@ static void test_bad_cli_input(void **state) {
     /* an unknown device name is a usage error like an unknown model: exit status 2 */
     assert_int_equal(tu_system("%s train --device tpu --data %s/data 2>%s", bin, g_dir, err), 2);
     assert_int_equal(tu_system("grep -q tpu %s", err), 0);
+    /* the hole input is the completion model's */
+    assert_int_equal(tu_system("%s train --model vae --hole-input --data %s/data 2>%s", bin, g_dir, err), 2);
+    assert_int_equal(tu_system("grep -q -- '--hole-input is an option of the complete model' %s", err), 0);
 }
 
 /* The command names, from the CLI's own list (host/cli/commands.def). */

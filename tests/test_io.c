@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deconv/complete.h"
 #include "deconv/data.h"
 #include "deconv/io.h"
 #include "deconv/model.h"
@@ -74,19 +75,22 @@ typedef struct io_case {
     int channels, kernel, tied, glo_count, classes, batchnorm;
     int no_cond;   /* diffusion: without the mask-conditioned input (cond_mask 0, older runs) */
     int attention; /* diffusion: the self-attention block after the middle ResBlock */
+    int hole;      /* complete: the mask of the hidden pixels as a second input */
 } io_case;
 
 /* diffusion: `classes` are the conditioning classes (0: unconditional) */
 static const io_case cases[] = {
-    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0, 0},
-    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0, 0},
-    {"vae", "vae", 1, 5, 0, 0, 0, 0, 0, 0},
-    {"glo", "glo", 3, 3, 0, 5, 0, 0, 0, 0},
-    {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1, 0, 0},
-    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0, 0, 0},
-    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 0},
-    {"diffusion, no cond input", "diffusion", 1, 3, 0, 0, 0, 0, 1, 0},
-    {"diffusion --attention, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 1},
+    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 0},
+    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 0},
+    {"vae", "vae", 1, 5, 0, 0, 0, 0, 0, 0, 0},
+    {"glo", "glo", 3, 3, 0, 5, 0, 0, 0, 0, 0},
+    {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1, 0, 0, 0},
+    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0, 0, 0, 0},
+    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 0, 0},
+    {"diffusion, no cond input", "diffusion", 1, 3, 0, 0, 0, 0, 1, 0, 0},
+    {"diffusion --attention, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 1, 0},
+    {"complete --hole-input", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 1},
+    {"complete --tied --hole-input", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 1},
 };
 
 static void make_spec(const io_case *c, dc_model_spec *s) {
@@ -100,6 +104,7 @@ static void make_spec(const io_case *c, dc_model_spec *s) {
     if (c->glo_count) s->glo_count = c->glo_count;
     if (c->classes) s->classes = c->classes;
     s->batchnorm = c->batchnorm;
+    s->hole_input = c->hole;
     if (s->kind == DC_MODEL_DIFFUSION) {
         /* base 6: groups of 1 to 3 channels (6, 12 and the concatenations' 18, 24) */
         s->base = 6;
@@ -264,6 +269,11 @@ static void reference_forward(const char *dir, dc_model *m) {
         float *lat = malloc(sizeof(float) * B * L), *out = malloc(sizeof(float) * B * C * S * S);
         tu_fill_uniform(img, (size_t)B * C * S * S, &rng, -1, 1);
         assert_int_equal(dc_graph_set_input(g, m->x, img), DC_OK);
+        /* the hole input: a different mask per image */
+        float *hole = malloc(sizeof(float) * B * S * S);
+        for (int n = 0; n < B; n++)
+            dc_mask_make(n % 3 == 0 ? DC_MASK_FULL : DC_MASK_RANDOM, S, S, &rng, hole + (size_t)n * S * S);
+        if (m->hole >= 0) assert_int_equal(dc_model_set_hole(m, hole, 1, NULL), DC_OK);
         assert_int_equal(dc_graph_forward(g, m->out), DC_OK);
         assert_int_equal(dc_graph_read(g, m->code, code), DC_OK);
         assert_int_equal(dc_graph_read(g, m->latent, lat), DC_OK);
@@ -275,10 +285,13 @@ static void reference_forward(const char *dir, dc_model *m) {
             mag += fabs(lat[i]);
         }
         assert_true(mag > 0.1 * B * L); /* real noise, not zeros */
-        io_tensor in[2] = {{"image", img, 4, {B, C, S, S}, 0}, {"noise", lat, 2, {B, L}, 0}};
+        io_tensor in[3] = {{"image", img, 4, {B, C, S, S}, 0}};
+        int nin = 1;
+        if (m->hole >= 0) in[nin++] = (io_tensor){"hole", hole, 4, {B, 1, S, S}, 0};
+        in[nin++] = (io_tensor){"noise", lat, 2, {B, L}, 0};
         io_tensor o[1] = {{"output", out, 4, {B, C, S, S}, 0}};
-        write_manifest(dir, m, in, 2, o, 1);
-        free(img), free(code), free(lat), free(out);
+        write_manifest(dir, m, in, nin, o, 1);
+        free(img), free(hole), free(code), free(lat), free(out);
     } else if (s->kind == DC_MODEL_CLASSIFIER) {
         const int K = s->classes;
         float *img = malloc(sizeof(float) * B * C * S * S), *logits = malloc(sizeof(float) * B * K);
@@ -417,6 +430,8 @@ static void test_export_diffusion(void **state) { (void)state, export_case(&case
 static void test_export_diffusion_classes(void **state) { (void)state, export_case(&cases[6]); }
 static void test_export_diffusion_no_cond(void **state) { (void)state, export_case(&cases[7]); }
 static void test_export_diffusion_attn(void **state) { (void)state, export_case(&cases[8]); }
+static void test_export_complete_hole(void **state) { (void)state, export_case(&cases[9]); }
+static void test_export_complete_tied_hole(void **state) { (void)state, export_case(&cases[10]); }
 
 /* -------------------------------------------------------------- round trips */
 static void forward_out(dc_model *m, const float *x, float *out, size_t n) {
@@ -1196,6 +1211,8 @@ int main(void) {
         cmocka_unit_test(test_export_diffusion_classes),
         cmocka_unit_test(test_export_diffusion_no_cond),
         cmocka_unit_test(test_export_diffusion_attn),
+        cmocka_unit_test(test_export_complete_hole),
+        cmocka_unit_test(test_export_complete_tied_hole),
         cmocka_unit_test(test_roundtrip_forward),
         cmocka_unit_test(test_roundtrip_optimizer),
         cmocka_unit_test(test_roundtrip_ema),

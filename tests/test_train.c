@@ -1015,20 +1015,21 @@ static void test_glo_projection_fits_latents(void **state) {
 /* Self-feedback builds each training input as `deconv complete --passes` feeds its next
  * pass: checked against a naive reimplementation that runs every item alone through the
  * graph (eval mode, code noise std 0) and keeps the visible pixels by explicit loops. Items
- * are fed back 0 to 3 times, under four different masks. */
-static void test_feedback_inputs_match_passes(void **state) {
-    (void)state;
+ * are fed back 0 to 3 times, under four different masks. With the hole input, each item's
+ * pass also reads its own mask there (and the mask changes the output). */
+static void feedback_inputs_match_passes(int hole_input) {
     dc_error err = {0};
     dc_backend *be;
     assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
     dc_model_spec spec;
     assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
     spec.base = 4, spec.blocks = 2, spec.latent = 16;
+    spec.hole_input = hole_input;
     enum { B = 4, HW = 256 };
     dc_model *m;
     if (dc_model_create(be, &spec, B, &m, &err) != DC_OK) fail_msg("%s", err.msg);
     static float image[B * HW], masks[B * HW], x[B * HW], got[B * HW], scratch[B * HW];
-    static float cur[HW], batch_in[B * HW], batch_out[B * HW];
+    static float cur[HW], batch_in[B * HW], batch_out[B * HW], holes[B * HW];
     dc_rng rng;
     dc_rng_seed(&rng, 11);
     /* weights whose completions are far from the zero fill (a fresh model's last layer
@@ -1062,10 +1063,27 @@ static void test_feedback_inputs_match_passes(void **state) {
     assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
     assert_int_equal(dc_graph_read(m->g, m->out, batch_out), DC_OK);
     assert_true(tu_max_abs_err(batch_in, batch_out, B * HW) > 1e-3);
+    if (hole_input) {
+        /* the hole is read: the same x under other masks completes differently */
+        assert_true(m->hole >= 0);
+        dc_graph_set_seed(m->g, 1);
+        assert_int_equal(dc_model_set_hole(m, NULL, 0, &err), DC_OK);
+        assert_int_equal(dc_graph_forward(m->g, m->out), DC_OK);
+        assert_int_equal(dc_graph_read(m->g, m->out, batch_out), DC_OK);
+        /* same seed and x: the forward is deterministic, so any difference is the hole's
+         * (small here: the perturbed last layer keeps the outputs near 0.07) */
+        assert_true(tu_max_abs_err(batch_in, batch_out, B * HW) > 1e-5);
+    } else {
+        assert_int_equal(m->hole, -1);
+    }
     for (int i = 0; i < B; i++) {
         memcpy(cur, x + i * HW, sizeof cur);
         for (int p = 0; p < passes[i]; p++) {
             for (int j = 0; j < B; j++) memcpy(batch_in + j * HW, cur, sizeof cur);
+            if (hole_input) {
+                for (int j = 0; j < B; j++) memcpy(holes + j * HW, masks + i * HW, sizeof cur);
+                assert_int_equal(dc_graph_set_input(m->g, m->hole, holes), DC_OK);
+            }
             dc_graph_set_train(m->g, 0);
             assert_int_equal(dc_graph_set_noise_std(m->g, m->noise, 0.0f), DC_OK);
             assert_int_equal(dc_graph_set_input(m->g, m->x, batch_in), DC_OK);
@@ -1086,6 +1104,8 @@ static void test_feedback_inputs_match_passes(void **state) {
     dc_model_free(m);
     dc_backend_free(be);
 }
+static void test_feedback_inputs_match_passes(void **state) { (void)state, feedback_inputs_match_passes(0); }
+static void test_feedback_inputs_hole(void **state) { (void)state, feedback_inputs_match_passes(1); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -1104,6 +1124,7 @@ int main(void) {
         cmocka_unit_test(test_mask_mix),
         cmocka_unit_test(test_complete_options),
         cmocka_unit_test(test_feedback_inputs_match_passes),
+        cmocka_unit_test(test_feedback_inputs_hole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

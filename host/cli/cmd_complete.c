@@ -182,6 +182,10 @@ int dc_cmd_complete(int argc, char **argv) {
         goto done;
     }
 #define ROW_IMAGE(r, i) (rows + ((size_t)(r) * n + (i)) * isz)
+    if (dc_model_set_hole(m, mask, 0, &err) != DC_OK) {
+        dc_cli_fail("complete", "%s", err.msg);
+        goto done;
+    }
     for (int first = 0; first < n; first += batch) {
         const int count = n - first < batch ? n - first : batch;
         /* a short last chunk repeats its images to fill the model's batch */

@@ -185,7 +185,7 @@ int dc_cmd_dream(int argc, char **argv) {
                     dc_cli_fail("dream", "%s", dc_graph_error(m->g)->msg);
                     goto done;
                 }
-            } else if (gen_forward_complete("dream", m, x, std, dc_seed_mix(seed, (uint64_t)r),
+            } else if (gen_forward_complete("dream", m, x, NULL, std, dc_seed_mix(seed, (uint64_t)r),
                                             y + (size_t)r * per * isz)) {
                 goto done;
             }

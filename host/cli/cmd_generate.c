@@ -150,7 +150,7 @@ int dc_cmd_generate(int argc, char **argv) {
         /* blank canvas: every pixel hidden (0 = the fill the model saw for hidden pixels) */
         float *x = calloc((size_t)n * isz, sizeof(float));
         float std = noise >= 0 ? noise : (m->spec.noise > 0 ? m->spec.noise : 1.0f);
-        int r = x ? gen_forward_complete("generate", m, x, std * temp, dc_seed_mix(seed, 1), img) : 1;
+        int r = x ? gen_forward_complete("generate", m, x, NULL, std * temp, dc_seed_mix(seed, 1), img) : 1;
         free(x);
         if (r) goto done;
     } else {

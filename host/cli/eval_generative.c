@@ -102,7 +102,7 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                 dc_cli_fail(cmd, "%s", ferr.msg);
                 goto fail;
             }
-        } else if (gen_forward_complete(cmd, m, x, 0.0f, 0, y)) {
+        } else if (gen_forward_complete(cmd, m, x, mask, 0.0f, 0, y)) {
             goto fail;
         }
         if (refine) {
@@ -116,7 +116,7 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                             xr[i * isz + k] = mask[q] > 0.5f ? yr[i * isz + k] : t[k];
                         }
                 }
-                if (gen_forward_complete(cmd, m, xr, 0.0f, 0, yr)) goto fail;
+                if (gen_forward_complete(cmd, m, xr, mask, 0.0f, 0, yr)) goto fail;
             }
         }
         for (int i = 0; i < count; i++) {
@@ -168,7 +168,7 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                         goto fail;
                     }
                     dc_graph_set_train(m->g, 0);
-                } else if (gen_forward_complete(cmd, m, x, m->spec.noise,
+                } else if (gen_forward_complete(cmd, m, x, mask, m->spec.noise,
                                                 dc_seed_mix(seed, (uint64_t)(first * 131 + d + 1)), out)) {
                     goto fail;
                 }
@@ -375,7 +375,7 @@ static int make_samples(const char *cmd, dc_model *m, int n, uint64_t seed, int 
         const float std = m->spec.noise > 0 ? m->spec.noise : 1.0f;
         for (int i0 = 0, k = 0; i0 < n; i0 += B, k++) {
             const uint64_t s = k == 0 ? dc_seed_mix(seed, 1) : dc_seed_mix(dc_seed_mix(seed, 1), (uint64_t)k);
-            if (gen_forward_complete(cmd, g, x, std, s, buf)) goto done;
+            if (gen_forward_complete(cmd, g, x, NULL, std, s, buf)) goto done;
             const int cnt = n - i0 < B ? n - i0 : B;
             memcpy(img + (size_t)i0 * isz, buf, sizeof(float) * isz * (size_t)cnt);
         }

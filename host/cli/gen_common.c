@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli/gen_common.h"
+#include "deconv/complete.h"
 #include "deconv/train.h"
 
 dc_mask_kind gen_mask_kind(const dc_model *m) {
@@ -47,7 +48,10 @@ int gen_encode(const char *cmd, dc_model *m, const float *images, int count, flo
                       x + (size_t)i * img, NULL);
     dc_graph_set_train(m->g, 0);
     int rc = 0;
-    if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->code) ||
+    dc_error err = {0};
+    if (dc_model_set_hole(m, mask, 0, &err) != DC_OK)
+        rc = dc_cli_fail(cmd, "%s", err.msg);
+    else if (dc_graph_set_input(m->g, m->x, x) || dc_graph_forward(m->g, m->code) ||
         dc_graph_read(m->g, m->code, all))
         rc = graph_fail(cmd, m->g);
     else
@@ -70,8 +74,10 @@ int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t se
     return 0;
 }
 
-int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,
-                         uint64_t seed, float *out) {
+int gen_forward_complete(const char *cmd, dc_model *m, const float *x, const float *mask,
+                         float noise_std, uint64_t seed, float *out) {
+    dc_error err = {0};
+    if (dc_model_set_hole(m, mask, 0, &err) != DC_OK) return dc_cli_fail(cmd, "%s", err.msg);
     dc_graph_set_train(m->g, 0);
     if (m->noise >= 0) dc_graph_set_noise_std(m->g, m->noise, noise_std);
     dc_graph_set_seed(m->g, seed);

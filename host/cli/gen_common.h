@@ -17,9 +17,11 @@ int gen_decode(const char *cmd, dc_model *dec, const float *z, float *images);
 /* Draw n latents for the decoder (dc_model_sample_latents): N(0, t^2), or the kind's own
  * distribution (glo: a full-covariance Gaussian fitted to the learned latents). */
 int gen_sample_latents(const char *cmd, dc_model *m, int n, float t, uint64_t seed, float *z);
-/* Complete-model forward on prepared inputs (x, mask applied) with a noise std and seed. */
-int gen_forward_complete(const char *cmd, dc_model *m, const float *x, float noise_std,
-                         uint64_t seed, float *out);
+/* Complete-model forward on prepared inputs (x, mask applied) with a noise std and seed;
+ * mask: the hidden pixels, one plane for every item (NULL: all hidden, the blank canvas),
+ * for a model with the hole input (dc_model_set_hole). */
+int gen_forward_complete(const char *cmd, dc_model *m, const float *x, const float *mask,
+                         float noise_std, uint64_t seed, float *out);
 /* Diffusion: n new images by integrating the model's velocity from the seed's noises
  * (dc_flow_generate); with trajectory_png, a grid of each sample's path (9 rows, t = 1 to 0)
  * is written there. Prints the sampling time per image and per step unless quiet. */

@@ -96,22 +96,35 @@ dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int clas
     return DC_OK;
 }
 
-int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x) {
-    return dc_model_build_encoder_named(g, s, x, "enc");
-}
-
-int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, const char *prefix) {
+static int build_encoder(dc_graph *g, const dc_model_spec *s, int x, int hole, const char *prefix) {
     int h = x, ch = s->base;
     char name[32];
     for (int b = 0; b < s->blocks; b++) {
         snprintf(name, sizeof name, "%s%d", prefix, b + 1);
         dc_name(g, name);
         h = dc_conv2d(g, h, ch, s->kernel, 1, s->kernel / 2);
+        if (b == 0 && hole >= 0) {
+            snprintf(name, sizeof name, "%s1_hole", prefix);
+            dc_name(g, name);
+            h = dc_add(g, h, dc_conv2d_ex(g, hole, ch, s->kernel, 1, s->kernel / 2, 0));
+        }
         h = dc_relu(g, h);
         h = dc_maxpool2d(g, h, 2, 2, 0);
         ch *= 2;
     }
     return h;
+}
+
+int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x) {
+    return build_encoder(g, s, x, -1, "enc");
+}
+
+int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole) {
+    return build_encoder(g, s, x, hole, "enc");
+}
+
+int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, const char *prefix) {
+    return build_encoder(g, s, x, -1, prefix);
 }
 
 int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z) {

@@ -7,6 +7,9 @@
  * Trained on a per-pixel weighted MSE or binary cross-entropy (hidden region 1, visible
  * region visible_weight), by default with masks drawn from the mix that includes the blank
  * canvas. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
 #include "deconv/complete.h"
 #include "models/kinds.h"
@@ -27,7 +30,8 @@ void dc_kind_complete_build(dc_model *m) {
     m->x = dc_input(g, "x", C, S, S);
     m->target = dc_input(g, "target", C, S, S);
     m->weight = dc_input(g, "weight", C, S, S);
-    int h = dc_model_build_encoder(g, s, m->x);
+    if (s->hole_input) m->hole = dc_input(g, "hole", 1, S, S);
+    int h = dc_model_build_encoder_hole(g, s, m->x, m->hole);
     m->code = dc_model_build_code(g, s, h, "enc_fc");
     if (s->code == DC_CODE_VAE) {
         int post = dc_model_build_encoder_named(g, s, m->target, "post");
@@ -52,6 +56,25 @@ void dc_kind_complete_build(dc_model *m) {
     m->out = dc_model_build_decoder(g, s, m->latent);
     m->recon = dc_model_build_recon_loss(m);
     m->loss = m->recon;
+}
+
+dc_status dc_model_set_hole(dc_model *m, const float *mask, int per_item, dc_error *err) {
+    if (!m) return dc_set_error(err, DC_ERR_ARG, "hole input: a NULL model");
+    if (m->hole < 0) return DC_OK;
+    const size_t hw = (size_t)m->spec.size * m->spec.size;
+    float *planes = malloc(sizeof(float) * hw * (size_t)m->batch);
+    if (!planes) return dc_set_error(err, DC_ERR_OOM, "hole input: out of memory");
+    for (int i = 0; i < m->batch; i++) {
+        float *dst = planes + (size_t)i * hw;
+        if (!mask)
+            for (size_t p = 0; p < hw; p++) dst[p] = 1.0f;
+        else
+            memcpy(dst, mask + (per_item ? (size_t)i * hw : 0), sizeof(float) * hw);
+    }
+    dc_status s = dc_graph_set_input(m->g, m->hole, planes);
+    free(planes);
+    if (s != DC_OK) return dc_set_error(err, s, "hole input: %s", dc_graph_error(m->g)->msg);
+    return DC_OK;
 }
 
 dc_status dc_complete_pass(dc_model *m, const float *x, float noise_std, uint64_t seed, float *out,
@@ -90,6 +113,7 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
     const size_t isz = (size_t)C * hw;
     int most = 0;
     for (int i = 0; i < m->batch; i++) most = passes[i] > most ? passes[i] : most;
+    DC_TRY(dc_model_set_hole(m, masks, 1, err));
     for (int pass = 1; pass <= most; pass++) {
         /* the whole batch runs (batch norm in eval mode: each item's output is its own) */
         DC_TRY(dc_complete_pass(m, x, noise_std, dc_seed_mix(seed, (uint64_t)pass), scratch, err));

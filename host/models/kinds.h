@@ -40,6 +40,10 @@ const dc_kind_row *dc_kind_row_get(dc_model_kind kind);
  * returns the last feature map. Decoder: dense -> relu -> reshape -> `blocks` transposed
  * convs -> tanh; returns the image output. */
 int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x);
+/* The same with the mask of the hidden pixels as a second input (hole >= 0): the first conv
+ * sees [image, mask] as one convolution over both, built as the image's conv ("enc1",
+ * whose kernel a tied decoder reuses) plus a bias-free conv of the mask ("enc1_hole"). */
+int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole);
 /* Size limits with overflow-safe arithmetic: every tensor fits an int, the parameters fit
  * 2^31 floats. The error names what is too big and the options that make it so. */
 dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int classifies,

@@ -210,6 +210,11 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
                       s->feedback != 0.0f))
         return dc_set_error(err, DC_ERR_ARG,
                             "--code, --bottleneck and --feedback are options of the complete model");
+    if (s->hole_input != 0 && (s->hole_input != 1 || !complete))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "--hole-input: the mask input is an option of the complete model "
+                            "(spec hole_input %d)",
+                            s->hole_input);
     if (!(s->feedback >= 0.0f && s->feedback <= 1.0f))
         return dc_set_error(err, DC_ERR_ARG, "--feedback %g must be in [0, 1]", (double)s->feedback);
     if (s->bottleneck == DC_BOTTLENECK_CONV) {
@@ -283,6 +288,7 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     ok = ok && cJSON_AddStringToObject(o, "code", dc_code_kind_name(s->code));
     ok = ok && cJSON_AddStringToObject(o, "bottleneck", dc_bottleneck_kind_name(s->bottleneck));
     ok = ok && json_add_float(o, "feedback", s->feedback);
+    if (s->kind == DC_MODEL_COMPLETE) ok = ok && cJSON_AddNumberToObject(o, "hole_input", s->hole_input);
     ok = ok && json_add_float(o, "beta", s->beta);
     ok = ok && cJSON_AddNumberToObject(o, "glo_count", s->glo_count);
     ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
@@ -335,7 +341,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"feedback", NULL, &d->feedback},   {"cond_classes", &d->cond_classes, NULL},
         {"label_dropout", NULL, &d->label_dropout},
         {"time_dist", &d->time_dist, NULL}, {"cond_mask", NULL, &d->cond_mask},
-        {"attention", &d->attention, NULL},
+        {"attention", &d->attention, NULL}, {"hole_input", &d->hole_input, NULL},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -365,6 +371,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     if (!cJSON_GetObjectItemCaseSensitive(o, "cond_mask")) d->cond_mask = 0.0f;
     /* and from before the attention block have none (every kind's default as well) */
     if (!cJSON_GetObjectItemCaseSensitive(o, "attention")) d->attention = 0;
+    /* completion models from before the hole input read the image alone */
+    if (!cJSON_GetObjectItemCaseSensitive(o, "hole_input")) d->hole_input = 0;
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
     if (cJSON_IsString(loss) && loss->valuestring)
         DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));
@@ -395,6 +403,7 @@ dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *
 
 static void model_reset_ids(dc_model *m) {
     m->x = m->target = m->weight = m->labels = m->index = m->latent = m->code = m->logvar = -1;
+    m->hole = -1;
     m->noise = m->z_in = m->out = m->loss = m->recon = m->kl = m->last_conv = m->time = m->aug =
         m->cond = -1;
 }

@@ -10,7 +10,13 @@
 
 DC_API_BEGIN
 
-/* One pass as inference runs it: eval mode, code noise std `noise_std` (0: the
+/* Sets the hole input of a model built with hole_input (a no-op for any other model):
+ * `mask` holds one plane [S, S] for every item of the batch (per_item 0) or one plane per
+ * item (per_item 1), 1 = hidden; NULL: every pixel hidden (the blank canvas). Every forward
+ * of such a model reads the hole set last, so set it wherever x is set. */
+dc_status dc_model_set_hole(dc_model *m, const float *mask, int per_item, dc_error *err);
+
+/* One pass as inference runs it (the hole input as set last): eval mode, code noise std `noise_std` (0: the
  * deterministic completion; the spec's std is restored after), draws from `seed`. x and out
  * hold the model's batch. Leaves the graph in eval mode with x as its input. */
 dc_status dc_complete_pass(dc_model *m, const float *x, float noise_std, uint64_t seed, float *out,
@@ -25,7 +31,8 @@ void dc_complete_feed_back(const float *input, const float *completion, const fl
  * pass passes[i] + 1, i.e. x fed back passes[i] times (0: unchanged), every pass run by
  * dc_complete_pass at code noise std noise_std (0: as `deconv complete` and the evaluation
  * run by default), pass p drawing from dc_seed_mix(seed, p). scratch holds a batch of
- * outputs. Leaves the graph in eval mode with the new x as its input. */
+ * outputs. Leaves the graph in eval mode with the new x as its input (and masks as its
+ * hole input, for a model that has one). */
 dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks, const int *passes,
                                       float noise_std, uint64_t seed, float *scratch,
                                       dc_error *err);

@@ -119,6 +119,10 @@ typedef struct dc_model_spec {
     dc_bottleneck_kind bottleneck; /* complete: dense or convolutional */
     float feedback;      /* complete: probability that a training image's input is the
                           * model's own completion of it (self-feedback, for --passes) */
+    int hole_input;      /* complete: 1 gives the encoder the mask of the hidden pixels
+                          * (the "hole" input, 1 = hidden) next to the image, so a refinement
+                          * pass can tell its own guess from the visible pixels; 0 (runs
+                          * made before the option): the image alone */
     float beta;          /* vae: weight of the KL term */
     int glo_count;       /* glo: number of learned latents (training images) */
     int classes;         /* classifier */
@@ -212,6 +216,8 @@ typedef struct dc_model {
     int cond;     /* diffusion with cond_mask > 0: the known pixels (hidden ones 0) and the
                    * mask (1 = hidden) as one more channel, [N, C + 1, S, S]; nothing known:
                    * zeros and a mask of ones */
+    int hole;     /* complete with hole_input: the mask of the hidden pixels, [N, 1, S, S]
+                   * (1 = hidden; set with every x: dc_model_set_hole) */
     int decoder_only;
 } dc_model;
 

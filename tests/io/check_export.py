@@ -334,7 +334,9 @@ def build_torch(spec, names):
                 self.fc = nn.Linear(cin, spec["classes"])
                 return
             if kind in ("complete", "vae"):  # glo has no encoder: a learned latent per image
-                cin, ch = C, base
+                # the hole input: one convolution over [image, mask] (the state dict's
+                # enc1.weight and enc1_hole.weight concatenated along the input channels)
+                cin, ch = C + (1 if spec.get("hole_input") else 0), base
                 for b in range(blocks):
                     setattr(self, "enc%d" % (b + 1), nn.Conv2d(cin, ch, k, 1, k // 2))
                     cin, ch = ch, ch * 2
@@ -355,8 +357,8 @@ def build_torch(spec, names):
                 setattr(self, "dec%d" % i,
                         nn.ConvTranspose2d(cin, out, k, 2, k // 2, output_padding=1))
 
-        def encode(self, x):
-            h = x
+        def encode(self, x, hole=None):
+            h = x if hole is None else torch.cat([x, hole], 1)
             for b in range(blocks):
                 h = torch.max_pool2d(torch.relu(getattr(self, "enc%d" % (b + 1))(h)), 2, 2)
             return h.flatten(1)
@@ -398,6 +400,8 @@ def check_torch(d, man, weights):
         # the documented tying: decoder block i uses the mirrored encoder conv's kernel
         for i, b in enumerate(range(spec["blocks"] - 1, -1, -1), start=1):
             state["dec%d.weight" % i] = state["enc%d.weight" % (b + 1)]
+    if spec.get("hole_input"):
+        state["enc1.weight"] = torch.cat([state["enc1.weight"], state.pop("enc1_hole.weight")], 1)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not m.endswith("num_batches_tracked") for m in missing):
         fail("torch: unexpected %s, missing %s" % (unexpected, missing))
@@ -416,7 +420,7 @@ def check_torch(d, man, weights):
             got = {"velocity": net(feeds["x"], feeds["t"], feeds["aug"], feeds.get("class"),
                                    feeds.get("cond"))}
         elif kind == "complete":
-            code = net.enc_fc(net.encode(feeds["image"]))
+            code = net.enc_fc(net.encode(feeds["image"], feeds.get("hole")))
             got = {"output": net.decode(code + feeds["noise"])}
         else:
             got = {"output": net.decode(feeds["z"])}
