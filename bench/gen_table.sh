@@ -17,6 +17,9 @@
 #               (a changed `deconv eval` gives new figures without retraining)
 #   REUSE=1     with WORK=DIR: train only the models that have no run there yet (e.g. a
 #               diffusion run trained by the same command outside the script, copied in)
+#   KEEP_EVAL=1 with REUSE=1: a kept run's eval.json is kept too when it is newer than its
+#               model (for rows a change leaves alone, e.g. the diffusion models' 15-minute
+#               evaluation when only the encoder-decoders changed; say so beside the table)
 #   CLASSIFIER=FILE     the feature network for the Frechet distance (default: eval's own,
 #               assets/fm32_classifier.safetensors; another one gives other FD figures)
 # The full run trains 5 gun models (400 epochs each; diffusion 3000 at 32x32, about 15
@@ -86,11 +89,15 @@ run_models() { # table extra_train extra_eval models...
       "$bin" train $opts --out "$dir" --device "$device" --quiet >&2
       echo "gen_table.sh: $name trained in $(( $(date +%s) - t0 )) s (wall clock)" >&2
     fi
-    t0=$(date +%s)
-    # shellcheck disable=SC2086
-    "$bin" eval "$dir" --device "$device" $evopts ${CLASSIFIER:+--classifier "$CLASSIFIER"} \
-      --json "$dir/eval.json" > "$dir/eval.txt"
-    echo "gen_table.sh: $name evaluated in $(( $(date +%s) - t0 )) s (wall clock)" >&2
+    if [ "${REUSE:-0}" = 1 ] && [ "${KEEP_EVAL:-0}" = 1 ] && [ "$dir/eval.json" -nt "$dir/model.safetensors" ]; then
+      echo "gen_table.sh: KEEP_EVAL: keeping $dir/eval.json" >&2
+    else
+      t0=$(date +%s)
+      # shellcheck disable=SC2086
+      "$bin" eval "$dir" --device "$device" $evopts ${CLASSIFIER:+--classifier "$CLASSIFIER"} \
+        --json "$dir/eval.json" > "$dir/eval.txt"
+      echo "gen_table.sh: $name evaluated in $(( $(date +%s) - t0 )) s (wall clock)" >&2
+    fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$folder" "$opts" "$evopts" "$dir/eval.json" >> "$work/$table.list"
   done
 }

@@ -49,11 +49,13 @@ GN_EPS = 1e-5
 
 
 class Encoder(nn.Module):
-    """blocks x [conv k/1/k//2 -> relu -> maxpool 2], channels base, 2*base, ..."""
+    """blocks x [conv k/1/k//2 -> relu -> maxpool 2], channels base, 2*base, ...; with hole,
+    the first conv also reads the mask of the hidden pixels (complete's hole input: deconv's
+    enc1 + bias-free enc1_hole convs are one conv over [image, mask])."""
 
-    def __init__(self):
+    def __init__(self, hole=False):
         super().__init__()
-        layers, c, ch = [], CHANNELS, BASE
+        layers, c, ch = [], CHANNELS + (1 if hole else 0), BASE
         for _ in range(BLOCKS):
             layers += [nn.Conv2d(c, ch, KERNEL, 1, KERNEL // 2), nn.ReLU(), nn.MaxPool2d(2, 2)]
             c, ch = ch, ch * 2
@@ -89,20 +91,20 @@ class Decoder(nn.Module):
 class Complete(nn.Module):
     def __init__(self):
         super().__init__()
-        self.enc = Encoder()
+        self.enc = Encoder(hole=True)
         self.enc_fc = nn.Linear(self.enc.out_features, LATENT["complete"])
         self.dec = Decoder(LATENT["complete"])
 
-    def forward(self, x):
-        code = self.enc_fc(self.enc(x))
+    def forward(self, x, hole):
+        code = self.enc_fc(self.enc(torch.cat([x, hole], 1)))
         return self.dec(code + NOISE_STD * torch.randn_like(code))  # noise always on
 
     def loss(self, batch):
-        out = self(batch["x"])
+        out = self(batch["x"], batch["hole"])
         return (batch["weight"] * (out - batch["target"]) ** 2).mean()
 
     def infer(self, batch):
-        return self(batch["x"])
+        return self(batch["x"], batch["hole"])
 
 
 class VAE(nn.Module):
@@ -358,13 +360,16 @@ def random_batch(kind, batch, size, gen):
     target = torch.rand(batch, CHANNELS, size, size, generator=gen) * 2 - 1
     x = target.clone()
     weight = torch.ones_like(target)
+    hole = torch.zeros(batch, 1, size, size)
     if kind == "complete":
         x[:, :, size // 2:, :] = 0.0
         weight[:, :, : size // 2, :] = VISIBLE_WEIGHT
+        hole[:, :, size // 2:, :] = 1.0
     b = {
         "x": x,
         "target": target,
         "weight": weight,
+        "hole": hole,
         "labels": torch.randint(0, CLASSES, (batch,), generator=gen),
         "index": torch.randint(0, PRESETS["glo"]["glo_count"], (batch,), generator=gen),
         "t": torch.rand(batch, generator=gen),

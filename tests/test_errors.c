@@ -291,7 +291,7 @@ static void test_model_kinds(void **state) {
                             "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
                             "\"mask\":\"mix\",\"visible_weight\":0.100000001,\"loss_full\":0,"
                             "\"loss\":\"mse\",\"code\":\"noise\",\"bottleneck\":\"dense\","
-                            "\"feedback\":0.600000024,\"hole_input\":0,\"beta\":1,\"glo_count\":0,\"classes\":10,"
+                            "\"feedback\":0.600000024,\"hole_input\":1,\"beta\":1,\"glo_count\":0,\"classes\":10,"
                             "\"batchnorm\":0,\"dropout\":0}");
     free(js);
     /* a completion model's spec from before the loss, code, bottleneck and feedback keys
@@ -323,11 +323,11 @@ static void test_model_kinds(void **state) {
     ASSERT_MSG(err.msg, "--feedback");
     b.feedback = 0.5f, b.hole_input = 2;
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
-    ASSERT_MSG(err.msg, "--hole-input");
+    ASSERT_MSG(err.msg, "hole_input 2");
     assert_int_equal(dc_model_spec_default(&b, "vae", 1, 64, &err), DC_OK);
     b.hole_input = 1; /* the mask input is the completion model's */
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
-    ASSERT_MSG(err.msg, "--hole-input");
+    ASSERT_MSG(err.msg, "hole input");
     assert_int_equal(dc_model_spec_default(&b, "glo", 1, 64, &err), DC_OK);
     b.loss = DC_LOSS_BCE;
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);

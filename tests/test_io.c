@@ -75,13 +75,14 @@ typedef struct io_case {
     int channels, kernel, tied, glo_count, classes, batchnorm;
     int no_cond;   /* diffusion: without the mask-conditioned input (cond_mask 0, older runs) */
     int attention; /* diffusion: the self-attention block after the middle ResBlock */
-    int hole;      /* complete: the mask of the hidden pixels as a second input */
+    int hole;      /* complete: the mask of the hidden pixels as a second input (the
+                    * default; 0: runs from before it) */
 } io_case;
 
 /* diffusion: `classes` are the conditioning classes (0: unconditional) */
 static const io_case cases[] = {
-    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 0},
-    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 0},
+    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 1},
+    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 1},
     {"vae", "vae", 1, 5, 0, 0, 0, 0, 0, 0, 0},
     {"glo", "glo", 3, 3, 0, 5, 0, 0, 0, 0, 0},
     {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1, 0, 0, 0},
@@ -89,8 +90,8 @@ static const io_case cases[] = {
     {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 0, 0},
     {"diffusion, no cond input", "diffusion", 1, 3, 0, 0, 0, 0, 1, 0, 0},
     {"diffusion --attention, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 1, 0},
-    {"complete --hole-input", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 1},
-    {"complete --tied --hole-input", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 1},
+    {"complete --no-hole-input", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 0},
+    {"complete --tied --no-hole-input", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 0},
 };
 
 static void make_spec(const io_case *c, dc_model_spec *s) {
@@ -430,8 +431,8 @@ static void test_export_diffusion(void **state) { (void)state, export_case(&case
 static void test_export_diffusion_classes(void **state) { (void)state, export_case(&cases[6]); }
 static void test_export_diffusion_no_cond(void **state) { (void)state, export_case(&cases[7]); }
 static void test_export_diffusion_attn(void **state) { (void)state, export_case(&cases[8]); }
-static void test_export_complete_hole(void **state) { (void)state, export_case(&cases[9]); }
-static void test_export_complete_tied_hole(void **state) { (void)state, export_case(&cases[10]); }
+static void test_export_complete_no_hole(void **state) { (void)state, export_case(&cases[9]); }
+static void test_export_complete_tied_no_hole(void **state) { (void)state, export_case(&cases[10]); }
 
 /* -------------------------------------------------------------- round trips */
 static void forward_out(dc_model *m, const float *x, float *out, size_t n) {
@@ -1211,8 +1212,8 @@ int main(void) {
         cmocka_unit_test(test_export_diffusion_classes),
         cmocka_unit_test(test_export_diffusion_no_cond),
         cmocka_unit_test(test_export_diffusion_attn),
-        cmocka_unit_test(test_export_complete_hole),
-        cmocka_unit_test(test_export_complete_tied_hole),
+        cmocka_unit_test(test_export_complete_no_hole),
+        cmocka_unit_test(test_export_complete_tied_no_hole),
         cmocka_unit_test(test_roundtrip_forward),
         cmocka_unit_test(test_roundtrip_optimizer),
         cmocka_unit_test(test_roundtrip_ema),

@@ -96,9 +96,9 @@ const dc_option dc_cli_model_options[] = {
      "diffusion: share of training images with a random part known (learned inpainting; 0: "
      "none)",
      "0.5", NULL},
-    {"hole-input", 0, DC_OPT_FLAG, NULL,
-     "complete: the encoder also sees the mask of the hidden pixels, so a refinement pass can "
-     "tell its own guess from the visible pixels", NULL, NULL},
+    {"no-hole-input", 0, DC_OPT_FLAG, NULL,
+     "complete: the encoder sees the image only, not also the mask of the hidden pixels (the "
+     "design before the hole input)", NULL, NULL},
     {"attention", 0, DC_OPT_FLAG, NULL,
      "diffusion: a self-attention block at the lowest resolution, after the middle ResBlock", NULL,
      NULL},
@@ -191,12 +191,12 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
         return 2;
     }
     spec->cond_mask = dc_args_float(a, "cond-mask", spec->cond_mask);
-    if (dc_args_flag(a, "hole-input")) {
+    if (dc_args_flag(a, "no-hole-input")) {
         if (spec->kind != DC_MODEL_COMPLETE) {
-            fprintf(stderr, "deconv %s: --hole-input is an option of the complete model\n", a->cmd);
+            fprintf(stderr, "deconv %s: --no-hole-input is an option of the complete model\n", a->cmd);
             return 2;
         }
-        spec->hole_input = 1;
+        spec->hole_input = 0;
     }
     if (dc_args_flag(a, "attention")) {
         if (!dc_model_kind_has(spec->kind, DC_KIND_FLOW)) {

@@ -34,8 +34,10 @@ static const dc_kind_row rows[DC_MODEL_KIND_COUNT] = {
             .build = dc_kind_complete_build,
             .onnx_output = "output",
             .onnx_doc = "deconv completion model: image = the image with its hidden region filled "
-                        "as in training, noise = the random code added to the encoder's code (std "
-                        "* N(0,1), or zeros for the mean completion) -> output in [-1, 1]",
+                        "as in training (0), hole [N, 1, S, S] = 1 where hidden, 0 where visible "
+                        "(models with the hole input, the default since it exists), noise = the "
+                        "random code added to the encoder's code (std * N(0,1), or zeros for the "
+                        "mean completion) -> output in [-1, 1]",
         },
     [DC_MODEL_VAE] =
         {

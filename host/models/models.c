@@ -210,11 +210,13 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
                       s->feedback != 0.0f))
         return dc_set_error(err, DC_ERR_ARG,
                             "--code, --bottleneck and --feedback are options of the complete model");
-    if (s->hole_input != 0 && (s->hole_input != 1 || !complete))
-        return dc_set_error(err, DC_ERR_ARG,
-                            "--hole-input: the mask input is an option of the complete model "
-                            "(spec hole_input %d)",
+    if (s->hole_input != 0 && s->hole_input != 1)
+        return dc_set_error(err, DC_ERR_ARG, "model spec: hole_input %d must be 0 or 1",
                             s->hole_input);
+    if (s->hole_input && !complete)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "the hole input (the mask of the hidden pixels beside the image) is "
+                            "an option of the complete model");
     if (!(s->feedback >= 0.0f && s->feedback <= 1.0f))
         return dc_set_error(err, DC_ERR_ARG, "--feedback %g must be in [0, 1]", (double)s->feedback);
     if (s->bottleneck == DC_BOTTLENECK_CONV) {
