@@ -4,7 +4,10 @@
  * Window geometry arrives as one int16 (G_ macros in common.cl). */
 
 /* cols[r][col], r = (ci*kh + i)*kw + j, col = (n - n0)*oh*ow + oy*ow + ox.
- * One work-item per column-matrix element, the work-groups filling one row each. */
+ * One work-item per output row (r, n, oy): it writes that row's ow columns, contiguous,
+ * so the index arithmetic (divisions) is paid once per ow elements and the input row is
+ * read in order. One work-item per element cost PoCL four integer divisions per element
+ * (it cannot vectorise them) and ran 5-10x slower. */
 /* With act != DC_FACT_NONE, x is the gradient of a fused activation's output y and the
  * columns get the gradient before the activation (dc_fact_grad), computed on the fly. */
 /* Work-groups past the column matrix's (final_channels of them) finish a channel
@@ -12,9 +15,9 @@
  * jobs in one launch, one launch fewer per convolution backward. */
 __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global const float *y,
                         ulong y_off, int act, int mode, float alpha, __global float *cols,
-                        ulong cols_off, uint groups_per_row, uint col_groups,
-                        uint final_channels, __global const float *partial, uint groups_per_ch,
-                        __global float *db, ulong db_off, __local float *scratch) {
+                        ulong cols_off, uint out_rows, uint col_groups, uint final_channels,
+                        __global const float *partial, uint groups_per_ch, __global float *db,
+                        ulong db_off, __local float *scratch) {
     if (get_group_id(0) >= col_groups) {
         const uint ch = get_group_id(0) - col_groups, lid = get_local_id(0);
         if (ch >= final_channels) return;
@@ -25,27 +28,34 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
         if (lid == 0) db[db_off + ch] += total;
         return;
     }
-    /* each work-group fills part of one row r of the column matrix, so the row's (channel,
-     * kernel tap) decomposition is uniform over the group and each work-item divides only
-     * for its (image, pixel); the writes of a group are contiguous */
-    const uint grp = get_group_id(0), r = grp / groups_per_row;
-    const uint ohw = (uint)(G_OH(g) * G_OW(g)), ncols = (uint)G_NB(g) * ohw;
-    const uint col = (grp - r * groups_per_row) * (uint)get_local_size(0) + (uint)get_local_id(0);
-    if (col >= ncols) return;
+    const uint t = get_global_id(0); /* (r * nb + n) * oh + oy */
+    if (t >= out_rows) return;
+    const int oh = G_OH(g), ow = G_OW(g), w = G_W(g), sw = G_SW(g);
+    const uint per_r = (uint)G_NB(g) * (uint)oh, r = t / per_r, nt = t - r * per_r;
+    const int n = (int)(nt / (uint)oh), oy = (int)(nt - (uint)n * (uint)oh);
     const int khw = G_KH(g) * G_KW(g);
     const int ci = (int)r / khw, rem = (int)r - ci * khw;
     const int i = rem / G_KW(g), j = rem - i * G_KW(g);
-    const uint n = col / ohw, p = col - n * ohw;
-    const int oy = (int)(p / (uint)G_OW(g)), ox = (int)(p - (uint)oy * (uint)G_OW(g));
-    const int iy = oy * G_SH(g) - G_PH(g) + i, ix = ox * G_SW(g) - G_PW(g) + j;
-    float v = 0.0f;
-    if (iy >= 0 && iy < G_H(g) && ix >= 0 && ix < G_W(g)) {
-        const ulong plane = ((ulong)(G_N0(g) + (int)n) * G_C(g) + ci) * (ulong)(G_H(g) * G_W(g));
-        const ulong at = plane + (ulong)(iy * G_W(g) + ix);
-        v = x[x_off + at];
-        if (act != DC_FACT_NONE) v = dc_fact_grad(act, mode, alpha, y[y_off + at], v);
+    const int iy = oy * G_SH(g) - G_PH(g) + i;
+    /* the row r of the column matrix holds nb*oh*ow columns, so this output row starts at
+     * r*nb*oh*ow + (n*oh + oy)*ow = t*ow */
+    __global float *dst = cols + cols_off + (ulong)t * (ulong)ow;
+    if (iy < 0 || iy >= G_H(g)) { /* the whole row is padding */
+        for (int ox = 0; ox < ow; ox++)
+            dst[ox] = 0.0f;
+        return;
     }
-    cols[cols_off + (ulong)r * ncols + col] = v;
+    const ulong at = ((ulong)(G_N0(g) + n) * G_C(g) + ci) * (ulong)(G_H(g) * w) + (ulong)iy * w;
+    __global const float *src = x + x_off + at, *ys = y + y_off + at;
+    int ix = j - G_PW(g);
+    for (int ox = 0; ox < ow; ox++, ix += sw) {
+        float v = 0.0f;
+        if (ix >= 0 && ix < w) {
+            v = src[ix];
+            if (act != DC_FACT_NONE) v = dc_fact_grad(act, mode, alpha, ys[ix], v);
+        }
+        dst[ox] = v;
+    }
 }
 
 /* x += fold(cols), gathered: one work-item per image pixel visits every (i, j) window

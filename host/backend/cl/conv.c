@@ -10,18 +10,18 @@ dc_status dc_cl_im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
                            const chan_final_job *fin) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
-    /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
+    /* one work-item per output row of ow columns (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
     const size_t total = rows * ncols, images = (size_t)(n0 + nb) * g->c * g->h * g->w;
-    const size_t local = B(be)->local[DC_K_im2col], gpr = (ncols + local - 1) / local;
+    const size_t out_rows = rows * nb * g->oh, local = B(be)->local[DC_K_im2col];
+    const size_t col_groups = (out_rows + local - 1) / local;
     DC_TRY(CHECK_TENSORS(be, "im2col", total, TENSOR("x", x, images), TENSOR("cols", cols, total),
                          TENSOR_IF(act, "activation output", act_y, images)));
-    DC_TRY(fits32(be, "im2col", rows * gpr));
     if (fin && !fin->channels) fin = NULL;
-    return LAUNCH_GROUPS(be, DC_K_im2col, rows * gpr + (fin ? (size_t)fin->channels : 0),
+    return LAUNCH_GROUPS(be, DC_K_im2col, col_groups + (fin ? (size_t)fin->channels : 0),
                          (size_t)nb * g->c * g->h * g->w, total, KGEOM(g, n0, nb), KPTR(x),
-                         KPTR(act_y.buf ? act_y : x), KACT(act), KPTR(cols), KUINT(gpr),
-                         KUINT(rows * gpr), KUINT(fin ? (size_t)fin->channels : 0), KPARTIAL(be),
+                         KPTR(act_y.buf ? act_y : x), KACT(act), KPTR(cols), KUINT(out_rows),
+                         KUINT(col_groups), KUINT(fin ? (size_t)fin->channels : 0), KPARTIAL(be),
                          KUINT(fin ? fin->groups_per_ch : 1), KPTR(fin ? fin->db : cols), KSCRATCH);
 }
 
