@@ -58,48 +58,52 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
     }
 }
 
-/* x += fold(cols), gathered: one work-item per image pixel visits every (i, j) window
- * tap that lands on it, in the same order as the CPU's scatter loop, so the sums match
- * bit for bit and no atomics are needed. */
+/* x += fold(cols), gathered: one work-item per image row (n, ci, iy) visits, for each pixel
+ * of the row, every (i, j) window tap that lands on it, in the same order as the CPU's
+ * scatter loop, so the sums match bit for bit and no atomics are needed. The taps of a
+ * pixel are those with i = (iy + ph) mod sh, stepping by sh (output row oy one lower each
+ * step), and the same along x: the divisions are paid once per row, not per tap (per
+ * element and per tap they made the kernel the slowest of the step on PoCL). */
 /* accumulate 0: x = fold(cols) instead (the images' every tap is in cols), then
  * + bias[ci] (has_bias) and the fused activation: a transposed convolution's epilogue. */
 __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __global float *x,
-                        ulong x_off, uint total, int accumulate, __global const float *bias,
+                        ulong x_off, uint rows, int accumulate, __global const float *bias,
                         ulong bias_off, int has_bias, int act, float alpha, int image_major) {
-    const uint idx = get_global_id(0);
-    if (idx >= total) return;
-    const int w = G_W(g), h = G_H(g);
-    const int ix = (int)(idx % (uint)w);
-    uint t = idx / (uint)w;
+    const uint t = get_global_id(0); /* ((n - n0) * c + ci) * h + iy */
+    if (t >= rows) return;
+    const int w = G_W(g), h = G_H(g), kh = G_KH(g), kw = G_KW(g), sh = G_SH(g), sw = G_SW(g);
+    const int oh = G_OH(g), ow = G_OW(g);
     const int iy = (int)(t % (uint)h);
-    t /= (uint)h;
-    const int ci = (int)(t % (uint)G_C(g));
-    const int n = (int)(t / (uint)G_C(g));
-    const uint ohw = (uint)(G_OH(g) * G_OW(g)), ncols = (uint)G_NB(g) * ohw;
-    const ulong xi =
-        x_off + ((ulong)(G_N0(g) + n) * G_C(g) + ci) * (ulong)(h * w) + (ulong)(iy * w + ix);
-    float acc = accumulate ? x[xi] : 0.0f;
-    for (int i = 0; i < G_KH(g); i++) {
-        const int ty = iy + G_PH(g) - i;
-        if (ty < 0) break;
-        if (ty % G_SH(g)) continue;
-        const int oy = ty / G_SH(g);
-        if (oy >= G_OH(g)) continue;
-        for (int j = 0; j < G_KW(g); j++) {
-            const int tx = ix + G_PW(g) - j;
-            if (tx < 0) break;
-            if (tx % G_SW(g)) continue;
-            const int ox = tx / G_SW(g);
-            if (ox >= G_OW(g)) continue;
-            const uint r = (uint)((ci * G_KH(g) + i) * G_KW(g) + j);
-            /* columns [r][n*ohw + p], or per image [n][r][p] (a batched GEMM's output) */
-            const ulong at = image_major ? ((ulong)n * (ulong)(G_C(g) * G_KH(g) * G_KW(g)) + r) * ohw
-                                         : (ulong)r * ncols + (ulong)n * ohw;
-            acc += cols[cols_off + at + (uint)(oy * G_OW(g) + ox)];
+    const uint nc = t / (uint)h;
+    const int ci = (int)(nc % (uint)G_C(g)), n = (int)(nc / (uint)G_C(g));
+    const uint ohw = (uint)(oh * ow);
+    /* columns [r][n*ohw + p], or per image [n][r][p] (a batched GEMM's output) */
+    const ulong taps = (ulong)G_C(g) * (ulong)(kh * kw);
+    const ulong rstride = image_major ? ohw : (ulong)G_NB(g) * ohw;
+    __global const float *cn = cols + cols_off + (image_major ? (ulong)n * taps * ohw
+                                                                : (ulong)n * ohw);
+    __global float *xr = x + x_off + ((ulong)(G_N0(g) + n) * G_C(g) + ci) * (ulong)(h * w) +
+                         (ulong)iy * (ulong)w;
+    const int ry = (iy + G_PH(g)) % sh, qy = (iy + G_PH(g)) / sh;
+    const float b = has_bias ? bias[bias_off + ci] : 0.0f;
+    int rx = G_PW(g) % sw, qx = G_PW(g) / sw; /* (ix + pw) mod sw and div sw, ix = 0 */
+    for (int ix = 0; ix < w; ix++) {
+        float acc = accumulate ? xr[ix] : 0.0f;
+        for (int i = ry, oy = qy; i < kh && oy >= 0; i += sh, oy--) {
+            if (oy >= oh) continue;
+            for (int j = rx, ox = qx; j < kw && ox >= 0; j += sw, ox--) {
+                if (ox >= ow) continue;
+                const ulong r = (ulong)((ci * kh + i) * kw + j);
+                acc += cn[r * rstride + (ulong)(oy * ow + ox)];
+            }
         }
+        if (++rx == sw) {
+            rx = 0;
+            qx++;
+        }
+        if (has_bias) acc += b;
+        xr[ix] = dc_fact_apply(act, alpha, acc);
     }
-    if (has_bias) acc += bias[bias_off + ci];
-    x[xi] = dc_fact_apply(act, alpha, acc);
 }
 
 /* dst[n0 + n][ch][p] = beta*dst + src[ch][n*hw + p] (+ bias[ch]); one item per element. */

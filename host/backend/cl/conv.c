@@ -42,8 +42,10 @@ dc_status dc_cl_col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int n
     DC_TRY(CHECK_TENSORS(be, "col2im", cols_total, TENSOR("cols", cols, cols_total),
                          TENSOR("x", x, (size_t)(n0 + nb) * g->c * g->h * g->w),
                          TENSOR_IF(bias.buf, "bias", bias, (size_t)g->c)));
-    return LAUNCH_ITEMS(be, DC_K_col2im, total, cols_total + (accumulate ? total : 0), total,
-                        KGEOM(g, n0, nb), KPTR(cols), KPTR(x), KUINT(total), KINT(accumulate),
+    /* one work-item per image row (see cl/conv.cl) */
+    const size_t rows = (size_t)nb * g->c * g->h;
+    return LAUNCH_ITEMS(be, DC_K_col2im, rows, cols_total + (accumulate ? total : 0), total,
+                        KGEOM(g, n0, nb), KPTR(cols), KPTR(x), KUINT(rows), KINT(accumulate),
                         KPTR(bias.buf ? bias : cols), KINT(bias.buf != NULL), KACT_FWD(act),
                         KINT(image_major));
 }
