@@ -106,32 +106,63 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
     }
 }
 
-/* dst[n0 + n][ch][p] = beta*dst + src[ch][n*hw + p] (+ bias[ch]); one item per element. */
+/* dst[n0 + n][ch][p] = beta*dst + src[ch][n*hw + p] (+ bias[ch]). Each work-item takes a
+ * run of `run` consecutive NCHW elements and steps (n, ch, p) along it, so it divides once
+ * per run, not per element (the divisions dominated this pass on PoCL). */
 __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global const float *bias,
                             ulong bias_off, int has_bias, __global float *dst, ulong dst_off,
-                            int n0, int nb, int c, int hw, float beta, int act, float alpha) {
-    const uint idx = get_global_id(0);
-    if (idx >= (uint)nb * (uint)c * (uint)hw) return;
-    const uint p = idx % (uint)hw, t = idx / (uint)hw;
-    const uint ch = t % (uint)c, n = t / (uint)c;
-    const float s = src[src_off + (ulong)ch * ((ulong)nb * hw) + (ulong)n * hw + p];
-    const float b = has_bias ? bias[bias_off + ch] : 0.0f;
-    const ulong di = dst_off + ((ulong)(n0 + (int)n) * c + ch) * hw + p;
-    if (beta == 0.0f)
-        dst[di] = dc_fact_apply(act, alpha, s + b);
-    else
-        dst[di] = dc_fact_apply(act, alpha, beta * dst[di] + s + b);
+                            int n0, int nb, int c, int hw, float beta, int act, float alpha,
+                            uint run) {
+    const uint total = (uint)nb * (uint)c * (uint)hw, i0 = (uint)get_global_id(0) * run;
+    if (i0 >= total) return;
+    const uint i1 = total - i0 < run ? total : i0 + run;
+    const ulong m = (ulong)nb * (ulong)hw;
+    uint p = i0 % (uint)hw, t = i0 / (uint)hw;
+    uint ch = t % (uint)c, n = t / (uint)c;
+    ulong s = src_off + (ulong)ch * m + (ulong)n * hw + p;
+    ulong di = dst_off + (ulong)n0 * c * hw + i0; /* NCHW: the run is contiguous */
+    float b = has_bias ? bias[bias_off + ch] : 0.0f;
+    for (uint i = i0; i < i1; i++, di++) {
+        if (beta == 0.0f)
+            dst[di] = dc_fact_apply(act, alpha, src[s] + b);
+        else
+            dst[di] = dc_fact_apply(act, alpha, beta * dst[di] + src[s] + b);
+        s++;
+        if (++p == (uint)hw) { /* next channel, or next image */
+            p = 0;
+            if (++ch == (uint)c) {
+                ch = 0;
+                n++;
+            }
+            s = src_off + (ulong)ch * m + (ulong)n * hw;
+            if (has_bias) b = bias[bias_off + ch];
+        }
+    }
 }
 
-/* dst[ch][n*hw + p] = src[n0 + n][ch][p] */
+/* dst[ch][n*hw + p] = src[n0 + n][ch][p], in runs as dc_cm_to_nchw. */
 __kernel void dc_nchw_to_cm(__global const float *src, ulong src_off, __global float *dst,
-                            ulong dst_off, int n0, int nb, int c, int hw) {
-    const uint idx = get_global_id(0);
-    if (idx >= (uint)nb * (uint)c * (uint)hw) return;
-    const uint p = idx % (uint)hw, t = idx / (uint)hw;
-    const uint ch = t % (uint)c, n = t / (uint)c;
-    dst[dst_off + (ulong)ch * ((ulong)nb * hw) + (ulong)n * hw + p] =
-        src[src_off + ((ulong)(n0 + (int)n) * c + ch) * hw + p];
+                            ulong dst_off, int n0, int nb, int c, int hw, uint run) {
+    const uint total = (uint)nb * (uint)c * (uint)hw, i0 = (uint)get_global_id(0) * run;
+    if (i0 >= total) return;
+    const uint i1 = total - i0 < run ? total : i0 + run;
+    const ulong m = (ulong)nb * (ulong)hw;
+    uint p = i0 % (uint)hw, t = i0 / (uint)hw;
+    uint ch = t % (uint)c, n = t / (uint)c;
+    ulong d = dst_off + (ulong)ch * m + (ulong)n * hw + p;
+    ulong si = src_off + (ulong)n0 * c * hw + i0;
+    for (uint i = i0; i < i1; i++, si++) {
+        dst[d] = src[si];
+        d++;
+        if (++p == (uint)hw) {
+            p = 0;
+            if (++ch == (uint)c) {
+                ch = 0;
+                n++;
+            }
+            d = dst_off + (ulong)ch * m + (ulong)n * hw;
+        }
+    }
 }
 
 __kernel void dc_bias_add(__global float *y, ulong y_off, __global const float *bias,
@@ -158,13 +189,21 @@ __kernel void dc_chan_grad(__global const float *dy, ulong dy_off, __global cons
     const uint m = (uint)nb * (uint)hw, t0 = run * span;
     const uint t1 = t0 + span < m ? t0 + span : m;
     float sum = 0.0f, comp = 0.0f;
-    for (uint t = t0 + get_local_id(0); t < t1; t += get_local_size(0)) {
-        const uint i = t / (uint)hw, p = t - i * (uint)hw;
+    /* (image i, pixel p) of value t, stepped along with t: a division only when t crosses
+     * into another image (per value it dominated this kernel on PoCL) */
+    const uint step = (uint)get_local_size(0);
+    uint t = t0 + (uint)get_local_id(0), i = t / (uint)hw, p = t - i * (uint)hw;
+    for (; t < t1; t += step) {
         const ulong at = ((ulong)(n0 + (int)i) * c + ch) * hw + p;
         const float v = act == DC_FACT_NONE ? dy[dy_off + at]
                                             : dc_fact_grad(act, mode, alpha, y[y_off + at], dy[dy_off + at]);
         if (write_cm) cm[cm_off + (ulong)ch * m + t] = v;
         DC_KAHAN_ADD(sum, comp, v);
+        p += step;
+        if (p >= (uint)hw) {
+            i += p / (uint)hw;
+            p %= (uint)hw;
+        }
     }
     const float total = dc_group_sum(scratch, sum);
     if (get_local_id(0) != 0) return;

@@ -64,9 +64,11 @@ dc_status dc_cl_cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     DC_TRY(CHECK_TENSORS(be, "cm_to_nchw", total, TENSOR("src", src, total),
                          TENSOR("dst", dst, (size_t)(n0 + nb) * c * hw),
                          TENSOR_IF(bias.buf, "bias", bias, (size_t)c)));
-    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, total, (beta != 0.0f ? 2 : 1) * total, total,
-                        KPTR(src), KPTR(bias.buf ? bias : src), KINT(bias.buf != NULL), KPTR(dst),
-                        KINT(n0), KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act));
+    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, (total + DC_CL_RUN - 1) / DC_CL_RUN,
+                        (beta != 0.0f ? 2 : 1) * total, total, KPTR(src),
+                        KPTR(bias.buf ? bias : src), KINT(bias.buf != NULL), KPTR(dst), KINT(n0),
+                        KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act),
+                        KUINT(DC_CL_RUN));
 }
 
 dc_status dc_cl_prim_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
@@ -81,8 +83,9 @@ dc_status dc_cl_prim_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, 
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL nchw_to_cm: negative size");
     DC_TRY(CHECK_TENSORS(be, "nchw_to_cm", total, TENSOR("src", src, (size_t)(n0 + nb) * c * hw),
                          TENSOR("dst", dst, total)));
-    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, total, total, total, KPTR(src), KPTR(dst), KINT(n0),
-                        KINT(nb), KINT(c), KINT(hw));
+    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, (total + DC_CL_RUN - 1) / DC_CL_RUN, total, total,
+                        KPTR(src), KPTR(dst), KINT(n0), KINT(nb), KINT(c), KINT(hw),
+                        KUINT(DC_CL_RUN));
 }
 
 dc_status dc_cl_prim_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {
