@@ -106,6 +106,20 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
     }
 }
 
+/* The run of `run` consecutive elements of an [nb][c][hw] range that this work-item takes:
+ * [*i0, returned end), and (*n, *ch, *p) of its first element. */
+uint dc_run_begin(int nb, int c, int hw, uint run, uint *i0, uint *p, uint *ch, uint *n) {
+    const uint total = (uint)nb * (uint)c * (uint)hw;
+    const ulong start = (ulong)get_global_id(0) * run; /* the padded range may pass 2^32 */
+    *i0 = start < total ? (uint)start : total;
+    if (*i0 == total) return total;
+    const uint t = *i0 / (uint)hw;
+    *p = *i0 - t * (uint)hw;
+    *ch = t % (uint)c;
+    *n = t / (uint)c;
+    return total - *i0 < run ? total : *i0 + run;
+}
+
 /* dst[n0 + n][ch][p] = beta*dst + src[ch][n*hw + p] (+ bias[ch]). Each work-item takes a
  * run of `run` consecutive NCHW elements and steps (n, ch, p) along it, so it divides once
  * per run, not per element (the divisions dominated this pass on PoCL). */
@@ -113,12 +127,10 @@ __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global c
                             ulong bias_off, int has_bias, __global float *dst, ulong dst_off,
                             int n0, int nb, int c, int hw, float beta, int act, float alpha,
                             uint run) {
-    const uint total = (uint)nb * (uint)c * (uint)hw, i0 = (uint)get_global_id(0) * run;
-    if (i0 >= total) return;
-    const uint i1 = total - i0 < run ? total : i0 + run;
+    uint i0, p, ch, n;
+    const uint i1 = dc_run_begin(nb, c, hw, run, &i0, &p, &ch, &n);
+    if (i0 >= i1) return;
     const ulong m = (ulong)nb * (ulong)hw;
-    uint p = i0 % (uint)hw, t = i0 / (uint)hw;
-    uint ch = t % (uint)c, n = t / (uint)c;
     ulong s = src_off + (ulong)ch * m + (ulong)n * hw + p;
     ulong di = dst_off + (ulong)n0 * c * hw + i0; /* NCHW: the run is contiguous */
     float b = has_bias ? bias[bias_off + ch] : 0.0f;
@@ -143,12 +155,10 @@ __kernel void dc_cm_to_nchw(__global const float *src, ulong src_off, __global c
 /* dst[ch][n*hw + p] = src[n0 + n][ch][p], in runs as dc_cm_to_nchw. */
 __kernel void dc_nchw_to_cm(__global const float *src, ulong src_off, __global float *dst,
                             ulong dst_off, int n0, int nb, int c, int hw, uint run) {
-    const uint total = (uint)nb * (uint)c * (uint)hw, i0 = (uint)get_global_id(0) * run;
-    if (i0 >= total) return;
-    const uint i1 = total - i0 < run ? total : i0 + run;
+    uint i0, p, ch, n;
+    const uint i1 = dc_run_begin(nb, c, hw, run, &i0, &p, &ch, &n);
+    if (i0 >= i1) return;
     const ulong m = (ulong)nb * (ulong)hw;
-    uint p = i0 % (uint)hw, t = i0 / (uint)hw;
-    uint ch = t % (uint)c, n = t / (uint)c;
     ulong d = dst_off + (ulong)ch * m + (ulong)n * hw + p;
     ulong si = src_off + (ulong)n0 * c * hw + i0;
     for (uint i = i0; i < i1; i++, si++) {
