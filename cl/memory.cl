@@ -1,13 +1,19 @@
 /* Element-wise arithmetic, the two-stage sum reduction and GEMM's k == 0 case. */
 
-/* Two ranges in one launch: n0 values of d0, then n1 of d1 (n1 = 0: one range). */
+/* Two ranges in one launch: n0 values of d0 in the first groups0 work-groups, then n1 of
+ * d1 in the rest (n1 = 0: one range). The range is chosen per work-group, not per
+ * work-item: PoCL vectorises a work-group's items only when they take the same branch, and
+ * a per-item choice between the two buffers made the fill ~30x slower there. */
 __kernel void dc_fill(__global float *d0, ulong d0_off, uint n0, float v0, __global float *d1,
-                      ulong d1_off, uint n1, float v1) {
-    const uint i = get_global_id(0);
-    if (i < n0)
-        d0[d0_off + i] = v0;
-    else if (i - n0 < n1)
-        d1[d1_off + (i - n0)] = v1;
+                      ulong d1_off, uint n1, float v1, uint groups0) {
+    const uint grp = get_group_id(0), local_n = (uint)get_local_size(0);
+    if (grp < groups0) {
+        const uint i = grp * local_n + (uint)get_local_id(0);
+        if (i < n0) d0[d0_off + i] = v0;
+    } else {
+        const uint i = (grp - groups0) * local_n + (uint)get_local_id(0);
+        if (i < n1) d1[d1_off + i] = v1;
+    }
 }
 
 __kernel void dc_scale(__global float *d, ulong d_off, uint n, float alpha) {

@@ -24,33 +24,36 @@ uint dc_pixel_windows(int16 g, uint idx, int *me, int *oy0, int *oy1, int *ox0, 
     return t / (uint)h;
 }
 
-/* One work-item per output element; ties keep the first maximum in window order. */
+/* One work-item per output row (plane, oy), its ow outputs in turn: the divisions once
+ * per row (per element they were most of this kernel's time on PoCL). Ties keep the first
+ * maximum in window order. */
 __kernel void dc_maxpool_fwd(int16 g, __global const float *x, ulong x_off, __global float *y,
-                             ulong y_off, __global int *sw, ulong sw_off, uint total) {
-    const uint idx = get_global_id(0);
-    if (idx >= total) return;
-    const int ox = (int)(idx % (uint)G_OW(g));
-    const uint t = idx / (uint)G_OW(g);
-    const int oy = (int)(t % (uint)G_OH(g));
+                             ulong y_off, __global int *sw, ulong sw_off, uint rows) {
+    const uint t = get_global_id(0); /* plane * oh + oy */
+    if (t >= rows) return;
+    const int oy = (int)(t % (uint)G_OH(g)), w = G_W(g);
     const uint plane = t / (uint)G_OH(g);
-    __global const float *src = x + x_off + (ulong)plane * (ulong)(G_H(g) * G_W(g));
-    float best = -INFINITY;
-    int arg = -1;
-    for (int i = 0; i < G_KH(g); i++) {
-        const int iy = oy * G_SH(g) - G_PH(g) + i;
-        if (iy < 0 || iy >= G_H(g)) continue;
-        for (int j = 0; j < G_KW(g); j++) {
-            const int ix = ox * G_SW(g) - G_PW(g) + j;
-            if (ix < 0 || ix >= G_W(g)) continue;
-            const float v = src[iy * G_W(g) + ix];
-            if (v > best || arg < 0) {
-                best = v;
-                arg = iy * G_W(g) + ix;
+    __global const float *src = x + x_off + (ulong)plane * (ulong)(G_H(g) * w);
+    const ulong row = (ulong)t * (ulong)G_OW(g);
+    for (int ox = 0; ox < G_OW(g); ox++) {
+        float best = -INFINITY;
+        int arg = -1;
+        for (int i = 0; i < G_KH(g); i++) {
+            const int iy = oy * G_SH(g) - G_PH(g) + i;
+            if (iy < 0 || iy >= G_H(g)) continue;
+            for (int j = 0; j < G_KW(g); j++) {
+                const int ix = ox * G_SW(g) - G_PW(g) + j;
+                if (ix < 0 || ix >= w) continue;
+                const float v = src[iy * w + ix];
+                if (v > best || arg < 0) {
+                    best = v;
+                    arg = iy * w + ix;
+                }
             }
         }
+        y[y_off + row + ox] = arg >= 0 ? best : 0.0f;
+        sw[sw_off + row + ox] = arg;
     }
-    y[y_off + idx] = arg >= 0 ? best : 0.0f;
-    sw[sw_off + idx] = arg;
 }
 
 /* dx += dy routed through the switches, gathered: each input pixel loops over the
@@ -78,13 +81,16 @@ __kernel void dc_maxpool_bwd(int16 g, __global const float *dy, ulong dy_off,
  * gradient at its switch without a race; the single add per pixel matches the gather. */
 __kernel void dc_maxpool_bwd_scatter(int16 g, __global const float *dy, ulong dy_off,
                                      __global const int *sw, ulong sw_off, __global float *dx,
-                                     ulong dx_off, uint total) {
-    const uint o = get_global_id(0);
-    if (o >= total) return;
-    const int a = sw[sw_off + o];
-    if (a < 0) return;
-    const uint plane = o / (uint)(G_OH(g) * G_OW(g));
-    dx[dx_off + (ulong)plane * (ulong)(G_H(g) * G_W(g)) + (ulong)a] += dy[dy_off + o];
+                                     ulong dx_off, uint rows) {
+    const uint t = get_global_id(0); /* one output row (plane, oy) per work-item */
+    if (t >= rows) return;
+    const uint plane = t / (uint)G_OH(g);
+    __global float *d = dx + dx_off + (ulong)plane * (ulong)(G_H(g) * G_W(g));
+    const ulong row = (ulong)t * (ulong)G_OW(g);
+    for (int ox = 0; ox < G_OW(g); ox++) {
+        const int a = sw[sw_off + row + ox];
+        if (a >= 0) d[a] += dy[dy_off + row + ox];
+    }
 }
 
 /* y = 0 except y[sw[o]] = x[o]; g is the pool that made the switches, so y has its

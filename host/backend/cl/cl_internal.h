@@ -39,6 +39,9 @@ enum {
 #define DC_CL_PARTIALS 65536
 /* Work-group size we aim for; the device and each kernel may cap it lower. */
 #define DC_CL_LOCAL_TARGET 256
+/* Consecutive elements per work-item of the layout copies (cm_to_nchw, nchw_to_cm): the
+ * index arithmetic is paid once per run. */
+#define DC_CL_RUN 32
 
 struct dc_buffer {
     cl_mem mem;

@@ -10,18 +10,18 @@ dc_status dc_cl_im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
                            const chan_final_job *fin) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
-    /* one row of the column matrix per run of work-groups (see cl/conv.cl) */
+    /* one work-item per output row of ow columns (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
     const size_t total = rows * ncols, images = (size_t)(n0 + nb) * g->c * g->h * g->w;
-    const size_t local = B(be)->local[DC_K_im2col], gpr = (ncols + local - 1) / local;
+    const size_t out_rows = rows * nb * g->oh, local = B(be)->local[DC_K_im2col];
+    const size_t col_groups = (out_rows + local - 1) / local;
     DC_TRY(CHECK_TENSORS(be, "im2col", total, TENSOR("x", x, images), TENSOR("cols", cols, total),
                          TENSOR_IF(act, "activation output", act_y, images)));
-    DC_TRY(fits32(be, "im2col", rows * gpr));
     if (fin && !fin->channels) fin = NULL;
-    return LAUNCH_GROUPS(be, DC_K_im2col, rows * gpr + (fin ? (size_t)fin->channels : 0),
+    return LAUNCH_GROUPS(be, DC_K_im2col, col_groups + (fin ? (size_t)fin->channels : 0),
                          (size_t)nb * g->c * g->h * g->w, total, KGEOM(g, n0, nb), KPTR(x),
-                         KPTR(act_y.buf ? act_y : x), KACT(act), KPTR(cols), KUINT(gpr),
-                         KUINT(rows * gpr), KUINT(fin ? (size_t)fin->channels : 0), KPARTIAL(be),
+                         KPTR(act_y.buf ? act_y : x), KACT(act), KPTR(cols), KUINT(out_rows),
+                         KUINT(col_groups), KUINT(fin ? (size_t)fin->channels : 0), KPARTIAL(be),
                          KUINT(fin ? fin->groups_per_ch : 1), KPTR(fin ? fin->db : cols), KSCRATCH);
 }
 
@@ -42,8 +42,10 @@ dc_status dc_cl_col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int n
     DC_TRY(CHECK_TENSORS(be, "col2im", cols_total, TENSOR("cols", cols, cols_total),
                          TENSOR("x", x, (size_t)(n0 + nb) * g->c * g->h * g->w),
                          TENSOR_IF(bias.buf, "bias", bias, (size_t)g->c)));
-    return LAUNCH_ITEMS(be, DC_K_col2im, total, cols_total + (accumulate ? total : 0), total,
-                        KGEOM(g, n0, nb), KPTR(cols), KPTR(x), KUINT(total), KINT(accumulate),
+    /* one work-item per image row (see cl/conv.cl) */
+    const size_t rows = (size_t)nb * g->c * g->h;
+    return LAUNCH_ITEMS(be, DC_K_col2im, rows, cols_total + (accumulate ? total : 0), total,
+                        KGEOM(g, n0, nb), KPTR(cols), KPTR(x), KUINT(rows), KINT(accumulate),
                         KPTR(bias.buf ? bias : cols), KINT(bias.buf != NULL), KACT_FWD(act),
                         KINT(image_major));
 }
@@ -62,9 +64,11 @@ dc_status dc_cl_cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     DC_TRY(CHECK_TENSORS(be, "cm_to_nchw", total, TENSOR("src", src, total),
                          TENSOR("dst", dst, (size_t)(n0 + nb) * c * hw),
                          TENSOR_IF(bias.buf, "bias", bias, (size_t)c)));
-    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, total, (beta != 0.0f ? 2 : 1) * total, total,
-                        KPTR(src), KPTR(bias.buf ? bias : src), KINT(bias.buf != NULL), KPTR(dst),
-                        KINT(n0), KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act));
+    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, (total + DC_CL_RUN - 1) / DC_CL_RUN,
+                        (beta != 0.0f ? 2 : 1) * total, total, KPTR(src),
+                        KPTR(bias.buf ? bias : src), KINT(bias.buf != NULL), KPTR(dst), KINT(n0),
+                        KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act),
+                        KUINT(DC_CL_RUN));
 }
 
 dc_status dc_cl_prim_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
@@ -79,8 +83,9 @@ dc_status dc_cl_prim_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, 
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL nchw_to_cm: negative size");
     DC_TRY(CHECK_TENSORS(be, "nchw_to_cm", total, TENSOR("src", src, (size_t)(n0 + nb) * c * hw),
                          TENSOR("dst", dst, total)));
-    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, total, total, total, KPTR(src), KPTR(dst), KINT(n0),
-                        KINT(nb), KINT(c), KINT(hw));
+    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, (total + DC_CL_RUN - 1) / DC_CL_RUN, total, total,
+                        KPTR(src), KPTR(dst), KINT(n0), KINT(nb), KINT(c), KINT(hw),
+                        KUINT(DC_CL_RUN));
 }
 
 dc_status dc_cl_prim_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {

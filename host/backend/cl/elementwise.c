@@ -20,8 +20,10 @@ static dc_status pool_args(dc_backend *be, const char *op, const dc_win2d *g, co
 dc_status dc_cl_prim_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y, dc_ptr sw) {
     size_t big, small;
     DC_TRY(pool_args(be, "maxpool_fwd", g, "x", x, 1, sw, "y", y, &big, &small));
-    return LAUNCH_ITEMS(be, DC_K_maxpool_fwd, small, big, 2 * small, KGEOM(g, 0, g->n), KPTR(x),
-                        KPTR(y), KPTR(sw), KUINT(small));
+    /* one work-item per output row (cl/pool.cl) */
+    const size_t rows = (size_t)g->n * g->c * g->oh;
+    return LAUNCH_ITEMS(be, DC_K_maxpool_fwd, rows, big, 2 * small, KGEOM(g, 0, g->n), KPTR(x),
+                        KPTR(y), KPTR(sw), KUINT(rows));
 }
 
 dc_status dc_cl_prim_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
@@ -31,9 +33,10 @@ dc_status dc_cl_prim_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, d
     /* non-overlapping windows: scatter from the outputs (a quarter of the work-items for
      * 2x2 pools, no window search); otherwise gather per input pixel */
     const int scatter = g->kh <= g->sh && g->kw <= g->sw;
-    const size_t items = scatter ? small : big;
+    const size_t items = scatter ? (size_t)g->n * g->c * g->oh : big; /* scatter: output rows */
     return LAUNCH_ITEMS(be, scatter ? DC_K_maxpool_bwd_scatter : DC_K_maxpool_bwd, items,
-                        scatter ? 3 * small : 2 * small + big, items, KGEOM(g, 0, g->n), KPTR(dy),
+                        scatter ? 3 * small : 2 * small + big, scatter ? small : big,
+                        KGEOM(g, 0, g->n), KPTR(dy),
                         KPTR(sw), KPTR(dx), KUINT(items));
 }
 

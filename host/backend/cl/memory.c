@@ -81,11 +81,14 @@ dc_status dc_cl_prim_copy(dc_backend *be, dc_ptr dst, dc_ptr src, size_t n) {
     return DC_OK;
 }
 
-/* One launch fills up to two ranges: [0, n0) of d0 with v0, then n1 of d1 with v1. */
+/* One launch fills up to two ranges: [0, n0) of d0 with v0, then n1 of d1 with v1, each
+ * range in work-groups of its own (see cl/memory.cl). */
 static dc_status fill_launch(dc_backend *be, dc_ptr d0, size_t n0, float v0, dc_ptr d1, size_t n1,
                              float v1) {
-    return LAUNCH_ITEMS(be, DC_K_fill, n0 + n1, 0, n0 + n1, KPTR(d0), KUINT(n0), KFLOAT(v0),
-                        KPTR(n1 ? d1 : d0), KUINT(n1), KFLOAT(v1));
+    const size_t local = B(be)->local[DC_K_fill];
+    const size_t groups0 = (n0 + local - 1) / local, groups1 = (n1 + local - 1) / local;
+    return LAUNCH_GROUPS(be, DC_K_fill, groups0 + groups1, 0, n0 + n1, KPTR(d0), KUINT(n0),
+                         KFLOAT(v0), KPTR(n1 ? d1 : d0), KUINT(n1), KFLOAT(v1), KUINT(groups0));
 }
 
 dc_status dc_cl_flush_fill(dc_backend *be) {
