@@ -99,11 +99,19 @@ dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int clas
 static int build_encoder(dc_graph *g, const dc_model_spec *s, int x, int hole, const char *prefix) {
     int h = x, ch = s->base;
     char name[32];
+    /* untied: one conv over [image, mask] (the conv keeps its fused bias + ReLU) */
+    if (hole >= 0 && !s->tied) {
+        snprintf(name, sizeof name, "%s_in", prefix);
+        dc_name(g, name);
+        h = dc_concat(g, x, hole);
+    }
     for (int b = 0; b < s->blocks; b++) {
         snprintf(name, sizeof name, "%s%d", prefix, b + 1);
         dc_name(g, name);
         h = dc_conv2d(g, h, ch, s->kernel, 1, s->kernel / 2);
-        if (b == 0 && hole >= 0) {
+        if (b == 0 && hole >= 0 && s->tied) {
+            /* tied: the decoder's last layer reuses enc1's kernel, which must map the image
+             * channels alone; the mask gets its own bias-free conv, added (the same sum) */
             snprintf(name, sizeof name, "%s1_hole", prefix);
             dc_name(g, name);
             h = dc_add(g, h, dc_conv2d_ex(g, hole, ch, s->kernel, 1, s->kernel / 2, 0));

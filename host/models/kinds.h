@@ -41,8 +41,9 @@ const dc_kind_row *dc_kind_row_get(dc_model_kind kind);
  * convs -> tanh; returns the image output. */
 int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x);
 /* The same with the mask of the hidden pixels as a second input (hole >= 0): the first conv
- * sees [image, mask] as one convolution over both, built as the image's conv ("enc1",
- * whose kernel a tied decoder reuses) plus a bias-free conv of the mask ("enc1_hole"). */
+ * is one convolution over [image, mask] ("enc_in" concatenates them; "enc1" has C + 1
+ * input channels), or with `tied` the image's conv "enc1" (whose kernel the decoder
+ * reuses) plus a bias-free conv of the mask "enc1_hole", added before the ReLU. */
 int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole);
 /* Size limits with overflow-safe arithmetic: every tensor fits an int, the parameters fit
  * 2^31 floats. The error names what is too big and the options that make it so. */

@@ -334,8 +334,9 @@ def build_torch(spec, names):
                 self.fc = nn.Linear(cin, spec["classes"])
                 return
             if kind in ("complete", "vae"):  # glo has no encoder: a learned latent per image
-                # the hole input: one convolution over [image, mask] (the state dict's
-                # enc1.weight and enc1_hole.weight concatenated along the input channels)
+                # the hole input: one convolution over [image, mask] (enc1.weight with
+                # C + 1 input channels; tied: enc1.weight, which the decoder reuses, and
+                # enc1_hole.weight concatenated along the input channels)
                 cin, ch = C + (1 if spec.get("hole_input") else 0), base
                 for b in range(blocks):
                     setattr(self, "enc%d" % (b + 1), nn.Conv2d(cin, ch, k, 1, k // 2))
@@ -400,7 +401,7 @@ def check_torch(d, man, weights):
         # the documented tying: decoder block i uses the mirrored encoder conv's kernel
         for i, b in enumerate(range(spec["blocks"] - 1, -1, -1), start=1):
             state["dec%d.weight" % i] = state["enc%d.weight" % (b + 1)]
-    if spec.get("hole_input"):
+    if spec.get("hole_input") and spec.get("tied"):
         state["enc1.weight"] = torch.cat([state["enc1.weight"], state.pop("enc1_hole.weight")], 1)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not m.endswith("num_batches_tracked") for m in missing):
