@@ -22,8 +22,8 @@ void dc_kind_complete_defaults(dc_model_spec *s) {
      * (README, "Results: what the generative models learn") */
     s->feedback = 0.6f;
     /* the encoder sees which pixels are hidden: with it, the passes stopped lowering the
-     * hidden-region PSNR (guns, 8 splits: -0.12 +- 0.08 dB -> +0.02 +- 0.03) and one pass
-     * on Fashion-MNIST rose 0.2 dB (README, "Refinement passes") */
+     * hidden-region PSNR by 0.12 dB (guns, 8 splits: -0.05 to +0.02 now; Fashion-MNIST
+     * -0.01 to +0.09) and one pass on Fashion-MNIST rose (README, "Refinement passes") */
     s->hole_input = 1;
 }
 
