@@ -16,9 +16,10 @@ DC_API_BEGIN
  * of such a model reads the hole set last, so set it wherever x is set. */
 dc_status dc_model_set_hole(dc_model *m, const float *mask, int per_item, dc_error *err);
 
-/* One pass as inference runs it (the hole input as set last): eval mode, code noise std `noise_std` (0: the
- * deterministic completion; the spec's std is restored after), draws from `seed`. x and out
- * hold the model's batch. Leaves the graph in eval mode with x as its input. */
+/* One pass as inference runs it (the hole input as set last): eval mode, code noise std
+ * `noise_std` (0: the deterministic completion; the spec's std is restored after), draws
+ * from `seed`. x and out hold the model's batch. Leaves the graph in eval mode with x as
+ * its input. */
 dc_status dc_complete_pass(dc_model *m, const float *x, float noise_std, uint64_t seed, float *out,
                            dc_error *err);
 
