@@ -200,13 +200,8 @@ dc_status dc_graph_set_fusion(dc_graph *g, int on) {
 /* Fold each ReLU / leaky ReLU (slope >= 0) that is the only consumer of a convolution or a
  * batch norm into it, where the backend has the fused primitives. The activation node becomes an alias of
  * the conv output (which now holds the activated values) and its gradient the conv's. */
-static dc_status fuse_activations(dc_graph *g) {
+static void fuse_activations(dc_graph *g, const int *uses) {
     const dc_backend_ops *o = g->be->ops;
-    if (g->n <= 0) return DC_OK;
-    int *uses = calloc((size_t)g->n, sizeof *uses);
-    if (!uses) return dc_set_error(&g->err, DC_ERR_OOM, "graph: out of memory");
-    for (int i = 0; i < g->n; i++)
-        for (int j = 0; j < g->nodes[i].n_in; j++) uses[g->nodes[i].in[j]]++;
     for (int i = 0; i < g->n; i++) {
         dc_node *r = &g->nodes[i];
         if ((r->op != DC_OP_RELU && r->op != DC_OP_LEAKY_RELU) || !(r->alpha >= 0.0f)) continue;
@@ -224,15 +219,35 @@ static dc_status fuse_activations(dc_graph *g) {
         r->fused = 1;
         r->alias = 1;
     }
-    free(uses);
-    return DC_OK;
+}
+
+/* Fold each float input that feeds only a concatenation and needs no gradient into it:
+ * dc_graph_set_input writes its values straight into their channel slice of every image
+ * (one strided transfer), and the concatenation no longer copies them (one launch and a
+ * read and write of the tensor less per forward: the completion model's image and hole). */
+static void fold_inputs(dc_graph *g, const int *uses) {
+    for (int i = 0; i < g->n; i++) {
+        const dc_node *c = &g->nodes[i];
+        if (c->op != DC_OP_CONCAT) continue;
+        int coff = 0;
+        for (int j = 0; j < c->n_in; j++) {
+            dc_node *a = &g->nodes[c->in[j]];
+            if (a->op == DC_OP_INPUT && uses[c->in[j]] == 1 && !a->requires_grad &&
+                !a->wants_grad) {
+                a->folded = 1;
+                a->fold_into = i;
+                a->fold_coff = coff;
+            }
+            coff += NC(a);
+        }
+    }
 }
 
 dc_status dc_graph_finalize(dc_graph *g) {
     if (!g) return DC_ERR_ARG;
     if (g->failed) return g->err.status;
     if (g->finalized) return DC_OK;
-    if (g->n == 0) return dc_set_error(&g->err, DC_ERR_STATE, "graph: no nodes to finalize");
+    if (g->n <= 0) return dc_set_error(&g->err, DC_ERR_STATE, "graph: no nodes to finalize");
     dc_backend *be = g->be;
     if (!dc_params_allocated(g->params) && dc_params_count(g->params) > 0) {
         if (dc_params_allocate(g->params) != DC_OK)
@@ -253,13 +268,21 @@ dc_status dc_graph_finalize(dc_graph *g) {
         if (n->op == DC_OP_INPUT_INT) r = 0;
         n->requires_grad = r;
     }
-    if (g->fuse) DC_TRY(fuse_activations(g));
+    /* how many nodes read each node: fusion and folding apply to sole consumers */
+    const int nodes = g->n;
+    int *uses = nodes > 0 ? calloc((size_t)nodes, sizeof *uses) : NULL;
+    if (!uses) return dc_set_error(&g->err, DC_ERR_OOM, "graph: out of memory");
+    for (int i = 0; i < nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) uses[g->nodes[i].in[j]]++;
+    if (g->fuse) fuse_activations(g, uses);
+    fold_inputs(g, uses);
+    free(uses);
     /* Sizes: outputs (aliases take no space), saved tensors, gradients, workspace. */
     size_t act = 0, grad = 0, work = 0;
 #define ALIGN16(x) (((x) + 15) & ~(size_t)15)
     for (int i = 0; i < g->n; i++) {
         dc_node *n = &g->nodes[i];
-        if (!n->alias) act += ALIGN16(n->numel);
+        if (!n->alias && !n->folded) act += ALIGN16(n->numel);
         for (int s = 0; s < DC_MAX_SAVED; s++) act += ALIGN16(n->saved_numel[s]);
         if (n->requires_grad && !n->alias) grad += ALIGN16(n->numel);
         if (dc_op_impls[n->op]->workspace) {
@@ -285,7 +308,9 @@ dc_status dc_graph_finalize(dc_graph *g) {
         n->out.ndim = n->grad.ndim = n->ndim;
         memcpy(n->out.shape, n->shape, sizeof n->shape);
         memcpy(n->grad.shape, n->shape, sizeof n->shape);
-        if (n->alias) {
+        if (n->folded) {
+            /* its place: set below, once the concatenation has its own */
+        } else if (n->alias) {
             dc_node *src = &g->nodes[n->in[0]];
             n->out.buf = src->out.buf;
             n->out.off = src->out.off;
@@ -313,6 +338,15 @@ dc_status dc_graph_finalize(dc_graph *g) {
         }
     }
 #undef ALIGN16
+    /* a folded input's tensor starts at its slice of image 0 (a strided view: only
+     * set_input, read and the concatenation address it, each image at a time) */
+    for (int i = 0; i < g->n; i++) {
+        dc_node *n = &g->nodes[i];
+        if (!n->folded) continue;
+        const dc_node *c = &g->nodes[n->fold_into];
+        n->out.buf = c->out.buf;
+        n->out.off = c->out.off + (size_t)n->fold_coff * NH(c) * NW(c);
+    }
     g->reach = calloc((size_t)g->n, sizeof *g->reach);
     if (!g->reach) return dc_set_error(&g->err, DC_ERR_OOM, "graph: out of memory");
     if (DC_BE(be, fill, (dc_ptr){g->act_arena, 0}, g->act_elems, 0.0f) != DC_OK)
@@ -347,9 +381,16 @@ dc_status dc_graph_set_input(dc_graph *g, int node, const float *host) {
         return dc_set_error(&g->err, DC_ERR_ARG, "set_input: '%s' is a %s node, not a float input",
                             n->name, dc_op_names[n->op]);
     if (!host) return dc_set_error(&g->err, DC_ERR_ARG, "set_input '%s': data is NULL", n->name);
-    if (DC_BE(g->be, write, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
-        return be_fail(g, n, "upload");
-    return DC_OK;
+    dc_status s;
+    if (n->folded) {
+        const dc_node *c = &g->nodes[n->fold_into];
+        const size_t per = n->numel / (size_t)g->batch;
+        s = DC_BE(g->be, write_rows, dc_tensor_ptr(n->out), host, (size_t)g->batch, per,
+                  c->numel / (size_t)g->batch);
+    } else {
+        s = DC_BE(g->be, write, dc_tensor_ptr(n->out), host, n->numel * 4);
+    }
+    return s != DC_OK ? be_fail(g, n, "upload") : DC_OK;
 }
 
 dc_status dc_graph_set_input_int(dc_graph *g, int node, const int32_t *host) {
@@ -461,6 +502,15 @@ dc_status dc_graph_read(dc_graph *g, int node, float *host) {
     DC_TRY(check_node(g, node, "read"));
     if (!host) return dc_set_error(&g->err, DC_ERR_ARG, "read: host buffer is NULL");
     dc_node *n = &g->nodes[node];
+    if (n->folded) { /* image by image out of the concatenation (not on a hot path) */
+        const size_t per = n->numel / (size_t)g->batch,
+                     stride = g->nodes[n->fold_into].numel / (size_t)g->batch;
+        for (int i = 0; i < g->batch; i++)
+            if (DC_BE(g->be, read, dc_ptr_at(dc_tensor_ptr(n->out), (size_t)i * stride),
+                      host + (size_t)i * per, per * 4) != DC_OK)
+                return be_fail(g, n, "read");
+        return DC_OK;
+    }
     if (DC_BE(g->be, read, dc_tensor_ptr(n->out), host, n->numel * 4) != DC_OK)
         return be_fail(g, n, "read");
     return DC_OK;
@@ -501,7 +551,8 @@ int dc_graph_node_shape(const dc_graph *g, int node, int *shape) {
 
 dc_tensor dc_graph_value(const dc_graph *g, int node) {
     dc_tensor t = {0};
-    if (g && node >= 0 && node < g->n) t = g->nodes[node].out;
+    /* a folded input has no contiguous tensor: read it with dc_graph_read */
+    if (g && node >= 0 && node < g->n && !g->nodes[node].folded) t = g->nodes[node].out;
     return t;
 }
 dc_tensor dc_graph_grad(const dc_graph *g, int node) {

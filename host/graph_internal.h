@@ -37,6 +37,10 @@ typedef struct dc_node {
      * the activation node it absorbed is `fused` (an alias, skipped forward and backward) */
     int has_fact, fused;
     dc_fused_act fact;
+    /* a float input folded into the concatenation that is its only consumer (and that needs
+     * no gradient): it has no buffer of its own; its values live in channels fold_coff..
+     * of node fold_into's output, where dc_graph_set_input writes them */
+    int folded, fold_into, fold_coff;
     float seed_scale;              /* scalar nodes: d(root)/d(node), host-side */
 } dc_node;
 

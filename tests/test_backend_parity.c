@@ -226,6 +226,35 @@ static void test_memory_and_blas1(void **state) {
     BOTH(div_filtered, AT(y, 4), AT(x, 1), AT(z, 2), n, 1e-3f, 0.0f);
     check("div_filtered", y, 0, n + 16, ELEM);
 
+    /* strided upload: 7 rows of 13 into a stride of 31 from element 5; the gaps keep what
+     * they held, checked against the rows placed by hand */
+    {
+        const size_t rows = 7, row = 13, stride = 31, off = 5;
+        float *src = malloc(rows * row * 4), *want = malloc((n + 16) * 4),
+              *got = malloc((n + 16) * 4);
+        tu_fill_uniform(src, rows * row, &F->rng, -3, 3);
+        twin_read(x, 0, 0, want, n + 16);
+        for (size_t r = 0; r < rows; r++)
+            memcpy(want + off + r * stride, src + r * row, row * 4);
+        BOTH(write_rows, AT(x, off), src, rows, row, stride);
+        check("write_rows", x, 0, n + 16, EXACT);
+        twin_read(x, 1, 0, got, n + 16);
+        assert_memory_equal(got, want, (n + 16) * 4);
+        /* past the end: refused with the op named, nothing written */
+        for (int w = 0; w < 2; w++) {
+            dc_backend *be = F->be[w];
+            assert_int_equal(be->ops->write_rows(be, (dc_ptr){x.b[w], n - 100}, src, rows, row,
+                                                 stride),
+                             DC_ERR_ARG);
+            if (!strstr(be->err.msg, "write_rows"))
+                fail_msg("%s: range error does not name the op: %s", be->ops->name, be->err.msg);
+        }
+        check("write_rows", x, 0, n + 16, EXACT);
+        free(src);
+        free(want);
+        free(got);
+    }
+
     /* copies: between buffers, and overlapping both ways inside one (memmove semantics) */
     BOTH(copy, AT(y, 9), AT(x, 3), n);
     check("copy", y, 0, n + 16, EXACT);

@@ -953,6 +953,94 @@ static void test_unet_builder_errors(void **state) {
     dc_backend_free(be);
 }
 
+/* Inputs folded into a concatenation (dc_graph_finalize): a float input that only feeds a
+ * concat and needs no gradient is written straight into its channels of each image. The
+ * concat's output, a conv after it and its weight gradient must equal those of the same
+ * graph whose inputs keep buffers of their own (they ask for gradients, so they are not
+ * folded; the concat and conv ops themselves are checked above against naive loops);
+ * dc_graph_read still returns a folded input; an input with a second consumer is not
+ * folded. */
+static void test_concat_input_folding(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_rng rng;
+    dc_rng_seed(&rng, 31);
+    const int B = 3, CA = 2, CB = 1, H = 5, W = 6;
+    const size_t na = (size_t)B * CA * H * W, nb = (size_t)B * CB * H * W;
+    float a[180], b[90], cat[2][270], y[2][3 * 4 * 30], dw[2][4 * 3 * 9 + 4], back[360];
+    tu_fill_uniform(a, na, &rng, -1, 1);
+    tu_fill_uniform(b, nb, &rng, -1, 1);
+    size_t nw = 0;
+    for (int fold = 1; fold >= 0; fold--) {
+        dc_params *p;
+        dc_graph *g;
+        assert_int_equal(dc_params_create(be, &p), DC_OK);
+        assert_int_equal(dc_graph_create(p, B, &g), DC_OK);
+        int xa = dc_input(g, "a", CA, H, W), xb = dc_input(g, "b", CB, H, W);
+        if (!fold) {
+            dc_graph_require_grad(g, xa);
+            dc_graph_require_grad(g, xb);
+        }
+        int c = dc_concat(g, xa, xb);
+        dc_name(g, "conv");
+        int conv = dc_conv2d(g, c, 4, 3, 1, 1);
+        int t = dc_input(g, "t", 4, H, W);
+        int loss = dc_mse_loss(g, conv, t, -1);
+        assert_true(loss >= 0);
+        assert_int_equal(dc_graph_finalize(g), DC_OK);
+        dc_rng wr;
+        dc_rng_seed(&wr, 7); /* the same weights in both graphs */
+        assert_int_equal(dc_params_init(p, &wr), DC_OK);
+        /* folded inputs have no tensor of their own */
+        assert_true((dc_graph_value(g, xa).buf == NULL) == fold);
+        assert_true((dc_graph_value(g, xb).buf == NULL) == fold);
+        assert_int_equal(dc_graph_set_input(g, xa, a), DC_OK);
+        assert_int_equal(dc_graph_set_input(g, xb, b), DC_OK);
+        float tv[360];
+        tu_fill_uniform(tv, (size_t)B * 4 * H * W, &rng, -1, 1);
+        if (fold) memcpy(back, tv, sizeof tv); /* the same targets in both graphs */
+        assert_int_equal(dc_graph_set_input(g, t, back), DC_OK);
+        assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+        assert_int_equal(dc_params_zero_grad(p), DC_OK);
+        assert_int_equal(dc_graph_backward(g, loss, DC_RELU_NORMAL), DC_OK);
+        assert_int_equal(dc_graph_read(g, c, cat[fold]), DC_OK);
+        assert_int_equal(dc_graph_read(g, conv, y[fold]), DC_OK);
+        nw = read_all_grads(p, dw[fold]);
+        float ra[180], rb[90];
+        assert_int_equal(dc_graph_read(g, xa, ra), DC_OK);
+        assert_int_equal(dc_graph_read(g, xb, rb), DC_OK);
+        assert_memory_equal(ra, a, na * 4);
+        assert_memory_equal(rb, b, nb * 4);
+        dc_graph_free(g);
+        dc_params_free(p);
+    }
+    /* the concatenation by hand: image i's channels of a, then of b */
+    for (int i = 0; i < B; i++) {
+        assert_memory_equal(cat[1] + (size_t)i * (CA + CB) * H * W, a + (size_t)i * CA * H * W,
+                            (size_t)CA * H * W * 4);
+        assert_memory_equal(cat[1] + ((size_t)i * (CA + CB) + CA) * H * W,
+                            b + (size_t)i * CB * H * W, (size_t)CB * H * W * 4);
+    }
+    assert_memory_equal(cat[1], cat[0], sizeof cat[0]);
+    assert_memory_equal(y[1], y[0], sizeof y[0]);
+    assert_memory_equal(dw[1], dw[0], nw * 4);
+
+    /* a second consumer keeps the input's own buffer */
+    dc_params *p;
+    dc_graph *g;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, B, &g), DC_OK);
+    int xa = dc_input(g, "a", CA, H, W), xb = dc_input(g, "b", CB, H, W);
+    int c = dc_concat(g, xa, xb), r = dc_relu(g, xa);
+    assert_true(c >= 0 && r >= 0);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    assert_non_null(dc_graph_value(g, xa).buf);
+    assert_null(dc_graph_value(g, xb).buf);
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
+}
+
 /* The Winograd convolutions, F(4x4, 3x3) (the default) and F(2x2, 3x3), against the
  * im2col + GEMM one (DECONV_CONV=gemm), whole tensors: outputs, input gradients and weight
  * gradients of 3x3 stride-1 convs with and without a fused ReLU, on 9x10 planes (partial
@@ -1262,6 +1350,7 @@ int main(void) {
         cmocka_unit_test(test_silu_not_fused),
         cmocka_unit_test(test_unet_builder_errors),
         cmocka_unit_test(test_winograd_matches_gemm),
+        cmocka_unit_test(test_concat_input_folding),
         cmocka_unit_test(test_losses),
         cmocka_unit_test(test_bce_tanh_loss),
         cmocka_unit_test(test_dropout_stats),

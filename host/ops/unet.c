@@ -39,9 +39,12 @@ static dc_status concat_forward(dc_graph *g, dc_node *n) {
     const int hw = NH(n) * NW(n);
     int coff = 0;
     for (int i = 0; i < 2; i++) {
-        const int ci = NC(&g->nodes[n->in[i]]);
-        DC_TRY(DC_BE(g->be, chan_slice, 0, dc_tensor_ptr(n->out), NC(n), coff,
-                     dc_node_out(g, n->in[i]), ci, g->batch, hw));
+        const dc_node *in = &g->nodes[n->in[i]];
+        const int ci = NC(in);
+        /* a folded input is already in place (dc_graph_set_input wrote it there) */
+        if (!in->folded)
+            DC_TRY(DC_BE(g->be, chan_slice, 0, dc_tensor_ptr(n->out), NC(n), coff,
+                         dc_node_out(g, n->in[i]), ci, g->batch, hw));
         coff += ci;
     }
     return DC_OK;

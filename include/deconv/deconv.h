@@ -318,6 +318,9 @@ const char *dc_graph_node_name(const dc_graph *g, int node);
 const char *dc_graph_node_op(const dc_graph *g, int node);
 /* Shape of a node's output: returns ndim. */
 int dc_graph_node_shape(const dc_graph *g, int node, int *shape);
+/* A node's output tensor on the device. A float input that only feeds a concatenation and
+ * needs no gradient is folded into it (written straight into its channels of each image):
+ * it has no tensor of its own and gets an empty one ({0}); dc_graph_read still reads it. */
 dc_tensor dc_graph_value(const dc_graph *g, int node);
 dc_tensor dc_graph_grad(const dc_graph *g, int node);
 /* Ask for the gradient of a node that would otherwise get none (inputs). Before finalize. */

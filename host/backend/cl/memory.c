@@ -40,6 +40,38 @@ dc_status dc_cl_prim_write(dc_backend *be, dc_ptr dst, const void *src, size_t b
     return DC_OK;
 }
 
+dc_status dc_cl_prim_write_rows(dc_backend *be, dc_ptr dst, const void *src, size_t rows,
+                                size_t row_elems, size_t dst_stride) {
+    cl_backend *b = (cl_backend *)be;
+    if (rows == 0 || row_elems == 0) return DC_OK;
+    if (dst_stride < row_elems)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL write_rows: stride %zu < row of %zu",
+                            dst_stride, row_elems);
+    DC_TRY(check_range(be, dst, ((rows - 1) * dst_stride + row_elems) * 4, "write_rows"));
+    const size_t bytes = rows * row_elems * 4;
+    b->budget.h2d++;
+    b->budget.h2d_bytes += (double)bytes;
+    /* staged as write() does, then one rectangular copy puts each row in its place */
+    const size_t dst_origin[3] = {dst.off * 4, 0, 0}, src_origin[3] = {0, 0, 0};
+    const size_t region[3] = {row_elems * 4, rows, 1};
+    cl_int e;
+    cl_mem staged =
+        clCreateBuffer(b->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)src, &e);
+    if (e == CL_SUCCESS) {
+        e = clEnqueueCopyBufferRect(b->queue, staged, dst.buf->mem, src_origin, dst_origin, region,
+                                    row_elems * 4, 0, dst_stride * 4, 0, 0, NULL, NULL);
+        clReleaseMemObject(staged);
+        if (e != CL_SUCCESS)
+            return dc_cl_fail(&be->err, be->device_name, e, "clEnqueueCopyBufferRect");
+        return DC_OK;
+    }
+    b->budget.host_waits++;
+    DC_CL_CHECK(b, clEnqueueWriteBufferRect(b->queue, dst.buf->mem, CL_TRUE, dst_origin,
+                                            src_origin, region, dst_stride * 4, 0,
+                                            row_elems * 4, 0, src, 0, NULL, NULL));
+    return DC_OK;
+}
+
 dc_status dc_cl_prim_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
     cl_backend *b = (cl_backend *)be;
     DC_TRY(check_range(be, src, bytes, "read"));

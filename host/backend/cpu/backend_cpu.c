@@ -54,6 +54,19 @@ dc_status dc_cpu_write(dc_backend *be, dc_ptr dst, const void *src, size_t bytes
     return DC_OK;
 }
 
+dc_status dc_cpu_write_rows(dc_backend *be, dc_ptr dst, const void *src, size_t rows,
+                           size_t row_elems, size_t dst_stride) {
+    if (rows == 0 || row_elems == 0) return DC_OK;
+    if (dst_stride < row_elems)
+        return dc_set_error(&be->err, DC_ERR_ARG, "cpu write_rows: stride %zu < row of %zu",
+                            dst_stride, row_elems);
+    DC_TRY(check_range(be, dst, ((rows - 1) * dst_stride + row_elems) * 4, "write_rows"));
+    const float *s = src;
+    for (size_t r = 0; r < rows; r++)
+        memcpy(F(dst) + r * dst_stride, s + r * row_elems, row_elems * 4);
+    return DC_OK;
+}
+
 dc_status dc_cpu_read(dc_backend *be, dc_ptr src, void *dst, size_t bytes) {
     DC_TRY(check_range(be, src, bytes, "read"));
     memcpy(dst, F(src), bytes);
