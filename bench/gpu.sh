@@ -15,6 +15,8 @@
 #      start compiles the kernels, the second reads the binary cache) and one profiled step:
 #      the per-primitive times and the step's budget (launches, device traffic, transfers)
 #      next to its roofline estimate                                  (bench_cl.log, cl.json)
+#   4b. complete again with the row kernels in the form CPU devices get (DECONV_CL_ELEM=0),
+#      to measure the GPU form's gain                        (bench_cl_rows.log, cl_rows.json)
 #   5. the PyTorch twin on CUDA, true FP32 and TF32     (torch_fp32.json, torch_tf32.json)
 #   6. RESULTS.md: ours vs PyTorch FP32 (bench/report.py), plus the TF32 figures
 # Environment: MODELS (default all four presets), TORCH_DEVICE (default cuda; cpu for a dry
@@ -111,6 +113,14 @@ step 200 "parity tests (CPU vs OpenCL)" parity.log .gpu/bin/test_backend_parity
 step 240 "deconv bench --device $CLDEV" bench_cl.log \
     .gpu/bin/deconv bench --device "$CLDEV" --models "$MODELS" --warmup "${WARMUP:-2}" \
     --repeats "${REPEATS:-3}" --steps "${STEPS:-5}" --profile 1 $BENCH_FLAGS --json "$OUT/cl.json"
+
+# 4b. the row kernels' other form on the same device (a GPU gets one work-item per
+# element; this is the one-row-per-work-item form PoCL gets): complete only, training only
+step 60 "complete with DECONV_CL_ELEM=0 (one work-item per row, the CPU-device form)" \
+    bench_cl_rows.log env DECONV_CL_ELEM=0 .gpu/bin/deconv bench \
+    --device "$CLDEV" --models complete --warmup "${WARMUP:-2}" --repeats "${REPEATS:-3}" \
+    --steps "${STEPS:-5}" --no-infer --no-gemm --no-startup --profile 1 \
+    --json "$OUT/cl_rows.json"
 
 # 5. PyTorch twin (the same networks) on CUDA: true FP32 first (the fair comparison), TF32
 for tf in off on; do

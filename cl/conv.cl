@@ -13,11 +13,13 @@
 /* Work-groups past the column matrix's (final_channels of them) finish a channel
  * reduction whose partials an earlier launch wrote, as dc_chan_final does: two independent
  * jobs in one launch, one launch fewer per convolution backward. */
+/* elem 1 (GPUs): one work-item per element of those rows instead, so that neighbouring
+ * work-items store neighbouring columns (coalesced); the same values. */
 __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global const float *y,
                         ulong y_off, int act, int mode, float alpha, __global float *cols,
                         ulong cols_off, uint out_rows, uint col_groups, uint final_channels,
                         __global const float *partial, uint groups_per_ch, __global float *db,
-                        ulong db_off, __local float *scratch) {
+                        ulong db_off, __local float *scratch, int elem) {
     if (get_group_id(0) >= col_groups) {
         const uint ch = get_group_id(0) - col_groups, lid = get_local_id(0);
         if (ch >= final_channels) return;
@@ -28,9 +30,11 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
         if (lid == 0) db[db_off + ch] += total;
         return;
     }
-    const uint t = get_global_id(0); /* (r * nb + n) * oh + oy */
-    if (t >= out_rows) return;
     const int oh = G_OH(g), ow = G_OW(g), w = G_W(g), sw = G_SW(g);
+    const uint gid = get_global_id(0);
+    const uint t = elem ? gid / (uint)ow : gid; /* (r * nb + n) * oh + oy */
+    if (t >= out_rows) return;
+    const int ox0 = elem ? (int)(gid - t * (uint)ow) : 0, ox1 = elem ? ox0 + 1 : ow;
     const uint per_r = (uint)G_NB(g) * (uint)oh, r = t / per_r, nt = t - r * per_r;
     const int n = (int)(nt / (uint)oh), oy = (int)(nt - (uint)n * (uint)oh);
     const int khw = G_KH(g) * G_KW(g);
@@ -41,14 +45,14 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
      * r*nb*oh*ow + (n*oh + oy)*ow = t*ow */
     __global float *dst = cols + cols_off + (ulong)t * (ulong)ow;
     if (iy < 0 || iy >= G_H(g)) { /* the whole row is padding */
-        for (int ox = 0; ox < ow; ox++)
+        for (int ox = ox0; ox < ox1; ox++)
             dst[ox] = 0.0f;
         return;
     }
     const ulong at = ((ulong)(G_N0(g) + n) * G_C(g) + ci) * (ulong)(G_H(g) * w) + (ulong)iy * w;
     __global const float *src = x + x_off + at, *ys = y + y_off + at;
-    int ix = j - G_PW(g);
-    for (int ox = 0; ox < ow; ox++, ix += sw) {
+    int ix = j - G_PW(g) + ox0 * sw;
+    for (int ox = ox0; ox < ox1; ox++, ix += sw) {
         float v = 0.0f;
         if (ix >= 0 && ix < w) {
             v = src[ix];
@@ -65,13 +69,17 @@ __kernel void dc_im2col(int16 g, __global const float *x, ulong x_off, __global 
  * step), and the same along x: the divisions are paid once per row, not per tap (per
  * element and per tap they made the kernel the slowest of the step on PoCL). */
 /* accumulate 0: x = fold(cols) instead (the images' every tap is in cols), then
- * + bias[ci] (has_bias) and the fused activation: a transposed convolution's epilogue. */
+ * + bias[ci] (has_bias) and the fused activation: a transposed convolution's epilogue.
+ * elem 1 (GPUs): one work-item per pixel of those rows, the same sums. */
 __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __global float *x,
                         ulong x_off, uint rows, int accumulate, __global const float *bias,
-                        ulong bias_off, int has_bias, int act, float alpha, int image_major) {
-    const uint t = get_global_id(0); /* ((n - n0) * c + ci) * h + iy */
-    if (t >= rows) return;
+                        ulong bias_off, int has_bias, int act, float alpha, int image_major,
+                        int elem) {
     const int w = G_W(g), h = G_H(g), kh = G_KH(g), kw = G_KW(g), sh = G_SH(g), sw = G_SW(g);
+    const uint gid = get_global_id(0);
+    const uint t = elem ? gid / (uint)w : gid; /* ((n - n0) * c + ci) * h + iy */
+    if (t >= rows) return;
+    const int ix0 = elem ? (int)(gid - t * (uint)w) : 0, ix1 = elem ? ix0 + 1 : w;
     const int oh = G_OH(g), ow = G_OW(g);
     const int iy = (int)(t % (uint)h);
     const uint nc = t / (uint)h;
@@ -86,8 +94,8 @@ __kernel void dc_col2im(int16 g, __global const float *cols, ulong cols_off, __g
                          (ulong)iy * (ulong)w;
     const int ry = (iy + G_PH(g)) % sh, qy = (iy + G_PH(g)) / sh;
     const float b = has_bias ? bias[bias_off + ci] : 0.0f;
-    int rx = G_PW(g) % sw, qx = G_PW(g) / sw; /* (ix + pw) mod sw and div sw, ix = 0 */
-    for (int ix = 0; ix < w; ix++) {
+    int rx = (ix0 + G_PW(g)) % sw, qx = (ix0 + G_PW(g)) / sw; /* (ix + pw) mod, div sw */
+    for (int ix = ix0; ix < ix1; ix++) {
         float acc = accumulate ? xr[ix] : 0.0f;
         for (int i = ry, oy = qy; i < kh && oy >= 0; i += sh, oy--) {
             if (oy >= oh) continue;

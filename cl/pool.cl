@@ -26,16 +26,18 @@ uint dc_pixel_windows(int16 g, uint idx, int *me, int *oy0, int *oy1, int *ox0, 
 
 /* One work-item per output row (plane, oy), its ow outputs in turn: the divisions once
  * per row (per element they were most of this kernel's time on PoCL). Ties keep the first
- * maximum in window order. */
+ * maximum in window order. elem 1 (GPUs): one work-item per output, coalesced stores. */
 __kernel void dc_maxpool_fwd(int16 g, __global const float *x, ulong x_off, __global float *y,
-                             ulong y_off, __global int *sw, ulong sw_off, uint rows) {
-    const uint t = get_global_id(0); /* plane * oh + oy */
+                             ulong y_off, __global int *sw, ulong sw_off, uint rows, int elem) {
+    const uint gid = get_global_id(0);
+    const uint t = elem ? gid / (uint)G_OW(g) : gid; /* plane * oh + oy */
     if (t >= rows) return;
+    const int ox0 = elem ? (int)(gid - t * (uint)G_OW(g)) : 0, ox1 = elem ? ox0 + 1 : G_OW(g);
     const int oy = (int)(t % (uint)G_OH(g)), w = G_W(g);
     const uint plane = t / (uint)G_OH(g);
     __global const float *src = x + x_off + (ulong)plane * (ulong)(G_H(g) * w);
     const ulong row = (ulong)t * (ulong)G_OW(g);
-    for (int ox = 0; ox < G_OW(g); ox++) {
+    for (int ox = ox0; ox < ox1; ox++) {
         float best = -INFINITY;
         int arg = -1;
         for (int i = 0; i < G_KH(g); i++) {
@@ -81,13 +83,16 @@ __kernel void dc_maxpool_bwd(int16 g, __global const float *dy, ulong dy_off,
  * gradient at its switch without a race; the single add per pixel matches the gather. */
 __kernel void dc_maxpool_bwd_scatter(int16 g, __global const float *dy, ulong dy_off,
                                      __global const int *sw, ulong sw_off, __global float *dx,
-                                     ulong dx_off, uint rows) {
-    const uint t = get_global_id(0); /* one output row (plane, oy) per work-item */
+                                     ulong dx_off, uint rows, int elem) {
+    const uint gid = get_global_id(0);
+    /* one output row (plane, oy) per work-item, or (elem) one output */
+    const uint t = elem ? gid / (uint)G_OW(g) : gid;
     if (t >= rows) return;
+    const int ox0 = elem ? (int)(gid - t * (uint)G_OW(g)) : 0, ox1 = elem ? ox0 + 1 : G_OW(g);
     const uint plane = t / (uint)G_OH(g);
     __global float *d = dx + dx_off + (ulong)plane * (ulong)(G_H(g) * G_W(g));
     const ulong row = (ulong)t * (ulong)G_OW(g);
-    for (int ox = 0; ox < G_OW(g); ox++) {
+    for (int ox = ox0; ox < ox1; ox++) {
         const int a = sw[sw_off + row + ox];
         if (a >= 0) d[a] += dy[dy_off + row + ox];
     }

@@ -466,6 +466,22 @@ static void test_pooling(void **state) {
 }
 
 /* -------------------------------------------------------------- activations */
+/* The row kernels' other form (one work-item per element, what GPUs get; CPU devices get
+ * one per row): im2col, col2im, the layout copies and max-pooling again, bit for bit. */
+static void test_elem_form(void **state) {
+    REQUIRE_CL();
+    const int was = dc_cl_set_elem(F->be[1], 1);
+    assert_true(was == 0 || was == 1);
+    test_im2col_col2im(state);
+    test_cm_nchw_bias(state);
+    test_pooling(state);
+    dc_cl_set_elem(F->be[1], 0);
+    test_im2col_col2im(state);
+    test_cm_nchw_bias(state);
+    test_pooling(state);
+    dc_cl_set_elem(F->be[1], was);
+}
+
 static void test_activations(void **state) {
     REQUIRE_CL();
     const size_t n = 10007;
@@ -1271,6 +1287,7 @@ int main(void) {
         cmocka_unit_test(test_im2col_col2im),
         cmocka_unit_test(test_cm_nchw_bias),
         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_elem_form),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_unet_prims),

@@ -44,6 +44,7 @@ cJSON *bench_step_budget(dc_model *m, dc_optim *opt, const dc_batch *b, int batc
     const double t_flop = flops / ROOFLINE_FLOPS, t_mem = (rd + wr) / ROOFLINE_BYTES_PER_S;
     const double t_launch = launches * ROOFLINE_LAUNCH_S;
     const double t_est = (t_flop > t_mem ? t_flop : t_mem) + t_launch;
+    const int elem = dc_cl_set_elem(m->be, -1) == 1;
     fprintf(stderr,
             "budget of %s, one training step (counted where the backend enqueues):\n"
             "  launches %.0f = %.0f kernels + %.0f CLBlast GEMM calls + %.0f buffer copies\n"
@@ -54,15 +55,19 @@ cJSON *bench_step_budget(dc_model *m, dc_optim *opt, const dc_batch *b, int batc
             "launch assumed):\n"
             "    compute %.3f ms, memory %.3f ms, launches %.3f ms -> %.3f ms per step (%.0f "
             "img/s)\n"
-            "  measured here (%s): %.1f ms per step (median of the timed runs)\n",
+            "  measured here (%s): %.1f ms per step (median of the timed runs)\n"
+            "  row kernels (im2col, col2im, pooling, layout copies): %s\n",
             label, launches, kernels, gemms, copies, b1.h2d - b0.h2d,
             (b1.h2d_bytes - b0.h2d_bytes) / 1e6, b1.d2h - b0.d2h, (b1.d2h_bytes - b0.d2h_bytes) / 1e6,
             b1.host_waits - b0.host_waits, rd / 1e9, wr / 1e9, flops / 1e9, ROOFLINE_GPU,
             ROOFLINE_FLOPS / 1e12, ROOFLINE_BYTES_PER_S / 1e12, ROOFLINE_LAUNCH_S * 1e6,
             t_flop * 1e3, t_mem * 1e3, t_launch * 1e3, t_est * 1e3, batch / t_est,
-            dc_backend_device(m->be), measured_ms);
+            dc_backend_device(m->be), measured_ms,
+            elem ? "one work-item per element (the GPU form; DECONV_CL_ELEM=0 for the other)"
+                 : "one work-item per row (the CPU-device form; DECONV_CL_ELEM=1 for the other)");
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "launches", launches);
+    cJSON_AddStringToObject(r, "row_kernels", elem ? "element" : "row");
     cJSON_AddNumberToObject(r, "kernels", kernels);
     cJSON_AddNumberToObject(r, "clblast_gemm_calls", gemms);
     cJSON_AddNumberToObject(r, "copies", copies);

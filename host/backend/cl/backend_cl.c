@@ -802,6 +802,11 @@ dc_status dc_backend_create_opencl(int platform, int device, dc_backend **out, d
         if (budget < ((cl_ulong)32 << 20)) budget = (cl_ulong)32 << 20;
         b->work_budget = (size_t)(budget / sizeof(float));
     }
+    if (s == DC_OK) {
+        b->elem = (dev_type(b->device) & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
+        const char *e_env = getenv("DECONV_CL_ELEM");
+        if (e_env && (!strcmp(e_env, "0") || !strcmp(e_env, "1"))) b->elem = e_env[0] == '1';
+    }
     if (s == DC_OK) s = build_program(b);
     if (s != DC_OK) {
         if (err) {
@@ -895,6 +900,14 @@ const char *dc_cl_cache_file(const dc_backend *be) {
     const cl_backend *b = as_cl(be);
     return b ? b->cache_file : "";
 }
+int dc_cl_set_elem(dc_backend *be, int on) {
+    cl_backend *b = (cl_backend *)as_cl(be);
+    if (!b) return -1;
+    const int was = b->elem;
+    if (on >= 0) b->elem = on != 0;
+    return was;
+}
+
 int dc_cl_budget_get(const dc_backend *be, dc_cl_budget *out) {
     const cl_backend *b = as_cl(be);
     if (!b) {

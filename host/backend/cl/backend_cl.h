@@ -42,6 +42,10 @@ double dc_cl_program_seconds(const dc_backend *be);
 const char *dc_cl_cache_file(const dc_backend *be);
 /* The budget so far; 0 (and *out zeroed) for a backend that is not OpenCL. */
 int dc_cl_budget_get(const dc_backend *be, dc_cl_budget *out);
+/* The row kernels' form (cl_internal.h): on 1 one work-item per element (the GPU form),
+ * 0 one per row (the CPU-device form), -1 leaves it. Returns the form before the call, or
+ * -1 for a backend that is not OpenCL. */
+int dc_cl_set_elem(dc_backend *be, int on);
 DC_API_END
 #else
 static inline int dc_opencl_auto_pick(int *platform, int *device, char *why, size_t cap) {
@@ -56,6 +60,10 @@ static inline int dc_cl_program_from_cache(const dc_backend *be) {
 static inline double dc_cl_program_seconds(const dc_backend *be) {
     (void)be;
     return 0.0;
+}
+static inline int dc_cl_set_elem(dc_backend *be, int on) {
+    (void)be, (void)on;
+    return -1;
 }
 static inline const char *dc_cl_cache_file(const dc_backend *be) {
     (void)be;

@@ -87,6 +87,12 @@ typedef struct cl_backend {
     cl_mem partial;           /* DC_CL_PARTIALS floats for two-stage reductions */
     dc_buffer *work;          /* the fused convolutions' columns, grown on demand */
     size_t work_budget;       /* elements a convolution's chunk of images may use */
+    /* The row kernels (im2col, col2im, max-pool, layout copies): 0 gives each work-item a
+     * row (or a run of DC_CL_RUN elements), so that CPU devices (PoCL) pay the index
+     * divisions once per row and vectorise; 1 gives each work-item one element, so that on
+     * GPUs neighbouring work-items touch neighbouring addresses (coalesced). Set from the
+     * device type; DECONV_CL_ELEM=0|1 overrides it. The same values either way. */
+    int elem;
     int from_cache;
     double build_seconds;
     char cache_file[1024];

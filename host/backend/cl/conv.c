@@ -10,11 +10,12 @@ dc_status dc_cl_im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
                            const chan_final_job *fin) {
     DC_TRY(check_win(be, "im2col", g));
     DC_TRY(check_chunk(be, "im2col", g, n0, nb));
-    /* one work-item per output row of ow columns (see cl/conv.cl) */
+    /* one work-item per output row of ow columns, or per column (see cl/conv.cl) */
     const size_t rows = (size_t)g->c * g->kh * g->kw, ncols = (size_t)nb * g->oh * g->ow;
     const size_t total = rows * ncols, images = (size_t)(n0 + nb) * g->c * g->h * g->w;
     const size_t out_rows = rows * nb * g->oh, local = B(be)->local[DC_K_im2col];
-    const size_t col_groups = (out_rows + local - 1) / local;
+    const int elem = B(be)->elem;
+    const size_t items = elem ? total : out_rows, col_groups = (items + local - 1) / local;
     DC_TRY(CHECK_TENSORS(be, "im2col", total, TENSOR("x", x, images), TENSOR("cols", cols, total),
                          TENSOR_IF(act, "activation output", act_y, images)));
     if (fin && !fin->channels) fin = NULL;
@@ -22,7 +23,8 @@ dc_status dc_cl_im2col_act(dc_backend *be, const dc_win2d *g, int n0, int nb, dc
                          (size_t)nb * g->c * g->h * g->w, total, KGEOM(g, n0, nb), KPTR(x),
                          KPTR(act_y.buf ? act_y : x), KACT(act), KPTR(cols), KUINT(out_rows),
                          KUINT(col_groups), KUINT(fin ? (size_t)fin->channels : 0), KPARTIAL(be),
-                         KUINT(fin ? fin->groups_per_ch : 1), KPTR(fin ? fin->db : cols), KSCRATCH);
+                         KUINT(fin ? fin->groups_per_ch : 1), KPTR(fin ? fin->db : cols), KSCRATCH,
+                         KINT(elem));
 }
 
 dc_status dc_cl_prim_im2col(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr x,
@@ -42,12 +44,13 @@ dc_status dc_cl_col2im_epilogue(dc_backend *be, const dc_win2d *g, int n0, int n
     DC_TRY(CHECK_TENSORS(be, "col2im", cols_total, TENSOR("cols", cols, cols_total),
                          TENSOR("x", x, (size_t)(n0 + nb) * g->c * g->h * g->w),
                          TENSOR_IF(bias.buf, "bias", bias, (size_t)g->c)));
-    /* one work-item per image row (see cl/conv.cl) */
+    /* one work-item per image row, or per pixel (see cl/conv.cl) */
     const size_t rows = (size_t)nb * g->c * g->h;
-    return LAUNCH_ITEMS(be, DC_K_col2im, rows, cols_total + (accumulate ? total : 0), total,
-                        KGEOM(g, n0, nb), KPTR(cols), KPTR(x), KUINT(rows), KINT(accumulate),
-                        KPTR(bias.buf ? bias : cols), KINT(bias.buf != NULL), KACT_FWD(act),
-                        KINT(image_major));
+    const int elem = B(be)->elem;
+    return LAUNCH_ITEMS(be, DC_K_col2im, elem ? total : rows,
+                        cols_total + (accumulate ? total : 0), total, KGEOM(g, n0, nb), KPTR(cols),
+                        KPTR(x), KUINT(rows), KINT(accumulate), KPTR(bias.buf ? bias : cols),
+                        KINT(bias.buf != NULL), KACT_FWD(act), KINT(image_major), KINT(elem));
 }
 
 dc_status dc_cl_prim_col2im(dc_backend *be, const dc_win2d *g, int n0, int nb, dc_ptr cols,
@@ -64,11 +67,11 @@ dc_status dc_cl_cm_to_nchw_act(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr d
     DC_TRY(CHECK_TENSORS(be, "cm_to_nchw", total, TENSOR("src", src, total),
                          TENSOR("dst", dst, (size_t)(n0 + nb) * c * hw),
                          TENSOR_IF(bias.buf, "bias", bias, (size_t)c)));
-    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, (total + DC_CL_RUN - 1) / DC_CL_RUN,
+    const size_t run = B(be)->elem ? 1 : DC_CL_RUN;
+    return LAUNCH_ITEMS(be, DC_K_cm_to_nchw, (total + run - 1) / run,
                         (beta != 0.0f ? 2 : 1) * total, total, KPTR(src),
                         KPTR(bias.buf ? bias : src), KINT(bias.buf != NULL), KPTR(dst), KINT(n0),
-                        KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act),
-                        KUINT(DC_CL_RUN));
+                        KINT(nb), KINT(c), KINT(hw), KFLOAT(beta), KACT_FWD(act), KUINT(run));
 }
 
 dc_status dc_cl_prim_cm_to_nchw(dc_backend *be, dc_ptr src, dc_ptr bias, dc_ptr dst, int n0, int nb,
@@ -83,9 +86,9 @@ dc_status dc_cl_prim_nchw_to_cm(dc_backend *be, dc_ptr src, dc_ptr dst, int n0, 
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL nchw_to_cm: negative size");
     DC_TRY(CHECK_TENSORS(be, "nchw_to_cm", total, TENSOR("src", src, (size_t)(n0 + nb) * c * hw),
                          TENSOR("dst", dst, total)));
-    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, (total + DC_CL_RUN - 1) / DC_CL_RUN, total, total,
-                        KPTR(src), KPTR(dst), KINT(n0), KINT(nb), KINT(c), KINT(hw),
-                        KUINT(DC_CL_RUN));
+    const size_t run = B(be)->elem ? 1 : DC_CL_RUN;
+    return LAUNCH_ITEMS(be, DC_K_nchw_to_cm, (total + run - 1) / run, total, total, KPTR(src),
+                        KPTR(dst), KINT(n0), KINT(nb), KINT(c), KINT(hw), KUINT(run));
 }
 
 dc_status dc_cl_prim_bias_add(dc_backend *be, dc_ptr y, dc_ptr bias, int n, int c, int hw) {

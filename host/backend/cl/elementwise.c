@@ -20,10 +20,11 @@ static dc_status pool_args(dc_backend *be, const char *op, const dc_win2d *g, co
 dc_status dc_cl_prim_maxpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr y, dc_ptr sw) {
     size_t big, small;
     DC_TRY(pool_args(be, "maxpool_fwd", g, "x", x, 1, sw, "y", y, &big, &small));
-    /* one work-item per output row (cl/pool.cl) */
+    /* one work-item per output row, or per output (cl/pool.cl) */
     const size_t rows = (size_t)g->n * g->c * g->oh;
-    return LAUNCH_ITEMS(be, DC_K_maxpool_fwd, rows, big, 2 * small, KGEOM(g, 0, g->n), KPTR(x),
-                        KPTR(y), KPTR(sw), KUINT(rows));
+    const int elem = B(be)->elem;
+    return LAUNCH_ITEMS(be, DC_K_maxpool_fwd, elem ? small : rows, big, 2 * small,
+                        KGEOM(g, 0, g->n), KPTR(x), KPTR(y), KPTR(sw), KUINT(rows), KINT(elem));
 }
 
 dc_status dc_cl_prim_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, dc_ptr sw,
@@ -32,12 +33,16 @@ dc_status dc_cl_prim_maxpool_bwd(dc_backend *be, const dc_win2d *g, dc_ptr dy, d
     DC_TRY(pool_args(be, "maxpool_bwd", g, "dy", dy, 0, sw, "dx", dx, &big, &small));
     /* non-overlapping windows: scatter from the outputs (a quarter of the work-items for
      * 2x2 pools, no window search); otherwise gather per input pixel */
-    const int scatter = g->kh <= g->sh && g->kw <= g->sw;
-    const size_t items = scatter ? (size_t)g->n * g->c * g->oh : big; /* scatter: output rows */
-    return LAUNCH_ITEMS(be, scatter ? DC_K_maxpool_bwd_scatter : DC_K_maxpool_bwd, items,
-                        scatter ? 3 * small : 2 * small + big, scatter ? small : big,
-                        KGEOM(g, 0, g->n), KPTR(dy),
-                        KPTR(sw), KPTR(dx), KUINT(items));
+    const int scatter = g->kh <= g->sh && g->kw <= g->sw, elem = B(be)->elem;
+    /* scatter: output rows (or, elem, outputs); gather: input pixels */
+    const size_t bound = scatter ? (size_t)g->n * g->c * g->oh : big;
+    const size_t items = scatter && elem ? small : bound;
+    if (scatter)
+        return LAUNCH_ITEMS(be, DC_K_maxpool_bwd_scatter, items, 3 * small, small,
+                            KGEOM(g, 0, g->n), KPTR(dy), KPTR(sw), KPTR(dx), KUINT(bound),
+                            KINT(elem));
+    return LAUNCH_ITEMS(be, DC_K_maxpool_bwd, items, 2 * small + big, big, KGEOM(g, 0, g->n),
+                        KPTR(dy), KPTR(sw), KPTR(dx), KUINT(bound));
 }
 
 dc_status dc_cl_prim_unpool_fwd(dc_backend *be, const dc_win2d *g, dc_ptr x, dc_ptr sw, dc_ptr y) {
