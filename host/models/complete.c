@@ -65,6 +65,12 @@ void dc_kind_complete_build(dc_model *m) {
 dc_status dc_model_set_hole(dc_model *m, const float *mask, int per_item, dc_error *err) {
     if (!m) return dc_set_error(err, DC_ERR_ARG, "hole input: a NULL model");
     if (m->hole < 0) return DC_OK;
+    dc_status s;
+    if (mask && per_item) { /* already one plane per item: straight to the input */
+        if ((s = dc_graph_set_input(m->g, m->hole, mask)) != DC_OK)
+            return dc_set_error(err, s, "hole input: %s", dc_graph_error(m->g)->msg);
+        return DC_OK;
+    }
     const size_t hw = (size_t)m->spec.size * m->spec.size;
     float *planes = malloc(sizeof(float) * hw * (size_t)m->batch);
     if (!planes) return dc_set_error(err, DC_ERR_OOM, "hole input: out of memory");
@@ -75,7 +81,7 @@ dc_status dc_model_set_hole(dc_model *m, const float *mask, int per_item, dc_err
         else
             memcpy(dst, mask + (per_item ? (size_t)i * hw : 0), sizeof(float) * hw);
     }
-    dc_status s = dc_graph_set_input(m->g, m->hole, planes);
+    s = dc_graph_set_input(m->g, m->hole, planes);
     free(planes);
     if (s != DC_OK) return dc_set_error(err, s, "hole input: %s", dc_graph_error(m->g)->msg);
     return DC_OK;
