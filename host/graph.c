@@ -57,6 +57,22 @@ void dc_name(dc_graph *g, const char *name) {
     if (g) dc_strlcpy(g->next_name, name ? name : "", sizeof g->next_name);
 }
 
+dc_status dc_graph_share_scope(dc_graph *g, const char *scope) {
+    if (!g) return DC_ERR_ARG;
+    if (g->failed) return g->err.status;
+    if (g->finalized) {
+        dc_graph_fail(g, DC_ERR_STATE, "share scope: the graph is already finalized");
+        return DC_ERR_STATE;
+    }
+    if (scope && (strlen(scope) >= sizeof g->scope || strchr(scope, '/'))) {
+        dc_graph_fail(g, DC_ERR_ARG, "share scope '%s': at most %d characters, no '/'", scope,
+                      (int)sizeof g->scope - 1);
+        return DC_ERR_ARG;
+    }
+    dc_strlcpy(g->scope, scope ? scope : "", sizeof g->scope);
+    return DC_OK;
+}
+
 int dc_graph_fail(dc_graph *g, dc_status s, const char *fmt, ...) {
     if (g->failed) return -1; /* keep the first error */
     g->failed = 1;
@@ -113,10 +129,18 @@ int dc_graph_add_node(dc_graph *g, dc_op op, const int *inputs, int n_in, int nd
     memset(n, 0, sizeof *n);
     n->op = op;
     if (g->next_name[0]) {
-        dc_strlcpy(n->name, g->next_name, sizeof n->name);
+        dc_strlcpy(n->param_base, g->next_name, sizeof n->param_base);
         g->next_name[0] = 0;
     } else {
-        snprintf(n->name, sizeof n->name, "%s%d", dc_op_names[op], ++g->counters[op]);
+        snprintf(n->param_base, sizeof n->param_base, "%s%d", dc_op_names[op], ++g->counters[op]);
+    }
+    if (g->scope[0]) {
+        if (strlen(g->scope) + 1 + strlen(n->param_base) >= sizeof n->name)
+            return dc_graph_fail(g, DC_ERR_ARG, "%s: node name '%s/%s' is too long", dc_op_names[op],
+                                 g->scope, n->param_base);
+        snprintf(n->name, sizeof n->name, "%s/%s", g->scope, n->param_base);
+    } else {
+        dc_strlcpy(n->name, n->param_base, sizeof n->name);
     }
     for (int i = 0; i < g->n; i++)
         if (!strcmp(g->nodes[i].name, n->name))
@@ -137,7 +161,7 @@ int dc_graph_param(dc_graph *g, dc_node *n, int slot, const char *suffix, int nd
                    const int *shape, dc_init init, int fan_in, int fan_out, int trainable,
                    int decay) {
     char name[96];
-    snprintf(name, sizeof name, "%s.%s", n->name, suffix);
+    snprintf(name, sizeof name, "%s.%s", n->param_base, suffix);
     int idx = -1;
     if (dc_params_declare(g->params, name, ndim, shape, init, fan_in, fan_out, trainable, &idx) !=
         DC_OK)

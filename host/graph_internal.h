@@ -16,6 +16,7 @@ typedef enum dc_op {
 typedef struct dc_node {
     dc_op op;
     char name[48];
+    char param_base[48];           /* its parameters' names: NAME.weight, ... (dc_graph_share_scope) */
     int in[3];
     int n_in;
     int ndim;
@@ -53,6 +54,7 @@ struct dc_graph {
     dc_node *nodes;
     int n, cap;
     char next_name[48];
+    char scope[16]; /* dc_graph_share_scope: node names SCOPE/NAME, parameters NAME.* */
     int counters[DC_OP_COUNT];
     dc_buffer *act_arena, *grad_arena, *work;
     size_t act_elems, grad_elems, work_elems;

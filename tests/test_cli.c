@@ -64,7 +64,8 @@ static void test_train_and_generate_each_kind(void **state) {
     /* the last: a completion model without the hole input (the design before it, as older
      * runs have), through every command */
     const char *kinds[] = {"complete", "vae", "glo", "complete"};
-    const char *opts[] = {"--tied --mask random", "", "", "--no-hole-input --feedback 0.5"};
+    const char *opts[] = {"--tied --mask random --unroll 2", "", "",
+                          "--no-hole-input --feedback 0.5 --unroll 3"};
     for (int k = 0; k < 4; k++) {
         const int has_encoder = k != 2;
         char run[1200];
@@ -79,6 +80,8 @@ static void test_train_and_generate_each_kind(void **state) {
         assert_true(exists(run, "report.html"));
         assert_true(exists(run, "samples/epoch_0002.png"));
         assert_true(exists(run, "samples/epoch_0003.png"));
+        if (k == 0 || k == 3) /* the run keeps its unrolled passes */
+            assert_int_equal(tu_system("grep -Eq '\"unroll\":[[:space:]]*%d' %s/config.json", k == 0 ? 2 : 3, run), 0);
         char warn[1300];
         snprintf(warn, sizeof warn, "%s/generate.err", run);
         assert_int_equal(tu_system("%s generate %s -n 5 --dir %s/gen --device cpu >/dev/null 2>%s",

@@ -496,6 +496,33 @@ static int b_tied(dc_graph *g, const int *in, const op_case *c) {
     return dc_conv_transpose2d_tied(g, h, 1, 1, c->k / 2, 0); /* node 1 is the conv */
 }
 
+/* Weight sharing (dc_graph_share_scope): conv, batch norm, transposed conv and dense each
+ * applied twice with one set of parameters; every parameter's gradient must be the sum of
+ * both uses (finite differences see the whole function). */
+static int b_shared(dc_graph *g, const int *in, const op_case *c) {
+    const int C = c->in_shape[0][1], H = c->in_shape[0][2], W = c->in_shape[0][3];
+    int h = in[0];
+    for (int pass = 0; pass < 2; pass++) {
+        dc_graph_share_scope(g, pass ? "p2" : NULL);
+        dc_name(g, "a");
+        h = dc_conv2d(g, h, C, 3, 1, 1);
+        dc_name(g, "n");
+        h = dc_tanh(g, dc_batchnorm2d(g, h, 0.1f, 1e-5f));
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        dc_graph_share_scope(g, pass ? "p2" : NULL);
+        dc_name(g, "t");
+        h = dc_tanh(g, dc_conv_transpose2d(g, h, C, 3, 1, 1, 0));
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        dc_graph_share_scope(g, pass ? "p2" : NULL);
+        dc_name(g, "d");
+        h = dc_reshape(g, dc_tanh(g, dc_dense(g, h, C * H * W)), C, H, W);
+    }
+    dc_graph_share_scope(g, NULL);
+    return h;
+}
+
 /* ---- U-Net ops: concat, group norm, add_channels, upsampling, time embedding ---- */
 static int b_concat(dc_graph *g, const int *in, const op_case *c) {
     (void)c;
@@ -645,6 +672,7 @@ static const op_case cases[] = {
     {"reparameterize", 2, {S4(3, 4, 1, 1), S4(3, 4, 1, 1)}, b_reparam, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"embedding", 1, {S4(5, 0, 1, 1)}, b_embed, r_embed, 0, 0, 0, 0, 3, 0, 0, 0, 1, 4, 0},
     {"tied conv/conv_t2d", 1, {S4(2, 2, 6, 6)}, b_tied, NULL, 3, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0},
+    {"shared conv/bn/conv_t2d/dense", 1, {S4(3, 3, 4, 4)}, b_shared, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"silu", 1, {S4(2, 3, 4, 4)}, b_act, r_act, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"concat", 2, {S4(2, 3, 4, 5), S4(2, 2, 4, 5)}, b_concat, r_concat, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"groupnorm 3 groups", 1, {S4(2, 6, 3, 4)}, b_gn, r_gn, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
@@ -667,6 +695,64 @@ static const op_case cases[] = {
 static void test_all_ops(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+}
+
+/* Share scopes: scoped nodes are named SCOPE/NAME and hold the parameters of NAME (no new
+ * ones; the pass computes what the same layer computes), a shape mismatch and bad scope
+ * names fail the graph with a message naming them. */
+static void test_share_scope(void **state) {
+    (void)state;
+    dc_backend *be = cpu();
+    dc_params *p;
+    dc_graph *g;
+    assert_int_equal(dc_params_create(be, &p), DC_OK);
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    int x = dc_input(g, "x", 2, 5, 5);
+    dc_name(g, "c");
+    int a = dc_conv2d(g, x, 3, 3, 1, 1);
+    assert_int_equal(dc_graph_share_scope(g, "again"), DC_OK);
+    dc_name(g, "c");
+    int b = dc_conv2d(g, x, 3, 3, 1, 1);
+    assert_int_equal(dc_graph_share_scope(g, NULL), DC_OK);
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(dc_graph_finalize(g), DC_OK);
+    assert_int_equal(dc_params_count(p), 2); /* c.weight, c.bias */
+    assert_true(dc_params_find(p, "c.weight") >= 0 && dc_params_find(p, "c.bias") >= 0);
+    assert_int_equal(dc_graph_find(g, "again/c"), b);
+    dc_rng rng;
+    dc_rng_seed(&rng, 3);
+    assert_int_equal(dc_params_init(p, &rng), DC_OK);
+    float xs[50], ya[75], yb[75];
+    tu_fill_uniform(xs, 50, &rng, -1, 1);
+    assert_int_equal(dc_graph_set_input(g, x, xs), DC_OK);
+    assert_int_equal(dc_graph_forward(g, -1), DC_OK);
+    assert_int_equal(dc_graph_read(g, a, ya), DC_OK);
+    assert_int_equal(dc_graph_read(g, b, yb), DC_OK);
+    assert_memory_equal(ya, yb, sizeof ya);
+    dc_graph_free(g);
+
+    /* the same name with another shape: the shared parameter's shape is named */
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    x = dc_input(g, "x", 2, 5, 5);
+    dc_name(g, "c");
+    dc_conv2d(g, x, 3, 3, 1, 1);
+    dc_graph_share_scope(g, "p2");
+    dc_name(g, "c");
+    assert_true(dc_conv2d(g, x, 4, 3, 1, 1) < 0);
+    assert_int_equal(dc_graph_finalize(g), DC_ERR_SHAPE);
+    assert_non_null(strstr(dc_graph_error(g)->msg, "p2/c"));
+    assert_non_null(strstr(dc_graph_error(g)->msg, "c.weight"));
+    dc_graph_free(g);
+    /* scope names: no '/', at most 15 characters */
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    assert_int_equal(dc_graph_share_scope(g, "a/b"), DC_ERR_ARG);
+    assert_non_null(strstr(dc_graph_error(g)->msg, "a/b"));
+    dc_graph_free(g);
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    assert_int_equal(dc_graph_share_scope(g, "sixteen_letters_"), DC_ERR_ARG);
+    dc_graph_free(g);
+    dc_params_free(p);
+    dc_backend_free(be);
 }
 
 /* ReLU backward modes, checked element by element against the rules. */
@@ -1345,6 +1431,7 @@ static void test_dropout_stats(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_ops),
+        cmocka_unit_test(test_share_scope),
         cmocka_unit_test(test_relu_modes),
         cmocka_unit_test(test_fused_activations),
         cmocka_unit_test(test_silu_not_fused),

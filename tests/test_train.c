@@ -1014,6 +1014,21 @@ static void test_glo_projection_fits_latents(void **state) {
     dc_backend_free(be);
 }
 
+/* Every weight plus uniform noise in [-amp, amp] (a fresh model's last layer starts at zero,
+ * so its completions would all be the zero fill). */
+static void perturb_params(dc_params *p, dc_rng *rng, float amp) {
+    for (int i = 0; i < dc_params_count(p); i++) {
+        const size_t n = dc_params_get(p, i)->numel;
+        float *w = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * n);
+        assert_true(w && d);
+        assert_int_equal(dc_params_read(p, i, w), DC_OK);
+        tu_fill_uniform(d, n, rng, -amp, amp);
+        for (size_t k = 0; k < n; k++) w[k] += d[k];
+        assert_int_equal(dc_params_write(p, i, w), DC_OK);
+        free(w), free(d);
+    }
+}
+
 /* Self-feedback builds each training input as `deconv complete --passes` feeds its next
  * pass: checked against a naive reimplementation that runs every item alone through the
  * graph (eval mode, code noise std 0) and keeps the visible pixels by explicit loops. Items
@@ -1036,16 +1051,7 @@ static void feedback_inputs_match_passes(int hole_input) {
     dc_rng_seed(&rng, 11);
     /* weights whose completions are far from the zero fill (a fresh model's last layer
      * starts at zero): the initial ones plus uniform noise */
-    for (int i = 0; i < dc_params_count(m->params); i++) {
-        const size_t n = dc_params_get(m->params, i)->numel;
-        float *w = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * n);
-        assert_true(w && d);
-        assert_int_equal(dc_params_read(m->params, i, w), DC_OK);
-        tu_fill_uniform(d, n, &rng, -0.1f, 0.1f);
-        for (size_t k = 0; k < n; k++) w[k] += d[k];
-        assert_int_equal(dc_params_write(m->params, i, w), DC_OK);
-        free(w), free(d);
-    }
+    perturb_params(m->params, &rng, 0.1f);
     tu_fill_uniform(image, B * HW, &rng, -1.0f, 1.0f);
     const dc_mask_kind kinds[B] = {DC_MASK_BOTTOM, DC_MASK_RANDOM, DC_MASK_FULL, DC_MASK_BOX};
     for (int i = 0; i < B; i++) {
@@ -1106,6 +1112,82 @@ static void feedback_inputs_match_passes(int hole_input) {
     dc_model_free(m);
     dc_backend_free(be);
 }
+/* The unrolled training graph (spec.unroll = 3) computes exactly what three inference passes
+ * compute (`deconv complete --passes 3`: dc_complete_pass on a separate single-pass graph,
+ * the completion fed back by dc_complete_feed_back), with the parameters of one pass, and
+ * its loss is the mean of the three passes' weighted MSEs, each recomputed here by loops.
+ * Code noise std 0, so training mode and inference draw nothing. */
+static void test_unrolled_passes(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = 16, spec.noise = 0.0f, spec.unroll = 3;
+    enum { B = 4, HW = 256, K = 3 };
+    dc_model *mt, *mi, *one;
+    if (dc_model_create_training(be, &spec, B, &mt, &err) != DC_OK) fail_msg("%s", err.msg);
+    assert_int_equal(dc_model_create_shared(mt, B, 0, &mi, &err), DC_OK);
+    spec.unroll = 1;
+    assert_int_equal(dc_model_create(be, &spec, B, &one, &err), DC_OK);
+    /* the unrolled passes add nodes, no parameters */
+    assert_int_equal(dc_params_count(mt->params), dc_params_count(one->params));
+    assert_true(dc_graph_node_count(mt->g) > 2 * dc_graph_node_count(mi->g));
+    assert_int_equal(mi->keep, -1); /* inference graphs run one pass */
+    dc_rng rng;
+    dc_rng_seed(&rng, 21);
+    perturb_params(mt->params, &rng, 0.2f);
+    static float image[B * HW], masks[B * HW], x[B * HW], wt[B * HW], cur[B * HW], ref[B * HW],
+        got[B * HW];
+    tu_fill_uniform(image, B * HW, &rng, -1.0f, 1.0f);
+    const dc_mask_kind kinds[B] = {DC_MASK_BOTTOM, DC_MASK_RANDOM, DC_MASK_FULL, DC_MASK_BOX};
+    for (int i = 0; i < B; i++) {
+        dc_mask_make(kinds[i], 16, 16, &rng, masks + i * HW);
+        dc_mask_apply(image + i * HW, masks + i * HW, 1, 16, 16, 0.0f, 0.1f, 0, x + i * HW,
+                      wt + i * HW);
+    }
+    assert_int_equal(dc_graph_set_input(mt->g, mt->x, x), DC_OK);
+    assert_int_equal(dc_graph_set_input(mt->g, mt->target, image), DC_OK);
+    assert_int_equal(dc_graph_set_input(mt->g, mt->weight, wt), DC_OK);
+    assert_int_equal(dc_model_set_hole(mt, masks, 1, &err), DC_OK);
+    assert_int_equal(dc_complete_set_unroll_inputs(mt, x, masks, &err), DC_OK);
+    dc_graph_set_train(mt->g, 1);
+    assert_int_equal(dc_graph_forward(mt->g, -1), DC_OK);
+    assert_int_equal(dc_model_set_hole(mi, masks, 1, &err), DC_OK);
+    memcpy(cur, x, sizeof cur);
+    double mean = 0;
+    for (int p = 1; p <= K; p++) {
+        char out_name[32], loss_name[32];
+        snprintf(out_name, sizeof out_name, p == 1 ? "out" : "pass%d/out", p);
+        snprintf(loss_name, sizeof loss_name, p == 1 ? "recon_loss" : "pass%d/recon_loss", p);
+        const int out = dc_graph_find(mt->g, out_name), loss = dc_graph_find(mt->g, loss_name);
+        assert_true(out >= 0 && loss >= 0);
+        assert_int_equal(dc_complete_pass(mi, cur, 0.0f, 9, ref, &err), DC_OK);
+        assert_int_equal(dc_graph_read(mt->g, out, got), DC_OK);
+        const double e = tu_max_abs_err(got, ref, (size_t)B * HW);
+        if (e > 1e-5) fail_msg("pass %d: unrolled output differs from inference by %g", p, e);
+        double mse = 0;
+        for (int i = 0; i < B * HW; i++) mse += (double)wt[i] * (ref[i] - image[i]) * (ref[i] - image[i]);
+        mse /= B * HW;
+        float l;
+        assert_int_equal(dc_graph_read(mt->g, loss, &l), DC_OK);
+        if (fabs(l - mse) > 1e-5 * fmax(1.0, mse)) fail_msg("pass %d: loss %g, by loops %g", p, (double)l, mse);
+        mean += mse / K;
+        for (int i = 0; i < B; i++)
+            dc_complete_feed_back(cur + i * HW, ref + i * HW, masks + i * HW, 1, HW, cur + i * HW);
+        if (p == 1) /* the passes see different inputs, so they compute different outputs */
+            assert_true(tu_max_abs_err(cur, x, (size_t)B * HW) > 1e-3);
+    }
+    float total;
+    assert_int_equal(dc_graph_read(mt->g, mt->loss, &total), DC_OK);
+    if (fabs(total - mean) > 1e-5 * fmax(1.0, mean)) fail_msg("loss %g, mean of the passes %g", (double)total, mean);
+    dc_model_free(one);
+    dc_model_free(mi);
+    dc_model_free(mt);
+    dc_backend_free(be);
+}
+
 static void test_feedback_inputs_match_passes(void **state) { (void)state, feedback_inputs_match_passes(0); }
 static void test_feedback_inputs_hole(void **state) { (void)state, feedback_inputs_match_passes(1); }
 
@@ -1127,6 +1209,7 @@ int main(void) {
         cmocka_unit_test(test_complete_options),
         cmocka_unit_test(test_feedback_inputs_match_passes),
         cmocka_unit_test(test_feedback_inputs_hole),
+        cmocka_unit_test(test_unrolled_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

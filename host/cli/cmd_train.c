@@ -297,7 +297,7 @@ static int resume_fixed_options(dc_args *a) {
         "classes",    "dropout",  "glo-count",    "batch",      "lr",
         "optim",      "schedule", "weight-decay", "clip",       "seed",
         "split-seed", "val",      "out",          "label-dropout", "time-dist",
-        "augment-oversample", "cond-mask", NULL};
+        "augment-oversample", "cond-mask", "unroll", NULL};
     static const char *const flags[] = {"tied",          "no-batchnorm", "augment", "no-augment",
                                         "unconditional", "attention",    "no-hole-input", NULL};
     const char *given = NULL;

@@ -82,6 +82,10 @@ const dc_option dc_cli_model_options[] = {
     {"bottleneck", 0, DC_OPT_TEXT, "dense|conv", "completion model bottleneck", NULL, NULL},
     {"feedback", 0, DC_OPT_NUM, "P", "share of steps fed the model's own output (complete)",
      "0.6", NULL},
+    {"unroll", 0, DC_OPT_INT, "K",
+     "complete: train K passes as one network (each pass's output fed back as the next one's "
+     "input, gradient through all of them, the loss the mean over the passes)",
+     "1", NULL},
     {"classes", 0, DC_OPT_INT, "N", "classes (classifier; default: the data's)", NULL, NULL},
     {"no-batchnorm", 0, DC_OPT_FLAG, NULL, "no batch normalisation", NULL, NULL},
     {"dropout", 0, DC_OPT_NUM, "P", "dropout before the classifier head", NULL, NULL},
@@ -169,6 +173,7 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
         return 2;
     }
     spec->feedback = dc_args_float(a, "feedback", spec->feedback);
+    spec->unroll = dc_args_int(a, "unroll", spec->unroll);
     spec->beta = dc_args_float(a, "beta", spec->beta);
     spec->classes = dc_args_int(a, "classes", spec->classes);
     if (dc_args_flag(a, "no-batchnorm")) spec->batchnorm = 0;

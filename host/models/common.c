@@ -185,12 +185,16 @@ int dc_model_build_code(dc_graph *g, const dc_model_spec *s, int h, const char *
 }
 
 int dc_model_build_recon_loss(dc_model *m) {
+    return dc_model_build_recon_loss_of(m, m->out);
+}
+
+int dc_model_build_recon_loss_of(dc_model *m, int out) {
     dc_graph *g = m->g;
     const int w = m->weight; /* all ones with loss_full (dc_mask_apply) */
     dc_name(g, "recon_loss");
-    if (m->spec.loss != DC_LOSS_BCE) return dc_mse_loss(g, m->out, m->target, w);
+    if (m->spec.loss != DC_LOSS_BCE) return dc_mse_loss(g, out, m->target, w);
     /* the decoder ends in tanh: the loss reads its input, the logits */
-    if (m->out < 0 || g->nodes[m->out].op != DC_OP_TANH)
+    if (out < 0 || g->nodes[out].op != DC_OP_TANH)
         return dc_graph_fail(g, DC_ERR_STATE, "bce loss: the output is not a tanh node");
-    return dc_bce_tanh_loss(g, g->nodes[m->out].in[0], m->target, w);
+    return dc_bce_tanh_loss(g, g->nodes[out].in[0], m->target, w);
 }

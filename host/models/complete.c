@@ -27,39 +27,87 @@ void dc_kind_complete_defaults(dc_model_spec *s) {
     s->hole_input = 1;
 }
 
+/* The pass from input x after its code: the code noise, or the VAE's posterior draw `z`
+ * added (z >= 0), then the decoder. Returns the output (tanh) node. */
+static int build_decode(dc_model *m, int code, int z) {
+    dc_graph *g = m->g;
+    int latent;
+    if (z >= 0) {
+        latent = dc_add(g, code, z);
+    } else {
+        dc_name(g, "noise");
+        latent = dc_gaussian_noise(g, code, m->spec.noise, 1);
+    }
+    if (m->latent < 0) m->latent = latent;
+    return dc_model_build_decoder(g, &m->spec, latent);
+}
+
+static int build_encode(dc_model *m, int x) {
+    int h = dc_model_build_encoder_hole(m->g, &m->spec, x, m->hole);
+    return dc_model_build_code(m->g, &m->spec, h, "enc_fc");
+}
+
+/* Passes 2..K of the unrolled training graph (spec.unroll = K), each in its own share scope
+ * ("pass2", ...: the same parameters as pass 1, their gradients summed): pass k + 1's input
+ * is keep + hole_c * out_k, the visible pixels with pass k's completion where hidden
+ * (exactly dc_complete_feed_back), and the loss is the mean of the K reconstruction losses.
+ * Returns that loss. */
+static int build_unrolled(dc_model *m, int z) {
+    dc_graph *g = m->g;
+    const int K = m->spec.unroll;
+    const float w = 1.0f / (float)K;
+    int loss = -1, out = m->out, recon = m->recon;
+    for (int k = 2; k <= K; k++) {
+        char scope[16];
+        snprintf(scope, sizeof scope, "pass%d", k);
+        dc_graph_share_scope(g, scope);
+        dc_name(g, "feed_guess");
+        int guess = dc_mul(g, m->hole_c, out);
+        dc_name(g, "feed_input");
+        int x = dc_add(g, m->keep, guess);
+        out = build_decode(m, build_encode(m, x), z);
+        int r = dc_model_build_recon_loss_of(m, out);
+        dc_name(g, "loss_sum");
+        loss = dc_loss_sum(g, loss < 0 ? recon : loss, loss < 0 ? w : 1.0f, r, w);
+    }
+    dc_graph_share_scope(g, NULL);
+    return loss;
+}
+
 void dc_kind_complete_build(dc_model *m) {
     const dc_model_spec *s = &m->spec;
     dc_graph *g = m->g;
     const int C = s->channels, S = s->size;
+    const int unroll = m->training && s->unroll > 1;
     m->x = dc_input(g, "x", C, S, S);
     m->target = dc_input(g, "target", C, S, S);
     m->weight = dc_input(g, "weight", C, S, S);
     if (s->hole_input) m->hole = dc_input(g, "hole", 1, S, S);
-    int h = dc_model_build_encoder_hole(g, s, m->x, m->hole);
-    m->code = dc_model_build_code(g, s, h, "enc_fc");
+    if (unroll) {
+        m->keep = dc_input(g, "unroll_keep", C, S, S);
+        m->hole_c = dc_input(g, "unroll_hole", C, S, S);
+    }
+    m->code = build_encode(m, m->x);
+    int z = -1, mu = -1, logvar = -1;
     if (s->code == DC_CODE_VAE) {
         int post = dc_model_build_encoder_named(g, s, m->target, "post");
-        int mu = dc_model_build_code(g, s, post, "post_mu");
+        mu = dc_model_build_code(g, s, post, "post_mu");
         dc_name(g, "post_logvar");
-        int logvar = dc_dense(g, post, s->latent);
+        logvar = dc_dense(g, post, s->latent);
         dc_name(g, "noise");
-        m->noise = dc_reparameterize_prior(g, mu, logvar, s->noise);
-        m->latent = dc_add(g, m->code, m->noise);
-        m->out = dc_model_build_decoder(g, s, m->latent);
-        m->recon = dc_model_build_recon_loss(m);
+        z = m->noise = dc_reparameterize_prior(g, mu, logvar, s->noise);
+    }
+    m->out = build_decode(m, m->code, z);
+    if (z < 0) m->noise = m->latent;
+    m->recon = dc_model_build_recon_loss(m);
+    m->loss = unroll ? build_unrolled(m, z) : m->recon;
+    if (s->code == DC_CODE_VAE) {
         dc_name(g, "kl_loss");
         m->kl = dc_gaussian_kl_loss(g, mu, logvar);
         dc_name(g, "loss");
         /* as the vae: KL summed over the code, the reconstruction a per-pixel mean */
-        m->loss = dc_loss_sum(g, m->recon, 1.0f, m->kl, s->beta / (float)(C * S * S));
-        return;
+        m->loss = dc_loss_sum(g, m->loss, 1.0f, m->kl, s->beta / (float)(C * S * S));
     }
-    dc_name(g, "noise");
-    m->noise = dc_gaussian_noise(g, m->code, s->noise, 1);
-    m->latent = m->noise;
-    m->out = dc_model_build_decoder(g, s, m->latent);
-    m->recon = dc_model_build_recon_loss(m);
-    m->loss = m->recon;
 }
 
 dc_status dc_model_set_hole(dc_model *m, const float *mask, int per_item, dc_error *err) {
@@ -135,6 +183,33 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
     if (most > 0) {
         dc_status s = dc_graph_set_input(m->g, m->x, x);
         if (s != DC_OK) return dc_set_error(err, s, "self-feedback: %s", dc_graph_error(m->g)->msg);
+        DC_TRY(dc_complete_set_unroll_inputs(m, x, masks, err));
     }
+    return DC_OK;
+}
+
+dc_status dc_complete_set_unroll_inputs(dc_model *m, const float *x, const float *masks,
+                                        dc_error *err) {
+    if (!m || m->keep < 0 || m->hole_c < 0) return DC_OK;
+    if (!x || !masks) return dc_set_error(err, DC_ERR_ARG, "unrolled passes: a NULL input or mask");
+    const int C = m->spec.channels, hw = m->spec.size * m->spec.size;
+    const size_t n = (size_t)m->batch * C * hw;
+    float *keep = malloc(sizeof(float) * n), *hole = malloc(sizeof(float) * n);
+    if (!keep || !hole) {
+        free(keep), free(hole);
+        return dc_set_error(err, DC_ERR_OOM, "unrolled passes: out of memory");
+    }
+    for (int i = 0; i < m->batch; i++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < hw; p++) {
+                const size_t k = ((size_t)i * C + c) * hw + p;
+                const int hidden = masks[(size_t)i * hw + p] > 0.5f;
+                keep[k] = hidden ? 0.0f : x[k];
+                hole[k] = hidden ? 1.0f : 0.0f;
+            }
+    dc_status s = dc_graph_set_input(m->g, m->keep, keep);
+    if (s == DC_OK) s = dc_graph_set_input(m->g, m->hole_c, hole);
+    free(keep), free(hole);
+    if (s != DC_OK) return dc_set_error(err, s, "unrolled passes: %s", dc_graph_error(m->g)->msg);
     return DC_OK;
 }

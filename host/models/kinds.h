@@ -57,6 +57,8 @@ int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, con
 int dc_model_build_code(dc_graph *g, const dc_model_spec *s, int h, const char *name);
 /* The spec's reconstruction loss of m->out against m->target, weighted by m->weight: MSE, or binary cross-entropy read from the logits before the final tanh. */
 int dc_model_build_recon_loss(dc_model *m);
+/* The same for another output node of the same shape (an unrolled pass's). */
+int dc_model_build_recon_loss_of(dc_model *m, int out);
 
 /* complete.c */
 void dc_kind_complete_defaults(dc_model_spec *s);

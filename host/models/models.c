@@ -158,6 +158,7 @@ dc_status dc_model_spec_defaults(dc_model_spec *s, dc_model_kind kind, int chann
     s->beta = 1.0f;
     s->glo_count = 0;
     s->classes = 10;
+    s->unroll = 1;
     if (row->defaults) row->defaults(s);
     return DC_OK;
 }
@@ -217,6 +218,11 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG,
                             "the hole input (the mask of the hidden pixels beside the image) is "
                             "an option of the complete model");
+    if (s->unroll < 1 || s->unroll > DC_MAX_UNROLL)
+        return dc_set_error(err, DC_ERR_ARG, "--unroll %d must be in [1, %d]", s->unroll,
+                            DC_MAX_UNROLL);
+    if (s->unroll > 1 && !complete)
+        return dc_set_error(err, DC_ERR_ARG, "--unroll is an option of the complete model");
     if (!(s->feedback >= 0.0f && s->feedback <= 1.0f))
         return dc_set_error(err, DC_ERR_ARG, "--feedback %g must be in [0, 1]", (double)s->feedback);
     if (s->bottleneck == DC_BOTTLENECK_CONV) {
@@ -291,6 +297,7 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     ok = ok && cJSON_AddStringToObject(o, "bottleneck", dc_bottleneck_kind_name(s->bottleneck));
     ok = ok && json_add_float(o, "feedback", s->feedback);
     if (s->kind == DC_MODEL_COMPLETE) ok = ok && cJSON_AddNumberToObject(o, "hole_input", s->hole_input);
+    if (s->kind == DC_MODEL_COMPLETE) ok = ok && cJSON_AddNumberToObject(o, "unroll", s->unroll);
     ok = ok && json_add_float(o, "beta", s->beta);
     ok = ok && cJSON_AddNumberToObject(o, "glo_count", s->glo_count);
     ok = ok && cJSON_AddNumberToObject(o, "classes", s->classes);
@@ -344,6 +351,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"label_dropout", NULL, &d->label_dropout},
         {"time_dist", &d->time_dist, NULL}, {"cond_mask", NULL, &d->cond_mask},
         {"attention", &d->attention, NULL}, {"hole_input", &d->hole_input, NULL},
+        {"unroll", &d->unroll, NULL},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -375,6 +383,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     if (!cJSON_GetObjectItemCaseSensitive(o, "attention")) d->attention = 0;
     /* completion models from before the hole input read the image alone */
     if (!cJSON_GetObjectItemCaseSensitive(o, "hole_input")) d->hole_input = 0;
+    /* and from before unrolled training trained one pass */
+    if (!cJSON_GetObjectItemCaseSensitive(o, "unroll")) d->unroll = 1;
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
     if (cJSON_IsString(loss) && loss->valuestring)
         DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));
@@ -406,7 +416,7 @@ dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *
 static void model_reset_ids(dc_model *m) {
     m->x = m->target = m->weight = m->labels = m->index = m->latent = m->code = m->logvar = -1;
     m->noise = m->z_in = m->out = m->loss = m->recon = m->kl = m->last_conv = m->time = m->aug =
-        m->cond = m->hole = -1;
+        m->cond = m->hole = m->keep = m->hole_c = -1;
 }
 
 static dc_status build(dc_model *m, dc_error *err) {
@@ -437,6 +447,7 @@ static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch,
     m->be = be;
     m->batch = batch;
     m->decoder_only = decoder_only;
+    m->training = fuse;
     model_reset_ids(m);
     dc_status s = DC_OK;
     if (shared) {

@@ -221,6 +221,13 @@ int dc_graph_batch(const dc_graph *g);
 /* Name for the next node created (its parameters become NAME.weight, NAME.bias, ...).
  * Without it nodes are named op1, op2, ... per op kind. */
 void dc_name(dc_graph *g, const char *name);
+/* Weight sharing inside one graph (an unrolled network: the same layers applied twice).
+ * While a scope is set, nodes are named SCOPE/NAME but their parameters are NAME.weight,
+ * NAME.bias, ...: the very tensors of the node NAME built outside the scope (same shapes
+ * required), whose gradients then sum both uses. Name every node with parameters that is
+ * to share them. NULL or "" ends the scope. Errors (a name with '/', over 15 characters)
+ * fail the graph like a builder's. */
+dc_status dc_graph_share_scope(dc_graph *g, const char *scope);
 
 /* Inputs: float data [N, c, h, w] (h = w = 1 for vectors); int inputs hold labels or
  * row indices [N]. */

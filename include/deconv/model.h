@@ -102,6 +102,8 @@ dc_status dc_model_kind_parse(const char *name, dc_model_kind *out, dc_error *er
 /* Whether the kind's row has all of `flags` (0 for unknown kinds). */
 int dc_model_kind_has(dc_model_kind kind, unsigned flags);
 
+#define DC_MAX_UNROLL 4 /* dc_model_spec.unroll */
+
 typedef struct dc_model_spec {
     dc_model_kind kind;
     int channels, size;  /* input images: channels x size x size */
@@ -123,6 +125,11 @@ typedef struct dc_model_spec {
                           * (the "hole" input, 1 = hidden) next to the image, so a refinement
                           * pass can tell its own guess from the visible pixels; 0 (runs
                           * made before the option): the image alone */
+    int unroll;          /* complete: passes trained as one network (1: the single pass; K > 1:
+                          * the training graph feeds each pass's output back as the next
+                          * pass's input, as `deconv complete --passes` does, with the same
+                          * weights, and the loss is the mean of every pass's loss, so the
+                          * gradient runs through the passes and a pass learns to refine) */
     float beta;          /* vae: weight of the KL term */
     int glo_count;       /* glo: number of learned latents (training images) */
     int classes;         /* classifier */
@@ -218,7 +225,12 @@ typedef struct dc_model {
                    * zeros and a mask of ones */
     int hole;     /* complete with hole_input: the mask of the hidden pixels, [N, 1, S, S]
                    * (1 = hidden; set with every x: dc_model_set_hole) */
+    int keep, hole_c; /* complete's training graph with unroll > 1: the visible part of x
+                   * (hidden pixels 0) and the mask per channel, [N, C, S, S]; pass k + 1's
+                   * input is keep + hole_c * (pass k's output) (set with every x:
+                   * dc_complete_set_unroll_inputs) */
     int decoder_only;
+    int training; /* built by dc_model_create_training (complete: with the unrolled passes) */
 } dc_model;
 
 /* Build the training graph of a spec with fresh parameters. */
