@@ -58,7 +58,9 @@ for line in open(sys.argv[1]):
                      model=c["average_psnr"] if flow else c["model_psnr"],
                      single=c["model_psnr"],
                      refined=c.get("refined_psnr"),
-                     mean=c["mean_baseline_psnr"], nn=c["nearest_baseline_psnr"], flow=flow))
+                     mean=c["mean_baseline_psnr"], nn=c["nearest_baseline_psnr"], flow=flow,
+                     grey=c.get("hidden_midgrey"), grey_refined=c.get("hidden_midgrey_refined"),
+                     grey_truth=c.get("hidden_midgrey_truth")))
 
 def stats(xs):
     m = sum(xs) / len(xs)
@@ -93,4 +95,12 @@ for name, xs in diffs:
     m, se = stats(xs)
     wins = sum(x > 0 for x in xs)
     print(f"  {name:<28} {m:+7.2f} +- {se:.2f}   ({wins} of {len(xs)} splits above 0)")
+if not flow and all(r["grey_refined"] is not None for r in rows):
+    # eval's look of the completions: mid-grey (|v| < 0.5, undecided) share of the hole
+    g1, _ = stats([100 * r["grey"] for r in rows])
+    g3, _ = stats([100 * r["grey_refined"] for r in rows])
+    gt, _ = stats([100 * r["grey_truth"] for r in rows])
+    m, se = stats([100 * (r["grey_refined"] - r["grey"]) for r in rows])
+    print(f"hidden-region mid-grey pixels: {g1:.1f}% after 1 pass, {g3:.1f}% after 3 "
+          f"({m:+.1f} +- {se:.1f} points), {gt:.1f}% in the originals")
 PY

@@ -82,7 +82,8 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
     /* the average of the draws' completions (diffusion): an estimate of the posterior mean,
      * the completion that minimises the expected squared error, which PSNR rewards; each
      * single inpainting is a sharp sample instead (perception-distortion trade-off) */
-    double se_avg = 0, se_avg_model = 0, hidden_avg = 0, grey_model = 0, grey_truth = 0;
+    double se_avg = 0, se_avg_model = 0, hidden_avg = 0, grey_model = 0, grey_truth = 0,
+           grey_refined = 0;
     int avg_items = 0;
     int div_items = 0;
     for (int first = 0; first < eval->n; first += B) {
@@ -140,8 +141,10 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
                     se_model += ((double)y[i * isz + k] - t[k]) * (y[i * isz + k] - t[k]);
                     grey_model += fabsf(y[i * isz + k]) < 0.5f; /* as the realism figure */
                     grey_truth += fabsf(t[k]) < 0.5f;
-                    if (refine)
+                    if (refine) {
                         se_refined += ((double)yr[i * isz + k] - t[k]) * (yr[i * isz + k] - t[k]);
+                        grey_refined += fabsf(yr[i * isz + k]) < 0.5f;
+                    }
                     se_mean += ((double)mean[k] - t[k]) * (mean[k] - t[k]);
                     se_nn += ((double)nn[k] - t[k]) * (nn[k] - t[k]);
                     hidden += 1;
@@ -259,6 +262,9 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
             cJSON_AddNumberToObject(o, "refine_passes", EVAL_REFINE_PASSES);
             ev_json_number(o, "refined_mse", mse_refined);
             ev_json_number(o, "refined_psnr", psnr(mse_refined));
+            ev_json_number(o, "hidden_midgrey", grey_model / hidden);
+            ev_json_number(o, "hidden_midgrey_refined", grey_refined / hidden);
+            ev_json_number(o, "hidden_midgrey_truth", grey_truth / hidden);
         }
         if (flow) {
             cJSON_AddNumberToObject(o, "steps", flow_cfg->steps);
@@ -280,6 +286,13 @@ static int eval_completion(ev_report *r, const char *cmd, dc_model *m, const dc_
         ev_json_number(o, "code_spread_all", da);
         ev_json_number(o, "train_spread_hidden", train_hidden_spread);
     }
+    /* what the passes do to the look of the completion: the share of undecided (mid-grey)
+     * pixels in the hole, the realism figure's measure, next to the originals' */
+    if (refine)
+        fprintf(t, "  hidden region mid-grey pixels: %.1f%% after one pass, %.1f%% after %d, %.1f%% in "
+                "the originals\n",
+                100 * grey_model / hidden, 100 * grey_refined / hidden, EVAL_REFINE_PASSES,
+                100 * grey_truth / hidden);
     const double best_base = mse_mean < mse_nn ? mse_mean : mse_nn;
     if (flow && hidden_avg > 0) {
         /* a sample is judged on sharpness, the average of samples on PSNR */
