@@ -135,10 +135,13 @@ int dc_graph_add_node(dc_graph *g, dc_op op, const int *inputs, int n_in, int nd
         snprintf(n->param_base, sizeof n->param_base, "%s%d", dc_op_names[op], ++g->counters[op]);
     }
     if (g->scope[0]) {
-        if (strlen(g->scope) + 1 + strlen(n->param_base) >= sizeof n->name)
+        const size_t ls = strlen(g->scope), lb = strlen(n->param_base);
+        if (ls + 1 + lb >= sizeof n->name)
             return dc_graph_fail(g, DC_ERR_ARG, "%s: node name '%s/%s' is too long", dc_op_names[op],
                                  g->scope, n->param_base);
-        snprintf(n->name, sizeof n->name, "%s/%s", g->scope, n->param_base);
+        memcpy(n->name, g->scope, ls);
+        n->name[ls] = '/';
+        memcpy(n->name + ls + 1, n->param_base, lb + 1);
     } else {
         dc_strlcpy(n->name, n->param_base, sizeof n->name);
     }

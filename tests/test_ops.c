@@ -751,6 +751,15 @@ static void test_share_scope(void **state) {
     assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
     assert_int_equal(dc_graph_share_scope(g, "sixteen_letters_"), DC_ERR_ARG);
     dc_graph_free(g);
+    /* SCOPE/NAME must fit a node name (47 characters) */
+    assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
+    x = dc_input(g, "x", 2, 5, 5);
+    assert_int_equal(dc_graph_share_scope(g, "fifteen_letter"), DC_OK);
+    dc_name(g, "a_layer_name_of_thirty_five_letters");
+    assert_true(dc_relu(g, x) < 0);
+    assert_int_equal(dc_graph_finalize(g), DC_ERR_ARG);
+    assert_non_null(strstr(dc_graph_error(g)->msg, "too long"));
+    dc_graph_free(g);
     dc_params_free(p);
     dc_backend_free(be);
 }
