@@ -291,7 +291,7 @@ static void test_model_kinds(void **state) {
                             "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
                             "\"mask\":\"mix\",\"visible_weight\":0.100000001,\"loss_full\":0,"
                             "\"loss\":\"mse\",\"code\":\"noise\",\"bottleneck\":\"dense\","
-                            "\"feedback\":0.600000024,\"hole_input\":1,\"unroll\":1,\"beta\":1,\"glo_count\":0,\"classes\":10,"
+                            "\"feedback\":0.600000024,\"hole_input\":1,\"skips\":0,\"unroll\":1,\"beta\":1,\"glo_count\":0,\"classes\":10,"
                             "\"batchnorm\":0,\"dropout\":0}");
     free(js);
     /* a completion model's spec from before the loss, code, bottleneck and feedback keys
@@ -309,9 +309,10 @@ static void test_model_kinds(void **state) {
     assert_true(b.feedback == 0.0f);
     assert_int_equal(b.hole_input, 0); /* and before the hole input: the image alone */
     assert_int_equal(b.unroll, 1);     /* and before unrolled training: one pass */
+    assert_int_equal(b.skips, 0);      /* and before the skips: none */
     /* the new options: names, refusals that name the option */
     b.loss = DC_LOSS_BCE, b.code = DC_CODE_VAE, b.bottleneck = DC_BOTTLENECK_CONV, b.feedback = 0.5f;
-    b.hole_input = 1, b.unroll = 3;
+    b.hole_input = 1, b.unroll = 3, b.skips = 1;
     js = dc_model_spec_to_json(&b);
     assert_int_equal(dc_model_spec_from_json(js, &a, &err), DC_OK);
     free(js);
@@ -331,7 +332,13 @@ static void test_model_kinds(void **state) {
     b.unroll = DC_MAX_UNROLL + 1;
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
     ASSERT_MSG(err.msg, "--unroll 5");
-    b.unroll = 1;
+    b.unroll = 1, b.tied = 1; /* skips and tied kernels do not fit together */
+    assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--skips with --tied");
+    b.tied = 0, b.skips = 2;
+    assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "skips 2");
+    b.skips = 1;
     assert_int_equal(dc_model_spec_default(&b, "vae", 1, 64, &err), DC_OK);
     b.hole_input = 1; /* the mask input is the completion model's */
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
@@ -339,6 +346,9 @@ static void test_model_kinds(void **state) {
     b.hole_input = 0, b.unroll = 2; /* and so are the unrolled passes */
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
     ASSERT_MSG(err.msg, "--unroll is an option of the complete model");
+    b.unroll = 1, b.skips = 1; /* and the skips */
+    assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);
+    ASSERT_MSG(err.msg, "--skips is an option of the complete model");
     assert_int_equal(dc_model_spec_default(&b, "glo", 1, 64, &err), DC_OK);
     b.loss = DC_LOSS_BCE;
     assert_int_equal(dc_model_spec_check(&b, &err), DC_ERR_ARG);

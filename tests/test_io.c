@@ -77,21 +77,23 @@ typedef struct io_case {
     int attention; /* diffusion: the self-attention block after the middle ResBlock */
     int hole;      /* complete: the mask of the hidden pixels as a second input (the
                     * default; 0: runs from before it) */
+    int skips;     /* complete: U-Net skips from the encoder to the decoder */
 } io_case;
 
 /* diffusion: `classes` are the conditioning classes (0: unconditional) */
 static const io_case cases[] = {
-    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 1},
-    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 1},
-    {"vae", "vae", 1, 5, 0, 0, 0, 0, 0, 0, 0},
-    {"glo", "glo", 3, 3, 0, 5, 0, 0, 0, 0, 0},
-    {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1, 0, 0, 0},
-    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0, 0, 0, 0},
-    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 0, 0},
-    {"diffusion, no cond input", "diffusion", 1, 3, 0, 0, 0, 0, 1, 0, 0},
-    {"diffusion --attention, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 1, 0},
-    {"complete --no-hole-input", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 0},
-    {"complete --tied --no-hole-input", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 0},
+    {"complete", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 1, 0},
+    {"complete --tied", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 1, 0},
+    {"vae", "vae", 1, 5, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"glo", "glo", 3, 3, 0, 5, 0, 0, 0, 0, 0, 0},
+    {"classifier + batchnorm", "classifier", 3, 3, 0, 0, 3, 1, 0, 0, 0, 0},
+    {"diffusion", "diffusion", 1, 3, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"diffusion, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 0, 0, 0},
+    {"diffusion, no cond input", "diffusion", 1, 3, 0, 0, 0, 0, 1, 0, 0, 0},
+    {"diffusion --attention, 3 classes", "diffusion", 3, 3, 0, 0, 3, 0, 0, 1, 0, 0},
+    {"complete --no-hole-input", "complete", 1, 3, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"complete --tied --no-hole-input", "complete", 3, 3, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"complete --skips", "complete", 3, 3, 0, 0, 0, 0, 0, 0, 1, 1},
 };
 
 static void make_spec(const io_case *c, dc_model_spec *s) {
@@ -106,6 +108,7 @@ static void make_spec(const io_case *c, dc_model_spec *s) {
     if (c->classes) s->classes = c->classes;
     s->batchnorm = c->batchnorm;
     s->hole_input = c->hole;
+    s->skips = c->skips;
     if (s->kind == DC_MODEL_DIFFUSION) {
         /* base 6: groups of 1 to 3 channels (6, 12 and the concatenations' 18, 24) */
         s->base = 6;
@@ -433,6 +436,7 @@ static void test_export_diffusion_no_cond(void **state) { (void)state, export_ca
 static void test_export_diffusion_attn(void **state) { (void)state, export_case(&cases[8]); }
 static void test_export_complete_no_hole(void **state) { (void)state, export_case(&cases[9]); }
 static void test_export_complete_tied_no_hole(void **state) { (void)state, export_case(&cases[10]); }
+static void test_export_complete_skips(void **state) { (void)state, export_case(&cases[11]); }
 
 /* -------------------------------------------------------------- round trips */
 static void forward_out(dc_model *m, const float *x, float *out, size_t n) {
@@ -1217,6 +1221,7 @@ int main(void) {
         cmocka_unit_test(test_export_diffusion_attn),
         cmocka_unit_test(test_export_complete_no_hole),
         cmocka_unit_test(test_export_complete_tied_no_hole),
+        cmocka_unit_test(test_export_complete_skips),
         cmocka_unit_test(test_roundtrip_forward),
         cmocka_unit_test(test_roundtrip_optimizer),
         cmocka_unit_test(test_roundtrip_ema),

@@ -184,7 +184,7 @@ static void test_every_op(void **state) {
 }
 
 /* 20 Adam steps of a preset on both backends, from the same initial weights and batches. */
-static void train_preset_unroll(const char *kind, int tied, int unroll) {
+static void train_preset_unroll(const char *kind, int tied, int unroll, int skips) {
     dc_backend *bo = opencl_or_skip(), *bc;
     dc_error err = {0};
     assert_int_equal(dc_backend_create_cpu(1, &bc, &err), DC_OK);
@@ -195,6 +195,7 @@ static void train_preset_unroll(const char *kind, int tied, int unroll) {
     s.latent = 8;
     s.tied = tied;
     s.unroll = unroll;
+    s.skips = skips;
     s.classes = 3;
     s.glo_count = 6;
     if (!strcmp(kind, "classifier")) s.dropout = 0.2f;
@@ -249,7 +250,8 @@ static void train_preset_unroll(const char *kind, int tied, int unroll) {
     bo->ops->read(bo, dc_params_values_ptr(mo->params), wb, n * 4);
     double we = rel(wb, wa, n);
     print_message("  %-10s%s%s 20 steps: loss max rel diff %.2e, weights max rel diff %.2e\n",
-                  kind, tied ? " tied" : "     ", unroll > 1 ? " unrolled" : "", worst_loss, we);
+                  kind, tied ? " tied" : "     ", unroll > 1 ? (skips ? " unrolled, skips" : " unrolled") : "",
+                  worst_loss, we);
     assert_true(we <= TRAIN_TOL);
     free(wa);
     free(wb);
@@ -264,7 +266,7 @@ static void train_preset_unroll(const char *kind, int tied, int unroll) {
 }
 
 static void train_preset(const char *kind, int tied) {
-    train_preset_unroll(kind, tied, 1);
+    train_preset_unroll(kind, tied, 1, 0);
 }
 
 /* Backend + model + one training step, created and freed 100 times: the model returns
@@ -324,7 +326,9 @@ static void test_create_free_opencl(void **s) {
 static void test_train_complete(void **s) { (void)s; train_preset("complete", 0); }
 static void test_train_complete_tied(void **s) { (void)s; train_preset("complete", 1); }
 /* three passes through shared weights, the gradient through all of them */
-static void test_train_complete_unrolled(void **s) { (void)s; train_preset_unroll("complete", 0, 3); }
+static void test_train_complete_unrolled(void **s) { (void)s; train_preset_unroll("complete", 0, 3, 0); }
+/* U-Net skips (concatenations of fused conv+ReLU outputs) in two passes */
+static void test_train_complete_skips(void **s) { (void)s; train_preset_unroll("complete", 0, 2, 1); }
 static void test_train_vae(void **s) { (void)s; train_preset("vae", 0); }
 static void test_train_glo(void **s) { (void)s; train_preset("glo", 0); }
 static void test_train_classifier(void **s) { (void)s; train_preset("classifier", 0); }
@@ -335,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_train_complete),
         cmocka_unit_test(test_train_complete_tied),
         cmocka_unit_test(test_train_complete_unrolled),
+        cmocka_unit_test(test_train_complete_skips),
         cmocka_unit_test(test_train_vae),
         cmocka_unit_test(test_train_glo),
         cmocka_unit_test(test_train_classifier),

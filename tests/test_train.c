@@ -1188,6 +1188,53 @@ static void test_unrolled_passes(void **state) {
     dc_backend_free(be);
 }
 
+/* U-Net skips: the decoder-only graph (dreams, interpolation, the training samples) reads
+ * its skips from the encoder of the blank canvas, so decoding the blank canvas's code gives
+ * exactly the full graph's completion of the blank canvas; for an image with visible pixels
+ * the skips carry them past the code (decoding its code alone gives another image). */
+static void test_skips_decoder_only(void **state) {
+    (void)state;
+    dc_error err = {0};
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = 16, spec.noise = 0.0f, spec.skips = 1;
+    enum { B = 3, HW = 256 };
+    dc_model *m, *dec;
+    if (dc_model_create(be, &spec, B, &m, &err) != DC_OK) fail_msg("%s", err.msg);
+    assert_true(dc_graph_find(m->g, "dec1_skip") >= 0);
+    dc_rng rng;
+    dc_rng_seed(&rng, 31);
+    perturb_params(m->params, &rng, 0.2f);
+    assert_int_equal(dc_model_create_shared(m, B, 1, &dec, &err), DC_OK);
+    static float x[B * HW], full[B * HW], z[B * 16], got[B * HW], masks[B * HW];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) { /* the blank canvas */
+            memset(x, 0, sizeof x);
+            assert_int_equal(dc_model_set_hole(m, NULL, 0, &err), DC_OK);
+        } else { /* the top half visible */
+            tu_fill_uniform(x, B * HW, &rng, -1.0f, 1.0f);
+            for (int i = 0; i < B; i++) dc_mask_make(DC_MASK_BOTTOM, 16, 16, NULL, masks + i * HW);
+            for (int i = 0; i < B * HW; i++)
+                if (masks[i] > 0.5f) x[i] = 0.0f;
+            assert_int_equal(dc_model_set_hole(m, masks, 1, &err), DC_OK);
+        }
+        assert_int_equal(dc_complete_pass(m, x, 0.0f, 3, full, &err), DC_OK);
+        assert_int_equal(dc_graph_read(m->g, m->latent, z), DC_OK);
+        assert_int_equal(dc_graph_set_input(dec->g, dec->z_in, z), DC_OK);
+        dc_graph_set_train(dec->g, 0);
+        assert_int_equal(dc_graph_forward(dec->g, dec->out), DC_OK);
+        assert_int_equal(dc_graph_read(dec->g, dec->out, got), DC_OK);
+        const double e = tu_max_abs_err(got, full, (size_t)B * HW);
+        if (pass == 0 && e > 1e-5) fail_msg("blank canvas: decoder-only graph differs by %g", e);
+        if (pass == 1 && e < 1e-3) fail_msg("visible pixels: the skips changed nothing (%g)", e);
+    }
+    dc_model_free(dec);
+    dc_model_free(m);
+    dc_backend_free(be);
+}
+
 static void test_feedback_inputs_match_passes(void **state) { (void)state, feedback_inputs_match_passes(0); }
 static void test_feedback_inputs_hole(void **state) { (void)state, feedback_inputs_match_passes(1); }
 
@@ -1210,6 +1257,7 @@ int main(void) {
         cmocka_unit_test(test_feedback_inputs_match_passes),
         cmocka_unit_test(test_feedback_inputs_hole),
         cmocka_unit_test(test_unrolled_passes),
+        cmocka_unit_test(test_skips_decoder_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

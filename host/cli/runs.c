@@ -82,6 +82,10 @@ const dc_option dc_cli_model_options[] = {
     {"bottleneck", 0, DC_OPT_TEXT, "dense|conv", "completion model bottleneck", NULL, NULL},
     {"feedback", 0, DC_OPT_NUM, "P", "share of steps fed the model's own output (complete)",
      "0.6", NULL},
+    {"skips", 0, DC_OPT_FLAG, NULL,
+     "complete: U-Net skip connections from the encoder to the decoder at every size but the "
+     "output's (not with --tied)",
+     NULL, NULL},
     {"unroll", 0, DC_OPT_INT, "K",
      "complete: train K passes as one network (each pass's output fed back as the next one's "
      "input, gradient through all of them, the loss the mean over the passes)",
@@ -202,6 +206,13 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
             return 2;
         }
         spec->hole_input = 0;
+    }
+    if (dc_args_flag(a, "skips")) {
+        if (spec->kind != DC_MODEL_COMPLETE) {
+            fprintf(stderr, "deconv %s: --skips is an option of the complete model\n", a->cmd);
+            return 2;
+        }
+        spec->skips = 1;
     }
     if (dc_args_flag(a, "attention")) {
         if (!dc_model_kind_has(spec->kind, DC_KIND_FLOW)) {

@@ -96,7 +96,8 @@ dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int clas
     return DC_OK;
 }
 
-static int build_encoder(dc_graph *g, const dc_model_spec *s, int x, int hole, const char *prefix) {
+static int build_encoder(dc_graph *g, const dc_model_spec *s, int x, int hole, const char *prefix,
+                         int *acts) {
     int h = x, ch = s->base;
     char name[32];
     /* untied: one conv over [image, mask] (the conv keeps its fused bias + ReLU) */
@@ -117,6 +118,7 @@ static int build_encoder(dc_graph *g, const dc_model_spec *s, int x, int hole, c
             h = dc_add(g, h, dc_conv2d_ex(g, hole, ch, s->kernel, 1, s->kernel / 2, 0));
         }
         h = dc_relu(g, h);
+        if (acts) acts[b] = h; /* block b's activations before the pool: a skip's source */
         h = dc_maxpool2d(g, h, 2, 2, 0);
         ch *= 2;
     }
@@ -124,18 +126,22 @@ static int build_encoder(dc_graph *g, const dc_model_spec *s, int x, int hole, c
 }
 
 int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x) {
-    return build_encoder(g, s, x, -1, "enc");
+    return build_encoder(g, s, x, -1, "enc", NULL);
 }
 
-int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole) {
-    return build_encoder(g, s, x, hole, "enc");
+int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole, int *acts) {
+    return build_encoder(g, s, x, hole, "enc", acts);
 }
 
 int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, const char *prefix) {
-    return build_encoder(g, s, x, -1, prefix);
+    return build_encoder(g, s, x, -1, prefix, NULL);
 }
 
 int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z) {
+    return dc_model_build_decoder_skips(g, s, z, NULL);
+}
+
+int dc_model_build_decoder_skips(dc_graph *g, const dc_model_spec *s, int z, const int *skips) {
     const int top = s->base << (s->blocks - 1), side = s->size >> s->blocks;
     char name[32];
     int h;
@@ -162,6 +168,12 @@ int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z) {
             h = dc_conv_transpose2d(g, h, out, s->kernel, 2, s->kernel / 2, 1);
         }
         if (b > 0) h = dc_relu(g, h);
+        if (b > 0 && skips) {
+            /* U-Net skip: the encoder's activations of this size beside the decoder's */
+            snprintf(name, sizeof name, "dec%d_skip", i);
+            dc_name(g, name);
+            h = dc_concat(g, h, skips[b]);
+        }
     }
     dc_name(g, "out");
     return dc_tanh(g, h);

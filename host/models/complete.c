@@ -29,7 +29,7 @@ void dc_kind_complete_defaults(dc_model_spec *s) {
 
 /* The pass from input x after its code: the code noise, or the VAE's posterior draw `z`
  * added (z >= 0), then the decoder. Returns the output (tanh) node. */
-static int build_decode(dc_model *m, int code, int z) {
+static int build_decode(dc_model *m, int code, int z, const int *acts) {
     dc_graph *g = m->g;
     int latent;
     if (z >= 0) {
@@ -39,11 +39,13 @@ static int build_decode(dc_model *m, int code, int z) {
         latent = dc_gaussian_noise(g, code, m->spec.noise, 1);
     }
     if (m->latent < 0) m->latent = latent;
-    return dc_model_build_decoder(g, &m->spec, latent);
+    return dc_model_build_decoder_skips(g, &m->spec, latent, m->spec.skips ? acts : NULL);
 }
 
-static int build_encode(dc_model *m, int x) {
-    int h = dc_model_build_encoder_hole(m->g, &m->spec, x, m->hole);
+/* x -> the code; acts (DC_MAX_BLOCKS entries) receives the encoder's activations for the
+ * skips */
+static int build_encode(dc_model *m, int x, int *acts) {
+    int h = dc_model_build_encoder_hole(m->g, &m->spec, x, m->hole, acts);
     return dc_model_build_code(m->g, &m->spec, h, "enc_fc");
 }
 
@@ -65,7 +67,8 @@ static int build_unrolled(dc_model *m, int z) {
         int guess = dc_mul(g, m->hole_c, out);
         dc_name(g, "feed_input");
         int x = dc_add(g, m->keep, guess);
-        out = build_decode(m, build_encode(m, x), z);
+        int acts[DC_MAX_BLOCKS];
+        out = build_decode(m, build_encode(m, x, acts), z, acts);
         int r = dc_model_build_recon_loss_of(m, out);
         dc_name(g, "loss_sum");
         loss = dc_loss_sum(g, loss < 0 ? recon : loss, loss < 0 ? w : 1.0f, r, w);
@@ -87,7 +90,8 @@ void dc_kind_complete_build(dc_model *m) {
         m->keep = dc_input(g, "unroll_keep", C, S, S);
         m->hole_c = dc_input(g, "unroll_hole", C, S, S);
     }
-    m->code = build_encode(m, m->x);
+    int acts[DC_MAX_BLOCKS];
+    m->code = build_encode(m, m->x, acts);
     int z = -1, mu = -1, logvar = -1;
     if (s->code == DC_CODE_VAE) {
         int post = dc_model_build_encoder_named(g, s, m->target, "post");
@@ -97,7 +101,7 @@ void dc_kind_complete_build(dc_model *m) {
         dc_name(g, "noise");
         z = m->noise = dc_reparameterize_prior(g, mu, logvar, s->noise);
     }
-    m->out = build_decode(m, m->code, z);
+    m->out = build_decode(m, m->code, z, acts);
     if (z < 0) m->noise = m->latent;
     m->recon = dc_model_build_recon_loss(m);
     m->loss = unroll ? build_unrolled(m, z) : m->recon;

@@ -43,13 +43,19 @@ int dc_model_build_encoder(dc_graph *g, const dc_model_spec *s, int x);
 /* The same with the mask of the hidden pixels as a second input (hole >= 0): the first conv
  * is one convolution over [image, mask] ("enc_in" concatenates them; "enc1" has C + 1
  * input channels), or with `tied` the image's conv "enc1" (whose kernel the decoder
- * reuses) plus a bias-free conv of the mask "enc1_hole", added before the ReLU. */
-int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole);
+ * reuses) plus a bias-free conv of the mask "enc1_hole", added before the ReLU. acts (NULL:
+ * not kept; else spec.blocks entries) receives each block's ReLU output before its pool. */
+int dc_model_build_encoder_hole(dc_graph *g, const dc_model_spec *s, int x, int hole, int *acts);
 /* Size limits with overflow-safe arithmetic: every tensor fits an int, the parameters fit
  * 2^31 floats. The error names what is too big and the options that make it so. */
 dc_status dc_model_check_sizes(const dc_model_spec *s, int has_decoder, int classifies,
                                int learned_latents, dc_error *err);
 int dc_model_build_decoder(dc_graph *g, const dc_model_spec *s, int z);
+/* The same with U-Net skips (spec.skips): after decoder block b > 0 (the feature map of
+ * encoder block b's size) the encoder's activations skips[b] are concatenated ("decI_skip")
+ * before the next transposed conv. skips: acts as dc_model_build_encoder_hole records them
+ * (acts[b]: block b's ReLU output before its pool); NULL: none. */
+int dc_model_build_decoder_skips(dc_graph *g, const dc_model_spec *s, int z, const int *skips);
 /* The encoder with its layers named PREFIX1, PREFIX2, ... (a second encoder's weights). */
 int dc_model_build_encoder_named(dc_graph *g, const dc_model_spec *s, int x, const char *prefix);
 /* The encoder's feature map -> a [latent, 1, 1] code: dense, or with the conv bottleneck a

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "deconv/complete.h"
 #include "deconv/data.h"
 #include "deconv/model.h"
 #include "internal.h"
@@ -218,6 +219,14 @@ dc_status dc_model_spec_check(const dc_model_spec *s, dc_error *err) {
         return dc_set_error(err, DC_ERR_ARG,
                             "the hole input (the mask of the hidden pixels beside the image) is "
                             "an option of the complete model");
+    if (s->skips != 0 && s->skips != 1)
+        return dc_set_error(err, DC_ERR_ARG, "model spec: skips %d must be 0 or 1", s->skips);
+    if (s->skips && !complete)
+        return dc_set_error(err, DC_ERR_ARG, "--skips is an option of the complete model");
+    if (s->skips && s->tied)
+        return dc_set_error(err, DC_ERR_ARG,
+                            "--skips with --tied: the tied decoder reuses the encoder's kernels, "
+                            "and a skip's extra input channels do not fit them");
     if (s->unroll < 1 || s->unroll > DC_MAX_UNROLL)
         return dc_set_error(err, DC_ERR_ARG, "--unroll %d must be in [1, %d]", s->unroll,
                             DC_MAX_UNROLL);
@@ -297,6 +306,7 @@ char *dc_model_spec_to_json(const dc_model_spec *s) {
     ok = ok && cJSON_AddStringToObject(o, "bottleneck", dc_bottleneck_kind_name(s->bottleneck));
     ok = ok && json_add_float(o, "feedback", s->feedback);
     if (s->kind == DC_MODEL_COMPLETE) ok = ok && cJSON_AddNumberToObject(o, "hole_input", s->hole_input);
+    if (s->kind == DC_MODEL_COMPLETE) ok = ok && cJSON_AddNumberToObject(o, "skips", s->skips);
     if (s->kind == DC_MODEL_COMPLETE) ok = ok && cJSON_AddNumberToObject(o, "unroll", s->unroll);
     ok = ok && json_add_float(o, "beta", s->beta);
     ok = ok && cJSON_AddNumberToObject(o, "glo_count", s->glo_count);
@@ -351,7 +361,7 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
         {"label_dropout", NULL, &d->label_dropout},
         {"time_dist", &d->time_dist, NULL}, {"cond_mask", NULL, &d->cond_mask},
         {"attention", &d->attention, NULL}, {"hole_input", &d->hole_input, NULL},
-        {"unroll", &d->unroll, NULL},
+        {"unroll", &d->unroll, NULL},       {"skips", &d->skips, NULL},
     };
     for (size_t k = 0; k < DC_ARRAY_LEN(fields); k++) {
         double v = 0;
@@ -385,6 +395,8 @@ static dc_status spec_from_object(const cJSON *o, const char *json, dc_model_spe
     if (!cJSON_GetObjectItemCaseSensitive(o, "hole_input")) d->hole_input = 0;
     /* and from before unrolled training trained one pass */
     if (!cJSON_GetObjectItemCaseSensitive(o, "unroll")) d->unroll = 1;
+    /* and from before the skips had none */
+    if (!cJSON_GetObjectItemCaseSensitive(o, "skips")) d->skips = 0;
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
     if (cJSON_IsString(loss) && loss->valuestring)
         DC_TRY(dc_loss_kind_parse(loss->valuestring, &d->loss, err));
@@ -423,9 +435,19 @@ static dc_status build(dc_model *m, dc_error *err) {
     const dc_kind_row *row = dc_kind_row_get(m->spec.kind);
     dc_graph *g = m->g;
     if (m->decoder_only) {
+        int acts[DC_MAX_BLOCKS], *skips = NULL;
+        if (m->spec.skips) {
+            /* the skips come from the encoder of the blank canvas (x 0, every pixel hidden:
+             * what generation starts from), set once in model_new */
+            const int C = m->spec.channels, S = m->spec.size;
+            m->x = dc_input(g, "x", C, S, S);
+            if (m->spec.hole_input) m->hole = dc_input(g, "hole", 1, S, S);
+            dc_model_build_encoder_hole(g, &m->spec, m->x, m->hole, acts);
+            skips = acts;
+        }
         m->z_in = dc_input(g, "z", m->spec.latent, 1, 1);
         m->latent = m->z_in;
-        m->out = dc_model_build_decoder(g, &m->spec, m->z_in);
+        m->out = dc_model_build_decoder_skips(g, &m->spec, m->z_in, skips);
     } else {
         row->build(m);
     }
@@ -433,6 +455,17 @@ static dc_status build(dc_model *m, dc_error *err) {
         return dc_set_error(err, dc_graph_error(g)->status, "model %s: %s", row->info.name,
                             dc_graph_error(g)->msg);
     return DC_OK;
+}
+
+/* The decoder-only graph of a model with skips: its encoder reads the blank canvas. */
+static dc_status set_blank_canvas(dc_model *m, dc_error *err) {
+    const size_t n = (size_t)m->batch * m->spec.channels * m->spec.size * m->spec.size;
+    float *zeros = calloc(n, sizeof(float));
+    if (!zeros) return dc_set_error(err, DC_ERR_OOM, "model: out of memory");
+    dc_status s = dc_graph_set_input(m->g, m->x, zeros);
+    free(zeros);
+    if (s != DC_OK) return dc_set_error(err, s, "model: %s", dc_graph_error(m->g)->msg);
+    return dc_model_set_hole(m, NULL, 0, err);
 }
 
 static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch, dc_params *shared,
@@ -466,6 +499,7 @@ static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch,
     }
     if (fuse) dc_graph_set_fusion(m->g, 1);
     if ((s = build(m, err)) != DC_OK) goto fail;
+    if (decoder_only && spec->skips && (s = set_blank_canvas(m, err)) != DC_OK) goto fail;
     *out = m;
     return DC_OK;
 fail:

@@ -103,6 +103,7 @@ dc_status dc_model_kind_parse(const char *name, dc_model_kind *out, dc_error *er
 int dc_model_kind_has(dc_model_kind kind, unsigned flags);
 
 #define DC_MAX_UNROLL 4 /* dc_model_spec.unroll */
+#define DC_MAX_BLOCKS 16 /* dc_model_spec.blocks */
 
 typedef struct dc_model_spec {
     dc_model_kind kind;
@@ -125,6 +126,11 @@ typedef struct dc_model_spec {
                           * (the "hole" input, 1 = hidden) next to the image, so a refinement
                           * pass can tell its own guess from the visible pixels; 0 (runs
                           * made before the option): the image alone */
+    int skips;           /* complete: 1 adds U-Net skip connections: after each decoder block
+                          * but the last, the encoder's activations of that size are
+                          * concatenated before the next transposed conv (a path around the
+                          * code at every resolution); 0 (the default, and runs made before
+                          * the option): none */
     int unroll;          /* complete: passes trained as one network (1: the single pass; K > 1:
                           * the training graph feeds each pass's output back as the next
                           * pass's input, as `deconv complete --passes` does, with the same

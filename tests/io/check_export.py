@@ -354,14 +354,18 @@ def build_torch(spec, names):
             self.dec_fc = nn.Linear(L, flat)
             for i, b in enumerate(range(blocks - 1, -1, -1), start=1):
                 cin = base << b
+                if spec.get("skips") and b < blocks - 1:
+                    cin += base << (b + 1)  # the skip from encoder block b + 1
                 out = C if b == 0 else base << (b - 1)
                 setattr(self, "dec%d" % i,
                         nn.ConvTranspose2d(cin, out, k, 2, k // 2, output_padding=1))
 
         def encode(self, x, hole=None):
-            h = x if hole is None else torch.cat([x, hole], 1)
+            h, self.acts = x if hole is None else torch.cat([x, hole], 1), []
             for b in range(blocks):
-                h = torch.max_pool2d(torch.relu(getattr(self, "enc%d" % (b + 1))(h)), 2, 2)
+                h = torch.relu(getattr(self, "enc%d" % (b + 1))(h))
+                self.acts.append(h)  # before the pool: the skips' sources
+                h = torch.max_pool2d(h, 2, 2)
             return h.flatten(1)
 
         def decode(self, z):
@@ -370,6 +374,8 @@ def build_torch(spec, names):
                 h = getattr(self, "dec%d" % i)(h)
                 if b > 0:
                     h = torch.relu(h)
+                    if spec.get("skips"):  # U-Net skip: the encoder's map of this size
+                        h = torch.cat([h, self.acts[b]], 1)
             return torch.tanh(h)
 
         def classify(self, x):
