@@ -65,7 +65,7 @@ static void test_train_and_generate_each_kind(void **state) {
      * runs have), through every command */
     const char *kinds[] = {"complete", "vae", "glo", "complete"};
     const char *opts[] = {"--tied --mask random --unroll 2", "", "",
-                          "--no-hole-input --feedback 0.5 --unroll 3"};
+                          "--no-hole-input --feedback 0.5 --unroll 3 --skips"};
     for (int k = 0; k < 4; k++) {
         const int has_encoder = k != 2;
         char run[1200];
@@ -491,6 +491,11 @@ static void test_bad_cli_input(void **state) {
     /* the hole input is the completion model's */
     assert_int_equal(tu_system("%s train --model vae --no-hole-input --data %s/data 2>%s", bin, g_dir, err), 2);
     assert_int_equal(tu_system("grep -q -- '--no-hole-input is an option of the complete model' %s", err), 0);
+    /* skips and tied kernels do not fit; the unrolled passes have a range */
+    assert_int_equal(tu_system("%s train --skips --tied --data %s/data 2>%s", bin, g_dir, err), 2);
+    assert_int_equal(tu_system("grep -q -- '--skips with --tied' %s", err), 0);
+    assert_int_equal(tu_system("%s train --unroll 9 --data %s/data 2>%s", bin, g_dir, err), 2);
+    assert_int_equal(tu_system("grep -q -- '--unroll 9 must be in \\[1, 4\\]' %s", err), 0);
 }
 
 /* The command names, from the CLI's own list (host/cli/commands.def). */
