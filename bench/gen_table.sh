@@ -20,6 +20,8 @@
 #   KEEP_EVAL=1 with REUSE=1: a kept run's eval.json is kept too when it is newer than its
 #               model (for rows a change leaves alone, e.g. the diffusion models' 15-minute
 #               evaluation when only the encoder-decoders changed; say so beside the table)
+#   ROWS="complete fm32"  only the rows with these run folders (the names after the first
+#               '|' below; default: every row), e.g. to regenerate the rows a change touched
 #   CLASSIFIER=FILE     the feature network for the Frechet distance (default: eval's own,
 #               assets/fm32_classifier.safetensors; another one gives other FD figures)
 # The full run trains 5 gun models (400 epochs each; diffusion 3000 at 32x32, about 15
@@ -75,6 +77,7 @@ run_models() { # table extra_train extra_eval models...
   local entry name folder opts model_eval evopts dir t0
   for entry in "$@"; do
     IFS='|' read -r name folder opts model_eval <<< "$entry"
+    if [ -n "${ROWS:-}" ] && [[ " $ROWS " != *" $folder "* ]]; then continue; fi
     opts="$(echo $opts $extra_train)"
     evopts="$(echo $model_eval $extra_eval)"
     dir="$work/$folder"

@@ -182,7 +182,7 @@ static void test_model_spec_errors(void **state) {
     /* round trip */
     dc_model_spec a, b;
     dc_model_spec_default(&a, "complete", 3, 32, &err);
-    a.tied = 1;
+    a.tied = 1, a.skips = 0; /* a tied decoder takes no skips */
     a.mask = DC_MASK_RANDOM;
     a.noise = 0.25f;
     char *js = dc_model_spec_to_json(&a);
@@ -291,7 +291,7 @@ static void test_model_kinds(void **state) {
                             "\"blocks\":3,\"kernel\":3,\"latent\":128,\"tied\":0,\"noise\":1,"
                             "\"mask\":\"mix\",\"visible_weight\":0.100000001,\"loss_full\":0,"
                             "\"loss\":\"mse\",\"code\":\"noise\",\"bottleneck\":\"dense\","
-                            "\"feedback\":0.600000024,\"hole_input\":1,\"skips\":0,\"unroll\":1,\"beta\":1,\"glo_count\":0,\"classes\":10,"
+                            "\"feedback\":0.600000024,\"hole_input\":1,\"skips\":1,\"unroll\":2,\"beta\":1,\"glo_count\":0,\"classes\":10,"
                             "\"batchnorm\":0,\"dropout\":0}");
     free(js);
     /* a completion model's spec from before the loss, code, bottleneck and feedback keys

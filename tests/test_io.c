@@ -750,6 +750,7 @@ static void set_offsets(cJSON *t, double b, double e) {
 static const char *save_other(bad_ctx *c, const char *name, const dc_model_spec *s, int tied) {
     dc_model_spec o = *s;
     o.tied = tied;
+    if (tied) o.skips = 0;
     dc_model *m = make_model(c->be, &o, 1, 77);
     dc_meta meta = {0};
     meta_for(m, &meta);
@@ -878,7 +879,7 @@ static void test_bad_checkpoints(void **state) {
     dc_model_spec tied = spec;
     tied.hole_input = 0;
     const char *untied = save_other(&c, "untied.safetensors", &tied, 0);
-    tied.tied = 1;
+    tied.tied = 1, tied.skips = 0;
     dc_model *keep = c.m;
     c.m = make_model(c.be, &tied, 1, 2);
     float *keep_before = c.before;

@@ -194,7 +194,7 @@ static void train_preset_unroll(const char *kind, int tied, int unroll, int skip
     s.blocks = 2;
     s.latent = 8;
     s.tied = tied;
-    s.unroll = unroll;
+    s.unroll = unroll; /* explicit: the presets' defaults vary (complete: skips, 2 passes) */
     s.skips = skips;
     s.classes = 3;
     s.glo_count = 6;

@@ -63,6 +63,8 @@ int bench_preset(const char *model, int batch_override, dc_model_spec *spec, int
     const int size = cls ? 28 : !strcmp(model, "diffusion") ? 32 : 64;
     if (dc_model_spec_default(spec, model, 1, size, err) != DC_OK) return -1;
     if (!strcmp(model, "glo")) spec->glo_count = 1024;
+    /* complete: the design bench/torch_twin.py rebuilds (no skips, one pass per step) */
+    if (!strcmp(model, "complete")) spec->skips = 0, spec->unroll = 1;
     *batch = batch_override > 0 ? batch_override : (cls ? 128 : 64);
     return dc_model_spec_check(spec, err) == DC_OK ? 0 : -1;
 }

@@ -222,6 +222,11 @@ int dc_cmd_interpolate(int argc, char **argv) {
     } else {
         if (gen_load_images("interpolate", m, a.positional + 1, 2, &img)) goto done;
         if (gen_encode("interpolate", m, img, 2, codes)) goto done;
+        if (m->spec.skips)
+            fprintf(stderr,
+                    "deconv interpolate: note: this model has skip connections; the line is "
+                    "decoded with the skips of the blank canvas, so it shows what the codes "
+                    "alone carry (the ends are not the images' own completions)\n");
     }
     z = malloc(sizeof(float) * steps * L);
     outimg = malloc(sizeof(float) * steps * C * S * S);

@@ -299,7 +299,7 @@ static int resume_fixed_options(dc_args *a) {
         "split-seed", "val",      "out",          "label-dropout", "time-dist",
         "augment-oversample", "cond-mask", "unroll", NULL};
     static const char *const flags[] = {"tied",          "no-batchnorm", "augment", "no-augment",
-                                        "unconditional", "attention",    "no-hole-input", "skips", NULL};
+                                        "unconditional", "attention",    "no-hole-input", "skips", "no-skips", NULL};
     const char *given = NULL;
     for (int i = 0; !given && valued[i]; i++)
         if (dc_args_str(a, valued[i], NULL)) given = valued[i];

@@ -84,12 +84,14 @@ const dc_option dc_cli_model_options[] = {
      "0.6", NULL},
     {"skips", 0, DC_OPT_FLAG, NULL,
      "complete: U-Net skip connections from the encoder to the decoder at every size but the "
-     "output's (not with --tied)",
+     "output's (the default; not with --tied)",
      NULL, NULL},
+    {"no-skips", 0, DC_OPT_FLAG, NULL, "complete: no skip connections (the first design)", NULL,
+     NULL},
     {"unroll", 0, DC_OPT_INT, "K",
      "complete: train K passes as one network (each pass's output fed back as the next one's "
      "input, gradient through all of them, the loss the mean over the passes)",
-     "1", NULL},
+     "2; --tied 1", NULL},
     {"classes", 0, DC_OPT_INT, "N", "classes (classifier; default: the data's)", NULL, NULL},
     {"no-batchnorm", 0, DC_OPT_FLAG, NULL, "no batch normalisation", NULL, NULL},
     {"dropout", 0, DC_OPT_NUM, "P", "dropout before the classifier head", NULL, NULL},
@@ -140,6 +142,12 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
     spec->kernel = dc_args_int(a, "kernel", spec->kernel);
     spec->latent = dc_args_int(a, "latent", spec->latent);
     spec->tied = dc_args_flag(a, "tied");
+    if (spec->tied && spec->kind == DC_MODEL_COMPLETE) {
+        /* the weight-tied variant as designed: its kernels take no skips, and its passes
+         * were measured without unrolling (--unroll still sets them) */
+        spec->skips = 0;
+        spec->unroll = 1;
+    }
     spec->noise = dc_args_float(a, "noise", spec->noise);
     const char *mask = dc_args_str(a, "mask", NULL);
     if (mask && dc_mask_parse(mask, &spec->mask, &err) != DC_OK) {
@@ -207,12 +215,17 @@ int dc_cli_model_spec_channels(dc_args *a, dc_model_spec *spec, int default_chan
         }
         spec->hole_input = 0;
     }
-    if (dc_args_flag(a, "skips")) {
+    if (dc_args_flag(a, "skips") || dc_args_flag(a, "no-skips")) {
         if (spec->kind != DC_MODEL_COMPLETE) {
-            fprintf(stderr, "deconv %s: --skips is an option of the complete model\n", a->cmd);
+            fprintf(stderr, "deconv %s: --%s is an option of the complete model\n", a->cmd,
+                    dc_args_flag(a, "skips") ? "skips" : "no-skips");
             return 2;
         }
-        spec->skips = 1;
+        if (dc_args_flag(a, "skips") && dc_args_flag(a, "no-skips")) {
+            fprintf(stderr, "deconv %s: --skips and --no-skips contradict each other\n", a->cmd);
+            return 2;
+        }
+        spec->skips = dc_args_flag(a, "skips");
     }
     if (dc_args_flag(a, "attention")) {
         if (!dc_model_kind_has(spec->kind, DC_KIND_FLOW)) {
