@@ -16,6 +16,7 @@ int dc_batchnorm2d(dc_graph *g, int x, float momentum, float eps) {
     /* the fused backward writes dx and the parameter gradients together */
     g->nodes[x].wants_grad = 1;
     dc_node *n = &g->nodes[id];
+    in = &g->nodes[x]; /* the node array may have moved */
     const int C = NC(in);
     n->eps = eps;
     n->momentum = momentum;
@@ -218,7 +219,7 @@ int dc_dropout(dc_graph *g, int x, float p) {
     int id = dc_graph_add_node(g, DC_OP_DROPOUT, &x, 1, in->ndim, in->shape);
     if (id < 0) return -1;
     g->nodes[id].p = p;
-    g->nodes[id].saved_numel[0] = in->numel;
+    g->nodes[id].saved_numel[0] = g->nodes[x].numel; /* `in` may have moved */
     return id;
 }
 

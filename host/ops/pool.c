@@ -15,14 +15,15 @@ int dc_maxpool2d(dc_graph *g, int x, int k, int stride, int pad) {
         return dc_graph_fail(g, DC_ERR_SHAPE, "maxpool2d: window %d larger than input '%s' (%dx%d)",
                              k, in->name, H, W);
     const int oh = (H + 2 * pad - k) / stride + 1, ow = (W + 2 * pad - k) / stride + 1;
-    int shape[4] = {g->batch, NC(in), oh, ow};
+    const int C = NC(in); /* `in` may move when the node array grows below */
+    int shape[4] = {g->batch, C, oh, ow};
     int id = dc_graph_add_node(g, DC_OP_MAXPOOL2D, &x, 1, 4, shape);
     if (id < 0) return -1;
     dc_node *n = &g->nodes[id];
     n->k = k;
     n->stride = stride;
     n->pad = pad;
-    n->win = (dc_win2d){g->batch, NC(in), H, W, k, k, stride, stride, pad, pad, oh, ow};
+    n->win = (dc_win2d){g->batch, C, H, W, k, k, stride, stride, pad, pad, oh, ow};
     n->saved_numel[0] = n->numel; /* int32 switches */
     return id;
 }

@@ -88,7 +88,7 @@ int dc_gaussian_noise(dc_graph *g, int x, float std, int always) {
     if (id < 0) return -1;
     g->nodes[id].std = std;
     g->nodes[id].always = always;
-    g->nodes[id].saved_numel[0] = in->numel;
+    g->nodes[id].saved_numel[0] = g->nodes[x].numel; /* `in` may have moved */
     return id;
 }
 
