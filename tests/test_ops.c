@@ -722,8 +722,8 @@ static void test_share_scope(void **state) {
     dc_rng rng;
     dc_rng_seed(&rng, 3);
     assert_int_equal(dc_params_init(p, &rng), DC_OK);
-    float xs[50], ya[75], yb[75];
-    tu_fill_uniform(xs, 50, &rng, -1, 1);
+    float xs[100], ya[150], yb[150]; /* batch 2: [2, 2, 5, 5] in, [2, 3, 5, 5] out */
+    tu_fill_uniform(xs, 100, &rng, -1, 1);
     assert_int_equal(dc_graph_set_input(g, x, xs), DC_OK);
     assert_int_equal(dc_graph_forward(g, -1), DC_OK);
     assert_int_equal(dc_graph_read(g, a, ya), DC_OK);

@@ -30,8 +30,9 @@ static int pixel_loss(dc_graph *g, dc_op op, const char *what, int pred, int tar
                                           sizeof a),
                              dc_shape_str(p->ndim, p->shape, b, sizeof b));
     int in[3] = {pred, target, weight};
+    const size_t numel = p->numel; /* p may move when the node array grows below */
     int id = scalar_node(g, op, in, weight >= 0 ? 3 : 2);
-    if (id >= 0) g->nodes[id].saved_numel[0] = p->numel;
+    if (id >= 0) g->nodes[id].saved_numel[0] = numel;
     return id;
 }
 
@@ -78,6 +79,7 @@ int dc_softmax_xent_loss(dc_graph *g, int logits, int labels) {
     int in[2] = {logits, labels};
     int id = scalar_node(g, DC_OP_XENT_LOSS, in, 2);
     if (id < 0) return -1;
+    l = &g->nodes[logits]; /* the node array may have moved */
     g->nodes[id].saved_numel[0] = l->numel; /* d loss / d logits */
     g->nodes[id].saved_numel[1] = l->numel; /* probabilities */
     return id;
@@ -104,6 +106,7 @@ int dc_gaussian_kl_loss(dc_graph *g, int mu, int logvar) {
     int in[2] = {mu, logvar};
     int id = scalar_node(g, DC_OP_KL_LOSS, in, 2);
     if (id < 0) return -1;
+    m = &g->nodes[mu]; /* the node array may have moved */
     g->nodes[id].saved_numel[0] = m->numel;
     g->nodes[id].saved_numel[1] = m->numel;
     return id;

@@ -64,7 +64,7 @@ int dc_maxunpool2d(dc_graph *g, int x, int pool_node) {
     if (id < 0) return -1;
     dc_node *n = &g->nodes[id];
     n->pool_node = pool_node;
-    n->win = p->win;
+    n->win = g->nodes[pool_node].win; /* p may have moved with the node array */
     return id;
 }
 
