@@ -469,7 +469,7 @@ static dc_status set_blank_canvas(dc_model *m, dc_error *err) {
 }
 
 static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch, dc_params *shared,
-                           int decoder_only, int fuse, dc_model **out, dc_error *err) {
+                           int decoder_only, int training, dc_model **out, dc_error *err) {
     *out = NULL;
     DC_TRY(dc_model_spec_check(spec, err));
     if (decoder_only && !dc_model_kind_has(spec->kind, DC_KIND_DECODER))
@@ -480,7 +480,7 @@ static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch,
     m->be = be;
     m->batch = batch;
     m->decoder_only = decoder_only;
-    m->training = fuse;
+    m->training = training;
     model_reset_ids(m);
     dc_status s = DC_OK;
     if (shared) {
@@ -497,7 +497,7 @@ static dc_status model_new(dc_backend *be, const dc_model_spec *spec, int batch,
         dc_set_error(err, s, "model: %s", dc_params_error(m->params)->msg);
         goto fail;
     }
-    if (fuse) dc_graph_set_fusion(m->g, 1);
+    if (training) dc_graph_set_fusion(m->g, 1);
     if ((s = build(m, err)) != DC_OK) goto fail;
     if (decoder_only && spec->skips && (s = set_blank_canvas(m, err)) != DC_OK) goto fail;
     *out = m;
