@@ -225,6 +225,53 @@ static void test_memory_and_blas1(void **state) {
     check("div_filtered", y, 0, n + 16, ELEM);
     BOTH(div_filtered, AT(y, 4), AT(x, 1), AT(z, 2), n, 1e-3f, 0.0f);
     check("div_filtered", y, 0, n + 16, ELEM);
+    {
+        /* select_planes: one mask plane per image over c channels; forward and backward
+         * against loops here, then the two backends bit for bit */
+        enum { SN = 3, SC = 2, SHW = 37, ST = SN * SC * SHW };
+        twin m = twin_new(SN * SHW + 1), a = twin_new(ST + 2), b = twin_new(ST + 3),
+             yy = twin_new(ST + 4);
+        twin_rand(m, 0, 1);
+        twin_rand(a, -1, 1);
+        twin_rand(b, -1, 1);
+        float hm[SN * SHW + 1], ha[ST + 2], hb[ST + 3], hy[ST + 4], want[ST], got[ST + 4];
+        twin_read(m, 0, 0, hm, m.n);
+        twin_read(a, 0, 0, ha, a.n);
+        twin_read(b, 0, 0, hb, b.n);
+        BOTH(select_planes, 0, AT(m, 1), AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        int picked_a = 0;
+        for (int i = 0; i < SN; i++)
+            for (int ch = 0; ch < SC; ch++)
+                for (int p = 0; p < SHW; p++) {
+                    const int k = (i * SC + ch) * SHW + p, on = hm[1 + i * SHW + p] > 0.5f;
+                    want[k] = on ? ha[2 + k] : hb[3 + k];
+                    picked_a += on;
+                }
+        assert_true(picked_a > 0 && picked_a < ST);
+        twin_read(yy, 0, 4, got, ST);
+        assert_memory_equal(got, want, sizeof want);
+        check("select_planes forward", yy, 0, yy.n, EXACT);
+        /* backward: yy is the gradient; both inputs, then only b (a's buffer NULL) */
+        twin_read(yy, 0, 0, hy, yy.n);
+        BOTH(select_planes, 1, AT(m, 1), AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        BOTH(select_planes, 1, AT(m, 1), NONE, AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        float ga[ST + 2], gb[ST + 3];
+        twin_read(a, 0, 0, ga, a.n);
+        twin_read(b, 0, 0, gb, b.n);
+        for (int i = 0; i < SN; i++)
+            for (int ch = 0; ch < SC; ch++)
+                for (int p = 0; p < SHW; p++) {
+                    const int k = (i * SC + ch) * SHW + p, on = hm[1 + i * SHW + p] > 0.5f;
+                    const float g = hy[4 + k];
+                    if (ga[2 + k] != (on ? ha[2 + k] + g : ha[2 + k]))
+                        fail_msg("select_planes backward: a[%d]", k);
+                    if (gb[3 + k] != (on ? hb[3 + k] : (hb[3 + k] + g) + g))
+                        fail_msg("select_planes backward: b[%d]", k);
+                }
+        check("select_planes backward a", a, 0, a.n, EXACT);
+        check("select_planes backward b", b, 0, b.n, EXACT);
+        twin_free(&m), twin_free(&a), twin_free(&b), twin_free(&yy);
+    }
 
     /* strided upload: 7 rows of 13 into a stride of 31 from element 5; the gaps keep what
      * they held, checked against the rows placed by hand */

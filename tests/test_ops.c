@@ -37,6 +37,7 @@ typedef struct op_case {
 } op_case;
 
 static int b_attn(dc_graph *g, const int *in, const op_case *c);
+static int b_where(dc_graph *g, const int *in, const op_case *c);
 
 static dc_backend *cpu(void) {
     dc_backend *be = NULL;
@@ -67,6 +68,9 @@ static void fill_input(const op_case *c, int i, float *x, size_t n, dc_rng *rng)
             if ((int)(j / (size_t)hw % (size_t)(3 * C)) < 2 * C)
                 x[j] = (float)((int)dc_rng_below(rng, (uint32_t)(2 * a + 1)) - a);
     }
+    if (c->build == b_where && i == 0) /* the mask: no finite-difference step crosses 0.5 */
+        for (size_t j = 0; j < n; j++)
+            if (fabsf(x[j] - 0.5f) < 0.1f) x[j] += x[j] < 0.5f ? -0.1f : 0.1f;
     if (c->away_from_zero)
         for (size_t j = 0; j < n; j++)
             if (fabsf(x[j]) < 0.1f) x[j] = x[j] < 0 ? x[j] - 0.1f : x[j] + 0.1f;
@@ -410,6 +414,22 @@ static void r_mul(const op_case *c, float **in, dc_params *p, float *out) {
     size_t n = dc_shape_numel(4, c->in_shape[0]);
     for (size_t i = 0; i < n; i++) out[i] = in[0][i] * in[1][i];
 }
+static int b_where(dc_graph *g, const int *in, const op_case *c) {
+    (void)c;
+    return dc_where(g, in[0], in[1], in[2]);
+}
+/* one mask plane per image, shared by the channels */
+static void r_where(const op_case *c, float **in, dc_params *p, float *out) {
+    (void)p;
+    const int N = c->in_shape[1][0], C = c->in_shape[1][1];
+    const int hw = c->in_shape[1][2] * c->in_shape[1][3];
+    for (int i = 0; i < N; i++)
+        for (int ch = 0; ch < C; ch++)
+            for (int q = 0; q < hw; q++) {
+                const size_t k = ((size_t)i * C + ch) * hw + q;
+                out[k] = in[0][(size_t)i * hw + q] > 0.5f ? in[1][k] : in[2][k];
+            }
+}
 static int b_gap(dc_graph *g, const int *in, const op_case *c) {
     (void)c;
     return dc_global_avgpool(g, in[0]);
@@ -664,6 +684,7 @@ static const op_case cases[] = {
     {"dense", 1, {S4(3, 2, 3, 2)}, b_dense, r_dense, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0},
     {"add", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_add, r_add, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"mul", 2, {S4(2, 3, 4, 2), S4(2, 3, 4, 2)}, b_mul, r_mul, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
+    {"where", 3, {S4(2, 1, 4, 3), S4(2, 3, 4, 3), S4(2, 3, 4, 3)}, b_where, r_where, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"global_avgpool", 1, {S4(2, 3, 5, 3)}, b_gap, r_gap, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"batchnorm2d train", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},
     {"batchnorm2d eval", 1, {S4(3, 2, 3, 4)}, b_bn, r_bn, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
@@ -1019,7 +1040,9 @@ static void test_unet_builder_errors(void **state) {
     } cases[] = {{0, "do not split into 4 groups"}, {1, "differ in height or width"},
                  {2, "one value per image and channel"}, {3, "must be even"},
                  {4, "factor 0"}, {5, "one float per image"}, {6, "must be a float [N, C, H, W]"},
-                 {7, "must hold 3C channels"}, {8, "must be a float [N, C, H, W]"}};
+                 {7, "must hold 3C channels"}, {8, "must be a float [N, C, H, W]"},
+                 {9, "where: the mask 'x' [2, 6, 4, 4] must be one float plane per image"},
+                 {10, "where: 'x' [2, 6, 4, 4] and 'y' [2, 2, 2, 4] differ"}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         dc_graph *g;
         assert_int_equal(dc_graph_create(p, 2, &g), DC_OK);
@@ -1036,6 +1059,8 @@ static void test_unet_builder_errors(void **state) {
         case 5: r = dc_time_embedding(g, v, 8, 1000.0f, 10000.0f); break;
         case 6: r = dc_concat(g, x, lab); break;
         case 7: r = dc_attention(g, y); break;
+        case 9: r = dc_where(g, x, x, x); break;
+        case 10: r = dc_where(g, t, x, y); break;
         default: r = dc_attention(g, lab); break;
         }
         assert_int_equal(r, -1);

@@ -1117,14 +1117,14 @@ static void feedback_inputs_match_passes(int hole_input) {
  * the completion fed back by dc_complete_feed_back), with the parameters of one pass, and
  * its loss is the mean of the three passes' weighted MSEs, each recomputed here by loops.
  * Code noise std 0, so training mode and inference draw nothing. */
-static void test_unrolled_passes(void **state) {
-    (void)state;
+static void unrolled_case(int hole_input) {
     dc_error err = {0};
     dc_backend *be;
     assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
     dc_model_spec spec;
     assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
     spec.base = 4, spec.blocks = 2, spec.latent = 16, spec.noise = 0.0f, spec.unroll = 3;
+    spec.hole_input = hole_input; /* without it, the mask still feeds the passes back */
     enum { B = 4, HW = 256, K = 3 };
     dc_model *mt, *mi, *one;
     if (dc_model_create_training(be, &spec, B, &mt, &err) != DC_OK) fail_msg("%s", err.msg);
@@ -1134,7 +1134,9 @@ static void test_unrolled_passes(void **state) {
     /* the unrolled passes add nodes, no parameters */
     assert_int_equal(dc_params_count(mt->params), dc_params_count(one->params));
     assert_true(dc_graph_node_count(mt->g) > 2 * dc_graph_node_count(mi->g));
-    assert_int_equal(mi->keep, -1); /* inference graphs run one pass */
+    assert_int_equal(dc_graph_find(mi->g, "pass2/out"), -1); /* inference graphs: one pass */
+    assert_true(mt->hole >= 0);
+    assert_int_equal(mi->hole >= 0, hole_input);
     dc_rng rng;
     dc_rng_seed(&rng, 21);
     perturb_params(mt->params, &rng, 0.2f);
@@ -1151,7 +1153,6 @@ static void test_unrolled_passes(void **state) {
     assert_int_equal(dc_graph_set_input(mt->g, mt->target, image), DC_OK);
     assert_int_equal(dc_graph_set_input(mt->g, mt->weight, wt), DC_OK);
     assert_int_equal(dc_model_set_hole(mt, masks, 1, &err), DC_OK);
-    assert_int_equal(dc_complete_set_unroll_inputs(mt, x, masks, &err), DC_OK);
     dc_graph_set_train(mt->g, 1);
     assert_int_equal(dc_graph_forward(mt->g, -1), DC_OK);
     assert_int_equal(dc_model_set_hole(mi, masks, 1, &err), DC_OK);
@@ -1186,6 +1187,12 @@ static void test_unrolled_passes(void **state) {
     dc_model_free(mi);
     dc_model_free(mt);
     dc_backend_free(be);
+}
+
+static void test_unrolled_passes(void **state) {
+    (void)state;
+    unrolled_case(1);
+    unrolled_case(0);
 }
 
 /* U-Net skips: the decoder-only graph (dreams, interpolation, the training samples) reads

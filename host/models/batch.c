@@ -130,7 +130,6 @@ dc_status dc_model_set_batch(dc_model *m, const dc_batch *b, dc_error *err) {
     if (m->aug >= 0 && (s = dc_graph_set_input(g, m->aug, b->aug))) goto fail;
     if (m->cond >= 0 && (s = dc_graph_set_input(g, m->cond, b->cond))) goto fail;
     if (m->hole >= 0 && (s = dc_graph_set_input(g, m->hole, b->mask))) goto fail;
-    if (m->keep >= 0) return dc_complete_set_unroll_inputs(m, b->x, b->mask, err);
     return DC_OK;
 fail:
     return dc_set_error(err, s, "%s", dc_graph_error(g)->msg);

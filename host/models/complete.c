@@ -51,15 +51,16 @@ static int build_decode(dc_model *m, int code, int z, const int *acts) {
 /* x -> the code; acts (DC_MAX_BLOCKS entries) receives the encoder's activations for the
  * skips */
 static int build_encode(dc_model *m, int x, int *acts) {
-    int h = dc_model_build_encoder_hole(m->g, &m->spec, x, m->hole, acts);
+    const int hole = m->spec.hole_input ? m->hole : -1;
+    int h = dc_model_build_encoder_hole(m->g, &m->spec, x, hole, acts);
     return dc_model_build_code(m->g, &m->spec, h, "enc_fc");
 }
 
 /* Passes 2..K of the unrolled training graph (spec.unroll = K), each in its own share scope
  * ("pass2", ...: the same parameters as pass 1, their gradients summed): pass k + 1's input
- * is keep + hole_c * out_k, the visible pixels with pass k's completion where hidden
- * (exactly dc_complete_feed_back), and the loss is the mean of the K reconstruction losses.
- * Returns that loss. */
+ * is where(hole, out_k, x), the visible pixels of x with pass k's completion where hidden
+ * (exactly dc_complete_feed_back, in the graph: nothing more to upload), and the loss is the
+ * mean of the K reconstruction losses. Returns that loss. */
 static int build_unrolled(dc_model *m, int z) {
     dc_graph *g = m->g;
     const int K = m->spec.unroll;
@@ -69,10 +70,8 @@ static int build_unrolled(dc_model *m, int z) {
         char scope[16];
         snprintf(scope, sizeof scope, "pass%d", k);
         dc_graph_share_scope(g, scope);
-        dc_name(g, "feed_guess");
-        int guess = dc_mul(g, m->hole_c, out);
         dc_name(g, "feed_input");
-        int x = dc_add(g, m->keep, guess);
+        int x = dc_where(g, m->hole, out, m->x);
         int acts[DC_MAX_BLOCKS];
         out = build_decode(m, build_encode(m, x, acts), z, acts);
         int r = dc_model_build_recon_loss_of(m, out);
@@ -91,11 +90,9 @@ void dc_kind_complete_build(dc_model *m) {
     m->x = dc_input(g, "x", C, S, S);
     m->target = dc_input(g, "target", C, S, S);
     m->weight = dc_input(g, "weight", C, S, S);
-    if (s->hole_input) m->hole = dc_input(g, "hole", 1, S, S);
-    if (unroll) {
-        m->keep = dc_input(g, "unroll_keep", C, S, S);
-        m->hole_c = dc_input(g, "unroll_hole", C, S, S);
-    }
+    /* the mask of the hidden pixels: the encoder's second input (hole_input), and what the
+     * unrolled passes feed back into */
+    if (s->hole_input || unroll) m->hole = dc_input(g, "hole", 1, S, S);
     int acts[DC_MAX_BLOCKS];
     m->code = build_encode(m, m->x, acts);
     int z = -1, mu = -1, logvar = -1;
@@ -193,33 +190,6 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
     if (most > 0) {
         dc_status s = dc_graph_set_input(m->g, m->x, x);
         if (s != DC_OK) return dc_set_error(err, s, "self-feedback: %s", dc_graph_error(m->g)->msg);
-        DC_TRY(dc_complete_set_unroll_inputs(m, x, masks, err));
     }
-    return DC_OK;
-}
-
-dc_status dc_complete_set_unroll_inputs(dc_model *m, const float *x, const float *masks,
-                                        dc_error *err) {
-    if (!m || m->keep < 0 || m->hole_c < 0) return DC_OK;
-    if (!x || !masks) return dc_set_error(err, DC_ERR_ARG, "unrolled passes: a NULL input or mask");
-    const int C = m->spec.channels, hw = m->spec.size * m->spec.size;
-    const size_t n = (size_t)m->batch * C * hw;
-    float *keep = malloc(sizeof(float) * n), *hole = malloc(sizeof(float) * n);
-    if (!keep || !hole) {
-        free(keep), free(hole);
-        return dc_set_error(err, DC_ERR_OOM, "unrolled passes: out of memory");
-    }
-    for (int i = 0; i < m->batch; i++)
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < hw; p++) {
-                const size_t k = ((size_t)i * C + c) * hw + p;
-                const int hidden = masks[(size_t)i * hw + p] > 0.5f;
-                keep[k] = hidden ? 0.0f : x[k];
-                hole[k] = hidden ? 1.0f : 0.0f;
-            }
-    dc_status s = dc_graph_set_input(m->g, m->keep, keep);
-    if (s == DC_OK) s = dc_graph_set_input(m->g, m->hole_c, hole);
-    free(keep), free(hole);
-    if (s != DC_OK) return dc_set_error(err, s, "unrolled passes: %s", dc_graph_error(m->g)->msg);
     return DC_OK;
 }

@@ -428,7 +428,7 @@ dc_status dc_model_spec_from_json(const char *json, dc_model_spec *s, dc_error *
 static void model_reset_ids(dc_model *m) {
     m->x = m->target = m->weight = m->labels = m->index = m->latent = m->code = m->logvar = -1;
     m->noise = m->z_in = m->out = m->loss = m->recon = m->kl = m->last_conv = m->time = m->aug =
-        m->cond = m->hole = m->keep = m->hole_c = -1;
+        m->cond = m->hole = -1;
 }
 
 static dc_status build(dc_model *m, dc_error *err) {

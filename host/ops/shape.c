@@ -1,4 +1,4 @@
-/* reshape/flatten (views), elementwise add and multiply, gaussian noise, the VAE
+/* reshape/flatten (views), elementwise add, multiply and where, gaussian noise, the VAE
  * reparameterisation. */
 #include "graph_internal.h"
 
@@ -32,7 +32,8 @@ static dc_status view_forward(dc_graph *g, dc_node *n) {
     return DC_OK;
 }
 
-static int binary_build(dc_graph *g, int a, int b, dc_op op) {
+/* 0 when a and b are float tensors of one shape, otherwise records an error and returns -1 */
+static int same_float_shape(dc_graph *g, int a, int b, dc_op op) {
     if (dc_graph_check_input(g, dc_op_names[op], a) || dc_graph_check_input(g, dc_op_names[op], b))
         return -1;
     dc_node *na = &g->nodes[a], *nb = &g->nodes[b];
@@ -45,8 +46,13 @@ static int binary_build(dc_graph *g, int a, int b, dc_op op) {
     }
     if (na->op == DC_OP_INPUT_INT || nb->op == DC_OP_INPUT_INT)
         return dc_graph_fail(g, DC_ERR_ARG, "%s: integer inputs cannot be combined", dc_op_names[op]);
+    return 0;
+}
+
+static int binary_build(dc_graph *g, int a, int b, dc_op op) {
+    if (same_float_shape(g, a, b, op)) return -1;
     int in[2] = {a, b};
-    return dc_graph_add_node(g, op, in, 2, na->ndim, na->shape);
+    return dc_graph_add_node(g, op, in, 2, g->nodes[a].ndim, g->nodes[a].shape);
 }
 
 int dc_add(dc_graph *g, int a, int b) { return binary_build(g, a, b, DC_OP_ADD); }
@@ -77,6 +83,41 @@ static dc_status mul_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
             DC_TRY(DC_BE(g->be, binary, 2, dc_node_grad(g, n->in[i]), dc_tensor_ptr(n->grad),
                          dc_node_out(g, n->in[1 - i]), n->numel));
     return DC_OK;
+}
+
+/* where: y = mask > 0.5 ? a : b per pixel, one mask plane per image shared by the channels */
+int dc_where(dc_graph *g, int mask, int a, int b) {
+    if (same_float_shape(g, a, b, DC_OP_WHERE) || dc_graph_check_input(g, "where", mask))
+        return -1;
+    const dc_node *nm = &g->nodes[mask], *na = &g->nodes[a];
+    if (na->ndim != 4 || nm->ndim != 4 || nm->op == DC_OP_INPUT_INT || NC(nm) != 1 ||
+        NH(nm) != NH(na) || NW(nm) != NW(na)) {
+        char s1[64], s2[64];
+        return dc_graph_fail(g, DC_ERR_SHAPE,
+                             "where: the mask '%s' %s must be one float plane per image of "
+                             "'%s' %s, [N, 1, H, W]",
+                             nm->name, dc_shape_str(nm->ndim, nm->shape, s1, sizeof s1), na->name,
+                             dc_shape_str(na->ndim, na->shape, s2, sizeof s2));
+    }
+    int in[3] = {mask, a, b};
+    return dc_graph_add_node(g, DC_OP_WHERE, in, 3, 4, na->shape);
+}
+
+static dc_status where_forward(dc_graph *g, dc_node *n) {
+    return DC_BE(g->be, select_planes, 0, dc_node_out(g, n->in[0]), dc_node_out(g, n->in[1]),
+                 dc_node_out(g, n->in[2]), dc_tensor_ptr(n->out), g->batch, NC(n),
+                 NH(n) * NW(n));
+}
+
+/* the mask gets no gradient (a step function's is zero almost everywhere) */
+static dc_status where_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
+    (void)mode;
+    const dc_ptr none = {0};
+    const int ga = dc_node_has_grad(g, n->in[1]), gb = dc_node_has_grad(g, n->in[2]);
+    if (!ga && !gb) return DC_OK;
+    return DC_BE(g->be, select_planes, 1, dc_node_out(g, n->in[0]),
+                 ga ? dc_node_grad(g, n->in[1]) : none, gb ? dc_node_grad(g, n->in[2]) : none,
+                 dc_tensor_ptr(n->grad), g->batch, NC(n), NH(n) * NW(n));
 }
 
 int dc_gaussian_noise(dc_graph *g, int x, float std, int always) {
@@ -152,5 +193,6 @@ static dc_status reparam_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
 const dc_op_impl dc_op_view = {view_forward, NULL, NULL, NULL};
 const dc_op_impl dc_op_add = {add_forward, add_backward, NULL, NULL};
 const dc_op_impl dc_op_mul = {mul_forward, mul_backward, NULL, NULL};
+const dc_op_impl dc_op_where = {where_forward, where_backward, NULL, NULL};
 const dc_op_impl dc_op_noise = {noise_forward, pass_backward, NULL, NULL};
 const dc_op_impl dc_op_reparam = {reparam_forward, reparam_backward, NULL, NULL};

@@ -38,12 +38,6 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
                                       float noise_std, uint64_t seed, float *scratch,
                                       dc_error *err);
 
-/* The unrolled training graph's inputs (spec.unroll > 1; a no-op for any other graph) from
- * the batch input x and one mask plane per item (1 = hidden), thresholded as
- * dc_complete_feed_back does. dc_model_set_batch and dc_complete_feedback_inputs call it. */
-dc_status dc_complete_set_unroll_inputs(dc_model *m, const float *x, const float *masks,
-                                        dc_error *err);
-
 DC_API_END
 
 #endif

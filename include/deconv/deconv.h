@@ -258,6 +258,9 @@ int dc_reshape(dc_graph *g, int x, int c, int h, int w);
 int dc_flatten(dc_graph *g, int x);
 int dc_add(dc_graph *g, int a, int b);
 int dc_mul(dc_graph *g, int a, int b);
+/* y = mask > 0.5 ? a : b per pixel: a and b [N, C, H, W], mask [N, 1, H, W] (one plane per
+ * image, shared by the channels). Gradients flow to a and b, none to the mask. */
+int dc_where(dc_graph *g, int mask, int a, int b);
 int dc_global_avgpool(dc_graph *g, int x);
 int dc_batchnorm2d(dc_graph *g, int x, float momentum, float eps);
 int dc_dropout(dc_graph *g, int x, float p);

@@ -229,12 +229,9 @@ typedef struct dc_model {
     int cond;     /* diffusion with cond_mask > 0: the known pixels (hidden ones 0) and the
                    * mask (1 = hidden) as one more channel, [N, C + 1, S, S]; nothing known:
                    * zeros and a mask of ones */
-    int hole;     /* complete with hole_input: the mask of the hidden pixels, [N, 1, S, S]
-                   * (1 = hidden; set with every x: dc_model_set_hole) */
-    int keep, hole_c; /* complete's training graph with unroll > 1: the visible part of x
-                   * (hidden pixels 0) and the mask per channel, [N, C, S, S]; pass k + 1's
-                   * input is keep + hole_c * (pass k's output) (set with every x:
-                   * dc_complete_set_unroll_inputs) */
+    int hole;     /* complete with hole_input, or its unrolled training graph: the mask of
+                   * the hidden pixels, [N, 1, S, S] (1 = hidden; set with every x:
+                   * dc_model_set_hole, dc_model_set_batch) */
     int decoder_only;
     int training; /* built by dc_model_create_training (complete: with the unrolled passes) */
 } dc_model;

@@ -13,7 +13,7 @@
     X(fill)                                                                                        \
     X(scale)                                                                                       \
     X(axpy)                                                                                        \
-    X(binary) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col) X(col2im)   \
+    X(binary) X(select_planes) X(div_filtered) X(reduce_partial) X(reduce_final) X(gemm_beta) X(im2col) X(col2im)   \
         X(cm_to_nchw) X(nchw_to_cm) X(bias_add) X(chan_grad) X(chan_final) X(maxpool_fwd)          \
             X(maxpool_bwd) X(maxpool_bwd_scatter) X(unpool_fwd) X(unpool_bwd) X(gap_fwd)           \
                 X(gap_bwd) X(act_fwd) X(act_bwd) X(bn_stats) X(bn_stats_final) X(bn_apply)         \

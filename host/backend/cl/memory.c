@@ -177,6 +177,24 @@ dc_status dc_cl_prim_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2
                         KFLOAT(eps), KFLOAT(threshold));
 }
 
+dc_status dc_cl_prim_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr a, dc_ptr b,
+                                   dc_ptr y, int n, int c, int hw) {
+    if (dir < 0 || dir > 1 || n < 0 || c < 0 || hw < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL select_planes: dir %d, [%d, %d, %d]",
+                            dir, n, c, hw);
+    const size_t total = (size_t)n * c * hw;
+    DC_TRY(CHECK_TENSORS(be, "select_planes", total, TENSOR("mask", mask, (size_t)n * hw),
+                         TENSOR_IF(dir == 0 || a.buf, "a", a, total),
+                         TENSOR_IF(dir == 0 || b.buf, "b", b, total), TENSOR("y", y, total)));
+    /* forward: the mask plane and one of a, b per element; backward: the mask, y and the
+     * one of a, b that y is added to */
+    const size_t planes = (size_t)n * hw;
+    const size_t rd = dir == 0 ? total + planes : 2 * total + planes, wr = total;
+    return LAUNCH_ITEMS(be, DC_K_select_planes, total, rd, wr, KINT(dir), KPTR(mask),
+                        KPTR(a.buf ? a : y), KINT(a.buf != NULL), KPTR(b.buf ? b : y),
+                        KINT(b.buf != NULL), KPTR(y), KUINT(total), KINT(c), KINT(hw));
+}
+
 dc_status dc_cl_prim_reduce_sum(dc_backend *be, dc_ptr out, dc_ptr x, size_t n, int squares) {
     DC_TRY(CHECK_TENSORS(be, "reduce_sum", n, TENSOR("out", out, 1), TENSOR("x", x, n)));
     const size_t groups = reduce_groups(be, DC_K_reduce_partial, n);

@@ -148,6 +148,32 @@ dc_status dc_cpu_div_filtered(dc_backend *be, dc_ptr y, dc_ptr a, dc_ptr b, size
     return DC_OK;
 }
 
+dc_status dc_cpu_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr a, dc_ptr b, dc_ptr y,
+                               int n, int c, int hw) {
+    if (dir < 0 || dir > 1 || n < 0 || c < 0 || hw < 0)
+        return dc_set_error(&be->err, DC_ERR_ARG, "cpu select_planes: dir %d, [%d, %d, %d]", dir,
+                            n, c, hw);
+    const float *pm = F(mask);
+    float *pa = a.buf ? F(a) : NULL, *pb = b.buf ? F(b) : NULL, *py = F(y);
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw > 65536)
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *m = pm + (size_t)i * hw;
+            const size_t o = ((size_t)i * c + ch) * hw;
+            if (dir == 0) {
+                for (int p = 0; p < hw; p++) py[o + p] = m[p] > 0.5f ? pa[o + p] : pb[o + p];
+                continue;
+            }
+            if (pa)
+                for (int p = 0; p < hw; p++)
+                    if (m[p] > 0.5f) pa[o + p] += py[o + p];
+            if (pb)
+                for (int p = 0; p < hw; p++)
+                    if (!(m[p] > 0.5f)) pb[o + p] += py[o + p];
+        }
+    return DC_OK;
+}
+
 dc_status dc_cpu_gemm(dc_backend *be, int ta, int tb, int m, int n, int k, float alpha,
                       dc_ptr a, int lda, dc_ptr b, int ldb, float beta, dc_ptr c, int ldc) {
     (void)be;
