@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "deconv/image.h"
 #include "deconv/io.h"
 #include "deconv/train.h"
@@ -630,6 +632,39 @@ static void test_one_grammar_for_every_command(void **state) {
     assert_int_equal(run_cli(out, err, "train --model gan"), 2);
     assert_int_equal(run_cli(out, err, "info --model gan"), 2);
     assert_int_equal(run_cli(out, err, "bench --models gan"), 2);
+    {
+        /* the bench preset `complete` is the PyTorch twin's plain design; complete-default is
+         * the model train builds (skips, two unrolled passes): one step holds two passes, so at
+         * least twice the plain step's FLOPs, and its graph carries the unrolled pass */
+        char json[1300];
+        snprintf(json, sizeof json, "%s/bench.json", g_dir);
+        snprintf(args, sizeof args,
+                 "bench --device cpu --models complete,complete-default --batch 2 --warmup 0 "
+                 "--repeats 1 --steps 1 --no-gemm --no-infer --no-startup --quiet --json %s",
+                 json);
+        assert_int_equal(run_cli(out, err, args), 0);
+        double flops[2] = {0, 0};
+        FILE *f = fopen(json, "rb");
+        assert_non_null(f);
+        static char text[1 << 20];
+        const size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = 0;
+        cJSON *root = cJSON_Parse(text), *r;
+        if (!root) fail_msg("%s is not JSON", json);
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "results")) {
+            const cJSON *model = cJSON_GetObjectItemCaseSensitive(r, "model");
+            const cJSON *fl = cJSON_GetObjectItemCaseSensitive(r, "step_flops");
+            if (!cJSON_IsString(model) || !cJSON_IsNumber(fl)) continue;
+            const int which = !strcmp(model->valuestring, "complete")           ? 0
+                              : !strcmp(model->valuestring, "complete-default") ? 1
+                                                                                : -1;
+            if (which >= 0) flops[which] = fl->valuedouble;
+        }
+        cJSON_Delete(root);
+        if (!(flops[0] > 0 && flops[1] >= 2.0 * flops[0]))
+            fail_msg("bench step FLOPs: complete %g, complete-default %g", flops[0], flops[1]);
+    }
     /* stray positionals are still refused */
     assert_int_equal(run_cli(out, err, "devices extra"), 2);
     assert_int_equal(tu_system("grep -q \"unexpected argument 'extra'\" %s", err), 0);

@@ -16,6 +16,8 @@
 
 #define BENCH_RESULT_TAG "deconv-bench-result "
 #define BENCH_ALL_MODELS "complete,vae,glo,classifier,diffusion"
+/* not in the default list: the completion model with train's defaults (bench_preset) */
+#define BENCH_COMPLETE_DEFAULT "complete-default"
 
 typedef struct bench_opts {
     char devices[256];

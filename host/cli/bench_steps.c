@@ -61,7 +61,12 @@ int bench_preset(const char *model, int batch_override, dc_model_spec *spec, int
                         dc_error *err) {
     const int cls = !strcmp(model, "classifier");
     const int size = cls ? 28 : !strcmp(model, "diffusion") ? 32 : 64;
-    if (dc_model_spec_default(spec, model, 1, size, err) != DC_OK) return -1;
+    /* complete-default: the completion model as `deconv train --model complete` builds it
+     * (U-Net skips, two unrolled passes per step): what a training run costs; the PyTorch
+     * twin has no such model */
+    const int as_trained = !strcmp(model, BENCH_COMPLETE_DEFAULT);
+    if (dc_model_spec_default(spec, as_trained ? "complete" : model, 1, size, err) != DC_OK)
+        return -1;
     if (!strcmp(model, "glo")) spec->glo_count = 1024;
     /* complete: the design bench/torch_twin.py rebuilds (no skips, one pass per step) */
     if (!strcmp(model, "complete")) spec->skips = 0, spec->unroll = 1;

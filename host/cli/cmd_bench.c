@@ -179,7 +179,7 @@ static void machine_info(cJSON *root) {
 }
 
 static void print_table(const cJSON *results, const cJSON *startups) {
-    printf("\n%-8s %-10s %5s %11s %11s %9s %8s %8s %6s %8s %8s\n", "device", "model", "batch",
+    printf("\n%-8s %-16s %5s %11s %11s %9s %8s %8s %6s %8s %8s\n", "device", "model", "batch",
            "train img/s", "infer img/s", "step GFLOP", "GFLOP/s", "SGEMM/s", "ratio", "RSS MB",
            "dev MB");
     const cJSON *r;
@@ -188,10 +188,10 @@ static void print_table(const cJSON *results, const cJSON *startups) {
         const cJSON *mod = cJSON_GetObjectItemCaseSensitive(r, "model");
         const cJSON *errv = cJSON_GetObjectItemCaseSensitive(r, "error");
         if (cJSON_IsString(errv)) {
-            printf("%-8s %-10s  failed: %s\n", dev->valuestring, mod->valuestring, errv->valuestring);
+            printf("%-8s %-16s  failed: %s\n", dev->valuestring, mod->valuestring, errv->valuestring);
             continue;
         }
-        printf("%-8s %-10s %5.0f %11.1f %11.1f %9.2f %8.1f %8.1f %6.2f %8.0f %8.0f\n",
+        printf("%-8s %-16s %5.0f %11.1f %11.1f %9.2f %8.1f %8.1f %6.2f %8.0f %8.0f\n",
                dev->valuestring, mod->valuestring, jnum(r, "batch"), jnum(r, "train_ips"),
                jnum(r, "infer_ips"), jnum(r, "step_flops") / 1e9, jnum(r, "step_gflops"),
                jnum(r, "sgemm_gflops"), jnum(r, "ratio_to_sgemm"), jnum(r, "peak_rss_mb"),
@@ -226,7 +226,10 @@ static void print_table(const cJSON *results, const cJSON *startups) {
 
 static const dc_option bench_options[] = {
     {"device", 0, DC_OPT_TEXT, "LIST", "cpu, opencl, opencl:P:D, comma-separated", "cpu", NULL},
-    {"models", 0, DC_OPT_TEXT, "LIST", BENCH_ALL_MODELS, "all", "model"},
+    {"models", 0, DC_OPT_TEXT, "LIST",
+     BENCH_ALL_MODELS " (the presets the PyTorch twin rebuilds), or\n" BENCH_COMPLETE_DEFAULT
+                      " (complete as `deconv train` builds it: U-Net skips, two unrolled passes)",
+     "all", "model"},
     {"warmup", 0, DC_OPT_INT, "N", "untimed steps first", "3", NULL},
     {"repeats", 0, DC_OPT_INT, "N", "timed runs; the median is reported", "5", NULL},
     {"steps", 0, DC_OPT_INT, "N", "steps per timed run", "5", NULL},
