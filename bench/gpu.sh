@@ -17,9 +17,13 @@
 #      next to its roofline estimate                                  (bench_cl.log, cl.json)
 #   4b. complete again with the row kernels in the form CPU devices get (DECONV_CL_ELEM=0),
 #      to measure the GPU form's gain                        (bench_cl_rows.log, cl_rows.json)
-#   5. the PyTorch twin on CUDA, true FP32 and TF32     (torch_fp32.json, torch_tf32.json)
+#   4c. the diffusion preset, in a step of its own so that a slow one cannot cost the
+#      others' figures                                  (bench_cl_diffusion.log, cl_diffusion.json)
+#   5. the PyTorch twin on CUDA, true FP32 and TF32 (torch_tf32_off.json, torch_tf32_on.json),
+#      and on the diffusion preset, FP32                                (torch_diffusion.json)
 #   6. RESULTS.md: ours vs PyTorch FP32 (bench/report.py), plus the TF32 figures
-# Environment: MODELS (default all four presets), TORCH_DEVICE (default cuda; cpu for a dry
+# Environment: MODELS (default the four presets of steps 4-5), DIFFUSION (default 1; 0
+# skips steps 4c and the twin's diffusion run), TORCH_DEVICE (default cuda; cpu for a dry
 # run on a machine without CUDA), PYTHON (default python3), OPENCL_DEVICE (default opencl),
 # WARMUP/REPEATS/STEPS (2/3/5 for deconv, 3/5/5 for PyTorch; lower them for a dry run),
 # BENCH_FLAGS (extra `deconv bench` options, e.g. --no-gemm).
@@ -30,6 +34,7 @@ OUT=${1:?usage: bench/gpu.sh OUTDIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 MODELS=${MODELS:-complete,vae,glo,classifier}
+DIFFUSION=${DIFFUSION:-1}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 CLDEV=${OPENCL_DEVICE:-opencl}
@@ -122,6 +127,15 @@ step 60 "complete with DECONV_CL_ELEM=0 (one work-item per row, the CPU-device f
     --steps "${STEPS:-5}" --no-infer --no-gemm --no-startup --profile 1 \
     --json "$OUT/cl_rows.json"
 
+# 4c. the diffusion preset (its own step and limit)
+if [ "$DIFFUSION" = 1 ]; then
+    # shellcheck disable=SC2086
+    step 120 "deconv bench --device $CLDEV --models diffusion" bench_cl_diffusion.log \
+        .gpu/bin/deconv bench --device "$CLDEV" --models diffusion --warmup "${WARMUP:-2}" \
+        --repeats "${REPEATS:-3}" --steps "${STEPS:-5}" --no-startup --profile 1 $BENCH_FLAGS \
+        --json "$OUT/cl_diffusion.json"
+fi
+
 # 5. PyTorch twin (the same networks) on CUDA: true FP32 first (the fair comparison), TF32
 for tf in off on; do
     step 120 "PyTorch twin on $TORCH_DEVICE, TF32 $tf" "torch_tf32_$tf.log" "$PYTHON" bench/torch_twin.py \
@@ -129,11 +143,30 @@ for tf in off on; do
         --repeats "${REPEATS:-5}" --steps "${STEPS:-5}" \
         --deconv .gpu/bin/deconv --json "$OUT/torch_tf32_$tf.json"
 done
+if [ "$DIFFUSION" = 1 ]; then
+    step 120 "PyTorch twin on $TORCH_DEVICE, diffusion, TF32 off" torch_diffusion.log \
+        "$PYTHON" bench/torch_twin.py --device "$TORCH_DEVICE" --tf32 off --models diffusion \
+        --warmup "${WARMUP:-3}" --repeats "${REPEATS:-5}" --steps "${STEPS:-5}" \
+        --deconv .gpu/bin/deconv --json "$OUT/torch_diffusion.json"
+fi
 
 # 6. the table
 if [ -s "$OUT/cl.json" ] && [ -s "$OUT/torch_tf32_off.json" ]; then
-    DEV=$(sed -n 's/.*device \(.*\)$/\1/p' "$OUT/bench_cl.log" | head -n1)
-    "$PYTHON" bench/report.py --torch "$OUT/torch_tf32_off.json" --deconv "$OUT/cl.json" \
+    DEV=$(sed -n 's/.*measured here (\(.*\)): .*/\1/p' "$OUT/bench_cl.log" | head -n1)
+    # the diffusion runs, where they finished, join the others: one twin file, two of ours
+    "$PYTHON" - "$OUT/torch_tf32_off.json" "$OUT/torch_diffusion.json" "$OUT/torch_fp32_all.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+try:
+    d["results"] += json.load(open(sys.argv[2]))["results"]
+except Exception as e:
+    print(f"gpu.sh: no PyTorch diffusion figures ({e})")
+json.dump(d, open(sys.argv[3], "w"), indent=1)
+PY
+    DIFF_JSON=""
+    [ -s "$OUT/cl_diffusion.json" ] && DIFF_JSON="--deconv $OUT/cl_diffusion.json"
+    # shellcheck disable=SC2086
+    "$PYTHON" bench/report.py --torch "$OUT/torch_fp32_all.json" --deconv "$OUT/cl.json" $DIFF_JSON \
         --results "$OUT/RESULTS.md" --commit "$(cat .gpu/commit 2>/dev/null || echo '?')" \
         --command "bench/gpu.sh (deconv bench --device $CLDEV; torch_twin.py --device $TORCH_DEVICE --tf32 off)" \
         --cpu "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo "$DEV")" \
