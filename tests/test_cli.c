@@ -14,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "tu_stb_image.h"
+
 #include "deconv/image.h"
 #include "deconv/io.h"
 #include "deconv/train.h"
@@ -675,6 +677,44 @@ static void test_one_grammar_for_every_command(void **state) {
     snprintf(args, sizeof args, "dream %s --device cpu --quiet --dir %s/dream_dir", run, g_dir);
     assert_int_equal(run_cli(out, err, args), 0);
     assert_true(exists(g_dir, "dream_dir/dream_onehot.png"));
+    {
+        /* --zoom 3: the same grid with every pixel a 3x3 block (the separators stay 2 px) */
+        char p1[1300], p3[1300];
+        snprintf(p1, sizeof p1, "%s/zoom1.png", g_dir);
+        snprintf(p3, sizeof p3, "%s/zoom3.png", g_dir);
+        snprintf(args, sizeof args, "generate %s -n 5 --device cpu --quiet -o %s", run, p1);
+        assert_int_equal(run_cli(out, err, args), 0);
+        snprintf(args, sizeof args, "generate %s -n 5 --zoom 3 --device cpu --quiet -o %s", run, p3);
+        assert_int_equal(run_cli(out, err, args), 0);
+        int w1, h1, w3, h3, ch;
+        unsigned char *a = stbi_load(p1, &w1, &h1, &ch, 1), *b = stbi_load(p3, &w3, &h3, &ch, 1);
+        assert_true(a && b);
+        const int sep = DC_GRID_SEPARATOR, z = 3;
+        /* width = cols * (S + sep) + sep at zoom 1 and cols * (z S + sep) + sep at zoom z */
+        const int cols = (z * (w1 - sep) - (w3 - sep)) / (z * sep - sep);
+        const int rows = (z * (h1 - sep) - (h3 - sep)) / (z * sep - sep);
+        assert_true(cols >= 2 && rows >= 2 && cols * rows >= 5);
+        const int S = (w1 - sep) / cols - sep;
+        assert_int_equal(cols * (S + sep) + sep, w1);
+        assert_int_equal(cols * (z * S + sep) + sep, w3);
+        assert_int_equal(rows * (z * S + sep) + sep, h3);
+        for (int cell = 0; cell < 5; cell++) {
+            const int r = cell / cols, c = cell % cols;
+            for (int y = 0; y < z * S; y++)
+                for (int x = 0; x < z * S; x++) {
+                    const int y1 = sep + r * (S + sep) + y / z, x1 = sep + c * (S + sep) + x / z;
+                    const int y3 = sep + r * (z * S + sep) + y, x3 = sep + c * (z * S + sep) + x;
+                    if (a[y1 * w1 + x1] != b[y3 * w3 + x3])
+                        fail_msg("--zoom 3: cell %d pixel (%d, %d) is %d, the unzoomed pixel %d",
+                                 cell, y, x, b[y3 * w3 + x3], a[y1 * w1 + x1]);
+                }
+        }
+        stbi_image_free(a);
+        stbi_image_free(b);
+        snprintf(args, sizeof args, "generate %s --zoom 17 --device cpu --quiet -o %s", run, p3);
+        assert_int_equal(run_cli(out, err, args), 2);
+        assert_int_equal(tu_system("grep -q -- '--zoom 17: use 1 to 16' %s", err), 0);
+    }
     snprintf(args, sizeof args, "export %s --format npz --output %s/w.npz --quiet", run, g_dir);
     assert_int_equal(run_cli(out, err, args), 0);
     assert_true(exists(g_dir, "w.npz"));

@@ -18,23 +18,8 @@
 #include "deconv/image.h"
 #include "data/data_internal.h"
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb_image_write.h>
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
+#define TU_STB_IMAGE_WRITE /* the tests also write odd files of their own */
+#include "tu_stb_image.h"
 
 /* ------------------------------------------------------------------ helpers */
 

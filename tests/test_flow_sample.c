@@ -16,20 +16,7 @@
 #include "internal.h"
 #include "testutil.h"
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
+#include "tu_stb_image.h"
 
 /* ------------------------------------------------------- a field known in closed form */
 /* Data: coordinate p ~ N(mu[p], sigma[p]^2), independent. With x_t = (1 - t) x0 + t e,

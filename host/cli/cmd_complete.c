@@ -50,7 +50,7 @@ static int complete_flow(dc_model *m, const float *orig, int n, const float *mas
         memcpy(row + isz, filled + (size_t)i * variants * isz, sizeof(float) * variants * isz);
         memcpy(row + (size_t)(cols - 1) * isz, orig + (size_t)i * isz, sizeof(float) * isz);
     }
-    if (dc_image_write_grid(out, grid, n * cols, C, S, S, n, cols, DC_RANGE_PM1, &err) != DC_OK) {
+    if (gen_write_grid(out, grid, n * cols, C, S, S, n, cols, &err) != DC_OK) {
         dc_cli_fail("complete", "%s", err.msg);
         goto done;
     }
@@ -220,8 +220,7 @@ int dc_cmd_complete(int argc, char **argv) {
                 memcpy(grid + (((size_t)b * R + r) * cols + c) * isz, ROW_IMAGE(r, b * cols + c),
                        sizeof(float) * isz);
 #undef ROW_IMAGE
-    if (dc_image_write_grid(out, grid, blocks * R * cols, C, S, S, blocks * R, cols, DC_RANGE_PM1,
-                            &err)) {
+    if (gen_write_grid(out, grid, blocks * R * cols, C, S, S, blocks * R, cols, &err)) {
         dc_cli_fail("complete", "%s", err.msg);
         goto done;
     }

@@ -59,7 +59,7 @@ static int dream_flow(dc_model *m, const dc_flow_config *cfg, float strength, in
                    sizeof(float) * isz);
     }
     const double secs = dc_cli_now_s() - t0;
-    if (dc_image_write_grid(path, grid, rows * cols, C, S, S, rows, cols, DC_RANGE_PM1, &err)) {
+    if (gen_write_grid(path, grid, rows * cols, C, S, S, rows, cols, &err)) {
         dc_cli_fail("dream", "%s", err.msg);
         goto done;
     }
@@ -191,7 +191,7 @@ int dc_cmd_dream(int argc, char **argv) {
             }
         }
         snprintf(path, sizeof path, "%s/dream_canvas.png", dir);
-        if (dc_image_write_grid(path, y, 3 * per, C, S, S, 3, per, DC_RANGE_PM1, &err)) {
+        if (gen_write_grid(path, y, 3 * per, C, S, S, 3, per, &err)) {
             dc_cli_fail("dream", "%s", err.msg);
             goto done;
         }
@@ -211,7 +211,7 @@ int dc_cmd_dream(int argc, char **argv) {
         goto done;
     }
     snprintf(path, sizeof path, "%s/dream_onehot.png", dir);
-    if (dc_image_write_grid(path, imgs, count, C, S, S, 0, 0, DC_RANGE_PM1, &err)) {
+    if (gen_write_grid(path, imgs, count, C, S, S, 0, 0, &err)) {
         free(imgs);
         dc_cli_fail("dream", "%s", err.msg);
         goto done;
@@ -222,7 +222,7 @@ int dc_cmd_dream(int argc, char **argv) {
     for (int i = 1; i < count; i++) z[(size_t)i * L + (i - 1) / 2] = (i % 2 ? 1 : -1) * scale;
     if (gen_decode("dream", dec, z, imgs) == 0) {
         snprintf(path, sizeof path, "%s/dream_zero.png", dir);
-        if (dc_image_write_grid(path, imgs, count, C, S, S, 0, 0, DC_RANGE_PM1, &err) == DC_OK)
+        if (gen_write_grid(path, imgs, count, C, S, S, 0, 0, &err) == DC_OK)
             printf("wrote %s (z = 0, then +-%g along latent 0, 1, ...)\n", path, (double)scale);
     }
     free(imgs);

@@ -163,7 +163,7 @@ int dc_cmd_generate(int argc, char **argv) {
             goto done;
     }
     judge_samples(m, img, n, isz);
-    if (dc_image_write_grid(out, img, n, C, S, S, 0, 0, DC_RANGE_PM1, &err) != DC_OK) {
+    if (gen_write_grid(out, img, n, C, S, S, 0, 0, &err) != DC_OK) {
         dc_cli_fail("generate", "%s", err.msg);
         goto done;
     }

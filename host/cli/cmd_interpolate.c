@@ -70,7 +70,7 @@ static int interpolate_flow(dc_model *m, const dc_flow_config *cfg, uint64_t fro
     for (int f = 0; f < frames; f++)
         slerp(ends, ends + isz, isz, (double)f / (frames - 1), noise + (size_t)f * isz);
     if (dc_flow_generate(m, frames, cfg, noise, img, NULL, 0, &err) != DC_OK ||
-        dc_image_write_grid(out, img, frames, C, S, S, 1, frames, DC_RANGE_PM1, &err) != DC_OK) {
+        gen_write_grid(out, img, frames, C, S, S, 1, frames, &err) != DC_OK) {
         dc_cli_fail("interpolate", "%s", err.msg);
         goto done;
     }
@@ -239,7 +239,7 @@ int dc_cmd_interpolate(int argc, char **argv) {
         for (int d = 0; d < L; d++) z[s * L + d] = (1 - t) * codes[d] + t * codes[L + d];
     }
     if (gen_decode("interpolate", dec, z, outimg)) goto done;
-    if (dc_image_write_grid(out, outimg, steps, C, S, S, 1, steps, DC_RANGE_PM1, &err)) {
+    if (gen_write_grid(out, outimg, steps, C, S, S, 1, steps, &err)) {
         dc_cli_fail("interpolate", "%s", err.msg);
         goto done;
     }

@@ -30,7 +30,11 @@ int gen_flow_sample(const char *cmd, dc_model *m, int n, const dc_flow_config *c
 /* Diffusion: the sampler options every flow command takes (--steps, --sampler, --churn,
  * --seed; --class, --guidance) into cfg. Non-zero (after a message) when one is bad. */
 int gen_flow_config(const char *cmd, dc_args *a, dc_flow_config *cfg);
-/* Their table entries (with --device), the shared table of those commands. */
+/* A grid of images in [-1, 1] (dc_image_write_grid), every pixel drawn as a block of
+ * --zoom x --zoom (as gen_flow_config read it; 1 before). */
+dc_status gen_write_grid(const char *path, const float *nchw, int n, int c, int h, int w, int rows,
+                         int cols, dc_error *err);
+/* Their table entries (with --device and --zoom), the shared table of those commands. */
 extern const dc_option gen_flow_options[];
 /* Re-create the run's training and validation split from its checkpoint metadata. */
 int gen_run_split(const char *cmd, const dc_meta *meta, const dc_model *m, dc_dataset **train,
