@@ -95,7 +95,7 @@ static void complete_notes(FILE *f) {
 static const dc_command complete_command = {
     .name = "complete",
     .synopsis = "RUN IMAGE... [--mask KIND] [--passes K] [--noise STD]\n"
-                "[--seed S] [-o GRID.png] [--device ...]\n"
+                "[--seed S] [-o GRID.png] [--zoom N] [--device ...]\n"
                 "diffusion runs: [--variants N] [--resample R] [--steps N]\n"
                 "[--sampler euler|heun|sde] [--churn C]",
     .about = "Fills the hidden part of images with a completion, vae or diffusion run.\n",

@@ -98,7 +98,7 @@ static void dream_notes(FILE *f) {
 
 static const dc_command dream_command = {
     .name = "dream",
-    .synopsis = "RUN [--out DIR] [--scale S] [--count N] [--seed S] [--device ...]\n"
+    .synopsis = "RUN [--out DIR] [--scale S] [--count N] [--seed S] [--zoom N] [--device ...]\n"
                 "RUN [IMAGE...] [--strength S] [--count N] [--steps N]\n"
                 "[--sampler euler|heun|sde] [--churn C]   (diffusion runs)",
     .about = "Blank-canvas and one-hot-latent experiments through the decoder.\n",

@@ -81,7 +81,7 @@ static const dc_command generate_command = {
     .synopsis = "RUN [-n N] [--seed S] [--temperature T] [--noise STD]\n"
                 "[--steps N] [--sampler euler|heun|sde] [--churn C]\n"
                 "[--class K] [--guidance W] [--trajectory GRID.png]\n"
-                "[-o GRID.png] [--dir FOLDER] [--device ...]",
+                "[-o GRID.png] [--dir FOLDER] [--zoom N] [--device ...]",
     .about = "New images from random latents (vae, glo), a blank canvas (complete) or noise\n"
              "(diffusion).\n",
     .options = generate_options,

@@ -109,7 +109,7 @@ static void interpolate_notes(FILE *f) {
 
 static const dc_command interpolate_command = {
     .name = "interpolate",
-    .synopsis = "RUN A B [--steps N] [-o GRID.png] [--device ...]\n"
+    .synopsis = "RUN A B [--steps N] [-o GRID.png] [--zoom N] [--device ...]\n"
                 "RUN --list\n"
                 "RUN [--from S] [--to S] [--frames K] [--steps N]\n"
                 "[--sampler euler|heun]   (diffusion runs)",

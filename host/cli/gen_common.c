@@ -153,8 +153,8 @@ const dc_option gen_flow_options[] = {
      "more class-like)",
      "1", NULL},
     {"zoom", 0, DC_OPT_INT, "N",
-     "draw every pixel of the written grids as an N x N block (nearest\nneighbour, 1 to 16; "
-     "the images themselves are computed at the model's size)",
+     "draw every pixel of the written grids as an N x N block\n(nearest neighbour, 1 to 16; the "
+     "images are computed at the model's size)",
      "1", NULL},
     DC_OPT_DEVICE_ENTRY,
     {NULL, 0, 0, NULL, NULL, NULL, NULL},
