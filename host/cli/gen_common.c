@@ -168,6 +168,13 @@ dc_status gen_write_grid(const char *path, const float *nchw, int n, int c, int 
     const int z = g_zoom;
     if (z <= 1) return dc_image_write_grid(path, nchw, n, c, h, w, rows, cols, DC_RANGE_PM1, err);
     const size_t zh = (size_t)h * z, zw = (size_t)w * z;
+    /* refuse a zoomed grid of more than 2^28 pixels (1 GiB of floats per channel) before
+     * allocating it; dc_image_write_grid refuses sides over 32768 pixels anyway */
+    if (n <= 0 || (size_t)n * zh * zw > ((size_t)1 << 28))
+        return dc_set_error(err, DC_ERR_ARG,
+                            "%s: %d images of %zux%zu pixels (--zoom %d) do not fit one PNG grid; "
+                            "use a smaller --zoom or fewer images",
+                            path, n, zh, zw, z);
     float *big = malloc(sizeof(float) * (size_t)n * c * zh * zw);
     if (!big) return dc_set_error(err, DC_ERR_OOM, "%s: out of memory for a %dx zoomed grid", path, z);
     for (size_t plane = 0; plane < (size_t)n * c; plane++) {
