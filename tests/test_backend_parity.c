@@ -270,6 +270,15 @@ static void test_memory_and_blas1(void **state) {
                 }
         check("select_planes backward a", a, 0, a.n, EXACT);
         check("select_planes backward b", b, 0, b.n, EXACT);
+        /* the forward needs both inputs: refused by name on each backend */
+        for (int w_ = 0; w_ < 2; w_++) {
+            dc_backend *be_ = F->be[w_];
+            assert_int_equal(be_->ops->select_planes(be_, 0, AT(m, 1), NONE, AT(b, 3), AT(yy, 4),
+                                                     SN, SC, SHW),
+                             DC_ERR_ARG);
+            if (!strstr(be_->err.msg, "select_planes"))
+                fail_msg("%s: missing input not named: %s", be_->ops->name, be_->err.msg);
+        }
         twin_free(&m), twin_free(&a), twin_free(&b), twin_free(&yy);
     }
 

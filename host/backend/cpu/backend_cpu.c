@@ -153,6 +153,8 @@ dc_status dc_cpu_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr a, d
     if (dir < 0 || dir > 1 || n < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "cpu select_planes: dir %d, [%d, %d, %d]", dir,
                             n, c, hw);
+    if (dir == 0 && (!a.buf || !b.buf))
+        return dc_set_error(&be->err, DC_ERR_ARG, "cpu select_planes: the forward needs a and b");
     const float *pm = F(mask);
     float *pa = a.buf ? F(a) : NULL, *pb = b.buf ? F(b) : NULL, *py = F(y);
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw > 65536)
