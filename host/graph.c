@@ -196,6 +196,18 @@ int dc_input_int(dc_graph *g, const char *name) {
     return dc_graph_add_node(g, DC_OP_INPUT_INT, NULL, 0, 1, shape);
 }
 
+dc_status dc_graph_keep_buffer(dc_graph *g, int input) {
+    if (!g) return DC_ERR_ARG;
+    if (input < 0 || input >= g->n || g->nodes[input].op != DC_OP_INPUT)
+        return dc_set_error(&g->err, DC_ERR_ARG, "keep_buffer: node %d is not a float input", input);
+    if (g->finalized)
+        return dc_set_error(&g->err, DC_ERR_STATE,
+                            "keep_buffer on '%s': call it before dc_graph_finalize",
+                            g->nodes[input].name);
+    g->nodes[input].keep_buffer = 1;
+    return DC_OK;
+}
+
 dc_status dc_graph_require_grad(dc_graph *g, int node) {
     if (!g) return DC_ERR_ARG;
     if (node < 0 || node >= g->n)
@@ -260,7 +272,7 @@ static void fold_inputs(dc_graph *g, const int *uses) {
         for (int j = 0; j < c->n_in; j++) {
             dc_node *a = &g->nodes[c->in[j]];
             if (a->op == DC_OP_INPUT && uses[c->in[j]] == 1 && !a->requires_grad &&
-                !a->wants_grad) {
+                !a->wants_grad && !a->keep_buffer) {
                 a->folded = 1;
                 a->fold_into = i;
                 a->fold_coff = coff;

@@ -42,6 +42,7 @@ typedef struct dc_node {
      * no gradient): it has no buffer of its own; its values live in channels fold_coff..
      * of node fold_into's output, where dc_graph_set_input writes them */
     int folded, fold_into, fold_coff;
+    int keep_buffer; /* an input never folded (dc_graph_keep_buffer) */
     float seed_scale;              /* scalar nodes: d(root)/d(node), host-side */
 } dc_node;
 

@@ -869,37 +869,6 @@ static void warn(dc_trainer *t, const char *message) {
     if (t->cb.warning) t->cb.warning(t->cb.user, message);
 }
 
-/* Self-feedback (spec.feedback = p): each image with probability p trains on the input of
- * a later refinement pass, its hidden pixels replaced by the model's own completion fed
- * back 1 to FEEDBACK_MAX_PASSES times (uniformly), each pass as `deconv complete --passes`
- * runs it by default (dc_complete_feedback_inputs; code noise 0: the trained std gave the
- * same losses to the last digit). No gradient flows through those passes (their output is
- * data here). Up to 3 passes: the evaluation's refinement figure feeds back twice, and one
- * pass only (the first design) left later passes' inputs unseen. */
-#define FEEDBACK_MAX_PASSES 3
-static dc_status self_feedback(dc_trainer *t, uint64_t step_seed, dc_error *err) {
-    dc_model *m = t->m;
-    dc_batch *b = &t->batch;
-    int *passes = malloc(sizeof(int) * (size_t)b->n);
-    float *y = malloc(sizeof(float) * b->image_numel * (size_t)b->n);
-    if (!passes || !y) {
-        free(passes), free(y);
-        return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
-    }
-    dc_rng rng;
-    dc_rng_seed(&rng, dc_seed_mix(step_seed, 0xfeedULL));
-    for (int i = 0; i < b->n; i++)
-        passes[i] = dc_rng_uniform(&rng) < m->spec.feedback
-                        ? 1 + (int)dc_rng_below(&rng, FEEDBACK_MAX_PASSES)
-                        : 0;
-    dc_status s = dc_complete_feedback_inputs(m, b->x, b->mask, passes, 0.0f, step_seed, y, err);
-    free(passes), free(y);
-    /* back to the training step's mode and draws */
-    dc_graph_set_train(m->g, 1);
-    dc_graph_set_seed(m->g, step_seed);
-    return s;
-}
-
 /* DC_ERR_NUMERIC naming the first parameter that holds a NaN or an infinity. */
 static dc_status check_params(dc_trainer *t, dc_error *err) {
     dc_params *p = t->m->params;
@@ -937,7 +906,9 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
     const uint64_t draw_seed = dc_dist_draw_seed(t->cfg.dist, step_seed);
     dc_graph_set_seed(m->g, draw_seed);
     dc_status s;
-    if (m->spec.feedback > 0 && (s = self_feedback(t, draw_seed, err)) != DC_OK) return s;
+    /* self-feedback (complete): the batch's inputs replaced on the device, no read-back */
+    if (m->spec.feedback > 0 && (s = dc_complete_self_feedback(m, t->batch.mask, draw_seed, err)) != DC_OK)
+        return s;
     DC_TRY(dc_dist_backward_begin(t->cfg.dist, m, err)); /* buckets start during backward */
     if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
         (s = dc_params_zero_grad(m->params)) != DC_OK ||

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deconv/complete.h"
 #include "deconv/data.h"
 #include "deconv/model.h"
 #include "internal.h"
@@ -234,6 +235,9 @@ static void train_preset_unroll(const char *kind, int tied, int unroll, int skip
         for (int k = 0; k < 2; k++) {
             assert_int_equal(dc_model_set_batch(ms[k], &b, &err), DC_OK);
             dc_graph_set_seed(ms[k]->g, 100 + step);
+            /* complete: training's self-feedback passes, on the device (select_planes) */
+            if (dc_complete_self_feedback(ms[k], b.mask, 100 + step, &err) != DC_OK)
+                fail_msg("self-feedback: %s", err.msg);
             assert_int_equal(dc_graph_forward(ms[k]->g, -1), DC_OK);
             assert_int_equal(dc_params_zero_grad(ms[k]->params), DC_OK);
             assert_int_equal(dc_graph_backward(ms[k]->g, ms[k]->loss, DC_RELU_NORMAL), DC_OK);

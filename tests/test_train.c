@@ -1189,6 +1189,65 @@ static void unrolled_case(int hole_input) {
     dc_backend_free(be);
 }
 
+/* Training's self-feedback on the device (dc_complete_feedback_device: nothing read back)
+ * builds exactly the inputs of the host path (dc_complete_feedback_inputs, itself checked
+ * against per-item loops above), bit for bit, on the training graph: with unrolled passes
+ * and without. The training graph of a model with feedback keeps x's buffer; one without
+ * feedback folds x into the first concatenation, and the device path refuses it. */
+static void feedback_device_case(int unroll) {
+    dc_error err = {0};
+    dc_backend *be;
+    assert_int_equal(dc_backend_create_cpu(1, &be, &err), DC_OK);
+    dc_model_spec spec;
+    assert_int_equal(dc_model_spec_default(&spec, "complete", 1, 16, &err), DC_OK);
+    spec.base = 4, spec.blocks = 2, spec.latent = 16, spec.unroll = unroll;
+    spec.skips = unroll > 1;
+    assert_true(spec.feedback > 0 && spec.hole_input);
+    enum { B = 4, HW = 256 };
+    dc_model *m;
+    if (dc_model_create_training(be, &spec, B, &m, &err) != DC_OK) fail_msg("%s", err.msg);
+    assert_non_null(dc_graph_value(m->g, m->x).buf);
+    static float image[B * HW], masks[B * HW], x[B * HW], host[B * HW], dev[B * HW],
+        scratch[B * HW];
+    dc_rng rng;
+    dc_rng_seed(&rng, 17);
+    perturb_params(m->params, &rng, 0.1f);
+    tu_fill_uniform(image, B * HW, &rng, -1.0f, 1.0f);
+    const dc_mask_kind kinds[B] = {DC_MASK_BOX, DC_MASK_BOTTOM, DC_MASK_RANDOM, DC_MASK_FULL};
+    for (int i = 0; i < B; i++) {
+        dc_mask_make(kinds[i], 16, 16, &rng, masks + i * HW);
+        dc_mask_apply(image + i * HW, masks + i * HW, 1, 16, 16, 0.0f, 1.0f, 1, x + i * HW, NULL);
+    }
+    const int passes[B] = {3, 1, 0, 2};
+    memcpy(host, x, sizeof x);
+    assert_int_equal(dc_complete_feedback_inputs(m, host, masks, passes, 0.0f, 9, scratch, &err), DC_OK);
+    assert_true(tu_max_abs_err(host, x, B * HW) > 1e-3); /* the passes changed something */
+    assert_int_equal(dc_graph_set_input(m->g, m->x, x), DC_OK);
+    assert_int_equal(dc_model_set_hole(m, masks, 1, &err), DC_OK);
+    assert_int_equal(dc_complete_feedback_device(m, masks, passes, 9, &err), DC_OK);
+    assert_int_equal(dc_graph_read(m->g, m->x, dev), DC_OK);
+    for (int k = 0; k < B * HW; k++)
+        if (memcmp(&dev[k], &host[k], sizeof(float)))
+            fail_msg("unroll %d: element %d: device %g, host %g", unroll, k, (double)dev[k],
+                     (double)host[k]);
+    dc_model_free(m);
+    /* no feedback: x folded (no buffer of its own), and the device path says why it cannot */
+    spec.feedback = 0.0f, spec.unroll = 1, spec.skips = 0;
+    if (dc_model_create_training(be, &spec, B, &m, &err) != DC_OK) fail_msg("%s", err.msg);
+    assert_null(dc_graph_value(m->g, m->x).buf);
+    assert_int_equal(dc_complete_self_feedback(m, masks, 9, &err), DC_OK); /* p = 0: nothing */
+    assert_int_equal(dc_complete_feedback_device(m, masks, passes, 9, &err), DC_ERR_STATE);
+    assert_non_null(strstr(err.msg, "no buffer of its own"));
+    dc_model_free(m);
+    dc_backend_free(be);
+}
+
+static void test_feedback_on_device(void **state) {
+    (void)state;
+    feedback_device_case(1);
+    feedback_device_case(2);
+}
+
 static void test_unrolled_passes(void **state) {
     (void)state;
     unrolled_case(1);
@@ -1264,6 +1323,7 @@ int main(void) {
         cmocka_unit_test(test_feedback_inputs_match_passes),
         cmocka_unit_test(test_feedback_inputs_hole),
         cmocka_unit_test(test_unrolled_passes),
+        cmocka_unit_test(test_feedback_on_device),
         cmocka_unit_test(test_skips_decoder_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

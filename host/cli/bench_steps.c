@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/bench.h"
+#include "deconv/complete.h"
 
 double bench_now_s(void) {
     struct timespec ts;
@@ -68,8 +69,9 @@ int bench_preset(const char *model, int batch_override, dc_model_spec *spec, int
     if (dc_model_spec_default(spec, as_trained ? "complete" : model, 1, size, err) != DC_OK)
         return -1;
     if (!strcmp(model, "glo")) spec->glo_count = 1024;
-    /* complete: the design bench/torch_twin.py rebuilds (no skips, one pass per step) */
-    if (!strcmp(model, "complete")) spec->skips = 0, spec->unroll = 1;
+    /* complete: the design bench/torch_twin.py rebuilds (no skips, one pass per step, no
+     * self-feedback passes) */
+    if (!strcmp(model, "complete")) spec->skips = 0, spec->unroll = 1, spec->feedback = 0.0f;
     *batch = batch_override > 0 ? batch_override : (cls ? 128 : 64);
     return dc_model_spec_check(spec, err) == DC_OK ? 0 : -1;
 }
@@ -105,6 +107,11 @@ dc_status bench_train_step(dc_model *m, dc_optim *opt, const dc_batch *b, uint64
         return s;
     }
     dc_graph_set_seed(m->g, seed);
+    /* complete-default: train's self-feedback passes (on the device) */
+    if (m->spec.feedback > 0 && (s = dc_complete_self_feedback(m, b->mask, seed, &err))) {
+        snprintf(msg, cap, "self-feedback: %s", err.msg);
+        return s;
+    }
     if ((s = dc_graph_forward(m->g, -1)) || (s = dc_params_zero_grad(m->params)) ||
         (s = dc_graph_backward(m->g, m->loss, DC_RELU_NORMAL))) {
         snprintf(msg, cap, "step: %s", dc_graph_error(m->g)->msg);

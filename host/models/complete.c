@@ -88,6 +88,8 @@ void dc_kind_complete_build(dc_model *m) {
     const int C = s->channels, S = s->size;
     const int unroll = m->training && s->unroll > 1;
     m->x = dc_input(g, "x", C, S, S);
+    /* self-feedback rewrites x on the device (dc_complete_feedback_device) */
+    if (m->training && s->feedback > 0) dc_graph_keep_buffer(g, m->x);
     m->target = dc_input(g, "target", C, S, S);
     m->weight = dc_input(g, "weight", C, S, S);
     /* the mask of the hidden pixels: the encoder's second input (hole_input), and what the
@@ -192,4 +194,81 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
         if (s != DC_OK) return dc_set_error(err, s, "self-feedback: %s", dc_graph_error(m->g)->msg);
     }
     return DC_OK;
+}
+
+dc_status dc_complete_feedback_device(dc_model *m, const float *masks, const int *passes,
+                                      uint64_t seed, dc_error *err) {
+    if (!m || !masks || !passes || m->x < 0 || m->out < 0)
+        return dc_set_error(err, DC_ERR_ARG, "self-feedback: a NULL argument or a model without x");
+    dc_graph *g = m->g;
+    const dc_tensor xt = dc_graph_value(g, m->x);
+    if (!xt.buf)
+        return dc_set_error(err, DC_ERR_STATE,
+                            "self-feedback on the device: the input x has no buffer of its own "
+                            "(build the graph with dc_model_create_training and feedback > 0)");
+    const int N = m->batch, C = m->spec.channels, hw = m->spec.size * m->spec.size;
+    int most = 0;
+    for (int i = 0; i < N; i++) most = passes[i] > most ? passes[i] : most;
+    if (most == 0) return DC_OK;
+    /* pass p's planes: item i's mask while it is still fed back (passes[i] >= p), else 0 */
+    const size_t plane_set = (size_t)N * hw, bytes = sizeof(float) * plane_set * (size_t)most;
+    float *planes = malloc(bytes);
+    if (!planes) return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
+    for (int p = 1; p <= most; p++)
+        for (int i = 0; i < N; i++) {
+            float *dst = planes + (size_t)(p - 1) * plane_set + (size_t)i * hw;
+            if (passes[i] >= p)
+                memcpy(dst, masks + (size_t)i * hw, sizeof(float) * hw);
+            else
+                memset(dst, 0, sizeof(float) * hw);
+        }
+    dc_backend *be = m->be;
+    dc_status s = DC_OK;
+    if (m->feedback_planes_bytes < bytes) {
+        if (m->feedback_planes) be->ops->free(be, m->feedback_planes);
+        m->feedback_planes = NULL, m->feedback_planes_bytes = 0;
+        if ((s = be->ops->alloc(be, bytes, &m->feedback_planes)) == DC_OK)
+            m->feedback_planes_bytes = bytes;
+    }
+    if (s == DC_OK) s = DC_BE(be, write, (dc_ptr){m->feedback_planes, 0}, planes, bytes);
+    free(planes);
+    if (s != DC_OK) return dc_set_error(err, s, "self-feedback: %s", be->err.msg);
+    const dc_ptr x = {xt.buf, xt.off};
+    const dc_tensor ot = dc_graph_value(g, m->out);
+    const dc_ptr out = {ot.buf, ot.off};
+    dc_graph_set_train(g, 0);
+    if (m->noise >= 0) dc_graph_set_noise_std(g, m->noise, 0.0f);
+    for (int p = 1; p <= most && s == DC_OK; p++) {
+        /* as dc_complete_pass with noise std 0: eval mode, pass p's draws */
+        dc_graph_set_seed(g, dc_seed_mix(seed, (uint64_t)p));
+        if ((s = dc_graph_forward(g, m->out)) != DC_OK) {
+            dc_set_error(err, s, "self-feedback: %s", dc_graph_error(g)->msg);
+            break;
+        }
+        const dc_ptr mask = {m->feedback_planes, (size_t)(p - 1) * plane_set};
+        if ((s = DC_BE(be, select_planes, 0, mask, out, x, x, N, C, hw)) != DC_OK)
+            dc_set_error(err, s, "self-feedback: %s", be->err.msg);
+    }
+    if (m->noise >= 0) dc_graph_set_noise_std(g, m->noise, m->spec.noise);
+    return s;
+}
+
+dc_status dc_complete_self_feedback(dc_model *m, const float *masks, uint64_t seed,
+                                    dc_error *err) {
+    if (!m || !masks) return dc_set_error(err, DC_ERR_ARG, "self-feedback: a NULL argument");
+    if (!(m->spec.feedback > 0)) return DC_OK;
+    int *passes = malloc(sizeof(int) * (size_t)m->batch);
+    if (!passes) return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
+    dc_rng rng;
+    dc_rng_seed(&rng, dc_seed_mix(seed, 0xfeedULL));
+    for (int i = 0; i < m->batch; i++)
+        passes[i] = dc_rng_uniform(&rng) < m->spec.feedback
+                        ? 1 + (int)dc_rng_below(&rng, DC_FEEDBACK_MAX_PASSES)
+                        : 0;
+    dc_status s = dc_complete_feedback_device(m, masks, passes, seed, err);
+    free(passes);
+    /* back to the training step's mode and draws */
+    dc_graph_set_train(m->g, 1);
+    dc_graph_set_seed(m->g, seed);
+    return s;
 }

@@ -528,6 +528,7 @@ dc_status dc_model_create_shared(dc_model *src, int batch, int decoder_only, dc_
 
 void dc_model_free(dc_model *m) {
     if (!m) return;
+    if (m->feedback_planes) m->be->ops->free(m->be, m->feedback_planes);
     dc_graph_free(m->g);
     if (m->owns_params) dc_params_free(m->params);
     free(m);

@@ -38,6 +38,30 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
                                       float noise_std, uint64_t seed, float *scratch,
                                       dc_error *err);
 
+/* Self-feedback on the device, for a training graph (dc_model_create_training with
+ * spec.feedback > 0, whose x input keeps a buffer of its own) whose inputs are set
+ * (dc_model_set_batch: x, and the masks as the hole input): item i becomes the input of
+ * pass passes[i] + 1 exactly as dc_complete_feedback_inputs computes it at code noise std
+ * 0, but nothing is read back: each pass runs forward (eval mode, draws from
+ * dc_seed_mix(seed, p)) and replaces, on the device, the hidden pixels of the items still
+ * being fed back by the pass's output (select_planes). masks: one plane per item. Leaves the
+ * graph in eval mode; x on the host is not updated (dc_graph_read reads the new x). */
+dc_status dc_complete_feedback_device(dc_model *m, const float *masks, const int *passes,
+                                      uint64_t seed, dc_error *err);
+
+/* A training step's self-feedback (spec.feedback = p; a no-op for p = 0): each image with
+ * probability p trains on the input of a later refinement pass, its hidden pixels replaced
+ * by the model's own completion fed back 1 to DC_FEEDBACK_MAX_PASSES times (uniformly, drawn
+ * from seed), each pass as `deconv complete --passes` runs it by default
+ * (dc_complete_feedback_device). No gradient flows through those passes (their output is
+ * data here). Leaves the graph in training mode with draws from seed. `deconv train` and
+ * `deconv bench` run it after dc_model_set_batch. */
+/* up to 3: the evaluation's refinement figure feeds back twice, and one pass only (the
+ * first design) left later passes' inputs unseen */
+#define DC_FEEDBACK_MAX_PASSES 3
+dc_status dc_complete_self_feedback(dc_model *m, const float *masks, uint64_t seed,
+                                    dc_error *err);
+
 DC_API_END
 
 #endif

@@ -335,6 +335,9 @@ dc_tensor dc_graph_value(const dc_graph *g, int node);
 dc_tensor dc_graph_grad(const dc_graph *g, int node);
 /* Ask for the gradient of a node that would otherwise get none (inputs). Before finalize. */
 dc_status dc_graph_require_grad(dc_graph *g, int node);
+/* A float input keeps a tensor of its own (never folded into a concatenation), for a caller
+ * that updates it on the device through dc_graph_value. Before finalize. */
+dc_status dc_graph_keep_buffer(dc_graph *g, int input);
 /* The conv / dense node's op attributes, for export and visualization. */
 typedef struct dc_node_info {
     int op;              /* dc_op value (host/ops.def order) */
