@@ -41,17 +41,17 @@ __kernel void dc_binary(int op, __global float *y, ulong y_off, __global const f
         y[y_off + i] += va * vb;
 }
 
-/* One mask plane per image picks a (m > 0.5) or b for each of the c channels.
+/* One mask plane per image picks a (m > threshold) or b for each of the c channels.
  * dir 0: y = m ? a : b.  dir 1 (backward, y the gradient): a += m ? y : 0 when has_a,
  * b += m ? 0 : y when has_b. One work-item per element of y. */
 __kernel void dc_select_planes(int dir, __global const float *mask, ulong m_off,
-                               __global float *a, ulong a_off, int has_a, __global float *b,
+                               float threshold, __global float *a, ulong a_off, int has_a, __global float *b,
                                ulong b_off, int has_b, __global float *y, ulong y_off, uint total,
                                int c, int hw) {
     const uint idx = get_global_id(0);
     if (idx >= total) return;
     const uint plane = idx / (uint)hw, p = idx - plane * (uint)hw, i = plane / (uint)c;
-    const int on = mask[m_off + (ulong)i * hw + p] > 0.5f;
+    const int on = mask[m_off + (ulong)i * hw + p] > threshold;
     if (dir == 0) {
         y[y_off + idx] = on ? a[a_off + idx] : b[b_off + idx];
     } else if (on) {

@@ -238,7 +238,7 @@ static void test_memory_and_blas1(void **state) {
         twin_read(m, 0, 0, hm, m.n);
         twin_read(a, 0, 0, ha, a.n);
         twin_read(b, 0, 0, hb, b.n);
-        BOTH(select_planes, 0, AT(m, 1), AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        BOTH(select_planes, 0, AT(m, 1), 0.5f, AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
         int picked_a = 0;
         for (int i = 0; i < SN; i++)
             for (int ch = 0; ch < SC; ch++)
@@ -251,10 +251,19 @@ static void test_memory_and_blas1(void **state) {
         twin_read(yy, 0, 4, got, ST);
         assert_memory_equal(got, want, sizeof want);
         check("select_planes forward", yy, 0, yy.n, EXACT);
+        /* another threshold (self-feedback picks by pass count) */
+        BOTH(select_planes, 0, AT(m, 1), 0.25f, AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        twin_read(yy, 0, 4, got, ST);
+        for (int k = 0; k < ST; k++) {
+            const int i = k / (SC * SHW), p = k % SHW;
+            if (got[k] != (hm[1 + i * SHW + p] > 0.25f ? ha[2 + k] : hb[3 + k]))
+                fail_msg("select_planes threshold 0.25: element %d", k);
+        }
+        check("select_planes forward", yy, 0, yy.n, EXACT);
         /* backward: yy is the gradient; both inputs, then only b (a's buffer NULL) */
         twin_read(yy, 0, 0, hy, yy.n);
-        BOTH(select_planes, 1, AT(m, 1), AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
-        BOTH(select_planes, 1, AT(m, 1), NONE, AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        BOTH(select_planes, 1, AT(m, 1), 0.5f, AT(a, 2), AT(b, 3), AT(yy, 4), SN, SC, SHW);
+        BOTH(select_planes, 1, AT(m, 1), 0.5f, NONE, AT(b, 3), AT(yy, 4), SN, SC, SHW);
         float ga[ST + 2], gb[ST + 3];
         twin_read(a, 0, 0, ga, a.n);
         twin_read(b, 0, 0, gb, b.n);
@@ -273,7 +282,7 @@ static void test_memory_and_blas1(void **state) {
         /* the forward needs both inputs: refused by name on each backend */
         for (int w_ = 0; w_ < 2; w_++) {
             dc_backend *be_ = F->be[w_];
-            assert_int_equal(be_->ops->select_planes(be_, 0, AT(m, 1), NONE, AT(b, 3), AT(yy, 4),
+            assert_int_equal(be_->ops->select_planes(be_, 0, AT(m, 1), 0.5f, NONE, AT(b, 3), AT(yy, 4),
                                                      SN, SC, SHW),
                              DC_ERR_ARG);
             if (!strstr(be_->err.msg, "select_planes"))

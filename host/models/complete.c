@@ -210,18 +210,14 @@ dc_status dc_complete_feedback_device(dc_model *m, const float *masks, const int
     int most = 0;
     for (int i = 0; i < N; i++) most = passes[i] > most ? passes[i] : most;
     if (most == 0) return DC_OK;
-    /* pass p's planes: item i's mask while it is still fed back (passes[i] >= p), else 0 */
-    const size_t plane_set = (size_t)N * hw, bytes = sizeof(float) * plane_set * (size_t)most;
+    /* one plane per item: its pass count where hidden, 0 where visible; pass p replaces
+     * the pixels above p - 0.5, i.e. hidden pixels of items fed back at least p times */
+    const size_t bytes = sizeof(float) * (size_t)N * hw;
     float *planes = malloc(bytes);
     if (!planes) return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
-    for (int p = 1; p <= most; p++)
-        for (int i = 0; i < N; i++) {
-            float *dst = planes + (size_t)(p - 1) * plane_set + (size_t)i * hw;
-            if (passes[i] >= p)
-                memcpy(dst, masks + (size_t)i * hw, sizeof(float) * hw);
-            else
-                memset(dst, 0, sizeof(float) * hw);
-        }
+    for (int i = 0; i < N; i++)
+        for (int q = 0; q < hw; q++)
+            planes[(size_t)i * hw + q] = masks[(size_t)i * hw + q] > 0.5f ? (float)passes[i] : 0.0f;
     dc_backend *be = m->be;
     dc_status s = DC_OK;
     if (m->feedback_planes_bytes < bytes) {
@@ -245,8 +241,9 @@ dc_status dc_complete_feedback_device(dc_model *m, const float *masks, const int
             dc_set_error(err, s, "self-feedback: %s", dc_graph_error(g)->msg);
             break;
         }
-        const dc_ptr mask = {m->feedback_planes, (size_t)(p - 1) * plane_set};
-        if ((s = DC_BE(be, select_planes, 0, mask, out, x, x, N, C, hw)) != DC_OK)
+        const dc_ptr counts = {m->feedback_planes, 0};
+        if ((s = DC_BE(be, select_planes, 0, counts, (float)p - 0.5f, out, x, x, N, C, hw)) !=
+            DC_OK)
             dc_set_error(err, s, "self-feedback: %s", be->err.msg);
     }
     if (m->noise >= 0) dc_graph_set_noise_std(g, m->noise, m->spec.noise);

@@ -104,7 +104,7 @@ int dc_where(dc_graph *g, int mask, int a, int b) {
 }
 
 static dc_status where_forward(dc_graph *g, dc_node *n) {
-    return DC_BE(g->be, select_planes, 0, dc_node_out(g, n->in[0]), dc_node_out(g, n->in[1]),
+    return DC_BE(g->be, select_planes, 0, dc_node_out(g, n->in[0]), 0.5f, dc_node_out(g, n->in[1]),
                  dc_node_out(g, n->in[2]), dc_tensor_ptr(n->out), g->batch, NC(n),
                  NH(n) * NW(n));
 }
@@ -115,7 +115,7 @@ static dc_status where_backward(dc_graph *g, dc_node *n, dc_relu_mode mode) {
     const dc_ptr none = {0};
     const int ga = dc_node_has_grad(g, n->in[1]), gb = dc_node_has_grad(g, n->in[2]);
     if (!ga && !gb) return DC_OK;
-    return DC_BE(g->be, select_planes, 1, dc_node_out(g, n->in[0]),
+    return DC_BE(g->be, select_planes, 1, dc_node_out(g, n->in[0]), 0.5f,
                  ga ? dc_node_grad(g, n->in[1]) : none, gb ? dc_node_grad(g, n->in[2]) : none,
                  dc_tensor_ptr(n->grad), g->batch, NC(n), NH(n) * NW(n));
 }

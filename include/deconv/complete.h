@@ -44,7 +44,8 @@ dc_status dc_complete_feedback_inputs(dc_model *m, float *x, const float *masks,
  * pass passes[i] + 1 exactly as dc_complete_feedback_inputs computes it at code noise std
  * 0, but nothing is read back: each pass runs forward (eval mode, draws from
  * dc_seed_mix(seed, p)) and replaces, on the device, the hidden pixels of the items still
- * being fed back by the pass's output (select_planes). masks: one plane per item. Leaves the
+ * being fed back by the pass's output (select_planes, reading one uploaded plane per item:
+ * its pass count where hidden). masks: one plane per item. Leaves the
  * graph in eval mode; x on the host is not updated (dc_graph_read reads the new x). */
 dc_status dc_complete_feedback_device(dc_model *m, const float *masks, const int *passes,
                                       uint64_t seed, dc_error *err);

@@ -234,7 +234,8 @@ typedef struct dc_model {
                    * dc_model_set_hole, dc_model_set_batch) */
     int decoder_only;
     int training; /* built by dc_model_create_training (complete: with the unrolled passes) */
-    /* complete's self-feedback on the device: each pass's mask planes (freed with the model) */
+    /* complete's self-feedback on the device: each item's pass count where hidden, one
+     * plane per item (freed with the model) */
     dc_buffer *feedback_planes;
     size_t feedback_planes_bytes;
 } dc_model;

@@ -177,8 +177,8 @@ dc_status dc_cl_prim_div_filtered(dc_backend *be, dc_ptr y, dc_ptr x1, dc_ptr x2
                         KFLOAT(eps), KFLOAT(threshold));
 }
 
-dc_status dc_cl_prim_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr a, dc_ptr b,
-                                   dc_ptr y, int n, int c, int hw) {
+dc_status dc_cl_prim_select_planes(dc_backend *be, int dir, dc_ptr mask, float threshold, dc_ptr a,
+                                   dc_ptr b, dc_ptr y, int n, int c, int hw) {
     if (dir < 0 || dir > 1 || n < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "OpenCL select_planes: dir %d, [%d, %d, %d]",
                             dir, n, c, hw);
@@ -191,6 +191,7 @@ dc_status dc_cl_prim_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr 
     const size_t planes = (size_t)n * hw;
     const size_t rd = dir == 0 ? total + planes : 2 * total + planes, wr = total;
     return LAUNCH_ITEMS(be, DC_K_select_planes, total, rd, wr, KINT(dir), KPTR(mask),
+                        KFLOAT(threshold),
                         KPTR(a.buf ? a : y), KINT(a.buf != NULL), KPTR(b.buf ? b : y),
                         KINT(b.buf != NULL), KPTR(y), KUINT(total), KINT(c), KINT(hw));
 }

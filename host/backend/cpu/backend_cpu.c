@@ -148,8 +148,8 @@ dc_status dc_cpu_div_filtered(dc_backend *be, dc_ptr y, dc_ptr a, dc_ptr b, size
     return DC_OK;
 }
 
-dc_status dc_cpu_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr a, dc_ptr b, dc_ptr y,
-                               int n, int c, int hw) {
+dc_status dc_cpu_select_planes(dc_backend *be, int dir, dc_ptr mask, float threshold, dc_ptr a,
+                               dc_ptr b, dc_ptr y, int n, int c, int hw) {
     if (dir < 0 || dir > 1 || n < 0 || c < 0 || hw < 0)
         return dc_set_error(&be->err, DC_ERR_ARG, "cpu select_planes: dir %d, [%d, %d, %d]", dir,
                             n, c, hw);
@@ -163,15 +163,15 @@ dc_status dc_cpu_select_planes(dc_backend *be, int dir, dc_ptr mask, dc_ptr a, d
             const float *m = pm + (size_t)i * hw;
             const size_t o = ((size_t)i * c + ch) * hw;
             if (dir == 0) {
-                for (int p = 0; p < hw; p++) py[o + p] = m[p] > 0.5f ? pa[o + p] : pb[o + p];
+                for (int p = 0; p < hw; p++) py[o + p] = m[p] > threshold ? pa[o + p] : pb[o + p];
                 continue;
             }
             if (pa)
                 for (int p = 0; p < hw; p++)
-                    if (m[p] > 0.5f) pa[o + p] += py[o + p];
+                    if (m[p] > threshold) pa[o + p] += py[o + p];
             if (pb)
                 for (int p = 0; p < hw; p++)
-                    if (!(m[p] > 0.5f)) pb[o + p] += py[o + p];
+                    if (!(m[p] > threshold)) pb[o + p] += py[o + p];
         }
     return DC_OK;
 }
