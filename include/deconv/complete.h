@@ -1,8 +1,10 @@
 /* Completion passes of the complete model (host/models/complete.c).
  * `deconv complete --passes k` and the evaluation's refinement figure run pass 1 on the
  * masked image and feed each completion back: the next input keeps the visible pixels and
- * takes the completion where the mask hides. Training's self-feedback builds its inputs with
- * the same functions, so a fed-back training input is exactly what inference feeds. */
+ * takes the completion where the mask hides. Training's self-feedback builds the same inputs
+ * on the device (dc_complete_feedback_device, held bit for bit to the host-side
+ * dc_complete_feedback_inputs by the tests), so a fed-back training input is exactly what
+ * inference feeds. */
 #ifndef DECONV_COMPLETE_H
 #define DECONV_COMPLETE_H
 
