@@ -907,8 +907,7 @@ static dc_status train_step(dc_trainer *t, int first, int count, dc_ptr acc_loss
     dc_graph_set_seed(m->g, draw_seed);
     dc_status s;
     /* self-feedback (complete): the batch's inputs replaced on the device, no read-back */
-    if (m->spec.feedback > 0 && (s = dc_complete_self_feedback(m, t->batch.mask, draw_seed, err)) != DC_OK)
-        return s;
+    if ((s = dc_complete_self_feedback(m, t->batch.mask, draw_seed, err)) != DC_OK) return s;
     DC_TRY(dc_dist_backward_begin(t->cfg.dist, m, err)); /* buckets start during backward */
     if ((s = dc_graph_forward(m->g, -1)) != DC_OK ||
         (s = dc_params_zero_grad(m->params)) != DC_OK ||

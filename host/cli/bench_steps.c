@@ -108,7 +108,7 @@ dc_status bench_train_step(dc_model *m, dc_optim *opt, const dc_batch *b, uint64
     }
     dc_graph_set_seed(m->g, seed);
     /* complete-default: train's self-feedback passes (on the device) */
-    if (m->spec.feedback > 0 && (s = dc_complete_self_feedback(m, b->mask, seed, &err))) {
+    if ((s = dc_complete_self_feedback(m, b->mask, seed, &err))) {
         snprintf(msg, cap, "self-feedback: %s", err.msg);
         return s;
     }

@@ -252,8 +252,9 @@ dc_status dc_complete_feedback_device(dc_model *m, const float *masks, const int
 
 dc_status dc_complete_self_feedback(dc_model *m, const float *masks, uint64_t seed,
                                     dc_error *err) {
-    if (!m || !masks) return dc_set_error(err, DC_ERR_ARG, "self-feedback: a NULL argument");
-    if (!(m->spec.feedback > 0)) return DC_OK;
+    if (!m) return dc_set_error(err, DC_ERR_ARG, "self-feedback: a NULL model");
+    if (!(m->spec.feedback > 0)) return DC_OK; /* every kind but complete, and --feedback 0 */
+    if (!masks) return dc_set_error(err, DC_ERR_ARG, "self-feedback: no masks");
     int *passes = malloc(sizeof(int) * (size_t)m->batch);
     if (!passes) return dc_set_error(err, DC_ERR_OOM, "self-feedback: out of memory");
     dc_rng rng;
